@@ -1,0 +1,384 @@
+"""Training, fine-tuning and evaluation of (masked) classifiers.
+
+A split is anything with ``.x`` (float images, NCHW) and ``.y`` (integer labels) tensors, such
+as :class:`masksearch.data.Split`; a mask is anything with ``.tensors`` mapping parameter names
+to boolean tensors, such as :class:`masksearch.mask.Mask`.
+
+Training is deterministic on CPU for a given ``seed``: mini-batches are shuffled with a private
+``torch.Generator`` and the global RNG is never touched.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from masksearch.mask import Mask
+
+__all__ = ["Evaluation", "evaluate", "finetune", "resolve_device", "train"]
+
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+class _SplitLike(Protocol):
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def resolve_device(device: str | torch.device = "cpu") -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device`` into a device.
+
+    ``"auto"`` picks CUDA when a GPU is visible and the CPU otherwise.
+    """
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
+        ) from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {device!r} was asked for but no CUDA device is visible; "
+                "use device='cpu' or device='auto'"
+            )
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) "
+                "are visible; use 'cuda' or 'auto'"
+            )
+    elif resolved.type not in ("cpu", "mps"):
+        raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    return resolved
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy and mean cross-entropy of a model on ``n`` samples."""
+
+    accuracy: float
+    loss: float
+    n: int
+
+    @property
+    def error(self) -> float:
+        return 1.0 - self.accuracy
+
+
+def evaluate(
+    model: nn.Module,
+    split: _SplitLike,
+    *,
+    batch_size: int = 1024,
+    device: str | torch.device = "cpu",
+) -> Evaluation:
+    """Accuracy and mean cross-entropy of ``model`` on ``split`` (eval mode, no gradients).
+
+    The model is moved to ``device``; its train/eval mode is restored afterwards.
+    """
+    _check_positive_int("batch_size", batch_size)
+    x, y = _check_split(split)
+    target = resolve_device(device)
+    model.to(target)
+    was_training = model.training
+    model.eval()
+    total_loss = 0.0
+    correct = 0
+    try:
+        with torch.no_grad():
+            _check_fits(model, x, y, target)
+            for start in range(0, len(x), batch_size):
+                inputs = _as_model_input(x[start : start + batch_size], model, target)
+                labels = y[start : start + batch_size].to(target)
+                logits = model(inputs)
+                total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+                correct += int((logits.argmax(dim=1) == labels).sum())
+    finally:
+        model.train(was_training)
+    return Evaluation(accuracy=correct / len(x), loss=total_loss / len(x), n=len(x))
+
+
+def train(
+    model: nn.Module,
+    split: _SplitLike,
+    *,
+    epochs: int,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    optimizer: str = "sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    mask: Mask | None = None,
+    lr_schedule: str = "constant",
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` in place with mini-batch cross-entropy; return the per-epoch log.
+
+    ``optimizer`` is ``"sgd"`` (with ``momentum``, no Nesterov) or ``"adam"``; ``lr_schedule``
+    is ``"constant"`` or ``"cosine"`` (per step, from ``lr`` down to 0). The model is moved to
+    ``device``. With a ``mask`` the pruned weights are zeroed first and stay exactly 0.0 (see
+    :func:`finetune`). Each log entry (also passed to ``progress``) holds ``epoch`` (from 1),
+    ``loss`` (mean training loss of the epoch), ``lr`` (at the epoch's first step) and
+    ``seconds``.
+    """
+    _check_positive_int("epochs", epochs)
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_float("lr", lr)
+    _check_non_negative_float("momentum", momentum)
+    _check_non_negative_float("weight_decay", weight_decay)
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown lr_schedule {lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    x, y = _check_split(split)
+    _check_finite_weights(model)
+    target = resolve_device(device)
+    model.to(target)
+    pruned = _pruned_entries(model, mask, target)
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        _check_fits(model, x, y, target)
+    model.train()
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=False
+        )
+    else:
+        opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    _zero_pruned(pruned)
+
+    # the whole split goes to the device once rather than batch by batch
+    x = _as_model_input(x, model, target)
+    y = y.to(target)
+    generator = torch.Generator().manual_seed(seed)
+    n = len(x)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = epochs * steps_per_epoch
+    step = 0
+    log: list[dict[str, Any]] = []
+    try:
+        for epoch in range(1, epochs + 1):
+            started = time.perf_counter()
+            epoch_lr = _lr_at(lr, lr_schedule, step, total_steps)
+            order = torch.randperm(n, generator=generator).to(target)
+            loss_sum = torch.zeros((), device=target)
+            for start in range(0, n, batch_size):
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(lr, lr_schedule, step, total_steps)
+                index = order[start : start + batch_size]
+                inputs, labels = x[index], y[index]
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(inputs), labels)
+                loss.backward()
+                _zero_pruned_grads(pruned)
+                opt.step()
+                _zero_pruned(pruned)
+                loss_sum += loss.detach() * len(index)
+                step += 1
+            entry = {
+                "epoch": epoch,
+                "loss": float(loss_sum) / n,
+                "lr": epoch_lr,
+                "seconds": time.perf_counter() - started,
+            }
+            log.append(entry)
+            if progress is not None:
+                progress(dict(entry))
+    finally:
+        model.train(was_training)
+    return log
+
+
+def finetune(
+    model: nn.Module,
+    mask: Mask,
+    split: _SplitLike,
+    *,
+    epochs: int,
+    lr: float = 0.01,
+    batch_size: int = 128,
+    optimizer: str = "sgd",
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    lr_schedule: str = "constant",
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train the weights ``mask`` keeps; every pruned weight stays exactly 0.0.
+
+    The mask is applied before training, the gradients of pruned entries are zeroed before each
+    optimizer step and the pruned weights are zeroed again after it, so neither momentum, weight
+    decay nor Adam's running moments can bring them back. Arguments as in :func:`train`.
+    """
+    if mask is None:
+        raise ValueError("finetune needs a mask; use train() to train without one")
+    return train(
+        model,
+        split,
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        seed=seed,
+        device=device,
+        mask=mask,
+        lr_schedule=lr_schedule,
+        progress=progress,
+    )
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _lr_at(base_lr: float, schedule: str, step: int, total_steps: int) -> float:
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    return base_lr
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+
+
+def _check_positive_float(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+
+
+def _check_non_negative_float(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+
+
+def _check_split(split: _SplitLike) -> tuple[torch.Tensor, torch.Tensor]:
+    x = getattr(split, "x", None)
+    y = getattr(split, "y", None)
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(
+            f"expected a split with tensors .x (images) and .y (labels), such as "
+            f"masksearch.data.Split; got {type(split).__name__}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"split.x must hold floating-point images, got dtype {x.dtype}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
+        raise TypeError(f"split.y must hold integer class labels, got dtype {y.dtype}")
+    if y.dim() != 1 or len(x) != len(y):
+        raise ValueError(
+            f"split.x has {len(x)} samples but split.y has shape {tuple(y.shape)}; "
+            "they need one label per image"
+        )
+    if len(x) == 0:
+        raise ValueError("the split is empty; it needs at least one sample")
+    return x, y.long()
+
+
+def _as_model_input(x: torch.Tensor, model: nn.Module, device: torch.device) -> torch.Tensor:
+    reference = next(model.parameters(), None)
+    dtype = reference.dtype if reference is not None else x.dtype
+    return x.to(device=device, dtype=dtype)
+
+
+def _check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> None:
+    # One sample through the model turns torch's deep shape error into a message that names
+    # the data's shape; the caller has already switched to eval mode and disabled gradients.
+    try:
+        logits = model(_as_model_input(x[:1], model, device))
+    except RuntimeError as error:
+        raise ValueError(
+            f"data of shape {tuple(x.shape[1:])} (per sample) does not fit the model "
+            f"{type(model).__name__}: {error}"
+        ) from None
+    if logits.dim() != 2:
+        raise ValueError(
+            f"the model returns outputs of shape {tuple(logits.shape)} for one sample; a "
+            "classifier must return (batch, num_classes) logits"
+        )
+    n_classes = logits.shape[1]
+    top_label = int(y.max())
+    if int(y.min()) < 0 or top_label >= n_classes:
+        raise ValueError(
+            f"labels range over [{int(y.min())}, {top_label}] but the model has {n_classes} "
+            f"outputs; build the model with num_classes >= {top_label + 1}"
+        )
+
+
+def _check_finite_weights(model: nn.Module) -> None:
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param.detach()).all():
+            raise ValueError(
+                f"parameter {name!r} contains NaN or inf values; training cannot recover it. "
+                "Rebuild or reload the model's weights."
+            )
+
+
+def _pruned_entries(
+    model: nn.Module, mask: Mask | None, device: torch.device
+) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    """(parameter, bool tensor that is True where pruned) for each masked parameter."""
+    if mask is None:
+        return []
+    tensors = getattr(mask, "tensors", None)
+    if not isinstance(tensors, Mapping):
+        raise TypeError(
+            f"mask must be a masksearch.mask.Mask (with .tensors), got {type(mask).__name__}"
+        )
+    params = dict(model.named_parameters())
+    pairs = []
+    for name, keep in tensors.items():
+        if name not in params:
+            raise ValueError(
+                f"mask names parameter {name!r}, which the model does not have; "
+                f"the model's parameters are {sorted(params)}"
+            )
+        param = params[name]
+        if tuple(keep.shape) != tuple(param.shape):
+            raise ValueError(
+                f"mask for {name!r} has shape {tuple(keep.shape)} but the parameter has shape "
+                f"{tuple(param.shape)}; build the mask from this model"
+            )
+        if keep.dtype != torch.bool:
+            raise TypeError(f"mask for {name!r} must be a bool tensor, got dtype {keep.dtype}")
+        pairs.append((param, ~keep.to(device)))
+    return pairs
+
+
+def _zero_pruned_grads(pruned: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+    for param, is_pruned in pruned:
+        if param.grad is not None:
+            param.grad.masked_fill_(is_pruned, 0.0)
+
+
+def _zero_pruned(pruned: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+    # masked_fill_ writes +0.0 exactly (multiplying by the mask would give -0.0 for negatives)
+    with torch.no_grad():
+        for param, is_pruned in pruned:
+            param.masked_fill_(is_pruned, 0.0)

@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from masksearch import models, training
+
+
+@dataclass(frozen=True)
+class _Split:
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class _Mask:
+    tensors: dict[str, torch.Tensor]
+
+
+def _blobs(n: int = 400, seed: int = 0) -> _Split:
+    """Digits-shaped (N,1,8,8) data whose class shifts the image mean: learnable, not trivial."""
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=generator)
+    centers = torch.randn(10, 1, 8, 8, generator=generator)
+    x = centers[y] + 1.5 * torch.randn(n, 1, 8, 8, generator=generator)
+    return _Split(x, y)
+
+
+def _random_mask(model: nn.Module, density: float, seed: int = 0) -> _Mask:
+    generator = torch.Generator().manual_seed(seed)
+    return _Mask(
+        {
+            name: torch.rand(p.shape, generator=generator) < density
+            for name, p in model.named_parameters()
+            if name.endswith("weight")
+        }
+    )
+
+
+def test_evaluate_matches_a_hand_computation():
+    split = _blobs(250)
+    model = models.digits_mlp(seed=1)
+    result = training.evaluate(model, split, batch_size=64)  # several batches + a ragged one
+    with torch.no_grad():
+        logits = model(split.x)
+    expected_accuracy = int((logits.argmax(1) == split.y).sum()) / len(split.y)
+    expected_loss = F.cross_entropy(logits, split.y).item()
+    assert result.n == 250
+    assert result.accuracy == expected_accuracy
+    assert result.loss == pytest.approx(expected_loss, rel=1e-5)
+    assert result.error == pytest.approx(1 - expected_accuracy)
+
+
+def test_evaluate_uses_eval_mode_and_restores_the_mode():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Dropout(0.9))
+    split = _blobs(100)
+    model.train()
+    first = training.evaluate(model, split)
+    second = training.evaluate(model, split)
+    assert first == second  # dropout off: deterministic
+    assert model.training
+
+
+def test_train_reduces_loss_and_logs_every_epoch():
+    split = _blobs()
+    model = models.digits_mlp(seed=0)
+    before = training.evaluate(model, split).loss
+    seen: list[dict] = []
+    log = training.train(model, split, epochs=3, lr=0.05, progress=seen.append)
+    after = training.evaluate(model, split).loss
+    assert after < 0.5 * before
+    assert [entry["epoch"] for entry in log] == [1, 2, 3]
+    assert seen == log
+    assert set(log[0]) == {"epoch", "loss", "lr", "seconds"}
+    assert log[-1]["loss"] < log[0]["loss"]
+
+
+def test_cosine_schedule_decays_the_learning_rate():
+    log = training.train(
+        models.digits_mlp(seed=0), _blobs(), epochs=4, lr=0.1, lr_schedule="cosine"
+    )
+    lrs = [entry["lr"] for entry in log]
+    assert lrs[0] == pytest.approx(0.1)
+    assert lrs[2] == pytest.approx(0.05)  # halfway through a cosine from 0.1 to 0
+    assert lrs == sorted(lrs, reverse=True)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_same_seed_gives_identical_weights(optimizer):
+    split = _blobs()
+
+    def run(seed: int) -> dict[str, torch.Tensor]:
+        model = models.digits_mlp(seed=0)
+        training.train(model, split, epochs=2, lr=0.01, optimizer=optimizer, seed=seed)
+        return model.state_dict()
+
+    state = torch.get_rng_state()
+    first, second, other = run(7), run(7), run(8)
+    assert torch.equal(torch.get_rng_state(), state)  # global RNG untouched
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["fc1.weight"], other["fc1.weight"])
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "lr"),
+    [("sgd", 0.05), ("adam", 0.01)],
+)
+def test_finetune_keeps_pruned_weights_exactly_zero(optimizer, lr):
+    split = _blobs()
+    model = models.digits_mlp(seed=0)
+    mask = _random_mask(model, density=0.05)
+    after_each_epoch: list[bool] = []
+
+    def check(_: dict) -> None:
+        params = dict(model.named_parameters())
+        after_each_epoch.append(all((params[n][~m] == 0).all() for n, m in mask.tensors.items()))
+
+    before = training.evaluate(model, split).loss
+    training.finetune(
+        model,
+        mask,
+        split,
+        epochs=3,
+        lr=lr,
+        optimizer=optimizer,
+        momentum=0.9,
+        weight_decay=1e-3,
+        progress=check,
+    )
+    params = dict(model.named_parameters())
+    for name, keep in mask.tensors.items():
+        weight = params[name].detach()
+        assert (weight[~keep] == 0).all(), name
+        assert not torch.signbit(weight[~keep]).any(), name  # +0.0, never -0.0
+        assert torch.count_nonzero(weight[keep]) == keep.sum(), name  # survivors still train
+    assert after_each_epoch == [True, True, True]
+    assert training.evaluate(model, split).loss < before
+
+
+def test_train_with_mask_zeroes_pruned_weights_first():
+    model = models.digits_mlp(seed=0)
+    mask = _random_mask(model, density=0.5)
+    training.train(model, _blobs(64), epochs=1, lr=0.01, batch_size=64, mask=mask)
+    assert (model.fc1.weight[~mask.tensors["fc1.weight"]] == 0).all()
+
+
+def test_finetune_requires_a_mask():
+    with pytest.raises(ValueError, match="finetune needs a mask"):
+        training.finetune(models.digits_mlp(), None, _blobs(), epochs=1)
+
+
+@pytest.mark.parametrize("epochs", [0, -2])
+def test_epochs_must_be_positive(epochs):
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        training.train(models.digits_mlp(), _blobs(), epochs=epochs)
+
+
+def test_mask_with_wrong_shape_names_the_parameter():
+    model = models.digits_mlp()
+    mask = _Mask({"fc2.weight": torch.ones(3, 3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"mask for 'fc2.weight' has shape \(3, 3\).*\(64, 128\)"):
+        training.finetune(model, mask, _blobs(), epochs=1)
+
+
+def test_mask_with_unknown_name_lists_parameters():
+    mask = _Mask({"fc9.weight": torch.ones(3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"'fc9.weight'.*fc1.bias"):
+        training.finetune(models.digits_mlp(), mask, _blobs(), epochs=1)
+
+
+def test_nan_weight_names_the_parameter():
+    model = models.digits_mlp()
+    with torch.no_grad():
+        model.fc2.weight[3, 5] = float("nan")
+    with pytest.raises(ValueError, match=r"parameter 'fc2.weight' contains NaN"):
+        training.train(model, _blobs(), epochs=1)
+
+
+def test_data_that_does_not_fit_the_model_names_its_shape():
+    digits_like = _blobs(32)
+    with pytest.raises(ValueError, match=r"data of shape \(1, 8, 8\).*does not fit the model"):
+        training.train(models.lenet300(), digits_like, epochs=1)
+    with pytest.raises(ValueError, match=r"data of shape \(1, 8, 8\).*does not fit the model"):
+        training.evaluate(models.lenet300(), digits_like)
+
+
+def test_labels_beyond_the_model_outputs_are_rejected():
+    split = _blobs(32)
+    with pytest.raises(ValueError, match=r"labels range over \[0, 9\].*3 outputs"):
+        training.train(models.digits_mlp(num_classes=3), split, epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
+        ({"lr_schedule": "step"}, "unknown lr_schedule 'step'"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+    ],
+)
+def test_bad_training_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        training.train(models.digits_mlp(), _blobs(), epochs=1, **kwargs)
+
+
+def test_split_without_tensors_is_a_type_error():
+    with pytest.raises(TypeError, match=r"\.x \(images\) and \.y \(labels\)"):
+        training.evaluate(models.digits_mlp(), (torch.zeros(2, 64), torch.zeros(2)))
+
+
+def test_resolve_device():
+    assert training.resolve_device("cpu") == torch.device("cpu")
+    assert training.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert training.resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="unknown device 'tpu0'"):
+        training.resolve_device("tpu0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_gpu_says_what_to_use():
+    with pytest.raises(
+        ValueError, match=r"no CUDA device is visible; use device='cpu' or device='auto'"
+    ):
+        training.resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_finetune_on_gpu_keeps_pruned_weights_zero():
+    model = models.digits_mlp(seed=0)
+    mask = _random_mask(model, density=0.1)
+    training.finetune(model, mask, _blobs(), epochs=1, optimizer="adam", lr=0.01, device="cuda")
+    assert model.fc1.weight.device.type == "cuda"
+    assert (model.fc1.weight.cpu()[~mask.tensors["fc1.weight"]] == 0).all()
+
+
+def test_finetune_with_a_real_magnitude_mask():
+    from masksearch.mask import Mask
+
+    split = _blobs()
+    model = models.digits_mlp(seed=0)
+    training.train(model, split, epochs=1, lr=0.05)
+    mask = Mask.magnitude(model, density=0.05)
+    training.finetune(model, mask, split, epochs=2, lr=0.05, weight_decay=1e-3)
+    params = dict(model.named_parameters())
+    kept = sum(int(torch.count_nonzero(params[n])) for n in mask.names)
+    assert kept == mask.n_kept
