@@ -89,8 +89,7 @@ class Layout:
             missing = [n for n in chosen if n not in params]
             if missing:
                 raise MaskError(
-                    f"the model has no parameter named {missing[0]!r}; "
-                    f"choose from {sorted(params)}"
+                    f"the model has no parameter named {missing[0]!r}; choose from {sorted(params)}"
                 )
         return cls(tuple(chosen), tuple(tuple(params[n].shape) for n in chosen))
 
@@ -137,7 +136,12 @@ class Mask:
     def ones(cls, model: nn.Module, names: Iterable[str] | None = None) -> Mask:
         """The dense mask (everything kept) over ``names`` or the default prunable set."""
         layout = Layout.of(model, names)
-        return cls({n: torch.ones(s, dtype=torch.bool) for n, s in zip(layout.names, layout.shapes, strict=True)})
+        return cls(
+            {
+                n: torch.ones(s, dtype=torch.bool)
+                for n, s in zip(layout.names, layout.shapes, strict=True)
+            }
+        )
 
     @classmethod
     def from_scores(
@@ -183,7 +187,9 @@ class Mask:
                 f"flat mask has {flat.numel()} entries but the layout has {layout.n_total} weights"
             )
         chunks = torch.split(flat, list(layout.sizes))
-        return cls({n: c.reshape(s) for n, c, s in zip(layout.names, chunks, layout.shapes, strict=True)})
+        return cls(
+            {n: c.reshape(s) for n, c, s in zip(layout.names, chunks, layout.shapes, strict=True)}
+        )
 
     @classmethod
     def from_pruned(cls, model: nn.Module) -> Mask:

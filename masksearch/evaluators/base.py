@@ -1,0 +1,212 @@
+"""The :class:`Evaluator` interface and what every evaluator shares.
+
+An evaluator scores a whole population of flat masks (numpy ``bool`` of shape
+``(P, layout.n_total)``, the concatenation of each prunable parameter's mask in
+:class:`~masksearch.mask.Layout` order) on one data split and returns float64 arrays
+``{"loss": mean cross-entropy, "error": 1 - accuracy}`` of shape ``(P,)``. Wrappers may add keys
+(``"fidelity"``, ``"exact"``).
+
+Evaluators never change the model they are given: they take a snapshot (a deep copy in eval
+mode, gradients off) when they are built, so later edits of the caller's model do not reach
+them either.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from masksearch.mask import Layout
+from masksearch.training import resolve_device
+
+__all__ = ["Evaluator", "ModelSnapshot", "check_masks", "empty_metrics", "split_tensors"]
+
+Metrics = dict[str, np.ndarray]
+
+
+class _SplitLike(Protocol):
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+class Evaluator(ABC):
+    """Scores a population of flat masks on one data split.
+
+    Subclasses implement :meth:`_evaluate` on already validated masks; :meth:`__call__`
+    validates, handles an empty population and counts what was evaluated
+    (``n_calls``, ``n_candidates``).
+    """
+
+    layout: Layout
+    n_calls: int = 0
+    n_candidates: int = 0
+
+    def __call__(self, masks: np.ndarray) -> Metrics:
+        """Metrics of each row of ``masks`` (bool, shape ``(P, layout.n_total)``)."""
+        masks = check_masks(masks, self.layout)
+        self.n_calls += 1
+        self.n_candidates += len(masks)
+        if len(masks) == 0:
+            return empty_metrics()
+        return self._evaluate(masks)
+
+    @abstractmethod
+    def _evaluate(self, masks: np.ndarray) -> Metrics:
+        """Metrics of a validated, non-empty population."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n_total={self.layout.n_total})"
+
+
+def check_masks(masks: Any, layout: Layout) -> np.ndarray:
+    """Return ``masks`` as a C-contiguous bool array of shape ``(P, layout.n_total)``.
+
+    Raises :class:`TypeError` for a non-array or a non-bool dtype and :class:`ValueError` for a
+    wrong shape, each naming the fix.
+    """
+    if isinstance(masks, torch.Tensor):
+        masks = masks.detach().cpu().numpy()
+    if not isinstance(masks, np.ndarray):
+        raise TypeError(
+            f"masks must be a numpy array of shape (P, {layout.n_total}) and dtype bool, "
+            f"got {type(masks).__name__}"
+        )
+    if masks.dtype != np.bool_:
+        raise TypeError(
+            f"masks must have dtype bool (True = keep), got {masks.dtype}; convert 0/1 "
+            "genomes with `masks.astype(bool)` (solvers working in floats: `masks > 0.5`)"
+        )
+    if masks.ndim != 2 or masks.shape[1] != layout.n_total:
+        hint = " (one mask: pass masks[None, :])" if masks.ndim == 1 else ""
+        raise ValueError(
+            f"masks must have shape (P, {layout.n_total}) — one flat mask per row over the "
+            f"layout's {layout.n_total} weights — got {masks.shape}{hint}; decode genomes "
+            "with the encoding first"
+        )
+    return np.ascontiguousarray(masks)
+
+
+def empty_metrics() -> Metrics:
+    return {"loss": np.zeros(0, dtype=np.float64), "error": np.zeros(0, dtype=np.float64)}
+
+
+def split_tensors(split: _SplitLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(x, y)`` tensors of a split, checked (y as int64)."""
+    x = getattr(split, "x", None)
+    y = getattr(split, "y", None)
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TypeError(
+            "split must have tensors .x (images) and .y (labels), such as "
+            f"masksearch.data.Split; got {type(split).__name__}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"split.x must hold floating-point inputs, got dtype {x.dtype}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
+        raise TypeError(f"split.y must hold integer class labels, got dtype {y.dtype}")
+    if y.dim() != 1 or len(x) != len(y):
+        raise ValueError(
+            f"split.x has {len(x)} samples but split.y has shape {tuple(y.shape)}; "
+            "they need one label per sample"
+        )
+    if len(x) == 0:
+        raise ValueError("the split is empty; an evaluator needs at least one sample")
+    return x, y.long()
+
+
+class ModelSnapshot:
+    """A private, frozen copy of a model plus the data split, on one device.
+
+    ``params`` maps every parameter and buffer name to a detached tensor; ``masked(name, mask)``
+    gives the weight with the mask applied. Picklable (for process-based parallelism).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        split: _SplitLike,
+        layout: Layout,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if not isinstance(layout, Layout):
+            raise TypeError(
+                f"layout must be a masksearch.mask.Layout (Layout.of(model)), got "
+                f"{type(layout).__name__}"
+            )
+        self.device = resolve_device(device)
+        x, y = split_tensors(split)
+        with torch.no_grad():
+            module = copy.deepcopy(model).to(self.device).eval()
+        module.requires_grad_(False)
+        self.module = module
+        named = dict(module.named_parameters())
+        for name, shape in zip(layout.names, layout.shapes, strict=True):
+            if name not in named:
+                raise ValueError(
+                    f"the layout names parameter {name!r}, which the model does not have; "
+                    "build the layout with Layout.of(model)"
+                )
+            if tuple(named[name].shape) != tuple(shape):
+                raise ValueError(
+                    f"the layout gives {name!r} shape {tuple(shape)} but the model's parameter "
+                    f"has shape {tuple(named[name].shape)}; build the layout with Layout.of(model)"
+                )
+        self.layout = layout
+        self.params: dict[str, torch.Tensor] = {
+            **{n: p.detach() for n, p in module.named_parameters()},
+            **{n: b.detach() for n, b in module.named_buffers()},
+        }
+        dtype = named[layout.names[0]].dtype
+        self.x = x.to(self.device, dtype)
+        self.y = y.to(self.device)
+        self.n_samples = len(self.y)
+        self.sizes = layout.sizes
+        self._check_fits()
+
+    def _check_fits(self) -> None:
+        try:
+            with torch.no_grad():
+                logits = self.module(self.x[:1])
+        except RuntimeError as error:
+            raise ValueError(
+                f"data of shape {tuple(self.x.shape[1:])} (per sample) does not fit the model "
+                f"{type(self.module).__name__}: {error}"
+            ) from None
+        if logits.dim() != 2:
+            raise ValueError(
+                f"the model returns outputs of shape {tuple(logits.shape)} for one sample; a "
+                "classifier must return (batch, num_classes) logits"
+            )
+        if int(self.y.min()) < 0 or int(self.y.max()) >= logits.shape[1]:
+            raise ValueError(
+                f"labels range over [{int(self.y.min())}, {int(self.y.max())}] but the model has "
+                f"{logits.shape[1]} outputs"
+            )
+
+    def mask_tensors(self, flat: np.ndarray) -> list[torch.Tensor]:
+        """One flat bool mask (numpy) as per-parameter bool tensors on the device."""
+        whole = torch.from_numpy(np.ascontiguousarray(flat)).to(self.device)
+        return [
+            chunk.view(shape)
+            for chunk, shape in zip(torch.split(whole, self.sizes), self.layout.shapes, strict=True)
+        ]
+
+    def masked_params(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
+        """All parameters and buffers, the prunable ones multiplied by the mask."""
+        params = dict(self.params)
+        for name, keep in zip(self.layout.names, self.mask_tensors(flat), strict=True):
+            params[name] = params[name] * keep
+        return params
+
+
+def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
+    """(sum of cross-entropy, number correct) of one batch of logits."""
+    loss_sum = float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+    correct = int((logits.argmax(dim=-1) == labels).sum())
+    return loss_sum, correct

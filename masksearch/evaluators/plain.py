@@ -1,0 +1,74 @@
+"""The reference evaluator: one masked forward pass per candidate.
+
+Every faster evaluator is tested against this one. It makes no assumption about the model: any
+``nn.Module`` whose prunable weights the layout names works.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from masksearch.evaluators.base import (
+    Evaluator,
+    Metrics,
+    ModelSnapshot,
+    _SplitLike,
+    metrics_from_logits,
+)
+from masksearch.mask import Layout
+
+__all__ = ["PlainEvaluator"]
+
+
+class PlainEvaluator(Evaluator):
+    """Mean cross-entropy and error of each mask, one ``functional_call`` per candidate.
+
+    The masked weights are ``weight * mask`` (exactly what :meth:`Mask.apply` produces), the
+    model runs in eval mode, and ``batch_size`` samples go through at a time (``None``: the
+    whole split at once).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        split: _SplitLike,
+        layout: Layout,
+        device: str | torch.device = "cpu",
+        batch_size: int | None = None,
+    ) -> None:
+        self.snapshot = ModelSnapshot(model, split, layout, device)
+        self.layout = layout
+        self.device = self.snapshot.device
+        self.n_samples = self.snapshot.n_samples
+        self.batch_size = _check_batch_size(batch_size, self.n_samples)
+
+    def _evaluate(self, masks: np.ndarray) -> Metrics:
+        snap = self.snapshot
+        losses = np.empty(len(masks), dtype=np.float64)
+        errors = np.empty(len(masks), dtype=np.float64)
+        with torch.no_grad():
+            for row, flat in enumerate(masks):
+                params = snap.masked_params(flat)
+                loss_sum, correct = 0.0, 0
+                for start in range(0, snap.n_samples, self.batch_size):
+                    stop = start + self.batch_size
+                    logits = functional_call(snap.module, params, (snap.x[start:stop],))
+                    batch_loss, batch_correct = metrics_from_logits(logits, snap.y[start:stop])
+                    loss_sum += batch_loss
+                    correct += batch_correct
+                losses[row] = loss_sum / snap.n_samples
+                errors[row] = 1.0 - correct / snap.n_samples
+        return {"loss": losses, "error": errors}
+
+
+def _check_batch_size(batch_size: int | None, n_samples: int) -> int:
+    if batch_size is None:
+        return n_samples
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an int or None, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1 (or None for the whole split), got {batch_size}")
+    return int(batch_size)

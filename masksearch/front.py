@@ -1,0 +1,126 @@
+"""The Pareto archive of a search: every non-dominated genome evaluated so far."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from masksearch.mask import Mask
+
+
+def non_dominated(F: np.ndarray) -> np.ndarray:
+    """Boolean index of the rows of ``F`` (minimised) that no other row dominates."""
+    F = np.asarray(F, dtype=np.float64)
+    keep = np.ones(len(F), dtype=bool)
+    for i in range(len(F)):
+        if not keep[i]:
+            continue
+        dominated_by = np.all(F[i] >= F, axis=1) & np.any(F[i] > F, axis=1)
+        if dominated_by.any():
+            keep[i] = False
+    return keep
+
+
+def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
+    """Hypervolume dominated by ``F`` up to ``reference`` (exact in 2-D, pymoo's HV beyond)."""
+    F = np.asarray(F, dtype=np.float64)
+    F = F[np.all(reference > F, axis=1)]
+    if len(F) == 0:
+        return 0.0
+    if F.shape[1] == 2:
+        points = F[non_dominated(F)]
+        points = points[np.argsort(points[:, 0])]
+        widths = np.diff(np.append(points[:, 0], reference[0]))
+        return float(np.sum(widths * (reference[1] - points[:, 1])))
+    from pymoo.indicators.hv import HV
+
+    return float(HV(ref_point=reference)(F))
+
+
+def genome_key(genome: np.ndarray) -> bytes:
+    data = np.packbits(genome) if genome.dtype == np.bool_ else np.ascontiguousarray(genome)
+    return hashlib.blake2b(data.tobytes(), digest_size=16).digest()
+
+
+class ParetoFront:
+    """Non-dominated archive with each member's genome, objectives and metrics.
+
+    Members are kept in order of the first objective, ties by the second.
+    """
+
+    def __init__(self, objectives: Sequence[str], layout, decode) -> None:
+        self.objectives = tuple(objectives)
+        self._layout = layout
+        self._decode = decode
+        self.genomes: np.ndarray | None = None
+        self.F = np.empty((0, len(self.objectives)))
+        self.metrics: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.F)
+
+    def update(self, genomes: np.ndarray, F: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
+        """Merge evaluated genomes into the archive (only feasible, exact ones belong here)."""
+        if len(genomes) == 0:
+            return
+        if self.genomes is None:
+            all_genomes, all_F = genomes, F
+            all_metrics = {k: np.asarray(v) for k, v in metrics.items()}
+        else:
+            all_genomes = np.concatenate([self.genomes, genomes])
+            all_F = np.concatenate([self.F, F])
+            all_metrics = {k: np.concatenate([self.metrics[k], metrics[k]]) for k in self.metrics}
+        seen: set[bytes] = set()
+        unique = np.zeros(len(all_F), dtype=bool)
+        for i, genome in enumerate(all_genomes):
+            key = genome_key(genome)
+            if key not in seen:
+                seen.add(key)
+                unique[i] = True
+        keep = np.flatnonzero(unique)
+        keep = keep[non_dominated(all_F[keep])]
+        order = np.lexsort(all_F[keep].T[::-1])
+        keep = keep[order]
+        self.genomes = all_genomes[keep]
+        self.F = all_F[keep]
+        self.metrics = {k: v[keep] for k, v in all_metrics.items()}
+
+    def hypervolume(self, reference: np.ndarray) -> float:
+        return hypervolume(self.F, reference)
+
+    def index(self, *, max_density: float | None = None, objective: str | None = None) -> int:
+        """Position of the member best on ``objective`` among those within ``max_density``."""
+        if len(self) == 0:
+            raise ValueError("the front is empty: the search evaluated no feasible genome")
+        objective = objective or next(
+            (o for o in ("error", "loss") if o in self.metrics), self.objectives[0]
+        )
+        if objective not in self.metrics:
+            raise ValueError(f"unknown metric {objective!r}; the front has {sorted(self.metrics)}")
+        candidates = np.arange(len(self))
+        if max_density is not None:
+            candidates = candidates[self.metrics["density"] <= max_density + 1e-12]
+            if len(candidates) == 0:
+                lowest = float(self.metrics["density"].min())
+                raise ValueError(
+                    f"no mask on the front has density <= {max_density}; the sparsest has "
+                    f"{lowest:.4f}. Raise max_density or search with that density as a target."
+                )
+        values = self.metrics[objective][candidates]
+        return int(candidates[np.argmin(values)])
+
+    def best(self, *, max_density: float | None = None, objective: str | None = None) -> Mask:
+        """The mask best on ``objective`` (default: error) with density <= ``max_density``."""
+        return self.mask(self.index(max_density=max_density, objective=objective))
+
+    def mask(self, position: int) -> Mask:
+        if self.genomes is None or not 0 <= position < len(self):
+            raise IndexError(f"the front has {len(self)} members; no member {position}")
+        flat = self._decode(self.genomes[position : position + 1])[0]
+        return Mask.from_flat(self._layout, flat)
+
+    def rows(self) -> list[dict[str, float]]:
+        """One dict of metrics per member, for tables and JSON."""
+        return [{k: float(v[i]) for k, v in self.metrics.items()} for i in range(len(self))]

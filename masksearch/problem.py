@@ -1,0 +1,206 @@
+"""A pruning problem: which genomes exist (the encoding), how they score (the evaluator), and
+what is minimised (the objectives)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from masksearch.data import Dataset, Split
+from masksearch.encodings import Encoding, make_encoding
+from masksearch.evaluators import Evaluator, make_evaluator
+from masksearch.mask import Layout, Mask, check_density, check_finite, prunable_parameters
+
+OBJECTIVES = ("error", "loss", "density", "flops")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one population scored: objective matrix, named metrics, constraint violation."""
+
+    F: np.ndarray  # (P, n_obj), minimised
+    metrics: dict[str, np.ndarray]  # each (P,)
+    violation: np.ndarray  # (P,) >= 0; 0 = feasible
+
+
+class PruningProblem:
+    """A model, the data its masks are judged on, a genome encoding and the objectives.
+
+    ``objectives`` are minimised and chosen from ``error`` (1 - accuracy), ``loss`` (mean
+    cross-entropy), ``density`` (kept / prunable weights) and ``flops`` (kept / prunable
+    multiply-accumulates of one forward pass). ``max_density`` and ``min_accuracy`` are
+    constraints. ``densities`` are the densities the problem targets: the magnitude masks at
+    those densities seed every search, so a search never ends worse than magnitude there.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Split | Dataset,
+        *,
+        encoding: str | Encoding = "weights",
+        objectives: Sequence[str] = ("error", "density"),
+        max_density: float | None = None,
+        min_accuracy: float | None = None,
+        evaluator: str | Evaluator = "auto",
+        densities: Sequence[float] = (0.05, 0.02, 0.01),
+        device: str = "cpu",
+        name: str = "custom",
+        test_data: Split | None = None,
+        encoding_options: dict | None = None,
+    ) -> None:
+        split = data.val if isinstance(data, Dataset) else data
+        if test_data is None and isinstance(data, Dataset):
+            test_data = data.test
+        if not hasattr(split, "x") or not hasattr(split, "y"):
+            raise TypeError(
+                f"data must be a masksearch Dataset or Split (x, y tensors), got {type(data).__name__}"
+            )
+        if len(split) == 0:
+            raise ValueError("the validation data is empty; masks need samples to be judged on")
+        objectives = tuple(objectives)
+        unknown = [o for o in objectives if o not in OBJECTIVES]
+        if unknown or not objectives:
+            raise ValueError(
+                f"unknown objective {unknown[0] if unknown else '(none given)'!r}; "
+                f"choose from {OBJECTIVES}"
+            )
+        if len(set(objectives)) != len(objectives):
+            raise ValueError(f"objectives repeat a name: {objectives}")
+        self.densities = tuple(check_density(d) for d in densities)
+        self.max_density = None if max_density is None else check_density(max_density)
+        if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
+            raise ValueError(f"min_accuracy must be in [0, 1], got {min_accuracy}")
+        self.min_accuracy = min_accuracy
+        prunable_parameters(model)  # a model with nothing to prune fails here, readably
+        check_finite(model)
+        _check_fits(model, split)
+
+        self.name = name
+        self.model = model.eval()
+        self.data = split
+        self.test_data = test_data
+        self.objectives = objectives
+        self.device = device
+        if isinstance(encoding, str):
+            self.encoding = make_encoding(encoding, model, **(encoding_options or {}))
+        else:
+            self.encoding = encoding
+        self.layout: Layout = self.encoding.layout
+        if isinstance(evaluator, str):
+            self.evaluator = make_evaluator(
+                model, split, self.layout, kind=evaluator, device=device
+            )
+        else:
+            self.evaluator = evaluator
+        self.flops_per_weight = weight_flops(model, self.layout, split.x[:1])
+
+    # -- what a solver needs -------------------------------------------------------------
+    @property
+    def n_genes(self) -> int:
+        return self.encoding.n_genes
+
+    @property
+    def n_obj(self) -> int:
+        return len(self.objectives)
+
+    @property
+    def reference_point(self) -> np.ndarray:
+        """Hypervolume reference: the worst value of each (bounded) objective."""
+        worst = {"error": 1.0, "density": 1.0, "flops": 1.0, "loss": 10.0}
+        return np.array([worst[o] for o in self.objectives])
+
+    def magnitude_genomes(self) -> np.ndarray:
+        """Genomes of the global magnitude masks at the problem's target densities."""
+        return self.encoding.magnitude(self.densities)
+
+    # -- evaluation --------------------------------------------------------------------
+    def evaluate(self, genomes: np.ndarray) -> Evaluation:
+        genomes = self.encoding.validate(genomes)
+        if len(genomes) == 0:
+            raise ValueError(
+                "the solver asked for an empty population; ask() must return >= 1 genome"
+            )
+        masks = self.encoding.decode(genomes)
+        metrics = {k: np.asarray(v, dtype=np.float64) for k, v in self.evaluator(masks).items()}
+        kept = masks.sum(axis=1)
+        metrics["density"] = kept / self.layout.n_total
+        metrics["flops"] = (masks @ self.flops_per_weight) / self.flops_per_weight.sum()
+        metrics["accuracy"] = 1.0 - metrics["error"]
+        F = np.stack([metrics[o] for o in self.objectives], axis=1)
+        violation = np.zeros(len(genomes))
+        if self.max_density is not None:
+            violation += np.maximum(0.0, metrics["density"] - self.max_density)
+        if self.min_accuracy is not None:
+            violation += np.maximum(0.0, self.min_accuracy - metrics["accuracy"])
+        return Evaluation(F=F, metrics=metrics, violation=violation)
+
+    def mask(self, genome: np.ndarray) -> Mask:
+        """The :class:`Mask` a genome stands for."""
+        flat = self.encoding.decode(self.encoding.validate(genome))[0]
+        return Mask.from_flat(self.layout, flat)
+
+    def __repr__(self) -> str:
+        return (
+            f"PruningProblem({self.name!r}, encoding={self.encoding.name!r}, "
+            f"n_genes={self.n_genes}, objectives={self.objectives})"
+        )
+
+
+def weight_flops(model: nn.Module, layout: Layout, sample: torch.Tensor) -> np.ndarray:
+    """Multiply-accumulates each prunable weight costs in one forward pass of one sample."""
+    params = dict(model.named_parameters())
+    owners = {id(params[n]): n for n in layout.names}
+    per_weight: dict[str, float] = {}
+    hooks = []
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        if weight is None or id(weight) not in owners:
+            continue
+
+        hooks.append(module.register_forward_hook(_flops_recorder(per_weight, owners[id(weight)])))
+    try:
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            model(sample.to(device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return np.concatenate(
+        [
+            np.full(size, per_weight.get(name, 1.0))
+            for name, size in zip(layout.names, layout.sizes, strict=True)
+        ]
+    )
+
+
+def _flops_recorder(per_weight: dict[str, float], name: str) -> Callable[..., None]:
+    def record(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        # a conv weight is used once per output position; a linear weight once per sample
+        per_weight[name] = float(output[0].numel() // output.shape[1]) if output.dim() > 2 else 1.0
+
+    return record
+
+
+def _check_fits(model: nn.Module, split: Split) -> None:
+    """Fail early, and readably, when the data does not fit the model."""
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            out = model.eval()(split.x[:2].to(device))
+    except RuntimeError as error:
+        raise ValueError(
+            f"data of shape {tuple(split.x.shape[1:])} per sample does not fit the model: "
+            f"{str(error).splitlines()[0]}. Use the dataset the model was built for."
+        ) from None
+    n_classes = out.shape[-1]
+    labels_max = int(split.y.max())
+    if labels_max >= n_classes:
+        raise ValueError(
+            f"labels go up to {labels_max} but the model has only {n_classes} outputs; "
+            "the data does not belong to this model"
+        )

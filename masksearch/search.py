@@ -1,0 +1,227 @@
+"""The one search loop: ask → evaluate → tell → archive → callbacks → checkpoint.
+
+.. code-block:: text
+
+    solver.setup(n_genes, n_obj, rng, operators=encoding, initial=magnitude genomes)
+    while evaluations < budget and time < time_limit:
+        genomes = solver.ask()                # the solver never sees the model
+        F, metrics, violation = problem.evaluate(genomes)
+        solver.tell(genomes, F, violation)
+        front.update(feasible, exact members)  # archive over *all* evaluated genomes
+        history.append(record); callbacks(record); checkpoint
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from masksearch.front import ParetoFront
+from masksearch.io import atomic_write
+from masksearch.problem import PruningProblem
+
+Callback = Callable[[dict[str, Any]], object]
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read, or belongs to a different search."""
+
+
+@dataclass
+class Result:
+    """What a search returns: the Pareto front, per-generation history and the budget used."""
+
+    front: ParetoFront
+    history: list[dict[str, Any]] = field(default_factory=list)
+    n_evals: int = 0
+    seed: int = 0
+    wall_time: float = 0.0
+    stopped: str = "budget"  # budget | time | solver | interrupted
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.n_evals} evaluations in {self.wall_time:.1f} s, "
+            f"{len(self.front)} masks on the front (stopped: {self.stopped})"
+        ]
+        for row in self.front.rows():
+            lines.append(
+                "  density {density:.4f}  error {error:.4f}  loss {loss:.4f}".format(**row)
+            )
+        return "\n".join(lines)
+
+
+def search(
+    problem: PruningProblem,
+    solver: Any,
+    *,
+    budget: int | None = 1000,
+    time_limit: float | None = None,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    fingerprint: dict[str, Any] | None = None,
+) -> Result:
+    """Run ``solver`` on ``problem`` until ``budget`` evaluations or ``time_limit`` seconds.
+
+    The budget is checked between generations, so the last generation may overshoot it by
+    less than one population. ``checkpoint`` names a file written atomically after every
+    generation; with ``resume=True`` the search continues from it and reaches the same front
+    as an uninterrupted run with the same seed (on the CPU). ``fingerprint`` (any picklable
+    description of the run) must match on resume, so a checkpoint of another search is refused.
+    """
+    if budget is None and time_limit is None:
+        raise ValueError("give a budget (evaluations) or a time_limit (seconds), or both")
+    if budget is not None and budget < 1:
+        raise ValueError(f"budget must be >= 1 evaluation, got {budget}")
+    fingerprint = {
+        "problem": problem.name,
+        "n_genes": problem.n_genes,
+        "objectives": problem.objectives,
+        "encoding": problem.encoding.name,
+        "solver": type(solver).__name__,
+        "seed": seed,
+        **(fingerprint or {}),
+    }
+    path = Path(checkpoint) if checkpoint is not None else None
+
+    if resume and path is not None and path.exists():
+        state = load_checkpoint(path, fingerprint)
+        solver, front, history = state["solver"], state["front"], state["history"]
+        n_evals, elapsed = state["n_evals"], state["elapsed"]
+        _restore_cache(problem, state.get("cache"))
+    else:
+        rng = np.random.default_rng(seed)
+        solver.setup(
+            problem.n_genes,
+            problem.n_obj,
+            rng,
+            operators=problem.encoding,
+            initial=problem.magnitude_genomes(),
+        )
+        front = ParetoFront(problem.objectives, problem.layout, problem.encoding.decode)
+        history, n_evals, elapsed = [], 0, 0.0
+
+    started = time.perf_counter() - elapsed
+    stopped = "budget"
+    reference = problem.reference_point
+    try:
+        while True:
+            if budget is not None and n_evals >= budget:
+                stopped = "budget"
+                break
+            if time_limit is not None and time.perf_counter() - started >= time_limit:
+                stopped = "time"
+                break
+            if getattr(solver, "done", False):
+                stopped = "solver"
+                break
+            genomes = problem.encoding.validate(solver.ask())
+            evaluation = problem.evaluate(genomes)
+            solver.tell(genomes, evaluation.F, evaluation.violation)
+            exact = np.asarray(evaluation.metrics.get("exact", np.ones(len(genomes))), dtype=bool)
+            keep = exact & (evaluation.violation <= 0)
+            front.update(
+                genomes[keep],
+                evaluation.F[keep],
+                {k: v[keep] for k, v in evaluation.metrics.items()},
+            )
+            n_evals += int(exact.sum()) if "exact" in evaluation.metrics else len(genomes)
+            record = _record(len(history), n_evals, time.perf_counter() - started, front, reference)
+            history.append(record)
+            if path is not None:
+                save_checkpoint(
+                    path,
+                    {
+                        "solver": solver,
+                        "front": front,
+                        "history": history,
+                        "n_evals": n_evals,
+                        "elapsed": time.perf_counter() - started,
+                        "cache": _cache_state(problem),
+                    },
+                    fingerprint,
+                )
+            # callbacks also see the live front (for best-error-at-density displays); the
+            # history keeps only the JSON-safe record
+            for callback in callbacks:
+                callback({**record, "front": front})
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    return Result(
+        front=front,
+        history=history,
+        n_evals=n_evals,
+        seed=seed,
+        wall_time=time.perf_counter() - started,
+        stopped=stopped,
+    )
+
+
+def _record(
+    generation: int, n_evals: int, wall: float, front: ParetoFront, reference: np.ndarray
+) -> dict[str, Any]:
+    best = (
+        {f"best_{o}": float(front.F[:, i].min()) for i, o in enumerate(front.objectives)}
+        if len(front)
+        else {}
+    )
+    return {
+        "generation": generation,
+        "n_evals": n_evals,
+        "wall_time": wall,
+        "front_size": len(front),
+        "hypervolume": front.hypervolume(reference),
+        **best,
+    }
+
+
+def save_checkpoint(path: Path, state: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    payload = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, **state}
+    atomic_write(
+        path, lambda handle: pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    )
+
+
+def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            payload = pickle.load(handle)
+    except Exception as error:  # any unreadable file is the same problem to the user
+        raise CheckpointError(
+            f"checkpoint {path} is damaged ({type(error).__name__}); delete it to start afresh"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a masksearch checkpoint (format {CHECKPOINT_FORMAT})")
+    theirs = payload["fingerprint"]
+    differing = sorted(
+        k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k)
+    )
+    if differing:
+        details = ", ".join(
+            f"{k}: {theirs.get(k)!r} vs now {fingerprint.get(k)!r}" for k in differing
+        )
+        raise CheckpointError(
+            f"checkpoint {path} belongs to a different search ({details}); resume with the "
+            "same problem and settings, or choose a new output folder"
+        )
+    return payload
+
+
+def _cache_state(problem: PruningProblem) -> Any:
+    state = getattr(problem.evaluator, "state_dict", None)
+    return state() if callable(state) else None
+
+
+def _restore_cache(problem: PruningProblem, state: Any) -> None:
+    load = getattr(problem.evaluator, "load_state_dict", None)
+    if state is not None and callable(load):
+        load(state)

@@ -1,0 +1,68 @@
+"""Population-level solvers behind one ``setup / ask / tell`` protocol.
+
+``make_solver(name, **options)`` builds one by name; a user's own solver is any ``Solver``
+subclass (``GenomeSolver`` does the bookkeeping), checked with ``masksearch.testing``.
+"""
+
+from __future__ import annotations
+
+from masksearch.solvers.base import (
+    BinaryOperators,
+    GenomeOperators,
+    GenomeSolver,
+    Solver,
+    as_genomes,
+    check_objectives,
+    lexicographic_order,
+    non_dominated,
+)
+from masksearch.solvers.deap_adapter import DeapSolver
+from masksearch.solvers.pymoo_adapter import PymooSolver
+from masksearch.solvers.simple import EvoPressSolver, RandomSearch
+
+__all__ = [
+    "SOLVERS",
+    "BinaryOperators",
+    "DeapSolver",
+    "EvoPressSolver",
+    "GenomeOperators",
+    "GenomeSolver",
+    "PymooSolver",
+    "RandomSearch",
+    "Solver",
+    "as_genomes",
+    "check_objectives",
+    "lexicographic_order",
+    "make_solver",
+    "non_dominated",
+]
+
+SOLVERS = (
+    "nsga2",
+    "ga",
+    "nsga3",
+    "smsemoa",
+    "moead",
+    "deap-nsga2",
+    "deap-ga",
+    "random",
+    "evopress",
+)
+
+
+def make_solver(name: str, **options: object) -> Solver:
+    """Build the solver called ``name`` (one of ``SOLVERS``) with its constructor ``options``.
+
+    pymoo names ("nsga2", "ga", "nsga3", "smsemoa", "moead") give a ``PymooSolver``,
+    "deap-nsga2"/"deap-ga" a ``DeapSolver``, "random" a ``RandomSearch`` and "evopress" an
+    ``EvoPressSolver``.
+    """
+    if name in ("nsga2", "ga", "nsga3", "smsemoa", "moead"):
+        return PymooSolver(name, **options)
+    if name in ("deap-nsga2", "deap-ga"):
+        return DeapSolver(name.removeprefix("deap-"), **options)
+    if name == "random":
+        return RandomSearch(**options)
+    if name == "evopress":
+        return EvoPressSolver(**options)
+    raise ValueError(f"unknown solver {name!r}; choose one of {', '.join(SOLVERS)}")

@@ -1,0 +1,365 @@
+"""The solver protocol: population-level ``setup / ask / tell`` that never sees the model.
+
+A solver proposes genomes (``ask``) and learns their objective values (``tell``); the search
+loop evaluates in between. ``GenomeSolver`` implements the bookkeeping every shipped solver
+shares (argument checks, the pending population, dtype canonicalisation) so concrete solvers
+only write ``_setup``, ``_ask`` and ``_tell``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "FAILED_OBJECTIVE",
+    "BinaryOperators",
+    "GenomeOperators",
+    "GenomeSolver",
+    "Solver",
+    "as_genomes",
+    "check_objectives",
+    "lexicographic_order",
+    "non_dominated",
+    "random_bits",
+]
+
+
+# What libraries that normalise objectives (pymoo, DEAP's crowding distance) receive in place
+# of +inf: inf - inf and inf * 0 are NaN, which silently scrambles their rankings.
+FAILED_OBJECTIVE = 1e30
+
+
+@runtime_checkable
+class GenomeOperators(Protocol):
+    """What a solver needs from an encoding: genome layout, bounds and variation operators.
+
+    ``masksearch.encodings.Encoding`` satisfies it; so do ``BinaryOperators`` and the toy
+    operators of ``masksearch.testing``. Every method works on a whole population (rows).
+    """
+
+    n_genes: int
+    dtype: np.dtype
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+    def crossover(
+        self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray: ...
+
+    def repair(self, genomes: np.ndarray) -> np.ndarray: ...
+
+    def validate(self, genomes: np.ndarray) -> np.ndarray: ...
+
+
+class BinaryOperators:
+    """Plain binary genomes, used when a solver is set up without ``operators``.
+
+    sample: independent fair coin flips; mutate: bit-flip with rate ``1/n_genes`` and at least
+    one flip per genome (an unchanged child would cost an evaluation and teach nothing);
+    crossover: uniform; repair: identity.
+    """
+
+    def __init__(self, n_genes: int) -> None:
+        if isinstance(n_genes, bool) or not isinstance(n_genes, (int, np.integer)) or n_genes < 1:
+            raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}")
+        self.n_genes = int(n_genes)
+        self.dtype = np.dtype(np.bool_)
+        self.lower = np.zeros(self.n_genes, dtype=np.int64)
+        self.upper = np.ones(self.n_genes, dtype=np.int64)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return random_bits(rng, (n, self.n_genes))
+
+    def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        mutated = self.validate(genomes)
+        # Binomial(n, 1/n) flips per genome, drawn as counts and positions (O(P), not O(P n));
+        # a repeated position flips once, which only trims the rate by O(1/n).
+        n_flips = np.maximum(rng.binomial(self.n_genes, 1.0 / self.n_genes, size=len(mutated)), 1)
+        rows = np.repeat(np.arange(len(mutated)), n_flips)
+        genes = rng.integers(self.n_genes, size=len(rows))
+        mutated[rows, genes] = ~mutated[rows, genes]
+        return mutated
+
+    def crossover(
+        self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        first, second = self.validate(first), self.validate(second)
+        if first.shape != second.shape:
+            raise ValueError(
+                f"crossover needs parent arrays of equal shape, got {first.shape} and {second.shape}"
+            )
+        return np.where(random_bits(rng, first.shape), first, second)
+
+    def repair(self, genomes: np.ndarray) -> np.ndarray:
+        return self.validate(genomes)
+
+    def validate(self, genomes: np.ndarray) -> np.ndarray:
+        return as_genomes(genomes, self.n_genes, self.dtype, lower=self.lower, upper=self.upper)
+
+
+def random_bits(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Fair random booleans of ``shape``, eight per random byte (genomes can be millions long)."""
+    n_rows, n_columns = shape
+    packed = rng.integers(0, 256, size=(n_rows, (n_columns + 7) // 8), dtype=np.uint8)
+    return np.unpackbits(packed, axis=1, count=n_columns).view(np.bool_)
+
+
+def as_genomes(
+    genomes: object,
+    n_genes: int,
+    dtype: np.dtype | type,
+    *,
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
+    what: str = "genomes",
+) -> np.ndarray:
+    """Return ``genomes`` as a fresh ``(P, n_genes)`` array of ``dtype`` or raise ValueError.
+
+    Floats are accepted only when every value is exactly representable in ``dtype`` (pymoo
+    hands bool variables back as 0.0/1.0 floats); a 1-D array is one genome.
+    """
+    dtype = np.dtype(dtype)
+    array = np.array(genomes, copy=True)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != n_genes:
+        raise ValueError(
+            f"{what} must have shape (population, {n_genes}), got {np.shape(genomes)}; "
+            "pass one genome per row"
+        )
+    if array.dtype != dtype:
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise ValueError(f"{what} must be numeric ({dtype.name}), got dtype {array.dtype}")
+        converted = array.astype(dtype)
+        if array.size and not np.array_equal(converted.astype(array.dtype), array):
+            raise ValueError(
+                f"{what} hold values that are not exact {dtype.name} values "
+                f"(dtype {array.dtype}); pass {dtype.name} genomes"
+            )
+        array = converted
+    if dtype != np.bool_ and array.size and (lower is not None or upper is not None):
+        below = lower is not None and bool(np.any(array < lower))
+        above = upper is not None and bool(np.any(array > upper))
+        if below or above:
+            raise ValueError(
+                f"{what} have genes outside the per-gene bounds [lower, upper]; "
+                "repair or clip them before passing them in"
+            )
+    return array
+
+
+def check_objectives(
+    F: object, violation: object, n_rows: int, n_obj: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate what ``tell`` receives; return ``(F, violation)`` as float64 copies.
+
+    F must be ``(n_rows, n_obj)`` (a 1-D F is accepted when ``n_obj == 1``), free of NaN and
+    -inf (+inf marks a failed or hopeless candidate); violation must be ``(n_rows,)``, >= 0.
+    """
+    objectives = np.array(F, dtype=np.float64, copy=True)
+    if objectives.ndim == 1 and n_obj == 1:
+        objectives = objectives[:, None]
+    if objectives.shape != (n_rows, n_obj):
+        raise ValueError(
+            f"F must have shape (population, n_obj) = ({n_rows}, {n_obj}), got {np.shape(F)}; "
+            "pass one row of objective values per told genome"
+        )
+    if np.isnan(objectives).any():
+        rows = np.flatnonzero(np.isnan(objectives).any(axis=1))
+        raise ValueError(
+            f"F contains NaN in rows {rows[:10].tolist()}; use +inf for failed evaluations"
+        )
+    if np.isneginf(objectives).any():
+        raise ValueError("F contains -inf; objectives are minimised, so -inf is never valid")
+    if violation is None:
+        return objectives, np.zeros(n_rows)
+    violations = np.array(violation, dtype=np.float64, copy=True)
+    if violations.shape != (n_rows,):
+        raise ValueError(
+            f"violation must have shape ({n_rows},), got {np.shape(violation)}; "
+            "pass one total constraint violation per genome"
+        )
+    if np.isnan(violations).any() or (violations < 0).any():
+        raise ValueError("violation must be >= 0 (0 = feasible) and not NaN")
+    return objectives, violations
+
+
+class Solver(ABC):
+    """A population-level optimiser; minimises every objective.
+
+    The search loop calls ``setup`` once, then alternates ``ask`` (genomes to evaluate) and
+    ``tell`` (their objective values). Implementations must be picklable and deterministic
+    given the ``rng`` of ``setup`` (never the global ``random`` / ``np.random`` state).
+    """
+
+    @abstractmethod
+    def setup(
+        self,
+        n_genes: int,
+        n_obj: int,
+        rng: np.random.Generator,
+        *,
+        operators: GenomeOperators | None = None,
+        initial: np.ndarray | None = None,
+    ) -> None:
+        """Prepare a run; ``initial`` genomes must appear in the first ``ask``."""
+
+    @abstractmethod
+    def ask(self) -> np.ndarray:
+        """Return ``(P, n_genes)`` genomes of the operators' dtype (bool without operators)."""
+
+    @abstractmethod
+    def tell(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray | None = None) -> None:
+        """Report ``F`` (P, n_obj), minimised, and ``violation`` (P,), 0 = feasible."""
+
+    @property
+    def done(self) -> bool:
+        """True when the solver has nothing more to propose."""
+        return False
+
+
+class GenomeSolver(Solver):
+    """Shared bookkeeping: checks arguments, canonicalises genomes, remembers the pending ask.
+
+    ``ask`` is idempotent until ``tell``: asking twice returns the same population, so a loop
+    resumed from a checkpoint taken between ask and tell re-evaluates the same genomes. ``tell``
+    must receive the genomes of the pending ask, in order.
+    Subclasses implement ``_setup``, ``_ask`` (may return any numeric array; it is
+    canonicalised) and ``_tell`` (receives checked arrays).
+    """
+
+    n_genes: int
+    n_obj: int
+    operators: GenomeOperators
+
+    def setup(
+        self,
+        n_genes: int,
+        n_obj: int,
+        rng: np.random.Generator,
+        *,
+        operators: GenomeOperators | None = None,
+        initial: np.ndarray | None = None,
+    ) -> None:
+        if isinstance(n_genes, bool) or not isinstance(n_genes, (int, np.integer)) or n_genes < 1:
+            raise ValueError(f"n_genes must be a positive integer, got {n_genes!r}")
+        if isinstance(n_obj, bool) or not isinstance(n_obj, (int, np.integer)) or n_obj < 1:
+            raise ValueError(f"n_obj must be a positive integer, got {n_obj!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
+            )
+        if operators is None:
+            operators = BinaryOperators(int(n_genes))
+        elif int(operators.n_genes) != int(n_genes):
+            raise ValueError(
+                f"operators describe {operators.n_genes} genes but setup got n_genes={n_genes}; "
+                "pass n_genes=operators.n_genes"
+            )
+        self.n_genes = int(n_genes)
+        self.n_obj = int(n_obj)
+        self.operators = operators
+        self._rng = rng
+        self._pending: np.ndarray | None = None
+        seeds = None
+        if initial is not None:
+            seeds = self._canonical(initial, what="initial")
+            seeds = self._canonical(operators.validate(seeds), what="initial")
+        self._setup(seeds)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.operators.dtype)
+
+    def ask(self) -> np.ndarray:
+        self._require_setup()
+        if self._pending is None:
+            genomes = self._canonical(self._ask(), what=f"{type(self).__name__}._ask() output")
+            if len(genomes) == 0:
+                raise RuntimeError(f"{type(self).__name__} produced an empty population")
+            self._pending = genomes
+        return self._pending.copy()
+
+    def tell(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray | None = None) -> None:
+        self._require_setup()
+        if self._pending is None:
+            raise RuntimeError("tell() called without a pending ask(); call ask() first")
+        told = np.asarray(genomes)
+        if told.shape != self._pending.shape:
+            raise ValueError(
+                f"tell() got genomes of shape {told.shape} but the last ask() returned "
+                f"{self._pending.shape}; tell the asked genomes, one row each"
+            )
+        if not np.array_equal(told, self._pending):
+            raise ValueError(
+                "tell() got genomes that differ from the last ask(); tell exactly the asked "
+                "genomes in the asked order"
+            )
+        objectives, violations = check_objectives(F, violation, len(told), self.n_obj)
+        self._tell(self._pending, objectives, violations)
+        self._pending = None
+
+    def _canonical(self, genomes: object, *, what: str) -> np.ndarray:
+        return as_genomes(
+            genomes,
+            self.n_genes,
+            self.dtype,
+            lower=np.asarray(self.operators.lower),
+            upper=np.asarray(self.operators.upper),
+            what=what,
+        )
+
+    def _seeded_population(self, initial: np.ndarray | None, size: int) -> np.ndarray:
+        """The ``initial`` genomes, topped up with ``operators.sample`` to ``size`` rows."""
+        seeds = initial if initial is not None else np.empty((0, self.n_genes), self.dtype)
+        n_random = max(size - len(seeds), 0)
+        if n_random == 0:
+            return seeds
+        sampled = self._canonical(self.operators.sample(n_random, self._rng), what="sample()")
+        return np.concatenate([seeds, sampled])
+
+    def _require_setup(self) -> None:
+        if not hasattr(self, "_pending"):
+            raise RuntimeError(f"call {type(self).__name__}.setup(...) before ask()/tell()")
+
+    @abstractmethod
+    def _setup(self, initial: np.ndarray | None) -> None:
+        """Build the run state; ``self._rng``, ``self.operators`` etc. are set."""
+
+    @abstractmethod
+    def _ask(self) -> np.ndarray:
+        """Propose the next population (any numeric array; it is canonicalised)."""
+
+    @abstractmethod
+    def _tell(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray) -> None:
+        """Learn from checked ``F`` (P, n_obj) float64 and ``violation`` (P,) float64."""
+
+
+def lexicographic_order(F: np.ndarray, violation: np.ndarray) -> np.ndarray:
+    """Row indices best first: feasible before infeasible (by violation), then by F[:, 0],
+    ties by F[:, 1], and so on; stable, so earlier rows win exact ties."""
+    keys = [F[:, column] for column in reversed(range(F.shape[1]))]
+    return np.lexsort([*keys, violation])
+
+
+def non_dominated(F: np.ndarray, violation: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows no other row dominates, with Deb's feasibility rules: any
+    feasible row dominates every infeasible one, and infeasible rows compare by violation."""
+    feasible = violation <= 0
+    if feasible.any():
+        mask = np.zeros(len(F), dtype=bool)
+        rows = np.flatnonzero(feasible)
+        block = F[rows]
+        no_worse = (block[:, None, :] <= block[None, :, :]).all(axis=2)
+        better = (block[:, None, :] < block[None, :, :]).any(axis=2)
+        dominated = (no_worse & better).any(axis=0)
+        mask[rows[~dominated]] = True
+        return mask
+    return violation == violation.min()

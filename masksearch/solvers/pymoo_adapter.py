@@ -1,0 +1,385 @@
+"""pymoo algorithms behind the masksearch ``Solver`` protocol, driven through pymoo's ask/tell.
+
+pymoo never evaluates anything: it sees a declarative ``Problem`` (gene count, bounds, objective
+count) whose ``_evaluate`` only copies the values handed to ``tell``, so it never holds or
+deep-copies a model. The encoding's operators are wired in as pymoo ``Sampling``, ``Crossover``,
+``Mutation`` and ``Repair`` subclasses that run on pymoo's own seeded ``random_state``.
+Genomes are converted back to the encoding's dtype on every hand-over (pymoo#496: bool
+variables turn into floats after one generation).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from math import comb
+
+import numpy as np
+from pymoo.core.crossover import Crossover
+from pymoo.core.duplicate import DuplicateElimination, NoDuplicateElimination
+from pymoo.core.mutation import Mutation
+from pymoo.core.population import Population
+from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
+from pymoo.core.sampling import Sampling
+from pymoo.core.termination import NoTermination
+
+from masksearch.solvers.base import FAILED_OBJECTIVE, GenomeOperators, GenomeSolver, as_genomes
+
+__all__ = ["PYMOO_ALGORITHMS", "PymooSolver", "reference_directions"]
+
+PYMOO_ALGORITHMS = ("nsga2", "ga", "nsga3", "smsemoa", "moead")
+_MULTI_OBJECTIVE_ONLY = ("nsga3", "smsemoa", "moead")
+
+
+def _canonical(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return as_genomes(X, X.shape[-1], dtype, what="pymoo genomes")
+
+
+class _AskTellProblem(Problem):
+    """The search space as pymoo sees it; objective values arrive through ``tell`` only."""
+
+    def __init__(
+        self, n_var: int, n_obj: int, n_ieq_constr: int, lower: np.ndarray, upper: np.ndarray
+    ) -> None:
+        super().__init__(
+            n_var=n_var, n_obj=n_obj, n_ieq_constr=n_ieq_constr, xl=lower, xu=upper, vtype=int
+        )
+        self.told: dict[str, np.ndarray] | None = None
+
+    def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
+        if self.told is None or len(X) != len(self.told["F"]):
+            raise RuntimeError(
+                "pymoo asked to evaluate genomes itself; masksearch evaluates them in the search "
+                "loop and passes the values through PymooSolver.tell()"
+            )
+        out.update(self.told)
+
+
+class _OperatorSampling(Sampling):
+    """The ``initial`` genomes first, then ``operators.sample`` for the rest."""
+
+    def __init__(self, operators: GenomeOperators, initial: np.ndarray | None) -> None:
+        super().__init__()
+        self.operators = operators
+        self.initial = initial
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+        dtype = np.dtype(self.operators.dtype)
+        seeds = self.initial if self.initial is not None else np.empty((0, problem.n_var), dtype)
+        self.initial = None  # only the first population is seeded; drop the memory
+        n_random = max(int(n_samples) - len(seeds), 0)
+        if n_random == 0:
+            return seeds
+        sampled = _canonical(np.asarray(self.operators.sample(n_random, random_state)), dtype)
+        return np.concatenate([seeds, sampled])
+
+
+class _OperatorCrossover(Crossover):
+    """Two parents, two children: ``crossover(a, b)`` and ``crossover(b, a)``."""
+
+    def __init__(self, operators: GenomeOperators, prob: float) -> None:
+        super().__init__(n_parents=2, n_offsprings=2, prob=prob)
+        self.operators = operators
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        dtype = np.dtype(self.operators.dtype)
+        first, second = _canonical(X[0], dtype), _canonical(X[1], dtype)
+        children = [
+            self.operators.crossover(first, second, random_state),
+            self.operators.crossover(second, first, random_state),
+        ]
+        return np.stack([_canonical(np.asarray(child), dtype) for child in children])
+
+
+class _OperatorMutation(Mutation):
+    def __init__(self, operators: GenomeOperators, prob: float) -> None:
+        super().__init__(prob=prob)
+        self.operators = operators
+
+    def _do(self, problem, X, *args, random_state=None, **kwargs):
+        dtype = np.dtype(self.operators.dtype)
+        mutated = self.operators.mutate(_canonical(X, dtype), random_state)
+        return _canonical(np.asarray(mutated), dtype)
+
+
+class _OperatorRepair(Repair):
+    """Canonical dtype plus the encoding's invariants, before duplicate elimination."""
+
+    def __init__(self, operators: GenomeOperators) -> None:
+        super().__init__()
+        self.operators = operators
+
+    def _do(self, problem, X, **kwargs):
+        dtype = np.dtype(self.operators.dtype)
+        return _canonical(np.asarray(self.operators.repair(_canonical(X, dtype))), dtype)
+
+
+class _HashDuplicateElimination(DuplicateElimination):
+    """Exact duplicates by hashing genome bytes: O(P) instead of pymoo's O(P^2 n) distances."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        super().__init__()
+        self.dtype = np.dtype(dtype)
+
+    def _key(self, individual) -> bytes:
+        return np.ascontiguousarray(np.asarray(individual.X).astype(self.dtype)).tobytes()
+
+    def _do(self, pop, other, is_duplicate):
+        seen = set() if other is None else {self._key(individual) for individual in other}
+        for index, individual in enumerate(pop):
+            key = self._key(individual)
+            if key in seen:
+                is_duplicate[index] = True
+            else:
+                seen.add(key)
+        return is_duplicate
+
+
+# pymoo wraps these tournament comparators in a decorator that pickles under a local name,
+# which breaks checkpointing; a by-name forwarder pickles fine and calls the same function.
+_TOURNAMENT_COMPARATORS = {
+    "ga": ("pymoo.algorithms.soo.nonconvex.ga", "comp_by_cv_and_fitness"),
+    "nsga3": ("pymoo.algorithms.moo.nsga3", "comp_by_cv_then_random"),
+    "smsemoa": ("pymoo.algorithms.moo.sms", "cv_and_dom_tournament"),
+}
+
+
+class _ForwardComparator:
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    def __call__(self, *args, **kwargs):
+        comparator = getattr(importlib.import_module(self.module), self.name)
+        return comparator(*args, **kwargs)
+
+
+def _algorithm_class(kind: str) -> type:
+    if kind == "nsga2":
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+
+        return NSGA2
+    if kind == "ga":
+        from pymoo.algorithms.soo.nonconvex.ga import GA
+
+        return GA
+    if kind == "smsemoa":
+        from pymoo.algorithms.moo.sms import SMSEMOA
+
+        return SMSEMOA
+    if kind == "nsga3":
+        from pymoo.algorithms.moo.nsga3 import NSGA3
+
+        return NSGA3
+    from pymoo.algorithms.moo.moead import ParallelMOEAD
+
+    return ParallelMOEAD
+
+
+# set by the adapter itself: overriding them would bypass the encoding, the seed or ask/tell
+_RESERVED_OPTIONS = frozenset(
+    {"sampling", "crossover", "mutation", "repair", "seed", "termination", "evaluator", "problem"}
+)
+
+
+def _check_options(kind: str, options: dict) -> None:
+    """pymoo constructors swallow unknown keywords; catch typos here instead."""
+    accepted: set[str] = set()
+    for klass in _algorithm_class(kind).__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for parameter in inspect.signature(init).parameters.values():
+            if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                accepted.add(parameter.name)
+    accepted -= _RESERVED_OPTIONS | {"self"}
+    reserved = sorted(set(options) & _RESERVED_OPTIONS)
+    if reserved:
+        raise ValueError(
+            f"options {reserved} are set by PymooSolver (from the encoding's operators and the "
+            "search's seed); pass crossover_prob / mutation_prob or a different encoding instead"
+        )
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {unknown} for pymoo {kind!r}; accepted: {', '.join(sorted(accepted))}"
+        )
+
+
+def reference_directions(n_obj: int, max_points: int) -> np.ndarray:
+    """Das-Dennis directions with the most partitions whose count stays <= ``max_points``."""
+    from pymoo.util.ref_dirs import get_reference_directions
+
+    partitions = 1
+    while comb(partitions + 1 + n_obj - 1, n_obj - 1) <= max_points:
+        partitions += 1
+    return get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
+
+
+class PymooSolver(GenomeSolver):
+    """A pymoo algorithm ("nsga2", "ga", "nsga3", "smsemoa", "moead") as a masksearch solver.
+
+    Args:
+        algorithm: which pymoo algorithm.
+        pop_size: population size; for "moead" (and the reference directions of "nsga3") the
+            Das-Dennis directions with at most ``pop_size`` points set the size.
+        n_offsprings: children per generation (pymoo's default: ``pop_size``).
+        crossover_prob: probability that a mating uses ``operators.crossover``.
+        mutation_prob: probability that a child goes through ``operators.mutate``.
+        eliminate_duplicates: drop exact duplicate genomes (hash-based) before asking.
+        ref_dirs: explicit reference directions for "nsga3"/"moead".
+        **options: forwarded to the pymoo algorithm's constructor (e.g. ``n_neighbors``).
+
+    "ga" optimises the first objective only (the search's archive still records all of them).
+    Constraints: the violation becomes one pymoo inequality constraint, except for "moead",
+    which pymoo implements without constraint support: there infeasible candidates get every
+    objective set to 1e30 (a death penalty). A +inf objective (failed evaluation) reaches pymoo
+    as 1e30 too, because pymoo's normalisations turn inf into NaN. "moead" runs pymoo's ``ParallelMOEAD`` (a population per ask).
+    """
+
+    def __init__(
+        self,
+        algorithm: str = "nsga2",
+        pop_size: int = 100,
+        *,
+        n_offsprings: int | None = None,
+        crossover_prob: float = 0.9,
+        mutation_prob: float = 1.0,
+        eliminate_duplicates: bool = True,
+        ref_dirs: np.ndarray | None = None,
+        **options: object,
+    ) -> None:
+        if algorithm not in PYMOO_ALGORITHMS:
+            raise ValueError(
+                f"unknown pymoo algorithm {algorithm!r}; choose one of {', '.join(PYMOO_ALGORITHMS)}"
+            )
+        if (
+            isinstance(pop_size, bool)
+            or not isinstance(pop_size, (int, np.integer))
+            or pop_size < 2
+        ):
+            raise ValueError(f"pop_size must be an integer >= 2, got {pop_size!r}")
+        if n_offsprings is not None and (
+            not isinstance(n_offsprings, (int, np.integer)) or n_offsprings < 1
+        ):
+            raise ValueError(
+                f"n_offsprings must be a positive integer or None, got {n_offsprings!r}"
+            )
+        for name, value in (("crossover_prob", crossover_prob), ("mutation_prob", mutation_prob)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        self.algorithm = algorithm
+        self.pop_size = int(pop_size)
+        self.n_offsprings = None if n_offsprings is None else int(n_offsprings)
+        self.crossover_prob = float(crossover_prob)
+        self.mutation_prob = float(mutation_prob)
+        self.eliminate_duplicates = bool(eliminate_duplicates)
+        self.ref_dirs = None if ref_dirs is None else np.asarray(ref_dirs, dtype=float)
+        _check_options(algorithm, options)
+        self.options = dict(options)
+
+    def _setup(self, initial: np.ndarray | None) -> None:
+        if self.algorithm in _MULTI_OBJECTIVE_ONLY and self.n_obj < 2:
+            raise ValueError(
+                f"pymoo {self.algorithm!r} needs at least 2 objectives, got n_obj={self.n_obj}; "
+                "use 'ga' (or 'evopress') for a single objective"
+            )
+        dtype = self.dtype
+        operators = self.operators
+        kind = self.algorithm
+        n_obj = 1 if kind == "ga" else self.n_obj
+        constrained = kind != "moead"
+        self._problem = _AskTellProblem(
+            self.n_genes,
+            n_obj,
+            1 if constrained else 0,
+            np.asarray(operators.lower, dtype=float),
+            np.asarray(operators.upper, dtype=float),
+        )
+        duplicates = (
+            _HashDuplicateElimination(dtype)
+            if self.eliminate_duplicates
+            else NoDuplicateElimination()
+        )
+        common = dict(
+            sampling=_OperatorSampling(operators, initial),
+            crossover=_OperatorCrossover(operators, self.crossover_prob),
+            mutation=_OperatorMutation(operators, self.mutation_prob),
+            repair=_OperatorRepair(operators),
+            seed=int(self._rng.integers(2**31)),
+        )
+        common.update(self.options)
+        ref_dirs = self.ref_dirs
+        if ref_dirs is None and kind in ("nsga3", "moead"):
+            ref_dirs = reference_directions(self.n_obj, self.pop_size)
+        if ref_dirs is not None and ref_dirs.shape[1:] != (self.n_obj,):
+            raise ValueError(
+                f"ref_dirs must have shape (n_dirs, {self.n_obj}), got {ref_dirs.shape}"
+            )
+        algorithm_class = _algorithm_class(kind)
+        if kind == "moead":
+            if initial is not None and len(initial) > len(ref_dirs):
+                raise ValueError(
+                    f"moead runs {len(ref_dirs)} subproblems but got {len(initial)} initial "
+                    "genomes; raise pop_size or pass fewer initial genomes"
+                )
+            common.setdefault("n_neighbors", min(20, len(ref_dirs)))
+            if self.n_offsprings is not None:
+                common["n_offsprings"] = self.n_offsprings
+            algorithm = algorithm_class(ref_dirs, **common)
+        else:
+            common.update(pop_size=self.pop_size, eliminate_duplicates=duplicates)
+            if self.n_offsprings is not None:
+                common["n_offsprings"] = self.n_offsprings
+            if kind == "nsga3":
+                common["ref_dirs"] = ref_dirs
+            if kind in _TOURNAMENT_COMPARATORS:
+                from pymoo.operators.selection.tournament import TournamentSelection
+
+                comparator = _ForwardComparator(*_TOURNAMENT_COMPARATORS[kind])
+                common.setdefault("selection", TournamentSelection(func_comp=comparator))
+            algorithm = algorithm_class(**common)
+        # the search loop owns the budget; some constructors (NSGA2) install their own
+        # termination, which only setup() can override
+        algorithm.setup(self._problem, termination=NoTermination(), verbose=False)
+        self._algorithm = algorithm
+        self._infills: Population | None = None
+
+    def _ask(self) -> np.ndarray:
+        infills = self._algorithm.ask()
+        if infills is None or len(infills) == 0:
+            infills = self._restart_infills()
+        X = _canonical(infills.get("X"), self.dtype)
+        infills.set("X", X)  # pymoo keeps canonical genomes from here on, too
+        self._infills = infills
+        return X
+
+    def _restart_infills(self) -> Population:
+        # pymoo found no unseen child (a converged population) and flagged termination; keep
+        # the run alive by mutating the current population instead of stopping the search.
+        algorithm = self._algorithm
+        algorithm.termination.force_termination = False
+        current = _canonical(algorithm.pop.get("X"), self.dtype)
+        mutated = self.operators.mutate(current, algorithm.random_state)
+        return Population.new("X", _canonical(np.asarray(mutated), self.dtype))
+
+    def _tell(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray) -> None:
+        # pymoo's normalisations turn +inf into NaN (inf - inf, inf * 0), so a failed
+        # evaluation becomes a huge finite value instead.
+        F = np.where(np.isinf(F), FAILED_OBJECTIVE, F)
+        told = {"F": F[:, :1] if self.algorithm == "ga" else F}
+        if self._problem.n_ieq_constr:
+            told["G"] = np.minimum(violation, FAILED_OBJECTIVE)[:, None]
+        else:
+            # MOEA/D as pymoo implements it has no constraint handling: death penalty
+            told["F"] = np.where(violation[:, None] > 0, FAILED_OBJECTIVE, told["F"])
+        self._problem.told = told
+        try:
+            self._algorithm.evaluator.eval(
+                self._problem, self._infills, skip_already_evaluated=False
+            )
+        finally:
+            self._problem.told = None
+        self._algorithm.tell(infills=self._infills)
+        self._infills = None

@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+from masksearch.solvers import PymooSolver
+from masksearch.solvers.pymoo_adapter import PYMOO_ALGORITHMS, reference_directions
+from masksearch.testing import ToyBinaryOperators, ToyLevelOperators, ToyProblem
+
+
+def run(solver, operators, generations, seed=0, **setup_options):
+    solver.setup(
+        operators.n_genes, 2, np.random.default_rng(seed), operators=operators, **setup_options
+    )
+    problem = ToyProblem(operators)
+    asked = []
+    for _ in range(generations):
+        genomes = solver.ask()
+        asked.append(genomes)
+        solver.tell(genomes, problem.evaluate(genomes))
+    return asked
+
+
+@pytest.mark.parametrize("algorithm", PYMOO_ALGORITHMS)
+@pytest.mark.parametrize("operators_class", [ToyBinaryOperators, ToyLevelOperators])
+def test_genomes_keep_their_dtype_across_generations(algorithm, operators_class) -> None:
+    # pymoo#496: pymoo turns bool variables into floats after a generation
+    operators = operators_class(20)
+    solver = PymooSolver(algorithm, pop_size=8)
+    asked = run(solver, operators, generations=10)
+    for genomes in asked:
+        assert genomes.dtype == operators.dtype
+        assert (genomes >= operators.lower).all() and (genomes <= operators.upper).all()
+    # pymoo's own population stays canonical too, not only what ask() hands out
+    assert solver._algorithm.pop.get("X").dtype == operators.dtype
+
+
+def test_without_operators_genomes_are_bool() -> None:
+    solver = PymooSolver("nsga2", pop_size=6)
+    solver.setup(12, 2, np.random.default_rng(0))
+    for _ in range(4):
+        genomes = solver.ask()
+        assert genomes.dtype == np.bool_ and genomes.shape[1] == 12
+        solver.tell(genomes, np.stack([genomes.sum(1), (~genomes).sum(1)], axis=1))
+
+
+@pytest.mark.parametrize("algorithm", ["nsga2", "ga", "nsga3", "smsemoa"])
+def test_asks_contain_no_duplicate_genomes(algorithm) -> None:
+    asked = run(PymooSolver(algorithm, pop_size=10), ToyBinaryOperators(16), generations=6)
+    for genomes in asked:
+        assert len(np.unique(genomes, axis=0)) == len(genomes)
+
+
+def test_more_initial_genomes_than_pop_size_all_appear() -> None:
+    operators = ToyBinaryOperators(16)
+    initial = operators.sample(10, np.random.default_rng(5))
+    first = run(PymooSolver("nsga2", pop_size=4), operators, generations=1, initial=initial)[0]
+    assert all((first == genome).all(axis=1).any() for genome in initial)
+
+
+def test_moead_rejects_more_initial_genomes_than_subproblems() -> None:
+    operators = ToyBinaryOperators(16)
+    solver = PymooSolver("moead", pop_size=4)
+    with pytest.raises(ValueError, match="raise pop_size"):
+        solver.setup(
+            16,
+            2,
+            np.random.default_rng(0),
+            operators=operators,
+            initial=operators.sample(5, np.random.default_rng(1)),
+        )
+
+
+def test_violation_becomes_a_pymoo_constraint() -> None:
+    operators = ToyBinaryOperators(16)
+    solver = PymooSolver("nsga2", pop_size=6)
+    solver.setup(16, 2, np.random.default_rng(0), operators=operators)
+    parents = solver.ask()
+    solver.tell(parents, np.ones((len(parents), 2)))
+    children = solver.ask()
+    # children dominate every parent but are infeasible: survival must keep the parents
+    solver.tell(children, np.zeros((len(children), 2)), np.ones(len(children)))
+    survivors = solver._algorithm.pop.get("X")
+    assert sorted(map(bytes, survivors)) == sorted(map(bytes, parents))
+    assert (solver._algorithm.pop.get("CV") == 0).all()
+
+
+def test_ga_optimises_the_first_objective() -> None:
+    operators = ToyBinaryOperators(20)
+    solver = PymooSolver("ga", pop_size=8)
+    asked = run(solver, operators, generations=12)
+    assert solver._algorithm.pop.get("F").shape == (8, 1)
+    problem = ToyProblem(operators)
+    assert problem.evaluate(asked[-1])[:, 0].mean() < problem.evaluate(asked[0])[:, 0].mean()
+
+
+@pytest.mark.parametrize("algorithm", ["nsga3", "moead", "smsemoa"])
+def test_multi_objective_only_algorithms_reject_one_objective(algorithm) -> None:
+    with pytest.raises(ValueError, match="at least 2 objectives"):
+        PymooSolver(algorithm, pop_size=6).setup(8, 1, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("algorithm", PYMOO_ALGORITHMS)
+def test_failed_and_infeasible_candidates_raise_no_numpy_warnings(algorithm) -> None:
+    operators = ToyBinaryOperators(16)
+    solver = PymooSolver(algorithm, pop_size=6)
+    solver.setup(16, 2, np.random.default_rng(0), operators=operators)
+    problem = ToyProblem(operators)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(5):
+            genomes = solver.ask()
+            F = problem.evaluate(genomes)
+            F[::2, 0] = np.inf
+            solver.tell(genomes, F, np.where(np.arange(len(F)) % 3 == 0, 1.0, 0.0))
+
+
+def test_converged_population_keeps_asking(monkeypatch) -> None:
+    # two genes give four genomes in all: pymoo soon finds no unseen child and the
+    # adapter falls back to mutating the population instead of ending the run
+    restarts = []
+    original = PymooSolver._restart_infills
+    monkeypatch.setattr(
+        PymooSolver, "_restart_infills", lambda self: restarts.append(1) or original(self)
+    )
+    solver = PymooSolver("nsga2", pop_size=4)
+    solver.setup(2, 2, np.random.default_rng(0))
+    for _ in range(6):
+        genomes = solver.ask()
+        assert genomes.dtype == np.bool_ and genomes.shape[1] == 2 and len(genomes) >= 1
+        solver.tell(genomes, np.stack([genomes.sum(1), (~genomes).sum(1)], axis=1))
+    assert restarts
+    assert not solver._algorithm.termination.has_terminated()
+
+
+@pytest.mark.parametrize("algorithm", PYMOO_ALGORITHMS)
+def test_pymoo_never_terminates_on_its_own(algorithm) -> None:
+    # the search loop owns the budget; pymoo's default convergence tests must stay off
+    solver = PymooSolver(algorithm, pop_size=6)
+    run(solver, ToyBinaryOperators(8), generations=15)
+    assert type(solver._algorithm.termination).__name__ == "NoTermination"
+    assert not solver._algorithm.termination.has_terminated()
+
+
+def test_pymoo_never_evaluates_on_its_own() -> None:
+    solver = PymooSolver("nsga2", pop_size=4)
+    solver.setup(6, 2, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="tell"):
+        solver._problem.evaluate(np.zeros((2, 6)))
+
+
+def test_pickle_keeps_pymoo_random_state() -> None:
+    operators = ToyLevelOperators(12)
+    solver = PymooSolver("smsemoa", pop_size=6)
+    run(solver, operators, generations=3)
+    clone = pickle.loads(pickle.dumps(solver))
+    assert np.array_equal(solver.ask(), clone.ask())
+
+
+def test_reference_directions_fit_the_population() -> None:
+    for n_obj, max_points in [(2, 8), (3, 12), (3, 100), (4, 30)]:
+        directions = reference_directions(n_obj, max_points)
+        assert directions.shape[1] == n_obj and 2 <= len(directions) <= max_points
+        assert np.allclose(directions.sum(axis=1), 1.0)
+    assert len(reference_directions(2, 8)) == 8
+
+
+def test_options_are_checked_early() -> None:
+    with pytest.raises(ValueError, match="unknown pymoo algorithm 'nsga4'.*nsga2, ga"):
+        PymooSolver("nsga4")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['pop_sise'\]"):
+        PymooSolver("smsemoa", pop_sise=10)
+    with pytest.raises(ValueError, match="set by PymooSolver"):
+        PymooSolver("nsga2", mutation=None)
+    with pytest.raises(ValueError, match="pop_size"):
+        PymooSolver("nsga2", pop_size=1)
+    with pytest.raises(ValueError, match="crossover_prob"):
+        PymooSolver("nsga2", crossover_prob=1.5)
+    # a real option of the algorithm is forwarded
+    solver = PymooSolver("moead", pop_size=6, n_neighbors=3)
+    solver.setup(8, 2, np.random.default_rng(0))
+    assert solver._algorithm.n_neighbors == 3
+
+
+def test_seed_is_drawn_from_the_given_rng() -> None:
+    first = run(PymooSolver("nsga2", pop_size=6), ToyBinaryOperators(16), generations=2, seed=3)
+    again = run(PymooSolver("nsga2", pop_size=6), ToyBinaryOperators(16), generations=2, seed=3)
+    other = run(PymooSolver("nsga2", pop_size=6), ToyBinaryOperators(16), generations=2, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not np.array_equal(first[0], other[0])

@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from masksearch.solvers import (
+    BinaryOperators,
+    GenomeSolver,
+    as_genomes,
+    check_objectives,
+    lexicographic_order,
+    non_dominated,
+)
+from masksearch.testing import ToyLevelOperators
+
+
+class Sampler(GenomeSolver):
+    """Smallest GenomeSolver: fresh samples every ask, remembers what it was told."""
+
+    def _setup(self, initial):
+        self.initial = initial
+        self.told = []
+
+    def _ask(self):
+        return (
+            self._seeded_population(self.initial, 4)
+            if not self.told
+            else self.operators.sample(4, self._rng)
+        )
+
+    def _tell(self, genomes, F, violation):
+        self.told.append((genomes, F, violation))
+
+
+# ---- as_genomes / check_objectives ---------------------------------------------------------
+
+
+def test_as_genomes_accepts_one_genome_and_exact_floats() -> None:
+    single = as_genomes([1.0, 0.0, 1.0], 3, np.bool_)
+    assert single.dtype == np.bool_ and single.tolist() == [[True, False, True]]
+    levels = as_genomes(np.array([[2.0, 0.0]]), 2, np.int64, lower=np.zeros(2), upper=np.full(2, 3))
+    assert levels.dtype == np.int64 and levels.tolist() == [[2, 0]]
+
+
+def test_as_genomes_returns_a_copy() -> None:
+    source = np.zeros((2, 3), dtype=bool)
+    as_genomes(source, 3, np.bool_)[0, 0] = True
+    assert not source.any()
+
+
+@pytest.mark.parametrize(
+    ("genomes", "dtype", "message"),
+    [
+        (np.zeros((2, 4)), np.bool_, r"shape \(population, 3\)"),
+        (np.full((2, 3), 0.5), np.bool_, "not exact bool"),
+        (np.full((2, 3), 2), np.bool_, "not exact bool"),
+        (np.full((2, 3), 1.5), np.int64, "not exact int64"),
+        (np.array([["a", "b", "c"]]), np.int64, "must be numeric"),
+        (np.full((1, 3), 4), np.int64, "outside the per-gene bounds"),
+        (np.full((1, 3), -1), np.int64, "outside the per-gene bounds"),
+    ],
+)
+def test_as_genomes_rejects_bad_input(genomes, dtype, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        as_genomes(genomes, 3, dtype, lower=np.zeros(3), upper=np.full(3, 3))
+
+
+def test_check_objectives_accepts_inf_and_defaults_violation_to_zero() -> None:
+    F, violation = check_objectives([[1.0, np.inf], [0.0, 2.0]], None, 2, 2)
+    assert F.dtype == np.float64 and np.isinf(F[0, 1])
+    assert violation.tolist() == [0.0, 0.0]
+    F1, _ = check_objectives([3, 4], [0, 1.5], 2, 1)
+    assert F1.shape == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("F", "violation", "message"),
+    [
+        (np.zeros((2, 3)), None, r"shape \(population, n_obj\)"),
+        (np.zeros((3, 2)), None, r"shape \(population, n_obj\)"),
+        (np.array([[0.0, np.nan], [0.0, 0.0]]), None, "NaN in rows \\[0\\]"),
+        (np.array([[0.0, -np.inf], [0.0, 0.0]]), None, "-inf"),
+        (np.zeros((2, 2)), np.zeros(3), r"violation must have shape \(2,\)"),
+        (np.zeros((2, 2)), np.array([0.0, -1.0]), ">= 0"),
+        (np.zeros((2, 2)), np.array([0.0, np.nan]), ">= 0"),
+    ],
+)
+def test_check_objectives_rejects_bad_input(F, violation, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_objectives(F, violation, 2, 2)
+
+
+# ---- ranking helpers, against plain-Python references -------------------------------------
+
+
+def test_lexicographic_order_matches_sorting_tuples() -> None:
+    rng = np.random.default_rng(0)
+    F = rng.integers(0, 3, size=(40, 2)).astype(float)
+    violation = np.where(rng.random(40) < 0.3, rng.integers(1, 3, size=40), 0).astype(float)
+    order = lexicographic_order(F, violation)
+    expected = sorted(range(40), key=lambda i: (violation[i], F[i, 0], F[i, 1], i))
+    assert order.tolist() == expected
+
+
+def test_non_dominated_matches_brute_force() -> None:
+    rng = np.random.default_rng(1)
+    F = rng.integers(0, 5, size=(30, 3)).astype(float)
+    F[0] = np.inf
+    violation = np.zeros(30)
+
+    def dominates(a, b):
+        return all(x <= y for x, y in zip(a, b, strict=True)) and any(
+            x < y for x, y in zip(a, b, strict=True)
+        )
+
+    expected = [not any(dominates(F[j], F[i]) for j in range(30)) for i in range(30)]
+    assert non_dominated(F, violation).tolist() == expected
+
+
+def test_non_dominated_puts_feasible_rows_first() -> None:
+    F = np.array([[0.0, 0.0], [5.0, 5.0], [6.0, 1.0]])
+    assert non_dominated(F, np.array([1.0, 0.0, 0.0])).tolist() == [False, True, True]
+    # without any feasible row, the least violating rows form the front
+    assert non_dominated(F, np.array([2.0, 1.0, 1.0])).tolist() == [False, True, True]
+
+
+# ---- BinaryOperators -------------------------------------------------------------------------
+
+
+def test_binary_operators_sample_mutate_crossover() -> None:
+    operators = BinaryOperators(100)
+    rng = np.random.default_rng(0)
+    genomes = operators.sample(200, rng)
+    assert genomes.dtype == np.bool_ and genomes.shape == (200, 100)
+    assert 0.45 < genomes.mean() < 0.55
+    mutated = operators.mutate(genomes, rng)
+    flips = (mutated != genomes).sum(axis=1)
+    # rate 1/n flips about one bit per genome, and never none
+    assert flips.min() >= 1 and 1.0 < flips.mean() < 2.0
+    children = operators.crossover(genomes, mutated, rng)
+    assert ((children == genomes) | (children == mutated)).all()
+    assert pickle.loads(pickle.dumps(operators)).n_genes == 100
+
+
+def test_binary_operators_reject_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="positive integer"):
+        BinaryOperators(0)
+    with pytest.raises(ValueError, match="equal shape"):
+        BinaryOperators(3).crossover(np.zeros((2, 3)), np.zeros((1, 3)), np.random.default_rng(0))
+
+
+# ---- GenomeSolver bookkeeping ------------------------------------------------------------------
+
+
+def started(**options) -> Sampler:
+    solver = Sampler()
+    solver.setup(5, 2, np.random.default_rng(0), **options)
+    return solver
+
+
+def test_ask_is_idempotent_until_tell() -> None:
+    solver = started()
+    first = solver.ask()
+    first[0] = ~first[0]  # callers mutating the returned array do not corrupt the solver
+    again = solver.ask()
+    assert np.array_equal(again, solver.ask()) and not np.array_equal(first, again)
+    solver.tell(again, np.zeros((4, 2)))
+    assert len(solver.told) == 1
+    assert not np.array_equal(solver.ask(), again)
+
+
+def test_tell_requires_the_asked_genomes() -> None:
+    solver = started()
+    with pytest.raises(RuntimeError, match="call ask"):
+        solver.tell(np.zeros((4, 5), bool), np.zeros((4, 2)))
+    genomes = solver.ask()
+    with pytest.raises(ValueError, match="differ from the last ask"):
+        solver.tell(~genomes, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="shape"):
+        solver.tell(genomes[:3], np.zeros((3, 2)))
+    solver.tell(genomes, np.zeros((4, 2)), np.ones(4))
+    assert solver.told[0][2].tolist() == [1.0] * 4
+
+
+def test_setup_checks_its_arguments() -> None:
+    with pytest.raises(RuntimeError, match="setup"):
+        Sampler().ask()
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        Sampler().setup(5, 2, 0)
+    with pytest.raises(ValueError, match="n_genes"):
+        Sampler().setup(0, 2, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="n_obj"):
+        Sampler().setup(5, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="operators describe 24 genes"):
+        Sampler().setup(5, 2, np.random.default_rng(0), operators=ToyLevelOperators(24))
+    with pytest.raises(ValueError, match="initial"):
+        started(initial=np.zeros((2, 6), bool))
+
+
+def test_initial_genomes_are_canonicalised_and_bounds_checked() -> None:
+    solver = started(initial=np.array([[1, 0, 1, 0, 1]]))
+    first = solver.ask()
+    assert first.dtype == np.bool_ and first[0].tolist() == [True, False, True, False, True]
+    operators = ToyLevelOperators(4)
+    with pytest.raises(ValueError, match="bounds"):
+        Sampler().setup(
+            4, 2, np.random.default_rng(0), operators=operators, initial=np.full((1, 4), 9)
+        )
+
+
+def test_single_gene_genomes_are_legal() -> None:
+    solver = Sampler()
+    solver.setup(1, 1, np.random.default_rng(0))
+    genomes = solver.ask()
+    assert genomes.shape == (4, 1) and genomes.dtype == np.bool_
+    solver.tell(genomes, np.arange(4.0))  # 1-D F is fine for one objective
+    assert solver.told[0][1].shape == (4, 1)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from masksearch.front import ParetoFront, hypervolume, non_dominated
+from masksearch.mask import Layout
+
+
+def _brute_non_dominated(F: np.ndarray) -> np.ndarray:
+    keep = []
+    for i in range(len(F)):
+        dominated = any(
+            np.all(F[j] <= F[i]) and np.any(F[j] < F[i]) for j in range(len(F)) if j != i
+        )
+        keep.append(not dominated)
+    return np.array(keep)
+
+
+def test_non_dominated_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        F = rng.integers(0, 5, size=(30, 2)).astype(float)
+        assert np.array_equal(non_dominated(F), _brute_non_dominated(F))
+
+
+def test_hypervolume_2d_matches_grid_count() -> None:
+    rng = np.random.default_rng(1)
+    F = rng.random((8, 2))
+    reference = np.array([1.0, 1.0])
+    grid = (np.arange(400) + 0.5) / 400
+    xs, ys = np.meshgrid(grid, grid)
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    covered = np.zeros(len(points), dtype=bool)
+    for f in F:
+        covered |= np.all(points >= f, axis=1)
+    assert hypervolume(F, reference) == pytest.approx(covered.mean(), abs=5e-3)
+
+
+def test_hypervolume_3d_uses_pymoo() -> None:
+    F = np.array([[0.5, 0.5, 0.5]])
+    assert hypervolume(F, np.ones(3)) == pytest.approx(0.125)
+
+
+def _front() -> ParetoFront:
+    layout = Layout(("w",), ((4,),))
+    return ParetoFront(("error", "density"), layout, lambda genomes: genomes.astype(bool))
+
+
+def test_update_keeps_only_non_dominated_unique_members() -> None:
+    front = _front()
+    genomes = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 0, 0]], dtype=bool)
+    F = np.array([[0.1, 1.0], [0.2, 0.5], [0.5, 0.25], [0.2, 0.5]])
+    metrics = {"error": F[:, 0], "density": F[:, 1], "loss": F[:, 0] * 2}
+    front.update(genomes, F, metrics)
+    assert len(front) == 3  # the duplicate is stored once
+    worse = np.array([[0.6, 0.5]])
+    front.update(genomes[1:2], worse, {k: v[:1] for k, v in metrics.items()})
+    assert len(front) == 3
+    assert front.best(max_density=0.5).density == pytest.approx(0.5)
+    assert front.best().density == 1.0
+
+
+def test_best_explains_an_unreachable_density() -> None:
+    front = _front()
+    F = np.array([[0.1, 0.5]])
+    front.update(np.array([[1, 1, 0, 0]], dtype=bool), F, {"error": F[:, 0], "density": F[:, 1]})
+    with pytest.raises(ValueError, match="sparsest has 0.5000"):
+        front.best(max_density=0.1)
+
+
+def test_empty_front_says_so() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        _front().best()
