@@ -1,0 +1,190 @@
+"""A step-granular training loop for methods that prune *while* training.
+
+:func:`masksearch.training.train` trains whole epochs with a fixed mask; the training-time
+methods need more: rounds of fractional epochs that share one budget, masks that change between
+steps, and DNS-style "shadow" training where the forward pass uses ``W ⊙ M`` but every weight,
+pruned or not, receives the gradient. :class:`StepTrainer` provides that and counts every step
+against the budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from masksearch import training
+from masksearch.mask import check_finite
+from masksearch.methods.base import MethodError
+
+
+class BatchStream:
+    """Endless mini-batches of a split: a fresh seeded permutation each epoch, ragged tail kept."""
+
+    def __init__(self, split: Any, batch_size: int, seed: int, device: torch.device, dtype: torch.dtype) -> None:
+        self.x = split.x.to(device=device, dtype=dtype)
+        self.y = split.y.to(device).long()
+        self.n = len(self.y)
+        self.batch_size = batch_size
+        self.steps_per_epoch = math.ceil(self.n / batch_size)
+        self._generator = torch.Generator().manual_seed(seed)
+        self._order: torch.Tensor | None = None
+        self._cursor = 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._order is None or self._cursor >= self.n:
+            self._order = torch.randperm(self.n, generator=self._generator).to(self.x.device)
+            self._cursor = 0
+        index = self._order[self._cursor : self._cursor + self.batch_size]
+        self._cursor += self.batch_size
+        return self.x[index], self.y[index]
+
+
+def check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One sample through the model, turning torch's shape errors into a plain message."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(x[:1])
+    except RuntimeError as error:
+        raise ValueError(
+            f"data of shape {tuple(x.shape[1:])} (per sample) does not fit the model "
+            f"{type(model).__name__}: {error}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if logits.dim() != 2 or int(y.max()) >= logits.shape[1] or int(y.min()) < 0:
+        raise ValueError(
+            f"the model returns outputs of shape {tuple(logits.shape)} for one sample but the "
+            f"labels range over [{int(y.min())}, {int(y.max())}]; a classifier must return "
+            "(batch, num_classes) logits with a column per label"
+        )
+
+
+class StepTrainer:
+    """Train ``model`` step by step under masks, within ``epochs`` passes over ``split``.
+
+    ``masks`` (name -> bool tensor, ``True`` = kept) are passed to every call, so a method may
+    change them between steps. With ``shadow=False`` pruned weights are held at exactly 0.0 (no
+    gradient, re-zeroed after each optimiser step); with ``shadow=True`` the forward pass uses
+    ``W ⊙ M`` and the gradient with respect to ``W ⊙ M`` is applied to all of ``W``, so pruned
+    weights keep evolving and can come back (Guo et al. 2016).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        split: Any,
+        names: list[str],
+        *,
+        settings: Mapping[str, Any],
+        seed: int,
+        device: str | torch.device,
+        epochs: int,
+    ) -> None:
+        self.device = training.resolve_device(device)
+        self.model = model.to(self.device)
+        check_finite(model)
+        dtype = next(model.parameters()).dtype
+        self.stream = BatchStream(split, settings["batch_size"], seed, self.device, dtype)
+        check_fits(model, self.stream.x, self.stream.y)
+        self.settings = dict(settings)
+        self.params = {name: param for name, param in model.named_parameters() if name in names}
+        self.steps_per_epoch = self.stream.steps_per_epoch
+        self.budget_steps = epochs * self.steps_per_epoch
+        self.steps_done = 0
+        self._was_training = model.training
+        self.reset_optimizer()
+
+    @property
+    def epochs_used(self) -> float:
+        return self.steps_done / self.steps_per_epoch
+
+    @property
+    def steps_left(self) -> int:
+        return self.budget_steps - self.steps_done
+
+    def reset_optimizer(self) -> None:
+        """A fresh optimiser (no momentum or Adam moments), e.g. after rewinding weights."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if self.settings["optimizer"] == "sgd":
+            self.optimizer: torch.optim.Optimizer = torch.optim.SGD(
+                params,
+                lr=self.settings["lr"],
+                momentum=self.settings["momentum"],
+                weight_decay=self.settings["weight_decay"],
+            )
+        else:
+            self.optimizer = torch.optim.Adam(
+                params, lr=self.settings["lr"], weight_decay=self.settings["weight_decay"]
+            )
+
+    def device_masks(self, masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: keep.to(self.device) for name, keep in masks.items()}
+
+    def zero_pruned(self, masks: Mapping[str, torch.Tensor]) -> None:
+        # masked_fill_ writes +0.0 exactly (a product with the mask would leave -0.0)
+        with torch.no_grad():
+            for name, keep in masks.items():
+                self.params[name].masked_fill_(~keep.to(self.device), 0.0)
+
+    def train(
+        self,
+        n_steps: int,
+        masks: Mapping[str, torch.Tensor],
+        *,
+        shadow: bool,
+        before_step: Callable[[int], None] | None = None,
+        after_step: Callable[[int], None] | None = None,
+    ) -> float:
+        """Take ``n_steps`` optimiser steps; return their mean training loss.
+
+        ``before_step(i)`` / ``after_step(i)`` (``i`` = steps done before this one, over the
+        whole run) may replace entries of ``masks`` in place between steps.
+        """
+        if n_steps > self.steps_left:
+            raise MethodError(
+                f"internal budget error: {n_steps} steps asked with {self.steps_left} left"
+            )
+        if n_steps <= 0:
+            return float("nan")
+        self.model.train()
+        if not shadow:
+            self.zero_pruned(masks)
+        total = torch.zeros((), device=self.device)
+        for _ in range(n_steps):
+            if before_step is not None:
+                before_step(self.steps_done)
+            total += self._step(masks, shadow)
+            if after_step is not None:
+                after_step(self.steps_done - 1)
+        return float(total) / n_steps
+
+    def finish(self) -> None:
+        self.model.train(self._was_training)
+
+    def _step(self, masks: Mapping[str, torch.Tensor], shadow: bool) -> torch.Tensor:
+        inputs, labels = self.stream.next()
+        self.optimizer.zero_grad(set_to_none=True)
+        effective = {}
+        for name, keep in masks.items():
+            param = self.params[name]
+            pruned_part = param.masked_fill(keep, 0.0)
+            if shadow:
+                # forward value W - W·(1-M) = W ⊙ M, but d/dW is the identity
+                effective[name] = param - pruned_part.detach()
+            else:
+                effective[name] = param - pruned_part
+        loss = F.cross_entropy(functional_call(self.model, effective, (inputs,)), labels)
+        loss.backward()
+        self.optimizer.step()
+        if not shadow:
+            self.zero_pruned(masks)
+        self.steps_done += 1
+        return loss.detach()

@@ -1,0 +1,199 @@
+"""Gradient mask learning: straight-through top-k scores over frozen weights.
+
+Each prunable weight gets a real score s (initialised at |w|, divided by the mean |w| so that
+the optimiser's step size means the same for every model). The forward pass uses W ⊙ M with M
+the top-k of the scores (globally, or per layer); the backward pass treats M as if it were s
+(straight-through: ∂L/∂s = ∂L/∂(W⊙M) · W, Ramanujan et al. 2020), and Adam updates the scores
+while the weights stay frozen. The result is the top-k of the final scores.
+
+:meth:`Supermask.refine` is the local-improvement step a search can call on its best masks:
+it starts from a given mask (scores nudged so that the mask is exactly the initial top-k) and
+keeps the same number of weights (in total, or per layer with ``scope="layer"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from masksearch.mask import Mask, MaskError
+from masksearch.methods._trainer import BatchStream, check_fits
+from masksearch.methods._util import layer_counts, stable_top_k
+from masksearch.methods.base import (
+    MethodError,
+    OneShotMethod,
+    Progress,
+    check_epochs,
+    emit,
+    model_device,
+    prunable,
+    register,
+    train_split,
+)
+
+__all__ = ["Supermask"]
+
+# how far the given mask's kept scores sit above its pruned ones in refine(), relative to the
+# mean score (1.0): close enough that a few gradient steps can reorder them
+_REFINE_MARGIN = 1e-3
+
+
+def _top_k_masks(scores: dict[str, torch.Tensor], counts: dict[str, int] | int) -> dict[str, torch.Tensor]:
+    """Global top-``counts`` (an int) or per-tensor top-``counts[name]`` of the scores."""
+    if isinstance(counts, int):
+        flat = torch.cat([s.detach().reshape(-1) for s in scores.values()])
+        keep = _device_top_k(flat, counts)
+        chunks = torch.split(keep, [s.numel() for s in scores.values()])
+        return {n: c.reshape(s.shape) for (n, s), c in zip(scores.items(), chunks, strict=True)}
+    return {n: _device_top_k(s.detach().reshape(-1), counts[n]).reshape(s.shape) for n, s in scores.items()}
+
+
+def _device_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
+    # a stable sort on -score: ties go to the lower index, as in Mask.from_scores
+    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    keep[torch.sort(-flat, stable=True).indices[:k]] = True
+    return keep
+
+
+@register
+@dataclass
+class Supermask(OneShotMethod):
+    """Learn a mask at a fixed density by Adam on straight-through top-k scores.
+
+    ``epochs`` passes over the train split (in mini-batches of ``batch_size``, seeded) with
+    Adam at ``lr`` on scores of mean 1. The weights are never changed; the model runs in eval
+    mode, so batch-norm statistics are not updated either.
+    """
+
+    name: ClassVar[str] = "supermask"
+    uses_epochs: ClassVar[bool] = True
+
+    epochs: int = 2
+    lr: float = 0.01
+    batch_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_epochs(self.epochs)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
+            raise MethodError(f"lr must be a number > 0, got {self.lr!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise MethodError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed must be an int, got {self.seed!r}")
+
+    def _prune(self, model, params, split, density, scope, progress) -> Mask:
+        scores = self._initial_scores(params)
+        sizes = {n: p.numel() for n, p in params.items()}
+        if scope == "global":
+            counts: dict[str, int] | int = max(1, round(density * sum(sizes.values())))
+        else:
+            counts = layer_counts(sizes, density)
+        return self._learn(model, params, split, scores, counts, self.epochs, progress)
+
+    def refine(
+        self,
+        model: nn.Module,
+        mask: Mask,
+        data: Any,
+        epochs: int | None = None,
+        *,
+        scope: str = "global",
+        progress: Progress | None = None,
+    ) -> Mask:
+        """Improve ``mask`` by mask learning, keeping its weight count (total or per layer).
+
+        The model's weights should be the dense ones (pruned entries holding their values):
+        a weight that is 0.0 contributes nothing when it is restored.
+        """
+        epochs = check_epochs(self.epochs if epochs is None else epochs)
+        scope = self._resolve_scope(scope)
+        params = prunable(model)
+        if not isinstance(mask, Mask):
+            raise TypeError(f"mask must be a masksearch.mask.Mask, got {type(mask).__name__}")
+        mask.validate(model)
+        if set(mask.names) != set(params):
+            raise MaskError(
+                f"refine needs a mask over the model's prunable weights {sorted(params)}, "
+                f"got one over {sorted(mask.names)}"
+            )
+        split = train_split(data)
+        scores = self._initial_scores(params)
+        device = model_device(model)
+        counts: dict[str, int] | int
+        if scope == "global":
+            counts = mask.n_kept
+            flat = torch.cat([scores[n].reshape(-1) for n in params])
+            kept = torch.cat([mask.tensors[n].reshape(-1) for n in params]).to(device)
+            threshold = float(flat[kept].min()) if bool(kept.any()) else float(flat.max())
+            thresholds = dict.fromkeys(params, threshold)
+        else:
+            counts = {n: int(mask.tensors[n].sum()) for n in params}
+            thresholds = {}
+            for n in params:
+                keep = mask.tensors[n].to(device)
+                thresholds[n] = float(scores[n][keep].min()) if bool(keep.any()) else float(scores[n].max())
+        with torch.no_grad():
+            for n in params:
+                keep = mask.tensors[n].to(device)
+                above = torch.clamp(scores[n], min=thresholds[n] + _REFINE_MARGIN)
+                below = torch.clamp(scores[n], max=thresholds[n] - _REFINE_MARGIN)
+                scores[n] = torch.where(keep, above, below)
+        return self._learn(model, params, split, scores, counts, epochs, progress)
+
+    # -- internals --------------------------------------------------------------------------
+
+    @staticmethod
+    def _initial_scores(params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+        magnitudes = {n: p.detach().abs().clone() for n, p in params.items()}
+        mean = float(torch.cat([m.reshape(-1) for m in magnitudes.values()]).mean())
+        if mean == 0.0:
+            raise MethodError("supermask: every prunable weight is zero, so there is nothing to rank")
+        return {n: m / mean for n, m in magnitudes.items()}
+
+    def _learn(self, model, params, split, scores, counts, epochs, progress) -> Mask:
+        device = model_device(model)
+        stream = BatchStream(split, self.batch_size, self.seed, device, next(model.parameters()).dtype)
+        check_fits(model, stream.x, stream.y)
+        scores = {n: s.to(device).requires_grad_(True) for n, s in scores.items()}
+        weights = {n: p.detach() for n, p in params.items()}
+        optimizer = torch.optim.Adam(list(scores.values()), lr=self.lr)
+        start = _top_k_masks(scores, counts)
+        was_training = model.training
+        model.eval()
+        try:
+            for epoch in range(1, epochs + 1):
+                loss_sum = 0.0
+                for _ in range(stream.steps_per_epoch):
+                    inputs, labels = stream.next()
+                    with torch.no_grad():
+                        keep = _top_k_masks(scores, counts)
+                    effective = {
+                        n: weights[n] * (keep[n].to(s.dtype) + s - s.detach())
+                        for n, s in scores.items()
+                    }
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = F.cross_entropy(functional_call(model, effective, (inputs,)), labels)
+                    loss.backward()
+                    optimizer.step()
+                    loss_sum += float(loss.detach())
+                if progress is not None:
+                    current = _top_k_masks(scores, counts)
+                    changed = sum(int((current[n] != start[n]).sum()) for n in scores)
+                    emit(progress, self.name, "epoch", Mask(current), epoch=epoch,
+                         loss=loss_sum / stream.steps_per_epoch, changed_from_start=changed,
+                         epochs_used=float(epoch))
+        finally:
+            model.train(was_training)
+        final = {n: s.detach().cpu() for n, s in scores.items()}
+        if isinstance(counts, int):
+            flat_keep = stable_top_k(torch.cat([s.reshape(-1) for s in final.values()]), counts)
+            chunks = torch.split(flat_keep, [s.numel() for s in final.values()])
+            return Mask({n: c.reshape(final[n].shape) for n, c in zip(final, chunks, strict=True)})
+        return Mask({n: stable_top_k(s, counts[n]) for n, s in final.items()})
