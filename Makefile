@@ -13,7 +13,7 @@ $(BIN)/.installed: pyproject.toml
 
 ## run: a real NSGA-II mask search on the embedded default problem; results go to runs/quickstart
 run: $(BIN)/.installed
-	$(BIN)/masksearch run --out runs/quickstart
+	$(BIN)/masksearch run --out runs/quickstart --overwrite
 
 ## test: the whole test suite (fails when no test ran)
 test: $(BIN)/.installed

@@ -101,7 +101,9 @@ class ParetoFront:
             raise ValueError(f"unknown metric {objective!r}; the front has {sorted(self.metrics)}")
         candidates = np.arange(len(self))
         if max_density is not None:
-            candidates = candidates[self.metrics["density"] <= max_density + 1e-12]
+            # half a weight of slack: a density target is met by rounding to whole weights
+            slack = 0.5 / self._layout.n_total
+            candidates = candidates[self.metrics["density"] <= max_density + slack]
             if len(candidates) == 0:
                 lowest = float(self.metrics["density"].min())
                 raise ValueError(

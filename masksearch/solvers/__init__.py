@@ -55,8 +55,13 @@ def make_solver(name: str, **options: object) -> Solver:
 
     pymoo names ("nsga2", "ga", "nsga3", "smsemoa", "moead") give a ``PymooSolver``,
     "deap-nsga2"/"deap-ga" a ``DeapSolver``, "random" a ``RandomSearch`` and "evopress" an
-    ``EvoPressSolver``.
+    ``EvoPressSolver``. ``pop_size`` is understood by every solver: DEAP's ``mu`` and
+    EvoPress's ``lambda_`` (children per generation) take it when they are not given.
     """
+    if "pop_size" in options and name.startswith("deap-"):
+        options.setdefault("mu", options.pop("pop_size"))
+    elif "pop_size" in options and name == "evopress":
+        options.setdefault("lambda_", options.pop("pop_size"))
     if name in ("nsga2", "ga", "nsga3", "smsemoa", "moead"):
         return PymooSolver(name, **options)
     if name in ("deap-nsga2", "deap-ga"):

@@ -1,0 +1,280 @@
+"""Progress callbacks for :func:`masksearch.search.search`.
+
+Each callback receives the per-generation record ``search()`` passes: ``generation``,
+``n_evals``, ``wall_time``, ``front_size``, ``hypervolume``, ``best_<objective>`` and, not meant
+for JSON, ``front`` (the live :class:`~masksearch.front.ParetoFront`). :func:`summarize` turns a
+record into a JSON-safe dict with the best error at the problem's target densities.
+
+* :class:`ProgressBar` — one self-overwriting line on stderr (``\\r``) with ETA, evaluations/s,
+  front size, best error at the target densities and hypervolume; on a non-terminal it prints a
+  plain line every few seconds instead, so logs stay readable.
+* :class:`JsonLines` — one JSON object per generation on a stream (stdout for scripts).
+* :class:`LogFile` — appends one JSON line per generation to a file (``DIR/log.jsonl``).
+* :class:`StopOnSignal` — turns Ctrl-C into "stop after this generation's checkpoint".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = [
+    "JsonLines",
+    "LogFile",
+    "ProgressBar",
+    "StopOnSignal",
+    "error_at_densities",
+    "format_duration",
+    "summarize",
+]
+
+
+def error_at_densities(
+    front: Any, densities: Sequence[float], slack: float = 1e-12
+) -> dict[str, float | None]:
+    """Lowest error on ``front`` among members with density <= each target (None: none there).
+
+    ``slack`` is added to each target: pass half a weight (``0.5 / n_weights``) so that a mask
+    keeping ``round(target * n_weights)`` weights counts as meeting the target. Keys are the
+    densities written with up to 4 significant digits (``"0.05"``), stable JSON keys.
+    """
+    result: dict[str, float | None] = {}
+    metrics = getattr(front, "metrics", {}) if front is not None else {}
+    errors = metrics.get("error")
+    density = metrics.get("density")
+    for target in densities:
+        key = density_key(target)
+        if errors is None or density is None or len(errors) == 0:
+            result[key] = None
+            continue
+        within = np.asarray(density) <= target + slack
+        result[key] = float(np.asarray(errors)[within].min()) if within.any() else None
+    return result
+
+
+def density_key(density: float) -> str:
+    return f"{density:.4g}"
+
+
+def summarize(
+    record: dict[str, Any], densities: Sequence[float] = (), slack: float = 1e-12
+) -> dict[str, Any]:
+    """A JSON-safe copy of a search record: ``front`` replaced by ``error_at`` per density."""
+    summary = {k: _json_safe(v) for k, v in record.items() if k != "front"}
+    if densities:
+        summary["error_at"] = error_at_densities(record.get("front"), densities, slack)
+    return summary
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def format_duration(seconds: float | None) -> str:
+    """``h:mm:ss`` or ``m:ss``; ``?`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class ProgressBar:
+    """A one-line progress display on ``stream`` (default stderr), no dependency.
+
+    ``budget`` (evaluations) and/or ``time_limit`` (seconds) give the bar's length and the ETA;
+    ``densities`` are the targets whose best error is shown.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: int | None = None,
+        time_limit: float | None = None,
+        densities: Sequence[float] = (),
+        stream: IO[str] | None = None,
+        width: int = 20,
+        interval: float | None = None,
+        slack: float = 1e-12,
+    ) -> None:
+        self.budget = budget
+        self.slack = slack
+        self.time_limit = time_limit
+        self.densities = tuple(densities)
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        # a terminal redraws in place cheaply; a log file gets a line every few seconds
+        self.interval = interval if interval is not None else (0.1 if self.interactive else 5.0)
+        self._last_draw = -math.inf
+        self._pending = ""  # the latest line, when throttling kept it from the screen
+        self._last_length = 0
+
+    def fraction(self, record: dict[str, Any]) -> float | None:
+        """How far the run is, in [0, 1], by whichever limit is closer to being reached."""
+        fractions = []
+        if self.budget:
+            fractions.append(record["n_evals"] / self.budget)
+        if self.time_limit:
+            fractions.append(record["wall_time"] / self.time_limit)
+        return min(1.0, max(fractions)) if fractions else None
+
+    def eta(self, record: dict[str, Any]) -> float | None:
+        wall, n_evals = record["wall_time"], record["n_evals"]
+        estimates = []
+        if self.budget and n_evals > 0 and wall > 0:
+            estimates.append(max(0.0, (self.budget - n_evals) * wall / n_evals))
+        if self.time_limit:
+            estimates.append(max(0.0, self.time_limit - wall))
+        return min(estimates) if estimates else None
+
+    def line(self, record: dict[str, Any]) -> str:
+        """The text shown for ``record``."""
+        fraction = self.fraction(record)
+        parts = []
+        if fraction is not None:
+            filled = int(round(fraction * self.width))
+            parts.append(f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}")
+        evals = f"{record['n_evals']}"
+        if self.budget:
+            evals += f"/{self.budget}"
+        parts.append(f"gen {record['generation'] + 1} {evals} evals")
+        rate = record["n_evals"] / record["wall_time"] if record["wall_time"] > 0 else 0.0
+        parts.append(f"{rate:.1f} ev/s")
+        parts.append(f"ETA {format_duration(self.eta(record))}")
+        parts.append(f"front {record['front_size']}")
+        parts.append(f"HV {record['hypervolume']:.4f}")
+        if self.densities:
+            # last: the longest part, the first to be clipped on a narrow terminal
+            errors = error_at_densities(record.get("front"), self.densities, self.slack)
+            shown = " ".join(
+                f"{float(key):.3g}:{'-' if value is None else f'{value:.3f}'}"
+                for key, value in errors.items()
+            )
+            parts.append(f"err@density {shown}")
+        return " | ".join(parts)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        text = self.line(record)
+        now = time.monotonic()
+        if now - self._last_draw < self.interval:
+            self._pending = text
+            return
+        self._last_draw = now
+        self._pending = ""
+        self._draw(text)
+
+    def _draw(self, text: str) -> None:
+        if self.interactive:
+            # a line wider than the terminal wraps, and "\r" then redraws only its last row
+            text = text[: max(20, shutil.get_terminal_size((200, 24)).columns - 1)]
+            padding = " " * max(0, self._last_length - len(text))
+            self.stream.write("\r" + text + padding)
+            self._last_length = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Show the last record (if throttling hid it) and end the line."""
+        if self._pending:
+            self._draw(self._pending)
+        if self.interactive and self._last_length:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._pending = ""
+        self._last_length = 0
+
+
+class JsonLines:
+    """Writes :func:`summarize` of every record as one JSON line on ``stream`` (stdout)."""
+
+    def __init__(
+        self,
+        *,
+        densities: Sequence[float] = (),
+        stream: IO[str] | None = None,
+        slack: float = 1e-12,
+    ) -> None:
+        self.densities = tuple(densities)
+        self.stream = stream if stream is not None else sys.stdout
+        self.slack = slack
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        summary = {"event": "generation", **summarize(record, self.densities, self.slack)}
+        self.stream.write(json.dumps(summary) + "\n")
+        self.stream.flush()
+
+
+class LogFile:
+    """Appends :func:`summarize` of every record as one JSON line to ``path``.
+
+    Each line is flushed and fsynced, so the log survives a crash up to the last generation.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, densities: Sequence[float] = (), slack: float = 1e-12
+    ) -> None:
+        self.path = os.fspath(path)
+        self.densities = tuple(densities)
+        self.slack = slack
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        line = json.dumps(summarize(record, self.densities, self.slack)) + "\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+class StopOnSignal:
+    """Ctrl-C (SIGINT) or SIGTERM asks the search to stop after the current generation.
+
+    Use as a context manager and put it *last* in the callbacks: ``search()`` calls callbacks
+    after writing the generation's checkpoint, and this one then raises ``KeyboardInterrupt``,
+    which ``search()`` turns into a clean stop (``Result.stopped == "interrupted"``). A second
+    Ctrl-C interrupts at once.
+    """
+
+    def __init__(self, *, stream: IO[str] | None = None) -> None:
+        self.requested = False
+        self.stream = stream if stream is not None else sys.stderr
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.stream.write(
+            "\nmasksearch: stopping after this generation's checkpoint "
+            "(press Ctrl-C again to stop at once)\n"
+        )
+        self.stream.flush()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> StopOnSignal:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()

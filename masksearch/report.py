@@ -1,0 +1,386 @@
+"""Results and report of a run directory (see :mod:`masksearch.rundir` for the layout).
+
+:func:`save_results` writes what a search found (``front.json``, ``masks.npz``,
+``history.json``); :func:`write_report` turns those files into ``report.md`` with two PNG plots
+(the Pareto front against global magnitude pruning, hypervolume over evaluations) and
+``report.json`` with the numbers behind them. ``write_report`` reads only the saved files plus
+the problem (for the magnitude baseline), so ``masksearch report DIR`` regenerates everything.
+
+Magnitude masks and test scores are judged by fresh exact evaluators on the problem's own
+validation and test splits, so they compare like for like with the front.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from masksearch.mask import Mask
+from masksearch.progress import format_duration
+from masksearch.rundir import RunDir, load_masks, save_masks
+
+__all__ = ["magnitude_curve", "save_results", "split_scores", "write_report"]
+
+MAX_TABLE_ROWS = 60
+N_MAGNITUDE_POINTS = 10
+
+
+def split_scores(problem: Any, masks: np.ndarray, split: Any) -> dict[str, np.ndarray]:
+    """``{"loss", "error", "accuracy"}`` of flat ``masks`` on ``split`` by an exact evaluator."""
+    from masksearch.evaluators import make_evaluator
+
+    if len(masks) == 0:
+        return {k: np.zeros(0) for k in ("loss", "error", "accuracy")}
+    evaluator = make_evaluator(problem.model, split, problem.layout, device=problem.device)
+    scores = {k: np.asarray(v, dtype=np.float64) for k, v in evaluator(masks).items()}
+    scores["accuracy"] = 1.0 - scores["error"]
+    return scores
+
+
+def save_results(run: RunDir, result: Any, problem: Any) -> dict[str, Any]:
+    """Write ``front.json``, ``masks.npz`` and ``history.json`` for ``result``; return the front.
+
+    Each front row holds the search's metrics (on the validation split), ``index`` (its row in
+    ``masks.npz``) and, when the problem has test data, ``test_accuracy`` and ``test_loss``.
+    """
+    from masksearch.progress import summarize
+
+    front = result.front
+    rows = front.rows()
+    if len(front):
+        masks = problem.encoding.decode(front.genomes)
+        genomes = front.genomes
+    else:
+        masks = np.zeros((0, problem.layout.n_total), dtype=bool)
+        genomes = None
+    if problem.test_data is not None and len(masks):
+        test = split_scores(problem, masks, problem.test_data)
+        for row, accuracy, loss in zip(rows, test["accuracy"], test["loss"], strict=True):
+            row["test_accuracy"] = float(accuracy)
+            row["test_loss"] = float(loss)
+    members = [{"index": index, **row} for index, row in enumerate(rows)]
+    document = {
+        "problem": problem.name,
+        "objectives": list(front.objectives),
+        "densities": list(problem.densities),
+        "n_weights": problem.layout.n_total,
+        "n_evals": result.n_evals,
+        "wall_time": result.wall_time,
+        "stopped": result.stopped,
+        "seed": result.seed,
+        "members": members,
+    }
+    save_masks(run.masks, problem.layout, masks, genomes)
+    run.write_json("history", [summarize(record) for record in result.history])
+    run.write_json("front", document)
+    return document
+
+
+def magnitude_curve(problem: Any, densities: Sequence[float]) -> list[dict[str, float]]:
+    """Global magnitude pruning at each density, scored on validation (and test) data."""
+    densities = sorted({float(d) for d in densities})
+    if not densities:
+        return []
+    names = problem.layout.names
+    masks = np.stack(
+        [Mask.magnitude(problem.model, density, names=names).flat() for density in densities]
+    )
+    val = split_scores(problem, masks, problem.data)
+    test = split_scores(problem, masks, problem.test_data) if problem.test_data else None
+    curve = []
+    for i, _density in enumerate(densities):
+        point = {
+            "density": float(masks[i].mean()),
+            "accuracy": float(val["accuracy"][i]),
+            "loss": float(val["loss"][i]),
+        }
+        if test is not None:
+            point["test_accuracy"] = float(test["accuracy"][i])
+            point["test_loss"] = float(test["loss"][i])
+        curve.append(point)
+    return curve
+
+
+def curve_densities(members: list[dict[str, Any]], targets: Sequence[float]) -> list[float]:
+    """~10 log-spaced densities across the front's range, plus the problem's targets."""
+    densities = [float(m["density"]) for m in members if m["density"] > 0]
+    points = list(targets)
+    if densities:
+        low, high = min(densities), max(densities)
+        if high > low:
+            points.extend(np.geomspace(low, high, N_MAGNITUDE_POINTS).tolist())
+        else:
+            points.append(low)
+    return sorted({round(p, 6) for p in points if 0 < p <= 1})
+
+
+def density_slack(front: dict[str, Any]) -> float:
+    """Half a weight: a mask of ``round(target * n)`` weights meets ``target``."""
+    n_weights = front.get("n_weights")
+    return 0.5 / n_weights if n_weights else 1e-12
+
+
+def at_targets(
+    members: list[dict[str, Any]],
+    curve: list[dict[str, float]],
+    targets: Sequence[float],
+    slack: float = 1e-12,
+) -> list[dict[str, Any]]:
+    """Per target density: the best front member within it and magnitude at that density."""
+    rows = []
+    for target in targets:
+        within = [m for m in members if m["density"] <= target + slack]
+        best = min(within, key=lambda m: m["error"]) if within else None
+        magnitude = min(curve, key=lambda p: abs(p["density"] - target)) if curve else None
+        rows.append({"target": float(target), "member": best, "magnitude": magnitude})
+    return rows
+
+
+def write_report(run: RunDir, problem: Any | None = None) -> Any:
+    """Write ``report.md``, ``report.json``, ``front.png`` and ``hypervolume.png`` into ``run``.
+
+    ``problem`` (rebuilt from ``config.json`` when None is given by the CLI) supplies the model
+    and data for the magnitude baseline; returns the report's path.
+    """
+    front = run.read_json("front")
+    history = run.read_json("history") if run.history.exists() else []
+    config = run.read_json("config") if run.config.exists() else {}
+    environment = run.read_json("environment") if run.environment.exists() else {}
+    members = front["members"]
+    targets = front.get("densities") or []
+    curve = (
+        magnitude_curve(problem, curve_densities(members, targets)) if problem is not None else []
+    )
+    if problem is not None and members and "test_accuracy" not in members[0] and problem.test_data:
+        _, masks = load_masks(run.masks)
+        test = split_scores(problem, masks, problem.test_data)
+        for member, accuracy, loss in zip(members, test["accuracy"], test["loss"], strict=True):
+            member["test_accuracy"], member["test_loss"] = float(accuracy), float(loss)
+    comparison = at_targets(members, curve, targets, density_slack(front))
+    run.write_json("report_json", {"magnitude": curve, "at_targets": comparison, "front": members})
+    plot_front(run.front_plot, members, curve, targets, title=_title(front, config))
+    plot_hypervolume(run.hypervolume_plot, history, title=_title(front, config))
+    text = render_markdown(front, members, curve, comparison, history, config, environment)
+    from masksearch.io import atomic_write_text
+
+    return atomic_write_text(text, run.report)
+
+
+def _title(front: dict[str, Any], config: dict[str, Any]) -> str:
+    solver = config.get("solver", "")
+    encoding = config.get("encoding", "")
+    return f"{front.get('problem', '')} · {solver} · {encoding} · {front.get('n_evals', 0)} evals"
+
+
+def _figure(width: float = 6.4, height: float = 4.4) -> Any:
+    # Figure without pyplot: no global state, no GUI backend, safe in any thread
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=120)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def plot_front(
+    path: str | os.PathLike[str],
+    members: list[dict[str, Any]],
+    curve: list[dict[str, float]],
+    targets: Sequence[float],
+    *,
+    title: str = "",
+) -> None:
+    """Accuracy against density (log axis): the front as steps, magnitude as a line."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    if members:
+        density = np.array([m["density"] for m in members])
+        order = np.argsort(density)
+        accuracy = np.array([m["accuracy"] for m in members])[order]
+        axes.step(density[order], accuracy, where="post", color="C0", alpha=0.4)
+        axes.plot(density[order], accuracy, "o", color="C0", ms=3, label="search (val)")
+        if "test_accuracy" in members[0]:
+            test = np.array([m["test_accuracy"] for m in members])[order]
+            axes.plot(density[order], test, "x", color="C0", ms=3, alpha=0.7, label="search (test)")
+    if curve:
+        density = [p["density"] for p in curve]
+        axes.plot(density, [p["accuracy"] for p in curve], "-", color="C3", label="magnitude (val)")
+        if "test_accuracy" in curve[0]:
+            axes.plot(
+                density,
+                [p["test_accuracy"] for p in curve],
+                "--",
+                color="C3",
+                alpha=0.7,
+                label="magnitude (test)",
+            )
+    for target in targets:
+        axes.axvline(target, color="grey", lw=0.6, ls=":")
+    axes.set_xscale("log")
+    axes.set_xlabel("density (fraction of prunable weights kept)")
+    axes.set_ylabel("accuracy")
+    axes.set_title(title, fontsize=9)
+    axes.grid(True, which="both", alpha=0.3)
+    if members or curve:
+        axes.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    _save_figure(figure, path)
+
+
+def plot_hypervolume(
+    path: str | os.PathLike[str], history: list[dict[str, Any]], *, title: str = ""
+) -> None:
+    """Hypervolume of the archive after each generation against evaluations."""
+    figure = _figure(6.4, 3.6)
+    axes = figure.add_subplot()
+    if history:
+        axes.plot(
+            [r["n_evals"] for r in history],
+            [r["hypervolume"] if r["hypervolume"] is not None else np.nan for r in history],
+            "-",
+            color="C0",
+        )
+    axes.set_xlabel("evaluations")
+    axes.set_ylabel("hypervolume")
+    axes.set_title(title, fontsize=9)
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    _save_figure(figure, path)
+
+
+def _save_figure(figure: Any, path: str | os.PathLike[str]) -> None:
+    import io
+
+    from masksearch.io import atomic_write
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.2f}%"
+
+
+def render_markdown(
+    front: dict[str, Any],
+    members: list[dict[str, Any]],
+    curve: list[dict[str, float]],
+    comparison: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    config: dict[str, Any],
+    environment: dict[str, Any],
+) -> str:
+    """The text of ``report.md``."""
+    has_test = bool(members) and "test_accuracy" in members[0]
+    lines = [
+        f"# masksearch run: {front.get('problem', '?')}",
+        "",
+        f"Solver **{config.get('solver', '?')}** on the **{config.get('encoding', '?')}** encoding, "
+        f"objectives {', '.join(front.get('objectives', []))}, seed {front.get('seed', '?')}: "
+        f"{front.get('n_evals', 0)} evaluations in {format_duration(front.get('wall_time'))} "
+        f"(stopped: {front.get('stopped', '?')}), {len(members)} masks on the Pareto front.",
+    ]
+    if environment:
+        versions = environment.get("versions", {})
+        lines.append(
+            f"Device {environment.get('device', '?')}, {environment.get('cpu_count', '?')} CPUs, "
+            f"torch {versions.get('torch', '?')}, masksearch {versions.get('masksearch', '?')}, "
+            f"started {environment.get('started', '?')}."
+        )
+    lines += ["", "## At the target densities", ""]
+    header = "| density ≤ | search density | search val acc | magnitude val acc |"
+    rule = "|---|---|---|---|"
+    if has_test:
+        header += " search test acc | magnitude test acc |"
+        rule += "---|---|"
+    lines += [header, rule]
+    for row in comparison:
+        member, magnitude = row["member"], row["magnitude"]
+        cells = [
+            f"{row['target']:.4g}",
+            f"{member['density']:.4f} (#{member['index']})" if member else "none",
+            _pct(member["accuracy"]) if member else "–",
+            _pct(magnitude["accuracy"]) if magnitude else "–",
+        ]
+        if has_test:
+            cells += [
+                _pct(member.get("test_accuracy")) if member else "–",
+                _pct(magnitude.get("test_accuracy")) if magnitude else "–",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Magnitude: global magnitude pruning (largest |w| kept) at exactly that density, "
+        "no fine-tuning. Val = the validation split the search optimised on; test = held out.",
+        "",
+        "![Pareto front against magnitude pruning](front.png)",
+        "",
+        "![Hypervolume over evaluations](hypervolume.png)",
+        "",
+        f"## Pareto front ({len(members)} members)",
+        "",
+    ]
+    shown = members
+    if len(members) > MAX_TABLE_ROWS:
+        picks = np.unique(np.linspace(0, len(members) - 1, MAX_TABLE_ROWS).round().astype(int))
+        shown = [members[i] for i in picks]
+        lines += [
+            f"{len(shown)} of {len(members)} members, evenly spaced; all are in front.json.",
+            "",
+        ]
+    header = "| # | density | val accuracy | val loss |"
+    rule = "|---|---|---|---|"
+    if has_test:
+        header += " test accuracy |"
+        rule += "---|"
+    lines += [header, rule]
+    for member in shown:
+        cells = [
+            str(member["index"]),
+            f"{member['density']:.4f}",
+            _pct(member["accuracy"]),
+            f"{member['loss']:.4f}",
+        ]
+        if has_test:
+            cells.append(_pct(member.get("test_accuracy")))
+        lines.append("| " + " | ".join(cells) + " |")
+    if curve:
+        lines += [
+            "",
+            "## Magnitude baseline",
+            "",
+            "| density | val accuracy |"
+            + (" test accuracy |" if "test_accuracy" in curve[0] else ""),
+            "|---|---|" + ("---|" if "test_accuracy" in curve[0] else ""),
+        ]
+        for point in curve:
+            cells = [f"{point['density']:.4f}", _pct(point["accuracy"])]
+            if "test_accuracy" in point:
+                cells.append(_pct(point["test_accuracy"]))
+            lines.append("| " + " | ".join(cells) + " |")
+    if history:
+        last = history[-1]
+        lines += [
+            "",
+            "## Search",
+            "",
+            f"{len(history)} generations; final hypervolume {last.get('hypervolume') or 0:.4f} "
+            f"(reference: the worst value of each objective).",
+        ]
+    lines += [
+        "",
+        "## Files",
+        "",
+        "`config.json` (resolved configuration), `environment.json`, `front.json` (one row per "
+        "member; `index` = row in `masks.npz`), `masks.npz` (bit-packed flat masks + layout), "
+        "`history.json`, `log.jsonl`, `checkpoint.pkl`.",
+        "",
+        "Take a pruned model away with "
+        "`masksearch export DIR --max-density D --finetune EPOCHS --out model.pt`.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,269 @@
+"""The ``masksearch`` command driven as a user drives it: subprocesses on the digits problem.
+
+The missing-dataset case uses ``resnet20_cifar10`` with ``--data-root`` pointing at an empty
+folder: CIFAR-10 has no system-wide install location, so nothing else can supply it, exactly as
+on a machine without the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from masksearch import data, models
+from masksearch.cli import build_parser, main
+from masksearch.mask import Mask
+from masksearch.rundir import load_masks
+from masksearch.training import evaluate
+
+# a small search: 8 generations of 40 on digits, a few seconds
+SEARCH = ["--problem", "digits_mlp", "--pop-size", "40", "--budget", "320", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    environment = dict(os.environ)
+    environment["MASKSEARCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    environment.pop("MASKSEARCH_DATA", None)
+    environment.pop("MASKSEARCH_DEBUG", None)
+    return environment
+
+
+def masksearch(*args: str, env: dict, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "masksearch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def assert_user_error(completed: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    lines = completed.stderr.strip().splitlines()
+    assert lines[-1].startswith("masksearch: error: ")
+    assert sum(line.startswith("masksearch: error") for line in lines) == 1
+    for fragment in fragments:
+        assert fragment in lines[-1]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, env):
+    """An uninterrupted run, then its report."""
+    out = tmp_path_factory.mktemp("runs") / "reference"
+    completed = masksearch("run", *SEARCH, "--out", str(out), "--json", env=env)
+    assert completed.returncode == 0, completed.stderr
+    return out, completed
+
+
+def front_of(out: Path) -> tuple[list[dict], np.ndarray]:
+    front = json.loads((out / "front.json").read_text())
+    _, masks = load_masks(out / "masks.npz")
+    return front["members"], masks
+
+
+def test_run_writes_the_run_directory_and_reports_progress(reference):
+    out, completed = reference
+    events = [json.loads(line) for line in completed.stdout.splitlines()]
+    generations = [e for e in events if e["event"] == "generation"]
+    assert [e["n_evals"] for e in generations] == list(range(40, 321, 40))
+    assert events[-1]["event"] == "done" and events[-1]["n_evals"] == 320
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [entry["n_evals"] for entry in log] == [e["n_evals"] for e in generations]
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem"] == "digits_mlp" and config["pop_size"] == 40
+    environment = json.loads((out / "environment.json").read_text())
+    assert environment["seed"] == 3 and environment["versions"]["torch"] == torch.__version__
+    members, masks = front_of(out)
+    assert len(members) == len(masks) == events[-1]["front_size"] > 0
+    for path in ("report.md", "front.png", "hypervolume.png", "history.json", "checkpoint.pkl"):
+        assert (out / path).exists(), path
+
+
+def test_report_then_export_gives_the_front_members_model(reference, env, tmp_path):
+    out, _ = reference
+    (out / "report.md").unlink()
+    completed = masksearch("report", str(out), env=env)
+    assert completed.returncode == 0, completed.stderr
+    assert "Pareto front" in (out / "report.md").read_text()
+
+    members, masks = front_of(out)
+    target = float(np.median([m["density"] for m in members]))
+    exported = tmp_path / "model.pt"
+    completed = masksearch(
+        "export", str(out), "--max-density", str(target), "--out", str(exported), env=env
+    )
+    assert completed.returncode == 0, completed.stderr
+    within = [m for m in members if m["density"] <= target]
+    chosen = min(within, key=lambda m: m["error"])
+
+    model = models.build("digits_mlp")
+    Mask.ones(model).to_prune(model)
+    model.load_state_dict(torch.load(exported))
+    mask = Mask.from_pruned(model)
+    assert mask.density == pytest.approx(chosen["density"])
+    np.testing.assert_array_equal(mask.flat(), masks[chosen["index"]])
+    accuracy = evaluate(model, data.load("digits").test).accuracy
+    # the forward pass ran through the prune hooks: the effective weights are masked
+    assert bool((model.fc1.weight[~mask.tensors["fc1.weight"]] == 0).all())
+    assert accuracy == pytest.approx(chosen["test_accuracy"], abs=1e-12)
+
+
+def wait_for_generations(process: subprocess.Popen, log: Path, count: int) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) >= count:
+            return
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        time.sleep(0.05)
+    raise AssertionError("the run did not reach the wanted generation in time")
+
+
+def assert_same_metrics(members: list[dict], expected: list[dict]) -> None:
+    """Counts (error, accuracy, density) exactly; losses to float rounding.
+
+    The incremental evaluator's parent cache is not checkpointed, so after a resume a child may
+    be computed from another parent (or from scratch): the same logits up to summation order.
+    """
+    assert len(members) == len(expected)
+    for member, reference in zip(members, expected, strict=True):
+        assert set(member) == set(reference)
+        for key, value in reference.items():
+            if key.endswith("loss"):
+                assert member[key] == pytest.approx(value, rel=1e-6), key
+            else:
+                assert member[key] == value, key
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])
+def test_resume_after_a_kill_reaches_the_uninterrupted_front(reference, env, tmp_path, stop):
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "masksearch", "run", *SEARCH, "--out", str(out), "--quiet"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_generations(process, out / "log.jsonl", 3)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    generations_before = len((out / "log.jsonl").read_text().splitlines())
+    assert generations_before < 8, "the run finished before the signal"
+    if stop == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+        assert not (out / "front.json").exists()
+    else:  # Ctrl-C: stops after a checkpoint and still writes results
+        assert process.returncode == 130, stderr
+        assert "Traceback" not in stderr
+        assert (out / "front.json").exists() and (out / "report.md").exists()
+
+    completed = masksearch("run", "--resume", str(out), "--quiet", env=env)
+    assert completed.returncode == 0, completed.stderr
+    members, masks = front_of(out)
+    expected_members, expected_masks = front_of(reference[0])
+    np.testing.assert_array_equal(masks, expected_masks)
+    assert_same_metrics(members, expected_members)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [entry["n_evals"] for entry in log][-1] == 320
+
+
+def test_corrupt_checkpoint(reference, env, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(reference[0], out)
+    (out / "checkpoint.pkl").write_bytes(b"\x80\x05garbage")
+    assert_user_error(
+        masksearch("run", "--resume", str(out), "--budget", "400", env=env), "damaged"
+    )
+
+
+def test_unknown_problem(tmp_path, capsys):
+    # in-process (start-up costs seconds): main() returns the exit status the script exits with
+    assert main(["run", "--problem", "mnist_resnet", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("masksearch: error: ") and "\n" not in error
+    assert "mnist_resnet" in error and "digits_mlp" in error
+
+
+def test_bad_config_value(tmp_path, capsys):
+    config = tmp_path / "search.toml"
+    config.write_text('problem = "digits_mlp"\nbudget = "lots"\n')
+    assert main(["run", str(config)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("masksearch: error: ") and "\n" not in error
+    assert "budget" in error and "lots" in error
+
+
+def test_missing_dataset(env, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    completed = masksearch(
+        "run", "--problem", "resnet20_cifar10", "--data-root", str(empty), env=env
+    )
+    assert_user_error(completed, "CIFAR-10 not found", str(empty), "--data-root")
+
+
+# in-process checks (no interpreter start-up): help texts, config precedence, resume guard
+
+
+def test_every_option_of_every_command_has_help():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001
+    assert set(commands) == {"problems", "run", "report", "export"}
+    for name, command in commands.items():
+        for action in command._actions:  # noqa: SLF001
+            assert action.help, f"masksearch {name} {action.option_strings} has no help"
+
+
+def test_flags_override_the_config_file(tmp_path, capsys):
+    from masksearch.cli import resolve_run_config
+
+    config = tmp_path / "search.toml"
+    config.write_text('problem = "digits_mlp"\nbudget = 50\nseed = 4\n[solver_options]\nx = 1\n')
+    args = build_parser().parse_args(["run", str(config), "--budget", "70"])
+    resolved, resume = resolve_run_config(args)
+    assert (resolved["budget"], resolved["seed"], resolved["solver_options"]) == (70, 4, {"x": 1})
+    assert not resume
+
+
+def test_resuming_with_other_settings_is_refused(reference, capsys):
+    assert main(["run", "--resume", str(reference[0]), "--seed", "9"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot resume" in error and "seed 3 -> 9" in error
+
+
+def test_an_existing_run_is_not_overwritten_by_accident(reference, capsys):
+    assert main(["run", *SEARCH, "--out", str(reference[0])]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("solver", "attribute"), [("nsga2", "pop_size"), ("deap-nsga2", "mu"), ("evopress", "lambda_")]
+)
+def test_pop_size_reaches_every_solver_under_its_own_name(solver, attribute):
+    from masksearch.cli import build_solver
+
+    assert getattr(build_solver({"solver": solver, "pop_size": 12}), attribute) == 12
+
+
+def test_workers_wrap_the_evaluator_in_joblib():
+    from masksearch.cli import build_problem, parallel_evaluator
+    from masksearch.evaluators import JoblibEvaluator
+
+    problem = build_problem({"problem": "digits_mlp", "val_samples": 50})
+    inner = problem.evaluator
+    parallel_evaluator(problem, {"workers": 2})
+    assert isinstance(problem.evaluator, JoblibEvaluator) and problem.evaluator.n_jobs == 2
+    assert problem.evaluator.layout == inner.layout

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from masksearch.mask import Layout, Mask
+from masksearch.report import (
+    at_targets,
+    curve_densities,
+    density_slack,
+    magnitude_curve,
+    save_results,
+    write_report,
+)
+from masksearch.rundir import RunDir, load_mask, load_masks, save_masks
+from masksearch.training import evaluate
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A small real search on digits, its results and report written."""
+    from masksearch.search import search
+    from masksearch.solvers import make_solver
+    from problems import digits_mlp
+
+    problem = digits_mlp(val_samples=150)
+    result = search(problem, make_solver("nsga2", pop_size=20), budget=100, seed=0)
+    run = RunDir(tmp_path_factory.mktemp("run"))
+    run.write_json("config", {"problem": "digits_mlp", "solver": "nsga2", "encoding": "weights"})
+    save_results(run, result, problem)
+    write_report(run, problem)
+    return run, result, problem
+
+
+def test_masks_round_trip_with_an_odd_layout(tmp_path):
+    layout = Layout(("a.weight", "b.weight"), ((3, 5), (7,)))  # 22 bits: not a byte multiple
+    masks = np.random.default_rng(0).random((4, layout.n_total)) < 0.3
+    save_masks(tmp_path / "masks.npz", layout, masks)
+    loaded_layout, loaded = load_masks(tmp_path / "masks.npz")
+    assert loaded_layout == layout
+    np.testing.assert_array_equal(loaded, masks)
+    mask = load_mask(tmp_path / "masks.npz", 2)
+    np.testing.assert_array_equal(mask.flat(), masks[2])
+    assert mask.tensors["a.weight"].shape == (3, 5)
+
+
+def test_load_masks_rejects_a_damaged_file(tmp_path):
+    (tmp_path / "masks.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a masksearch masks file"):
+        load_masks(tmp_path / "masks.npz")
+
+
+def test_front_json_and_masks_match_the_result(finished):
+    run, result, problem = finished
+    front = json.loads(run.front.read_text())
+    assert front["n_evals"] == result.n_evals and len(front["members"]) == len(result.front)
+    layout, masks = load_masks(run.masks)
+    assert layout == problem.layout
+    np.testing.assert_array_equal(masks, problem.encoding.decode(result.front.genomes))
+    for member, row in zip(front["members"], result.front.rows(), strict=True):
+        assert member["density"] == pytest.approx(masks[member["index"]].mean())
+        assert member["error"] == pytest.approx(row["error"])
+    assert len(json.loads(run.history.read_text())) == len(result.history)
+
+
+def test_test_accuracy_matches_a_plain_masked_forward(finished):
+    run, _, problem = finished
+    members = json.loads(run.front.read_text())["members"]
+    for member in (members[0], members[-1]):
+        model = load_mask(run.masks, member["index"]).apply(copy.deepcopy(problem.model))
+        expected = evaluate(model, problem.test_data).accuracy
+        assert member["test_accuracy"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_magnitude_curve_matches_magnitude_pruning_evaluated_directly(finished):
+    _, _, problem = finished
+    curve = magnitude_curve(problem, [0.3, 0.1])
+    for point, density in zip(curve, [0.1, 0.3], strict=True):
+        model = Mask.magnitude(problem.model, density).apply(copy.deepcopy(problem.model))
+        assert point["accuracy"] == pytest.approx(evaluate(model, problem.data).accuracy)
+        assert point["test_accuracy"] == pytest.approx(evaluate(model, problem.test_data).accuracy)
+        assert point["density"] == pytest.approx(density, abs=1 / problem.layout.n_total)
+
+
+def test_report_files_and_tables(finished):
+    run, result, problem = finished
+    for plot in (run.front_plot, run.hypervolume_plot):
+        assert plot.read_bytes()[:8] == PNG_MAGIC
+    text = run.report.read_text()
+    assert "![Pareto front against magnitude pruning](front.png)" in text
+    assert f"## Pareto front ({len(result.front)} members)" in text
+    report = json.loads(run.report_json.read_text())
+    assert [row["target"] for row in report["at_targets"]] == list(problem.densities)
+    # the report's densities span the front and include every target
+    members = json.loads(run.front.read_text())["members"]
+    densities = curve_densities(members, problem.densities)
+    assert set(np.round(problem.densities, 6)) <= set(densities)
+
+
+def test_report_regenerates_from_the_saved_files(finished):
+    run, _, problem = finished
+    before = json.loads(run.report_json.read_text())
+    for path in (run.report, run.report_json, run.front_plot, run.hypervolume_plot):
+        path.unlink()
+    write_report(run, problem)
+    assert json.loads(run.report_json.read_text()) == before
+    assert run.front_plot.exists() and run.report.exists()
+
+
+def test_at_targets_picks_the_most_accurate_member_within_each_density():
+    members = [
+        {"index": 0, "density": 0.3, "error": 0.1},
+        {"index": 1, "density": 0.09, "error": 0.3},
+        {"index": 2, "density": 0.05, "error": 0.4},
+    ]
+    curve = [{"density": 0.1, "accuracy": 0.6}, {"density": 0.01, "accuracy": 0.1}]
+    rows = at_targets(members, curve, (0.1, 0.01))
+    assert rows[0]["member"]["index"] == 1 and rows[0]["magnitude"]["density"] == 0.1
+    assert rows[1]["member"] is None and rows[1]["magnitude"]["density"] == 0.01
+
+
+def test_a_mask_rounded_to_the_nearest_weight_meets_its_target():
+    # 0.2 of 17,024 weights is 3,404.8: the mask keeps 3,405 (density 0.20001...)
+    member = {"index": 0, "density": 3405 / 17024, "error": 0.1}
+    assert at_targets([member], [], (0.2,))[0]["member"] is None
+    slack = density_slack({"n_weights": 17024})
+    assert at_targets([member], [], (0.2,), slack)[0]["member"] is member
