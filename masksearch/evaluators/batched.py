@@ -62,7 +62,6 @@ class BatchedEvaluator(Evaluator):
         self._activations = _activation_elements(snap.module, snap.x[:1])
         self.memory_budget = _memory_budget(memory_budget, self.device)
         self.batch_size, self.chunk_size = self._plan(batch_size, chunk_size)
-        self._forward = vmap(self._one, in_dims=(0, None))
 
     def _plan(self, batch_size: int | None, chunk_size: int | None) -> tuple[int, int]:
         """Samples and candidates per pass that keep one pass within the memory budget."""
@@ -92,6 +91,8 @@ class BatchedEvaluator(Evaluator):
         losses = np.empty(len(masks), dtype=np.float64)
         correct = np.empty(len(masks), dtype=np.int64)
         shapes = self.layout.shapes
+        # built per call, not stored: a vmapped function does not pickle
+        forward = vmap(self._one, in_dims=(0, None))
         with torch.no_grad():
             for first in range(0, len(masks), self.chunk_size):
                 chunk = torch.from_numpy(masks[first : first + self.chunk_size]).to(self.device)
@@ -106,7 +107,7 @@ class BatchedEvaluator(Evaluator):
                 hits = torch.zeros(len(chunk), dtype=torch.int64, device=self.device)
                 for start in range(0, snap.n_samples, self.batch_size):
                     stop = start + self.batch_size
-                    logits = self._forward(weights, snap.x[start:stop])  # (C, B, classes)
+                    logits = forward(weights, snap.x[start:stop])  # (C, B, classes)
                     labels = snap.y[start:stop]
                     loss_sum += _cross_entropy_sums(logits, labels)
                     hits += (logits.argmax(dim=-1) == labels).sum(dim=1)

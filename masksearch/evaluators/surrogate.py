@@ -70,12 +70,11 @@ class SurrogateEvaluator(Evaluator):
         per_sample = _per_sample_gradients(snapshot, random_subset(split, self.n_gradients, seed))
         self.base_loss = base_loss
         self.gw = (mean_gradient.double() * weights.double()).cpu().numpy()
-        self.hw = np.ascontiguousarray(
-            (per_sample * weights.to(per_sample.device)[:, None]).cpu().numpy(), dtype=np.float32
-        )
+        per_sample.mul_(weights.to(per_sample.device)[:, None])  # in place: it is the big one
+        self.hw = np.ascontiguousarray(per_sample.cpu().numpy(), dtype=np.float32)
         # totals with every weight pruned: masks sum over their smaller side from these
         self._lin_all = -float(self.gw.sum())
-        self._z_all = -self.hw.astype(np.float64).sum(axis=0)
+        self._z_all = -self.hw.sum(axis=0, dtype=np.float64)
         self._parents: OrderedDict[bytes, tuple[np.ndarray, float]] = OrderedDict()
 
     def delta_loss(self, masks: np.ndarray) -> np.ndarray:

@@ -1,0 +1,552 @@
+"""Throughput and memory of masksearch's fitness engine.
+
+Every configuration runs in its own subprocess, so that its peak memory (``ru_maxrss``; torch's
+allocations are invisible to tracemalloc) is its own: the report gives the process peak and the
+growth over the state after loading data, model and masks. Timings are wall-clock, after a
+warm-up call, on 1,024 validation samples of Fashion-MNIST.
+
+Configurations (candidates per second):
+
+* naive — what a ``torch.nn.utils.prune`` user writes: per candidate, copy the dense weights into
+  a working model, multiply by the mask, forward the split, compute loss and error;
+* plain / batched — :class:`PlainEvaluator` (one ``functional_call`` per candidate) and
+  :class:`BatchedEvaluator` (stacked masked weights, vmap);
+* incremental — :class:`IncrementalEvaluator` on children that flip 0.05% of the genes of a
+  cached parent (parents at density 0.5 and 0.05; Linear stacks only), plus its full pass;
+* surrogate — :class:`SurrogateEvaluator`: masks from scratch and ``children()`` of one parent
+  with 20 flipped genes; Spearman ρ of predicted against exact ΔL;
+* joblib / dask — :class:`JoblibEvaluator` (loky) and :class:`DaskEvaluator` (LocalCluster)
+  with two single-threaded workers around the plain evaluator.
+
+Usage::
+
+    python benchmarks/bench_engine.py            # full run → benchmarks/results/engine.{json,md}
+    python benchmarks/bench_engine.py --quick    # lenet300, P=64, random weights → engine-quick.*
+    python benchmarks/bench_engine.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+N_SAMPLES = 1024
+CHILD_FRACTION = 0.0005  # genes a child flips, relative to the genome
+SURROGATE_FLIPS = 20
+# candidates actually timed per model for the per-candidate loops (their speed and memory do
+# not depend on P); batched, incremental and surrogate always get the whole population
+LOOP_CAP = {"lenet300": 256, "lenet5": 32}
+# every job also times the naive loop on a few candidates right after its own run, so that its
+# speed-up is measured under the same machine load (the machine may be shared)
+REFERENCE_CAP = {"lenet300": 48, "lenet5": 8}
+BATCHED_CAP = {"lenet300": 1024, "lenet5": 64}
+
+
+# -- shared setup ---------------------------------------------------------------------------
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _setup(job: dict[str, Any]):
+    import torch
+
+    from masksearch import models, zoo
+    from masksearch.data import Split
+    from masksearch.mask import Layout
+
+    torch.manual_seed(0)
+    # the driver saved the samples: parsing the whole dataset here would set a memory peak
+    # (ru_maxrss) that hides the evaluator's own
+    saved = torch.load(job["split_file"], weights_only=True)
+    split = Split(saved["x"], saved["y"])
+    if job["random_weights"]:
+        model = models.build(job["model"], seed=0).eval()
+    else:
+        model = zoo.pretrained(job["model"], "fashion-mnist").eval()
+    layout = Layout.of(model)
+    return model, split, layout
+
+
+def _random_masks(layout, n: int, rng: np.random.Generator, low=0.05, high=0.95) -> np.ndarray:
+    return _at_density(layout, n, rng.uniform(low, high, size=n), rng)
+
+
+def _at_density(layout, n: int, density, rng: np.random.Generator) -> np.ndarray:
+    # row by row: a (n, n_total) float64 draw would set the process's memory peak
+    densities = np.broadcast_to(np.asarray(density, dtype=float), (n,))
+    masks = np.empty((n, layout.n_total), dtype=bool)
+    for row, value in zip(masks, densities, strict=True):
+        np.less(rng.random(layout.n_total), value, out=row)
+    return masks
+
+
+def _children(parents: np.ndarray, n_flips: int, rng: np.random.Generator) -> np.ndarray:
+    children = parents.copy()
+    for row in children:
+        row[rng.choice(len(row), n_flips, replace=False)] ^= True
+    return children
+
+
+def _timed(function, *args) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = function(*args)
+    return result, time.perf_counter() - started
+
+
+def _naive_loop(model, split, layout, masks, device):
+    """Per candidate: dense weights → working model, times the mask, forward, metrics."""
+    import torch
+    import torch.nn.functional as F
+
+    from masksearch.mask import Mask
+
+    work = copy.deepcopy(model).to(device).eval()
+    params = dict(work.named_parameters())
+    dense = {name: params[name].detach().clone() for name in layout.names}
+    x, y = split.x.to(device), split.y.to(device)
+    losses, errors = [], []
+    with torch.no_grad():
+        for row in masks:
+            mask = Mask.from_flat(layout, row)
+            for name, keep in mask.tensors.items():
+                params[name].copy_(dense[name] * keep.to(device))
+            logits = work(x)
+            losses.append(float(F.cross_entropy(logits, y)))
+            errors.append(1.0 - float((logits.argmax(dim=1) == y).float().mean()))
+    return {"loss": np.array(losses), "error": np.array(errors)}
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ranks_a = np.argsort(np.argsort(a)).astype(float)
+    ranks_b = np.argsort(np.argsort(b)).astype(float)
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+# -- jobs (each in its own process) ----------------------------------------------------------
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from masksearch import evaluators as ev
+
+    model, split, layout = _setup(job)
+    rng = np.random.default_rng(job.get("seed", 0))
+    population = job["population"]
+    method = job["method"]
+    device = job["device"]
+    out: dict[str, Any] = {
+        "model": job["model"],
+        "method": method,
+        "P": population,
+        "n_weights": layout.n_total,
+    }
+    if method in ("naive", "plain", "joblib", "dask"):
+        timed = min(population, LOOP_CAP[job["model"]])
+    elif method == "batched":
+        timed = min(population, BATCHED_CAP[job["model"]])
+    else:
+        timed = population
+    if method == "incremental":
+        flips = max(1, int(CHILD_FRACTION * layout.n_total))
+        parents = _at_density(layout, population, job["parent_density"], rng)
+        masks = _children(parents, flips, rng)
+    else:
+        masks = _random_masks(layout, timed, rng)
+    warm = _random_masks(layout, 2, rng)
+    baseline = _maxrss_mb()
+    notes = []
+
+    if method == "naive":
+        _naive_loop(model, split, layout, warm, device)
+        _, seconds = _timed(_naive_loop, model, split, layout, masks, device)
+    elif method in ("plain", "batched"):
+        evaluator = ev.make_evaluator(model, split, layout, kind=method, device=device)
+        evaluator(warm)
+        _, seconds = _timed(evaluator, masks)
+        if method == "batched":
+            notes.append(f"chunk {evaluator.chunk_size}, batch {evaluator.batch_size}")
+    elif method == "incremental":
+        density = job["parent_density"]
+        evaluator = ev.IncrementalEvaluator(
+            model,
+            split,
+            layout,
+            cache_size=population + 64,
+            cache_memory=2**40,  # bounded by cache_size: one entry per parent and child
+            # a long search reuses its cache slots; fault them in now so that the first
+            # generation's timings include no page faults
+            prefault=True,
+        )
+        # load both Numba kernels (parent search, child update) before timing
+        warm_parents = _at_density(layout, 2, job["parent_density"], rng)
+        evaluator(warm_parents)
+        evaluator(_children(warm_parents, flips, rng))
+        _, full_seconds = _timed(evaluator, parents)
+        children = masks
+        result, seconds = _timed(evaluator, children)
+        check = min(16, population)
+        expected = ev.PlainEvaluator(model, split, layout)(children[:check])
+        out["max_abs_loss_diff_vs_plain"] = float(
+            np.abs(result["loss"][:check] - expected["loss"]).max()
+        )
+        out["max_abs_error_diff_vs_plain"] = float(
+            np.abs(result["error"][:check] - expected["error"]).max()
+        )
+        out["full_pass_candidates_per_s"] = population / full_seconds
+        out["stats"] = dict(evaluator.stats)
+        out["cache_entry_mb"] = evaluator.entry_bytes / 2**20
+        notes.append(
+            f"parents at density {density}, children flip {flips} genes; "
+            f"cache {evaluator.capacity} × {evaluator.entry_bytes / 2**20:.2f} MB, prefaulted"
+        )
+    elif method == "surrogate":
+        (surrogate, build_seconds) = _timed(
+            lambda: ev.SurrogateEvaluator(model, split, layout, n_samples=128)
+        )
+        surrogate(warm)
+        _, seconds = _timed(surrogate, masks)
+        out["build_seconds"] = build_seconds
+        parent = _at_density(layout, 1, 0.05, rng)[0]
+        n_children = job["surrogate_children"]
+        diffs = np.stack(
+            [rng.choice(layout.n_total, SURROGATE_FLIPS, replace=False) for _ in range(n_children)]
+        )
+        surrogate.children(parent, diffs[:100])
+        best = math.inf
+        for _ in range(3):
+            _, child_seconds = _timed(surrogate.children, parent, diffs)
+            best = min(best, child_seconds)
+        out["children_per_s"] = n_children / best
+        out["children_flips"] = SURROGATE_FLIPS
+        notes.append(
+            f"hw {surrogate.hw.nbytes / 2**20:.0f} MB; children: {SURROGATE_FLIPS} genes from a "
+            f"parent at density 0.05, best of 3 × {n_children}"
+        )
+    elif method == "joblib":
+        inner = ev.PlainEvaluator(model, split, layout)
+        evaluator = ev.JoblibEvaluator(inner, n_jobs=2, threads_per_worker=1)
+        evaluator(warm)
+        _, seconds = _timed(evaluator, masks)
+        notes.append("loky, 2 workers × 1 thread; driver memory only")
+    elif method == "dask":
+        import distributed
+
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            inner = ev.PlainEvaluator(model, split, layout)
+            with ev.DaskEvaluator(inner, client) as evaluator:
+                evaluator(warm)
+                _, seconds = _timed(evaluator, masks)
+            workers = client.run(lambda: _maxrss_mb())
+            out["worker_peak_rss_mb"] = sorted(float(v) for v in workers.values())
+        notes.append("LocalCluster 2 workers × 1 thread")
+    else:
+        raise ValueError(f"unknown method {method!r}")
+
+    peak = _maxrss_mb()
+    reference = _random_masks(layout, REFERENCE_CAP[job["model"]], rng)
+    _, reference_seconds = _timed(_naive_loop, model, split, layout, reference, device)
+    out["naive_same_process_per_s"] = len(reference) / reference_seconds
+    out["speedup_vs_naive_same_process"] = len(masks) / seconds / out["naive_same_process_per_s"]
+    out.update(
+        {
+            "timed": len(masks),
+            "seconds": seconds,
+            "candidates_per_s": len(masks) / seconds,
+            "peak_rss_mb": peak,
+            "rss_growth_mb": peak - baseline,
+            "torch_threads": torch.get_num_threads(),
+            "notes": "; ".join(notes),
+        }
+    )
+    if method == "incremental":
+        out["parent_density"] = job["parent_density"]
+    return out
+
+
+def run_quality(job: dict[str, Any]) -> dict[str, Any]:
+    """Spearman ρ of the surrogate's ΔL against exact ΔL."""
+    from masksearch import evaluators as ev
+    from masksearch.mask import Mask
+
+    model, split, layout = _setup(job)
+    rng = np.random.default_rng(1)
+    surrogate = ev.SurrogateEvaluator(model, split, layout, n_samples=128)
+    exact = ev.make_evaluator(model, split, layout, kind="batched")
+    dense = exact(np.ones((1, layout.n_total), dtype=bool))["loss"][0]
+    n = job["quality_masks"]
+    random_masks = _random_masks(layout, n, rng, low=0.3, high=0.99)
+    parent = Mask.magnitude(model, 0.1).flat()
+    children = _children(np.repeat(parent[None], n, axis=0), SURROGATE_FLIPS, rng)
+    out = {"model": job["model"], "n": n, "dense_loss": float(dense)}
+    for name, masks in (("random", random_masks), ("children", children)):
+        predicted = surrogate(masks)["loss"] - surrogate.base_loss
+        actual = exact(masks)["loss"] - dense
+        out[f"spearman_{name}"] = _spearman(predicted, actual)
+        out[f"exact_delta_range_{name}"] = [float(actual.min()), float(actual.max())]
+    out["description"] = (
+        f"random: {n} masks at densities U(0.3, 0.99); children: {n} children flipping "
+        f"{SURROGATE_FLIPS} genes of the global magnitude mask at density 0.1"
+    )
+    return out
+
+
+# -- driver ---------------------------------------------------------------------------------
+
+
+def _environment(device: str) -> dict[str, Any]:
+    import numba
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def prepare(job: dict[str, Any]) -> dict[str, Any]:
+    """Resolve the device, train/cache the zoo models, save the samples; report the machine."""
+    import torch
+
+    from masksearch import data, zoo
+    from masksearch.training import resolve_device
+
+    device = resolve_device(job["device"]).type
+    for model in job["models"]:
+        zoo.pretrained(model, "fashion-mnist")
+    split = data.load("fashion-mnist").val.subset(N_SAMPLES)
+    torch.save({"x": split.x.clone(), "y": split.y.clone()}, job["split_file"])
+    return {"device": device, "environment": _environment(device)}
+
+
+def _spawn(job: dict[str, Any], timeout: float) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--job", json.dumps(job)]
+    started = time.perf_counter()
+    try:
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**job, "failed": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in finished.stdout.splitlines() if line.startswith("{")]
+    if finished.returncode != 0 or not lines:
+        tail = finished.stderr.strip().splitlines()[-3:]
+        return {**job, "failed": f"exit {finished.returncode}: {' | '.join(tail)}"}
+    result = json.loads(lines[-1])
+    result["wall_seconds"] = time.perf_counter() - started
+    return result
+
+
+def _jobs(
+    args: argparse.Namespace, split_file: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    base = {
+        "split_file": split_file,
+        "device": args.device,
+        "random_weights": args.random_weights,
+        "surrogate_children": 20_000 if args.quick else 200_000,
+    }
+    jobs = []
+    for model in args.models:
+        for population in args.populations:
+            for method in ("naive", "plain", "batched"):
+                jobs.append({**base, "model": model, "population": population, "method": method})
+            if model != "lenet5" and args.device == "cpu":
+                for density in (0.5, 0.05):
+                    jobs.append(
+                        {
+                            **base,
+                            "model": model,
+                            "population": population,
+                            "method": "incremental",
+                            "parent_density": density,
+                        }
+                    )
+            jobs.append({**base, "model": model, "population": population, "method": "surrogate"})
+            if args.device == "cpu":
+                for method in ("joblib", "dask"):
+                    jobs.append(
+                        {**base, "model": model, "population": population, "method": method}
+                    )
+    quality = [
+        {**base, "model": model, "quality": True, "quality_masks": 32 if args.quick else 64}
+        for model in args.models
+    ]
+    return jobs, quality
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    lines = [
+        "# Fitness engine benchmark",
+        "",
+        f"Mode: {report['mode']}; device {env['device']}; {env['cpu_count']} CPU cores, torch "
+        f"{env['torch']} ({env['torch_threads']} threads), numpy {env['numpy']}, numba "
+        f"{env['numba']}; load average at start {env['load_average_at_start']}. "
+        f"{N_SAMPLES} Fashion-MNIST validation samples; "
+        f"{'random' if report['random_weights'] else 'trained (zoo)'} weights. "
+        "Peak = the job process's maximum RSS; growth = peak minus the RSS after loading data, "
+        "model and masks.",
+        "",
+        "`× naive` divides by the naive loop's speed in its own job; `× naive (same process)` by "
+        "the naive loop timed on a few candidates inside the same job right after the run, i.e. "
+        "under the same machine load.",
+        "",
+        "| model | method | P | timed | cand/s | × naive | × naive (same process) | peak RSS MB "
+        "| growth MB | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    naive = {
+        (r["model"], r["P"]): r["candidates_per_s"]
+        for r in report["results"]
+        if r.get("method") == "naive" and "failed" not in r
+    }
+    for r in report["results"]:
+        if "failed" in r:
+            lines.append(
+                f"| {r['model']} | {r['method']} | {r['population']} | – | – | – | – | – | – | "
+                f"failed: {r['failed']} |"
+            )
+            continue
+        speed = r["candidates_per_s"]
+        ratio = speed / naive[(r["model"], r["P"])] if (r["model"], r["P"]) in naive else math.nan
+        method = r["method"]
+        extra = r["notes"]
+        if method == "incremental":
+            method = f"incremental (children, parents d={r['parent_density']})"
+            extra += (
+                f"; full pass {r['full_pass_candidates_per_s']:.0f} cand/s; "
+                f"max |Δloss| vs plain {r['max_abs_loss_diff_vs_plain']:.1e}; stats {r['stats']}"
+            )
+        if r["method"] == "surrogate":
+            extra += f"; children {r['children_per_s']:,.0f}/s; build {r['build_seconds']:.1f} s"
+        if r["method"] == "dask":
+            extra += f"; worker peaks {r['worker_peak_rss_mb']} MB"
+        lines.append(
+            f"| {r['model']} | {method} | {r['P']} | {r['timed']} | {speed:,.1f} | {ratio:.1f} | "
+            f"{r['speedup_vs_naive_same_process']:.1f} | {r['peak_rss_mb']:.0f} | "
+            f"{r['rss_growth_mb']:.0f} | {extra} |"
+        )
+    lines += ["", "## Surrogate ranking quality (Spearman ρ of predicted vs exact ΔL)", ""]
+    lines += ["| model | random masks | mutated children | notes |", "|---|---:|---:|---|"]
+    for q in report["quality"]:
+        if "failed" in q:
+            lines.append(f"| {q['model']} | – | – | failed: {q['failed']} |")
+            continue
+        lines.append(
+            f"| {q['model']} | {q['spearman_random']:.3f} | {q['spearman_children']:.3f} | "
+            f"{q['description']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="lenet300, P=64, random weights")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--random-weights", action="store_true", help="skip zoo training")
+    parser.add_argument("--models", nargs="+", default=None)
+    parser.add_argument("--populations", nargs="+", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.job:
+        job = json.loads(args.job)
+        if job.get("prepare"):
+            result = prepare(job)
+        elif job.get("quality"):
+            result = run_quality(job)
+        else:
+            result = run_job(job)
+        print(json.dumps(result))
+        return
+
+    if args.quick:
+        args.random_weights = True
+    args.models = args.models or (["lenet300"] if args.quick else ["lenet300", "lenet5"])
+    args.populations = args.populations or ([64] if args.quick else [64, 1024])
+    # This process stays lean (no torch, no dataset): Linux keeps ru_maxrss across fork + exec,
+    # so a peak here would become every job's starting peak. A preparation job resolves the
+    # device, trains the zoo models if needed, saves the samples and reports the environment.
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench_engine_"))
+    split_file = workdir / "split.pt"
+    prepared = _spawn(
+        {
+            "prepare": True,
+            "device": args.device,
+            "models": [] if args.random_weights else args.models,
+            "split_file": str(split_file),
+        },
+        timeout=1800,
+    )
+    if "failed" in prepared:
+        raise SystemExit(f"preparation failed: {prepared['failed']}")
+    args.device = prepared["device"]
+    report: dict[str, Any] = {
+        "mode": "quick" if args.quick else "full",
+        "random_weights": args.random_weights,
+        "environment": prepared["environment"],
+        "results": [],
+        "quality": [],
+    }
+    jobs, quality = _jobs(args, str(split_file))
+    for job in jobs:
+        result = _spawn(job, timeout=600)
+        report["results"].append(result)
+        speed = result.get("candidates_per_s")
+        print(
+            f"{job['model']:9s} {job['method']:11s} P={job['population']:5d} "
+            + (f"{speed:10.1f} cand/s" if speed else result.get("failed", "")),
+            flush=True,
+        )
+    for job in quality:
+        result = _spawn(job, timeout=900)
+        report["quality"].append(result)
+        print(f"{job['model']:9s} spearman {result}", flush=True)
+    split_file.unlink()
+    workdir.rmdir()
+    out = args.out or RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "engine-quick" if args.quick else "engine"
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(_markdown(report))
+    print(f"wrote {out / stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from masksearch import models
+from masksearch.evaluators import IncrementalEvaluator, PlainEvaluator, UnsupportedModelError
+from masksearch.evaluators.incremental import _nearest, _pack, _set_bits
+from masksearch.mask import Layout
+
+from .conftest import edge_masks, mutate, random_masks
+
+TOLERANCE = 1e-4
+
+
+def _assert_matches(result, expected, n_samples):
+    np.testing.assert_allclose(result["loss"], expected["loss"], rtol=0, atol=TOLERANCE)
+    # a float32 near-tie between two logits may flip one argmax
+    assert np.abs(result["error"] - expected["error"]).max() <= 1.0 / n_samples + 1e-12
+
+
+@pytest.mark.parametrize(
+    ("model_name", "split_name"),
+    [("mlp", "mlp_split"), ("biased_mlp", "mlp_split"), ("lenet300", "mnist_like")],
+)
+def test_chains_of_mutated_children_match_plain(model_name, split_name, request):
+    model = request.getfixturevalue(model_name)
+    split = request.getfixturevalue(split_name)
+    layout = Layout.of(model)
+    rng = np.random.default_rng(0)
+    plain = PlainEvaluator(model, split, layout)
+    incremental = IncrementalEvaluator(model, split, layout, cache_size=32)
+    population = random_masks(layout, 6, rng)
+    _assert_matches(incremental(population), plain(population), len(split.y))
+    for generation in range(6):
+        n_flips = [1, 5, 40][generation % 3]
+        population = np.stack([mutate(parent, n_flips, rng) for parent in population])
+        _assert_matches(incremental(population), plain(population), len(split.y))
+    assert incremental.stats["incremental"] >= 30
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "biased_mlp"])
+def test_edge_case_children_match_plain(model_name, mlp_split, request):
+    mlp = request.getfixturevalue(model_name)
+    layout = Layout.of(mlp)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    # parents close to the edge masks, so the edge masks are children of cached parents
+    edges = edge_masks(layout)
+    rng = np.random.default_rng(1)
+    parents = np.stack([mutate(edge, 3, rng) for edge in edges])
+    # a layer switched off by the child alone
+    layer_off = parents[0].copy()
+    layer_off[layout.slice(layout.names[-1])] = False
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout, full_ratio=10.0)
+    incremental(parents)
+    children = np.concatenate([edges, layer_off[None]])
+    _assert_matches(incremental(children), plain(children), len(mlp_split.y))
+
+    # children whose flips empty a layer of their parent (constant networks) go the full way
+    assert incremental.stats["incremental"] >= 2
+    assert incremental.stats["full"] > len(parents)
+    assert incremental.stats["incremental"] + incremental.stats["full"] == len(parents) + len(
+        children
+    )
+
+
+def test_duplicates_and_cached_masks_are_answered_from_the_cache(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    masks = random_masks(layout, 3, np.random.default_rng(2))
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout)
+    first = incremental(masks)
+    again = incremental(masks[::-1])
+    np.testing.assert_array_equal(again["loss"], first["loss"][::-1])
+    assert incremental.stats["cached"] == 3
+
+
+def test_a_small_cache_stays_correct(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(3)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout, cache_size=2)
+    assert incremental.capacity == 2
+    population = random_masks(layout, 5, rng)
+    incremental(population)
+    for _ in range(3):
+        population = np.stack([mutate(parent, 4, rng) for parent in population])
+        _assert_matches(incremental(population), plain(population), len(mlp_split.y))
+
+
+def test_long_chains_are_refreshed_by_full_recomputation(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(4)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout, max_depth=3)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    mask = random_masks(layout, 1, rng)
+    incremental(mask)
+    for _ in range(8):
+        mask = mutate(mask[0], 2, rng)[None]
+        _assert_matches(incremental(mask), plain(mask), len(mlp_split.y))
+    # generations 1-3 incremental, 4 full, 5-7 incremental, 8 full (+ the first parent)
+    assert incremental.stats == {"incremental": 6, "full": 3, "cached": 0}
+
+
+def test_large_changes_fall_back_to_full_recomputation(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(5)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout)
+    parent = random_masks(layout, 1, rng)
+    incremental(parent)
+    incremental(~parent)  # every gene flipped
+    assert incremental.stats["full"] == 2
+
+
+def test_pickling_ships_an_empty_cache_and_the_same_results(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    masks = random_masks(layout, 4, np.random.default_rng(6))
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout)
+    expected = incremental(masks)
+    clone = pickle.loads(pickle.dumps(incremental))
+    assert not clone._valid.any()
+    np.testing.assert_allclose(clone(masks)["loss"], expected["loss"], atol=1e-6)
+    children = np.stack([mutate(m, 3, np.random.default_rng(7)) for m in masks])
+    np.testing.assert_allclose(
+        clone(children)["loss"], incremental(children)["loss"], atol=TOLERANCE
+    )
+
+
+def test_supports_only_linear_stacks(mlp, lenet300):
+    assert IncrementalEvaluator.supports(mlp, Layout.of(mlp))
+    assert IncrementalEvaluator.supports(lenet300, Layout.of(lenet300))
+    lenet5 = models.lenet5(seed=0)
+    assert not IncrementalEvaluator.supports(lenet5, Layout.of(lenet5))
+    with_bias = Layout.of(mlp, ["fc1.weight", "fc1.bias"])
+    assert not IncrementalEvaluator.supports(mlp, with_bias)
+
+
+def test_unsupported_model_is_rejected_with_advice(conv_split, convnet):
+    with pytest.raises(UnsupportedModelError, match="kind='batched'"):
+        IncrementalEvaluator(convnet, conv_split, Layout.of(convnet))
+
+
+def test_partial_layout_matches_plain(mlp, mlp_split):
+    layout = Layout.of(mlp, ["fc2.weight"])  # fc1 and fc3 stay dense
+    rng = np.random.default_rng(8)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout)
+    population = random_masks(layout, 3, rng)
+    incremental(population)
+    children = np.stack([mutate(parent, 6, rng) for parent in population])
+    _assert_matches(incremental(children), plain(children), len(mlp_split.y))
+    assert incremental.stats["incremental"] == 3
+
+
+def test_bit_helpers_agree_with_numpy():
+    rng = np.random.default_rng(9)
+    masks = rng.random((6, 1000)) < 0.5
+    words = _pack(masks, n_words=16)
+    child = masks[5].copy()
+    child[:3] = ~child[:3]
+    slot, distance = _nearest(
+        words, np.arange(5), _pack(child[None], 16)[0], np.arange(0, 16, 4), 2
+    )
+    distances = np.count_nonzero(masks[:5] ^ child, axis=1)
+    assert distance == distances.min() and distances[slot] == distance
+    np.testing.assert_array_equal(
+        _set_bits(words[0] ^ words[2]), np.flatnonzero(masks[0] ^ masks[2])
+    )
+
+
+def test_single_threaded_kernel_gives_the_same_results(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(10)
+    parents = random_masks(layout, 3, rng)
+    children = np.stack([mutate(parent, 5, rng) for parent in parents])
+    results = []
+    for threads in (None, 1):
+        incremental = IncrementalEvaluator(mlp, mlp_split, layout, threads=threads)
+        incremental(parents)
+        results.append(incremental(children)["loss"])
+        assert incremental.stats["incremental"] == 3
+    np.testing.assert_allclose(results[0], results[1], rtol=0, atol=1e-6)
