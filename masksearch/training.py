@@ -88,7 +88,7 @@ def evaluate(
     The model is moved to ``device``; its train/eval mode is restored afterwards.
     """
     _check_positive_int("batch_size", batch_size)
-    x, y = _check_split(split)
+    x, y = split_tensors(split)
     target = resolve_device(device)
     model.to(target)
     was_training = model.training
@@ -145,7 +145,7 @@ def train(
         raise ValueError(f"unknown lr_schedule {lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
-    x, y = _check_split(split)
+    x, y = split_tensors(split)
     _check_finite_weights(model)
     target = resolve_device(device)
     model.to(target)
@@ -279,7 +279,8 @@ def _check_non_negative_float(name: str, value: object) -> None:
         raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-def _check_split(split: _SplitLike) -> tuple[torch.Tensor, torch.Tensor]:
+def split_tensors(split: _SplitLike) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(x, y)`` tensors of a split, checked (y as int64), with readable errors."""
     x = getattr(split, "x", None)
     y = getattr(split, "y", None)
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from masksearch.mask import Layout
-from masksearch.training import resolve_device
+from masksearch.training import resolve_device, split_tensors
 
 __all__ = ["Evaluator", "ModelSnapshot", "check_masks", "empty_metrics", "split_tensors"]
 
@@ -93,29 +93,6 @@ def check_masks(masks: Any, layout: Layout) -> np.ndarray:
 
 def empty_metrics() -> Metrics:
     return {"loss": np.zeros(0, dtype=np.float64), "error": np.zeros(0, dtype=np.float64)}
-
-
-def split_tensors(split: _SplitLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(x, y)`` tensors of a split, checked (y as int64)."""
-    x = getattr(split, "x", None)
-    y = getattr(split, "y", None)
-    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError(
-            "split must have tensors .x (images) and .y (labels), such as "
-            f"masksearch.data.Split; got {type(split).__name__}"
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"split.x must hold floating-point inputs, got dtype {x.dtype}")
-    if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
-        raise TypeError(f"split.y must hold integer class labels, got dtype {y.dtype}")
-    if y.dim() != 1 or len(x) != len(y):
-        raise ValueError(
-            f"split.x has {len(x)} samples but split.y has shape {tuple(y.shape)}; "
-            "they need one label per sample"
-        )
-    if len(x) == 0:
-        raise ValueError("the split is empty; an evaluator needs at least one sample")
-    return x, y.long()
 
 
 class ModelSnapshot:
