@@ -258,6 +258,19 @@ class Encoding(ABC):
         """Restore the encoding's invariants; identity (a validated copy) where there are none."""
         return self.validate(genomes)
 
+    def _parents(
+        self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validated parent pairs for :meth:`crossover` (same count on both sides)."""
+        _check_rng(rng)
+        parents_a, parents_b = self.validate(first), self.validate(second)
+        if parents_a.shape != parents_b.shape:
+            raise GenomeError(
+                f"crossover needs as many first parents as second ones; got "
+                f"{parents_a.shape[0]} and {parents_b.shape[0]}"
+            )
+        return parents_a, parents_b
+
 
 # -- binary encodings ------------------------------------------------------------------------
 
@@ -378,13 +391,7 @@ class _SparseBinaryEncoding(_BinaryEncoding):
     def crossover(
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_rng(rng)
-        parents_a, parents_b = self.validate(first), self.validate(second)
-        if parents_a.shape != parents_b.shape:
-            raise GenomeError(
-                f"crossover needs as many first parents as second ones; got "
-                f"{parents_a.shape[0]} and {parents_b.shape[0]}"
-            )
+        parents_a, parents_b = self._parents(first, second, rng)
         take_second = rng.random((parents_a.shape[0], self._n_blocks)) < 0.5
         children = np.where(take_second[:, self._block], parents_b, parents_a)
         differ = parents_a != parents_b
@@ -635,13 +642,7 @@ class PoolEncoding(_BinaryEncoding):
     def crossover(
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_rng(rng)
-        parents_a, parents_b = self.validate(first), self.validate(second)
-        if parents_a.shape != parents_b.shape:
-            raise GenomeError(
-                f"crossover needs as many first parents as second ones; got "
-                f"{parents_a.shape[0]} and {parents_b.shape[0]}"
-            )
+        parents_a, parents_b = self._parents(first, second, rng)
         children = np.where(rng.random(parents_a.shape) < 0.5, parents_b, parents_a)
         differ = parents_a != parents_b
         for row in range(children.shape[0]):
@@ -921,13 +922,7 @@ class LevelsEncoding(Encoding):
     def crossover(
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_rng(rng)
-        parents_a, parents_b = self.validate(first), self.validate(second)
-        if parents_a.shape != parents_b.shape:
-            raise GenomeError(
-                f"crossover needs as many first parents as second ones; got "
-                f"{parents_a.shape[0]} and {parents_b.shape[0]}"
-            )
+        parents_a, parents_b = self._parents(first, second, rng)
         return np.where(rng.random(parents_a.shape) < 0.5, parents_b, parents_a)
 
 
