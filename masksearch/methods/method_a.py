@@ -95,7 +95,9 @@ class MethodA(OneShotMethod):
         )
 
         def report(record: dict[str, Any]) -> None:
-            emit(progress, self.name, "generation", None, **record)
+            # the live front object stays out: progress records are JSON-safe
+            fields = {k: v for k, v in record.items() if k != "front"}
+            emit(progress, self.name, "generation", None, **fields)
 
         result = search(
             problem,

@@ -56,3 +56,12 @@ def test_registered_and_validated() -> None:
         MethodA(rho=1.5)
     with pytest.raises(Exception, match="density"):
         MethodA().prune(torch.nn.Linear(3, 3), None, 0.0)
+
+
+def test_progress_records_are_json_safe(trained, digits) -> None:
+    import json
+
+    records: list[dict] = []
+    MethodA(generations=2, pop_size=8).prune(trained, digits, 0.1, progress=records.append)
+    assert [r["event"] for r in records][-1] == "done"
+    json.dumps([r for r in records if r["event"] == "generation"])
