@@ -3,6 +3,11 @@
     python benchmarks/search_quality.py --time 600            # the setting
     python benchmarks/search_quality.py --time 120 --quick    # a smoke run
 
+``--solvers`` lists runs, the first being the main one (its masks and plot are saved); a
+``+ls`` suffix adds the gradient-guided swap local search (:class:`GradientSwaps`) to the run,
+whose evaluations count against the same time limit. The default compares NSGA-II, DEAP's
+NSGA-II and a plain GA, all with the local search, and NSGA-II without it.
+
 Fitness uses the validation split only (``--val-samples`` of it); the masks chosen at 5%, 2% and
 1% density are scored on the Fashion-MNIST test split with no weight training, and saved in
 ``torch.nn.utils.prune`` form (``*.weight_orig`` + ``*.weight_mask``) under
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 
 import problems
+from masksearch.local_search import GradientSwaps
 from masksearch.mask import Mask
 from masksearch.search import search
 from masksearch.solvers import make_solver
@@ -38,13 +44,18 @@ def test_accuracy(problem, mask: Mask) -> float:
     return evaluate(mask.apply(copy.deepcopy(problem.model)), problem.test_data).accuracy
 
 
-def run_solver(problem, name: str, args, **options) -> dict:
+def run_solver(problem, spec: str, args) -> dict:
+    name, _, extra = spec.partition("+")
+    if extra not in ("", "ls"):
+        raise SystemExit(f"unknown run suffix {extra!r} in {spec!r}; use NAME or NAME+ls")
+    options = {"mu": args.pop_size} if name.startswith("deap") else {"pop_size": args.pop_size}
     solver = make_solver(name, **options)
+    local_search = GradientSwaps() if extra == "ls" else None
     started = time.perf_counter()
 
     def progress(record: dict) -> None:
         print(
-            f"  [{name}] gen {record['generation']:4d}  evals {record['n_evals']:7d}  "
+            f"  [{spec}] gen {record['generation']:4d}  evals {record['n_evals']:7d}  "
             f"front {record['front_size']:3d}  hv {record['hypervolume']:.4f}  "
             f"{time.perf_counter() - started:6.1f}s",
             file=sys.stderr,
@@ -57,6 +68,7 @@ def run_solver(problem, name: str, args, **options) -> dict:
         time_limit=args.time,
         seed=args.seed,
         callbacks=(progress,),
+        local_search=local_search,
     )
     rows = {}
     for density in DENSITIES:
@@ -68,8 +80,9 @@ def run_solver(problem, name: str, args, **options) -> dict:
             "test_accuracy": test_accuracy(problem, mask),
         }
     return {
-        "solver": name,
+        "solver": spec,
         "options": options,
+        "local_search": None if local_search is None else vars_of(local_search),
         "n_evals": result.n_evals,
         "wall_time": result.wall_time,
         "front_size": len(result.front),
@@ -89,7 +102,7 @@ def main() -> None:
     parser.add_argument("--encoding", default="weights")
     parser.add_argument("--objective", default="loss", choices=("loss", "error"))
     parser.add_argument("--max-density", type=float, default=0.1)
-    parser.add_argument("--solvers", default="nsga2,deap-nsga2,ga")
+    parser.add_argument("--solvers", default="nsga2+ls,deap-nsga2+ls,ga+ls,nsga2")
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     args = parser.parse_args()
 
@@ -109,11 +122,10 @@ def main() -> None:
     }
     print("magnitude:", {k: round(v["test_accuracy"], 4) for k, v in magnitude.items()})
     runs = []
-    for name in args.solvers.split(","):
-        options = {"mu": args.pop_size} if name.startswith("deap") else {"pop_size": args.pop_size}
-        run = run_solver(problem, name, args, **options)
+    for spec in args.solvers.split(","):
+        run = run_solver(problem, spec, args)
         print(
-            f"{name}: {run['n_evals']} evaluations in {run['wall_time']:.0f} s;",
+            f"{spec}: {run['n_evals']} evaluations in {run['wall_time']:.0f} s;",
             {k: round(v["test_accuracy"], 4) for k, v in run["at_density"].items()},
         )
         runs.append(run)
@@ -150,6 +162,13 @@ def main() -> None:
     print(markdown(payload))
 
 
+def vars_of(local_search: GradientSwaps) -> dict:
+    return {
+        "kind": type(local_search).__name__,
+        **{k: getattr(local_search, k) for k in ("steps", "children", "candidates", "extra")},
+    }
+
+
 def plot(problem, run: dict, magnitude: dict, path: Path) -> None:
     import matplotlib
 
@@ -183,7 +202,9 @@ def markdown(payload: dict) -> str:
         "",
         f"Command: `{payload['command']}`  ",
         f"Encoding `{payload['encoding']}`, objectives {payload['objectives']}, fitness on "
-        f"{payload['val_samples']} validation samples; accuracy below is on the test split.",
+        f"{payload['val_samples']} validation samples; accuracy below is on the test split. "
+        "`+ls`: with the gradient-guided swap local search (`masksearch.GradientSwaps`), whose "
+        "evaluations are included in the count and the time.",
         "",
         "| method | evaluations | wall s | 5% | 2% | 1% |",
         "|---|---|---|---|---|---|",

@@ -11,6 +11,7 @@ from masksearch.data import Dataset, DatasetCorruptError, DatasetNotFoundError, 
 from masksearch.encodings import Encoding, GenomeError, make_encoding
 from masksearch.evaluators import Evaluator, make_evaluator
 from masksearch.front import ParetoFront, hypervolume
+from masksearch.local_search import GradientSwaps
 from masksearch.mask import Layout, Mask, MaskError, prunable_parameters
 from masksearch.models import build as build_model
 from masksearch.problem import Evaluation, PruningProblem
@@ -31,6 +32,7 @@ __all__ = [
     "Evaluation",
     "Evaluator",
     "GenomeError",
+    "GradientSwaps",
     "Layout",
     "Mask",
     "MaskError",

@@ -7,6 +7,7 @@
                    [--budget EVALS] [--time SECONDS] [--seed S] [--out DIR] [--device DEV]
                    [--workers N | --scheduler ADDRESS] [--pop-size N] [--objectives a,b]
                    [--densities d1,d2] [--val-samples N] [--data-root DIR] [--evaluator KIND]
+                   [--local-search none|gradient-swaps]
                    [--solver-option KEY=VALUE ...] [--encoding-option KEY=VALUE ...]
                    [--resume [DIR]] [--overwrite] [--quiet | --json]
     masksearch report DIR [--data-root DIR] [--device DEV]
@@ -53,6 +54,7 @@ FINGERPRINT_KEYS = (
     "seed",
     "solver_options",
     "encoding_options",
+    "local_search",
 )
 
 # run settings: name -> (help text, metavar); the same names are the TOML config keys
@@ -112,7 +114,14 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
     "val_samples": ("validation samples each mask is judged on (default: the problem's)", "N"),
     "data_root": ("where datasets live (else $MASKSEARCH_DATA and the system locations)", "DIR"),
     "evaluator": ("evaluator kind: auto (default), plain, batched, incremental", "KIND"),
+    "local_search": (
+        "local improvement after every generation: none (default) or gradient-swaps (swaps "
+        "of single weights guided by the loss gradient, kept only when exact fitness improves; "
+        "weights encoding; its evaluations count against the budget)",
+        "KIND",
+    ),
 }
+LOCAL_SEARCHES = ("none", "gradient-swaps")
 TABLE_FIELDS = ("solver_options", "encoding_options")
 CONFIG_KEYS = (*RUN_FIELDS, *TABLE_FIELDS)
 
@@ -458,6 +467,11 @@ def resolve_run_config(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         )
     config.setdefault("solver", "nsga2")
     _check_solver(config["solver"])
+    if config.get("local_search", "none") not in LOCAL_SEARCHES:
+        raise UserError(
+            f"unknown local search {config['local_search']!r}; choose one of "
+            f"{', '.join(LOCAL_SEARCHES)}"
+        )
     if "encoding" in config:
         _check_encoding(config["encoding"])
     if config.get("encoding") == "pool":
@@ -552,6 +566,20 @@ def build_solver(config: dict[str, Any]) -> Any:
     if "pop_size" in config:
         options["pop_size"] = config["pop_size"]  # make_solver maps it to mu / lambda_
     return make_solver(config["solver"], **options)
+
+
+def build_local_search(config: dict[str, Any], problem: Any) -> Any:
+    """The local search ``config`` names (None for none); refuses an unfit encoding."""
+    if config.get("local_search", "none") == "none":
+        return None
+    from masksearch.local_search import GradientSwaps
+
+    if problem.encoding.name != "weights":
+        raise UserError(
+            f"--local-search gradient-swaps moves single weights and needs --encoding weights; "
+            f"this run uses {problem.encoding.name!r}"
+        )
+    return GradientSwaps()
 
 
 def parallel_evaluator(problem: Any, config: dict[str, Any]) -> None:
@@ -692,6 +720,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 checkpoint=run.checkpoint,
                 resume=resume,
                 fingerprint=fingerprint(config),
+                local_search=build_local_search(config, problem),
             )
     finally:
         if isinstance(display, progress_module.ProgressBar):

@@ -127,9 +127,16 @@ class PruningProblem:
             )
         masks = self.encoding.decode(genomes)
         metrics = {k: np.asarray(v, dtype=np.float64) for k, v in self.evaluator(masks).items()}
-        kept = masks.sum(axis=1)
+        kept = np.zeros(len(masks))
+        flops = np.zeros(len(masks))
+        for name in self.layout.names:
+            # every weight of a layer costs the same FLOPs: count per layer, no float matmul
+            part = self.layout.slice(name)
+            per_layer = np.count_nonzero(masks[:, part], axis=1)
+            kept += per_layer
+            flops += per_layer * self.flops_per_weight[part.start]
         metrics["density"] = kept / self.layout.n_total
-        metrics["flops"] = (masks @ self.flops_per_weight) / self.flops_per_weight.sum()
+        metrics["flops"] = flops / self.flops_per_weight.sum()
         metrics["accuracy"] = 1.0 - metrics["error"]
         F = np.stack([metrics[o] for o in self.objectives], axis=1)
         violation = np.zeros(len(genomes))

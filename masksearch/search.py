@@ -8,6 +8,7 @@
         F, metrics, violation = problem.evaluate(genomes)
         solver.tell(genomes, F, violation)
         front.update(feasible, exact members)  # archive over *all* evaluated genomes
+        local_search.improve(problem, front)   # optional: archive + solver.inject(improved)
         history.append(record); callbacks(record); checkpoint
 """
 
@@ -69,6 +70,7 @@ def search(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
     fingerprint: dict[str, Any] | None = None,
+    local_search: Any | None = None,
 ) -> Result:
     """Run ``solver`` on ``problem`` until ``budget`` evaluations or ``time_limit`` seconds.
 
@@ -77,6 +79,11 @@ def search(
     generation; with ``resume=True`` the search continues from it and reaches the same front
     as an uninterrupted run with the same seed (on the CPU). ``fingerprint`` (any picklable
     description of the run) must match on resume, so a checkpoint of another search is refused.
+
+    ``local_search`` (e.g. :class:`masksearch.local_search.GradientSwaps`) is called after every
+    generation with the problem and the front; what it evaluates joins the archive and counts
+    against the budget, and the genomes it improved go back to the solver through
+    ``solver.inject`` when the solver has it.
     """
     if budget is None and time_limit is None:
         raise ValueError("give a budget (evaluations) or a time_limit (seconds), or both")
@@ -89,6 +96,7 @@ def search(
         "encoding": problem.encoding.name,
         "solver": type(solver).__name__,
         "seed": seed,
+        "local_search": None if local_search is None else type(local_search).__name__,
         **(fingerprint or {}),
     }
     path = Path(checkpoint) if checkpoint is not None else None
@@ -97,6 +105,7 @@ def search(
         state = load_checkpoint(path, fingerprint)
         solver, front, history = state["solver"], state["front"], state["history"]
         n_evals, elapsed = state["n_evals"], state["elapsed"]
+        local_search = state.get("local_search")
         _restore_cache(problem, state.get("cache"))
     else:
         rng = np.random.default_rng(seed)
@@ -107,6 +116,8 @@ def search(
             operators=problem.encoding,
             initial=problem.magnitude_genomes(),
         )
+        if local_search is not None:
+            local_search.setup(problem, np.random.default_rng([seed, 1]))
         front = ParetoFront(problem.objectives, problem.layout, problem.encoding.decode)
         history, n_evals, elapsed = [], 0, 0.0
 
@@ -135,6 +146,8 @@ def search(
                 {k: v[keep] for k, v in evaluation.metrics.items()},
             )
             n_evals += int(exact.sum()) if "exact" in evaluation.metrics else len(genomes)
+            if local_search is not None:
+                n_evals += _improve(problem, solver, front, local_search)
             record = _record(len(history), n_evals, time.perf_counter() - started, front, reference)
             history.append(record)
             if path is not None:
@@ -147,6 +160,7 @@ def search(
                         "n_evals": n_evals,
                         "elapsed": time.perf_counter() - started,
                         "cache": _cache_state(problem),
+                        "local_search": local_search,
                     },
                     fingerprint,
                 )
@@ -164,6 +178,25 @@ def search(
         wall_time=time.perf_counter() - started,
         stopped=stopped,
     )
+
+
+def _improve(problem: PruningProblem, solver: Any, front: ParetoFront, local_search: Any) -> int:
+    """One local-search call: archive what it evaluated, inject what it improved."""
+    proposal = local_search.improve(problem, front)
+    if len(proposal.genomes) == 0:
+        return 0
+    evaluation = proposal.evaluation
+    keep = evaluation.violation <= 0
+    front.update(
+        proposal.genomes[keep],
+        evaluation.F[keep],
+        {k: v[keep] for k, v in evaluation.metrics.items()},
+    )
+    inject = getattr(solver, "inject", None)
+    if callable(inject) and len(proposal.improved):
+        rows = proposal.improved
+        inject(proposal.genomes[rows], evaluation.F[rows], evaluation.violation[rows])
+    return len(proposal.genomes)
 
 
 def _record(

@@ -9,7 +9,9 @@ Inherit ``SolverConformance`` in a pytest module and override ``make_solver``::
 pytest then runs every ``test_*`` check on it: shapes and dtypes (bool and int64 genomes),
 bounds, determinism under a seed, no global RNG use, initial genomes in the first ask,
 several generations of valid populations on a toy bi-objective problem, progress on it,
-pickling mid-run, and argument checks in ``tell``. Override a check to opt out of it.
+pickling mid-run, argument checks in ``tell`` and, when the solver has the optional
+``inject(genomes, F, violation)``, valid populations after injected genomes. Override a check
+to opt out of it.
 The toy problem runs in milliseconds; each solver's whole suite should take well under 2 s.
 """
 
@@ -362,3 +364,18 @@ class SolverConformance:
             except ValueError:
                 continue
             raise AssertionError(f"tell() accepted {what}; raise ValueError naming the problem")
+
+    def test_inject_between_generations(self) -> None:
+        # inject() is optional: a search only calls it when the solver has it
+        for kind in self.genome_kinds:
+            solver, operators = self.started(kind, seed=10)
+            inject = getattr(solver, "inject", None)
+            if inject is None:
+                return
+            problem = ToyProblem(operators)
+            for generation in range(3):
+                genomes = solver.ask()
+                solver.tell(genomes, problem.evaluate(genomes))
+                foreign = operators.sample(3, np.random.default_rng(generation))
+                inject(foreign, problem.evaluate(foreign))
+                self.check_population(solver.ask(), operators, f"{kind}: after inject()")

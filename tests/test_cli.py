@@ -267,3 +267,24 @@ def test_workers_wrap_the_evaluator_in_joblib():
     parallel_evaluator(problem, {"workers": 2})
     assert isinstance(problem.evaluator, JoblibEvaluator) and problem.evaluator.n_jobs == 2
     assert problem.evaluator.layout == inner.layout
+
+
+def test_local_search_flag_runs_and_is_part_of_the_fingerprint(tmp_path, capsys):
+    out = tmp_path / "memetic"
+    common = ["--problem", "digits_mlp", "--pop-size", "8", "--seed", "1", "--out", str(out)]
+    flags = [*common, "--budget", "60", "--local-search", "gradient-swaps", "--quiet"]
+    assert main(["run", *flags]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["local_search"] == "gradient-swaps"
+    assert json.loads((out / "front.json").read_text())["members"]
+    # resuming without the local search would change the search: refused
+    assert main(["run", "--resume", str(out), "--local-search", "none"]) == 2
+    assert "local_search" in capsys.readouterr().err
+
+
+def test_local_search_needs_the_weights_encoding(tmp_path, capsys):
+    flags = ["--problem", "digits_mlp", "--encoding", "levels", "--budget", "20"]
+    assert main(["run", *flags, "--local-search", "gradient-swaps", "--out", str(tmp_path)]) == 2
+    assert "--encoding weights" in capsys.readouterr().err
+    assert main(["run", "--problem", "digits_mlp", "--local-search", "tabu"]) == 2
+    assert "gradient-swaps" in capsys.readouterr().err

@@ -306,6 +306,25 @@ class GenomeSolver(Solver):
         self._tell(self._pending, objectives, violations)
         self._pending = None
 
+    def inject(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray | None = None) -> None:
+        """Merge genomes evaluated elsewhere (a local search, a user's hand-made masks) into the
+        run as if they had been asked and told; call it between ``tell`` and the next ``ask``.
+
+        Subclasses whose ``_tell`` needs the genomes of their own ask override ``_inject``.
+        """
+        self._require_setup()
+        if self._pending is not None:
+            raise RuntimeError(
+                "inject() called while an ask() is pending; tell() the asked genomes first"
+            )
+        genomes = self._canonical(genomes, what="inject() genomes")
+        objectives, violations = check_objectives(F, violation, len(genomes), self.n_obj)
+        if len(genomes):
+            self._inject(genomes, objectives, violations)
+
+    def _inject(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray) -> None:
+        self._tell(genomes, F, violation)
+
     def _canonical(self, genomes: object, *, what: str) -> np.ndarray:
         return as_genomes(
             genomes,

@@ -364,6 +364,14 @@ class PymooSolver(GenomeSolver):
         mutated = self.operators.mutate(current, algorithm.random_state)
         return Population.new("X", _canonical(np.asarray(mutated), self.dtype))
 
+    def _inject(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray) -> None:
+        if self.algorithm == "moead":
+            # pymoo's MOEA/D pairs each child with the subproblem that bred it; a foreign
+            # genome has none, so it is left to the search's archive
+            return
+        self._infills = Population.new("X", genomes)
+        self._tell(genomes, F, violation)
+
     def _tell(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray) -> None:
         # pymoo's normalisations turn +inf into NaN (inf - inf, inf * 0), so a failed
         # evaluation becomes a huge finite value instead.

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from masksearch.solvers import PymooSolver
+from masksearch.solvers import PymooSolver, make_solver
 from masksearch.solvers.pymoo_adapter import PYMOO_ALGORITHMS, reference_directions
 from masksearch.testing import ToyBinaryOperators, ToyLevelOperators, ToyProblem
 
@@ -191,3 +191,18 @@ def test_seed_is_drawn_from_the_given_rng() -> None:
     other = run(PymooSolver("nsga2", pop_size=6), ToyBinaryOperators(16), generations=2, seed=4)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(first[0], other[0])
+
+
+@pytest.mark.parametrize("algorithm", ["nsga2", "ga", "smsemoa"])
+def test_injected_elite_enters_pymoo_population(algorithm) -> None:
+    operators = ToyBinaryOperators(12)
+    solver = make_solver(algorithm, pop_size=6)
+    solver.setup(12, 2, np.random.default_rng(0), operators=operators)
+    problem = ToyProblem(operators)
+    genomes = solver.ask()
+    solver.tell(genomes, problem.evaluate(genomes))
+    best = np.zeros((1, 12), dtype=bool)
+    solver.inject(best, np.array([[-1.0, -1.0]]))
+    population = np.asarray(solver._algorithm.pop.get("X"))  # noqa: SLF001
+    assert any(np.array_equal(row.astype(bool), best[0]) for row in population)
+    assert solver.ask().dtype == np.bool_  # and the run goes on with canonical genomes

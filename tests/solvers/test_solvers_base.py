@@ -217,3 +217,24 @@ def test_single_gene_genomes_are_legal() -> None:
     assert genomes.shape == (4, 1) and genomes.dtype == np.bool_
     solver.tell(genomes, np.arange(4.0))  # 1-D F is fine for one objective
     assert solver.told[0][1].shape == (4, 1)
+
+
+def test_inject_checks_its_input_and_timing() -> None:
+    from masksearch.solvers import make_solver
+    from masksearch.testing import ToyBinaryOperators, ToyProblem
+
+    operators = ToyBinaryOperators(12)
+    solver = make_solver("deap-nsga2", mu=6)
+    solver.setup(12, 2, np.random.default_rng(0), operators=operators)
+    problem = ToyProblem(operators)
+    genomes = solver.ask()
+    foreign = operators.sample(2, np.random.default_rng(1))
+    with pytest.raises(RuntimeError, match="pending"):
+        solver.inject(foreign, problem.evaluate(foreign))
+    solver.tell(genomes, problem.evaluate(genomes))
+    with pytest.raises(ValueError):
+        solver.inject(foreign[:, :5], problem.evaluate(foreign))
+    # a genome that dominates everything joins the population (elitist survival keeps it)
+    best = np.zeros((1, 12), dtype=bool)
+    solver.inject(best, np.array([[-1.0, -1.0]]))
+    assert any(np.array_equal(individual.genome, best[0]) for individual in solver.population)

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import problems
+from masksearch.front import ParetoFront
+from masksearch.local_search import GradientSwaps, mask_gradient
+from masksearch.search import search
+from masksearch.solvers import SOLVERS, make_solver
+
+
+@pytest.fixture(scope="module")
+def loss_problem():
+    """digits with the loss as first objective (what the local search improves best)."""
+    return problems.digits_mlp(objectives=("loss", "density"), densities=(0.1, 0.05))
+
+
+def _front_of(problem, genomes) -> ParetoFront:
+    front = ParetoFront(problem.objectives, problem.layout, problem.encoding.decode)
+    evaluation = problem.evaluate(genomes)
+    front.update(genomes, evaluation.F, evaluation.metrics)
+    return front
+
+
+def test_mask_gradient_is_weight_times_gradient_of_the_masked_model(loss_problem) -> None:
+    problem = loss_problem
+    genome = problem.magnitude_genomes()[0]
+    flat = problem.encoding.decode(genome[None])[0]
+    mask = problem.mask(genome)
+    # independent: autograd on the pruned model's weights, then the chain rule by hand
+    pruned = mask.apply(copy.deepcopy(problem.model))
+    loss = F.cross_entropy(pruned(problem.data.x), problem.data.y)
+    loss.backward()
+    params = dict(pruned.named_parameters())
+    originals = dict(problem.model.named_parameters())
+    expected = np.concatenate(
+        [(params[n].grad * originals[n].detach()).reshape(-1).numpy() for n in mask.names]
+    )
+    got = mask_gradient(problem, flat)
+    assert got.shape == (problem.layout.n_total,)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    # the first-order reading holds for one kept weight: dropping it changes the loss ≈ -g
+    kept = np.flatnonzero(flat)
+    biggest = kept[np.argmax(np.abs(got[kept]))]
+    child = genome.copy()
+    child[biggest] = False
+    change = problem.evaluate(child[None]).metrics["loss"][0] - loss.item()
+    assert np.sign(change) == np.sign(-got[biggest])
+
+
+def test_mask_gradient_rejects_a_wrong_shape(loss_problem) -> None:
+    with pytest.raises(ValueError, match="flat mask"):
+        mask_gradient(loss_problem, np.ones(5, dtype=bool))
+
+
+def test_children_swap_weights_and_keep_the_density(loss_problem) -> None:
+    problem = loss_problem
+    local = GradientSwaps(children=6)
+    local.setup(problem, np.random.default_rng(0))
+    genome = problem.magnitude_genomes()[1]
+    children, sizes = local._children(problem, genome, key=0.05)
+    assert children.shape == (6, problem.n_genes)
+    assert np.all(children.sum(axis=1) == genome.sum())
+    for child, size in zip(children, sizes, strict=True):
+        assert np.count_nonzero(child & ~genome) == size  # added
+        assert np.count_nonzero(genome & ~child) == size  # dropped
+
+
+def test_improve_only_reports_better_masks_and_exact_metrics(loss_problem) -> None:
+    problem = loss_problem
+    local = GradientSwaps(steps=3, children=8, extra=0)
+    local.setup(problem, np.random.default_rng(1))
+    front = _front_of(problem, problem.magnitude_genomes())
+    start_loss = {
+        round(d, 3): v for d, v in zip(front.metrics["density"], front.F[:, 0], strict=True)
+    }
+    proposal = local.improve(problem, front)
+    assert len(proposal.genomes) == 3 * 8 * 2  # steps × children × targets
+    # the metrics it reports are the problem's own, recomputed independently
+    again = problem.evaluate(proposal.genomes)
+    np.testing.assert_allclose(proposal.evaluation.F, again.F, rtol=1e-6)
+    assert len(proposal.improved) >= 1  # magnitude masks are far from locally optimal
+    for row in proposal.improved:
+        density = round(float(proposal.evaluation.metrics["density"][row]), 3)
+        assert proposal.evaluation.F[row, 0] < start_loss[density]
+
+
+def test_search_with_local_search_beats_the_magnitude_seeds(loss_problem) -> None:
+    problem = loss_problem
+    result = search(
+        problem,
+        make_solver("nsga2", pop_size=16),
+        budget=240,
+        seed=0,
+        local_search=GradientSwaps(),
+    )
+    magnitude = problem.evaluate(problem.magnitude_genomes())
+    for density, loss in zip(magnitude.metrics["density"], magnitude.F[:, 0], strict=True):
+        position = result.front.index(max_density=density, objective="loss")
+        assert result.front.metrics["loss"][position] < loss
+    assert result.n_evals >= 240
+
+
+def test_local_search_runs_are_deterministic_and_resume_exactly(tmp_path, loss_problem) -> None:
+    def run(budget: int, **options):
+        return search(
+            loss_problem,
+            make_solver("nsga2", pop_size=8),
+            budget=budget,
+            seed=2,
+            local_search=GradientSwaps(steps=1, children=4),
+            **options,
+        )
+
+    straight, again = run(160), run(160)
+    assert np.array_equal(straight.front.genomes, again.front.genomes)
+    path = tmp_path / "checkpoint.pkl"
+    run(80, checkpoint=path)
+    resumed = run(160, checkpoint=path, resume=True)
+    assert np.array_equal(resumed.front.genomes, straight.front.genomes)
+    np.testing.assert_allclose(resumed.front.F, straight.front.F, rtol=1e-6)
+
+
+def test_every_shipped_solver_accepts_injected_genomes(loss_problem) -> None:
+    for name in SOLVERS:
+        result = search(
+            loss_problem,
+            make_solver(name, **({"mu": 8} if name.startswith("deap") else {"pop_size": 8})),
+            budget=30,
+            seed=0,
+            local_search=GradientSwaps(steps=1, children=2),
+        )
+        assert len(result.front) >= 1, name
+
+
+def test_bad_settings_and_encodings_are_refused(loss_problem) -> None:
+    with pytest.raises(ValueError, match="children"):
+        GradientSwaps(children=0)
+    with pytest.raises(ValueError, match="steps"):
+        GradientSwaps(steps=1.5)
+    pool = problems.digits_mlp(encoding="levels")
+    with pytest.raises(ValueError, match="'weights' encoding"):
+        GradientSwaps().setup(pool, np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="setup"):
+        GradientSwaps().improve(
+            loss_problem, _front_of(loss_problem, loss_problem.magnitude_genomes())
+        )
+
+
+def test_gradient_leaves_the_model_untouched(loss_problem) -> None:
+    model = loss_problem.model
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    mask_gradient(loss_problem, np.ones(loss_problem.layout.n_total, dtype=bool))
+    for name, p in model.named_parameters():
+        assert p.grad is None, name  # no gradient left on the user's model
+        assert torch.equal(p.detach(), before[name]), name
