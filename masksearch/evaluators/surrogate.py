@@ -1,24 +1,32 @@
 """Empirical-Fisher quadratic surrogate of the loss of a mask, and surrogate screening.
 
-With dense weights ``w``, the mean gradient ``g`` on the split and per-sample gradients
-``g_n`` of ``N`` samples, pruning (``δw_i = -w_i`` on pruned weights) changes the loss by about::
+The quadratic is expanded around an *anchor* mask ``a`` (default: the dense model): with the
+dense weights ``w``, the mean gradient ``g`` and per-sample gradients ``g_n`` of ``N`` samples,
+all taken at the anchored weights ``w⊙a``, a mask ``m`` moves the weights by
+``δw_i = (m_i − a_i)·w_i`` and changes the loss by about::
 
     ΔL(δw) ≈ gᵀδw + 1/(2N) · Σ_n (g_nᵀδw)²
 
 Stored per weight ``i``: ``gw[i] = g_i·w_i`` (float64) and one row ``hw[i, :] = g_{n,i}·w_i``
 over the samples (float32, shape ``(n_weights, N)``, so a flipped weight reads one contiguous
-row). With ``z_n = g_nᵀδw = -Σ_{i pruned} hw[i, n]`` a mask costs O(N·min(kept, pruned)) from
-scratch (sums over the kept weights start from the all-pruned totals), and a child that flips
-``k`` genes of its parent O(N·k) from the parent's ``z`` (:meth:`SurrogateEvaluator.children`).
+row). ``z_n = g_nᵀδw = Σ_i (m_i − a_i)·hw[i, n]`` costs O(N·k) for a mask, where ``k`` is the
+smallest of its kept weights, its pruned weights and the weights where it differs from the
+anchor (sums over the kept or pruned side start from precomputed totals); a child that flips
+``k`` genes of its parent costs O(N·k) from the parent's ``z`` (:meth:`SurrogateEvaluator.
+children`).
+
 The quadratic captures interactions between pruned weights, unlike the additive diagonal OBD
-saliency, but it is a local model: use it to rank and screen candidates
-(:class:`ScreenedEvaluator`), never as a fitness of its own.
+saliency, but it is a local model: it ranks masks near its anchor far better than masks far
+from it (anchor it at the masks a search explores, e.g. the magnitude mask at the target
+density, and :meth:`SurrogateEvaluator.reanchor` when the search moves). Use it to rank and
+screen candidates (:class:`ScreenedEvaluator`), never as a fitness of its own.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import numba
 import numpy as np
@@ -29,20 +37,25 @@ from torch.func import functional_call, grad, vmap
 
 from masksearch.evaluators.base import Evaluator, Metrics, ModelSnapshot, _SplitLike, check_masks
 from masksearch.evaluators.batched import random_subset
+from masksearch.front import non_dominated
 from masksearch.mask import Layout
 
 __all__ = ["ScreenedEvaluator", "SurrogateEvaluator"]
 
 _PARENT_MEMO = 1024  # parents whose z vector children() remembers
 _GRADIENT_CHUNK = 16  # samples per vmap'd per-sample-gradient pass
+_BLOCKS_PER_THREAD = 8  # children() work blocks per Numba thread: evens out a noisy machine
+RANK_BY = ("loss", "pareto")
 
 
 class SurrogateEvaluator(Evaluator):
     """Predicted loss ``base_loss + ΔL`` of each mask (no error prediction).
 
     ``n_samples`` (N) random samples of ``split`` (drawn with ``seed``) give the per-sample
-    gradients; the linear term and ``base_loss`` use the whole split. Memory:
-    ``4 · n_weights · N`` bytes (lenet300, N=128: 136 MB). The result holds ``"loss"``,
+    gradients; the linear term and ``base_loss`` (the loss of the anchored model) use the whole
+    split. ``anchor`` (a flat bool mask, default ``None`` = dense) is the expansion point: the
+    masks to rank should lie near it (see the module docstring); :meth:`reanchor` moves it.
+    Memory: ``4 · n_weights · N`` bytes (lenet300, N=128: 136 MB). The result holds ``"loss"``,
     ``"error"`` (NaN: the surrogate does not predict accuracy) and ``"exact"`` (all False).
     """
 
@@ -54,6 +67,7 @@ class SurrogateEvaluator(Evaluator):
         n_samples: int = 128,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        anchor: np.ndarray | None = None,
     ) -> None:
         snapshot = ModelSnapshot(model, split, layout, device)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
@@ -65,27 +79,59 @@ class SurrogateEvaluator(Evaluator):
         self.layout = layout
         self.n_samples = snapshot.n_samples
         self.n_gradients = int(n_samples)
-        weights = torch.cat([snapshot.params[n].reshape(-1) for n in layout.names])
-        base_loss, mean_gradient = _loss_and_gradient(snapshot)
-        per_sample = _per_sample_gradients(snapshot, random_subset(split, self.n_gradients, seed))
+        self._snapshot = snapshot
+        self._subset = random_subset(split, self.n_gradients, seed)
+        # numpy's own allocation: numpy asks for transparent huge pages on large arrays, which
+        # spares children()'s random row gathers most TLB misses (about 1.8x faster here)
+        self.hw = np.empty((layout.n_total, self.n_gradients), dtype=np.float32)
+        self._parents: OrderedDict[bytes, tuple[np.ndarray, float]] = OrderedDict()
+        self.reanchor(anchor)
+
+    def reanchor(self, anchor: np.ndarray | None) -> None:
+        """Expand the quadratic around ``anchor`` (a flat bool mask; ``None`` = dense).
+
+        Recomputes the gradients at the anchored weights: as costly as building the surrogate
+        (about two seconds on lenet300, N=128), and reuses the ``hw`` buffer.
+        """
+        if anchor is None:
+            anchor = np.ones(self.layout.n_total, dtype=bool)
+        else:
+            anchor = check_masks(np.asarray(anchor).reshape(1, -1), self.layout)[0].copy()
+        snapshot = self._snapshot
+        params = snapshot.masked_params(anchor)
+        weights = torch.cat([snapshot.params[n].reshape(-1) for n in self.layout.names])
+        base_loss, mean_gradient = _loss_and_gradient(snapshot, params)
+        self.anchor = anchor
         self.base_loss = base_loss
         self.gw = (mean_gradient.double() * weights.double()).cpu().numpy()
-        per_sample.mul_(weights.to(per_sample.device)[:, None])  # in place: it is the big one
-        self.hw = np.ascontiguousarray(per_sample.cpu().numpy(), dtype=np.float32)
-        # totals with every weight pruned: masks sum over their smaller side from these
-        self._lin_all = -float(self.gw.sum())
-        self._z_all = -self.hw.sum(axis=0, dtype=np.float64)
-        self._parents: OrderedDict[bytes, tuple[np.ndarray, float]] = OrderedDict()
+        _fill_per_sample_gradients(snapshot, params, self._subset, weights, self.hw)
+        kept_hw, pruned_hw, kept_gw, pruned_gw = _side_totals(anchor, self.hw, self.gw)
+        # z and the linear term of a mask summed over its kept (pruned) side start from these
+        self._z_kept, self._lin_kept = -kept_hw, -kept_gw
+        self._z_pruned, self._lin_pruned = pruned_hw, pruned_gw
+        self._parents.clear()
 
     def delta_loss(self, masks: np.ndarray) -> np.ndarray:
-        """Predicted ΔL of each mask (shape ``(P,)``, float64)."""
-        masks = check_masks(masks, self.layout)
-        return _population_delta(masks, self.hw, self.gw, self._z_all, self._lin_all)
+        """Predicted ΔL of each mask relative to the anchor (shape ``(P,)``, float64)."""
+        return self._delta(check_masks(masks, self.layout))
+
+    def _delta(self, masks: np.ndarray) -> np.ndarray:
+        return _population_delta(masks, *self._state_arrays())
+
+    def _state_arrays(self) -> tuple:
+        return (
+            self.anchor,
+            self.hw,
+            self.gw,
+            self._z_kept,
+            self._lin_kept,
+            self._z_pruned,
+            self._lin_pruned,
+        )
 
     def _evaluate(self, masks: np.ndarray) -> Metrics:
-        delta = _population_delta(masks, self.hw, self.gw, self._z_all, self._lin_all)
         return {
-            "loss": self.base_loss + delta,
+            "loss": self.base_loss + self._delta(masks),
             "error": np.full(len(masks), np.nan),
             "exact": np.zeros(len(masks), dtype=bool),
         }
@@ -95,7 +141,9 @@ class SurrogateEvaluator(Evaluator):
 
         ``child_diffs`` is an int array ``(C, k)``: row ``c`` lists the distinct gene indices
         child ``c`` flips relative to the parent; ``-1`` entries are padding (flip nothing),
-        so children may flip different numbers of genes.
+        so children may flip different numbers of genes. The children's ``z`` sums are
+        accumulated in float32 on top of the parent's (float64) ones: the result agrees with
+        :meth:`delta_loss` to about 1e-6 of the loss change.
         """
         parent = check_masks(np.asarray(parent_mask).reshape(1, -1), self.layout)[0]
         diffs = np.asarray(child_diffs)
@@ -104,22 +152,26 @@ class SurrogateEvaluator(Evaluator):
                 "child_diffs must be a 2-D integer array (children × flipped genes, -1 = "
                 f"padding), got shape {diffs.shape} and dtype {diffs.dtype}"
             )
-        diffs = np.ascontiguousarray(diffs, dtype=np.int64)
-        if diffs.size and (diffs.min() < -1 or diffs.max() >= self.layout.n_total):
+        if diffs.dtype not in (np.int32, np.int64):
+            diffs = diffs.astype(np.int64)
+        diffs = np.ascontiguousarray(diffs)
+        z, lin = self._parent_state(parent)
+        n_blocks = _BLOCKS_PER_THREAD * numba.get_num_threads()
+        # the kernel checks the indices as it reads them (a separate pass costs ~5%)
+        delta, n_bad = _children_delta(parent, diffs, z, lin, self.hw, self.gw, n_blocks)
+        if n_bad:
             raise ValueError(
-                f"child_diffs holds gene indices outside 0..{self.layout.n_total - 1} "
+                f"child_diffs holds {n_bad} gene indices outside 0..{self.layout.n_total - 1} "
                 "(use -1 for padding)"
             )
-        z, lin = self._parent_state(parent)
-        blocks = 8 * numba.get_num_threads()
-        return self.base_loss + _children_delta(parent, diffs, z, lin, self.hw, self.gw, blocks)
+        return self.base_loss + delta
 
     def _parent_state(self, parent: np.ndarray) -> tuple[np.ndarray, float]:
         key = np.packbits(parent).tobytes()
         if key in self._parents:
             self._parents.move_to_end(key)
             return self._parents[key]
-        z, lin = _mask_state(parent, self.hw, self.gw, self._z_all, self._lin_all)
+        z, lin = _mask_state(parent, *self._state_arrays())
         self._parents[key] = (z, float(lin))
         while len(self._parents) > _PARENT_MEMO:
             self._parents.popitem(last=False)
@@ -129,26 +181,76 @@ class SurrogateEvaluator(Evaluator):
 class ScreenedEvaluator(Evaluator):
     """Evaluate exactly only the candidates the surrogate ranks best.
 
-    The best ``keep`` fraction (at least one) by surrogate loss goes to ``exact``; the rest get
-    ``loss = inf``, ``error = 1.0`` and ``"exact" = False`` so a search can leave them out of
-    its archive. ``"predicted_loss"`` holds the surrogate's loss for every candidate.
+    The best ``keep`` fraction (at least one) goes to ``exact``; the rest get ``loss = inf``,
+    ``error = 1.0`` and ``"exact" = False`` so a search can leave them out of its archive.
+    ``"predicted_loss"`` holds the surrogate's loss for every candidate.
+
+    ``surrogate`` may be one surrogate or several anchored at different masks (e.g. the
+    magnitude masks at the densities a search targets): each candidate is then predicted by the
+    surrogate whose anchor is nearest in Hamming distance, since the quadratic is only trusted
+    near its anchor. ``rank_by="loss"`` ranks by predicted loss alone; ``"pareto"`` by
+    non-dominated sorting of (predicted loss, density), ties within a front broken by predicted
+    loss — for searches that also minimise density, where ranking by loss alone would favour
+    the densest candidates. The first ``warmup_calls`` populations (a search's seeded initial
+    population) are evaluated exactly in full: screening is meant for offspring.
     """
 
-    def __init__(self, exact: Evaluator, surrogate: SurrogateEvaluator, keep: float = 1 / 3):
-        if exact.layout != surrogate.layout:
+    def __init__(
+        self,
+        exact: Evaluator,
+        surrogate: SurrogateEvaluator | Sequence[SurrogateEvaluator],
+        keep: float = 1 / 3,
+        rank_by: str = "loss",
+        warmup_calls: int = 0,
+    ):
+        surrogates = [surrogate] if isinstance(surrogate, SurrogateEvaluator) else list(surrogate)
+        if not surrogates or not all(isinstance(s, SurrogateEvaluator) for s in surrogates):
+            raise TypeError("surrogate must be a SurrogateEvaluator or a non-empty list of them")
+        if any(exact.layout != s.layout for s in surrogates):
             raise ValueError("the exact evaluator and the surrogate must share one layout")
         if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
             raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
+        if rank_by not in RANK_BY:
+            raise ValueError(f"unknown rank_by {rank_by!r}; choose one of {list(RANK_BY)}")
+        if isinstance(warmup_calls, bool) or not isinstance(warmup_calls, int) or warmup_calls < 0:
+            raise ValueError(f"warmup_calls must be an int >= 0, got {warmup_calls!r}")
         self.exact = exact
-        self.surrogate = surrogate
+        self.surrogates = surrogates
+        self.surrogate = surrogates[0]
         self.keep = float(keep)
+        self.rank_by = rank_by
+        self.warmup_calls = warmup_calls
         self.layout = exact.layout
         self.n_samples = getattr(exact, "n_samples", None)
 
+    def predicted_loss(self, masks: np.ndarray) -> np.ndarray:
+        """Each mask's loss predicted by the surrogate anchored nearest to it."""
+        masks = check_masks(masks, self.layout)
+        if len(self.surrogates) == 1:
+            nearest = np.zeros(len(masks), dtype=np.int64)
+        else:
+            distance = np.stack([(masks != s.anchor).sum(axis=1) for s in self.surrogates])
+            nearest = distance.argmin(axis=0)
+        predicted = np.empty(len(masks))
+        for index, surrogate in enumerate(self.surrogates):
+            rows = nearest == index
+            if rows.any():
+                predicted[rows] = surrogate.base_loss + surrogate.delta_loss(masks[rows])
+        return predicted
+
     def _evaluate(self, masks: np.ndarray) -> Metrics:
-        predicted = self.surrogate.base_loss + self.surrogate.delta_loss(masks)
-        n_exact = max(1, math.ceil(self.keep * len(masks)))
-        chosen = np.sort(np.argsort(predicted, kind="stable")[:n_exact])
+        predicted = self.predicted_loss(masks)
+        if self.n_calls <= self.warmup_calls:
+            n_exact = len(masks)
+        else:
+            n_exact = max(1, math.ceil(self.keep * len(masks)))
+        if self.rank_by == "loss":
+            order = np.argsort(predicted, kind="stable")
+        else:
+            density = masks.sum(axis=1) / self.layout.n_total
+            fronts = _front_ranks(np.stack([predicted, density], axis=1))
+            order = np.lexsort((predicted, fronts))
+        chosen = np.sort(order[:n_exact])
         result = self.exact(masks[chosen])
         loss = np.full(len(masks), np.inf)
         error = np.ones(len(masks))
@@ -157,14 +259,29 @@ class ScreenedEvaluator(Evaluator):
         return {"loss": loss, "error": error, "exact": exact, "predicted_loss": predicted}
 
 
+def _front_ranks(objectives: np.ndarray) -> np.ndarray:
+    """Non-dominated front index (0 = best) of each row (minimised)."""
+    ranks = np.full(len(objectives), -1)
+    remaining = np.arange(len(objectives))
+    front = 0
+    while len(remaining):
+        best = non_dominated(objectives[remaining])
+        ranks[remaining[best]] = front
+        remaining = remaining[~best]
+        front += 1
+    return ranks
+
+
 # -- gradients ----------------------------------------------------------------------------
 
 
-def _loss_and_gradient(snapshot: ModelSnapshot) -> tuple[float, torch.Tensor]:
-    """Mean loss on the split and its gradient with respect to the layout's weights (flat)."""
+def _loss_and_gradient(
+    snapshot: ModelSnapshot, params: dict[str, torch.Tensor]
+) -> tuple[float, torch.Tensor]:
+    """Mean loss on the split at ``params`` and its gradient w.r.t. the layout's weights."""
     names = snapshot.layout.names
-    weights = {n: snapshot.params[n].clone().requires_grad_(True) for n in names}
-    params = {**snapshot.params, **weights}
+    weights = {n: params[n].clone().requires_grad_(True) for n in names}
+    params = {**params, **weights}
     total = 0.0
     gradients = [torch.zeros_like(weights[n]) for n in names]
     for start in range(0, snapshot.n_samples, 1024):
@@ -178,11 +295,17 @@ def _loss_and_gradient(snapshot: ModelSnapshot) -> tuple[float, torch.Tensor]:
     return total / snapshot.n_samples, flat
 
 
-def _per_sample_gradients(snapshot: ModelSnapshot, subset: _SplitLike) -> torch.Tensor:
-    """Gradients of each sample's loss, one row per weight: shape ``(n_weights, N)``."""
+def _fill_per_sample_gradients(
+    snapshot: ModelSnapshot,
+    params: dict[str, torch.Tensor],
+    subset: _SplitLike,
+    weights: torch.Tensor,
+    out: np.ndarray,
+) -> None:
+    """Write ``g_{n,i}·w_i`` (gradients at ``params``) into ``out``, shape ``(n_weights, N)``."""
     names = snapshot.layout.names
-    fixed = {n: t for n, t in snapshot.params.items() if n not in set(names)}
-    weights = {n: snapshot.params[n] for n in names}
+    fixed = {n: t for n, t in params.items() if n not in set(names)}
+    chosen_weights = {n: params[n] for n in names}
 
     def sample_loss(chosen: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
         logits = functional_call(snapshot.module, {**fixed, **chosen}, (x[None],))
@@ -191,78 +314,136 @@ def _per_sample_gradients(snapshot: ModelSnapshot, subset: _SplitLike) -> torch.
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     x = subset.x.to(snapshot.device, snapshot.x.dtype)
     y = subset.y.to(snapshot.device).long()
-    out = torch.empty((snapshot.layout.n_total, len(y)), dtype=x.dtype, device=x.device)
+    on_cpu = snapshot.device.type == "cpu"
+    # on the CPU the gradients go straight into the numpy buffer (no second 4·n·N copy)
+    target = torch.from_numpy(out) if on_cpu else torch.empty(out.shape, device=snapshot.device)
     for start in range(0, len(y), _GRADIENT_CHUNK):
         stop = start + _GRADIENT_CHUNK
-        parts = per_sample(weights, x[start:stop], y[start:stop])
+        parts = per_sample(chosen_weights, x[start:stop], y[start:stop])
         flat = torch.cat([parts[n].reshape(len(parts[n]), -1) for n in names], dim=1)
-        out[:, start : start + len(flat)] = flat.t()
-    return out
+        target[:, start : start + len(flat)] = flat.t()
+    target.mul_(weights.to(target.device, target.dtype)[:, None])
+    if not on_cpu:
+        out[...] = target.cpu().numpy()
 
 
 # -- Numba kernels ------------------------------------------------------------------------
 
 
+@numba.njit(parallel=True, cache=True)
+def _side_totals(anchor, hw, gw):  # pragma: no cover - compiled
+    """Sums of hw rows and gw over the anchor's kept and pruned weights (float64)."""
+    n_weights, n = hw.shape
+    kept_hw = np.zeros(n)
+    pruned_hw = np.zeros(n)
+    for s in numba.prange(n):
+        kept = 0.0
+        pruned = 0.0
+        for i in range(n_weights):
+            if anchor[i]:
+                kept += hw[i, s]
+            else:
+                pruned += hw[i, s]
+        kept_hw[s] = kept
+        pruned_hw[s] = pruned
+    kept_gw = 0.0
+    pruned_gw = 0.0
+    for i in range(n_weights):
+        if anchor[i]:
+            kept_gw += gw[i]
+        else:
+            pruned_gw += gw[i]
+    return kept_hw, pruned_hw, kept_gw, pruned_gw
+
+
 @numba.njit(cache=True)
-def _mask_state(mask, hw, gw, z_all, lin_all):  # pragma: no cover - compiled
-    """(z, linear term) of one mask, summing over whichever side (kept/pruned) is smaller."""
+def _mask_state(
+    mask, anchor, hw, gw, z_kept, lin_kept, z_pruned, lin_pruned
+):  # pragma: no cover - compiled
+    """(z, linear term) of one mask, summing over the fewest rows: the genes where it differs
+    from the anchor, its kept genes or its pruned genes."""
     n_weights, n = hw.shape
     kept = 0
+    differ = 0
     for i in range(n_weights):
         kept += mask[i]
+        differ += mask[i] != anchor[i]
     z = np.zeros(n)
     lin = 0.0
-    if 2 * kept <= n_weights:
+    if differ <= min(kept, n_weights - kept):
+        for i in range(n_weights):
+            if mask[i] != anchor[i]:
+                sign = 1.0 if mask[i] else -1.0
+                lin += sign * gw[i]
+                for s in range(n):
+                    z[s] += sign * hw[i, s]
+    elif 2 * kept <= n_weights:
         for i in range(n_weights):
             if mask[i]:
                 lin += gw[i]
                 for s in range(n):
                     z[s] += hw[i, s]
-        for s in range(n):
-            z[s] += z_all[s]
-        lin += lin_all
+        z += z_kept
+        lin += lin_kept
     else:
         for i in range(n_weights):
             if not mask[i]:
                 lin -= gw[i]
                 for s in range(n):
                     z[s] -= hw[i, s]
+        z += z_pruned
+        lin += lin_pruned
     return z, lin
 
 
 @numba.njit(parallel=True, cache=True)
-def _population_delta(masks, hw, gw, z_all, lin_all):  # pragma: no cover - compiled
+def _population_delta(
+    masks, anchor, hw, gw, z_kept, lin_kept, z_pruned, lin_pruned
+):  # pragma: no cover - compiled
     n = hw.shape[1]
     out = np.empty(masks.shape[0])
     for p in numba.prange(masks.shape[0]):
-        z, lin = _mask_state(masks[p], hw, gw, z_all, lin_all)
+        z, lin = _mask_state(masks[p], anchor, hw, gw, z_kept, lin_kept, z_pruned, lin_pruned)
         out[p] = lin + 0.5 / n * np.sum(z * z)
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _children_delta(parent, diffs, parent_z, parent_lin, hw, gw, n_blocks):  # pragma: no cover
-    # n_blocks (a few per thread) each reuse one z buffer: no allocation per child
-    n = hw.shape[1]
-    n_children = diffs.shape[0]
+    """ΔL of each child and the number of out-of-range gene indices met.
+
+    A child's ``z`` is the parent's plus a change gathered from ``k`` rows of ``hw``; the change
+    is accumulated in float32 (the gathers are memory-bound: float32 keeps the SIMD lanes full)
+    and ``Σ z²`` is the parent's float64 ``Σ z0²`` plus ``Σ change·(2·z0 + change)``, so the
+    rounding only touches the (small) change. Each of ``n_blocks`` blocks of children reuses
+    one buffer: no allocation per child.
+    """
+    n_weights, n = hw.shape
+    n_children, width = diffs.shape
     out = np.empty(n_children)
+    twice_z = (2.0 * parent_z).astype(np.float32)
+    parent_square = np.sum(parent_z * parent_z)
     n_blocks = max(1, min(n_children, n_blocks))
+    bad = np.zeros(n_blocks, dtype=np.int64)
     for block in numba.prange(n_blocks):
-        z = np.empty(n)
+        change = np.empty(n, dtype=np.float32)
         for c in range(block * n_children // n_blocks, (block + 1) * n_children // n_blocks):
-            z[:] = parent_z
+            for s in range(n):
+                change[s] = 0.0
             lin = parent_lin
-            for j in range(diffs.shape[1]):
+            for j in range(width):
                 i = diffs[c, j]
-                if i < 0:
+                if i < 0 or i >= n_weights:
+                    if i != -1:
+                        bad[block] += 1
                     continue
                 # the child keeps what the parent pruned (z gains +hw) and prunes what it kept
-                sign = -1.0 if parent[i] else 1.0
+                sign = np.float32(-1.0) if parent[i] else np.float32(1.0)
                 lin += sign * gw[i]
                 for s in range(n):
-                    z[s] += sign * hw[i, s]
-            total = 0.0
+                    change[s] += sign * hw[i, s]
+            total = np.float32(0.0)
             for s in range(n):
-                total += z[s] * z[s]
-            out[c] = lin + 0.5 / n * total
-    return out
+                total += change[s] * (twice_z[s] + change[s])
+            out[c] = lin + 0.5 / n * (parent_square + total)
+    return out, bad.sum()

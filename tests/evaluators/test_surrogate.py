@@ -113,3 +113,161 @@ def test_screening_evaluates_only_the_best_predicted(mlp, mlp_split, surrogate):
     np.testing.assert_array_equal(result["loss"][chosen], exact["loss"][chosen])
     assert np.isinf(result["loss"][~chosen]).all() and (result["error"][~chosen] == 1.0).all()
     np.testing.assert_allclose(result["predicted_loss"], predicted)
+
+
+# -- anchored expansion -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def anchor(mlp):
+    return random_masks(Layout.of(mlp), 1, np.random.default_rng(5))[0]
+
+
+@pytest.fixture(scope="module")
+def anchored(mlp, mlp_split, anchor):
+    return SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3, anchor=anchor)
+
+
+def _anchored_reference(mlp, split, anchor, n_samples, seed):
+    """(loss, g, per-sample g) at the anchored weights, by plain autograd on a masked copy."""
+    layout = Layout.of(mlp)
+    model = copy.deepcopy(mlp)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name in layout.names:
+            params[name].mul_(torch.from_numpy(anchor[layout.slice(name)]).view_as(params[name]))
+
+    def flat_gradient(x, y):
+        model.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        flat = torch.cat([params[n].grad.reshape(-1) for n in layout.names])
+        return float(loss.detach()), flat.double().numpy()
+
+    loss, mean = flat_gradient(split.x, split.y)
+    subset = random_subset(split, n_samples, seed=seed)
+    rows = [flat_gradient(subset.x[n : n + 1], subset.y[n : n + 1])[1] for n in range(n_samples)]
+    return loss, mean, np.stack(rows)
+
+
+def test_anchored_prediction_matches_a_direct_computation(mlp, mlp_split, anchor, anchored):
+    layout = Layout.of(mlp)
+    loss, mean, per_sample = _anchored_reference(mlp, mlp_split, anchor, 16, 3)
+    weights = (
+        torch.cat([p.detach().reshape(-1) for n, p in mlp.named_parameters() if n in layout.names])
+        .double()
+        .numpy()
+    )
+    rng = np.random.default_rng(6)
+    near = np.stack([mutate(anchor, k, rng) for k in (1, 10, 100)])
+    masks = np.concatenate([near, random_masks(layout, 4, rng), edge_masks(layout)])
+    step = (masks.astype(np.float64) - anchor.astype(np.float64)) * weights  # δw per mask
+    z = step @ per_sample.T
+    expected = step @ mean + 0.5 / 16 * (z**2).sum(axis=1)
+    assert anchored.base_loss == pytest.approx(loss, rel=1e-5)
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(anchored.delta_loss(masks), expected, rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(
+        anchored(masks)["loss"], loss + expected, rtol=1e-4, atol=1e-5 * scale
+    )
+
+
+def test_the_anchor_itself_changes_nothing(anchor, anchored):
+    assert anchored.delta_loss(anchor[None])[0] == 0.0
+    padding = np.full((3, 4), -1, dtype=np.int64)
+    np.testing.assert_array_equal(anchored.children(anchor, padding), anchored.base_loss)
+    # a child that flips genes and flips them back through the parent is the anchor again
+    rng = np.random.default_rng(7)
+    genes = rng.choice(len(anchor), 5, replace=False)
+    parent = anchor.copy()
+    parent[genes] ^= True
+    back = anchored.children(parent, genes[None].astype(np.int64))
+    assert back[0] == pytest.approx(anchored.base_loss, abs=1e-7)
+
+
+def test_anchored_children_agree_with_evaluate(mlp, anchor, anchored):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(8)
+    for parent in (anchor, mutate(anchor, 40, rng), random_masks(layout, 1, rng)[0]):
+        diffs = np.stack([rng.choice(layout.n_total, 20, replace=False) for _ in range(12)])
+        diffs[3, 7:] = -1
+        children = np.repeat(parent[None], len(diffs), axis=0)
+        for row, genes in zip(children, diffs, strict=True):
+            row[genes[genes >= 0]] ^= True
+        from_scratch = anchored(children)["loss"]
+        scale = np.abs(from_scratch - anchored.base_loss).max()
+        np.testing.assert_allclose(
+            anchored.children(parent, diffs), from_scratch, rtol=0, atol=1e-5 * scale + 1e-9
+        )
+
+
+def test_reanchor_equals_building_at_the_anchor(mlp, mlp_split, anchor, anchored):
+    moved = SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3)
+    dense_prediction = moved.delta_loss(anchor[None])
+    parent = np.ones(Layout.of(mlp).n_total, dtype=bool)
+    moved.children(parent, np.array([[0, 1]]))  # fills the parent memo, which must be dropped
+    moved.reanchor(anchor)
+    np.testing.assert_array_equal(moved.hw, anchored.hw)
+    np.testing.assert_array_equal(moved.gw, anchored.gw)
+    np.testing.assert_array_equal(moved.anchor, anchor)
+    assert moved.base_loss == anchored.base_loss
+    np.testing.assert_array_equal(
+        moved.children(parent, np.array([[0, 1]])), anchored.children(parent, np.array([[0, 1]]))
+    )
+    moved.reanchor(None)
+    np.testing.assert_array_equal(moved.delta_loss(anchor[None]), dense_prediction)
+
+
+def test_anchor_is_checked(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    with pytest.raises(ValueError, match="shape"):
+        SurrogateEvaluator(mlp, mlp_split, layout, n_samples=4, anchor=np.ones(5, dtype=bool))
+    with pytest.raises(TypeError, match="bool"):
+        SurrogateEvaluator(mlp, mlp_split, layout, n_samples=4, anchor=np.ones(layout.n_total))
+
+
+def test_pareto_screening_keeps_the_best_fronts(mlp, mlp_split, surrogate):
+    layout = Layout.of(mlp)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    screened = ScreenedEvaluator(plain, surrogate, keep=0.25, rank_by="pareto")
+    masks = random_masks(layout, 16, np.random.default_rng(9))
+    result = screened(masks)
+    predicted = surrogate(masks)["loss"]
+    density = masks.mean(axis=1)
+    chosen = result["exact"]
+    assert chosen.sum() == 4
+    # no screened-out candidate dominates a chosen one (both objectives minimised)
+    for i in np.flatnonzero(chosen):
+        dominates = (predicted <= predicted[i]) & (density <= density[i])
+        dominates &= (predicted < predicted[i]) | (density < density[i])
+        assert not dominates[~chosen].any()
+    with pytest.raises(ValueError, match="rank_by"):
+        ScreenedEvaluator(plain, surrogate, rank_by="error")
+
+
+def test_screening_uses_the_nearest_anchor(mlp, mlp_split, surrogate, anchor, anchored):
+    layout = Layout.of(mlp)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    screened = ScreenedEvaluator(plain, [surrogate, anchored], keep=0.5)
+    rng = np.random.default_rng(10)
+    near_anchor = np.stack([mutate(anchor, 5, rng) for _ in range(3)])
+    near_dense = np.stack([mutate(np.ones(layout.n_total, bool), 5, rng) for _ in range(3)])
+    masks = np.concatenate([near_anchor, near_dense])
+    expected = np.concatenate([anchored(near_anchor)["loss"], surrogate(near_dense)["loss"]])
+    np.testing.assert_allclose(screened.predicted_loss(masks), expected, rtol=1e-12)
+    np.testing.assert_allclose(screened(masks)["predicted_loss"], expected, rtol=1e-12)
+    with pytest.raises(TypeError, match="SurrogateEvaluator"):
+        ScreenedEvaluator(plain, [])
+
+
+def test_warmup_calls_are_evaluated_in_full(mlp, mlp_split, surrogate):
+    layout = Layout.of(mlp)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    screened = ScreenedEvaluator(plain, surrogate, keep=0.25, warmup_calls=1)
+    masks = random_masks(layout, 8, np.random.default_rng(11))
+    first = screened(masks)
+    assert first["exact"].all()
+    np.testing.assert_array_equal(first["loss"], plain(masks)["loss"])
+    assert screened(masks)["exact"].sum() == 2
+    with pytest.raises(ValueError, match="warmup_calls"):
+        ScreenedEvaluator(plain, surrogate, warmup_calls=-1)
