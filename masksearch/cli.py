@@ -115,13 +115,14 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
     "data_root": ("where datasets live (else $MASKSEARCH_DATA and the system locations)", "DIR"),
     "evaluator": ("evaluator kind: auto (default), plain, batched, incremental", "KIND"),
     "local_search": (
-        "local improvement after every generation: none (default) or gradient-swaps (swaps "
-        "of single weights guided by the loss gradient, kept only when exact fitness improves; "
-        "weights encoding; its evaluations count against the budget)",
+        "local improvement after every generation: gradient-swaps (swaps of single weights "
+        "guided by the loss gradient, kept only when exact fitness improves; its evaluations "
+        "count against the budget), none, or auto (default: gradient-swaps on the weights "
+        "encoding with an error or loss objective first, none otherwise)",
         "KIND",
     ),
 }
-LOCAL_SEARCHES = ("none", "gradient-swaps")
+LOCAL_SEARCHES = ("auto", "none", "gradient-swaps")
 TABLE_FIELDS = ("solver_options", "encoding_options")
 CONFIG_KEYS = (*RUN_FIELDS, *TABLE_FIELDS)
 
@@ -467,7 +468,7 @@ def resolve_run_config(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         )
     config.setdefault("solver", "nsga2")
     _check_solver(config["solver"])
-    if config.get("local_search", "none") not in LOCAL_SEARCHES:
+    if config.get("local_search", "auto") not in LOCAL_SEARCHES:
         raise UserError(
             f"unknown local search {config['local_search']!r}; choose one of "
             f"{', '.join(LOCAL_SEARCHES)}"
@@ -556,6 +557,7 @@ def resolved_config(config: dict[str, Any], problem: Any) -> dict[str, Any]:
     resolved["device"] = str(problem.device)
     resolved.setdefault("solver_options", {})
     resolved.setdefault("encoding_options", {})
+    resolved["local_search"] = local_search_choice(config, problem)
     return {key: resolved[key] for key in CONFIG_KEYS if key in resolved}
 
 
@@ -568,9 +570,18 @@ def build_solver(config: dict[str, Any]) -> Any:
     return make_solver(config["solver"], **options)
 
 
+def local_search_choice(config: dict[str, Any], problem: Any) -> str:
+    """``config``'s local search with "auto" resolved for ``problem``."""
+    choice = config.get("local_search", "auto")
+    if choice == "auto":
+        fits = problem.encoding.name == "weights" and problem.objectives[0] in ("error", "loss")
+        choice = "gradient-swaps" if fits else "none"
+    return choice
+
+
 def build_local_search(config: dict[str, Any], problem: Any) -> Any:
     """The local search ``config`` names (None for none); refuses an unfit encoding."""
-    if config.get("local_search", "none") == "none":
+    if local_search_choice(config, problem) == "none":
         return None
     from masksearch.local_search import GradientSwaps
 

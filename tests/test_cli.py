@@ -27,7 +27,11 @@ from masksearch.rundir import load_masks
 from masksearch.training import evaluate
 
 # a small search: 8 generations of 40 on digits, a few seconds
-SEARCH = ["--problem", "digits_mlp", "--pop-size", "40", "--budget", "320", "--seed", "3"]
+# the mechanics below count evaluations per generation exactly: no local search in them
+SEARCH = [
+    "--problem", "digits_mlp", "--pop-size", "40", "--budget", "320", "--seed", "3",
+    "--local-search", "none",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +292,13 @@ def test_local_search_needs_the_weights_encoding(tmp_path, capsys):
     assert "--encoding weights" in capsys.readouterr().err
     assert main(["run", "--problem", "digits_mlp", "--local-search", "tabu"]) == 2
     assert "gradient-swaps" in capsys.readouterr().err
+
+
+def test_auto_local_search_follows_the_encoding():
+    from masksearch.cli import build_problem, local_search_choice
+
+    weights = build_problem({"problem": "digits_mlp", "val_samples": 50})
+    levels = build_problem({"problem": "digits_mlp", "val_samples": 50, "encoding": "levels"})
+    assert local_search_choice({}, weights) == "gradient-swaps"
+    assert local_search_choice({"local_search": "auto"}, levels) == "none"
+    assert local_search_choice({"local_search": "none"}, weights) == "none"
