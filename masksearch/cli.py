@@ -833,6 +833,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import problems
     from masksearch import data as datasets
+    from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
     from masksearch.report import density_slack
     from masksearch.rundir import load_mask
@@ -852,15 +853,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         max_density = _number("--max-density", args.max_density, "command line")
         slack = density_slack(run.read_json("front"))
-        within = [m for m in members if m["density"] <= max_density + slack]
-        if not within:
+        position = best_within(
+            [m["density"] for m in members], [m["error"] for m in members], max_density, slack
+        )
+        if position is None:
             sparsest = min(m["density"] for m in members)
             raise UserError(
                 f"no mask on the front has density <= {max_density:g}; the sparsest has "
                 f"{sparsest:.4f}. Raise --max-density or search with that target density "
                 "(--densities)"
             )
-        member = min(within, key=lambda m: m["error"])
+        member = members[position]
     epochs = _integer("--finetune", args.finetune, "command line", 0)
     lr = _number("--lr", args.lr, "command line")
     seed = _integer("--seed", args.seed, "command line", 0)

@@ -39,6 +39,25 @@ def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
     return float(HV(ref_point=reference)(F))
 
 
+def best_within(
+    density: Sequence[float] | np.ndarray,
+    values: Sequence[float] | np.ndarray,
+    max_density: float,
+    slack: float = 0.0,
+) -> int | None:
+    """Position of the lowest ``values`` entry whose density is <= ``max_density + slack``
+    (None when no entry is that sparse); the first one wins a tie.
+
+    ``slack`` is usually half a weight (``0.5 / n_weights``): a mask keeping
+    ``round(max_density * n_weights)`` weights meets the target.
+    """
+    density, values = np.asarray(density, dtype=float), np.asarray(values, dtype=float)
+    candidates = np.flatnonzero(density <= max_density + slack)
+    if len(candidates) == 0:
+        return None
+    return int(candidates[np.argmin(values[candidates])])
+
+
 def genome_key(genome: np.ndarray) -> bytes:
     data = np.packbits(genome) if genome.dtype == np.bool_ else np.ascontiguousarray(genome)
     return hashlib.blake2b(data.tobytes(), digest_size=16).digest()
@@ -99,19 +118,18 @@ class ParetoFront:
         )
         if objective not in self.metrics:
             raise ValueError(f"unknown metric {objective!r}; the front has {sorted(self.metrics)}")
-        candidates = np.arange(len(self))
-        if max_density is not None:
-            # half a weight of slack: a density target is met by rounding to whole weights
-            slack = 0.5 / self._layout.n_total
-            candidates = candidates[self.metrics["density"] <= max_density + slack]
-            if len(candidates) == 0:
-                lowest = float(self.metrics["density"].min())
-                raise ValueError(
-                    f"no mask on the front has density <= {max_density}; the sparsest has "
-                    f"{lowest:.4f}. Raise max_density or search with that density as a target."
-                )
-        values = self.metrics[objective][candidates]
-        return int(candidates[np.argmin(values)])
+        if max_density is None:
+            return int(np.argmin(self.metrics[objective]))
+        # half a weight of slack: a density target is met by rounding to whole weights
+        slack = 0.5 / self._layout.n_total
+        position = best_within(self.metrics["density"], self.metrics[objective], max_density, slack)
+        if position is None:
+            lowest = float(self.metrics["density"].min())
+            raise ValueError(
+                f"no mask on the front has density <= {max_density}; the sparsest has "
+                f"{lowest:.4f}. Raise max_density or search with that density as a target."
+            )
+        return position
 
     def best(self, *, max_density: float | None = None, objective: str | None = None) -> Mask:
         """The mask best on ``objective`` (default: error) with density <= ``max_density``."""

@@ -27,6 +27,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from masksearch.front import best_within
+
 __all__ = [
     "JsonLines",
     "LogFile",
@@ -56,8 +58,8 @@ def error_at_densities(
         if errors is None or density is None or len(errors) == 0:
             result[key] = None
             continue
-        within = np.asarray(density) <= target + slack
-        result[key] = float(np.asarray(errors)[within].min()) if within.any() else None
+        position = best_within(density, errors, target, slack)
+        result[key] = None if position is None else float(np.asarray(errors)[position])
     return result
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from masksearch.front import best_within
 from masksearch.mask import Mask
 from masksearch.progress import format_duration
 from masksearch.rundir import RunDir, load_masks, save_masks
@@ -132,8 +133,10 @@ def at_targets(
     """Per target density: the best front member within it and magnitude at that density."""
     rows = []
     for target in targets:
-        within = [m for m in members if m["density"] <= target + slack]
-        best = min(within, key=lambda m: m["error"]) if within else None
+        position = best_within(
+            [m["density"] for m in members], [m["error"] for m in members], target, slack
+        )
+        best = None if position is None else members[position]
         magnitude = min(curve, key=lambda p: abs(p["density"] - target)) if curve else None
         rows.append({"target": float(target), "member": best, "magnitude": magnitude})
     return rows

@@ -72,3 +72,17 @@ def test_best_explains_an_unreachable_density() -> None:
 def test_empty_front_says_so() -> None:
     with pytest.raises(ValueError, match="empty"):
         _front().best()
+
+
+def test_best_within_matches_a_filtered_minimum() -> None:
+    from masksearch.front import best_within
+
+    rng = np.random.default_rng(0)
+    density, values = rng.random(50), rng.random(50)
+    for target in (0.05, 0.3, 0.9):
+        within = np.flatnonzero(density <= target)
+        position = best_within(density, values, target)
+        assert position == within[np.argmin(values[within])]
+    assert best_within(density, values, density.min() / 2) is None
+    # the slack admits a mask half a weight over the target
+    assert best_within([0.1 + 1e-9], [0.5], 0.1, slack=1e-8) == 0
