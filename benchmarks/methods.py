@@ -48,6 +48,12 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "GMP": ("gmp", {}),
     "IMP": ("imp", {}),
     "magnitude+FT": ("oneshot_finetune", {"criterion": "magnitude"}),
+    # method A (Chung): the GA picks small weights on top of the always-kept large ones, its
+    # fitness judged on the validation split; "A" and "magnitude" are masks with no training,
+    # "A+FT" fine-tunes A's mask with the same epochs and optimiser as every other row
+    "A": ("method_a", {"finetune": False}),
+    "A+FT": ("method_a", {"finetune": True}),
+    "magnitude": ("magnitude", {"finetune": False}),
 }
 
 SPARSITIES = (0.90, 0.95, 0.98, 0.99)
@@ -122,14 +128,19 @@ def run_one(
     architecture, dataset_name = MODELS[model_name]
     model = zoo.pretrained(architecture, dataset_name, root=root, device=device)
     registered, options = METHODS[method_label]
-    method = make_method(registered, **options, **OPTIMISER)
     log: list[dict[str, Any]] = []
     started = time.perf_counter()
     row: dict[str, Any] = {"model": model_name, "method": method_label, "registered": registered,
                            "sparsity": sparsity, "seed": seed, "epochs": epochs}
     try:
-        model, mask = method.run(model, dataset, 1.0 - sparsity, epochs=epochs, seed=seed,
-                                 device=device, progress=log.append)
+        if "finetune" in options:  # a one-shot mask, fine-tuned or not
+            model, mask = _one_shot(registered, options["finetune"], model, dataset,
+                                    1.0 - sparsity, epochs, seed, device, log)
+            row["epochs"] = epochs if options["finetune"] else 0
+        else:
+            method = make_method(registered, **options, **OPTIMISER)
+            model, mask = method.run(model, dataset, 1.0 - sparsity, epochs=epochs, seed=seed,
+                                     device=device, progress=log.append)
     except MethodError as error:  # e.g. a budget too small for the method's rounds
         return {**row, "error": str(error), "test_accuracy": None, "density": None,
                 "epochs_used": None, "pruned_weights_zero": True,
@@ -153,6 +164,21 @@ def run_one(
         "pruned_weights_zero": zeros_ok,
         "seconds": seconds,
     }
+
+
+def _one_shot(registered: str, tune: bool, model: torch.nn.Module, dataset: data.Dataset,
+              density: float, epochs: int, seed: int, device: str,
+              log: list[dict[str, Any]]) -> tuple[torch.nn.Module, Any]:
+    options = {"seed": seed} if registered == "method_a" else {}
+    mask = make_method(registered, **options).prune(model, dataset, density)
+    model = mask.apply(model)
+    used = 0
+    if tune:
+        training.finetune(model, mask, dataset.train, epochs=epochs, seed=seed, device=device,
+                          **OPTIMISER)
+        used = epochs
+    log.append({"event": "done", "epochs_used": float(used)})
+    return model, mask
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,794 @@
+"""Cross-method quality: search fronts against one-shot and training-time pruning methods.
+
+On ``lenet300_fashion`` and ``lenet5_fashion`` (the cached dense zoo models), at a few target
+densities and over seeds (mean ± std), this compares
+
+* **search solvers** under one equal budget of exact evaluations per solver and seed:
+  ``nsga2`` and ``deap-nsga2`` (one run gives the whole front), ``nsga2+screen`` (NSGA-II whose
+  offspring are screened by the Numba surrogate, only the best third evaluated exactly; the
+  budget counts exact evaluations), ``random`` (the package's random search: half fresh samples,
+  half mutations of its archive) and the single-objective ``ga`` and ``evopress`` ((1+λ)-EA),
+  which get the budget split evenly over the densities, one run per density;
+* **one-shot criteria**: global ``magnitude``, ``wanda``, ``snip``;
+* **mask learning on frozen weights**: ``supermask`` (``--ft-epochs`` epochs of score training)
+  and ``method_a`` (a GA over method A's pool encoding, the per-density share of the budget);
+* **training-time methods** (``dns``, ``gmp``, ``imp``, ``method_b``): they change the weights,
+  so they appear in the fine-tuned table only, with the same epoch budget as the fine-tuning.
+
+"Mask only" scores each method's mask on the dense weights with no training; "fine-tuned" adds
+``--ft-epochs`` epochs of :func:`masksearch.training.finetune` (SGD, lr 0.01, momentum 0.9,
+batch 128 — the settings of ``benchmarks/methods.py``) on the train split. Fitness uses the
+validation split only; every accuracy reported is on the Fashion-MNIST **test** split. The
+search rows also record, per generation, the best validation accuracy at each density, from
+which the time and evaluations to reach fixed accuracy levels are tabulated.
+
+    python benchmarks/quality.py --quick      # lenet300, 2% density, 1 seed, 256 evaluations
+    python benchmarks/quality.py              # full: both models, 5/2/1%, 3 seeds
+    python benchmarks/quality.py --methods-json benchmarks/results/methods.json
+
+``--methods-json`` reuses training-time rows that ``benchmarks/methods.py`` already produced
+with the same model, sparsity, seed and epochs (run_all.py does this), instead of retraining.
+
+Full mode: both models, densities 5/2/1%, 3 seeds, 1,500 evaluations per solver and seed on
+lenet300 (1,024 validation samples) and 600 on lenet5 (256 validation samples), fine-tuning
+1 epoch of the 55,000 training images. Its wall time was **not measured** (the development
+machine was shared); from the per-step timings of a quick run it is estimated at about 40
+minutes on 2 idle CPU cores when the training-time rows come from ``--methods-json``. Quick
+mode took 2.2 minutes on a heavily shared machine (load average about 5 on 2 cores).
+
+Writes ``<out>/quality[_quick].json``, ``.md`` and ``.png`` (accuracy vs density, every method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import problems
+from masksearch import data as datasets
+from masksearch import evaluators, zoo
+from masksearch.mask import Mask
+from masksearch.methods import MethodError, make_method
+from masksearch.problem import PruningProblem
+from masksearch.search import search
+from masksearch.solvers import make_solver
+from masksearch.training import evaluate, finetune, resolve_device
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+PROBLEMS: dict[str, Callable[..., PruningProblem]] = {
+    "lenet300_fashion": problems.lenet300_fashion,
+    "lenet5_fashion": problems.lenet5_fashion,
+}
+# row label -> (registered solver, surrogate screening, one run per density)
+SOLVERS: dict[str, tuple[str, bool, bool]] = {
+    "nsga2": ("nsga2", False, False),
+    "nsga2+screen": ("nsga2", True, False),
+    "deap-nsga2": ("deap-nsga2", False, False),
+    "random": ("random", False, False),
+    "ga": ("ga", False, True),
+    "evopress": ("evopress", False, True),
+}
+ONESHOT = ("magnitude", "wanda", "snip")
+LEARNED = ("supermask", "method_a")
+TRAINING = ("dns", "gmp", "imp", "method_b")
+# the fine-tuning / training settings of benchmarks/methods.py, so rows compare at equal cost
+OPTIMISER = {"lr": 0.01, "batch_size": 128, "optimizer": "sgd", "momentum": 0.9}
+
+FULL = {
+    "models": ["lenet300_fashion", "lenet5_fashion"],
+    "densities": [0.05, 0.02, 0.01],
+    "seeds": 3,
+    "budget": {"lenet300_fashion": 1500, "lenet5_fashion": 600},
+    "val_samples": {"lenet300_fashion": 1024, "lenet5_fashion": 256},
+    "train_samples": None,
+}
+QUICK = {
+    "models": ["lenet300_fashion"],
+    "densities": [0.02],
+    "seeds": 1,
+    "budget": {"lenet300_fashion": 256, "lenet5_fashion": 128},
+    "val_samples": {"lenet300_fashion": 512, "lenet5_fashion": 256},
+    "train_samples": 4096,
+}
+
+
+def _names(text: str, known: Sequence[str], what: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown {what} {unknown[0]!r}; choose from {', '.join(known)}")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="lenet300, 2%% density, 1 seed")
+    parser.add_argument("--models", default=None, help=f"comma-separated, from {list(PROBLEMS)}")
+    parser.add_argument("--densities", default=None, help="comma-separated, e.g. 0.05,0.02,0.01")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1")
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help="exact evaluations per solver and seed (default: per model)",
+    )
+    parser.add_argument("--pop-size", type=int, default=32)
+    parser.add_argument(
+        "--val-samples",
+        type=int,
+        default=None,
+        help="validation samples for fitness (default: 1024 lenet300, 256 lenet5)",
+    )
+    parser.add_argument(
+        "--train-samples",
+        type=int,
+        default=None,
+        help="train on the first N training images (default: all; quick: 4096)",
+    )
+    parser.add_argument(
+        "--ft-epochs",
+        type=int,
+        default=1,
+        help="fine-tuning budget, also the training-time methods' budget",
+    )
+    parser.add_argument("--solvers", default=",".join(SOLVERS))
+    parser.add_argument(
+        "--oneshot", default=",".join(ONESHOT + LEARNED), help="mask methods besides the solvers"
+    )
+    parser.add_argument("--training", default=",".join(TRAINING), help="training-time methods")
+    parser.add_argument(
+        "--levels",
+        default="0.4,0.5,0.6,0.7,0.8",
+        help="validation accuracies for the time-to-reach table",
+    )
+    parser.add_argument(
+        "--methods-json",
+        type=Path,
+        default=None,
+        help="reuse matching training-time runs from benchmarks/methods.py",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    args = parser.parse_args(argv)
+
+    preset = QUICK if args.quick else FULL
+    args.models = _names(args.models or ",".join(preset["models"]), list(PROBLEMS), "model")
+    try:
+        args.densities = sorted(
+            (
+                float(d)
+                for d in (args.densities or ",".join(map(str, preset["densities"]))).split(",")
+            ),
+            reverse=True,
+        )
+        args.levels = [float(level) for level in args.levels.split(",") if level.strip()]
+    except ValueError:
+        parser.error("--densities and --levels must be comma-separated numbers")
+    if not args.densities or any(not 0 < d < 1 for d in args.densities):
+        parser.error("--densities must be fractions in (0, 1), e.g. 0.05,0.02")
+    args.seeds = preset["seeds"] if args.seeds is None else args.seeds
+    for option in ("seeds", "pop_size", "ft_epochs"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be >= 1")
+    if args.budget is not None and args.budget < args.pop_size:
+        parser.error(f"--budget ({args.budget}) must be at least --pop-size ({args.pop_size})")
+    args.budgets = {m: args.budget or preset["budget"][m] for m in args.models}
+    args.val = {m: args.val_samples or preset["val_samples"][m] for m in args.models}
+    if args.train_samples is None:
+        args.train_samples = preset["train_samples"]
+    args.solvers = _names(args.solvers, list(SOLVERS), "solver")
+    args.oneshot = _names(args.oneshot, ONESHOT + LEARNED, "mask method")
+    args.training = _names(args.training, TRAINING, "training-time method")
+    return args
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def test_accuracy(model: torch.nn.Module, mask: Mask, dataset, device: str) -> float:
+    return evaluate(mask.apply(copy.deepcopy(model)), dataset.test, device=device).accuracy
+
+
+def finetuned_accuracy(
+    model: torch.nn.Module, mask: Mask, dataset, epochs: int, seed: int, device: str
+) -> float:
+    tuned = mask.apply(copy.deepcopy(model))
+    finetune(tuned, mask, dataset.train, epochs=epochs, seed=seed, device=device, **OPTIMISER)
+    return evaluate(tuned, dataset.test, device=device).accuracy
+
+
+def best_val_accuracy(front, densities: Sequence[float], n_weights: int) -> dict[str, float | None]:
+    """The best validation accuracy on the live front at each density bound."""
+    if len(front) == 0:
+        return {str(d): None for d in densities}
+    slack = 0.5 / n_weights  # the same half-weight slack as ParetoFront.index
+    kept = front.metrics["density"]
+    accuracy = 1.0 - front.metrics["error"]
+    out: dict[str, float | None] = {}
+    for density in densities:
+        within = kept <= density + slack
+        out[str(density)] = float(accuracy[within].max()) if within.any() else None
+    return out
+
+
+def build_problem(
+    base: PruningProblem, densities: Sequence[float], screened: bool
+) -> PruningProblem:
+    """``base`` restricted to ``densities`` (seeds and constraint), optionally screened.
+
+    Every search gets a fresh evaluator, so that no parent cache carries over from an earlier
+    search and a run's front does not depend on the runs before it.
+    """
+    evaluator = evaluators.make_evaluator(base.model, base.data, base.layout, device=base.device)
+    if screened:
+        # the setting of benchmarks/bench_screening.py: the surrogate's expansion point is the
+        # magnitude mask at the largest target density; offspring ranked by Pareto rank
+        anchor = base.encoding.decode(base.encoding.magnitude((max(densities),)))[0]
+        surrogate = evaluators.SurrogateEvaluator(
+            base.model,
+            base.data,
+            base.layout,
+            n_samples=min(128, len(base.data)),
+            device=base.device,
+            anchor=anchor,
+        )
+        evaluator = evaluators.ScreenedEvaluator(evaluator, surrogate, keep=1 / 3, rank_by="pareto")
+    return PruningProblem(
+        base.model,
+        base.data,
+        encoding=base.encoding,
+        objectives=base.objectives,
+        densities=densities,
+        max_density=min(1.0, 2 * max(densities)),
+        evaluator=evaluator,
+        device=base.device,
+        name=base.name,
+        test_data=base.test_data,
+    )
+
+
+def run_search(
+    base: PruningProblem,
+    label: str,
+    densities: Sequence[float],
+    budget: int,
+    seed: int,
+    pop_size: int,
+) -> dict[str, Any]:
+    """One search; returns the chosen mask per density, its validation metrics and trajectory."""
+    registered, screened, _ = SOLVERS[label]
+    problem = build_problem(base, densities, screened)
+    trajectory: list[dict[str, Any]] = []
+
+    def record(progress: dict[str, Any]) -> None:
+        trajectory.append(
+            {
+                "n_evals": progress["n_evals"],
+                "seconds": round(progress["wall_time"], 3),
+                "val_accuracy": best_val_accuracy(
+                    progress["front"], densities, problem.layout.n_total
+                ),
+            }
+        )
+
+    result = search(
+        problem,
+        make_solver(registered, pop_size=pop_size),
+        budget=budget,
+        seed=seed,
+        callbacks=(record,),
+    )
+    chosen = {}
+    for density in densities:
+        index = result.front.index(max_density=density)
+        chosen[density] = {
+            "mask": result.front.mask(index),
+            "val_accuracy": 1.0 - float(result.front.metrics["error"][index]),
+        }
+    return {
+        "chosen": chosen,
+        "n_evals": result.n_evals,
+        "seconds": result.wall_time,
+        "trajectory": trajectory,
+    }
+
+
+def previous_training_rows(path: Path | None, args: argparse.Namespace) -> dict[tuple, dict]:
+    """Training-time runs of benchmarks/methods.py that match this configuration."""
+    if path is None or args.train_samples is not None or not path.exists():
+        return {}
+    rows = {}
+    for run in json.loads(path.read_text()).get("runs", []):
+        if run.get("test_accuracy") is None or run.get("registered") not in TRAINING:
+            continue
+        density = round(1.0 - float(run["sparsity"]), 6)
+        key = (run["model"], run["registered"], density, int(run["seed"]), int(run["epochs"]))
+        rows[key] = run
+    return rows
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], None]) -> dict:
+    device = str(resolve_device(args.device))
+    base = PROBLEMS[model_name](
+        objectives=("loss", "density"),
+        val_samples=args.val[model_name],
+        densities=tuple(args.densities),
+        device=device,
+    )
+    dataset = datasets.load("fashion-mnist")
+    if args.train_samples is not None:
+        dataset = replace(dataset, train=dataset.train.subset(args.train_samples))
+    dense = base.model
+    architecture = {"lenet300_fashion": "lenet300", "lenet5_fashion": "lenet5"}[model_name]
+    budget = args.budgets[model_name]
+    per_density = max(args.pop_size, budget // len(args.densities))
+    runs: list[dict[str, Any]] = []
+    trajectories: list[dict[str, Any]] = []
+    previous = previous_training_rows(args.methods_json, args)
+
+    def add(method: str, kind: str, density: float, seed: int, **fields: Any) -> None:
+        runs.append(
+            {
+                "model": model_name,
+                "method": method,
+                "kind": kind,
+                "density": density,
+                "seed": seed,
+                **fields,
+            }
+        )
+
+    def maybe_finetune(mask: Mask, seed: int) -> tuple[float, float]:
+        started = time.perf_counter()
+        accuracy = finetuned_accuracy(dense, mask, dataset, args.ft_epochs, seed, device)
+        return accuracy, time.perf_counter() - started
+
+    # one-shot criteria are deterministic: one mask per density, fine-tuned once per seed
+    for method in (m for m in args.oneshot if m in ONESHOT):
+        for density in args.densities:
+            started = time.perf_counter()
+            mask = make_method(method).prune(dense, dataset, density)
+            seconds = time.perf_counter() - started
+            accuracy = test_accuracy(dense, mask, dataset, device)
+            for seed in range(args.seeds):
+                tuned, ft_seconds = maybe_finetune(mask, seed)
+                add(
+                    method,
+                    "oneshot",
+                    density,
+                    seed,
+                    achieved_density=mask.density,
+                    test_accuracy=accuracy,
+                    finetuned_accuracy=tuned,
+                    evaluations=0,
+                    epochs=0,
+                    seconds=seconds,
+                    finetune_seconds=ft_seconds,
+                    budget="no search",
+                )
+            echo(f"  {method:>13} {density:.0%}: mask {accuracy:.2%}, fine-tuned {tuned:.2%}")
+
+    for seed in range(args.seeds):
+        for label in args.solvers:
+            per_run = SOLVERS[label][2]
+            groups = [[d] for d in args.densities] if per_run else [list(args.densities)]
+            for densities in groups:
+                run = run_search(
+                    base, label, densities, per_density if per_run else budget, seed, args.pop_size
+                )
+                trajectories.append(
+                    {
+                        "method": label,
+                        "seed": seed,
+                        "densities": densities,
+                        "points": run["trajectory"],
+                    }
+                )
+                for density, chosen in run["chosen"].items():
+                    tuned, ft_seconds = maybe_finetune(chosen["mask"], seed)
+                    accuracy = test_accuracy(dense, chosen["mask"], dataset, device)
+                    add(
+                        label,
+                        "search",
+                        density,
+                        seed,
+                        achieved_density=chosen["mask"].density,
+                        val_accuracy=chosen["val_accuracy"],
+                        test_accuracy=accuracy,
+                        finetuned_accuracy=tuned,
+                        evaluations=run["n_evals"],
+                        epochs=0,
+                        seconds=run["seconds"],
+                        finetune_seconds=ft_seconds,
+                        budget=(
+                            f"{run['n_evals']} evals at this density"
+                            if per_run
+                            else f"{run['n_evals']} evals for the whole front"
+                        ),
+                    )
+                    echo(
+                        f"  {label:>13} {density:.0%} seed {seed}: mask {accuracy:.2%}, "
+                        f"fine-tuned {tuned:.2%} ({run['n_evals']} evals, "
+                        f"{run['seconds']:.0f} s)"
+                    )
+
+        for method in (m for m in args.oneshot if m in LEARNED):
+            for density in args.densities:
+                if method == "supermask":
+                    options = {"epochs": args.ft_epochs, "seed": seed}
+                    budget_text = f"{args.ft_epochs} epoch(s) of score training"
+                else:
+                    generations = max(1, per_density // args.pop_size)
+                    options = {
+                        "pop_size": args.pop_size,
+                        "generations": generations,
+                        "seed": seed,
+                        "val_samples": args.val[model_name],
+                    }
+                    budget_text = f"{args.pop_size * generations} evals at this density"
+                started = time.perf_counter()
+                mask = make_method(method, **options).prune(dense, dataset, density)
+                seconds = time.perf_counter() - started
+                accuracy = test_accuracy(dense, mask, dataset, device)
+                tuned, ft_seconds = maybe_finetune(mask, seed)
+                add(
+                    method,
+                    "learned",
+                    density,
+                    seed,
+                    achieved_density=mask.density,
+                    test_accuracy=accuracy,
+                    finetuned_accuracy=tuned,
+                    evaluations=options.get("pop_size", 0) * options.get("generations", 0),
+                    epochs=options.get("epochs", 0),
+                    seconds=seconds,
+                    finetune_seconds=ft_seconds,
+                    budget=budget_text,
+                )
+                echo(
+                    f"  {method:>13} {density:.0%} seed {seed}: mask {accuracy:.2%}, "
+                    f"fine-tuned {tuned:.2%} ({seconds:.0f} s)"
+                )
+
+        for method in args.training:
+            for density in args.densities:
+                key = (model_name, method, round(density, 6), seed, args.ft_epochs)
+                if key in previous:
+                    row = previous[key]
+                    add(
+                        method,
+                        "training",
+                        density,
+                        seed,
+                        achieved_density=row["density"],
+                        test_accuracy=None,
+                        finetuned_accuracy=row["test_accuracy"],
+                        evaluations=0,
+                        epochs=args.ft_epochs,
+                        seconds=row.get("seconds"),
+                        budget=f"{args.ft_epochs} epoch(s) of training",
+                        source=str(args.methods_json),
+                    )
+                    continue
+                model = zoo.pretrained(architecture, "fashion-mnist", device=device)
+                started = time.perf_counter()
+                try:
+                    model, mask = make_method(method, **OPTIMISER).run(
+                        model, dataset, density, epochs=args.ft_epochs, seed=seed, device=device
+                    )
+                except MethodError as error:  # e.g. too few epochs for the method's rounds
+                    add(
+                        method,
+                        "training",
+                        density,
+                        seed,
+                        error=str(error),
+                        test_accuracy=None,
+                        finetuned_accuracy=None,
+                        budget=f"{args.ft_epochs} epoch(s)",
+                    )
+                    echo(f"  {method:>13} {density:.0%} seed {seed}: could not run: {error}")
+                    continue
+                seconds = time.perf_counter() - started
+                accuracy = evaluate(model, dataset.test, device=device).accuracy
+                add(
+                    method,
+                    "training",
+                    density,
+                    seed,
+                    achieved_density=mask.density,
+                    test_accuracy=None,
+                    finetuned_accuracy=accuracy,
+                    evaluations=0,
+                    epochs=args.ft_epochs,
+                    seconds=seconds,
+                    budget=f"{args.ft_epochs} epoch(s) of training",
+                )
+                echo(
+                    f"  {method:>13} {density:.0%} seed {seed}: trained {accuracy:.2%} "
+                    f"({seconds:.0f} s)"
+                )
+    return {
+        "dense_test_accuracy": evaluate(dense, dataset.test, device=device).accuracy,
+        "budget": budget,
+        "budget_per_density": per_density,
+        "val_samples": args.val[model_name],
+        "runs": runs,
+        "trajectories": trajectories,
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std over seeds per (model, table, method, density)."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for run in runs:
+        for table, field in (("mask", "test_accuracy"), ("finetuned", "finetuned_accuracy")):
+            if run.get(field) is not None:
+                key = (run["model"], table, run["method"], run["density"])
+                groups.setdefault(key, []).append({**run, "value": run[field]})
+    rows = []
+    for (model, table, method, density), members in groups.items():
+        values = [m["value"] for m in members]
+        rows.append(
+            {
+                "model": model,
+                "table": table,
+                "method": method,
+                "density": density,
+                "kind": members[0]["kind"],
+                "n": len(values),
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                "budget": members[0]["budget"],
+                "achieved_density": statistics.fmean(m["achieved_density"] for m in members),
+            }
+        )
+    return rows
+
+
+def time_to_reach(trajectories: list[dict[str, Any]], levels: Sequence[float]) -> list[dict]:
+    """Per method and density: median evaluations and seconds to reach each validation level."""
+    found: dict[tuple, list[tuple[float, float] | None]] = {}
+    for trajectory in trajectories:
+        for density in trajectory["densities"]:
+            for level in levels:
+                hit = next(
+                    (
+                        (p["n_evals"], p["seconds"])
+                        for p in trajectory["points"]
+                        if (p["val_accuracy"].get(str(density)) or 0.0) >= level
+                    ),
+                    None,
+                )
+                found.setdefault((trajectory["method"], density, level), []).append(hit)
+    rows = []
+    for (method, density, level), hits in found.items():
+        reached = [h for h in hits if h is not None]
+        rows.append(
+            {
+                "method": method,
+                "density": density,
+                "level": level,
+                "reached": len(reached),
+                "runs": len(hits),
+                "median_evals": statistics.median(h[0] for h in reached) if reached else None,
+                "median_seconds": statistics.median(h[1] for h in reached) if reached else None,
+            }
+        )
+    return rows
+
+
+def environment(device: str) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def markdown(payload: dict[str, Any], plot_name: str) -> str:
+    config = payload["config"]
+    lines = [
+        "# Quality: search fronts vs pruning methods (test accuracy, mean ± std over seeds)",
+        "",
+        f"Command: `{payload['command']}`  ",
+        f"Seeds {config['seeds']}; fine-tuning and training-time budget {config['ft_epochs']} "
+        f"epoch(s) on {config['train_samples'] or 'all'} training images; population "
+        f"{config['pop_size']}. Wall time {payload['seconds']:.0f} s. Plot: [{plot_name}]"
+        f"({plot_name}).",
+        "",
+    ]
+    densities = config["densities"]
+    header = "| method | budget | " + " | ".join(f"{d:.0%}" for d in densities) + " |"
+    rule = "|---|---|" + "---:|" * len(densities)
+    for model, result in payload["models"].items():
+        summary = [r for r in payload["summary"] if r["model"] == model]
+        lines.append(
+            f"## {model} (dense {result['dense_test_accuracy']:.2%}; fitness on "
+            f"{result['val_samples']} validation samples)"
+        )
+        for table, title in (
+            ("mask", "Mask only (dense weights, no training)"),
+            ("finetuned", f"Fine-tuned / trained ({config['ft_epochs']} epoch(s))"),
+        ):
+            lines += ["", f"### {title}", "", header, rule]
+            methods = list(dict.fromkeys(r["method"] for r in summary if r["table"] == table))
+            for method in methods:
+                cells, budget = [], ""
+                for density in densities:
+                    row = next(
+                        (
+                            r
+                            for r in summary
+                            if r["table"] == table
+                            and r["method"] == method
+                            and r["density"] == density
+                        ),
+                        None,
+                    )
+                    cells.append(f"{row['mean']:.2%} ± {row['std']:.2%}" if row else "—")
+                    budget = budget or (row["budget"] if row else "")
+                if table == "finetuned" and method not in TRAINING:
+                    budget = f"{budget} + {config['ft_epochs']} epoch(s) FT"
+                lines.append(f"| {method} | {budget} | " + " | ".join(cells) + " |")
+        errors = [r for r in result["runs"] if r.get("error")]
+        for run in errors:
+            lines.append(
+                f"\n- {run['method']} at {run['density']:.0%} (seed {run['seed']}) "
+                f"could not run: {run['error']}"
+            )
+        lines.append("")
+    lines += [
+        "## Evaluations / seconds to reach a validation accuracy (median over seeds)",
+        "",
+        "| model | method | density | level | reached | evals | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for model, result in payload["models"].items():
+        for row in result["time_to_reach"]:
+            evals = f"{row['median_evals']:.0f}" if row["median_evals"] is not None else "—"
+            seconds = f"{row['median_seconds']:.1f}" if row["median_seconds"] is not None else "—"
+            lines.append(
+                f"| {model} | {row['method']} | {row['density']:.0%} | "
+                f"{row['level']:.0%} | {row['reached']}/{row['runs']} | {evals} | "
+                f"{seconds} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(payload["models"])
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 4.5 * len(models)), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for r in payload["summary"]))
+    colours = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(methods)}
+    for row, model in enumerate(models):
+        for column, (table, title) in enumerate(
+            (
+                ("mask", "mask only"),
+                ("finetuned", f"fine-tuned / trained, {payload['config']['ft_epochs']} epoch(s)"),
+            )
+        ):
+            ax = axes[row][column]
+            for method in methods:
+                rows = sorted(
+                    (
+                        r
+                        for r in payload["summary"]
+                        if r["model"] == model and r["table"] == table and r["method"] == method
+                    ),
+                    key=lambda r: r["density"],
+                )
+                if not rows:
+                    continue
+                style = "o-" if rows[0]["kind"] == "search" else "s--"
+                ax.errorbar(
+                    [r["density"] for r in rows],
+                    [r["mean"] for r in rows],
+                    yerr=[r["std"] for r in rows],
+                    fmt=style,
+                    capsize=3,
+                    color=colours[method],
+                    label=method,
+                    markersize=4,
+                )
+            ax.axhline(
+                payload["models"][model]["dense_test_accuracy"], color="grey", ls=":", label="dense"
+            )
+            ax.set_xscale("log")
+            ax.set_xlabel("density (kept / prunable weights)")
+            ax.set_ylabel("Fashion-MNIST test accuracy")
+            ax.set_title(f"{model}: {title}")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> dict:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    device = str(resolve_device(args.device))
+    payload: dict[str, Any] = {
+        "command": " ".join(
+            ["python", "benchmarks/quality.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "mode": "quick" if args.quick else "full",
+        "config": {
+            "models": args.models,
+            "densities": args.densities,
+            "seeds": args.seeds,
+            "budget": args.budgets,
+            "pop_size": args.pop_size,
+            "val_samples": args.val,
+            "train_samples": args.train_samples,
+            "ft_epochs": args.ft_epochs,
+            "solvers": args.solvers,
+            "oneshot": args.oneshot,
+            "training": args.training,
+            "levels": args.levels,
+            "optimiser": OPTIMISER,
+            "objectives": ["loss", "density"],
+            "encoding": "weights",
+        },
+        "environment": environment(device),
+        "models": {},
+    }
+    for model_name in args.models:
+        echo(f"{model_name}: budget {args.budgets[model_name]} evaluations per solver and seed")
+        result = run_model(model_name, args, echo)
+        result["time_to_reach"] = time_to_reach(result["trajectories"], args.levels)
+        payload["models"][model_name] = result
+    payload["summary"] = summarise(
+        [run for result in payload["models"].values() for run in result["runs"]]
+    )
+    payload["seconds"] = time.perf_counter() - started
+    stem = "quality_quick" if args.quick else "quality"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=_jsonable) + "\n")
+    plot(payload, args.out / f"{stem}.png")
+    (args.out / f"{stem}.md").write_text(markdown(payload, f"{stem}.png"))
+    echo(f"wrote {args.out / stem}.json, .md and .png in {payload['seconds']:.0f} s")
+    return payload
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+if __name__ == "__main__":
+    main()

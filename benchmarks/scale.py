@@ -1,0 +1,419 @@
+"""Search wall time against model size, population size and Dask workers.
+
+Three measurements of one NSGA-II search (``weights`` encoding, objectives loss and density,
+the global magnitude masks at 5/2/1% density seeded) at a fixed budget of exact evaluations:
+
+* **model size**: LeNet-300-100 and LeNet-5 (trained zoo models, Fashion-MNIST validation
+  images) and ResNet-20 on random data of CIFAR shape (3×32×32, random labels, a randomly
+  initialised model) when CIFAR-10 is absent — wall time, evaluations/s, seconds per
+  evaluation and per million weights, the evaluator the problem chose;
+* **population size**: LeNet-300-100 with populations of 16 to 256 at the same budget — wall
+  time and the final hypervolume;
+* **Dask**: LeNet-300-100 with the plain evaluator run serially and on a
+  ``distributed.LocalCluster`` of 1 and 2 single-threaded worker processes
+  (:class:`~masksearch.evaluators.DaskEvaluator`), wall time and whether the fronts (genomes and
+  objective values) are identical. Every candidate is scored independently of its chunk, so
+  the Dask fronts must match each other exactly; the serial run uses this process's torch
+  threads, whose float reductions may differ in the last bit, so it is reported separately.
+
+    python benchmarks/scale.py --quick     # small budgets (1.4 min measured at load ~5)
+    python benchmarks/scale.py             # full: budgets 128 (model size), 1024 (population)
+
+Full mode's wall time was **not measured**; estimated 6-8 minutes on 2 idle CPU cores (ResNet-20
+on the CPU dominates). Writes ``<out>/scale[_quick].json``, ``.md`` and ``.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import problems
+from masksearch import data as datasets
+from masksearch import evaluators, models
+from masksearch.data import Split
+from masksearch.problem import PruningProblem
+from masksearch.search import search
+from masksearch.solvers import make_solver
+from masksearch.training import resolve_device
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DENSITIES = (0.05, 0.02, 0.01)
+MODELS = ("lenet300", "lenet5", "resnet20")
+
+FULL = {
+    "size_budget": 128,
+    "size_samples": 128,
+    "populations": [16, 64, 256],
+    "population_budget": 1024,
+    "population_samples": 512,
+    "dask_budget": 256,
+    "dask_samples": 512,
+}
+QUICK = {
+    "size_budget": 32,
+    "size_samples": 32,
+    "populations": [16, 48],
+    "population_budget": 96,
+    "population_samples": 128,
+    "dask_budget": 64,
+    "dask_samples": 256,
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small budgets (about a minute)")
+    parser.add_argument("--parts", default="size,population,dask", help="what to measure")
+    parser.add_argument("--models", default=",".join(MODELS), help="for the model-size part")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pop-size", type=int, default=32, help="for the size and Dask parts")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (not for Dask)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    args = parser.parse_args(argv)
+    args.preset = QUICK if args.quick else FULL
+    args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    args.models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for part in args.parts:
+        if part not in ("size", "population", "dask"):
+            parser.error(f"unknown part {part!r}; choose from size, population, dask")
+    for model in args.models:
+        if model not in MODELS:
+            parser.error(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    if args.pop_size < 2:
+        parser.error("--pop-size must be >= 2")
+    return args
+
+
+def timed_search(
+    problem: PruningProblem, pop_size: int, budget: int, seed: int
+) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = search(problem, make_solver("nsga2", pop_size=pop_size), budget=budget, seed=seed)
+    return result, time.perf_counter() - started
+
+
+def size_problem(model_name: str, n_samples: int, device: str) -> tuple[PruningProblem, str]:
+    """The problem for one model of the size series, and where its data came from."""
+    options = {
+        "objectives": ("loss", "density"),
+        "densities": DENSITIES,
+        "val_samples": n_samples,
+        "device": device,
+        "encoding": "weights",
+    }
+    if model_name == "lenet300":
+        return problems.lenet300_fashion(**options), "Fashion-MNIST validation (trained model)"
+    if model_name == "lenet5":
+        return problems.lenet5_fashion(**options), "Fashion-MNIST validation (trained model)"
+    if datasets.available("cifar10"):
+        return problems.resnet20_cifar10(**options), "CIFAR-10 validation (trained model)"
+    generator = torch.Generator().manual_seed(0)
+    split = Split(
+        torch.randn(n_samples, 3, 32, 32, generator=generator),
+        torch.randint(0, 10, (n_samples,), generator=generator),
+    )
+    model = models.build("resnet20", seed=0).eval()
+    problem = PruningProblem(
+        model,
+        split,
+        encoding="weights",
+        objectives=options["objectives"],
+        densities=DENSITIES,
+        device=device,
+        name="resnet20_random",
+    )
+    return problem, "random data of CIFAR shape, random labels, random init (CIFAR-10 absent)"
+
+
+def measure_size(args: argparse.Namespace, echo: Callable[[str], None]) -> list[dict]:
+    rows = []
+    device = str(resolve_device(args.device))
+    for model_name in args.models:
+        problem, source = size_problem(model_name, args.preset["size_samples"], device)
+        result, seconds = timed_search(
+            problem, args.pop_size, args.preset["size_budget"], args.seed
+        )
+        n_weights = problem.layout.n_total
+        rows.append(
+            {
+                "model": model_name,
+                "n_weights": n_weights,
+                "data": source,
+                "samples": len(problem.data),
+                "evaluator": type(problem.evaluator).__name__,
+                "n_evals": result.n_evals,
+                "seconds": seconds,
+                "evals_per_s": result.n_evals / seconds,
+                "ms_per_eval_per_million_weights": 1e3
+                * seconds
+                / result.n_evals
+                / (n_weights / 1e6),
+                "final_hypervolume": result.history[-1]["hypervolume"],
+            }
+        )
+        echo(
+            f"  size {model_name:9s} {n_weights:8d} weights: {result.n_evals} evals in "
+            f"{seconds:.1f} s ({result.n_evals / seconds:.1f}/s, {rows[-1]['evaluator']})"
+        )
+    return rows
+
+
+def measure_population(args: argparse.Namespace, echo: Callable[[str], None]) -> list[dict]:
+    rows = []
+    device = str(resolve_device(args.device))
+    problem, _ = size_problem("lenet300", args.preset["population_samples"], device)
+    for pop_size in args.preset["populations"]:
+        # a fresh evaluator per run: no parent cache carries over between runs
+        problem.evaluator = evaluators.make_evaluator(
+            problem.model, problem.data, problem.layout, device=device
+        )
+        result, seconds = timed_search(
+            problem, pop_size, args.preset["population_budget"], args.seed
+        )
+        rows.append(
+            {
+                "model": "lenet300",
+                "pop_size": pop_size,
+                "n_evals": result.n_evals,
+                "generations": len(result.history),
+                "seconds": seconds,
+                "evals_per_s": result.n_evals / seconds,
+                "final_hypervolume": result.history[-1]["hypervolume"],
+                "front_size": len(result.front),
+            }
+        )
+        echo(
+            f"  population {pop_size:4d}: {result.n_evals} evals in {seconds:.1f} s, "
+            f"hypervolume {rows[-1]['final_hypervolume']:.4f}"
+        )
+    return rows
+
+
+def measure_dask(args: argparse.Namespace, echo: Callable[[str], None]) -> dict[str, Any]:
+    import distributed
+
+    base = problems.lenet300_fashion(
+        objectives=("loss", "density"), densities=DENSITIES, val_samples=args.preset["dask_samples"]
+    )
+
+    def problem_with(evaluator: evaluators.Evaluator) -> PruningProblem:
+        return PruningProblem(
+            base.model,
+            base.data,
+            encoding=base.encoding,
+            objectives=base.objectives,
+            densities=DENSITIES,
+            evaluator=evaluator,
+            name=base.name,
+        )
+
+    def plain() -> evaluators.Evaluator:
+        return evaluators.PlainEvaluator(base.model, base.data, base.layout)
+
+    budget = args.preset["dask_budget"]
+    runs: dict[str, dict[str, Any]] = {}
+    fronts = {}
+    result, seconds = timed_search(problem_with(plain()), args.pop_size, budget, args.seed)
+    runs["serial"] = {"workers": 0, "seconds": seconds, "n_evals": result.n_evals}
+    fronts["serial"] = result.front
+    echo(f"  dask: serial plain evaluator {seconds:.1f} s")
+    for n_workers in (1, 2):
+        started = time.perf_counter()
+        with (
+            distributed.LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+            evaluators.DaskEvaluator(plain(), client) as evaluator,
+        ):
+            startup = time.perf_counter() - started
+            result, seconds = timed_search(
+                problem_with(evaluator), args.pop_size, budget, args.seed
+            )
+        name = f"dask-{n_workers}"
+        runs[name] = {
+            "workers": n_workers,
+            "seconds": seconds,
+            "cluster_startup_seconds": startup,
+            "n_evals": result.n_evals,
+        }
+        fronts[name] = result.front
+        echo(f"  dask: {n_workers} worker(s) {seconds:.1f} s (+{startup:.1f} s cluster start)")
+
+    def same(a: Any, b: Any) -> bool:
+        return bool(
+            len(a) == len(b) and np.array_equal(a.genomes, b.genomes) and np.array_equal(a.F, b.F)
+        )
+
+    return {
+        "budget": budget,
+        "samples": args.preset["dask_samples"],
+        "pop_size": args.pop_size,
+        "runs": runs,
+        "front_sizes": {name: len(front) for name, front in fronts.items()},
+        "identical_dask_1_vs_2": same(fronts["dask-1"], fronts["dask-2"]),
+        "identical_serial_vs_dask": same(fronts["serial"], fronts["dask-2"]),
+        "speedup_2_vs_1_workers": runs["dask-1"]["seconds"] / runs["dask-2"]["seconds"],
+    }
+
+
+def markdown(payload: dict[str, Any], plot_name: str) -> str:
+    lines = [
+        "# Scale: NSGA-II wall time vs model size, population size and Dask workers",
+        "",
+        f"Command: `{payload['command']}`  ",
+        f"Encoding `weights`, objectives loss and density, seed {payload['seed']}; "
+        f"{payload['environment']['cpu_count']} CPU cores, load average at start "
+        f"{[round(x, 2) for x in payload['environment']['load_average_at_start']]}. "
+        f"Plot: [{plot_name}]({plot_name}).",
+        "",
+    ]
+    if "size" in payload:
+        lines += [
+            "## Model size (population "
+            f"{payload['pop_size']}, {payload['preset']['size_budget']} evaluations)",
+            "",
+            "| model | weights | data | samples | evaluator | evals | seconds | evals/s "
+            "| ms / eval / M weights |",
+            "|---|---:|---|---:|---|---:|---:|---:|---:|",
+        ]
+        for r in payload["size"]:
+            lines.append(
+                f"| {r['model']} | {r['n_weights']:,} | {r['data']} | {r['samples']} | "
+                f"{r['evaluator']} | {r['n_evals']} | {r['seconds']:.1f} | "
+                f"{r['evals_per_s']:.1f} | {r['ms_per_eval_per_million_weights']:.1f} |"
+            )
+        lines.append("")
+    if "population" in payload:
+        lines += [
+            f"## Population size (lenet300, {payload['preset']['population_budget']} evaluations)",
+            "",
+            "| population | generations | evals | seconds | evals/s | hypervolume | front |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in payload["population"]:
+            lines.append(
+                f"| {r['pop_size']} | {r['generations']} | {r['n_evals']} | {r['seconds']:.1f} | "
+                f"{r['evals_per_s']:.1f} | {r['final_hypervolume']:.4f} | {r['front_size']} |"
+            )
+        lines.append("")
+    if "dask" in payload:
+        dask = payload["dask"]
+        lines += [
+            f"## Dask (lenet300, plain evaluator, {dask['samples']} samples, population "
+            f"{dask['pop_size']}, {dask['budget']} evaluations)",
+            "",
+            "| run | workers | seconds | cluster start s | evals | front |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in dask["runs"].items():
+            startup = r.get("cluster_startup_seconds")
+            lines.append(
+                f"| {name} | {r['workers']} | {r['seconds']:.1f} | "
+                f"{'—' if startup is None else f'{startup:.1f}'} | {r['n_evals']} | "
+                f"{dask['front_sizes'][name]} |"
+            )
+        lines += [
+            "",
+            f"Fronts identical with 1 and 2 workers: **{dask['identical_dask_1_vs_2']}**; "
+            f"serial vs Dask: {dask['identical_serial_vs_dask']}. Speed-up of 2 workers over 1: "
+            f"{dask['speedup_2_vs_1_workers']:.2f}×.",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in ("size", "population", "dask") if p in payload]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        if panel == "size":
+            rows = payload["size"]
+            ax.bar([r["model"] for r in rows], [r["seconds"] for r in rows], color="tab:blue")
+            ax.set_ylabel("wall time (s)")
+            ax.set_title(f"model size, {payload['preset']['size_budget']} evaluations")
+            for i, r in enumerate(rows):
+                ax.annotate(
+                    f"{r['n_weights'] / 1e3:.0f}k w",
+                    (i, r["seconds"]),
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                )
+        elif panel == "population":
+            rows = payload["population"]
+            ax.plot([r["pop_size"] for r in rows], [r["seconds"] for r in rows], "o-")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("population size")
+            ax.set_ylabel("wall time (s)")
+            ax.set_title(f"lenet300, {payload['preset']['population_budget']} evaluations")
+        else:
+            runs = payload["dask"]["runs"]
+            ax.bar(list(runs), [r["seconds"] for r in runs.values()], color="tab:green")
+            ax.set_ylabel("wall time (s)")
+            ax.set_title(f"Dask (identical fronts: {payload['dask']['identical_dask_1_vs_2']})")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> dict:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    payload: dict[str, Any] = {
+        "command": " ".join(
+            ["python", "benchmarks/scale.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        "mode": "quick" if args.quick else "full",
+        "seed": args.seed,
+        "pop_size": args.pop_size,
+        "preset": args.preset,
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "device": str(resolve_device(args.device)),
+            "load_average_at_start": list(os.getloadavg()),
+        },
+    }
+    if "size" in args.parts:
+        payload["size"] = measure_size(args, echo)
+    if "population" in args.parts:
+        payload["population"] = measure_population(args, echo)
+    if "dask" in args.parts:
+        payload["dask"] = measure_dask(args, echo)
+    payload["seconds"] = time.perf_counter() - started
+    stem = "scale_quick" if args.quick else "scale"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
+    plot(payload, args.out / f"{stem}.png")
+    (args.out / f"{stem}.md").write_text(markdown(payload, f"{stem}.png"))
+    echo(f"wrote {args.out / stem}.json, .md and .png in {payload['seconds']:.0f} s")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

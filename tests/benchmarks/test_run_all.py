@@ -1,0 +1,98 @@
+"""Smoke test of the benchmark suite: ``benchmarks/run_all.py --quick`` end to end.
+
+One quick run (a few minutes on 2 CPU cores) into a temporary folder; the tests then check that
+every benchmark's files exist and parse, that the quick run left nothing in the committed
+results folder, and that the search beats global magnitude at the quick run's density.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import problems
+from masksearch import data as datasets
+from masksearch.mask import Mask
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_ALL = ROOT / "benchmarks" / "run_all.py"
+COMMITTED = ROOT / "benchmarks" / "results"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not datasets.available("fashion-mnist"), reason="the benchmarks need Fashion-MNIST"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def quick_run(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, subprocess.CompletedProcess, set[Path]]:
+    out = tmp_path_factory.mktemp("bench_quick")
+    before = set(COMMITTED.iterdir()) if COMMITTED.exists() else set()
+    finished = subprocess.run(
+        [sys.executable, str(RUN_ALL), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,  # generous: a loaded machine runs the ~5-minute suite slower
+    )
+    after = set(COMMITTED.iterdir()) if COMMITTED.exists() else set()
+    return out, finished, after - before
+
+
+def test_every_benchmark_ran_and_wrote_files_that_parse(quick_run) -> None:
+    out, finished, _ = quick_run
+    assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    names = [record["name"] for record in summary["benchmarks"]]
+    assert names == ["search_quality", "engine", "methods", "screening", "quality", "scale"]
+    for record in summary["benchmarks"]:
+        assert record["status"] == "ok", record
+        for name in record["outputs"]:
+            path = out / name
+            assert path.exists(), f"{record['name']} did not write {name}"
+            if name.endswith(".json"):
+                assert json.loads(path.read_text()), name
+            elif name.endswith(".png"):
+                assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+            else:
+                assert path.read_text().startswith("#"), name
+    assert summary["environment"]["packages"]["torch"]  # versions are recorded
+    markdown = (out / "summary.md").read_text()
+    for record in summary["benchmarks"]:
+        assert record["command"] in markdown  # every table says which command produced it
+    assert "quality_quick.png" in markdown
+
+
+def test_quick_run_leaves_the_committed_results_alone(quick_run) -> None:
+    _, _, new_files = quick_run
+    assert not new_files, f"the quick run wrote into {COMMITTED}: {sorted(new_files)}"
+
+
+def test_search_beats_magnitude_at_the_quick_density(quick_run) -> None:
+    out, _, _ = quick_run
+    report = json.loads((out / "quality_quick.json").read_text())
+    (density,) = report["config"]["densities"]
+    rows = {
+        r["method"]: r
+        for r in report["summary"]
+        if r["table"] == "mask" and r["density"] == density and r["model"] == "lenet300_fashion"
+    }
+    # the magnitude figure in the report, against a plain masked forward pass computed here
+    problem = problems.lenet300_fashion(val_samples=64)
+    mask = Mask.magnitude(problem.model, density)
+    model = mask.apply(copy.deepcopy(problem.model)).eval()
+    with torch.no_grad():
+        predicted = model(problem.test_data.x).argmax(dim=1)
+    expected = float((predicted == problem.test_data.y).float().mean())
+    assert rows["magnitude"]["mean"] == pytest.approx(expected, abs=1e-6)
+    assert rows["nsga2"]["mean"] > rows["magnitude"]["mean"], rows
