@@ -82,19 +82,14 @@ def suite(
             Benchmark(
                 "search_quality",
                 "search_quality.py",
-                ["--quick", "--time", "15", "--solvers", "nsga2", "--pop-size", "32"],
+                [
+                    *("--quick", "--time", "20", "--solvers", "nsga2+ls", "--pop-size", "32"),
+                    *("--out", folder),
+                ],
                 [
                     "search_quality_quick.json",
                     "search_quality_quick.md",
                     "search_quality_quick.png",
-                ],
-                stray=[
-                    "search_quality_quick.json",
-                    "search_quality_quick.md",
-                    "search_quality_quick.png",
-                    "search_quality_quick_mask_010.pt",
-                    "search_quality_quick_mask_020.pt",
-                    "search_quality_quick_mask_050.pt",
                 ],
             ),
             Benchmark(
@@ -108,10 +103,11 @@ def suite(
                 "methods.py",
                 [
                     "--quick",
+                    *("--models", "digits_mlp_digits"),  # seconds per epoch: a smoke run
                     "--sparsities",
                     "0.98",
                     "--methods",
-                    "B",
+                    "B,magnitude+FT",
                     "--fresh",
                     "--out",
                     folder,
@@ -146,16 +142,8 @@ def suite(
             Benchmark(
                 "search_quality",
                 "search_quality.py",
-                ["--time", "120"],
+                ["--time", "600", "--out", folder],
                 ["search_quality.json", "search_quality.md", "search_quality.png"],
-                stray=[
-                    "search_quality.json",
-                    "search_quality.md",
-                    "search_quality.png",
-                    "search_quality_mask_010.pt",
-                    "search_quality_mask_020.pt",
-                    "search_quality_mask_050.pt",
-                ],
             ),
             Benchmark(
                 "engine",

@@ -1,30 +1,36 @@
 """Exact incremental evaluation of masks close to recently evaluated ones (Linear stacks).
 
 For an ``nn.Sequential`` of Flatten / Linear / ReLU (plus eval-mode no-ops: Identity, Dropout),
-every evaluated mask leaves its pre-activations ``z_l`` (every Linear layer, every sample of the
-split) in a bounded LRU cache. A new candidate looks for the cached "parent" at the smallest
-Hamming distance (bit-packed XOR + popcount) and, when the difference is small, updates the
-parent's pre-activations instead of recomputing them::
+the evaluator remembers every mask it scored (a *record*: packed bits, loss, error) and keeps
+the pre-activations ``z_l`` (every Linear layer, every sample of the split) of some of them in a
+bounded set of *slots*. A new candidate looks for the remembered mask at the smallest Hamming
+distance (bit-packed XOR + popcount, one Numba pass over the whole population) and, when the
+difference is small, updates that parent's pre-activations instead of recomputing them::
 
     z_l(child) = z_l(parent) + W_l(child) · (a_{l-1}(child) - a_{l-1}(parent))    [changed inputs]
                              + (W_l(child) - W_l(parent)) · a_{l-1}(parent)         [flipped weights]
 
-Layer 1 has no first term (its input is the data); its second term costs O(samples·k) for k
-flipped weights. A deeper layer's first term only involves the neurons of the previous layer
-that can have changed and only the child's nonzero weights from them (sparse at the densities a
-pruning search visits); an input whose activation did not change on a block of samples (a ReLU
-that stays off) is skipped. The output layer (small) and any layer most of whose inputs changed
-are recomputed in full, which also keeps exact ties between logits exact. Everything runs in
-one Numba kernel, on pre-activations stored neuron × sample, parallel over blocks of samples,
-so that every update is a vectorised run over samples.
+Layer by layer: while no input of a layer changed, only the rows of its flipped weights change
+(O(samples·k) for k flips) and only those rows are computed; the next layer gets the touched
+rows' activation change times the child's nonzero weights from them (the kept weights are
+sparse at the densities a pruning search visits; a block of samples on which an input's
+activation did not change, a ReLU that stays off, is skipped); the output layer (small), and any
+layer for which the update would cost more than recomputing it, is recomputed from the child's
+input activations, which also keeps exact ties between logits exact.
+
+Children are *lazy*: the update runs into scratch buffers and only the child's loss, error and a
+link to its parent are remembered, so scoring a child writes no slot (no 1.7 MB copy, no page
+faults). A lazy record is materialised — recomputed from its parent's slot, or by a full pass
+if that slot has been reused — only when a later candidate picks it as its parent.
 
 Exact up to float32 rounding; a chain of incremental updates is cut by a full recomputation
 every ``max_depth`` generations so rounding cannot accumulate. CPU only.
 
-Memory: the cache holds ``capacity`` entries of ``4 · n_samples · Σ_l out_l`` bytes (float32;
-lenet300 on 1,024 samples: 1.68 MB per entry), at most ``cache_size`` entries and
-``cache_memory`` bytes (defaults 256 entries, 512 MiB). Size it to at least twice the
-population, so the parents of a generation survive while their children are stored.
+Memory is bounded by the settings, not by the population: ``capacity`` slots of
+``entry_bytes = 4 · n_samples · Σ_l out_l`` bytes (float32; lenet300 on 1,024 samples:
+1.6 MB per slot), at most ``cache_size`` slots and ``cache_memory`` bytes (defaults 256 slots,
+512 MiB), plus ``records`` remembered masks of ``record_bytes`` each (packed bits and per-neuron
+counts; default 4 × ``capacity``) and scratch buffers of about two slots.
 """
 
 from __future__ import annotations
@@ -42,12 +48,16 @@ from masksearch.mask import Layout
 __all__ = ["IncrementalEvaluator", "UnsupportedModelError", "linear_stack"]
 
 _NO_OPS = (nn.Identity, nn.Dropout)
-# per-sample cost of an incremental update relative to a full pass, in multiply-adds: a
-# scattered update costs about this many GEMM multiply-adds
+# cost of one scattered multiply-add (a sparse update) in GEMM multiply-adds
 _SCATTER_COST = 2.0
-# the sampled Hamming distance shortlists this many parents for the exact distance
+# the sampled Hamming distance shortlists this many records for the exact distance
 _SHORTLIST = 4
-_SAMPLED_WORDS = 64
+_SAMPLED_WORDS = 32
+# samples: below this a thread's share of the samples is not worth the split (larger blocks
+# measured faster than L1-sized ones: the per-block work of every changed input is repeated)
+_MIN_BLOCK = 64
+# reassociation lets LLVM vectorise; no flag assumes away inf or NaN
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
 class UnsupportedModelError(ValueError):
@@ -59,6 +69,7 @@ class _Layer:
     weight: np.ndarray  # (out, in) float32
     relu: bool  # a ReLU follows this layer
     genes: slice | None  # where this weight's mask sits in the flat mask (None: not pruned)
+    rows: slice  # where this layer's neurons sit in the stacked pre-activations
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -106,18 +117,22 @@ def linear_stack(model: nn.Module, layout: Layout) -> list[tuple[str, nn.Linear,
 
 
 class IncrementalEvaluator(Evaluator):
-    """Exact evaluator that reuses the activations of cached, nearby masks (CPU).
+    """Exact evaluator that reuses the activations of remembered, nearby masks (CPU).
 
-    ``cache_size`` (entries) and ``cache_memory`` (bytes) bound the parent cache (the smaller
-    wins; at least 2 entries). A candidate is computed incrementally when the estimated cost of
-    the update is below ``full_ratio`` times that of a full forward pass, and from scratch (one
-    forward pass written straight into its cache slot) otherwise. ``max_depth`` caps chains of
-    incremental updates. ``threads`` sets the Numba threads of the update kernel (default:
-    Numba's; on a machine whose cores are busy with other work, 1 avoids waiting on descheduled
-    threads). The cache's memory is committed as slots are first written, and a first write
-    costs page faults (about as much as an incremental update); ``prefault=True`` touches all
-    of it at construction instead, for steady timings from the first generation. ``stats`` counts ``"incremental"``, ``"full"`` and ``"cached"``
-    (already in the cache) candidates.
+    ``cache_size`` (slots) and ``cache_memory`` (bytes) bound the activation slots (the smaller
+    wins; at least 2); ``records`` bounds the remembered masks (default 4 × the slots). A
+    candidate is computed incrementally when the estimated cost of the update is below
+    ``full_ratio`` times that of a full forward pass, and from scratch (one forward pass written
+    straight into a slot) otherwise. ``max_depth`` caps chains of incremental updates.
+    ``threads`` sets the Numba threads of the update kernels (default: Numba's; on a machine
+    whose cores are busy with other work, 1 avoids waiting on descheduled threads). A slot's
+    memory is committed when it is first written; ``prefault=True`` touches all of it at
+    construction instead, for steady timings and memory from the first generation.
+
+    ``stats`` counts the candidates scored ``"incremental"`` (from a parent's activations),
+    ``"full"`` (a forward pass) and ``"cached"`` (a remembered mask); ``rebuilds`` counts the
+    lazy parents materialised ``"incremental"`` (from their own parent) or ``"full"`` (their
+    parent's slot had been reused), which are extra work on top of ``stats``.
     """
 
     def __init__(
@@ -132,6 +147,7 @@ class IncrementalEvaluator(Evaluator):
         max_depth: int = 32,
         threads: int | None = None,
         prefault: bool = False,
+        records: int | None = None,
     ) -> None:
         stack = linear_stack(model, layout)
         self.snapshot = ModelSnapshot(model, split, layout, device)
@@ -149,19 +165,31 @@ class IncrementalEvaluator(Evaluator):
         self.prefault = bool(prefault)
         snap = self.snapshot
         self._layers: list[_Layer] = []
-        self._biases: list[torch.Tensor | None] = []
-        for name, _module, relu in stack:
+        bias_parts: list[np.ndarray] = []
+        row = 0
+        for name, module, relu in stack:
             key = f"{name}.weight"
-            weight = snap.params[key].to(torch.float32).contiguous()
+            weight = snap.params[key].to(torch.float32).contiguous().numpy()
+            out = weight.shape[0]
             self._layers.append(
                 _Layer(
-                    weight=weight.numpy(),
+                    weight=weight,
                     relu=relu,
                     genes=layout.slice(key) if key in layout.names else None,
+                    rows=slice(row, row + out),
                 )
             )
-            bias = snap.params.get(f"{name}.bias")
-            self._biases.append(None if bias is None else bias.to(torch.float32))
+            row += out
+            bias = snap.params.get(f"{name}.bias") if module.bias is not None else None
+            bias_parts.append(
+                np.zeros(out, np.float32) if bias is None else bias.to(torch.float32).numpy()
+            )
+        self._n_rows = row
+        self._bias = np.ascontiguousarray(np.concatenate(bias_parts), dtype=np.float32)
+        self._has_bias = [
+            snap.params.get(f"{name}.bias") is not None and module.bias is not None
+            for name, module, _ in stack
+        ]
         inputs = snap.x.reshape(self.n_samples, -1).to(torch.float32).contiguous()
         if inputs.shape[1] != self._layers[0].shape[1]:
             raise UnsupportedModelError(
@@ -171,43 +199,66 @@ class IncrementalEvaluator(Evaluator):
         # feature-major (features × samples): every update is a contiguous run over samples
         self._inputs_t = np.ascontiguousarray(inputs.numpy().T)
         self._labels = snap.y.numpy().astype(np.int64)
-        outs = [layer.shape[0] for layer in self._layers]
-        self._offsets = np.concatenate([[0], np.cumsum(outs)]).astype(np.int64)
-        self._relu = np.array([layer.relu for layer in self._layers], dtype=np.bool_)
-        self._bias = np.zeros(int(self._offsets[-1]), dtype=np.float32)
-        for index, bias in enumerate(self._biases):
-            if bias is not None:
-                self._bias[self._offsets[index] : self._offsets[index + 1]] = bias.numpy()
         self._full_cost = float(sum(o * i for o, i in (layer.shape for layer in self._layers)))
+        # gene → layer lookup: the prunable layers' gene ranges, in gene order
+        self._pruned = [index for index, layer in enumerate(self._layers) if layer.genes]
+        self._gene_bounds = np.array(
+            [self._layers[i].genes.start for i in self._pruned]
+            + [self._layers[self._pruned[-1]].genes.stop if self._pruned else 0],
+            dtype=np.int64,
+        )
 
-        # cache: pre-activations of every layer stacked, one row per neuron -----------------
         self._n_words = ((layout.n_total + 7) // 8 + 7) // 8
-        self.entry_bytes = 4 * self.n_samples * int(self._offsets[-1]) + 8 * self._n_words + 32
+        self.entry_bytes = 4 * self.n_samples * self._n_rows
         self.capacity = max(
             2, min(_positive_int("cache_size", cache_size), int(cache_memory) // self.entry_bytes)
         )
-        self._allocate()
+        self.n_records = (
+            4 * self.capacity if records is None else max(2, _positive_int("records", records))
+        )
+        self.record_bytes = 8 * self._n_words + 4 * self._n_rows + 64
         stride = max(1, self._n_words // _SAMPLED_WORDS)
-        self._sample_words = np.arange(0, self._n_words, stride)
+        self._sample_words = np.arange(0, self._n_words, stride, dtype=np.int64)
+        self._allocate()
         self.stats = {"incremental": 0, "full": 0, "cached": 0}
+        self.rebuilds = {"incremental": 0, "full": 0}
 
     def _allocate(self) -> None:
-        # one extra scratch slot takes a result when every entry is pinned as someone's parent
-        shape = (self.capacity + 1, int(self._offsets[-1]), self.n_samples)
-        self._z = np.empty(shape, dtype=np.float32)
+        # slot ``capacity`` is scratch: it takes a result that has no slot to go to
+        self._z = np.empty((self.capacity + 1, self._n_rows, self.n_samples), dtype=np.float32)
         if self.prefault:
             self._z.fill(0.0)
+        self._slot_owner = np.full(self.capacity + 1, -1, dtype=np.int64)
+        # records: every remembered mask
+        n = self.n_records
+        self._bits = np.zeros((n, self._n_words), dtype=np.uint64)
+        self._rough = np.zeros((n, len(self._sample_words)), dtype=np.uint64)
         # kept weights per neuron: a neuron with none is exactly its bias, whatever rounding
         # the incremental updates leave behind
-        self._row_kept = np.zeros((self.capacity + 1, int(self._offsets[-1])), dtype=np.int64)
-        self._bits = np.zeros((self.capacity, self._n_words), dtype=np.uint64)
-        self._valid = np.zeros(self.capacity, dtype=bool)
-        self._pinned = np.zeros(self.capacity, dtype=bool)
-        self._last_used = np.zeros(self.capacity, dtype=np.int64)
-        self._depth = np.zeros(self.capacity, dtype=np.int64)
-        self._loss = np.zeros(self.capacity, dtype=np.float64)
-        self._error = np.zeros(self.capacity, dtype=np.float64)
+        self._kept = np.zeros((n, self._n_rows), dtype=np.int32)
+        self._valid = np.zeros(n, dtype=bool)
+        self._pinned = np.zeros(n, dtype=bool)
+        self._last_used = np.zeros(n, dtype=np.int64)
+        self._depth = np.zeros(n, dtype=np.int64)
+        self._loss = np.zeros(n, dtype=np.float64)
+        self._error = np.zeros(n, dtype=np.float64)
+        self._slot = np.full(n, -1, dtype=np.int64)  # the record's slot, -1: not materialised
+        self._parent = np.full(n, -1, dtype=np.int64)  # record it was computed from
+        self._parent_stamp = np.zeros(n, dtype=np.int64)
+        self._stamp = np.zeros(n, dtype=np.int64)  # bumped whenever the record is replaced
         self._clock = 0
+        # scratch of the update: per layer, changed rows and the whole layer
+        self._rows_buffer = [
+            np.empty((layer.shape[0], self.n_samples), dtype=np.float32) for layer in self._layers
+        ]
+        self._dense_buffer = [
+            np.empty((layer.shape[0], self.n_samples), dtype=np.float32) for layer in self._layers
+        ]
+
+    @property
+    def memory_bytes(self) -> int:
+        """The bound on the cache's memory: slots (with scratch) plus records."""
+        return (self.capacity + 3) * self.entry_bytes + self.n_records * self.record_bytes
 
     @staticmethod
     def supports(model: nn.Module, layout: Layout) -> bool:
@@ -219,23 +270,35 @@ class IncrementalEvaluator(Evaluator):
         return True
 
     def clear(self) -> None:
-        """Forget every cached parent."""
+        """Forget every remembered mask."""
         self._valid[:] = False
+        self._slot[:] = -1
+        self._slot_owner[:] = -1
+
+    _CACHE_ARRAYS = (
+        "_z",
+        "_slot_owner",
+        "_bits",
+        "_rough",
+        "_kept",
+        "_valid",
+        "_pinned",
+        "_last_used",
+        "_depth",
+        "_loss",
+        "_error",
+        "_slot",
+        "_parent",
+        "_parent_stamp",
+        "_stamp",
+        "_rows_buffer",
+        "_dense_buffer",
+    )
 
     def __getstate__(self) -> dict:
         # the cache is large and only useful to this process: ship none, rebuild it empty
         state = dict(self.__dict__)
-        for name in (
-            "_z",
-            "_row_kept",
-            "_bits",
-            "_valid",
-            "_pinned",
-            "_last_used",
-            "_depth",
-            "_loss",
-            "_error",
-        ):
+        for name in self._CACHE_ARRAYS:
             del state[name]
         return state
 
@@ -245,425 +308,568 @@ class IncrementalEvaluator(Evaluator):
 
     # -- evaluation ---------------------------------------------------------------------
     def _evaluate(self, masks: np.ndarray) -> Metrics:
+        previous_threads = numba.get_num_threads()
+        if self.threads is not None:
+            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
+        try:
+            return self._evaluate_population(masks)
+        finally:
+            numba.set_num_threads(previous_threads)
+            self._pinned[:] = False
+
+    def _evaluate_population(self, masks: np.ndarray) -> Metrics:
         words = _pack(masks, self._n_words)
+        # identical masks in one population are scored once
+        _, first, inverse = np.unique(
+            words.view(np.dtype((np.void, words.shape[1] * 8))).ravel(),
+            return_index=True,
+            return_inverse=True,
+        )
         loss = np.empty(len(masks), dtype=np.float64)
         error = np.empty(len(masks), dtype=np.float64)
+        rows = first.astype(np.int64)
+        self.stats["cached"] += len(masks) - len(rows)
+        candidates = np.flatnonzero(self._valid)
+        if len(candidates):
+            nearest, distance = _nearest_batch(
+                self._rough,
+                self._bits,
+                candidates,
+                words[rows][:, self._sample_words],
+                words[rows],
+                _SHORTLIST,
+            )
+        else:
+            nearest = np.full(len(rows), -1, dtype=np.int64)
+            distance = np.full(len(rows), np.iinfo(np.int64).max, dtype=np.int64)
         full: list[int] = []
-        planned: list[tuple[int, int, np.ndarray]] = []
-        for row in range(len(masks)):
-            plan = self._plan(words[row])
-            if plan is None:
+        groups: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        budget = self.full_ratio * self._full_cost
+        for row, parent, gap in zip(
+            rows.tolist(), nearest.tolist(), distance.tolist(), strict=True
+        ):
+            if parent < 0:
                 full.append(row)
-            elif len(plan[1]) == 0:
-                self._answer_cached(plan[0], row, loss, error)
-            else:
-                planned.append((row, *plan))
-                # a pinned parent cannot be evicted before its child is computed
-                self._pinned[plan[0]] = True
-        try:
-            self._evaluate_full(masks, words, full, loss, error)
-            for row, parent, flipped in planned:
-                result = self._evaluate_child(masks[row], words[row], parent, flipped)
-                if result is None:
-                    self._evaluate_full(masks, words, [row], loss, error)
-                else:
-                    loss[row], error[row] = result
-                    self.stats["incremental"] += 1
-        finally:
-            self._pinned[:] = False
-        return {"loss": loss, "error": error}
+                continue
+            if gap == 0:
+                self._touch(parent)
+                loss[row], error[row] = self._loss[parent], self._error[parent]
+                self.stats["cached"] += 1
+                continue
+            if self._depth[parent] >= self.max_depth or gap * _SCATTER_COST > budget:
+                full.append(row)
+                continue
+            flipped = _flipped(self._bits[parent], words[row])
+            kept = self._child_kept(parent, masks[row], flipped)
+            if kept is None or self._update_cost(flipped) > budget:
+                full.append(row)
+                continue
+            groups.setdefault(parent, []).append((row, flipped, kept))
+        for parent in groups:
+            self._touch(parent)
+            self._pinned[parent] = True
+            if self._slot[parent] < 0 and self._rebuildable(parent):
+                self._pinned[self._parent[parent]] = True
+        # children of materialised parents first: they write no slot, so no parent of this
+        # call is evicted before its children are scored
+        order = sorted(groups, key=lambda parent: self._slot[parent] < 0)
+        for parent in order:
+            slot = self._slot[parent]
+            if slot < 0:
+                slot = self._materialise(parent)
+            for row, flipped, kept in groups[parent]:
+                loss[row], error[row] = self._score_child(masks[row], slot, flipped, kept)
+                self.stats["incremental"] += 1
+                self._remember(words[row], loss[row], error[row], kept, parent=parent)
+            if slot == self.capacity:
+                self._slot_owner[slot] = -1
+        self._pinned[:] = False
+        for row in full:
+            loss[row], error[row] = self._full_pass(masks[row], words[row])
+            self.stats["full"] += 1
+        return {"loss": loss[rows][inverse], "error": error[rows][inverse]}
 
-    def _answer_cached(self, slot: int, row: int, loss: np.ndarray, error: np.ndarray) -> None:
-        self._touch(slot)
-        loss[row], error[row] = self._loss[slot], self._error[slot]
-        self.stats["cached"] += 1
+    def _child_kept(self, parent: int, mask: np.ndarray, flipped: np.ndarray) -> np.ndarray | None:
+        """Kept weights per neuron of the child; None when a flip empties a whole layer.
 
-    def _plan(self, child_words: np.ndarray) -> tuple[int, np.ndarray] | None:
-        """(parent slot, flipped gene indices) when an incremental update pays, else None."""
-        slots = np.flatnonzero(self._valid)
-        if len(slots) == 0:
-            return None
-        slot, distance = _nearest(self._bits, slots, child_words, self._sample_words, _SHORTLIST)
-        if distance == 0:
-            return slot, np.zeros(0, dtype=np.int64)
-        if self._depth[slot] >= self.max_depth:
-            return None
-        if distance * _SCATTER_COST > self.full_ratio * self._full_cost:
-            return None
-        flipped = _set_bits(self._bits[slot] ^ child_words)
-        if self._incremental_cost(flipped) > self.full_ratio * self._full_cost:
-            return None
-        return slot, flipped
+        A layer without weights makes the network constant: plain evaluation then ties all
+        logits exactly, which rounding residue of an update would not.
+        """
+        kept = self._kept[parent].copy()
+        bounds = np.searchsorted(flipped, self._gene_bounds)
+        for position, index in enumerate(self._pruned):
+            mine = flipped[bounds[position] : bounds[position + 1]]
+            if len(mine) == 0:
+                continue
+            layer = self._layers[index]
+            neurons = layer.rows.start + (mine - layer.genes.start) // layer.shape[1]
+            np.add.at(kept, neurons, np.where(mask[mine], 1, -1).astype(np.int32))
+            if not kept[layer.rows].any():
+                return None
+        return kept
 
-    def _incremental_cost(self, flipped: np.ndarray) -> float:
-        """Estimated multiply-adds per sample of the update (see :meth:`_evaluate_child`)."""
-        cost = float(self._offsets[-1])  # copying the parent's pre-activations
+    def _update_cost(self, flipped: np.ndarray) -> float:
+        """Estimated multiply-adds per sample of the update (see :meth:`_score_child`)."""
+        bounds = np.searchsorted(flipped, self._gene_bounds)
+        cost = 0.0
         changed = 0
         for index, layer in enumerate(self._layers):
             out, n_in = layer.shape
-            mine = _in_slice(flipped, layer.genes)
+            mine = flipped[:0]
+            if index in self._pruned:
+                position = self._pruned.index(index)
+                mine = flipped[bounds[position] : bounds[position + 1]]
             if index + 1 == len(self._layers) or 2 * changed >= n_in:
                 cost += out * n_in
                 changed = out
                 continue
-            cost += _SCATTER_COST * len(mine) + changed * out
+            cost += _SCATTER_COST * (len(mine) + changed * out)
             if changed:
                 changed = out
             elif len(mine):
                 changed = len(np.unique((mine - layer.genes.start) // n_in))
         return cost
 
-    def _evaluate_child(
-        self, mask: np.ndarray, child_words: np.ndarray, parent: int, flipped: np.ndarray
-    ) -> tuple[float, float] | None:
-        """(loss, error) of a child of a cached parent; None when it must be computed in full."""
-        row_kept = self._row_kept[parent].copy()
-        for index, layer in enumerate(self._layers):
-            mine = _in_slice(flipped, layer.genes)
-            if len(mine):
-                rows = (mine - layer.genes.start) // layer.shape[1]
-                counts = row_kept[self._offsets[index] : self._offsets[index + 1]]
-                np.add.at(counts, rows, np.where(mask[mine], 1, -1))
-                if not counts.any():
-                    # A layer without weights makes the network constant: plain evaluation then
-                    # ties all logits exactly, which rounding residue of an update would not.
-                    return None
-        self._touch(parent)
-        slot = self._victim(exclude=parent)
-        self._row_kept[slot] = row_kept
-        update = _Update(len(self._layers))
-        changed: np.ndarray = _EMPTY_INT  # neurons of the previous layer that may have changed
+    def _rebuildable(self, record: int) -> bool:
+        """Whether a record's parent still holds, in a slot, the activations it came from."""
+        parent = self._parent[record]
+        return (
+            parent >= 0
+            and self._valid[parent]
+            and self._stamp[parent] == self._parent_stamp[record]
+            and self._slot[parent] >= 0
+        )
+
+    def _materialise(self, record: int) -> int:
+        """Give a lazy record a slot holding its activations; returns the slot."""
+        mask = _unpack(self._bits[record], self.layout.n_total)
+        if self._rebuildable(record):
+            parent = self._parent[record]
+            source = int(self._slot[parent])
+            slot = self._victim(exclude=source)
+            flipped = _flipped(self._bits[parent], self._bits[record])
+            self._score_child(mask, source, flipped, self._kept[record], into=slot)
+            self.rebuilds["incremental"] += 1
+        else:
+            slot = self._victim()
+            self._forward(mask, slot)
+            self._depth[record] = 0
+            self.rebuilds["full"] += 1
+        self._assign(record, slot)
+        return slot
+
+    def _score_child(
+        self,
+        mask: np.ndarray,
+        source: int,
+        flipped: np.ndarray,
+        kept: np.ndarray,
+        into: int | None = None,
+    ) -> tuple[float, float]:
+        """(loss, error) of a child of the activations in slot ``source``.
+
+        ``into``: also write the child's activations into that slot (materialisation).
+        """
+        z_parent = self._z[source]
+        bounds = np.searchsorted(flipped, self._gene_bounds)
+        n_blocks = max(1, min(self.n_samples // _MIN_BLOCK, numba.get_num_threads()))
+        state = "parent"  # the previous layer's child pre-activations: as the parent's,
+        changed = _EMPTY_INT  # or these rows (in the rows buffer) changed, or "dense"
+        n_layers = len(self._layers)
+        target = None if into is None else self._z[into]
+        if target is not None:
+            target[...] = z_parent
         for index, layer in enumerate(self._layers):
             out, n_in = layer.shape
-            layer_mask = None if layer.genes is None else mask[layer.genes].reshape(out, n_in)
-            mine = _in_slice(flipped, layer.genes)
-            rows = mine
+            rows_here = layer.rows
+            if index in self._pruned:
+                position = self._pruned.index(index)
+                mine = flipped[bounds[position] : bounds[position + 1]]
+            else:
+                mine = _EMPTY_INT
+            flip_rows, flip_cols = np.divmod(mine - (layer.genes.start if len(mine) else 0), n_in)
             if len(mine):
-                rows, cols = np.divmod(mine - layer.genes.start, n_in)
-                kept = mask[mine]
-                counts = row_kept[self._offsets[index] : self._offsets[index + 1]]
-            if index + 1 == len(self._layers) or 2 * len(changed) >= n_in:
-                # Recompute the layer in full: the output layer always (it is small, and logits
-                # that tie exactly, as for a constant output, then still tie exactly) and any
-                # layer most of whose inputs may have changed (it costs about the same).
+                flip_delta = layer.weight[flip_rows, flip_cols]
+                flip_delta = np.where(mask[mine], flip_delta, -flip_delta).astype(np.float32)
+            else:
+                flip_delta = _EMPTY_FLOAT
+            before = self._layers[index - 1] if index else None
+            source_relu = bool(before.relu) if before is not None else False
+            parent_input = self._inputs_t if before is None else z_parent[before.rows]
+            dense = self._dense_buffer[index]
+            layer_mask = None if layer.genes is None else mask[layer.genes].reshape(out, n_in)
+            recompute = index + 1 == n_layers or state == "dense"
+            pairs = None
+            if not recompute and state == "rows":
+                pairs = _pairs(
+                    layer.weight, mask, layer.genes.start if layer.genes else -1, changed
+                )
+                update = _SCATTER_COST * len(pairs[1]) + len(changed)
+                recompute = update > out * n_in
+            if recompute:
+                if state == "rows":
+                    # the child's input: the parent's with the changed rows replaced
+                    previous = self._dense_buffer[index - 1]
+                    previous[...] = parent_input
+                    previous[changed] = self._rows_buffer[index - 1][: len(changed)]
+                    child_input = previous
+                elif state == "dense":
+                    child_input = self._dense_buffer[index - 1]
+                else:
+                    child_input = parent_input
                 weight = layer.weight if layer_mask is None else layer.weight * layer_mask
-                update.recompute(index, weight)
-            else:
-                if len(changed):
-                    # the child's nonzero weights from each changed input: (input, neuron, w)
-                    columns = layer.weight[:, changed].T  # (changed inputs, out)
-                    if layer_mask is not None:
-                        columns = columns * layer_mask[:, changed].T
-                    update.add_inputs(index, changed, columns)
-                if len(mine):
-                    # +w where the child keeps a weight the parent pruned, -w the other way
-                    signed = np.where(kept, 1.0, -1.0).astype(np.float32)
-                    update.add_flips(index, rows, cols, signed * layer.weight[rows, cols])
-                    touched = np.unique(rows)
-                    update.dead[index] = touched[counts[touched] == 0]
-            if len(changed) or update.full[index]:
-                changed = np.arange(out, dtype=np.int64)
-            else:
-                changed = np.unique(rows).astype(np.int64)
-        previous_threads = numba.get_num_threads()
-        if self.threads is not None:
-            numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            loss_sum, correct = update.run(
-                self._inputs_t,
-                self._z[parent],
-                self._z[slot],
-                self._labels,
-                self._offsets,
-                self._relu,
-                self._bias,
-            )
-        finally:
-            numba.set_num_threads(previous_threads)
-        loss = loss_sum / self.n_samples
-        error = 1.0 - correct / self.n_samples
-        self._store(slot, child_words, loss, error, depth=int(self._depth[parent]) + 1)
+                _dense_layer(
+                    np.ascontiguousarray(weight),
+                    child_input,
+                    source_relu,
+                    self._bias[rows_here],
+                    dense,
+                    n_blocks,
+                )
+                state = "dense"
+            elif state == "rows":
+                dead = np.flatnonzero(kept[rows_here] == 0)
+                _delta_layer(
+                    z_parent[rows_here],
+                    parent_input,
+                    source_relu,
+                    changed,
+                    self._rows_buffer[index - 1],
+                    pairs[0],
+                    pairs[1],
+                    pairs[2],
+                    flip_rows,
+                    flip_cols,
+                    flip_delta,
+                    dead,
+                    self._bias[rows_here],
+                    dense,
+                    n_blocks,
+                )
+                state = "dense"
+            elif len(mine):
+                touched, slot_of_flip = np.unique(flip_rows, return_inverse=True)
+                dead = kept[rows_here.start + touched] == 0
+                _flip_rows(
+                    z_parent[rows_here],
+                    parent_input,
+                    source_relu,
+                    touched,
+                    slot_of_flip.astype(np.int64),
+                    flip_cols,
+                    flip_delta,
+                    dead,
+                    self._bias[rows_here],
+                    self._rows_buffer[index],
+                    n_blocks,
+                )
+                changed = touched
+                state = "rows"
+            if target is not None:
+                if state == "dense":
+                    target[rows_here] = dense
+                elif state == "rows" and len(mine):
+                    target[rows_here][changed] = self._rows_buffer[index][: len(changed)]
+        loss_sum, hits = _cross_entropy(
+            self._dense_buffer[-1], self._layers[-1].relu, self._labels, n_blocks
+        )
+        return loss_sum / self.n_samples, 1.0 - hits / self.n_samples
+
+    def _full_pass(self, mask: np.ndarray, words: np.ndarray) -> tuple[float, float]:
+        """Forward pass from scratch into a slot; remembers the mask as materialised."""
+        slot = self._victim()
+        loss, error, kept = self._forward(mask, slot)
+        record = self._remember(words, loss, error, kept, parent=-1)
+        if record >= 0 and slot < self.capacity:
+            self._assign(record, slot)
         return loss, error
 
-    def _evaluate_full(
-        self,
-        masks: np.ndarray,
-        words: np.ndarray,
-        rows: list[int],
-        loss: np.ndarray,
-        error: np.ndarray,
-    ) -> None:
-        """Forward passes from scratch, written straight into cache slots (no temporaries)."""
+    def _forward(self, mask: np.ndarray, slot: int) -> tuple[float, float, np.ndarray]:
+        """(loss, error, kept per neuron) of a plain forward pass written into ``slot``."""
         inputs_t = torch.from_numpy(self._inputs_t)
         labels = torch.from_numpy(self._labels)
-        for row in rows:
-            mask_t = torch.from_numpy(masks[row])
-            slot = self._victim()
-            target = torch.from_numpy(self._z[slot])
-            row_kept = self._row_kept[slot]
-            with torch.no_grad():
-                hidden = inputs_t
-                for index, (layer, bias) in enumerate(zip(self._layers, self._biases, strict=True)):
-                    start, stop = self._offsets[index], self._offsets[index + 1]
-                    weight = torch.from_numpy(layer.weight)
-                    if layer.genes is None:
-                        row_kept[start:stop] = layer.shape[1]
-                    else:
-                        keep = mask_t[layer.genes].view(layer.shape)
-                        weight = weight * keep
-                        row_kept[start:stop] = keep.sum(dim=1).numpy()
-                    z = target[start:stop]  # (out, samples), a view of the slot
-                    torch.mm(weight, hidden, out=z)
-                    if bias is not None:
-                        z += bias[:, None]
-                    hidden = torch.relu(z) if layer.relu else z
-                log_probs = torch.log_softmax(hidden, dim=0)
-                loss[row] = -float(log_probs.gather(0, labels.view(1, -1)).double().sum())
-                loss[row] /= self.n_samples
-                error[row] = 1.0 - int((hidden.argmax(dim=0) == labels).sum()) / self.n_samples
-            self._store(slot, words[row], loss[row], error[row], depth=0)
-            self.stats["full"] += 1
+        mask_t = torch.from_numpy(mask)
+        target = torch.from_numpy(self._z[slot])
+        kept = np.empty(self._n_rows, dtype=np.int32)
+        with torch.no_grad():
+            hidden = inputs_t
+            for layer, has_bias in zip(self._layers, self._has_bias, strict=True):
+                weight = torch.from_numpy(layer.weight)
+                if layer.genes is None:
+                    kept[layer.rows] = layer.shape[1]
+                else:
+                    keep = mask_t[layer.genes].view(layer.shape)
+                    weight = weight * keep
+                    kept[layer.rows] = keep.sum(dim=1).numpy()
+                z = target[layer.rows]  # (out, samples), a view of the slot
+                torch.mm(weight, hidden, out=z)
+                if has_bias:
+                    z += torch.from_numpy(self._bias[layer.rows])[:, None]
+                hidden = torch.relu(z) if layer.relu else z
+            log_probs = torch.log_softmax(hidden, dim=0)
+            loss = -float(log_probs.gather(0, labels.view(1, -1)).double().sum()) / self.n_samples
+            error = 1.0 - int((hidden.argmax(dim=0) == labels).sum()) / self.n_samples
+        return loss, error, kept
 
     # -- cache bookkeeping --------------------------------------------------------------
-    def _touch(self, slot: int) -> None:
+    def _touch(self, record: int) -> None:
         self._clock += 1
-        self._last_used[slot] = self._clock
+        self._last_used[record] = self._clock
 
-    def _victim(self, exclude: int = -1) -> int:
-        """The slot a new entry goes to: a free one, else the least recently used unpinned one,
-        else the scratch slot (``capacity``), whose content is never looked up."""
+    def _remember(
+        self, words: np.ndarray, loss: float, error: float, kept: np.ndarray, parent: int
+    ) -> int:
+        """Store a scored mask as a record (lazy when ``parent`` >= 0); returns it, or -1."""
         free = np.flatnonzero(~self._valid)
         if len(free):
-            return int(free[0])
-        ages = self._last_used.astype(np.float64)
-        ages[self._pinned] = np.inf
-        if exclude >= 0:
-            ages[exclude] = np.inf
-        oldest = int(np.argmin(ages))
-        return self.capacity if np.isinf(ages[oldest]) else oldest
+            record = int(free[0])
+        else:
+            ages = np.where(self._pinned, np.iinfo(np.int64).max, self._last_used)
+            record = int(np.argmin(ages))
+            if self._pinned[record]:
+                return -1
+            self._release(record)
+        self._bits[record] = words
+        self._rough[record] = words[self._sample_words]
+        self._kept[record] = kept
+        self._valid[record] = True
+        self._loss[record], self._error[record] = loss, error
+        self._stamp[record] += 1
+        self._slot[record] = -1
+        self._parent[record] = parent
+        if parent >= 0:
+            self._parent_stamp[record] = self._stamp[parent]
+            self._depth[record] = self._depth[parent] + 1
+        else:
+            self._depth[record] = 0
+        self._touch(record)
+        return record
 
-    def _store(self, slot: int, words: np.ndarray, loss: float, error: float, depth: int) -> None:
-        if slot == self.capacity:
+    def _release(self, record: int) -> None:
+        slot = self._slot[record]
+        if slot >= 0:
+            self._slot_owner[slot] = -1
+        self._slot[record] = -1
+        self._valid[record] = False
+
+    def _assign(self, record: int, slot: int) -> None:
+        if slot >= self.capacity:
+            self._slot_owner[slot] = record  # scratch: for the current group only
             return
-        self._bits[slot] = words
-        self._valid[slot] = True
-        self._loss[slot], self._error[slot] = loss, error
-        self._depth[slot] = depth
-        self._touch(slot)
+        self._slot_owner[slot] = record
+        self._slot[record] = slot
 
-
-class _Update:
-    """The flat arrays one child's update kernel reads, built layer by layer."""
-
-    def __init__(self, n_layers: int) -> None:
-        self.n_layers = n_layers
-        self.full = np.zeros(n_layers, dtype=np.bool_)
-        self.full_weights: list[np.ndarray] = [_EMPTY_FLOAT] * n_layers
-        self.changed: list[np.ndarray] = [_EMPTY_INT] * n_layers
-        self.pair_counts: list[np.ndarray] = [_EMPTY_INT] * n_layers
-        self.pair_rows: list[np.ndarray] = [_EMPTY_INT] * n_layers
-        self.pair_values: list[np.ndarray] = [_EMPTY_FLOAT] * n_layers
-        self.flips: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
-            (_EMPTY_INT, _EMPTY_INT, _EMPTY_FLOAT)
-        ] * n_layers
-        self.dead: list[np.ndarray] = [_EMPTY_INT] * n_layers
-
-    def recompute(self, layer: int, weight: np.ndarray) -> None:
-        self.full[layer] = True
-        self.full_weights[layer] = np.ascontiguousarray(weight, dtype=np.float32).ravel()
-
-    def add_inputs(self, layer: int, changed: np.ndarray, columns: np.ndarray) -> None:
-        which, rows = np.nonzero(columns)  # sorted by changed input
-        self.changed[layer] = changed
-        self.pair_counts[layer] = np.bincount(which, minlength=len(changed))
-        self.pair_rows[layer] = rows
-        self.pair_values[layer] = columns[which, rows]
-
-    def add_flips(self, layer: int, rows: np.ndarray, cols: np.ndarray, delta: np.ndarray) -> None:
-        self.flips[layer] = (rows, cols, delta)
-
-    def run(self, inputs_t, z_parent, z_child, labels, offsets, relu, bias) -> tuple[float, int]:
-        n_samples = z_parent.shape[1]
-        n_blocks = max(1, min(n_samples // _MIN_BLOCK, 2 * numba.get_num_threads()))
-        return _update_child(
-            inputs_t,
-            z_parent,
-            z_child,
-            labels,
-            offsets,
-            relu,
-            bias,
-            self.full,
-            _pointers([len(w) for w in self.full_weights]),
-            _concat(self.full_weights, np.float32),
-            _pointers([len(c) for c in self.changed]),
-            _concat(self.changed, np.int64),
-            _pointers(np.concatenate(self.pair_counts).tolist()),
-            _concat(self.pair_rows, np.int64),
-            _concat(self.pair_values, np.float32),
-            _pointers([len(f[0]) for f in self.flips]),
-            _concat([f[0] for f in self.flips], np.int64),
-            _concat([f[1] for f in self.flips], np.int64),
-            _concat([f[2] for f in self.flips], np.float32),
-            _pointers([len(d) for d in self.dead]),
-            _concat(self.dead, np.int64),
-            n_blocks,
-        )
+    def _victim(self, exclude: int = -1) -> int:
+        """The slot a new activation block goes to: a free one, else the one of the least
+        recently used unpinned record, else the scratch slot (``capacity``)."""
+        owners = self._slot_owner[: self.capacity]
+        free = np.flatnonzero(owners < 0)
+        free = free[free != exclude]
+        if len(free):
+            return int(free[0])
+        ages = np.where(self._pinned[owners], np.iinfo(np.int64).max, self._last_used[owners])
+        if 0 <= exclude < self.capacity:
+            ages[exclude] = np.iinfo(np.int64).max
+        oldest = int(np.argmin(ages))
+        if ages[oldest] == np.iinfo(np.int64).max:
+            return self.capacity
+        self._slot[owners[oldest]] = -1
+        self._slot_owner[oldest] = -1
+        return oldest
 
 
 _EMPTY_INT = np.zeros(0, dtype=np.int64)
 _EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
-_MIN_BLOCK = 64  # samples: below this a thread's share is not worth the split
 
 
-def _pointers(lengths: list[int]) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
+@numba.njit(cache=True)
+def _pairs(weight, mask, start, changed):  # pragma: no cover - compiled
+    """The child's nonzero weights from the changed inputs, grouped by output row (CSR).
+
+    Returns (pointers into the lists per row, positions in ``changed``, weights); ``start`` is
+    where the layer's genes begin in ``mask`` (-1: the layer is not pruned).
+    """
+    out, n_in = weight.shape
+    pointers = np.zeros(out + 1, dtype=np.int64)
+    columns = np.empty(len(changed) * out, dtype=np.int64)
+    values = np.empty(len(changed) * out, dtype=np.float32)
+    count = 0
+    for o in range(out):
+        for c in range(len(changed)):
+            column = changed[c]
+            if start >= 0 and not mask[start + o * n_in + column]:
+                continue
+            value = weight[o, column]
+            if value != 0:
+                columns[count] = c
+                values[count] = value
+                count += 1
+        pointers[o + 1] = count
+    return pointers, columns[:count], values[:count]
 
 
-def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-    return np.concatenate(parts).astype(dtype, copy=False) if parts else np.zeros(0, dtype=dtype)
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _flip_rows(  # pragma: no cover - compiled
+    z_layer, source, source_relu, rows, flip_slot, flip_cols, flip_delta, dead, bias, out, n_blocks
+):
+    """Rows ``rows`` of a layer whose only change is flipped weights (its inputs unchanged).
+
+    ``out[i] = z_layer[rows[i]] + Σ_f flip_delta[f] · act(source[flip_cols[f]])`` over the flips
+    ``f`` of row ``i`` (``flip_slot[f] == i``); a row left without weights is its bias.
+    """
+    n_samples = z_layer.shape[1]
+    zero = np.float32(0.0)
+    for block in numba.prange(n_blocks):
+        low = block * n_samples // n_blocks
+        high = (block + 1) * n_samples // n_blocks
+        for i in range(len(rows)):
+            out[i, low:high] = z_layer[rows[i], low:high]
+        for f in range(len(flip_cols)):
+            target = out[flip_slot[f], low:high]
+            values = source[flip_cols[f], low:high]
+            delta = flip_delta[f]
+            if source_relu:
+                for s in range(high - low):
+                    target[s] += delta * max(values[s], zero)
+            else:
+                for s in range(high - low):
+                    target[s] += delta * values[s]
+        for i in range(len(rows)):
+            if dead[i]:
+                out[i, low:high] = bias[rows[i]]
 
 
-@numba.njit(
-    parallel=True,
-    cache=True,
-    # reassociation lets LLVM vectorise; no flag assumes away inf or NaN
-    fastmath={"reassoc", "contract", "nsz", "arcp"},
-)
-def _update_child(  # pragma: no cover - compiled
-    inputs_t,
-    z_parent,
-    z_child,
-    labels,
-    offsets,
-    relu,
-    bias,
-    full,
-    full_ptr,
-    full_weights,
-    input_ptr,
-    input_index,
-    pair_ptr,
-    pair_rows,
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _delta_layer(  # pragma: no cover - compiled
+    z_layer,
+    parent_input,
+    source_relu,
+    changed,
+    changed_values,
+    row_ptr,
+    pair_columns,
     pair_values,
-    flip_ptr,
     flip_rows,
     flip_cols,
     flip_delta,
-    dead_ptr,
-    dead_rows,
+    dead,
+    bias,
+    out,
     n_blocks,
 ):
-    """Child pre-activations (neurons × samples) from the parent's; returns (Σ loss, # hits).
+    """A whole layer from the parent's: changed inputs times the child's weights, plus flips.
 
-    Samples are split in ``n_blocks`` contiguous blocks worked on in parallel; within a block
-    every update is a vectorised run over the block's samples.
+    ``changed_values[c]`` is the child's pre-activation of input ``changed[c]`` (the parent's is
+    ``parent_input[changed[c]]``). Row by row, so that the row being summed stays in the L1
+    cache; an input whose activation did not move on a block of samples is skipped there.
     """
-    n_samples = z_parent.shape[1]
-    n_layers = len(offsets) - 1
+    n_samples = z_layer.shape[1]
     zero = np.float32(0.0)
+    for block in numba.prange(n_blocks):
+        low = block * n_samples // n_blocks
+        high = (block + 1) * n_samples // n_blocks
+        size = high - low
+        delta = np.empty((len(changed), size), dtype=np.float32)
+        moved = np.zeros(len(changed), dtype=np.bool_)
+        for c in range(len(changed)):
+            j = changed[c]
+            count = 0
+            for s in range(size):
+                new = changed_values[c, low + s]
+                old = parent_input[j, low + s]
+                if source_relu:
+                    new = max(new, zero)
+                    old = max(old, zero)
+                delta[c, s] = new - old
+                count += new != old
+            moved[c] = count > 0
+        for o in range(z_layer.shape[0]):
+            target = out[o, low:high]
+            target[:] = z_layer[o, low:high]
+            for e in range(row_ptr[o], row_ptr[o + 1]):
+                c = pair_columns[e]
+                if not moved[c]:
+                    continue
+                weight = pair_values[e]
+                values = delta[c]
+                for s in range(size):
+                    target[s] += weight * values[s]
+        for f in range(len(flip_cols)):
+            target = out[flip_rows[f], low:high]
+            values = parent_input[flip_cols[f], low:high]
+            weight = flip_delta[f]
+            if source_relu:
+                for s in range(size):
+                    target[s] += weight * max(values[s], zero)
+            else:
+                for s in range(size):
+                    target[s] += weight * values[s]
+        for d in dead:
+            out[d, low:high] = bias[d]
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _dense_layer(weight, source, source_relu, bias, out, n_blocks):  # pragma: no cover
+    """``out = weight · act(source) + bias`` (features × samples), zero weights skipped."""
+    n_samples = source.shape[1]
+    n_out, n_in = weight.shape
+    zero = np.float32(0.0)
+    for block in numba.prange(n_blocks):
+        low = block * n_samples // n_blocks
+        high = (block + 1) * n_samples // n_blocks
+        size = high - low
+        activation = np.empty(size, dtype=np.float32)
+        for o in range(n_out):
+            out[o, low:high] = bias[o]
+        for i in range(n_in):
+            for s in range(size):
+                value = source[i, low + s]
+                activation[s] = max(value, zero) if source_relu else value
+            for o in range(n_out):
+                w = weight[o, i]
+                if w != zero:
+                    target = out[o, low:high]
+                    for s in range(size):
+                        target[s] += w * activation[s]
+
+
+@numba.njit(inline="always")
+def _act(value, relu):  # pragma: no cover - compiled
+    return max(value, np.float32(0.0)) if relu else value
+
+
+@numba.njit(parallel=True, cache=True)
+def _cross_entropy(logits, last_relu, labels, n_blocks):  # pragma: no cover - compiled
+    """(Σ cross-entropy, # correct) of logits stored classes × samples (float64 log-sum-exp)."""
+    n_samples = logits.shape[1]
+    width = logits.shape[0]
     block_loss = np.zeros(n_blocks)
     block_hits = np.zeros(n_blocks, dtype=np.int64)
     for block in numba.prange(n_blocks):
         low = block * n_samples // n_blocks
         high = (block + 1) * n_samples // n_blocks
         size = high - low
-        z_child[:, low:high] = z_parent[:, low:high]
-        activation = np.empty(size, dtype=np.float32)
-        for layer in range(n_layers):
-            start = offsets[layer]
-            width = offsets[layer + 1] - start
-            before = offsets[layer - 1] if layer > 0 else 0
-            previous_relu = relu[layer - 1] if layer > 0 else False
-            if full[layer]:
-                # z = W_child · a_child + b from the child's input activations
-                n_in = inputs_t.shape[0] if layer == 0 else start - before
-                for o in range(width):
-                    z_child[start + o, low:high] = bias[start + o]
-                for i in range(n_in):
-                    if layer == 0:
-                        activation[:] = inputs_t[i, low:high]
-                    else:
-                        for s in range(size):
-                            value = z_child[before + i, low + s]
-                            activation[s] = max(value, zero) if previous_relu else value
-                    for o in range(width):
-                        weight = full_weights[full_ptr[layer] + o * n_in + i]
-                        if weight != zero:
-                            row = z_child[start + o, low:high]
-                            for s in range(size):
-                                row[s] += weight * activation[s]
-                continue
-            # inputs (previous neurons) whose activation changed, times the child's weights
-            for entry in range(input_ptr[layer], input_ptr[layer + 1]):
-                if pair_ptr[entry] == pair_ptr[entry + 1]:
-                    continue
-                j = before + input_index[entry]
-                moved = False
-                for s in range(size):
-                    new = z_child[j, low + s]
-                    old = z_parent[j, low + s]
-                    if previous_relu:
-                        new = max(new, zero)
-                        old = max(old, zero)
-                    activation[s] = new - old
-                    moved = moved or new != old
-                if not moved:
-                    continue
-                for e in range(pair_ptr[entry], pair_ptr[entry + 1]):
-                    weight = pair_values[e]
-                    row = z_child[start + pair_rows[e], low:high]
-                    for s in range(size):
-                        row[s] += weight * activation[s]
-            # flipped weights, times the parent's input
-            for f in range(flip_ptr[layer], flip_ptr[layer + 1]):
-                row = z_child[start + flip_rows[f], low:high]
-                delta = flip_delta[f]
-                if layer == 0:
-                    source = inputs_t[flip_cols[f], low:high]
-                    for s in range(size):
-                        row[s] += delta * source[s]
-                else:
-                    source = z_parent[before + flip_cols[f], low:high]
-                    if previous_relu:
-                        for s in range(size):
-                            row[s] += delta * max(source[s], zero)
-                    else:
-                        for s in range(size):
-                            row[s] += delta * source[s]
-            # neurons left without weights are exactly their bias
-            for d in range(dead_ptr[layer], dead_ptr[layer + 1]):
-                z_child[start + dead_rows[d], low:high] = bias[start + dead_rows[d]]
-        # cross-entropy and hits of the block's samples (float64 log-sum-exp)
-        start = offsets[n_layers - 1]
-        width = offsets[n_layers] - start
-        last_relu = relu[n_layers - 1]
+        # class-outer loops: every pass is a contiguous run over the block's samples
+        top = np.empty(size, dtype=np.float32)
+        best = np.zeros(size, dtype=np.int64)
+        total = np.zeros(size, dtype=np.float64)
+        for s in range(size):
+            top[s] = _act(logits[0, low + s], last_relu)
+        for o in range(1, width):
+            for s in range(size):
+                value = _act(logits[o, low + s], last_relu)
+                if value > top[s]:
+                    top[s] = value
+                    best[s] = o
+        for o in range(width):
+            for s in range(size):
+                total[s] += np.exp(np.float64(_act(logits[o, low + s], last_relu)) - top[s])
         loss = 0.0
         hits = 0
-        for s in range(low, high):
-            best = 0
-            top = z_child[start, s]
-            if last_relu:
-                top = max(top, zero)
-            for o in range(1, width):
-                value = z_child[start + o, s]
-                if last_relu:
-                    value = max(value, zero)
-                if value > top:
-                    top = value
-                    best = o
-            total = 0.0
-            for o in range(width):
-                value = z_child[start + o, s]
-                if last_relu:
-                    value = max(value, zero)
-                total += np.exp(np.float64(value) - np.float64(top))
-            target = z_child[start + labels[s], s]
-            if last_relu:
-                target = max(target, zero)
-            loss += np.float64(top) + np.log(total) - np.float64(target)
-            if best == labels[s]:
-                hits += 1
+        for s in range(size):
+            target = _act(logits[labels[low + s], low + s], last_relu)
+            loss += np.float64(top[s]) + np.log(total[s]) - np.float64(target)
+            hits += best[s] == labels[low + s]
         block_loss[block] = loss
         block_hits[block] = hits
     return block_loss.sum(), block_hits.sum()
@@ -681,10 +887,10 @@ def _popcount64(value):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _nearest(bits, slots, child, sample, shortlist):  # pragma: no cover - compiled
-    """(slot, exact Hamming distance) of the cached mask nearest to ``child``.
+    """(record, exact Hamming distance) of the remembered mask nearest to ``child``.
 
-    A distance over ``sample`` words ranks every slot; the best ``shortlist`` get the exact
-    distance.
+    A distance over ``sample`` words ranks every record in ``slots``; the best ``shortlist``
+    get the exact distance.
     """
     rough = np.empty(len(slots), dtype=np.int64)
     for s in range(len(slots)):
@@ -692,6 +898,11 @@ def _nearest(bits, slots, child, sample, shortlist):  # pragma: no cover - compi
         for w in sample:
             total += np.int64(_popcount64(bits[slots[s], w] ^ child[w]))
         rough[s] = total
+    return _shortlisted(bits, slots, child, rough, shortlist)
+
+
+@numba.njit(cache=True)
+def _shortlisted(bits, slots, child, rough, shortlist):  # pragma: no cover - compiled
     order = np.argsort(rough, kind="mergesort")
     best_slot = -1
     best = np.int64(2**62)
@@ -708,12 +919,58 @@ def _nearest(bits, slots, child, sample, shortlist):  # pragma: no cover - compi
     return best_slot, best
 
 
+@numba.njit(parallel=True, cache=True)
+def _nearest_batch(
+    rough_bits, bits, records, rough_children, children, shortlist
+):  # pragma: no cover
+    """:func:`_nearest` for every row of ``children``, in parallel; (records, distances)."""
+    n = children.shape[0]
+    nearest = np.empty(n, dtype=np.int64)
+    distance = np.empty(n, dtype=np.int64)
+    for c in numba.prange(n):
+        rough = np.empty(len(records), dtype=np.int64)
+        for r in range(len(records)):
+            total = 0
+            for w in range(rough_children.shape[1]):
+                total += np.int64(_popcount64(rough_bits[records[r], w] ^ rough_children[c, w]))
+            rough[r] = total
+        nearest[c], distance[c] = _shortlisted(bits, records, children[c], rough, shortlist)
+    return nearest, distance
+
+
+@numba.njit(cache=True)
+def _flipped(parent, child):  # pragma: no cover - compiled
+    """Flat indices (sorted, np.packbits bit order) of the genes where two packed masks differ."""
+    count = 0
+    for w in range(parent.shape[0]):
+        count += np.int64(_popcount64(parent[w] ^ child[w]))
+    out = np.empty(count, dtype=np.int64)
+    position = 0
+    for w in range(parent.shape[0]):
+        word = parent[w] ^ child[w]
+        if word == 0:
+            continue
+        for k in range(8):  # bytes in memory order (little-endian words)
+            byte = (word >> np.uint64(8 * k)) & np.uint64(0xFF)
+            if byte == 0:
+                continue
+            for bit in range(8):
+                if byte & (np.uint64(0x80) >> np.uint64(bit)):
+                    out[position] = (w * 8 + k) * 8 + bit
+                    position += 1
+    return out
+
+
 def _pack(masks: np.ndarray, n_words: int) -> np.ndarray:
     """Rows of bool masks as uint64 words (big-endian bit order within each byte)."""
     packed = np.packbits(masks, axis=1)
     padded = np.zeros((len(masks), n_words * 8), dtype=np.uint8)
     padded[:, : packed.shape[1]] = packed
     return padded.view(np.uint64)
+
+
+def _unpack(words: np.ndarray, n_total: int) -> np.ndarray:
+    return np.unpackbits(words.view(np.uint8))[:n_total].astype(bool)
 
 
 def _set_bits(words: np.ndarray) -> np.ndarray:
@@ -723,13 +980,6 @@ def _set_bits(words: np.ndarray) -> np.ndarray:
     bits = np.unpackbits(as_bytes[nonzero]).reshape(-1, 8)
     which, position = np.nonzero(bits)
     return (nonzero[which] * 8 + position).astype(np.int64)
-
-
-def _in_slice(indices: np.ndarray, genes: slice | None) -> np.ndarray:
-    if genes is None:
-        return indices[:0]
-    low, high = np.searchsorted(indices, [genes.start, genes.stop])
-    return indices[low:high]
 
 
 def _positive_int(name: str, value: object) -> int:

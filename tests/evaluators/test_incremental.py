@@ -181,3 +181,99 @@ def test_single_threaded_kernel_gives_the_same_results(mlp, mlp_split):
         results.append(incremental(children)["loss"])
         assert incremental.stats["incremental"] == 3
     np.testing.assert_allclose(results[0], results[1], rtol=0, atol=1e-6)
+
+
+def _flip_in(parent: np.ndarray, genes: slice, n_flips: int, rng) -> np.ndarray:
+    child = parent.copy()
+    child[rng.choice(np.arange(genes.start, genes.stop), n_flips, replace=False)] ^= True
+    return child
+
+
+@pytest.mark.parametrize("model_name", ["mlp", "biased_mlp"])
+def test_flips_confined_to_one_layer_match_plain(model_name, mlp_split, request):
+    # each layer alone exercises a different path: changed rows (first layer), a parent input
+    # with changed rows (middle), the recomputed output layer (last); one gene is the minimum
+    model = request.getfixturevalue(model_name)
+    layout = Layout.of(model)
+    rng = np.random.default_rng(11)
+    plain = PlainEvaluator(model, mlp_split, layout)
+    incremental = IncrementalEvaluator(model, mlp_split, layout, full_ratio=10.0)
+    parents = random_masks(layout, 2, rng)
+    incremental(parents)
+    children = [
+        _flip_in(parent, layout.slice(name), n_flips, rng)
+        for parent in parents
+        for name in layout.names
+        for n_flips in (1, 7)
+    ]
+    children = np.stack(children)
+    _assert_matches(incremental(children), plain(children), len(mlp_split.y))
+    assert incremental.stats["incremental"] == len(children)
+
+
+def test_children_of_lazy_children_match_plain(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(12)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout)
+    parents = random_masks(layout, 3, rng)
+    incremental(parents)
+    children = np.stack([mutate(parent, 4, rng) for parent in parents])
+    incremental(children)  # lazy: scored, not materialised
+    assert (incremental._slot[incremental._valid] >= 0).sum() == len(parents)
+    # two grandchildren per child: each child is materialised once, from its own parent
+    grandchildren = np.stack([mutate(child, 3, rng) for child in children for _ in range(2)])
+    _assert_matches(incremental(grandchildren), plain(grandchildren), len(mlp_split.y))
+    assert incremental.rebuilds == {"incremental": 3, "full": 0}
+    assert incremental.stats["incremental"] == 9
+
+
+def test_a_lazy_parent_whose_parent_was_evicted_is_rebuilt_in_full(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(13)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout, cache_size=2, records=16)
+    parent = random_masks(layout, 1, rng)
+    incremental(parent)
+    child = mutate(parent[0], 4, rng)[None]
+    incremental(child)
+    # unrelated masks take both slots: the parent's activations are gone, its record stays
+    incremental(random_masks(layout, 2, rng))
+    parent_record = int(np.flatnonzero(incremental._loss == incremental(parent)["loss"][0])[0])
+    assert incremental._slot[parent_record] < 0
+    grandchildren = np.stack([mutate(child[0], 2, rng) for _ in range(2)])
+    _assert_matches(incremental(grandchildren), plain(grandchildren), len(mlp_split.y))
+    assert incremental.rebuilds["full"] == 1
+
+
+def test_tiny_record_and_slot_bounds_stay_correct(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(14)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout, cache_size=2, records=2)
+    population = random_masks(layout, 5, rng)
+    incremental(population)
+    for _ in range(4):
+        population = np.stack([mutate(parent, 3, rng) for parent in population])
+        _assert_matches(incremental(population), plain(population), len(mlp_split.y))
+    assert incremental._valid.sum() <= 2
+
+
+def test_duplicates_within_a_population_are_scored_once(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    masks = random_masks(layout, 2, np.random.default_rng(15))
+    population = masks[[0, 1, 0, 0]]
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout)
+    result = incremental(population)
+    _assert_matches(result, PlainEvaluator(mlp, mlp_split, layout)(population), len(mlp_split.y))
+    assert incremental.stats == {"incremental": 0, "full": 2, "cached": 2}
+
+
+def test_memory_is_bounded_by_the_settings(lenet300, mnist_like):
+    layout = Layout.of(lenet300)
+    small = IncrementalEvaluator(lenet300, mnist_like, layout, cache_memory=3 * 2**20)
+    assert small.capacity == 3 * 2**20 // small.entry_bytes
+    assert small._z.nbytes <= (small.capacity + 1) * small.entry_bytes
+    assert small.memory_bytes < 8 * 2**20
+    with pytest.raises(ValueError, match="records"):
+        IncrementalEvaluator(lenet300, mnist_like, layout, records=0)
