@@ -9,7 +9,9 @@ changes the loss by ``-∂L/∂m_i``, adding dropped weight ``j`` by ``+∂L/∂
 ``k`` kept weights drawn from the best-scored removals for ``k`` dropped weights drawn from the
 best-scored additions (so the density is unchanged), are evaluated *exactly* by the problem's
 evaluator, and the best replaces the parent only if it is better. ``k`` adapts: it doubles
-after a success and shrinks after a failure. This is the first-order Taylor step of
+after a success and shrinks after a failure; once single swaps fail, the candidate pool
+doubles with each further failure (up to 256-fold), since near a local optimum the
+first-order scores no longer single out the moves that help. This is the first-order Taylor step of
 gradient mask learning (``masksearch.methods.supermask``) made discrete and checked by exact
 fitness, so it never accepts a move the true loss does not confirm.
 
@@ -37,6 +39,7 @@ from masksearch.training import resolve_device
 __all__ = ["GradientSwaps", "Proposal", "mask_gradient"]
 
 _GRADIENT_BATCH = 2048  # samples per forward/backward pass (bounded memory on big splits)
+_MAX_WIDENING = 8  # a stalled search draws its moves from up to 2**8 times more candidates
 
 
 @dataclass
@@ -126,6 +129,7 @@ class GradientSwaps:
         self.extra = int(extra)
         self._rng: np.random.Generator | None = None
         self._step_size: dict[float, int] = {}
+        self._stalls: dict[float, int] = {}
         self._gradients: dict[bytes, np.ndarray] = {}
 
     def setup(self, problem: PruningProblem, rng: np.random.Generator) -> None:
@@ -180,8 +184,13 @@ class GradientSwaps:
                     genome, score = children[best], scores[best]
                     improved.append(offset + best)
                     self._step_size[key] = max(self._step_size[key], 2 * int(sizes[best]))
-                else:
+                    self._stalls[key] = 0
+                elif self._step_size[key] > 1:
                     self._step_size[key] = max(1, int(self._step_size[key] * 0.7))
+                else:
+                    # single swaps among the best-scored moves fail: the first-order scores
+                    # no longer rank well this close to a local optimum, so look wider
+                    self._stalls[key] = self._stalls.get(key, 0) + 1
         return _proposal(tried, evaluations, improved, n_genes)
 
     # -- internals --------------------------------------------------------------------
@@ -213,7 +222,7 @@ class GradientSwaps:
         step = min(self._step_size[key], max(1, len(kept) // 4), dropped_count)
         self._step_size[key] = step
         gradient = self._gradient(problem, genome)
-        pool = self.candidates * step
+        pool = self.candidates * step * 2 ** min(self._stalls.get(key, 0), _MAX_WIDENING)
         # dropping kept i changes the loss by about -g_i: best removals have the largest g
         removal = kept[_top(gradient[kept], min(pool, len(kept)))]
         # adding dropped j changes it by about +g_j: best additions have the smallest g

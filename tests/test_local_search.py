@@ -159,3 +159,21 @@ def test_gradient_leaves_the_model_untouched(loss_problem) -> None:
     for name, p in model.named_parameters():
         assert p.grad is None, name  # no gradient left on the user's model
         assert torch.equal(p.detach(), before[name]), name
+
+
+def test_a_stalled_search_draws_its_swaps_from_a_wider_pool(loss_problem) -> None:
+    problem = loss_problem
+    genome = problem.magnitude_genomes()[1]
+    gradient = mask_gradient(problem, problem.encoding.decode(genome[None])[0])
+    kept = np.flatnonzero(genome)
+    by_score = kept[np.argsort(-gradient[kept], kind="stable")]  # best removals first
+    local = GradientSwaps(children=8, candidates=8)
+    local.setup(problem, np.random.default_rng(3))
+    local._step_size[0.05] = 1
+    for stalls, pool in ((0, 8), (3, 64)):
+        local._stalls[0.05] = stalls
+        children, _ = local._children(problem, genome, key=0.05)
+        dropped = {int(i) for child in children for i in np.flatnonzero(genome & ~child)}
+        assert dropped <= set(by_score[:pool].tolist())
+        if stalls:
+            assert dropped - set(by_score[:8].tolist())  # some moves come from the wider pool
