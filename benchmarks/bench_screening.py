@@ -36,6 +36,7 @@ PROBLEM_OPTIONS = {
     "objectives": ("loss", "density"),
     "max_density": 0.1,
     "densities": (0.05, 0.02, 0.01),
+    "val_samples": 1024,
 }
 
 
