@@ -95,4 +95,5 @@ def test_search_beats_magnitude_at_the_quick_density(quick_run) -> None:
         predicted = model(problem.test_data.x).argmax(dim=1)
     expected = float((predicted == problem.test_data.y).float().mean())
     assert rows["magnitude"]["mean"] == pytest.approx(expected, abs=1e-6)
-    assert rows["nsga2"]["mean"] > rows["magnitude"]["mean"], rows
+    # the default search (memetic NSGA-II) beats magnitude clearly even on the quick budget
+    assert rows["nsga2+ls"]["mean"] > rows["magnitude"]["mean"] + 0.05, rows
