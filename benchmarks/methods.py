@@ -223,10 +223,19 @@ def verdicts(summary: list[dict[str, Any]], datasets: list[str]) -> list[str]:
             lines.append(f"- B vs {other}: B is better at {wins} of {len(pairs)} points.")
     if not lines:
         lines.append("- Not enough methods in this run to judge the papers' claims.")
-    lines.append(
-        "- Method A (Chung) rows — A vs magnitude at the same rate, with and without fine-tuning — "
-        "come from the search core and are added separately."
-    )
+    for tuned, plain in (("A", "magnitude"), ("A+FT", "magnitude+FT")):
+        pairs = [(m, s) for m, s in points if (m, tuned, s) in table and (m, plain, s) in table]
+        if pairs:
+            wins = [(m, s) for m, s in pairs if table[(m, tuned, s)]["mean"] > table[(m, plain, s)]["mean"]]
+            detail = ", ".join(
+                f"{m} {s:.0%}: {table[(m, tuned, s)]['mean']:.2%} vs {table[(m, plain, s)]['mean']:.2%}"
+                for m, s in pairs
+            )
+            lines.append(
+                f"- **Method A (Chung) — \"keeping GA-chosen small weights beats magnitude at the same "
+                f"rate\"**, {tuned} vs {plain}: better at {len(wins)} of {len(pairs)} points, so the "
+                f"claim {'holds' if len(wins) == len(pairs) else 'does not hold everywhere'} ({detail})."
+            )
     return lines
 
 
