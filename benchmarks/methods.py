@@ -70,19 +70,34 @@ REFERENCE = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a short run: lenet300_fashion, 90/99%%, 1 seed, 1 epoch (unless given)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short run: lenet300_fashion, 90/99%%, 1 seed, 1 epoch (unless given)",
+    )
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds 0..N-1 (default {SEEDS})")
-    parser.add_argument("--models", default=None,
-                        help=f"comma-separated, from {sorted(MODELS)} (default lenet5_fashion,lenet300_fashion)")
-    parser.add_argument("--sparsities", default=None,
-                        help="comma-separated fractions (default 0.9,0.95,0.98,0.99)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help=f"training budget of every method, in epochs (default {EPOCHS})")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help=f"comma-separated, from {sorted(MODELS)} (default lenet5_fashion,lenet300_fashion)",
+    )
+    parser.add_argument(
+        "--sparsities", default=None, help="comma-separated fractions (default 0.9,0.95,0.98,0.99)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help=f"training budget of every method, in epochs (default {EPOCHS})",
+    )
     parser.add_argument("--methods", default=None, help=f"comma-separated, from {list(METHODS)}")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    parser.add_argument("--root", default=None, help="where the datasets are (see masksearch.data.load)")
-    parser.add_argument("--out", default=str(RESULTS), help="results folder (default benchmarks/results)")
+    parser.add_argument(
+        "--root", default=None, help="where the datasets are (see masksearch.data.load)"
+    )
+    parser.add_argument(
+        "--out", default=str(RESULTS), help="results folder (default benchmarks/results)"
+    )
     parser.add_argument("--fresh", action="store_true", help="ignore runs saved by an earlier call")
     args = parser.parse_args(argv)
     if args.seeds is None:
@@ -110,7 +125,9 @@ def _names(text: str, known: dict[str, Any], what: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise SystemExit(f"unknown {what} {unknown[0] if unknown else text!r}; choose from {list(known)}")
+        raise SystemExit(
+            f"unknown {what} {unknown[0] if unknown else text!r}; choose from {list(known)}"
+        )
     return names
 
 
@@ -123,34 +140,75 @@ def run_one(
     dataset: data.Dataset,
     device: str,
     root: str | None,
+    searched: dict[tuple[str, float, int], Any] | None = None,
 ) -> dict[str, Any]:
-    """One pruning run from the pretrained dense model; returns its result row."""
+    """One pruning run from the pretrained dense model; returns its result row.
+
+    ``searched`` keeps method A's masks by (model, sparsity, seed): "A" and "A+FT" share one
+    search (it is deterministic), so the fine-tuned row does not pay for it twice.
+    """
     architecture, dataset_name = MODELS[model_name]
     model = zoo.pretrained(architecture, dataset_name, root=root, device=device)
     registered, options = METHODS[method_label]
     log: list[dict[str, Any]] = []
     started = time.perf_counter()
-    row: dict[str, Any] = {"model": model_name, "method": method_label, "registered": registered,
-                           "sparsity": sparsity, "seed": seed, "epochs": epochs}
+    row: dict[str, Any] = {
+        "model": model_name,
+        "method": method_label,
+        "registered": registered,
+        "sparsity": sparsity,
+        "seed": seed,
+        "epochs": epochs,
+        "budget": epochs,
+    }
     try:
         if "finetune" in options:  # a one-shot mask, fine-tuned or not
-            model, mask = _one_shot(registered, options["finetune"], model, dataset,
-                                    1.0 - sparsity, epochs, seed, device, log)
+            key = (model_name, sparsity, seed)
+            reused = searched is not None and registered == "method_a" and key in searched
+            model, mask = _one_shot(
+                registered,
+                options["finetune"],
+                model,
+                dataset,
+                1.0 - sparsity,
+                epochs,
+                seed,
+                device,
+                log,
+                searched[key] if reused else None,
+            )
+            if searched is not None and registered == "method_a":
+                searched[key] = mask
+            row["mask_reused"] = reused
             row["epochs"] = epochs if options["finetune"] else 0
         else:
             method = make_method(registered, **options, **OPTIMISER)
-            model, mask = method.run(model, dataset, 1.0 - sparsity, epochs=epochs, seed=seed,
-                                     device=device, progress=log.append)
+            model, mask = method.run(
+                model,
+                dataset,
+                1.0 - sparsity,
+                epochs=epochs,
+                seed=seed,
+                device=device,
+                progress=log.append,
+            )
     except MethodError as error:  # e.g. a budget too small for the method's rounds
-        return {**row, "error": str(error), "test_accuracy": None, "density": None,
-                "epochs_used": None, "pruned_weights_zero": True,
-                "seconds": time.perf_counter() - started}
+        return {
+            **row,
+            "error": str(error),
+            "test_accuracy": None,
+            "density": None,
+            "epochs_used": None,
+            "pruned_weights_zero": True,
+            "seconds": time.perf_counter() - started,
+        }
     seconds = time.perf_counter() - started
     test = training.evaluate(model, dataset.test, device=device)
     val = training.evaluate(model, dataset.val, device=device)
     zeros_ok = all(
         bool((param.detach()[~mask.tensors[name].to(param.device)] == 0).all())
-        for name, param in model.named_parameters() if name in mask.tensors
+        for name, param in model.named_parameters()
+        if name in mask.tensors
     )
     return {
         **row,
@@ -166,16 +224,27 @@ def run_one(
     }
 
 
-def _one_shot(registered: str, tune: bool, model: torch.nn.Module, dataset: data.Dataset,
-              density: float, epochs: int, seed: int, device: str,
-              log: list[dict[str, Any]]) -> tuple[torch.nn.Module, Any]:
-    options = {"seed": seed} if registered == "method_a" else {}
-    mask = make_method(registered, **options).prune(model, dataset, density)
+def _one_shot(
+    registered: str,
+    tune: bool,
+    model: torch.nn.Module,
+    dataset: data.Dataset,
+    density: float,
+    epochs: int,
+    seed: int,
+    device: str,
+    log: list[dict[str, Any]],
+    mask: Any = None,
+) -> tuple[torch.nn.Module, Any]:
+    if mask is None:
+        options = {"seed": seed} if registered == "method_a" else {}
+        mask = make_method(registered, **options).prune(model, dataset, density)
     model = mask.apply(model)
     used = 0
     if tune:
-        training.finetune(model, mask, dataset.train, epochs=epochs, seed=seed, device=device,
-                          **OPTIMISER)
+        training.finetune(
+            model, mask, dataset.train, epochs=epochs, seed=seed, device=device, **OPTIMISER
+        )
         used = epochs
     log.append({"event": "done", "epochs_used": float(used)})
     return model, mask
@@ -186,14 +255,21 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for run in runs:
         if run["test_accuracy"] is None:
             continue
-        groups.setdefault((run["model"], run["method"], run["sparsity"]), []).append(run["test_accuracy"])
+        groups.setdefault((run["model"], run["method"], run["sparsity"]), []).append(
+            run["test_accuracy"]
+        )
     rows = []
     for (model, method, sparsity), values in sorted(groups.items()):
-        rows.append({
-            "model": model, "method": method, "sparsity": sparsity, "n": len(values),
-            "mean": statistics.fmean(values),
-            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        })
+        rows.append(
+            {
+                "model": model,
+                "method": method,
+                "sparsity": sparsity,
+                "n": len(values),
+                "mean": statistics.fmean(values),
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            }
+        )
     return rows
 
 
@@ -204,14 +280,16 @@ def verdicts(summary: list[dict[str, Any]], datasets: list[str]) -> list[str]:
     points = sorted({(m, s) for m, _, s in table})
     b_vs_dns = [(m, s) for m, s in points if (m, "B", s) in table and (m, "DNS", s) in table]
     if b_vs_dns:
-        wins = [(m, s) for m, s in b_vs_dns if table[(m, "B", s)]["mean"] > table[(m, "DNS", s)]["mean"]]
+        wins = [
+            (m, s) for m, s in b_vs_dns if table[(m, "B", s)]["mean"] > table[(m, "DNS", s)]["mean"]
+        ]
         holds = len(wins) == len(b_vs_dns)
         detail = ", ".join(
             f"{m} {s:.0%}: B {table[(m, 'B', s)]['mean']:.2%} vs DNS {table[(m, 'DNS', s)]['mean']:.2%}"
             for m, s in b_vs_dns
         )
         lines.append(
-            f"- **Method B (Hu et al.) — \"beats DNS at every pruning rate\"**: B's mean test accuracy is "
+            f'- **Method B (Hu et al.) — "beats DNS at every pruning rate"**: B\'s mean test accuracy is '
             f"higher at {len(wins)} of {len(b_vs_dns)} points, so the claim "
             f"{'holds' if holds else 'does not hold'} on {', '.join(datasets)} at equal epoch budgets "
             f"({detail}). Means over seeds; look at the ± std before reading much into small gaps."
@@ -226,14 +304,18 @@ def verdicts(summary: list[dict[str, Any]], datasets: list[str]) -> list[str]:
     for tuned, plain in (("A", "magnitude"), ("A+FT", "magnitude+FT")):
         pairs = [(m, s) for m, s in points if (m, tuned, s) in table and (m, plain, s) in table]
         if pairs:
-            wins = [(m, s) for m, s in pairs if table[(m, tuned, s)]["mean"] > table[(m, plain, s)]["mean"]]
+            wins = [
+                (m, s)
+                for m, s in pairs
+                if table[(m, tuned, s)]["mean"] > table[(m, plain, s)]["mean"]
+            ]
             detail = ", ".join(
                 f"{m} {s:.0%}: {table[(m, tuned, s)]['mean']:.2%} vs {table[(m, plain, s)]['mean']:.2%}"
                 for m, s in pairs
             )
             lines.append(
-                f"- **Method A (Chung) — \"keeping GA-chosen small weights beats magnitude at the same "
-                f"rate\"**, {tuned} vs {plain}: better at {len(wins)} of {len(pairs)} points, so the "
+                f'- **Method A (Chung) — "keeping GA-chosen small weights beats magnitude at the same '
+                f'rate"**, {tuned} vs {plain}: better at {len(wins)} of {len(pairs)} points, so the '
                 f"claim {'holds' if len(wins) == len(pairs) else 'does not hold everywhere'} ({detail})."
             )
     return lines
@@ -255,26 +337,46 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
     for model in config["models"]:
         lines.append(f"## {model} (dense {payload['dense'].get(model, float('nan')):.2%})")
         lines.append("")
-        methods = [m for m in config["methods"] if any(r["method"] == m and r["model"] == model for r in summary)]
+        methods = [
+            m
+            for m in config["methods"]
+            if any(r["method"] == m and r["model"] == model for r in summary)
+        ]
         lines.append("| sparsity | " + " | ".join(methods) + " | reference (magnitude + 2 ep FT) |")
         lines.append("|---|" + "---|" * (len(methods) + 1))
         for sparsity in config["sparsities"]:
             cells = []
             for method in methods:
-                row = next((r for r in summary if (r["model"], r["method"], r["sparsity"]) == (model, method, sparsity)), None)
+                row = next(
+                    (
+                        r
+                        for r in summary
+                        if (r["model"], r["method"], r["sparsity"]) == (model, method, sparsity)
+                    ),
+                    None,
+                )
                 cells.append(f"{row['mean']:.2%} ± {row['std']:.2%}" if row else "—")
             reference = REFERENCE.get(model, {}).get(sparsity)
             cells.append(f"{reference:.1f}%" if reference is not None else "—")
             lines.append(f"| {sparsity:.0%} | " + " | ".join(cells) + " |")
         lines.append("")
     datasets = sorted({MODELS[m][1] for m in config["models"]})
-    lines += [f"## Do the papers' claims hold on {', '.join(datasets)}?", "", *verdicts(summary, datasets), ""]
+    lines += [
+        f"## Do the papers' claims hold on {', '.join(datasets)}?",
+        "",
+        *verdicts(summary, datasets),
+        "",
+    ]
     for failed in (r for r in payload["runs"] if r["test_accuracy"] is None):
-        lines.append(f"- {failed['model']} {failed['method']} {failed['sparsity']:.0%} seed "
-                     f"{failed['seed']} could not run: {failed['error']}")
+        lines.append(
+            f"- {failed['model']} {failed['method']} {failed['sparsity']:.0%} seed "
+            f"{failed['seed']} could not run: {failed['error']}"
+        )
     bad = [r for r in payload["runs"] if not r["pruned_weights_zero"]]
-    lines.append(f"Runs: {len(payload['runs'])}; pruned weights exactly 0.0 in "
-                 f"{len(payload['runs']) - len(bad)} of them.")
+    lines.append(
+        f"Runs: {len(payload['runs'])}; pruned weights exactly 0.0 in "
+        f"{len(payload['runs']) - len(bad)} of them."
+    )
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -293,18 +395,28 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     previous: dict[tuple, dict[str, Any]] = {}
     if json_path.exists() and not args.fresh:
         for run in json.loads(json_path.read_text()).get("runs", []):
-            previous[(run["model"], run["method"], run["sparsity"], run["seed"], run["epochs"])] = run
+            budget = run.get("budget", run["epochs"])
+            previous[(run["model"], run["method"], run["sparsity"], run["seed"], budget)] = run
     config = {
-        "models": args.models, "methods": args.methods, "sparsities": args.sparsities,
-        "seeds": args.seeds, "epochs": args.epochs, "device": device,
-        "torch": torch.__version__, "python": platform.python_version(),
-        "argv": sys.argv[1:] if argv is None else list(argv), "optimiser": OPTIMISER,
+        "models": args.models,
+        "methods": args.methods,
+        "sparsities": args.sparsities,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "optimiser": OPTIMISER,
     }
     payload: dict[str, Any] = {"config": config, "dense": {}, "runs": [], "summary": []}
+    searched: dict[tuple[str, float, int], Any] = {}
     for model_name in args.models:
         architecture, dataset_name = MODELS[model_name]
         dataset = data.load(dataset_name, root=args.root)
-        payload["dense"][model_name] = zoo.dense_accuracy(architecture, dataset_name, root=args.root, device=device)
+        payload["dense"][model_name] = zoo.dense_accuracy(
+            architecture, dataset_name, root=args.root, device=device
+        )
         echo(f"{model_name}: dense test accuracy {payload['dense'][model_name]:.2%}")
         for sparsity in args.sparsities:
             for method_label in args.methods:
@@ -312,17 +424,30 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                     key = (model_name, method_label, sparsity, seed, args.epochs)
                     row = previous.get(key)
                     if row is None:
-                        row = run_one(model_name, method_label, sparsity, seed, args.epochs,
-                                      dataset, device, args.root)
+                        row = run_one(
+                            model_name,
+                            method_label,
+                            sparsity,
+                            seed,
+                            args.epochs,
+                            dataset,
+                            device,
+                            args.root,
+                            searched,
+                        )
                     payload["runs"].append(row)
                     payload["summary"] = summarise(payload["runs"])
                     _save(json_path, payload)
                     if row["test_accuracy"] is None:
-                        echo(f"  {sparsity:.0%} {method_label:>13} seed {seed}: FAILED {row['error']}")
+                        echo(
+                            f"  {sparsity:.0%} {method_label:>13} seed {seed}: FAILED {row['error']}"
+                        )
                         continue
-                    echo(f"  {sparsity:.0%} {method_label:>13} seed {seed}: test "
-                         f"{row['test_accuracy']:.2%} density {row['density']:.4f} "
-                         f"epochs {row['epochs_used']} ({row['seconds']:.1f} s)")
+                    echo(
+                        f"  {sparsity:.0%} {method_label:>13} seed {seed}: test "
+                        f"{row['test_accuracy']:.2%} density {row['density']:.4f} "
+                        f"epochs {row['epochs_used']} ({row['seconds']:.1f} s)"
+                    )
     write_markdown(out / "methods.md", payload)
     echo(f"wrote {json_path} and {out / 'methods.md'}")
     return payload

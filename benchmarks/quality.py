@@ -46,8 +46,6 @@ import argparse
 import copy
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -58,6 +56,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import environment
 
 import problems
 from masksearch import data as datasets
@@ -611,19 +610,6 @@ def time_to_reach(trajectories: list[dict[str, Any]], levels: Sequence[float]) -
             }
         )
     return rows
-
-
-def environment(device: str) -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-        "load_average_at_start": list(os.getloadavg()),
-    }
 
 
 def markdown(payload: dict[str, Any], plot_name: str) -> str:

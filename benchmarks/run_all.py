@@ -20,10 +20,8 @@ the output folder afterwards.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,21 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _common import environment
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
-PACKAGES = (
-    "torch",
-    "numpy",
-    "scipy",
-    "numba",
-    "pymoo",
-    "deap",
-    "dask",
-    "distributed",
-    "joblib",
-    "matplotlib",
-)
 
 
 @dataclass
@@ -217,7 +205,7 @@ def run_benchmark(
     log_path = out / "logs" / f"{benchmark.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    environment = {**os.environ, "PYTHONPATH": _pythonpath(), "MPLBACKEND": "Agg"}
+    child_env = {**os.environ, "PYTHONPATH": _pythonpath(), "MPLBACKEND": "Agg"}
     with open(log_path, "w") as log:
         try:
             finished = subprocess.run(
@@ -225,7 +213,7 @@ def run_benchmark(
                 cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=environment,
+                env=child_env,
                 timeout=timeout,
             )
             returncode: int | None = finished.returncode
@@ -289,37 +277,6 @@ def _collect_stray(benchmark: Benchmark, out: Path) -> list[str]:
             shutil.move(str(source), str(out / name))
             moved.append(name)
     return moved
-
-
-def environment(device: str) -> dict[str, Any]:
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
-            ).stdout.strip()
-        )
-    except (OSError, subprocess.CalledProcessError):
-        commit, dirty = None, None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()),
-        "device": device,
-        "packages": versions,
-        "git_commit": commit,
-        "git_dirty": dirty,
-    }
 
 
 # -- the summary -------------------------------------------------------------------------------

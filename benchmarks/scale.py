@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import environment
 
 import problems
 from masksearch import data as datasets
@@ -389,15 +388,7 @@ def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print)
         "seed": args.seed,
         "pop_size": args.pop_size,
         "preset": args.preset,
-        "environment": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "device": str(resolve_device(args.device)),
-            "load_average_at_start": list(os.getloadavg()),
-        },
+        "environment": environment(str(resolve_device(args.device))),
     }
     if "size" in args.parts:
         payload["size"] = measure_size(args, echo)

@@ -287,5 +287,3 @@ def _memo_key(path: Path) -> tuple[str, int, int] | None:
     except FileNotFoundError:
         return None
     return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-
-

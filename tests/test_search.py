@@ -35,7 +35,9 @@ def test_nsga2_front_dominates_magnitude_somewhere(digits_problem) -> None:
     result = search(problem, make_solver("nsga2", pop_size=32), budget=640, seed=0)
     magnitude = problem.evaluate(problem.magnitude_genomes())
     improved = False
-    for density, error in zip(magnitude.metrics["density"], magnitude.metrics["error"], strict=True):
+    for density, error in zip(
+        magnitude.metrics["density"], magnitude.metrics["error"], strict=True
+    ):
         entry = result.front.index(max_density=density)
         found = result.front.metrics["error"][entry]
         assert found <= error + 1e-12  # the magnitude seed is in the archive
@@ -68,8 +70,12 @@ def test_resume_reaches_the_same_front(tmp_path, digits_problem) -> None:
     straight = search(digits_problem, make_solver("nsga2", pop_size=16), budget=192, seed=5)
     search(digits_problem, make_solver("nsga2", pop_size=16), budget=96, seed=5, checkpoint=path)
     resumed = search(
-        digits_problem, make_solver("nsga2", pop_size=16), budget=192, seed=5,
-        checkpoint=path, resume=True,
+        digits_problem,
+        make_solver("nsga2", pop_size=16),
+        budget=192,
+        seed=5,
+        checkpoint=path,
+        resume=True,
     )
     assert _front_signature(resumed) == _front_signature(straight)
 
@@ -78,16 +84,23 @@ def test_checkpoint_of_another_search_is_refused(tmp_path, digits_problem) -> No
     path = tmp_path / "checkpoint.pkl"
     search(digits_problem, make_solver("nsga2", pop_size=8), budget=8, seed=0, checkpoint=path)
     with pytest.raises(CheckpointError, match="different search.*seed"):
-        search(digits_problem, make_solver("nsga2", pop_size=8), budget=16, seed=1,
-               checkpoint=path, resume=True)
+        search(
+            digits_problem,
+            make_solver("nsga2", pop_size=8),
+            budget=16,
+            seed=1,
+            checkpoint=path,
+            resume=True,
+        )
 
 
 def test_damaged_checkpoint_is_reported(tmp_path, digits_problem) -> None:
     path = tmp_path / "checkpoint.pkl"
     path.write_bytes(b"\x80garbage")
     with pytest.raises(CheckpointError, match="damaged"):
-        search(digits_problem, make_solver("nsga2", pop_size=8), budget=8, checkpoint=path,
-               resume=True)
+        search(
+            digits_problem, make_solver("nsga2", pop_size=8), budget=8, checkpoint=path, resume=True
+        )
 
 
 def test_custom_solver_runs_and_improves(digits_problem) -> None:
@@ -112,7 +125,8 @@ def test_budget_must_be_positive(digits_problem) -> None:
 
 
 def test_constraint_keeps_infeasible_masks_off_the_front(digits_problem) -> None:
-    problem = PruningProblem(digits_problem.model, digits_problem.data, max_density=0.25,
-                             densities=(0.2, 0.1))
+    problem = PruningProblem(
+        digits_problem.model, digits_problem.data, max_density=0.25, densities=(0.2, 0.1)
+    )
     result = search(problem, make_solver("nsga2", pop_size=16), budget=96, seed=0)
     assert np.all(result.front.metrics["density"] <= 0.25 + 1e-12)

@@ -23,6 +23,7 @@ from masksearch.evaluators.cache import CachedEvaluator
 from masksearch.evaluators.distributed import DaskEvaluator, JoblibEvaluator
 from masksearch.evaluators.incremental import IncrementalEvaluator, UnsupportedModelError
 from masksearch.evaluators.plain import PlainEvaluator
+from masksearch.evaluators.prefix import PrefixCacheEvaluator
 from masksearch.evaluators.surrogate import ScreenedEvaluator, SurrogateEvaluator
 from masksearch.mask import Layout
 from masksearch.training import resolve_device
@@ -36,6 +37,7 @@ __all__ = [
     "IncrementalEvaluator",
     "JoblibEvaluator",
     "PlainEvaluator",
+    "PrefixCacheEvaluator",
     "ScreenedEvaluator",
     "SuccessiveHalvingEvaluator",
     "SurrogateEvaluator",
@@ -44,11 +46,12 @@ __all__ = [
     "make_evaluator",
 ]
 
-KINDS = ("auto", "plain", "batched", "incremental")
+KINDS = ("auto", "plain", "batched", "incremental", "prefix")
 _CLASSES = {
     "plain": PlainEvaluator,
     "batched": BatchedEvaluator,
     "incremental": IncrementalEvaluator,
+    "prefix": PrefixCacheEvaluator,
 }
 
 
@@ -67,9 +70,11 @@ def make_evaluator(
     """An exact evaluator of ``kind`` for ``model`` on ``split``.
 
     ``kind``: ``"plain"`` (the reference loop), ``"batched"`` (population chunks in one
-    pass), ``"incremental"`` (children from cached parents; Linear stacks only) or ``"auto"``:
-    incremental for a Linear stack on the CPU, batched on a GPU, plain otherwise (on the CPU,
-    batching convolutions does not pay). ``layout`` defaults to ``Layout.of(model)``; ``device``
+    pass), ``"incremental"`` (children from cached parents; Linear stacks only), ``"prefix"``
+    (resumes from cached activations of leading layers whose masks repeat; ``nn.Sequential``
+    models) or ``"auto"``: incremental for a Linear stack on the CPU, prefix for another
+    ``nn.Sequential`` on the CPU, batched on a GPU, plain otherwise (on the CPU, batching
+    convolutions does not pay). ``layout`` defaults to ``Layout.of(model)``; ``device``
     may be ``"auto"`` (the GPU when there is one). ``options`` go to the evaluator's
     constructor.
 
@@ -86,6 +91,8 @@ def make_evaluator(
     if kind == "auto":
         if target.type == "cpu" and IncrementalEvaluator.supports(model, layout):
             kind = "incremental"
+        elif target.type == "cpu" and PrefixCacheEvaluator.supports(model, layout):
+            kind = "prefix"
         elif target.type == "cpu":
             kind = "plain"
         else:

@@ -116,12 +116,17 @@ def _hooked_chunk(model, x, y, primals, owners):
     return dict(zip(names, grads, strict=True)), squares
 
 
-def _squared_sample_gradients(module: nn.Module, inputs: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+def _squared_sample_gradients(
+    module: nn.Module, inputs: torch.Tensor, delta: torch.Tensor
+) -> torch.Tensor:
     """Σ_n g_n² for one layer's weight from its inputs and output gradients."""
     n = inputs.shape[0]
     if isinstance(module, nn.Conv2d):
         patches = F.unfold(
-            inputs, module.kernel_size, dilation=module.dilation, padding=module.padding,
+            inputs,
+            module.kernel_size,
+            dilation=module.dilation,
+            padding=module.padding,
             stride=module.stride,
         )
         per_sample = torch.bmm(delta.reshape(n, delta.shape[1], -1), patches.transpose(1, 2))
@@ -134,7 +139,9 @@ def _squared_sample_gradients(module: nn.Module, inputs: torch.Tensor, delta: to
 
 
 def _vmapped(model, x, y, primals, chunk_size):
-    def sample_loss(primal: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+    def sample_loss(
+        primal: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor
+    ) -> torch.Tensor:
         logits = functional_call(model, primal, (xi.unsqueeze(0),))
         return F.cross_entropy(logits, yi.unsqueeze(0))
 

@@ -26,7 +26,9 @@ from masksearch.methods.base import MethodError
 class BatchStream:
     """Endless mini-batches of a split: a fresh seeded permutation each epoch, ragged tail kept."""
 
-    def __init__(self, split: Any, batch_size: int, seed: int, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, split: Any, batch_size: int, seed: int, device: torch.device, dtype: torch.dtype
+    ) -> None:
         self.x = split.x.to(device=device, dtype=dtype)
         self.y = split.y.to(device).long()
         self.n = len(self.y)

@@ -200,10 +200,16 @@ class TrainingMethod(ABC):
     def __post_init__(self) -> None:
         if not isinstance(self.lr, (int, float)) or isinstance(self.lr, bool) or self.lr <= 0:
             raise MethodError(f"lr must be a number > 0, got {self.lr!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
             raise MethodError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
         if self.optimizer not in OPTIMIZERS:
-            raise MethodError(f"unknown optimizer {self.optimizer!r}; choose one of {list(OPTIMIZERS)}")
+            raise MethodError(
+                f"unknown optimizer {self.optimizer!r}; choose one of {list(OPTIMIZERS)}"
+            )
         for option in ("momentum", "weight_decay"):
             value = getattr(self, option)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -253,7 +259,9 @@ class TrainingMethod(ABC):
         }
 
 
-def emit(progress: Progress | None, method: str, event: str, mask: Mask | None = None, **fields: Any) -> None:
+def emit(
+    progress: Progress | None, method: str, event: str, mask: Mask | None = None, **fields: Any
+) -> None:
     """Send one progress record (with the mask's densities when given) if anyone listens."""
     if progress is None:
         return

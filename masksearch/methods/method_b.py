@@ -59,7 +59,23 @@ __all__ = [
 ]
 
 STAGE_LADDER: tuple[float, ...] = (
-    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999,
+    0.1,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.6,
+    0.7,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    0.97,
+    0.98,
+    0.99,
+    0.995,
+    0.998,
+    0.999,
 )
 
 
@@ -187,16 +203,26 @@ class MethodB(TrainingMethod):
         _check_fraction("swap_fraction", self.swap_fraction, low_open=True, high=0.5)
         _check_fraction("stable_fraction", self.stable_fraction)
         _check_int("max_rounds", self.max_rounds, 1)
-        if isinstance(self.round_epochs, bool) or not isinstance(self.round_epochs, (int, float)) or self.round_epochs <= 0:
+        if (
+            isinstance(self.round_epochs, bool)
+            or not isinstance(self.round_epochs, (int, float))
+            or self.round_epochs <= 0
+        ):
             raise MethodError(f"round_epochs must be a number > 0, got {self.round_epochs!r}")
         _check_fraction("finetune_fraction", self.finetune_fraction, high=0.9)
         _check_int("fisher_samples", self.fisher_samples, 1)
         _check_int("chunk_size", self.chunk_size, 1)
         if self.allocation not in ALLOCATIONS:
-            raise MethodError(f"allocation must be one of {list(ALLOCATIONS)}, got {self.allocation!r}")
+            raise MethodError(
+                f"allocation must be one of {list(ALLOCATIONS)}, got {self.allocation!r}"
+            )
         if self.stages is not None:
             stages = tuple(self.stages)
-            if not stages or any(not 0 < s < 1 for s in stages) or list(stages) != sorted(set(stages)):
+            if (
+                not stages
+                or any(not 0 < s < 1 for s in stages)
+                or list(stages) != sorted(set(stages))
+            ):
                 raise MethodError(
                     f"stages must be strictly rising sparsities in (0, 1), got {self.stages!r}"
                 )
@@ -222,7 +248,9 @@ class MethodB(TrainingMethod):
         budget = trainer.budget_steps
         stage_budget = budget - math.ceil(self.finetune_fraction * budget) if stages else 0
         if stage_budget < len(stages):
-            needed = math.ceil(len(stages) / ((1 - self.finetune_fraction) * trainer.steps_per_epoch))
+            needed = math.ceil(
+                len(stages) / ((1 - self.finetune_fraction) * trainer.steps_per_epoch)
+            )
             raise MethodError(
                 f"method B needs at least one training step for each of its {len(stages)} "
                 f"stages; {epochs} epoch(s) give {stage_budget} stage steps. Use epochs >= "
@@ -272,17 +300,35 @@ class MethodB(TrainingMethod):
                     restored += swaps
                 changed = sum(int((before[n] != masks[n]).sum()) for n in names)
                 mask = to_mask(masks)
-                emit(progress, self.name, "round", mask, stage=stage_index + 1,
-                     stage_sparsity=stage_sparsity, round=round_index, pruned=pruned,
-                     restored=restored, changed=changed, changed_fraction=changed / total,
-                     loss=loss, epochs_used=trainer.epochs_used)
+                emit(
+                    progress,
+                    self.name,
+                    "round",
+                    mask,
+                    stage=stage_index + 1,
+                    stage_sparsity=stage_sparsity,
+                    round=round_index,
+                    pruned=pruned,
+                    restored=restored,
+                    changed=changed,
+                    changed_fraction=changed / total,
+                    loss=loss,
+                    epochs_used=trainer.epochs_used,
+                )
                 if changed < self.stable_fraction * total:
                     break
             used += stage_used
 
         trainer.zero_pruned(masks)
         loss = trainer.train(trainer.steps_left, masks, shadow=False)
-        emit(progress, self.name, "finetune", to_mask(masks), loss=loss, epochs_used=trainer.epochs_used)
+        emit(
+            progress,
+            self.name,
+            "finetune",
+            to_mask(masks),
+            loss=loss,
+            epochs_used=trainer.epochs_used,
+        )
         trainer.finish()
         mask = to_mask(masks)
         emit(progress, self.name, "done", mask, epochs_used=trainer.epochs_used, stages=stages)

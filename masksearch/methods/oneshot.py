@@ -61,7 +61,9 @@ def _check_seed(seed: object) -> None:
         raise TypeError(f"seed must be an int, got {seed!r}")
 
 
-def _sample(split: Any, n: int, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _sample(
+    split: Any, n: int, seed: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` samples of ``split`` (all of them if it has fewer) drawn by a seeded permutation."""
     generator = torch.Generator().manual_seed(seed)
     index = torch.randperm(len(split.y), generator=generator)[: min(n, len(split.y))]
@@ -151,9 +153,7 @@ def obd_saliency(
     """OBD saliency −g·w + ½·h·w² of every prunable weight (h: empirical-Fisher diagonal)."""
     params = prunable(model)
     g, h = gradient_statistics(model, x, y, list(params), chunk_size=chunk_size)
-    return {
-        n: -g[n] * p.detach() + 0.5 * h[n] * p.detach() ** 2 for n, p in params.items()
-    }
+    return {n: -g[n] * p.detach() + 0.5 * h[n] * p.detach() ** 2 for n, p in params.items()}
 
 
 @register
@@ -258,7 +258,9 @@ def wanda_input_norms(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tens
 def wanda_scores(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Wanda scores |w_ij|·‖X_j‖₂ (float64, shaped like the weights)."""
     norms = wanda_input_norms(model, x)
-    return {n: p.detach().abs().double() * norms[n].unsqueeze(0) for n, p in prunable(model).items()}
+    return {
+        n: p.detach().abs().double() * norms[n].unsqueeze(0) for n, p in prunable(model).items()
+    }
 
 
 def row_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -43,14 +43,19 @@ __all__ = ["Supermask"]
 _REFINE_MARGIN = 1e-3
 
 
-def _top_k_masks(scores: dict[str, torch.Tensor], counts: dict[str, int] | int) -> dict[str, torch.Tensor]:
+def _top_k_masks(
+    scores: dict[str, torch.Tensor], counts: dict[str, int] | int
+) -> dict[str, torch.Tensor]:
     """Global top-``counts`` (an int) or per-tensor top-``counts[name]`` of the scores."""
     if isinstance(counts, int):
         flat = torch.cat([s.detach().reshape(-1) for s in scores.values()])
         keep = _device_top_k(flat, counts)
         chunks = torch.split(keep, [s.numel() for s in scores.values()])
         return {n: c.reshape(s.shape) for (n, s), c in zip(scores.items(), chunks, strict=True)}
-    return {n: _device_top_k(s.detach().reshape(-1), counts[n]).reshape(s.shape) for n, s in scores.items()}
+    return {
+        n: _device_top_k(s.detach().reshape(-1), counts[n]).reshape(s.shape)
+        for n, s in scores.items()
+    }
 
 
 def _device_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
@@ -83,7 +88,11 @@ class Supermask(OneShotMethod):
         check_epochs(self.epochs)
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or self.lr <= 0:
             raise MethodError(f"lr must be a number > 0, got {self.lr!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, int)
+            or self.batch_size < 1
+        ):
             raise MethodError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise TypeError(f"seed must be an int, got {self.seed!r}")
@@ -138,7 +147,9 @@ class Supermask(OneShotMethod):
             thresholds = {}
             for n in params:
                 keep = mask.tensors[n].to(device)
-                thresholds[n] = float(scores[n][keep].min()) if bool(keep.any()) else float(scores[n].max())
+                thresholds[n] = (
+                    float(scores[n][keep].min()) if bool(keep.any()) else float(scores[n].max())
+                )
         with torch.no_grad():
             for n in params:
                 keep = mask.tensors[n].to(device)
@@ -154,12 +165,16 @@ class Supermask(OneShotMethod):
         magnitudes = {n: p.detach().abs().clone() for n, p in params.items()}
         mean = float(torch.cat([m.reshape(-1) for m in magnitudes.values()]).mean())
         if mean == 0.0:
-            raise MethodError("supermask: every prunable weight is zero, so there is nothing to rank")
+            raise MethodError(
+                "supermask: every prunable weight is zero, so there is nothing to rank"
+            )
         return {n: m / mean for n, m in magnitudes.items()}
 
     def _learn(self, model, params, split, scores, counts, epochs, progress) -> Mask:
         device = model_device(model)
-        stream = BatchStream(split, self.batch_size, self.seed, device, next(model.parameters()).dtype)
+        stream = BatchStream(
+            split, self.batch_size, self.seed, device, next(model.parameters()).dtype
+        )
         check_fits(model, stream.x, stream.y)
         scores = {n: s.to(device).requires_grad_(True) for n, s in scores.items()}
         weights = {n: p.detach() for n, p in params.items()}
@@ -186,9 +201,16 @@ class Supermask(OneShotMethod):
                 if progress is not None:
                     current = _top_k_masks(scores, counts)
                     changed = sum(int((current[n] != start[n]).sum()) for n in scores)
-                    emit(progress, self.name, "epoch", Mask(current), epoch=epoch,
-                         loss=loss_sum / stream.steps_per_epoch, changed_from_start=changed,
-                         epochs_used=float(epoch))
+                    emit(
+                        progress,
+                        self.name,
+                        "epoch",
+                        Mask(current),
+                        epoch=epoch,
+                        loss=loss_sum / stream.steps_per_epoch,
+                        changed_from_start=changed,
+                        epochs_used=float(epoch),
+                    )
         finally:
             model.train(was_training)
         final = {n: s.detach().cpu() for n, s in scores.items()}

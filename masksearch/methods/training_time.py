@@ -153,15 +153,21 @@ class IterativeMagnitude(TrainingMethod):
                     ratio = param.detach().abs() / sigma
                     scores[name] = torch.where(keep, ratio, torch.full_like(ratio, -1.0))
             new = Mask.from_scores(scores, round_density, scope="global")
-            dropped = [
-                scores[n].to("cpu")[masks[n].to("cpu") & ~new.tensors[n]] for n in new.names
-            ]
+            dropped = [scores[n].to("cpu")[masks[n].to("cpu") & ~new.tensors[n]] for n in new.names]
             dropped = torch.cat([d.reshape(-1) for d in dropped])
             q = float(dropped.max()) if dropped.numel() else 0.0
             masks = trainer.device_masks(new.tensors)
             loss = trainer.train(steps, masks, shadow=False)
-            emit(progress, self.name, "round", new, round=index, q=q, loss=loss,
-                 epochs_used=trainer.epochs_used)
+            emit(
+                progress,
+                self.name,
+                "round",
+                new,
+                round=index,
+                q=q,
+                loss=loss,
+                epochs_used=trainer.epochs_used,
+            )
         return _finish(self, trainer, masks, progress)
 
 
@@ -252,8 +258,12 @@ class GradualMagnitude(TrainingMethod):
         for event in events:
             trainer.train(event - trainer.steps_done, masks, shadow=False)
             sparsity = gmp_sparsity(
-                event, initial=self.initial_sparsity, final=final, start=start,
-                interval=interval, n_steps=n,
+                event,
+                initial=self.initial_sparsity,
+                final=final,
+                start=start,
+                interval=interval,
+                n_steps=n,
             )
             counts = layer_counts(sizes, 1.0 - sparsity)
             scores = {
@@ -262,10 +272,19 @@ class GradualMagnitude(TrainingMethod):
             }
             masks = trainer.device_masks(keep_top_per_layer(scores, counts))
             trainer.zero_pruned(masks)
-            emit(progress, self.name, "prune", to_mask(masks), step=event,
-                 scheduled_sparsity=sparsity, epochs_used=trainer.epochs_used)
+            emit(
+                progress,
+                self.name,
+                "prune",
+                to_mask(masks),
+                step=event,
+                scheduled_sparsity=sparsity,
+                epochs_used=trainer.epochs_used,
+            )
         trainer.train(trainer.steps_left, masks, shadow=False)
-        return _finish(self, trainer, masks, progress, schedule={"t0": start, "dt": interval, "n": n})
+        return _finish(
+            self, trainer, masks, progress, schedule={"t0": start, "dt": interval, "n": n}
+        )
 
 
 # -- Dynamic Network Surgery (Guo et al. 2016) ---------------------------------------------
@@ -356,12 +375,16 @@ class DynamicNetworkSurgery(TrainingMethod):
             value = getattr(self, option)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise MethodError(f"{option} must be a number >= 0, got {value!r}")
-        if self.c is not None and (isinstance(self.c, bool) or not isinstance(self.c, (int, float))):
+        if self.c is not None and (
+            isinstance(self.c, bool) or not isinstance(self.c, (int, float))
+        ):
             raise MethodError(f"c must be a number or None (solved per layer), got {self.c!r}")
         if self.iter_stop is not None:
             _check_int("iter_stop", self.iter_stop, 1)
         if self.allocation not in ALLOCATIONS:
-            raise MethodError(f"allocation must be one of {list(ALLOCATIONS)}, got {self.allocation!r}")
+            raise MethodError(
+                f"allocation must be one of {list(ALLOCATIONS)}, got {self.allocation!r}"
+            )
 
     def _run(self, model, split, density, epochs, seed, device, progress):
         trainer = _start(self, model, split, epochs, seed, device)
@@ -376,9 +399,15 @@ class DynamicNetworkSurgery(TrainingMethod):
             for n, p in params.items()
         }
         thresholds = {n: dns_thresholds(p, cs[n]) for n, p in params.items()}
-        emit(progress, self.name, "thresholds", c=cs,
-             a={n: t[0] for n, t in thresholds.items()}, b={n: t[1] for n, t in thresholds.items()},
-             target_counts=counts)
+        emit(
+            progress,
+            self.name,
+            "thresholds",
+            c=cs,
+            a={n: t[0] for n, t in thresholds.items()},
+            b={n: t[1] for n, t in thresholds.items()},
+            target_counts=counts,
+        )
 
         masks = _ones(trainer)
         rng = np.random.default_rng(seed)
@@ -408,9 +437,17 @@ class DynamicNetworkSurgery(TrainingMethod):
         while trainer.steps_done < surgery_steps:
             chunk = min(trainer.steps_per_epoch, surgery_steps - trainer.steps_done)
             loss = trainer.train(chunk, masks, shadow=True, before_step=surgery)
-            emit(progress, self.name, "surgery", to_mask(masks), iteration=trainer.steps_done,
-                 loss=loss, changed=tally["pruned"] + tally["spliced"], **tally,
-                 epochs_used=trainer.epochs_used)
+            emit(
+                progress,
+                self.name,
+                "surgery",
+                to_mask(masks),
+                iteration=trainer.steps_done,
+                loss=loss,
+                changed=tally["pruned"] + tally["spliced"],
+                **tally,
+                epochs_used=trainer.epochs_used,
+            )
             tally = dict.fromkeys(tally, 0)
 
         before = to_mask(masks)
@@ -418,8 +455,15 @@ class DynamicNetworkSurgery(TrainingMethod):
         masks = trainer.device_masks(keep_top_per_layer(scores, counts))
         changed = int((before.flat() != to_mask(masks).flat()).sum())
         trainer.zero_pruned(masks)
-        emit(progress, self.name, "projection", to_mask(masks), changed=changed,
-             density_before=before.density, epochs_used=trainer.epochs_used)
+        emit(
+            progress,
+            self.name,
+            "projection",
+            to_mask(masks),
+            changed=changed,
+            density_before=before.density,
+            epochs_used=trainer.epochs_used,
+        )
         trainer.train(trainer.steps_left, masks, shadow=False)
         return _finish(self, trainer, masks, progress)
 
@@ -486,7 +530,9 @@ class LotteryTicket(TrainingMethod):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_fraction("prune_fraction", self.prune_fraction, low_open=True, high=0.99)
-        _check_fraction("output_prune_fraction", self.output_prune_fraction, low_open=True, high=0.99)
+        _check_fraction(
+            "output_prune_fraction", self.output_prune_fraction, low_open=True, high=0.99
+        )
         _check_int("rewind_step", self.rewind_step, 0)
         if not isinstance(self.train_first, bool):
             raise MethodError(f"train_first must be True or False, got {self.train_first!r}")
@@ -528,16 +574,32 @@ class LotteryTicket(TrainingMethod):
                 n: torch.where(masks[n], value, torch.full_like(value, -1.0))
                 for n, value in _magnitudes(trainer).items()
             }
-            masks = trainer.device_masks(keep_top_per_layer(scores, dict(zip(names, counts, strict=True))))
+            masks = trainer.device_masks(
+                keep_top_per_layer(scores, dict(zip(names, counts, strict=True)))
+            )
             with torch.no_grad():
                 for name, param in everything.items():
                     param.copy_(rewind_point[name])
             trainer.zero_pruned(masks)
             trainer.reset_optimizer()
-            emit(progress, self.name, "rewind", to_mask(masks), round=index, epochs_used=trainer.epochs_used)
+            emit(
+                progress,
+                self.name,
+                "rewind",
+                to_mask(masks),
+                round=index,
+                epochs_used=trainer.epochs_used,
+            )
             loss = trainer.train(steps, masks, shadow=False)
-            emit(progress, self.name, "round", to_mask(masks), round=index, loss=loss,
-                 epochs_used=trainer.epochs_used)
+            emit(
+                progress,
+                self.name,
+                "round",
+                to_mask(masks),
+                round=index,
+                loss=loss,
+                epochs_used=trainer.epochs_used,
+            )
         return _finish(self, trainer, masks, progress, rounds=len(schedule))
 
 
@@ -559,7 +621,8 @@ class OneShotFinetune(TrainingMethod):
         cls = METHODS.get(self.criterion)
         if cls is None or not issubclass(cls, OneShotMethod) or getattr(cls, "uses_epochs", False):
             choices = sorted(
-                n for n, c in METHODS.items()
+                n
+                for n, c in METHODS.items()
                 if issubclass(c, OneShotMethod) and not getattr(c, "uses_epochs", False)
             )
             raise MethodError(
@@ -577,7 +640,15 @@ class OneShotFinetune(TrainingMethod):
         def forward(entry: dict[str, Any]) -> None:
             emit(progress, self.name, "epoch", **entry, epochs_used=float(entry["epoch"]))
 
-        training.finetune(model, mask, split, epochs=epochs, seed=seed, device=device,
-                          progress=forward, **self.settings())
+        training.finetune(
+            model,
+            mask,
+            split,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+            progress=forward,
+            **self.settings(),
+        )
         emit(progress, self.name, "done", mask, epochs_used=float(epochs))
         return model, mask

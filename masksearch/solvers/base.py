@@ -306,7 +306,9 @@ class GenomeSolver(Solver):
         self._tell(self._pending, objectives, violations)
         self._pending = None
 
-    def inject(self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray | None = None) -> None:
+    def inject(
+        self, genomes: np.ndarray, F: np.ndarray, violation: np.ndarray | None = None
+    ) -> None:
         """Merge genomes evaluated elsewhere (a local search, a user's hand-made masks) into the
         run as if they had been asked and told; call it between ``tell`` and the next ``ask``.
 

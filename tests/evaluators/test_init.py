@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from masksearch.evaluators import (
     BatchedEvaluator,
     IncrementalEvaluator,
     PlainEvaluator,
+    PrefixCacheEvaluator,
     SuccessiveHalvingEvaluator,
     UnsupportedModelError,
     make_evaluator,
 )
 from masksearch.mask import Layout
 
-from .conftest import random_masks
+from .conftest import random_masks, tiny_convnet
 
 
 @pytest.mark.parametrize(
@@ -24,6 +26,7 @@ from .conftest import random_masks
         ("plain", PlainEvaluator),
         ("batched", BatchedEvaluator),
         ("incremental", IncrementalEvaluator),
+        ("prefix", PrefixCacheEvaluator),
     ],
 )
 def test_kinds_build_their_evaluator_and_agree(mlp, mlp_split, kind, cls):
@@ -35,11 +38,23 @@ def test_kinds_build_their_evaluator_and_agree(mlp, mlp_split, kind, cls):
     np.testing.assert_allclose(evaluator(masks)["loss"], reference["loss"], atol=1e-5)
 
 
-def test_auto_picks_incremental_for_mlps_and_plain_for_convnets_on_cpu(
+def test_auto_picks_incremental_for_mlps_prefix_for_sequential_convnets_on_cpu(
     mlp, mlp_split, convnet, conv_split
 ):
     assert isinstance(make_evaluator(mlp, mlp_split, kind="auto"), IncrementalEvaluator)
-    assert isinstance(make_evaluator(convnet, conv_split), PlainEvaluator)
+    assert isinstance(make_evaluator(convnet, conv_split), PrefixCacheEvaluator)
+
+
+def test_auto_falls_back_to_plain_for_models_that_are_not_sequential(conv_split):
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = tiny_convnet(seed=5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    assert isinstance(make_evaluator(Wrapped(), conv_split), PlainEvaluator)
 
 
 def test_incremental_on_a_convnet_is_refused(convnet, conv_split):

@@ -34,7 +34,5 @@ def small_split(digits: data.Dataset) -> data.Split:
 
 def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {
-        name: param.detach()
-        for name, param in model.named_parameters()
-        if name.endswith("weight")
+        name: param.detach() for name, param in model.named_parameters() if name.endswith("weight")
     }

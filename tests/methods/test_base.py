@@ -13,8 +13,20 @@ TRAINING = sorted(n for n, c in METHODS.items() if issubclass(c, TrainingMethod)
 
 
 def test_registry_holds_every_method_of_the_issue_except_a():
-    expected = {"magnitude", "random", "snip", "obd", "wanda", "supermask",
-                "han", "gmp", "dns", "imp", "method_b", "oneshot_finetune"}
+    expected = {
+        "magnitude",
+        "random",
+        "snip",
+        "obd",
+        "wanda",
+        "supermask",
+        "han",
+        "gmp",
+        "dns",
+        "imp",
+        "method_b",
+        "oneshot_finetune",
+    }
     assert expected <= set(METHODS)
     for name in METHODS:
         assert make_method(name).name == name

@@ -23,13 +23,22 @@ class _RowwiseLinear(nn.Module):
 
 def _conv_model() -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(1, 3, 3, padding=1, stride=2, bias=False), nn.ReLU(),
-        nn.Conv2d(3, 2, 2, dilation=2), nn.Flatten(), nn.Linear(2 * 2 * 2, 10),
+        nn.Conv2d(1, 3, 3, padding=1, stride=2, bias=False),
+        nn.ReLU(),
+        nn.Conv2d(3, 2, 2, dilation=2),
+        nn.Flatten(),
+        nn.Linear(2 * 2 * 2, 10),
     )
 
 
 def _conv1d_model() -> nn.Module:  # not hookable: exercises the vmap fallback
-    return nn.Sequential(nn.Flatten(1), nn.Unflatten(1, (1, 64)), nn.Conv1d(1, 2, 5, stride=4), nn.Flatten(), nn.Linear(30, 10))
+    return nn.Sequential(
+        nn.Flatten(1),
+        nn.Unflatten(1, (1, 64)),
+        nn.Conv1d(1, 2, 5, stride=4),
+        nn.Flatten(),
+        nn.Linear(30, 10),
+    )
 
 
 def _loop_statistics(model, x, y, names, weights=None):
@@ -45,7 +54,9 @@ def _loop_statistics(model, x, y, names, weights=None):
         for n in names:
             grads[n].append(params[n].grad.clone())
     stacked = {n: torch.stack(g) for n, g in grads.items()}
-    return {n: s.mean(0) for n, s in stacked.items()}, {n: (s**2).mean(0) for n, s in stacked.items()}
+    return {n: s.mean(0) for n, s in stacked.items()}, {
+        n: (s**2).mean(0) for n, s in stacked.items()
+    }
 
 
 @pytest.mark.parametrize("build", [_conv_model, _RowwiseLinear, _conv1d_model])

@@ -16,8 +16,12 @@ def test_method_a_keeps_the_large_weights_and_the_exact_budget(trained, digits) 
     density = 0.1
     method = MethodA(generations=4, pop_size=8, val_samples=None)
     mask = method.prune(trained, digits, density)
-    weights = np.concatenate([p.detach().abs().reshape(-1).numpy() for p in
-                              (trained.fc1.weight, trained.fc2.weight, trained.fc3.weight)])
+    weights = np.concatenate(
+        [
+            p.detach().abs().reshape(-1).numpy()
+            for p in (trained.fc1.weight, trained.fc2.weight, trained.fc3.weight)
+        ]
+    )
     n_total = weights.size
     budget = round(density * n_total)
     assert mask.n_kept == budget

@@ -54,7 +54,9 @@ def test_statistic_needs_samples_and_a_positive_alpha():
         SmallWeightStatistic(alpha=0)
 
 
-@pytest.mark.parametrize(("n", "every", "window"), [(10, 3, None), (10, 3, 5), (7, 10, None), (1, 1, None), (12, 1, 4)])
+@pytest.mark.parametrize(
+    ("n", "every", "window"), [(10, 3, None), (10, 3, 5), (7, 10, None), (1, 1, None), (12, 1, 4)]
+)
 def test_sample_steps_count_back_from_the_last_step(n, every, window):
     span = n if window is None else window
     expected = [s for s in range(n) if (n - 1 - s) % every == 0 and s >= n - span]
@@ -77,8 +79,11 @@ def test_importance_combines_rank_normalised_terms():
     def ranks(values):
         return (rankdata(values.ravel(), method="average") - 1) / (values.size - 1)
 
-    expected = (0.5 * ranks(1 - p["w"].numpy()) + 0.3 * ranks(np.abs(w["w"].numpy()))
-                + 0.2 * ranks(dl["w"].numpy()))
+    expected = (
+        0.5 * ranks(1 - p["w"].numpy())
+        + 0.3 * ranks(np.abs(w["w"].numpy()))
+        + 0.2 * ranks(dl["w"].numpy())
+    )
     np.testing.assert_allclose(scores, expected)
 
 
@@ -96,7 +101,9 @@ def test_swap_step_restores_stronger_pruned_weights_only():
 
 
 def test_stages_rise_in_steps_of_010_then_005_then_smaller():
-    assert stage_sparsities(0.9) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9])
+    assert stage_sparsities(0.9) == pytest.approx(
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9]
+    )
     assert stage_sparsities(0.99)[-5:] == pytest.approx([0.9, 0.95, 0.97, 0.98, 0.99])
     assert stage_sparsities(0.33) == pytest.approx([0.1, 0.2, 0.3, 0.33])
     steps = np.diff([0.0, *stage_sparsities(0.99)])

@@ -33,7 +33,9 @@ def test_layer_magnitude_is_exact_per_layer(trained, digits):
     for name, weight in prunable_weights(trained).items():
         values = weight.abs().numpy().ravel()
         k = round(0.1 * values.size)
-        np.testing.assert_array_equal(mask.tensors[name].numpy().ravel(), _kept_by_threshold(values, k))
+        np.testing.assert_array_equal(
+            mask.tensors[name].numpy().ravel(), _kept_by_threshold(values, k)
+        )
 
 
 def test_magnitude_ties_go_to_the_lower_index():
@@ -42,7 +44,16 @@ def test_magnitude_ties_go_to_the_lower_index():
         model[1].weight.copy_(torch.tensor([[1.0, 2.0, 2.0, 2.0], [2.0, 0.5, 2.0, 3.0]]))
     mask = make_method("magnitude").prune(model, None, 0.5)
     # 3.0 first, then the 2.0s in flat order: indices 1, 2, 3
-    assert mask.tensors["1.weight"].reshape(-1).tolist() == [False, True, True, True, False, False, False, True]
+    assert mask.tensors["1.weight"].reshape(-1).tolist() == [
+        False,
+        True,
+        True,
+        True,
+        False,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_random_is_seeded_and_exact_per_layer(trained):
@@ -60,7 +71,11 @@ def test_snip_scores_match_a_direct_computation(trained, small_split):
     scores = method.scores(trained, small_split)
     trained.zero_grad()
     F.cross_entropy(trained(small_split.x), small_split.y).backward()
-    products = {n: (p.grad * p.detach()).abs() for n, p in trained.named_parameters() if n.endswith("weight")}
+    products = {
+        n: (p.grad * p.detach()).abs()
+        for n, p in trained.named_parameters()
+        if n.endswith("weight")
+    }
     total = sum(float(t.sum()) for t in products.values())
     for name, product in products.items():
         torch.testing.assert_close(scores[name], product / total, rtol=1e-4, atol=1e-9)
@@ -71,7 +86,9 @@ def test_snip_scores_match_a_direct_computation(trained, small_split):
 
 
 def test_obd_saliency_matches_a_per_sample_loop(trained, small_split):
-    scores = make_method("obd", n_samples=len(small_split), chunk_size=5).scores(trained, small_split)
+    scores = make_method("obd", n_samples=len(small_split), chunk_size=5).scores(
+        trained, small_split
+    )
     weights = {n: p for n, p in trained.named_parameters() if n.endswith("weight")}
     grads = {n: [] for n in weights}
     for x, y in zip(small_split.x, small_split.y, strict=True):
@@ -104,7 +121,9 @@ def test_wanda_linear_norms_match_the_layer_inputs(trained, small_split):
 
 def test_wanda_conv_norms_sum_each_kernel_position():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 10))
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 4 * 4, 10)
+    )
     x = torch.randn(5, 2, 8, 8)
     norms = wanda_input_norms(model, x)["0.weight"]
     padded = F.pad(x, (1, 1, 1, 1)).double()

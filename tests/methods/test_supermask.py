@@ -17,7 +17,9 @@ def test_supermask_keeps_the_density_and_leaves_weights_frozen(trained, digits):
     records = []
     mask = make_method("supermask", epochs=1).prune(trained, digits, 0.1, progress=records.append)
     assert mask.n_kept == round(0.1 * mask.n_total)
-    for (name, p), (_, q) in zip(trained.named_parameters(), before.named_parameters(), strict=True):
+    for (name, p), (_, q) in zip(
+        trained.named_parameters(), before.named_parameters(), strict=True
+    ):
         assert torch.equal(p, q), name
     epochs = [r for r in records if r["event"] == "epoch"]
     assert len(epochs) == 1 and epochs[0]["changed_from_start"] > 0

@@ -31,7 +31,9 @@ STEPS_PER_EPOCH = math.ceil(1197 / 128)  # digits train split, default batch siz
 def _run(name, model, digits, density, *, epochs=2, seed=0, **options):
     records = []
     method = make_method(name, **{**FAST.get(name, {}), **options})
-    model, mask = method.run(model, digits, density, epochs=epochs, seed=seed, progress=records.append)
+    model, mask = method.run(
+        model, digits, density, epochs=epochs, seed=seed, progress=records.append
+    )
     return model, mask, records
 
 
@@ -62,7 +64,9 @@ def test_gmp_sparsity_is_the_cubic_schedule():
     for step in range(0, 60, 7):
         expected = 0.9 + (0.1 - 0.9) * (1 - min(1.0, max(0, step - 10) / 40)) ** 3
         expected = 0.1 if step < 10 else expected
-        assert gmp_sparsity(step, initial=0.1, final=0.9, start=10, interval=8, n_steps=5) == pytest.approx(expected)
+        assert gmp_sparsity(
+            step, initial=0.1, final=0.9, start=10, interval=8, n_steps=5
+        ) == pytest.approx(expected)
 
 
 def test_gmp_density_follows_the_cubic_schedule_at_each_step(trained, digits):
@@ -102,7 +106,13 @@ def test_dns_splices_a_weight_back_once_its_shadow_grows_past_b():
     assert new.tolist() == [False, False, False, True]
     # the shadow value of weight 1 keeps training: it comes back only once |w| > b
     current = new
-    for value, expected in [(1.05, False), (1.1, False), (-1.0999, False), (-1.12, True), (1.0, True)]:
+    for value, expected in [
+        (1.05, False),
+        (1.1, False),
+        (-1.0999, False),
+        (-1.12, True),
+        (1.0, True),
+    ]:
         weight[1] = value
         current = dns_update(weight, current, a, b)
         assert bool(current[1]) is expected, value
@@ -137,11 +147,21 @@ def test_dns_logs_changes_and_projects_to_the_target(trained, digits):
 
 def test_shadow_training_updates_pruned_weights_but_forwards_the_masked_ones(trained, digits):
     names = list(prunable_weights(trained))
-    masks = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) < 0.5
-             for n, p in prunable_weights(trained).items()}
+    masks = {
+        n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) < 0.5
+        for n, p in prunable_weights(trained).items()
+    }
     before = {n: p.clone() for n, p in prunable_weights(trained).items()}
-    settings = {"lr": 0.1, "batch_size": 2000, "optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0}
-    trainer = StepTrainer(trained, digits.train, names, settings=settings, seed=0, device="cpu", epochs=1)
+    settings = {
+        "lr": 0.1,
+        "batch_size": 2000,
+        "optimizer": "sgd",
+        "momentum": 0.0,
+        "weight_decay": 0.0,
+    }
+    trainer = StepTrainer(
+        trained, digits.train, names, settings=settings, seed=0, device="cpu", epochs=1
+    )
     masked_model = copy.deepcopy(trained)
     with torch.no_grad():
         for name, param in masked_model.named_parameters():
@@ -203,7 +223,9 @@ def test_imp_rewinds_survivors_to_their_initial_values(digits):
                 assert 0 < float(keep) <= 1
                 survivors = param != 0
                 assert torch.equal(param[survivors], value[survivors])
-                assert int(survivors.sum()) == round(record["layer_densities"][name] * value.numel())
+                assert int(survivors.sum()) == round(
+                    record["layer_densities"][name] * value.numel()
+                )
             else:
                 assert torch.equal(param, value), name
         checked.append(record["round"])
@@ -217,10 +239,22 @@ def test_imp_late_rewinding_uses_weights_after_k_steps(digits):
     model = models.digits_mlp(seed=0)
     reference = copy.deepcopy(model)
     # the same first 3 steps, taken by hand
-    settings = {"lr": 0.01, "batch_size": 128, "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0}
+    settings = {
+        "lr": 0.01,
+        "batch_size": 128,
+        "optimizer": "sgd",
+        "momentum": 0.9,
+        "weight_decay": 0.0,
+    }
     names = list(prunable_weights(reference))
-    trainer = StepTrainer(reference, digits.train, names, settings=settings, seed=0, device="cpu", epochs=1)
-    trainer.train(3, {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable_weights(reference).items()}, shadow=False)
+    trainer = StepTrainer(
+        reference, digits.train, names, settings=settings, seed=0, device="cpu", epochs=1
+    )
+    trainer.train(
+        3,
+        {n: torch.ones_like(p, dtype=torch.bool) for n, p in prunable_weights(reference).items()},
+        shadow=False,
+    )
     early = {n: p.detach().clone() for n, p in reference.named_parameters()}
     seen = []
 
@@ -231,7 +265,9 @@ def test_imp_late_rewinding_uses_weights_after_k_steps(digits):
                 assert torch.equal(param.detach()[survivors], early[name][survivors])
             seen.append(True)
 
-    make_method("imp", train_first=True, rewind_step=3).run(model, digits, 0.6, epochs=2, progress=on_progress)
+    make_method("imp", train_first=True, rewind_step=3).run(
+        model, digits, 0.6, epochs=2, progress=on_progress
+    )
     assert seen == [True]
 
 
