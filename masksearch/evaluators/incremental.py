@@ -30,7 +30,11 @@ Memory is bounded by the settings, not by the population: ``capacity`` slots of
 ``entry_bytes = 4 · n_samples · Σ_l out_l`` bytes (float32; lenet300 on 1,024 samples:
 1.6 MB per slot), at most ``cache_size`` slots and ``cache_memory`` bytes (defaults 256 slots,
 512 MiB), plus ``records`` remembered masks of ``record_bytes`` each (packed bits and per-neuron
-counts; default 4 × ``capacity``) and scratch buffers of about two slots.
+counts; default 4 × ``capacity``) and scratch buffers of two slots per worker thread.
+
+The children of one call are planned (flips, kept weights, cost) and scored in single compiled
+calls; threads score whole children, each with its own scratch, so a child's result does not
+depend on the thread count.
 """
 
 from __future__ import annotations
@@ -53,9 +57,12 @@ _SCATTER_COST = 2.0
 # the sampled Hamming distance shortlists this many records for the exact distance
 _SHORTLIST = 4
 _SAMPLED_WORDS = 32
-# samples: below this a thread's share of the samples is not worth the split (larger blocks
-# measured faster than L1-sized ones: the per-block work of every changed input is repeated)
-_MIN_BLOCK = 64
+# samples per block of the layer kernels (larger blocks measured faster than L1-sized ones: the
+# per-block work of every changed input is repeated)
+_BLOCK = 1024
+# children are scored in parallel, whole children per thread: each thread needs two slots of
+# scratch, so the threads are capped
+_MAX_WORKERS = 16
 # reassociation lets LLVM vectorise; no flag assumes away inf or NaN
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -74,6 +81,19 @@ class _Layer:
     @property
     def shape(self) -> tuple[int, int]:
         return self.weight.shape  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class _Children:
+    """Children planned for an incremental update, in compiled-call form."""
+
+    rows: np.ndarray  # (n,) the children's rows in the population
+    parents: np.ndarray  # (n,) the record each child is updated from
+    words: np.ndarray  # (n, words) packed masks
+    flip_pointers: np.ndarray  # (n + 1,) child i's flipped genes: flips[p[i]:p[i + 1]]
+    flips: np.ndarray  # flipped genes, sorted within each child
+    kept: np.ndarray  # (n, rows) kept weights per neuron
+    groups: dict[int, list[int]]  # parent record → its children (indices into the above)
 
 
 def linear_stack(model: nn.Module, layout: Layout) -> list[tuple[str, nn.Linear, bool]]:
@@ -124,8 +144,9 @@ class IncrementalEvaluator(Evaluator):
     candidate is computed incrementally when the estimated cost of the update is below
     ``full_ratio`` times that of a full forward pass, and from scratch (one forward pass written
     straight into a slot) otherwise. ``max_depth`` caps chains of incremental updates.
-    ``threads`` sets the Numba threads of the update kernels (default: Numba's; on a machine
-    whose cores are busy with other work, 1 avoids waiting on descheduled threads). A slot's
+    ``threads`` sets the Numba threads that score children in parallel, whole children per
+    thread (default: Numba's, at most 16; on a machine whose cores are busy with other work, 1
+    avoids waiting on descheduled threads). A slot's
     memory is committed when it is first written; ``prefault=True`` touches all of it at
     construction instead, for steady timings and memory from the first generation.
 
@@ -186,6 +207,17 @@ class IncrementalEvaluator(Evaluator):
             )
         self._n_rows = row
         self._bias = np.ascontiguousarray(np.concatenate(bias_parts), dtype=np.float32)
+        # the compiled update's view of the stack
+        self._weights = tuple(layer.weight for layer in self._layers)
+        self._row_start = np.array(
+            [layer.rows.start for layer in self._layers] + [row], dtype=np.int64
+        )
+        self._n_inputs = np.array([layer.shape[1] for layer in self._layers], dtype=np.int64)
+        self._gene_start = np.array(
+            [layer.genes.start if layer.genes else -1 for layer in self._layers], dtype=np.int64
+        )
+        self._relu = np.array([layer.relu for layer in self._layers], dtype=np.bool_)
+        self._max_workers = min(_MAX_WORKERS, self.threads or numba.config.NUMBA_NUM_THREADS)
         self._has_bias = [
             snap.params.get(f"{name}.bias") is not None and module.bias is not None
             for name, module, _ in stack
@@ -247,18 +279,16 @@ class IncrementalEvaluator(Evaluator):
         self._parent_stamp = np.zeros(n, dtype=np.int64)
         self._stamp = np.zeros(n, dtype=np.int64)  # bumped whenever the record is replaced
         self._clock = 0
-        # scratch of the update: per layer, changed rows and the whole layer
-        self._rows_buffer = [
-            np.empty((layer.shape[0], self.n_samples), dtype=np.float32) for layer in self._layers
-        ]
-        self._dense_buffer = [
-            np.empty((layer.shape[0], self.n_samples), dtype=np.float32) for layer in self._layers
-        ]
+        # scratch of the update, per worker thread (allocated on first use): changed rows and
+        # whole layers
+        self._rows_scratch: np.ndarray | None = None
+        self._dense_scratch: np.ndarray | None = None
 
     @property
     def memory_bytes(self) -> int:
         """The bound on the cache's memory: slots (with scratch) plus records."""
-        return (self.capacity + 3) * self.entry_bytes + self.n_records * self.record_bytes
+        slots = self.capacity + 1 + 2 * self._max_workers
+        return slots * self.entry_bytes + self.n_records * self.record_bytes
 
     @staticmethod
     def supports(model: nn.Module, layout: Layout) -> bool:
@@ -291,8 +321,8 @@ class IncrementalEvaluator(Evaluator):
         "_parent",
         "_parent_stamp",
         "_stamp",
-        "_rows_buffer",
-        "_dense_buffer",
+        "_rows_scratch",
+        "_dense_scratch",
     )
 
     def __getstate__(self) -> dict:
@@ -343,44 +373,36 @@ class IncrementalEvaluator(Evaluator):
             nearest = np.full(len(rows), -1, dtype=np.int64)
             distance = np.full(len(rows), np.iinfo(np.int64).max, dtype=np.int64)
         full: list[int] = []
-        groups: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        near: list[int] = []  # rows close enough to their nearest record to plan an update
         budget = self.full_ratio * self._full_cost
-        for row, parent, gap in zip(
-            rows.tolist(), nearest.tolist(), distance.tolist(), strict=True
+        for position, (row, parent, gap) in enumerate(
+            zip(rows.tolist(), nearest.tolist(), distance.tolist(), strict=True)
         ):
             if parent < 0:
                 full.append(row)
-                continue
-            if gap == 0:
+            elif gap == 0:
                 self._touch(parent)
                 loss[row], error[row] = self._loss[parent], self._error[parent]
                 self.stats["cached"] += 1
-                continue
-            if self._depth[parent] >= self.max_depth or gap * _SCATTER_COST > budget:
+            elif self._depth[parent] >= self.max_depth or gap * _SCATTER_COST > budget:
                 full.append(row)
-                continue
-            flipped = _flipped(self._bits[parent], words[row])
-            kept = self._child_kept(parent, masks[row], flipped)
-            if kept is None or self._update_cost(flipped) > budget:
-                full.append(row)
-                continue
-            groups.setdefault(parent, []).append((row, flipped, kept))
-        for parent in groups:
+            else:
+                near.append(position)
+        children = self._plan(words, rows[near], nearest[near], budget, full)
+        for parent in children.groups:
             self._touch(parent)
             self._pinned[parent] = True
             if self._slot[parent] < 0 and self._rebuildable(parent):
                 self._pinned[self._parent[parent]] = True
-        # children of materialised parents first: they write no slot, so no parent of this
-        # call is evicted before its children are scored
-        order = sorted(groups, key=lambda parent: self._slot[parent] < 0)
-        for parent in order:
-            slot = self._slot[parent]
-            if slot < 0:
-                slot = self._materialise(parent)
-            for row, flipped, kept in groups[parent]:
-                loss[row], error[row] = self._score_child(masks[row], slot, flipped, kept)
-                self.stats["incremental"] += 1
-                self._remember(words[row], loss[row], error[row], kept, parent=parent)
+        # children of materialised parents first, all in one compiled call: they write no slot,
+        # so no parent of this call is evicted before its children are scored
+        ready = [parent for parent in children.groups if self._slot[parent] >= 0]
+        lazy = [parent for parent in children.groups if self._slot[parent] < 0]
+        if ready:
+            self._score_children(children, ready, loss, error)
+        for parent in lazy:
+            slot = self._materialise(parent)
+            self._score_children(children, [parent], loss, error)
             if slot == self.capacity:
                 self._slot_owner[slot] = -1
         self._pinned[:] = False
@@ -389,46 +411,110 @@ class IncrementalEvaluator(Evaluator):
             self.stats["full"] += 1
         return {"loss": loss[rows][inverse], "error": error[rows][inverse]}
 
-    def _child_kept(self, parent: int, mask: np.ndarray, flipped: np.ndarray) -> np.ndarray | None:
-        """Kept weights per neuron of the child; None when a flip empties a whole layer.
+    def _plan(
+        self,
+        words: np.ndarray,
+        rows: np.ndarray,
+        parents: np.ndarray,
+        budget: float,
+        full: list[int],
+    ) -> _Children:
+        """The rows worth an incremental update, grouped by parent; the others go to ``full``.
 
-        A layer without weights makes the network constant: plain evaluation then ties all
-        logits exactly, which rounding residue of an update would not.
+        A child whose flips empty a whole layer goes the full way: a layer without weights
+        makes the network constant, and plain evaluation then ties all logits exactly, which
+        rounding residue of an update would not.
         """
-        kept = self._kept[parent].copy()
-        bounds = np.searchsorted(flipped, self._gene_bounds)
-        for position, index in enumerate(self._pruned):
-            mine = flipped[bounds[position] : bounds[position + 1]]
-            if len(mine) == 0:
-                continue
-            layer = self._layers[index]
-            neurons = layer.rows.start + (mine - layer.genes.start) // layer.shape[1]
-            np.add.at(kept, neurons, np.where(mask[mine], 1, -1).astype(np.int32))
-            if not kept[layer.rows].any():
-                return None
-        return kept
+        flip_pointers, flips, kept, cost, emptied = _plan_children(
+            self._bits,
+            parents,
+            words[rows] if len(rows) else np.zeros((0, self._n_words), dtype=np.uint64),
+            self._kept,
+            self._row_start,
+            self._n_inputs,
+            self._gene_start,
+            _SCATTER_COST,
+        )
+        groups: dict[int, list[int]] = {}
+        for index, (row, parent) in enumerate(zip(rows.tolist(), parents.tolist(), strict=True)):
+            if emptied[index] or cost[index] > budget:
+                full.append(row)
+            else:
+                groups.setdefault(parent, []).append(index)
+        return _Children(rows, parents, words[rows], flip_pointers, flips, kept, groups)
 
-    def _update_cost(self, flipped: np.ndarray) -> float:
-        """Estimated multiply-adds per sample of the update (see :meth:`_score_child`)."""
-        bounds = np.searchsorted(flipped, self._gene_bounds)
-        cost = 0.0
-        changed = 0
-        for index, layer in enumerate(self._layers):
-            out, n_in = layer.shape
-            mine = flipped[:0]
-            if index in self._pruned:
-                position = self._pruned.index(index)
-                mine = flipped[bounds[position] : bounds[position + 1]]
-            if index + 1 == len(self._layers) or 2 * changed >= n_in:
-                cost += out * n_in
-                changed = out
-                continue
-            cost += _SCATTER_COST * (len(mine) + changed * out)
-            if changed:
-                changed = out
-            elif len(mine):
-                changed = len(np.unique((mine - layer.genes.start) // n_in))
-        return cost
+    def _score_children(
+        self, children: _Children, parents: list[int], loss: np.ndarray, error: np.ndarray
+    ) -> None:
+        """Score (and remember, lazily) the children of ``parents``, which hold slots."""
+        indices = np.array(
+            [index for parent in parents for index in children.groups[parent]], dtype=np.int64
+        )
+        losses, errors = self._run(
+            indices,
+            self._slot[children.parents[indices]],
+            np.full(len(indices), -1, dtype=np.int64),
+            children.words,
+            children.flip_pointers,
+            children.flips,
+            children.kept,
+        )
+        for index, child_loss, child_error in zip(
+            indices.tolist(), losses.tolist(), errors.tolist(), strict=True
+        ):
+            row = int(children.rows[index])
+            loss[row], error[row] = child_loss, child_error
+            self.stats["incremental"] += 1
+            self._remember(
+                children.words[index],
+                child_loss,
+                child_error,
+                children.kept[index],
+                parent=int(children.parents[index]),
+            )
+
+    def _run(
+        self,
+        indices: np.ndarray,
+        sources: np.ndarray,
+        targets: np.ndarray,
+        words: np.ndarray,
+        flip_pointers: np.ndarray,
+        flips: np.ndarray,
+        kept: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(losses, errors) of the children ``indices`` of the plan (``words``, flips as CSR,
+        ``kept``) from the activations in slots ``sources``, in one compiled call; a child whose
+        ``targets`` entry is a slot also has its activations written there.
+        """
+        workers = max(1, min(numba.get_num_threads(), self._max_workers, len(indices)))
+        if self._rows_scratch is None or self._rows_scratch.shape[0] < workers:
+            shape = (workers, self._n_rows, self.n_samples)
+            self._rows_scratch = np.empty(shape, dtype=np.float32)
+            self._dense_scratch = np.empty(shape, dtype=np.float32)
+        loss_sums, hits = _score_children(
+            self._z,
+            indices,
+            sources,
+            targets,
+            words,
+            flip_pointers,
+            flips,
+            kept,
+            self._weights,
+            self._bias,
+            self._row_start,
+            self._gene_start,
+            self._relu,
+            self._inputs_t,
+            self._labels,
+            self._rows_scratch,
+            self._dense_scratch,
+            workers,
+            _BLOCK,
+            _SCATTER_COST,
+        )
+        return loss_sums / self.n_samples, 1.0 - hits / self.n_samples
 
     def _rebuildable(self, record: int) -> bool:
         """Whether a record's parent still holds, in a slot, the activations it came from."""
@@ -442,138 +528,28 @@ class IncrementalEvaluator(Evaluator):
 
     def _materialise(self, record: int) -> int:
         """Give a lazy record a slot holding its activations; returns the slot."""
-        mask = _unpack(self._bits[record], self.layout.n_total)
         if self._rebuildable(record):
             parent = self._parent[record]
             source = int(self._slot[parent])
             slot = self._victim(exclude=source)
-            flipped = _flipped(self._bits[parent], self._bits[record])
-            self._score_child(mask, source, flipped, self._kept[record], into=slot)
+            flips = _flipped(self._bits[parent], self._bits[record])
+            self._run(
+                np.zeros(1, dtype=np.int64),
+                np.array([source], dtype=np.int64),
+                np.array([slot], dtype=np.int64),
+                self._bits[record][None],
+                np.array([0, len(flips)], dtype=np.int64),
+                flips,
+                self._kept[record][None],
+            )
             self.rebuilds["incremental"] += 1
         else:
             slot = self._victim()
-            self._forward(mask, slot)
+            self._forward(_unpack(self._bits[record], self.layout.n_total), slot)
             self._depth[record] = 0
             self.rebuilds["full"] += 1
         self._assign(record, slot)
         return slot
-
-    def _score_child(
-        self,
-        mask: np.ndarray,
-        source: int,
-        flipped: np.ndarray,
-        kept: np.ndarray,
-        into: int | None = None,
-    ) -> tuple[float, float]:
-        """(loss, error) of a child of the activations in slot ``source``.
-
-        ``into``: also write the child's activations into that slot (materialisation).
-        """
-        z_parent = self._z[source]
-        bounds = np.searchsorted(flipped, self._gene_bounds)
-        n_blocks = max(1, min(self.n_samples // _MIN_BLOCK, numba.get_num_threads()))
-        state = "parent"  # the previous layer's child pre-activations: as the parent's,
-        changed = _EMPTY_INT  # or these rows (in the rows buffer) changed, or "dense"
-        n_layers = len(self._layers)
-        target = None if into is None else self._z[into]
-        if target is not None:
-            target[...] = z_parent
-        for index, layer in enumerate(self._layers):
-            out, n_in = layer.shape
-            rows_here = layer.rows
-            if index in self._pruned:
-                position = self._pruned.index(index)
-                mine = flipped[bounds[position] : bounds[position + 1]]
-            else:
-                mine = _EMPTY_INT
-            flip_rows, flip_cols = np.divmod(mine - (layer.genes.start if len(mine) else 0), n_in)
-            if len(mine):
-                flip_delta = layer.weight[flip_rows, flip_cols]
-                flip_delta = np.where(mask[mine], flip_delta, -flip_delta).astype(np.float32)
-            else:
-                flip_delta = _EMPTY_FLOAT
-            before = self._layers[index - 1] if index else None
-            source_relu = bool(before.relu) if before is not None else False
-            parent_input = self._inputs_t if before is None else z_parent[before.rows]
-            dense = self._dense_buffer[index]
-            layer_mask = None if layer.genes is None else mask[layer.genes].reshape(out, n_in)
-            recompute = index + 1 == n_layers or state == "dense"
-            pairs = None
-            if not recompute and state == "rows":
-                pairs = _pairs(
-                    layer.weight, mask, layer.genes.start if layer.genes else -1, changed
-                )
-                update = _SCATTER_COST * len(pairs[1]) + len(changed)
-                recompute = update > out * n_in
-            if recompute:
-                if state == "rows":
-                    # the child's input: the parent's with the changed rows replaced
-                    previous = self._dense_buffer[index - 1]
-                    previous[...] = parent_input
-                    previous[changed] = self._rows_buffer[index - 1][: len(changed)]
-                    child_input = previous
-                elif state == "dense":
-                    child_input = self._dense_buffer[index - 1]
-                else:
-                    child_input = parent_input
-                weight = layer.weight if layer_mask is None else layer.weight * layer_mask
-                _dense_layer(
-                    np.ascontiguousarray(weight),
-                    child_input,
-                    source_relu,
-                    self._bias[rows_here],
-                    dense,
-                    n_blocks,
-                )
-                state = "dense"
-            elif state == "rows":
-                dead = np.flatnonzero(kept[rows_here] == 0)
-                _delta_layer(
-                    z_parent[rows_here],
-                    parent_input,
-                    source_relu,
-                    changed,
-                    self._rows_buffer[index - 1],
-                    pairs[0],
-                    pairs[1],
-                    pairs[2],
-                    flip_rows,
-                    flip_cols,
-                    flip_delta,
-                    dead,
-                    self._bias[rows_here],
-                    dense,
-                    n_blocks,
-                )
-                state = "dense"
-            elif len(mine):
-                touched, slot_of_flip = np.unique(flip_rows, return_inverse=True)
-                dead = kept[rows_here.start + touched] == 0
-                _flip_rows(
-                    z_parent[rows_here],
-                    parent_input,
-                    source_relu,
-                    touched,
-                    slot_of_flip.astype(np.int64),
-                    flip_cols,
-                    flip_delta,
-                    dead,
-                    self._bias[rows_here],
-                    self._rows_buffer[index],
-                    n_blocks,
-                )
-                changed = touched
-                state = "rows"
-            if target is not None:
-                if state == "dense":
-                    target[rows_here] = dense
-                elif state == "rows" and len(mine):
-                    target[rows_here][changed] = self._rows_buffer[index][: len(changed)]
-        loss_sum, hits = _cross_entropy(
-            self._dense_buffer[-1], self._layers[-1].relu, self._labels, n_blocks
-        )
-        return loss_sum / self.n_samples, 1.0 - hits / self.n_samples
 
     def _full_pass(self, mask: np.ndarray, words: np.ndarray) -> tuple[float, float]:
         """Forward pass from scratch into a slot; remembers the mask as materialised."""
@@ -678,16 +654,258 @@ class IncrementalEvaluator(Evaluator):
         return oldest
 
 
-_EMPTY_INT = np.zeros(0, dtype=np.int64)
-_EMPTY_FLOAT = np.zeros(0, dtype=np.float32)
+_NO_POINTERS = np.zeros(1, dtype=np.int64)
+_NO_COLUMNS = np.zeros(0, dtype=np.int64)
+_NO_VALUES = np.zeros(0, dtype=np.float32)
+
+
+_STATE_PARENT = 0  # the layer's child pre-activations are the parent's
+_STATE_ROWS = 1  # only the rows in ``changed`` differ (held in the rows scratch)
+_STATE_DENSE = 2  # the whole layer is in the dense scratch
+
+
+@numba.njit(inline="always")
+def _gene_on(words, gene):  # pragma: no cover - compiled
+    """Bit ``gene`` of a mask packed by :func:`_pack` (bytes big-endian, words little-endian)."""
+    byte = gene >> 3
+    shift = 8 * (byte & 7) + 7 - (gene & 7)
+    return (words[byte >> 3] >> np.uint64(shift)) & np.uint64(1) != 0
+
+
+@numba.njit(inline="always")
+def _act(value, relu):  # pragma: no cover - compiled
+    return max(value, np.float32(0.0)) if relu else value
 
 
 @numba.njit(cache=True)
-def _pairs(weight, mask, start, changed):  # pragma: no cover - compiled
+def _plan_children(
+    bits, parents, child_words, kept_records, row_start, n_inputs, gene_start, scatter_cost
+):  # pragma: no cover - compiled
+    """Per child of ``parents[c]``: flipped genes (CSR), kept weights per neuron, estimated
+    multiply-adds per sample of the update, and whether a flip empties a whole layer."""
+    n = len(parents)
+    n_layers = len(gene_start)
+    pointers = np.zeros(n + 1, dtype=np.int64)
+    for c in range(n):
+        count = 0
+        for w in range(child_words.shape[1]):
+            count += np.int64(_popcount64(bits[parents[c], w] ^ child_words[c, w]))
+        pointers[c + 1] = pointers[c] + count
+    flips = np.empty(pointers[n], dtype=np.int64)
+    kept = np.empty((n, kept_records.shape[1]), dtype=np.int32)
+    cost = np.zeros(n)
+    emptied = np.zeros(n, dtype=np.bool_)
+    for c in range(n):
+        mine = flips[pointers[c] : pointers[c + 1]]
+        _write_flipped(bits[parents[c]], child_words[c], mine)
+        kept[c] = kept_records[parents[c]]
+        changed = 0
+        for layer in range(n_layers):
+            out = row_start[layer + 1] - row_start[layer]
+            n_in = n_inputs[layer]
+            low = high = 0
+            if gene_start[layer] >= 0:
+                low = np.searchsorted(mine, gene_start[layer])
+                high = np.searchsorted(mine, gene_start[layer] + out * n_in)
+            distinct = 0
+            for f in range(low, high):
+                neuron = (mine[f] - gene_start[layer]) // n_in
+                if f == low or neuron != (mine[f - 1] - gene_start[layer]) // n_in:
+                    distinct += 1
+                kept[c, row_start[layer] + neuron] += 1 if _gene_on(child_words[c], mine[f]) else -1
+            if high > low:
+                alive = False
+                for row in range(row_start[layer], row_start[layer + 1]):
+                    alive = alive or kept[c, row] != 0
+                emptied[c] = emptied[c] or not alive
+            if layer + 1 == n_layers or 2 * changed >= n_in:
+                cost[c] += out * n_in
+                changed = out
+                continue
+            cost[c] += scatter_cost * (high - low + changed * out)
+            if changed:
+                changed = out
+            elif high > low:
+                changed = distinct
+    return pointers, flips, kept, cost, emptied
+
+
+@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
+def _score_children(
+    z,
+    indices,
+    sources,
+    targets,
+    words,
+    flip_pointers,
+    flips,
+    kept,
+    weights,
+    bias,
+    row_start,
+    gene_start,
+    relu,
+    inputs_t,
+    labels,
+    rows_scratch,
+    dense_scratch,
+    workers,
+    block,
+    scatter_cost,
+):  # pragma: no cover - compiled
+    """(Σ cross-entropy, # correct) of children ``indices`` of the plan, child ``c`` from the
+    activations in slot ``sources[c]``; ``workers`` threads score whole children, each with its
+    own scratch, so a child's arithmetic does not depend on the thread count. A child whose
+    ``targets[c]`` is >= 0 also has its activations written to that slot (one child a call)."""
+    n = len(indices)
+    loss = np.zeros(n)
+    hits = np.zeros(n, dtype=np.int64)
+    for worker in numba.prange(workers):
+        for c in range(worker, n, workers):
+            i = indices[c]
+            loss[c], hits[c] = _score_one(
+                z,
+                sources[c],
+                targets[c],
+                words[i],
+                flips[flip_pointers[i] : flip_pointers[i + 1]],
+                kept[i],
+                weights,
+                bias,
+                row_start,
+                gene_start,
+                relu,
+                inputs_t,
+                labels,
+                rows_scratch[worker],
+                dense_scratch[worker],
+                block,
+                scatter_cost,
+            )
+    return loss, hits
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _score_one(
+    z,
+    source,
+    target,
+    words,
+    flips,
+    kept,
+    weights,
+    bias,
+    row_start,
+    gene_start,
+    relu,
+    inputs_t,
+    labels,
+    rows_buffer,
+    dense_buffer,
+    block,
+    scatter_cost,
+):  # pragma: no cover - compiled
+    """One child, layer by layer (see the module docstring); (Σ cross-entropy, # correct)."""
+    n_layers = len(weights)
+    parent = z[source]
+    widest = 0
+    for layer in range(n_layers):
+        widest = max(widest, row_start[layer + 1] - row_start[layer])
+    changed = np.empty(widest, dtype=np.int64)
+    n_changed = 0
+    state = _STATE_PARENT
+    if target >= 0:
+        z[target] = parent
+    for layer in range(n_layers):
+        weight = weights[layer]
+        out, n_in = weight.shape
+        first_row = row_start[layer]
+        start = gene_start[layer]
+        low = high = 0
+        if start >= 0:
+            low = np.searchsorted(flips, start)
+            high = np.searchsorted(flips, start + out * n_in)
+        mine = flips[low:high]
+        source_relu = relu[layer - 1] if layer > 0 else False
+        parent_input = inputs_t if layer == 0 else parent[row_start[layer - 1] : first_row]
+        z_parent = parent[first_row : first_row + out]
+        result = dense_buffer[first_row : first_row + out]
+        recompute = layer + 1 == n_layers or state == _STATE_DENSE
+        pair_pointers = _NO_POINTERS
+        pair_columns = _NO_COLUMNS
+        pair_values = _NO_VALUES
+        if not recompute and state == _STATE_ROWS:
+            pair_pointers, pair_columns, pair_values = _pairs(
+                weight, words, start, changed[:n_changed]
+            )
+            update = scatter_cost * len(pair_columns) + n_changed
+            recompute = update > out * n_in
+        if recompute:
+            if state == _STATE_ROWS:
+                # the child's input: the parent's with the changed rows replaced
+                child_input = dense_buffer[row_start[layer - 1] : first_row]
+                child_input[:] = parent_input
+                for i in range(n_changed):
+                    child_input[changed[i]] = rows_buffer[row_start[layer - 1] + i]
+            elif state == _STATE_DENSE:
+                child_input = dense_buffer[row_start[layer - 1] : first_row]
+            else:
+                child_input = parent_input
+            _dense_layer(
+                weight, words, start, child_input, source_relu, bias[first_row:], result, block
+            )
+            state = _STATE_DENSE
+        elif state == _STATE_ROWS:
+            _delta_layer(
+                z_parent,
+                parent_input,
+                source_relu,
+                changed[:n_changed],
+                rows_buffer[row_start[layer - 1] :],
+                pair_pointers,
+                pair_columns,
+                pair_values,
+                weight,
+                words,
+                start,
+                mine,
+                kept[first_row : first_row + out],
+                bias[first_row : first_row + out],
+                result,
+                block,
+            )
+            state = _STATE_DENSE
+        elif len(mine):
+            n_changed = _flip_rows(
+                z_parent,
+                parent_input,
+                source_relu,
+                weight,
+                words,
+                start,
+                mine,
+                kept[first_row : first_row + out],
+                bias[first_row : first_row + out],
+                changed,
+                rows_buffer[first_row:],
+            )
+            state = _STATE_ROWS
+        if target >= 0:
+            written = z[target, first_row : first_row + out]
+            if state == _STATE_DENSE:
+                written[:] = result
+            elif state == _STATE_ROWS and len(mine):
+                for i in range(n_changed):
+                    written[changed[i]] = rows_buffer[first_row + i]
+    return _cross_entropy(dense_buffer[row_start[n_layers - 1] :], relu[n_layers - 1], labels)
+
+
+@numba.njit(cache=True)
+def _pairs(weight, words, start, changed):  # pragma: no cover - compiled
     """The child's nonzero weights from the changed inputs, grouped by output row (CSR).
 
     Returns (pointers into the lists per row, positions in ``changed``, weights); ``start`` is
-    where the layer's genes begin in ``mask`` (-1: the layer is not pruned).
+    where the layer's genes begin in the packed mask ``words`` (-1: the layer is not pruned).
     """
     out, n_in = weight.shape
     pointers = np.zeros(out + 1, dtype=np.int64)
@@ -697,7 +915,7 @@ def _pairs(weight, mask, start, changed):  # pragma: no cover - compiled
     for o in range(out):
         for c in range(len(changed)):
             column = changed[c]
-            if start >= 0 and not mask[start + o * n_in + column]:
+            if start >= 0 and not _gene_on(words, start + o * n_in + column):
                 continue
             value = weight[o, column]
             if value != 0:
@@ -708,69 +926,78 @@ def _pairs(weight, mask, start, changed):  # pragma: no cover - compiled
     return pointers, columns[:count], values[:count]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _flip_rows(  # pragma: no cover - compiled
-    z_layer, source, source_relu, rows, flip_slot, flip_cols, flip_delta, dead, bias, out, n_blocks
-):
-    """Rows ``rows`` of a layer whose only change is flipped weights (its inputs unchanged).
+@numba.njit(inline="always")
+def _flip_delta(weight, words, start, gene):  # pragma: no cover - compiled
+    """(row, column, child weight - parent weight) of a flipped gene."""
+    n_in = weight.shape[1]
+    row = (gene - start) // n_in
+    column = (gene - start) - row * n_in
+    value = weight[row, column]
+    return row, column, value if _gene_on(words, gene) else -value
 
-    ``out[i] = z_layer[rows[i]] + Σ_f flip_delta[f] · act(source[flip_cols[f]])`` over the flips
-    ``f`` of row ``i`` (``flip_slot[f] == i``); a row left without weights is its bias.
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _flip_rows(
+    z_layer, source, source_relu, weight, words, start, flips, kept, bias, changed, out
+):  # pragma: no cover - compiled
+    """Rows of a layer whose only change is flipped weights (its inputs unchanged).
+
+    The flipped rows (sorted, as the flips are) go to ``changed`` and their values to ``out``:
+    ``z_layer[row] + Σ_f delta_f · act(source[column_f])``; a row left without weights is its
+    bias. Returns how many rows changed.
     """
     n_samples = z_layer.shape[1]
-    zero = np.float32(0.0)
-    for block in numba.prange(n_blocks):
-        low = block * n_samples // n_blocks
-        high = (block + 1) * n_samples // n_blocks
-        for i in range(len(rows)):
-            out[i, low:high] = z_layer[rows[i], low:high]
-        for f in range(len(flip_cols)):
-            target = out[flip_slot[f], low:high]
-            values = source[flip_cols[f], low:high]
-            delta = flip_delta[f]
-            if source_relu:
-                for s in range(high - low):
-                    target[s] += delta * max(values[s], zero)
-            else:
-                for s in range(high - low):
-                    target[s] += delta * values[s]
-        for i in range(len(rows)):
-            if dead[i]:
-                out[i, low:high] = bias[rows[i]]
+    n_changed = 0
+    for f in range(len(flips)):
+        row, column, delta = _flip_delta(weight, words, start, flips[f])
+        if n_changed == 0 or changed[n_changed - 1] != row:
+            changed[n_changed] = row
+            out[n_changed] = z_layer[row]
+            n_changed += 1
+        target = out[n_changed - 1]
+        values = source[column]
+        for s in range(n_samples):
+            target[s] += delta * _act(values[s], source_relu)
+    for i in range(n_changed):
+        if kept[changed[i]] == 0:
+            out[i] = bias[changed[i]]
+    return n_changed
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _delta_layer(  # pragma: no cover - compiled
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _delta_layer(
     z_layer,
     parent_input,
     source_relu,
     changed,
     changed_values,
-    row_ptr,
+    pair_pointers,
     pair_columns,
     pair_values,
-    flip_rows,
-    flip_cols,
-    flip_delta,
-    dead,
+    weight,
+    words,
+    start,
+    flips,
+    kept,
     bias,
     out,
-    n_blocks,
-):
+    block,
+):  # pragma: no cover - compiled
     """A whole layer from the parent's: changed inputs times the child's weights, plus flips.
 
     ``changed_values[c]`` is the child's pre-activation of input ``changed[c]`` (the parent's is
-    ``parent_input[changed[c]]``). Row by row, so that the row being summed stays in the L1
-    cache; an input whose activation did not move on a block of samples is skipped there.
+    ``parent_input[changed[c]]``). Row by row within a block of samples, so that the row being
+    summed stays in the L1 cache; an input whose activation did not move on a block of samples
+    is skipped there.
     """
     n_samples = z_layer.shape[1]
     zero = np.float32(0.0)
-    for block in numba.prange(n_blocks):
-        low = block * n_samples // n_blocks
-        high = (block + 1) * n_samples // n_blocks
+    width = min(block, n_samples)
+    delta = np.empty((len(changed), width), dtype=np.float32)
+    moved = np.zeros(len(changed), dtype=np.bool_)
+    for low in range(0, n_samples, width):
+        high = min(low + width, n_samples)
         size = high - low
-        delta = np.empty((len(changed), size), dtype=np.float32)
-        moved = np.zeros(len(changed), dtype=np.bool_)
         for c in range(len(changed)):
             j = changed[c]
             count = 0
@@ -786,93 +1013,95 @@ def _delta_layer(  # pragma: no cover - compiled
         for o in range(z_layer.shape[0]):
             target = out[o, low:high]
             target[:] = z_layer[o, low:high]
-            for e in range(row_ptr[o], row_ptr[o + 1]):
+            for e in range(pair_pointers[o], pair_pointers[o + 1]):
                 c = pair_columns[e]
                 if not moved[c]:
                     continue
-                weight = pair_values[e]
+                value = pair_values[e]
                 values = delta[c]
                 for s in range(size):
-                    target[s] += weight * values[s]
-        for f in range(len(flip_cols)):
-            target = out[flip_rows[f], low:high]
-            values = parent_input[flip_cols[f], low:high]
-            weight = flip_delta[f]
-            if source_relu:
-                for s in range(size):
-                    target[s] += weight * max(values[s], zero)
-            else:
-                for s in range(size):
-                    target[s] += weight * values[s]
-        for d in dead:
-            out[d, low:high] = bias[d]
+                    target[s] += value * values[s]
+        for f in range(len(flips)):
+            row, column, value = _flip_delta(weight, words, start, flips[f])
+            target = out[row, low:high]
+            values = parent_input[column, low:high]
+            for s in range(size):
+                target[s] += value * _act(values[s], source_relu)
+    for o in range(z_layer.shape[0]):
+        if kept[o] == 0:
+            out[o] = bias[o]
 
 
-@numba.njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _dense_layer(weight, source, source_relu, bias, out, n_blocks):  # pragma: no cover
-    """``out = weight · act(source) + bias`` (features × samples), zero weights skipped."""
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _dense_layer(
+    weight, words, start, source, source_relu, bias, out, block
+):  # pragma: no cover - compiled
+    """``out = (weight ⊙ child mask) · act(source) + bias`` (features × samples), zero weights
+    skipped; ``start`` is where the layer's genes begin in ``words`` (-1: not pruned)."""
     n_samples = source.shape[1]
     n_out, n_in = weight.shape
     zero = np.float32(0.0)
-    for block in numba.prange(n_blocks):
-        low = block * n_samples // n_blocks
-        high = (block + 1) * n_samples // n_blocks
+    # per input, the outputs its child weights reach: an input that reaches none is skipped
+    # (most, in a sparse layer), its activation never computed
+    reach_rows = np.empty(n_out, dtype=np.int64)
+    reach_values = np.empty(n_out, dtype=np.float32)
+    width = min(block, n_samples)
+    activation = np.empty(width, dtype=np.float32)
+    for low in range(0, n_samples, width):
+        high = min(low + width, n_samples)
         size = high - low
-        activation = np.empty(size, dtype=np.float32)
         for o in range(n_out):
             out[o, low:high] = bias[o]
         for i in range(n_in):
-            for s in range(size):
-                value = source[i, low + s]
-                activation[s] = max(value, zero) if source_relu else value
+            n_reach = 0
             for o in range(n_out):
-                w = weight[o, i]
-                if w != zero:
-                    target = out[o, low:high]
-                    for s in range(size):
-                        target[s] += w * activation[s]
+                value = weight[o, i]
+                if value != zero and (start < 0 or _gene_on(words, start + o * n_in + i)):
+                    reach_rows[n_reach] = o
+                    reach_values[n_reach] = value
+                    n_reach += 1
+            if n_reach == 0:
+                continue
+            values = source[i, low:high]
+            if source_relu:
+                for s in range(size):
+                    activation[s] = max(values[s], zero)
+            else:
+                activation[:size] = values
+            for r in range(n_reach):
+                target = out[reach_rows[r], low:high]
+                value = reach_values[r]
+                for s in range(size):
+                    target[s] += value * activation[s]
 
 
-@numba.njit(inline="always")
-def _act(value, relu):  # pragma: no cover - compiled
-    return max(value, np.float32(0.0)) if relu else value
-
-
-@numba.njit(parallel=True, cache=True)
-def _cross_entropy(logits, last_relu, labels, n_blocks):  # pragma: no cover - compiled
+@numba.njit(cache=True)
+def _cross_entropy(logits, last_relu, labels):  # pragma: no cover - compiled
     """(Σ cross-entropy, # correct) of logits stored classes × samples (float64 log-sum-exp)."""
     n_samples = logits.shape[1]
     width = logits.shape[0]
-    block_loss = np.zeros(n_blocks)
-    block_hits = np.zeros(n_blocks, dtype=np.int64)
-    for block in numba.prange(n_blocks):
-        low = block * n_samples // n_blocks
-        high = (block + 1) * n_samples // n_blocks
-        size = high - low
-        # class-outer loops: every pass is a contiguous run over the block's samples
-        top = np.empty(size, dtype=np.float32)
-        best = np.zeros(size, dtype=np.int64)
-        total = np.zeros(size, dtype=np.float64)
-        for s in range(size):
-            top[s] = _act(logits[0, low + s], last_relu)
-        for o in range(1, width):
-            for s in range(size):
-                value = _act(logits[o, low + s], last_relu)
-                if value > top[s]:
-                    top[s] = value
-                    best[s] = o
-        for o in range(width):
-            for s in range(size):
-                total[s] += np.exp(np.float64(_act(logits[o, low + s], last_relu)) - top[s])
-        loss = 0.0
-        hits = 0
-        for s in range(size):
-            target = _act(logits[labels[low + s], low + s], last_relu)
-            loss += np.float64(top[s]) + np.log(total[s]) - np.float64(target)
-            hits += best[s] == labels[low + s]
-        block_loss[block] = loss
-        block_hits[block] = hits
-    return block_loss.sum(), block_hits.sum()
+    # class-outer loops: every pass is a contiguous run over the samples
+    top = np.empty(n_samples, dtype=np.float32)
+    best = np.zeros(n_samples, dtype=np.int64)
+    total = np.zeros(n_samples, dtype=np.float64)
+    for s in range(n_samples):
+        top[s] = _act(logits[0, s], last_relu)
+    for o in range(1, width):
+        for s in range(n_samples):
+            value = _act(logits[o, s], last_relu)
+            if value > top[s]:
+                top[s] = value
+                best[s] = o
+    for o in range(width):
+        for s in range(n_samples):
+            total[s] += np.exp(np.float64(_act(logits[o, s], last_relu)) - top[s])
+    loss = 0.0
+    hits = 0
+    for s in range(n_samples):
+        target = _act(logits[labels[s], s], last_relu)
+        loss += np.float64(top[s]) + np.log(total[s]) - np.float64(target)
+        hits += best[s] == labels[s]
+    return loss, hits
 
 
 @numba.njit(cache=True)
@@ -945,6 +1174,13 @@ def _flipped(parent, child):  # pragma: no cover - compiled
     for w in range(parent.shape[0]):
         count += np.int64(_popcount64(parent[w] ^ child[w]))
     out = np.empty(count, dtype=np.int64)
+    _write_flipped(parent, child, out)
+    return out
+
+
+@numba.njit(cache=True)
+def _write_flipped(parent, child, out):  # pragma: no cover - compiled
+    """:func:`_flipped` into ``out`` (sized to the Hamming distance)."""
     position = 0
     for w in range(parent.shape[0]):
         word = parent[w] ^ child[w]
@@ -958,7 +1194,6 @@ def _flipped(parent, child):  # pragma: no cover - compiled
                 if byte & (np.uint64(0x80) >> np.uint64(bit)):
                     out[position] = (w * 8 + k) * 8 + bit
                     position += 1
-    return out
 
 
 def _pack(masks: np.ndarray, n_words: int) -> np.ndarray:

@@ -4,10 +4,11 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from masksearch import models
 from masksearch.evaluators import IncrementalEvaluator, PlainEvaluator, UnsupportedModelError
-from masksearch.evaluators.incremental import _nearest, _pack, _set_bits
+from masksearch.evaluators.incremental import _nearest, _pack, _plan_children, _set_bits
 from masksearch.mask import Layout
 
 from .conftest import edge_masks, mutate, random_masks
@@ -169,18 +170,106 @@ def test_bit_helpers_agree_with_numpy():
     )
 
 
-def test_single_threaded_kernel_gives_the_same_results(mlp, mlp_split):
+def test_children_scored_in_parallel_equal_serial_exactly(mlp, mlp_split):
+    # whole children per thread, each with its own scratch: the thread count must not change
+    # a single bit of any child's result
     layout = Layout.of(mlp)
     rng = np.random.default_rng(10)
-    parents = random_masks(layout, 3, rng)
-    children = np.stack([mutate(parent, 5, rng) for parent in parents])
+    parents = random_masks(layout, 5, rng)
+    children = np.stack([mutate(parent, n, rng) for parent in parents for n in (1, 4, 30)])
     results = []
-    for threads in (None, 1):
+    for threads in (None, 1, 2):
         incremental = IncrementalEvaluator(mlp, mlp_split, layout, threads=threads)
         incremental(parents)
         results.append(incremental(children)["loss"])
-        assert incremental.stats["incremental"] == 3
-    np.testing.assert_allclose(results[0], results[1], rtol=0, atol=1e-6)
+        assert incremental.stats["incremental"] == len(children)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[2], results[1])
+
+
+def test_children_plan_matches_numpy(mlp):
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(16)
+    parents = random_masks(layout, 3, rng)
+    children = np.stack([mutate(parent, 9, rng) for parent in parents])
+    n_words = (layout.n_total + 63) // 64
+    linears = [module for module in mlp.modules() if isinstance(module, torch.nn.Linear)]
+    shapes = [tuple(linear.weight.shape) for linear in linears]
+    row_start = np.cumsum([0] + [out for out, _ in shapes]).astype(np.int64)
+    starts = np.array([layout.slice(name).start for name in layout.names], np.int64)
+    kept_parents = np.stack(
+        [
+            np.concatenate(
+                [
+                    parent[layout.slice(layout.names[i])].reshape(shape).sum(axis=1)
+                    for i, shape in enumerate(shapes)
+                ]
+            )
+            for parent in parents
+        ]
+    ).astype(np.int32)
+    pointers, flips, kept, cost, emptied = _plan_children(
+        _pack(parents, n_words),
+        np.arange(3, dtype=np.int64),
+        _pack(children, n_words),
+        kept_parents,
+        row_start,
+        np.array([n_in for _, n_in in shapes], np.int64),
+        starts,
+        2.0,
+    )
+    for child in range(3):
+        np.testing.assert_array_equal(
+            flips[pointers[child] : pointers[child + 1]],
+            np.flatnonzero(parents[child] ^ children[child]),
+        )
+        expected = np.concatenate(
+            [
+                children[child][layout.slice(layout.names[i])].reshape(shape).sum(axis=1)
+                for i, shape in enumerate(shapes)
+            ]
+        )
+        np.testing.assert_array_equal(kept[child], expected)
+    assert not emptied.any()
+    assert (cost > 0).all()
+
+
+def test_a_parent_with_an_empty_layer_has_exact_children(biased_mlp, mlp_split):
+    # the parent's first layer is empty (its neurons are their biases): children that flip
+    # genes elsewhere leave it empty, and must still match the plain pass
+    layout = Layout.of(biased_mlp)
+    rng = np.random.default_rng(17)
+    plain = PlainEvaluator(biased_mlp, mlp_split, layout)
+    incremental = IncrementalEvaluator(biased_mlp, mlp_split, layout, full_ratio=10.0)
+    parent = random_masks(layout, 1, rng)[0]
+    parent[layout.slice(layout.names[0])] = False
+    incremental(parent[None])
+    children = np.stack(
+        [_flip_in(parent, layout.slice(name), 3, rng) for name in layout.names[1:]]
+        + [
+            _flip_in(
+                _flip_in(parent, layout.slice(layout.names[1]), 1, rng),
+                layout.slice(layout.names[2]),
+                1,
+                rng,
+            )
+        ]
+    )
+    _assert_matches(incremental(children), plain(children), len(mlp_split.y))
+    assert incremental.stats["incremental"] == len(children)
+
+
+def test_all_on_parent_with_one_gene_children_match_plain(mlp, mlp_split):
+    layout = Layout.of(mlp)
+    plain = PlainEvaluator(mlp, mlp_split, layout)
+    incremental = IncrementalEvaluator(mlp, mlp_split, layout, full_ratio=10.0)
+    parent = np.ones(layout.n_total, dtype=bool)
+    incremental(parent[None])
+    children = np.repeat(parent[None], 3, axis=0)
+    for row, name in zip(children, layout.names, strict=True):
+        row[layout.slice(name).start] = False  # one gene off, in each layer
+    _assert_matches(incremental(children), plain(children), len(mlp_split.y))
+    assert incremental.stats["incremental"] == len(children)
 
 
 def _flip_in(parent: np.ndarray, genes: slice, n_flips: int, rng) -> np.ndarray:
