@@ -34,6 +34,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -491,6 +492,7 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{r['speedup_vs_naive_same_process']:.1f} | {r['peak_rss_mb']:.0f} | "
             f"{r['rss_growth_mb']:.0f} | {extra} |"
         )
+    lines += ["", "## Issue targets", "", *_verdicts(report["results"], naive)]
     lines += ["", "## Surrogate ranking quality (Spearman ρ of predicted vs exact ΔL)", ""]
     lines += ["| model | random masks | mutated children | notes |", "|---|---:|---:|---|"]
     for q in report["quality"]:
@@ -502,6 +504,46 @@ def _markdown(report: dict[str, Any]) -> str:
             f"{q['description']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _verdicts(results: list[dict[str, Any]], naive: dict[tuple[str, int], float]) -> list[str]:
+    """The engine issue's targets, each stated as met or not from this run's rows."""
+    ok = [r for r in results if "failed" not in r]
+    lines = []
+    for r in ok:
+        if r["method"] == "incremental" and r["model"] == "lenet300" and r["P"] == 64:
+            own = r["candidates_per_s"] / naive[(r["model"], r["P"])]
+            same = r["speedup_vs_naive_same_process"]
+            verdict = "met" if min(own, same) >= 10 else "not met"
+            lines.append(
+                f"- Incremental children, parents at density {r['parent_density']} (target ≥ 10× "
+                f"the naive loop, fitness equal): {own:.1f}× (naive job), {same:.1f}× (naive in "
+                f"the same process), max |Δloss| {r['max_abs_loss_diff_vs_plain']:.1e} — "
+                f"**{verdict}**."
+            )
+    children = [
+        r["children_per_s"] for r in ok if r["method"] == "surrogate" and r["model"] == "lenet300"
+    ]
+    if children:
+        best = max(children)
+        lines.append(
+            f"- Surrogate children of ≤ {SURROGATE_FLIPS} genes on lenet300, N = 128 (target "
+            f"≥ 1,000,000/s): {best:,.0f}/s — **{'met' if best >= 1e6 else 'not met'}**."
+        )
+    growth: dict[tuple[str, str], dict[int, float]] = {}
+    for r in ok:
+        label = r["method"] + (f" d={r['parent_density']}" if r["method"] == "incremental" else "")
+        growth.setdefault((r["model"], label), {})[r["P"]] = r["rss_growth_mb"]
+    pairs = {k: v for k, v in growth.items() if 64 in v and 1024 in v and v[64] > 0}
+    if pairs:
+        worst_key = max(pairs, key=lambda k: pairs[k][1024] / pairs[k][64])
+        worst = pairs[worst_key][1024] / pairs[worst_key][64]
+        lines.append(
+            f"- Evaluator memory (growth over data, model and masks) at P = 1,024 against P = 64 "
+            f"(target ≤ 1.5×): worst {worst:.2f}× ({worst_key[0]} {worst_key[1]}) — "
+            f"**{'met' if worst <= 1.5 else 'not met'}**."
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
