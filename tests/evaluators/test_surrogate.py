@@ -82,6 +82,66 @@ def test_children_match_from_scratch_evaluation(mlp, surrogate):
         )
 
 
+@pytest.fixture(scope="module")
+def odd_surrogate(mlp, mlp_split):
+    """N = 13: rows of ``hw`` that are no whole number of SIMD lanes or cache lines."""
+    return SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=13, seed=4)
+
+
+def _flipped(parent, diffs):
+    """The children's full masks: row ``c`` flips the genes of ``diffs[c]`` (-1 = padding)."""
+    children = np.repeat(parent[None], len(diffs), axis=0)
+    for child, genes in zip(children, diffs, strict=True):
+        child[genes[genes >= 0]] ^= True
+    return children
+
+
+@pytest.mark.parametrize("which", ["surrogate", "odd_surrogate"])
+def test_children_equal_the_prediction_of_the_full_masks(request, which, mlp):
+    evaluator = request.getfixturevalue(which)
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(12)
+    genes = [rng.choice(layout.n_total, k, replace=False) for k in (1, 20, 200, 200, 20, 1)]
+    # a gene flipped in every layer: each layer's first, then each layer's last weight
+    genes.append(np.array([layout.slice(name).start for name in layout.names]))
+    genes.append(np.array([layout.slice(name).stop - 1 for name in layout.names]))
+    genes.append(np.array([], dtype=np.int64))  # all padding: the parent itself
+    width = 203  # wider than any child, so padding also sits between genes
+    diffs = np.full((len(genes), width), -1, dtype=np.int64)
+    for row, chosen in zip(diffs, genes, strict=True):
+        row[np.sort(rng.choice(width, len(chosen), replace=False))] = chosen
+    parents = [
+        random_masks(layout, 1, rng)[0],
+        np.ones(layout.n_total, dtype=bool),
+        np.zeros(layout.n_total, dtype=bool),
+    ]
+    for parent in parents:
+        expected = evaluator(_flipped(parent, diffs))["loss"]
+        parent_loss = evaluator(parent[None])["loss"][0]
+        scale = np.abs(expected - parent_loss).max()
+        assert scale > 0
+        for dtype in (np.int64, np.int32):
+            np.testing.assert_allclose(
+                evaluator.children(parent, diffs.astype(dtype)),
+                expected,
+                rtol=0,
+                atol=1e-5 * scale,
+            )
+        # no genes at all: every child is the parent; no children: an empty result
+        np.testing.assert_allclose(
+            evaluator.children(parent, np.empty((3, 0), dtype=np.int64)),
+            np.full(3, parent_loss),
+            rtol=1e-12,
+        )
+        assert evaluator.children(parent, np.empty((0, 5), dtype=np.int64)).shape == (0,)
+
+
+def test_stored_gradients_start_on_a_cache_line(surrogate, odd_surrogate):
+    for evaluator in (surrogate, odd_surrogate):
+        assert evaluator.hw.ctypes.data % 64 == 0
+        assert evaluator.hw.flags.c_contiguous and evaluator.hw.flags.writeable
+
+
 def test_children_reject_bad_diffs(mlp, surrogate):
     layout = Layout.of(mlp)
     parent = np.ones(layout.n_total, dtype=bool)
