@@ -8,12 +8,14 @@ all taken at the anchored weights ``w⊙a``, a mask ``m`` moves the weights by
     ΔL(δw) ≈ gᵀδw + 1/(2N) · Σ_n (g_nᵀδw)²
 
 Stored per weight ``i``: ``gw[i] = g_i·w_i`` (float64) and one row ``hw[i, :] = g_{n,i}·w_i``
-over the samples (float32, shape ``(n_weights, N)``, so a flipped weight reads one contiguous
-row). ``z_n = g_nᵀδw = Σ_i (m_i − a_i)·hw[i, n]`` costs O(N·k) for a mask, where ``k`` is the
-smallest of its kept weights, its pruned weights and the weights where it differs from the
-anchor (sums over the kept or pruned side start from precomputed totals); a child that flips
-``k`` genes of its parent costs O(N·k) from the parent's ``z`` (:meth:`SurrogateEvaluator.
-children`).
+over the samples (shape ``(n_weights, N)``, so a flipped weight reads one contiguous row), in
+float16 (the default) times a power-of-two ``hw_scale`` or in float32 (float16 halves the
+bytes a child reads; the kernels widen to float32 on load and sum as the float32 ones do; ``gw``
+is then rounded to float32 too). ``z_n = g_nᵀδw = Σ_i (m_i − a_i)·hw[i, n]`` costs O(N·k) for
+a mask, where ``k`` is the smallest of its kept weights, its pruned weights and the weights
+where it differs from the anchor (sums over the kept or pruned side start from precomputed
+totals); a child that flips ``k`` genes of its parent costs O(N·k) from the parent's ``z``
+(:meth:`SurrogateEvaluator.children`).
 
 The quadratic captures interactions between pruned weights, unlike the additive diagonal OBD
 saliency, but it is a local model: it ranks masks near its anchor far better than masks far
@@ -32,6 +34,7 @@ import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
+from llvmlite import binding as llvm_binding
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -44,15 +47,17 @@ from masksearch.evaluators.batched import random_subset
 from masksearch.front import non_dominated
 from masksearch.mask import Layout
 
-__all__ = ["ScreenedEvaluator", "SurrogateEvaluator"]
+__all__ = ["PRECISIONS", "ScreenedEvaluator", "SurrogateEvaluator"]
 
 _PARENT_MEMO = 1024  # parents whose z vector children() remembers
 _GRADIENT_CHUNK = 16  # samples per vmap'd per-sample-gradient pass
 _BLOCKS_PER_THREAD = 8  # children() work blocks per Numba thread: evens out a noisy machine
-_PREFETCH_CHILDREN = 2  # children() prefetches the rows of the child this far ahead
+_PREFETCH_CHILDREN = 2  # children() prefetches the rows of the child this far ahead (float32)
 _CACHE_LINE = 64  # bytes
 _HUGE_PAGE = 2 << 20  # bytes
+_FLOAT16_TOP = 2.0**15  # float16 hw is scaled so its largest |value| lands in [2^15, 2^16)
 RANK_BY = ("loss", "pareto")
+PRECISIONS = ("float32", "float16")
 
 
 class SurrogateEvaluator(Evaluator):
@@ -62,7 +67,14 @@ class SurrogateEvaluator(Evaluator):
     gradients; the linear term and ``base_loss`` (the loss of the anchored model) use the whole
     split. ``anchor`` (a flat bool mask, default ``None`` = dense) is the expansion point: the
     masks to rank should lie near it (see the module docstring); :meth:`reanchor` moves it.
-    Memory: ``4 · n_weights · N`` bytes (lenet300, N=128: 136 MB). The result holds ``"loss"``,
+    ``precision`` is how ``hw`` is stored. ``"float16"`` (the default) takes
+    ``2 · n_weights · N`` bytes (lenet300, N=128: 68 MB) and children() reads half the bytes of
+    float32; it ranked 5 sets of 64 children of a 5% mask exactly as float32 did. ``hw`` then
+    holds ``g_{n,i}·w_i · hw_scale`` with a power-of-two ``hw_scale`` that puts the largest
+    value just under float16's maximum, so small values keep their relative precision instead
+    of underflowing, and ``gw`` is rounded to float32. ``"float32"`` (``hw_scale`` 1) is the
+    reference. Building
+    with float16 briefly needs the float32 table as well. The result holds ``"loss"``,
     ``"error"`` (NaN: the surrogate does not predict accuracy) and ``"exact"`` (all False).
     """
 
@@ -75,7 +87,10 @@ class SurrogateEvaluator(Evaluator):
         device: str | torch.device = "cpu",
         seed: int = 0,
         anchor: np.ndarray | None = None,
+        precision: str = "float16",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
         snapshot = ModelSnapshot(model, split, layout, device)
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
             raise TypeError(f"n_samples must be an int, got {n_samples!r}")
@@ -88,7 +103,9 @@ class SurrogateEvaluator(Evaluator):
         self.n_gradients = int(n_samples)
         self._snapshot = snapshot
         self._subset = random_subset(split, self.n_gradients, seed)
-        self.hw = _aligned_empty((layout.n_total, self.n_gradients), np.float32)
+        self.precision = precision
+        self.hw = _aligned_empty((layout.n_total, self.n_gradients), np.dtype(precision).type)
+        self.hw_scale = 1.0
         self._parents: OrderedDict[bytes, tuple[np.ndarray, float]] = OrderedDict()
         self.reanchor(anchor)
 
@@ -96,7 +113,8 @@ class SurrogateEvaluator(Evaluator):
         """Expand the quadratic around ``anchor`` (a flat bool mask; ``None`` = dense).
 
         Recomputes the gradients at the anchored weights: as costly as building the surrogate
-        (about two seconds on lenet300, N=128), and reuses the ``hw`` buffer.
+        (about two seconds on lenet300, N=128), and reuses the ``hw`` buffer (float16 goes
+        through a temporary float32 table).
         """
         if anchor is None:
             anchor = np.ones(self.layout.n_total, dtype=bool)
@@ -108,9 +126,25 @@ class SurrogateEvaluator(Evaluator):
         base_loss, mean_gradient = _loss_and_gradient(snapshot, params)
         self.anchor = anchor
         self.base_loss = base_loss
-        self.gw = (mean_gradient.double() * weights.double()).cpu().numpy()
-        _fill_per_sample_gradients(snapshot, params, self._subset, weights, self.hw)
-        kept_hw, pruned_hw, kept_gw, pruned_gw = _side_totals(anchor, self.hw, self.gw)
+        gw = (mean_gradient.double() * weights.double()).cpu().numpy()
+        if self.hw.dtype == np.float32:
+            self._gw = self.gw = gw
+            _fill_per_sample_gradients(snapshot, params, self._subset, weights, self.hw)
+        else:
+            # children() then reads 4 bytes of gw per gene instead of 8 (a table half the
+            # size stays in cache more often); rounding gw to float32 moves it by < 6e-8 of
+            # itself, far below the float16 rounding of hw; self.gw holds the same values
+            self._gw = gw.astype(np.float32)
+            self.gw = self._gw.astype(np.float64)
+            exact = np.empty(self.hw.shape, dtype=np.float32)
+            _fill_per_sample_gradients(snapshot, params, self._subset, weights, exact)
+            self.hw_scale = _float16_scale(exact)
+            np.multiply(exact, np.float32(self.hw_scale), out=exact)  # a power of two: exact
+            self.hw[...] = exact
+            del exact
+        kept_hw, pruned_hw, kept_gw, pruned_gw = _side_totals(
+            anchor, self._rows(), 1.0 / self.hw_scale, self._gw
+        )
         # z and the linear term of a mask summed over its kept (pruned) side start from these
         self._z_kept, self._lin_kept = -kept_hw, -kept_gw
         self._z_pruned, self._lin_pruned = pruned_hw, pruned_gw
@@ -123,11 +157,17 @@ class SurrogateEvaluator(Evaluator):
     def _delta(self, masks: np.ndarray) -> np.ndarray:
         return _population_delta(masks, *self._state_arrays())
 
+    def _rows(self) -> np.ndarray:
+        """``hw`` as the kernels read it: float16 as its uint16 bit patterns (Numba has no
+        float16 on the CPU; :func:`_widen` converts)."""
+        return self.hw.view(np.uint16) if self.hw.dtype == np.float16 else self.hw
+
     def _state_arrays(self) -> tuple:
         return (
             self.anchor,
-            self.hw,
-            self.gw,
+            self._rows(),
+            1.0 / self.hw_scale,
+            self._gw,
             self._z_kept,
             self._lin_kept,
             self._z_pruned,
@@ -162,12 +202,22 @@ class SurrogateEvaluator(Evaluator):
         diffs = np.ascontiguousarray(diffs)
         z, lin = self._parent_state(parent)
         n_blocks = _BLOCKS_PER_THREAD * numba.get_num_threads()
+        # the same number of row bytes in flight: float16 rows prefetch twice as many children
+        ahead = _PREFETCH_CHILDREN * 4 // self.hw.itemsize
         # the kernel checks the indices as it reads them (a separate pass costs ~5%); blocks go
         # to whichever thread is free (the default splits them evenly up front, so a thread
         # that another process slows holds the others back)
         with numba.parallel_chunksize(1):
             delta, n_bad = _children_delta(
-                parent, diffs, z, lin, self.hw, self.gw, n_blocks, _PREFETCH_CHILDREN
+                parent,
+                diffs,
+                z,
+                lin,
+                self._rows(),
+                np.float32(1.0 / self.hw_scale),
+                self._gw,
+                n_blocks,
+                ahead,
             )
         if n_bad:
             raise ValueError(
@@ -282,6 +332,18 @@ def _front_ranks(objectives: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _float16_scale(hw: np.ndarray) -> float:
+    """The power of two that puts the largest finite ``|hw|`` in ``[2^15, 2^16)``, below
+    float16's maximum (65504): the per-sample gradient·weight values span many decades (lenet300:
+    1e-21 to 2.5), and unscaled float16 would flush the smallest to zero."""
+    largest = float(np.abs(hw).max(initial=0.0))
+    if not math.isfinite(largest):
+        raise ValueError("the per-sample gradients hold non-finite values: cannot store float16")
+    if largest == 0.0:
+        return 1.0
+    return 2.0 ** (math.log2(_FLOAT16_TOP) - math.floor(math.log2(largest)))
+
+
 def _aligned_empty(shape: tuple[int, int], dtype: type[np.generic]) -> np.ndarray:
     """An uninitialised C-contiguous array whose first byte starts a huge page (a cache line
     for arrays under one huge page).
@@ -357,9 +419,44 @@ def _fill_per_sample_gradients(
 # -- Numba kernels ------------------------------------------------------------------------
 
 
+# F16C converts float16 to float32 in one instruction; LLVM needs it (or a runtime helper)
+_HAS_F16C = bool(llvm_binding.get_host_cpu_features().get("f16c", False))
+
+
+@intrinsic
+def _widen(typingctx, value):  # pragma: no cover - compiled
+    """A stored ``hw`` value as float32: a float32 as is, a uint16 as the float16 whose bits it
+    holds (an ``fpext``: one ``vcvtph2ps`` per 8 or 16 values on CPUs with F16C)."""
+    if value == types.float32:
+
+        def identity(context, builder, signature, args):
+            return args[0]
+
+        return types.float32(value), identity
+    if value != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        if _HAS_F16C:
+            return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+        # without F16C LLVM would call a runtime helper the JIT may lack: move the sign,
+        # exponent and mantissa into float32 places and rescale the exponent bias (15 → 127)
+        # by 2^112, which also turns float16 subnormals into the right float32 normals; the
+        # stored values are finite (see _float16_scale), so no inf/NaN case is needed
+        int32 = ir.IntType(32)
+        bits = builder.zext(args[0], int32)
+        sign = builder.shl(builder.and_(bits, int32(0x8000)), int32(16))
+        magnitude = builder.shl(builder.and_(bits, int32(0x7FFF)), int32(13))
+        moved = builder.bitcast(builder.or_(sign, magnitude), ir.FloatType())
+        return builder.fmul(moved, ir.Constant(ir.FloatType(), 2.0**112))
+
+    return types.float32(value), codegen
+
+
 @numba.njit(parallel=True, cache=True)
-def _side_totals(anchor, hw, gw):  # pragma: no cover - compiled
-    """Sums of hw rows and gw over the anchor's kept and pruned weights (float64)."""
+def _side_totals(anchor, hw, unit, gw):  # pragma: no cover - compiled
+    """Sums of hw rows (times ``unit``, the stored-to-true factor) and gw over the anchor's
+    kept and pruned weights (float64)."""
     n_weights, n = hw.shape
     kept_hw = np.zeros(n)
     pruned_hw = np.zeros(n)
@@ -368,11 +465,12 @@ def _side_totals(anchor, hw, gw):  # pragma: no cover - compiled
         pruned = 0.0
         for i in range(n_weights):
             if anchor[i]:
-                kept += hw[i, s]
+                kept += _widen(hw[i, s])
             else:
-                pruned += hw[i, s]
-        kept_hw[s] = kept
-        pruned_hw[s] = pruned
+                pruned += _widen(hw[i, s])
+        # unit is a power of two: the product is exact
+        kept_hw[s] = kept * unit
+        pruned_hw[s] = pruned * unit
     kept_gw = 0.0
     pruned_gw = 0.0
     for i in range(n_weights):
@@ -385,10 +483,11 @@ def _side_totals(anchor, hw, gw):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _mask_state(
-    mask, anchor, hw, gw, z_kept, lin_kept, z_pruned, lin_pruned
+    mask, anchor, hw, unit, gw, z_kept, lin_kept, z_pruned, lin_pruned
 ):  # pragma: no cover - compiled
     """(z, linear term) of one mask, summing over the fewest rows: the genes where it differs
-    from the anchor, its kept genes or its pruned genes."""
+    from the anchor, its kept genes or its pruned genes (the rows times ``unit``, a power of
+    two, are the true values)."""
     n_weights, n = hw.shape
     kept = 0
     differ = 0
@@ -403,13 +502,15 @@ def _mask_state(
                 sign = 1.0 if mask[i] else -1.0
                 lin += sign * gw[i]
                 for s in range(n):
-                    z[s] += sign * hw[i, s]
+                    z[s] += sign * _widen(hw[i, s])
+        z *= unit
     elif 2 * kept <= n_weights:
         for i in range(n_weights):
             if mask[i]:
                 lin += gw[i]
                 for s in range(n):
-                    z[s] += hw[i, s]
+                    z[s] += _widen(hw[i, s])
+        z *= unit
         z += z_kept
         lin += lin_kept
     else:
@@ -417,7 +518,8 @@ def _mask_state(
             if not mask[i]:
                 lin -= gw[i]
                 for s in range(n):
-                    z[s] -= hw[i, s]
+                    z[s] -= _widen(hw[i, s])
+        z *= unit
         z += z_pruned
         lin += lin_pruned
     return z, lin
@@ -425,12 +527,12 @@ def _mask_state(
 
 @numba.njit(parallel=True, cache=True)
 def _population_delta(
-    masks, anchor, hw, gw, z_kept, lin_kept, z_pruned, lin_pruned
+    masks, anchor, hw, unit, gw, z_kept, lin_kept, z_pruned, lin_pruned
 ):  # pragma: no cover - compiled
     n = hw.shape[1]
     out = np.empty(masks.shape[0])
     for p in numba.prange(masks.shape[0]):
-        z, lin = _mask_state(masks[p], anchor, hw, gw, z_kept, lin_kept, z_pruned, lin_pruned)
+        z, lin = _mask_state(masks[p], anchor, hw, unit, gw, z_kept, lin_kept, z_pruned, lin_pruned)
         out[p] = lin + 0.5 / n * np.sum(z * z)
     return out
 
@@ -484,15 +586,16 @@ def _prefetch_child(diffs, child, parent, hw, gw):  # pragma: no cover - compile
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
 def _children_delta(
-    parent, diffs, parent_z, parent_lin, hw, gw, n_blocks, ahead
+    parent, diffs, parent_z, parent_lin, hw, unit, gw, n_blocks, ahead
 ):  # pragma: no cover
     """ΔL of each child and the number of out-of-range gene indices met.
 
     A child's ``z`` is the parent's plus a change gathered from ``k`` rows of ``hw``; the change
     is accumulated in float32 (the gathers are memory-bound: float32 keeps the SIMD lanes full)
     and ``Σ z²`` is the parent's float64 ``Σ z0²`` plus ``Σ change·(2·z0 + change)``, so the
-    rounding only touches the (small) change. Each of ``n_blocks`` blocks of children reuses
-    its buffers: no allocation per child.
+    rounding only touches the (small) change. Rows are widened to float32 as they are read and
+    their stored-to-true factor ``unit`` (a power of two, float32) rides on each row's sign.
+    Each of ``n_blocks`` blocks of children reuses its buffers: no allocation per child.
 
     The rows are scattered over ``hw`` (far larger than the caches), so the time goes into
     waiting for memory: while a child is summed, the lines of the child ``ahead`` places on are
@@ -527,10 +630,13 @@ def _children_delta(
                         bad[block] += 1
                     continue
                 # the child keeps what the parent pruned (z gains +hw) and prunes what it kept
-                sign = np.float32(-1.0) if parent[i] else np.float32(1.0)
-                lin += sign * gw[i]
+                if parent[i]:
+                    lin -= gw[i]
+                    signs[k] = -unit
+                else:
+                    lin += gw[i]
+                    signs[k] = unit
                 rows[k] = i
-                signs[k] = sign
                 k += 1
             for s in range(n):
                 change[s] = 0.0
@@ -544,15 +650,15 @@ def _children_delta(
                 )
                 sign0, sign1, sign2, sign3 = signs[j], signs[j + 1], signs[j + 2], signs[j + 3]
                 for s in range(n):
-                    change[s] += (sign0 * row0[s] + sign1 * row1[s]) + (
-                        sign2 * row2[s] + sign3 * row3[s]
+                    change[s] += (sign0 * _widen(row0[s]) + sign1 * _widen(row1[s])) + (
+                        sign2 * _widen(row2[s]) + sign3 * _widen(row3[s])
                     )
                 j += 4
             while j < k:
                 row0 = hw[rows[j]]
                 sign0 = signs[j]
                 for s in range(n):
-                    change[s] += sign0 * row0[s]
+                    change[s] += sign0 * _widen(row0[s])
                 j += 1
             total = np.float32(0.0)
             for s in range(n):

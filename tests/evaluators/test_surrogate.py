@@ -17,7 +17,9 @@ from .conftest import edge_masks, mutate, random_masks
 
 @pytest.fixture(scope="module")
 def surrogate(mlp, mlp_split):
-    return SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3)
+    return SurrogateEvaluator(
+        mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3, precision="float32"
+    )
 
 
 def _formula(surrogate, masks):
@@ -85,7 +87,9 @@ def test_children_match_from_scratch_evaluation(mlp, surrogate):
 @pytest.fixture(scope="module")
 def odd_surrogate(mlp, mlp_split):
     """N = 13: rows of ``hw`` that are no whole number of SIMD lanes or cache lines."""
-    return SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=13, seed=4)
+    return SurrogateEvaluator(
+        mlp, mlp_split, Layout.of(mlp), n_samples=13, seed=4, precision="float32"
+    )
 
 
 def _flipped(parent, diffs):
@@ -96,7 +100,23 @@ def _flipped(parent, diffs):
     return children
 
 
-@pytest.mark.parametrize("which", ["surrogate", "odd_surrogate"])
+@pytest.fixture(scope="module")
+def half(mlp, mlp_split):
+    """The ``surrogate`` fixture stored in float16."""
+    return SurrogateEvaluator(
+        mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3, precision="float16"
+    )
+
+
+@pytest.fixture(scope="module")
+def odd_half(mlp, mlp_split):
+    """N = 13 in float16: 26-byte rows, which start mid cache line."""
+    return SurrogateEvaluator(
+        mlp, mlp_split, Layout.of(mlp), n_samples=13, seed=4, precision="float16"
+    )
+
+
+@pytest.mark.parametrize("which", ["surrogate", "odd_surrogate", "half", "odd_half"])
 def test_children_equal_the_prediction_of_the_full_masks(request, which, mlp):
     evaluator = request.getfixturevalue(which)
     layout = Layout.of(mlp)
@@ -136,8 +156,8 @@ def test_children_equal_the_prediction_of_the_full_masks(request, which, mlp):
         assert evaluator.children(parent, np.empty((0, 5), dtype=np.int64)).shape == (0,)
 
 
-def test_stored_gradients_start_on_a_cache_line(surrogate, odd_surrogate):
-    for evaluator in (surrogate, odd_surrogate):
+def test_stored_gradients_start_on_a_cache_line(surrogate, odd_surrogate, half):
+    for evaluator in (surrogate, odd_surrogate, half):
         assert evaluator.hw.ctypes.data % 64 == 0
         assert evaluator.hw.flags.c_contiguous and evaluator.hw.flags.writeable
 
@@ -149,6 +169,84 @@ def test_children_reject_bad_diffs(mlp, surrogate):
         surrogate.children(parent, np.array([[layout.n_total]]))
     with pytest.raises(ValueError, match="2-D integer"):
         surrogate.children(parent, np.array([1.0, 2.0]))
+
+
+# -- float16 storage ----------------------------------------------------------------------
+
+_HALF_ULP = 2.0**-11  # float16 rounds to nearest: |error| <= 2^-11·|x| for normal values
+_HALF_TINY = 2.0**-25  # ... and <= 2^-25 (half the smallest subnormal) below 2^-14
+
+
+def test_float16_stores_the_float32_table_scaled(surrogate, half):
+    assert half.hw.dtype == np.float16 and half.hw.shape == surrogate.hw.shape
+    exponent = math.log2(half.hw_scale)
+    assert exponent == round(exponent) and surrogate.hw_scale == 1.0
+    # the largest value sits just under float16's maximum: the scale wastes no range
+    assert 2.0**15 <= np.abs(half.hw.astype(np.float64)).max() < 2.0**16
+    decoded = half.hw.astype(np.float64) / half.hw_scale
+    exact = surrogate.hw.astype(np.float64)
+    bound = _HALF_ULP * np.abs(exact) + _HALF_TINY / half.hw_scale
+    assert (np.abs(decoded - exact) <= bound).all()
+    assert (decoded != exact).any()  # float16 really rounded something
+    np.testing.assert_array_equal(half.gw, surrogate.gw.astype(np.float32).astype(np.float64))
+    assert half.base_loss == surrogate.base_loss
+
+
+def _float16_bound(exact_surrogate, half, masks):
+    """Largest possible |ΔL(float16) - ΔL(float32)| per mask, from the float32 table alone.
+
+    Each stored value moves by at most e_i = 2^-11·|hw_i| + 2^-25/hw_scale, so z_n moves by
+    at most ε_n = Σ_i |δ_i|·e_{i,n}; (z+ε)² - z² ≤ 2|z|ε + ε² gives the quadratic term's bound.
+    gw (rounded to float32) adds at most 2^-24 Σ_i |δ_i·gw_i|.
+    """
+    step = np.abs(masks.astype(np.float64) - exact_surrogate.anchor.astype(np.float64))
+    hw = exact_surrogate.hw.astype(np.float64)
+    z = np.abs((masks.astype(np.float64) - exact_surrogate.anchor) @ hw)
+    moved = _HALF_ULP * (step @ np.abs(hw)) + step.sum(axis=1, keepdims=True) * (
+        _HALF_TINY / half.hw_scale
+    )
+    quadratic = (z * moved + 0.5 * moved**2).sum(axis=1) / hw.shape[1]
+    return quadratic + 2.0**-24 * (step @ np.abs(exact_surrogate.gw))
+
+
+@pytest.mark.parametrize("anchored_at", ["dense", "mask"])
+def test_float16_predictions_stay_within_the_rounding_bound(
+    mlp, mlp_split, surrogate, half, anchor, anchored, anchored_at
+):
+    layout = Layout.of(mlp)
+    if anchored_at == "dense":
+        exact_surrogate, center = surrogate, np.ones(layout.n_total, dtype=bool)
+    else:
+        exact_surrogate, center = anchored, anchor
+        half = SurrogateEvaluator(
+            mlp, mlp_split, layout, n_samples=16, seed=3, anchor=anchor, precision="float16"
+        )
+    rng = np.random.default_rng(13)
+    masks = np.concatenate(
+        [
+            np.stack([mutate(center, k, rng) for k in (1, 20, 20, 200)]),
+            random_masks(layout, 4, rng),
+            edge_masks(layout),
+        ]
+    )
+    bound = _float16_bound(exact_surrogate, half, masks)
+    difference = np.abs(half.delta_loss(masks) - exact_surrogate.delta_loss(masks))
+    assert (difference <= bound + 1e-12).all()
+    assert difference.max() > 0
+    # children sum in float32 on top of that: the same slack as the float32 children tests
+    parent = masks[0]
+    diffs = np.stack([rng.choice(layout.n_total, 20, replace=False) for _ in range(16)])
+    children = _flipped(parent, diffs)
+    scale = np.abs(exact_surrogate(children)["loss"] - exact_surrogate(parent[None])["loss"])
+    np.testing.assert_array_less(
+        np.abs(half.children(parent, diffs) - exact_surrogate.children(parent, diffs)),
+        _float16_bound(exact_surrogate, half, children) + 2e-5 * scale.max() + 1e-12,
+    )
+
+
+def test_precision_is_checked(mlp, mlp_split):
+    with pytest.raises(ValueError, match="precision.*float32.*float16"):
+        SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=4, precision="float64")
 
 
 def test_n_samples_is_checked(mlp, mlp_split):
@@ -185,7 +283,9 @@ def anchor(mlp):
 
 @pytest.fixture(scope="module")
 def anchored(mlp, mlp_split, anchor):
-    return SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3, anchor=anchor)
+    return SurrogateEvaluator(
+        mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3, anchor=anchor, precision="float32"
+    )
 
 
 def _anchored_reference(mlp, split, anchor, n_samples, seed):
@@ -262,7 +362,9 @@ def test_anchored_children_agree_with_evaluate(mlp, anchor, anchored):
 
 
 def test_reanchor_equals_building_at_the_anchor(mlp, mlp_split, anchor, anchored):
-    moved = SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3)
+    moved = SurrogateEvaluator(
+        mlp, mlp_split, Layout.of(mlp), n_samples=16, seed=3, precision="float32"
+    )
     dense_prediction = moved.delta_loss(anchor[None])
     parent = np.ones(Layout.of(mlp).n_total, dtype=bool)
     moved.children(parent, np.array([[0, 1]]))  # fills the parent memo, which must be dropped
@@ -331,3 +433,8 @@ def test_warmup_calls_are_evaluated_in_full(mlp, mlp_split, surrogate):
     assert screened(masks)["exact"].sum() == 2
     with pytest.raises(ValueError, match="warmup_calls"):
         ScreenedEvaluator(plain, surrogate, warmup_calls=-1)
+
+
+def test_float16_is_the_default_storage(mlp, mlp_split):
+    surrogate = SurrogateEvaluator(mlp, mlp_split, Layout.of(mlp), n_samples=4)
+    assert surrogate.precision == "float16" and surrogate.hw.dtype == np.float16
