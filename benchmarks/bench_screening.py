@@ -1,7 +1,7 @@
 """Surrogate screening: hypervolume against the number of *exact* evaluations.
 
-    python benchmarks/bench_screening.py                  # budget 3000 exact evaluations per run
-    python benchmarks/bench_screening.py --quick          # a smoke run (< 1 minute)
+    python benchmarks/bench_screening.py                  # seeds 0,1,2, budget 3000 exact evaluations per run
+    python benchmarks/bench_screening.py --quick          # a smoke run (seed 0, < 1 minute)
 
 The same NSGA-II search (lenet300_fashion, objectives loss and density, max density 0.1,
 seeded with the magnitude masks at 5%, 2% and 1%) runs twice with the same seed: with the
@@ -10,7 +10,9 @@ evaluator — the empirical-Fisher surrogate, anchored at the magnitude mask at 
 ranks every generation's offspring and only the best ``--keep`` fraction is evaluated
 exactly. The search counts only exact evaluations (the ``"exact"`` metric), so both curves
 share one x axis. The issue's target: the screened search reaches the unscreened search's
-final hypervolume with at most a third of its exact evaluations.
+final hypervolume with at most a third of its exact evaluations. One search's trajectory is
+chaotic (a different tie or rounding sends it elsewhere), so the benchmark runs both searches
+for several seeds and judges the mean fraction; each seed's fraction is reported too.
 
 Writes ``benchmarks/results/screening.{json,md,png}``.
 """
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,7 +43,7 @@ PROBLEM_OPTIONS = {
 }
 
 
-def run(args: argparse.Namespace, screened: bool) -> dict:
+def run(args: argparse.Namespace, screened: bool, seed: int) -> dict:
     problem = problems.lenet300_fashion(**PROBLEM_OPTIONS)  # a fresh exact evaluator per run
     label = "screened" if screened else "exact"
     build_seconds = 0.0
@@ -49,7 +52,12 @@ def run(args: argparse.Namespace, screened: bool) -> dict:
         anchors = problem.encoding.decode(problem.encoding.magnitude(args.anchor_densities))
         surrogates = [
             SurrogateEvaluator(
-                problem.model, problem.data, problem.layout, n_samples=args.n_samples, anchor=a
+                problem.model,
+                problem.data,
+                problem.layout,
+                n_samples=args.n_samples,
+                anchor=a,
+                precision=args.precision,
             )
             for a in anchors
         ]
@@ -67,12 +75,12 @@ def run(args: argparse.Namespace, screened: bool) -> dict:
     def progress(record: dict) -> None:
         if record["generation"] % 10 == 0:
             print(
-                f"  [{label}] gen {record['generation']:4d}  exact evals {record['n_evals']:6d}  "
+                f"  [seed {seed} {label}] gen {record['generation']:4d}  exact evals {record['n_evals']:6d}  "
                 f"hv {record['hypervolume']:.5f}  {time.perf_counter() - started:6.1f}s",
                 file=sys.stderr,
             )
 
-    result = search(problem, solver, budget=args.budget, seed=args.seed, callbacks=(progress,))
+    result = search(problem, solver, budget=args.budget, seed=seed, callbacks=(progress,))
     return {
         "label": label,
         "n_evals": result.n_evals,
@@ -95,6 +103,7 @@ def evals_to_reach(history: list[dict], target: float) -> int | None:
 
 
 def summarise(runs: dict[str, dict]) -> dict:
+    """One seed: when the screened run reaches the exact run's final hypervolume."""
     exact, screened = runs["exact"], runs["screened"]
     target = exact["history"][-1]["hypervolume"]
     needed = evals_to_reach(screened["history"], target)
@@ -117,44 +126,78 @@ def summarise(runs: dict[str, dict]) -> dict:
     }
 
 
+def summarise_seeds(per_seed: dict[str, dict]) -> dict:
+    """Mean ± std of the fraction over seeds; a seed that never reached counts as not met."""
+    fractions = [s["summary"]["fraction_of_exact_run"] for s in per_seed.values()]
+    reached = [f for f in fractions if f is not None]
+    complete = len(reached) == len(fractions)
+    mean = statistics.fmean(reached) if complete else None
+    return {
+        "seeds": len(fractions),
+        "fractions": fractions,
+        "mean_fraction": mean,
+        "std_fraction": statistics.stdev(reached) if complete and len(reached) > 1 else 0.0,
+        "seeds_meeting_target": sum(f is not None and f <= 1 / 3 for f in fractions),
+        "meets_target": mean is not None and mean <= 1 / 3,
+    }
+
+
 def write_markdown(report: dict, path: Path) -> None:
-    s = report["summary"]
-    runs = report["runs"]
     setup = report["setup"]
+    total = report["summary"]
     lines = [
         "# Surrogate screening benchmark",
         "",
         f"Command: `{report['command']}`",
         "",
         f"lenet300_fashion, objectives (loss, density), max density 0.1, NSGA-II pop "
-        f"{setup['pop_size']}, seed {setup['seed']}, budget {setup['budget']} exact evaluations "
-        f"per run. Screened: one surrogate (N = {setup['n_samples']}) anchored at each magnitude "
-        f"mask at densities {setup['anchor_densities']}, each candidate predicted by the nearest "
-        f"anchor; keep {setup['keep']:.3f} of each generation's offspring, ranked by "
-        f"{setup['rank_by']}; the first {setup['warmup_calls']} population(s) (the seeded "
-        f"initial one) evaluated in full. {report['machine']}.",
+        f"{setup['pop_size']}, seeds {setup['seeds']}, budget {setup['budget']} exact evaluations "
+        f"per run. Screened: one surrogate (N = {setup['n_samples']}, {setup['precision']} "
+        f"gradient rows) anchored at each magnitude mask at densities "
+        f"{setup['anchor_densities']}, each candidate predicted by the nearest anchor; keep "
+        f"{setup['keep']:.3f} of each generation's offspring, ranked by {setup['rank_by']}; the "
+        f"first {setup['warmup_calls']} population(s) (the seeded initial one) evaluated in "
+        f"full. {report['machine']}.",
         "",
-        "| run | exact evals | candidates proposed | generations | final hypervolume | "
+        "| seed | run | exact evals | candidates proposed | generations | final hypervolume | "
         "hv at ⅓ of the exact run's evals | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, run in runs.items():
-        lines.append(
-            f"| {name} | {run['n_evals']} | {run['candidates']} | {run['generations']} | "
-            f"{s['final_hypervolume'][name]:.5f} | {s['hypervolume_at_a_third'][name]:.5f} | "
-            f"{run['wall_time'] + run['build_seconds']:.1f} |"
-        )
-    needed = s["screened_evals_to_reach_target"]
-    reached = (
-        f"after {needed} exact evaluations ({s['fraction_of_exact_run']:.2f} of the exact run's)"
-        if needed is not None
-        else "never within its budget"
-    )
+    for seed, result in report["per_seed"].items():
+        s = result["summary"]
+        for name, run in result["runs"].items():
+            lines.append(
+                f"| {seed} | {name} | {run['n_evals']} | {run['candidates']} | "
+                f"{run['generations']} | {s['final_hypervolume'][name]:.5f} | "
+                f"{s['hypervolume_at_a_third'][name]:.5f} | "
+                f"{run['wall_time'] + run['build_seconds']:.1f} |"
+            )
     lines += [
         "",
-        f"The screened search reaches the unscreened search's final hypervolume "
-        f"({s['target_hypervolume']:.5f}) {reached}. Target (≤ ⅓): "
-        f"**{'met' if s['meets_target'] else 'not met'}**.",
+        "| seed | exact run's final hypervolume | screened run reaches it after | fraction |",
+    ]
+    lines += ["|---:|---:|---:|---:|"]
+    for seed, result in report["per_seed"].items():
+        s = result["summary"]
+        needed = s["screened_evals_to_reach_target"]
+        reached = (
+            f"{needed} exact evaluations | {s['fraction_of_exact_run']:.2f}"
+            if needed is not None
+            else "never | –"
+        )
+        lines.append(f"| {seed} | {s['target_hypervolume']:.5f} | {reached} |")
+    if total["mean_fraction"] is not None:
+        outcome = (
+            f"after {total['mean_fraction']:.2f} ± {total['std_fraction']:.2f} of the exact "
+            f"run's exact evaluations (mean ± std over {total['seeds']} seeds; "
+            f"{total['seeds_meeting_target']} of them at or below ⅓)"
+        )
+    else:
+        outcome = "not within its budget for every seed"
+    lines += [
+        "",
+        f"The screened search reaches the unscreened search's final hypervolume {outcome}. "
+        f"Target (≤ ⅓, on the mean): **{'met' if total['meets_target'] else 'not met'}**.",
         "",
         "![hypervolume vs exact evaluations](screening.png)",
         "",
@@ -169,18 +212,21 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name, run in report["runs"].items():
-        x = [r["n_evals"] for r in run["history"]]
-        y = [r["hypervolume"] for r in run["history"]]
-        axes.plot(
-            x,
-            y,
-            label=f"{name} (keep {report['setup']['keep']:.2f})" if name == "screened" else name,
-        )
-    target = report["summary"]["target_hypervolume"]
-    axes.axhline(target, color="grey", linestyle=":", label="exact run's final hypervolume")
+    keep = report["setup"]["keep"]
+    for index, (seed, result) in enumerate(report["per_seed"].items()):
+        color = f"C{index}"
+        for name, run in result["runs"].items():
+            axes.plot(
+                [r["n_evals"] for r in run["history"]],
+                [r["hypervolume"] for r in run["history"]],
+                color=color,
+                linestyle="-" if name == "exact" else "--",
+                label=f"seed {seed} {name}" + (f" (keep {keep:.2f})" if name == "screened" else ""),
+            )
+        axes.axhline(result["summary"]["target_hypervolume"], color=color, linestyle=":", lw=0.8)
+    exact_evals = next(iter(report["per_seed"].values()))["runs"]["exact"]["n_evals"]
     axes.axvline(
-        report["runs"]["exact"]["n_evals"] / 3,
+        exact_evals / 3,
         color="grey",
         linestyle="--",
         lw=0.8,
@@ -189,7 +235,7 @@ def plot(report: dict, path: Path) -> None:
     axes.set_xlabel("exact evaluations")
     axes.set_ylabel("hypervolume (loss, density)")
     axes.set_title("lenet300_fashion, NSGA-II: surrogate screening")
-    axes.legend()
+    axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -199,7 +245,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=3000, help="exact evaluations per run")
     parser.add_argument("--quick", action="store_true", help="smoke run: budget 192")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=lambda text: [int(seed) for seed in text.split(",")],
+        default=None,
+        help="comma-separated seeds (default 0,1,2; --quick: 0)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("float16", "float32"),
+        default="float16",
+        help="storage of the surrogate's gradient rows (default float16)",
+    )
     parser.add_argument("--pop-size", type=int, default=64)
     parser.add_argument("--keep", type=float, default=1 / 3)
     parser.add_argument("--rank-by", choices=("loss", "pareto"), default="pareto")
@@ -223,10 +280,15 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--budget must be >= 1, got {args.budget}")
     if args.quick:
         args.budget = min(args.budget, 192)
+    if args.seeds is None:
+        args.seeds = [0] if args.quick else [0, 1, 2]
 
-    runs = {}
-    for screened in (False, True):
-        runs["screened" if screened else "exact"] = run(args, screened)
+    per_seed = {}
+    for seed in args.seeds:
+        runs = {}
+        for screened in (False, True):
+            runs["screened" if screened else "exact"] = run(args, screened, seed)
+        per_seed[str(seed)] = {"runs": runs, "summary": summarise(runs)}
     report = {
         "command": "python benchmarks/bench_screening.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -234,7 +296,8 @@ def main(argv: list[str] | None = None) -> None:
         f"load average at end {[round(load, 2) for load in os.getloadavg()]}",
         "setup": {
             "budget": args.budget,
-            "seed": args.seed,
+            "seeds": args.seeds,
+            "precision": args.precision,
             "pop_size": args.pop_size,
             "keep": args.keep,
             "rank_by": args.rank_by,
@@ -243,8 +306,8 @@ def main(argv: list[str] | None = None) -> None:
             "warmup_calls": args.warmup_calls,
             "quick": args.quick,
         },
-        "runs": runs,
-        "summary": summarise(runs),
+        "per_seed": per_seed,
+        "summary": summarise_seeds(per_seed),
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "screening.json").write_text(json.dumps(report, indent=2))
