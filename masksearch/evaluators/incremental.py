@@ -63,8 +63,20 @@ _BLOCK = 1024
 # children are scored in parallel, whole children per thread: each thread needs two slots of
 # scratch, so the threads are capped
 _MAX_WORKERS = 16
+# weights summed into a row per pass of the layer update (the code unrolls exactly four)
+_GROUP = 4
 # reassociation lets LLVM vectorise; no flag assumes away inf or NaN
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+# float32 exp: Cephes' expf (range reduction by ln 2 split in two, degree-5 polynomial, 2^n from
+# the exponent bits), written out so that LLVM vectorises it (numba's exp is a libm call a
+# sample); max relative error ~3e-7 on [-87, 0]
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HIGH = np.float32(0.693359375)
+_LN2_LOW = np.float32(-2.12194440e-4)
+# below this exp(x) would leave the float32 normals; against a sum >= 1 it is nothing anyway
+_EXP_FLOOR = np.float32(-87.0)
+# samples whose softmax sums (each in [1, classes]) are multiplied before one log is taken
+_LOG_CHUNK = 16
 
 
 class UnsupportedModelError(ValueError):
@@ -350,14 +362,10 @@ class IncrementalEvaluator(Evaluator):
     def _evaluate_population(self, masks: np.ndarray) -> Metrics:
         words = _pack(masks, self._n_words)
         # identical masks in one population are scored once
-        _, first, inverse = np.unique(
-            words.view(np.dtype((np.void, words.shape[1] * 8))).ravel(),
-            return_index=True,
-            return_inverse=True,
-        )
+        rows, inverse = _distinct_rows(words)
+        distinct = words if len(rows) == len(words) else words[rows]
         loss = np.empty(len(masks), dtype=np.float64)
         error = np.empty(len(masks), dtype=np.float64)
-        rows = first.astype(np.int64)
         self.stats["cached"] += len(masks) - len(rows)
         candidates = np.flatnonzero(self._valid)
         if len(candidates):
@@ -365,8 +373,8 @@ class IncrementalEvaluator(Evaluator):
                 self._rough,
                 self._bits,
                 candidates,
-                words[rows][:, self._sample_words],
-                words[rows],
+                distinct[:, self._sample_words],
+                distinct,
                 _SHORTLIST,
             )
         else:
@@ -388,7 +396,8 @@ class IncrementalEvaluator(Evaluator):
                 full.append(row)
             else:
                 near.append(position)
-        children = self._plan(words, rows[near], nearest[near], budget, full)
+        close = distinct if len(near) == len(rows) else distinct[near]
+        children = self._plan(close, rows[near], nearest[near], budget, full)
         for parent in children.groups:
             self._touch(parent)
             self._pinned[parent] = True
@@ -419,7 +428,8 @@ class IncrementalEvaluator(Evaluator):
         budget: float,
         full: list[int],
     ) -> _Children:
-        """The rows worth an incremental update, grouped by parent; the others go to ``full``.
+        """The ``rows`` (packed masks ``words``, nearest records ``parents``) worth an
+        incremental update, grouped by parent; the others go to ``full``.
 
         A child whose flips empty a whole layer goes the full way: a layer without weights
         makes the network constant, and plain evaluation then ties all logits exactly, which
@@ -428,7 +438,7 @@ class IncrementalEvaluator(Evaluator):
         flip_pointers, flips, kept, cost, emptied = _plan_children(
             self._bits,
             parents,
-            words[rows] if len(rows) else np.zeros((0, self._n_words), dtype=np.uint64),
+            words,
             self._kept,
             self._row_start,
             self._n_inputs,
@@ -441,7 +451,7 @@ class IncrementalEvaluator(Evaluator):
                 full.append(row)
             else:
                 groups.setdefault(parent, []).append(index)
-        return _Children(rows, parents, words[rows], flip_pointers, flips, kept, groups)
+        return _Children(rows, parents, words, flip_pointers, flips, kept, groups)
 
     def _score_children(
         self, children: _Children, parents: list[int], loss: np.ndarray, error: np.ndarray
@@ -459,19 +469,16 @@ class IncrementalEvaluator(Evaluator):
             children.flips,
             children.kept,
         )
-        for index, child_loss, child_error in zip(
-            indices.tolist(), losses.tolist(), errors.tolist(), strict=True
-        ):
-            row = int(children.rows[index])
-            loss[row], error[row] = child_loss, child_error
-            self.stats["incremental"] += 1
-            self._remember(
-                children.words[index],
-                child_loss,
-                child_error,
-                children.kept[index],
-                parent=int(children.parents[index]),
-            )
+        rows = children.rows[indices]
+        loss[rows], error[rows] = losses, errors
+        self.stats["incremental"] += len(indices)
+        self._remember_children(
+            children.words[indices],
+            losses,
+            errors,
+            children.kept[indices],
+            children.parents[indices],
+        )
 
     def _run(
         self,
@@ -620,6 +627,50 @@ class IncrementalEvaluator(Evaluator):
             self._depth[record] = 0
         self._touch(record)
         return record
+
+    def _remember_children(
+        self,
+        words: np.ndarray,
+        losses: np.ndarray,
+        errors: np.ndarray,
+        kept: np.ndarray,
+        parents: np.ndarray,
+    ) -> None:
+        """:meth:`_remember` each of a batch of lazy children, in order, with array operations
+        (the records, clocks and evictions are those of the one-by-one calls)."""
+        count = len(words)
+        records = np.flatnonzero(~self._valid)[:count]
+        missing = count - len(records)
+        if missing:
+            never = np.iinfo(np.int64).max
+            ages = np.where(self._pinned | ~self._valid, never, self._last_used)
+            oldest = np.argsort(ages, kind="stable")[:missing]
+            if ages[oldest[-1]] == never:
+                # one by one, the batch would evict its own records (or find none to evict)
+                for index in range(count):
+                    self._remember(
+                        words[index],
+                        float(losses[index]),
+                        float(errors[index]),
+                        kept[index],
+                        parent=int(parents[index]),
+                    )
+                return
+            slots = self._slot[oldest]
+            self._slot_owner[slots[slots >= 0]] = -1
+            records = np.concatenate([records, oldest])
+        self._bits[records] = words
+        self._rough[records] = words[:, self._sample_words]
+        self._kept[records] = kept
+        self._valid[records] = True
+        self._loss[records], self._error[records] = losses, errors
+        self._stamp[records] += 1
+        self._slot[records] = -1
+        self._parent[records] = parents
+        self._parent_stamp[records] = self._stamp[parents]
+        self._depth[records] = self._depth[parents] + 1
+        self._last_used[records] = self._clock + np.arange(1, count + 1)
+        self._clock += count
 
     def _release(self, record: int) -> None:
         slot = self._slot[record]
@@ -987,40 +1038,66 @@ def _delta_layer(
 
     ``changed_values[c]`` is the child's pre-activation of input ``changed[c]`` (the parent's is
     ``parent_input[changed[c]]``). Row by row within a block of samples, so that the row being
-    summed stays in the L1 cache; an input whose activation did not move on a block of samples
-    is skipped there.
+    summed stays in the L1 cache, four weights at a time (one load and store of the row per
+    four multiply-adds; the parent's row is read by the first four); an input whose activation
+    did not move on a block of samples is skipped there.
     """
     n_samples = z_layer.shape[1]
     zero = np.float32(0.0)
     width = min(block, n_samples)
-    delta = np.empty((len(changed), width), dtype=np.float32)
-    moved = np.zeros(len(changed), dtype=np.bool_)
+    n_changed = len(changed)
+    # an extra all-zero row (index n_changed) pads the last group of four
+    delta = np.zeros((n_changed + 1, width), dtype=np.float32)
+    moved = np.zeros(n_changed, dtype=np.bool_)
+    group = np.empty(_GROUP, dtype=np.int64)
+    group_values = np.empty(_GROUP, dtype=np.float32)
     for low in range(0, n_samples, width):
         high = min(low + width, n_samples)
         size = high - low
-        for c in range(len(changed)):
-            j = changed[c]
+        for c in range(n_changed):
+            new_values = changed_values[c, low:high]
+            old_values = parent_input[changed[c], low:high]
+            row_delta = delta[c]
             count = 0
             for s in range(size):
-                new = changed_values[c, low + s]
-                old = parent_input[j, low + s]
+                new = new_values[s]
+                old = old_values[s]
                 if source_relu:
                     new = max(new, zero)
                     old = max(old, zero)
-                delta[c, s] = new - old
+                row_delta[s] = new - old
                 count += new != old
             moved[c] = count > 0
         for o in range(z_layer.shape[0]):
             target = out[o, low:high]
-            target[:] = z_layer[o, low:high]
-            for e in range(pair_pointers[o], pair_pointers[o + 1]):
-                c = pair_columns[e]
-                if not moved[c]:
-                    continue
-                value = pair_values[e]
-                values = delta[c]
-                for s in range(size):
-                    target[s] += value * values[s]
+            source = z_layer[o, low:high]
+            e = pair_pointers[o]
+            first = True
+            while True:
+                n_group = 0
+                while e < pair_pointers[o + 1] and n_group < _GROUP:
+                    if moved[pair_columns[e]]:
+                        group[n_group] = pair_columns[e]
+                        group_values[n_group] = pair_values[e]
+                        n_group += 1
+                    e += 1
+                if n_group == 0:
+                    break
+                for k in range(n_group, _GROUP):
+                    group[k] = n_changed
+                    group_values[k] = zero
+                d0, d1, d2, d3 = delta[group[0]], delta[group[1]], delta[group[2]], delta[group[3]]
+                v0, v1, v2, v3 = group_values[0], group_values[1], group_values[2], group_values[3]
+                if first:
+                    for s in range(size):
+                        step = (v0 * d0[s] + v1 * d1[s]) + (v2 * d2[s] + v3 * d3[s])
+                        target[s] = source[s] + step
+                    first = False
+                else:
+                    for s in range(size):
+                        target[s] += (v0 * d0[s] + v1 * d1[s]) + (v2 * d2[s] + v3 * d3[s])
+            if first:
+                target[:] = source
         for f in range(len(flips)):
             row, column, value = _flip_delta(weight, words, start, flips[f])
             target = out[row, low:high]
@@ -1075,32 +1152,60 @@ def _dense_layer(
                     target[s] += value * activation[s]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath=_FASTMATH)
 def _cross_entropy(logits, last_relu, labels):  # pragma: no cover - compiled
-    """(Σ cross-entropy, # correct) of logits stored classes × samples (float64 log-sum-exp)."""
+    """(Σ cross-entropy, # correct) of logits stored classes × samples.
+
+    The max-subtracted log-sum-exp is summed in float32 (each term in (0, 1], the sum in
+    [1, classes]) and every sample's loss accumulated in float64; the predicted class is the
+    first maximal logit, as ``torch.argmax`` picks it. A NaN logit gives a NaN loss.
+    """
     n_samples = logits.shape[1]
     width = logits.shape[0]
-    # class-outer loops: every pass is a contiguous run over the samples
+    # class-outer loops: every pass is a contiguous run over the samples, vectorised
     top = np.empty(n_samples, dtype=np.float32)
-    best = np.zeros(n_samples, dtype=np.int64)
-    total = np.zeros(n_samples, dtype=np.float64)
+    best = np.zeros(n_samples, dtype=np.int32)
     for s in range(n_samples):
         top[s] = _act(logits[0, s], last_relu)
     for o in range(1, width):
+        row = logits[o]
         for s in range(n_samples):
-            value = _act(logits[o, s], last_relu)
-            if value > top[s]:
-                top[s] = value
-                best[s] = o
+            value = _act(row[s], last_relu)
+            greater = value > top[s]
+            top[s] = value if greater else top[s]
+            best[s] = np.int32(o) if greater else best[s]
+    total = np.zeros(n_samples, dtype=np.float32)
+    mantissa = np.empty(n_samples, dtype=np.float32)
+    exponent = np.empty(n_samples, dtype=np.int32)
+    power = exponent.view(np.float32)  # 2^n, written as float32 bits
     for o in range(width):
+        row = logits[o]
         for s in range(n_samples):
-            total[s] += np.exp(np.float64(_act(logits[o, s], last_relu)) - top[s])
+            x = _act(row[s], last_relu) - top[s]
+            if x < _EXP_FLOOR:
+                x = _EXP_FLOOR
+            n = np.floor(x * _LOG2E + np.float32(0.5))
+            r = x - n * _LN2_HIGH - n * _LN2_LOW
+            p = np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)
+            p = p * r + np.float32(8.3334519073e-3)
+            p = p * r + np.float32(4.1665795894e-2)
+            p = p * r + np.float32(1.6666665459e-1)
+            p = p * r + np.float32(5.0000001201e-1)
+            mantissa[s] = p * (r * r) + r + np.float32(1.0)
+            exponent[s] = (np.int32(n) + np.int32(127)) << np.int32(23)
+        for s in range(n_samples):
+            total[s] += mantissa[s] * power[s]
     loss = 0.0
     hits = 0
     for s in range(n_samples):
-        target = _act(logits[labels[s], s], last_relu)
-        loss += np.float64(top[s]) + np.log(total[s]) - np.float64(target)
+        loss += np.float64(top[s]) - np.float64(_act(logits[labels[s], s], last_relu))
         hits += best[s] == labels[s]
+    # Σ log(sum) as the log of products of a few sums: one log per chunk, not per sample
+    for low in range(0, n_samples, _LOG_CHUNK):
+        product = 1.0
+        for s in range(low, min(low + _LOG_CHUNK, n_samples)):
+            product *= np.float64(total[s])
+        loss += np.log(product)
     return loss, hits
 
 
@@ -1198,10 +1303,81 @@ def _write_flipped(parent, child, out):  # pragma: no cover - compiled
 
 def _pack(masks: np.ndarray, n_words: int) -> np.ndarray:
     """Rows of bool masks as uint64 words (big-endian bit order within each byte)."""
-    packed = np.packbits(masks, axis=1)
-    padded = np.zeros((len(masks), n_words * 8), dtype=np.uint8)
-    padded[:, : packed.shape[1]] = packed
-    return padded.view(np.uint64)
+    return _pack_rows(masks.view(np.uint8), n_words).view(np.uint64)
+
+
+@numba.njit(parallel=True, cache=True)
+def _pack_rows(masks, n_words):  # pragma: no cover - compiled
+    """:func:`np.packbits` of each row of 0/1 bytes, zero-padded to ``n_words`` words, in one
+    pass (no intermediate copy)."""
+    n, n_total = masks.shape
+    packed = np.zeros((n, n_words * 8), dtype=np.uint8)
+    whole = n_total // 8
+    # eight 0/1 bytes read as one little-endian word; the multiply moves byte k's bit to bit
+    # 63 - k of the product (all partial products land on distinct bits: no carries)
+    gather = np.uint64(0x8040201008040201)
+    for r in numba.prange(n):
+        row = masks[r]
+        target = packed[r]
+        for b in range(whole):
+            word = np.uint64(0)
+            for k in range(8):
+                word |= np.uint64(row[8 * b + k]) << np.uint64(8 * k)
+            target[b] = np.uint8((word * gather) >> np.uint64(56))
+        if whole * 8 < n_total:
+            byte = np.uint8(0)
+            for k in range(n_total - whole * 8):
+                byte |= np.uint8(row[8 * whole + k]) << np.uint8(7 - k)
+            target[whole] = byte
+    return packed
+
+
+@numba.njit(cache=True)
+def _distinct_rows(words):  # pragma: no cover - compiled
+    """(first, inverse) of the rows of ``words``: the first row of each distinct one
+    (ascending), and for every row the position in ``first`` of its copy.
+
+    Rows are grouped by a hash, and rows of equal hash compared in full.
+    """
+    n, width = words.shape
+    hashes = np.empty(n, dtype=np.uint64)
+    for r in range(n):
+        # four interleaved multiply-xor chains, for instruction-level parallelism
+        lanes = np.full(4, np.uint64(0x9E3779B97F4A7C15))
+        for low in range(0, width, 4):
+            for k in range(min(4, width - low)):
+                lanes[k] = (lanes[k] ^ words[r, low + k]) * np.uint64(0x100000001B3)
+        hashes[r] = lanes[0] ^ (lanes[1] << np.uint64(1)) ^ (lanes[2] << np.uint64(2))
+        hashes[r] ^= lanes[3] << np.uint64(3)
+    order = np.argsort(hashes, kind="mergesort")  # stable: equal hashes in row order
+    copy_of = np.arange(n)
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and hashes[order[end]] == hashes[order[start]]:
+            end += 1
+        for a in range(start, end):
+            first = order[a]
+            if copy_of[first] != first:
+                continue
+            for b in range(a + 1, end):
+                other = order[b]
+                if copy_of[other] == other and np.array_equal(words[first], words[other]):
+                    copy_of[other] = first
+        start = end
+    position = np.full(n, -1, dtype=np.int64)
+    count = 0
+    for r in range(n):
+        if copy_of[r] == r:
+            position[r] = count
+            count += 1
+    first_rows = np.empty(count, dtype=np.int64)
+    inverse = np.empty(n, dtype=np.int64)
+    for r in range(n):
+        if copy_of[r] == r:
+            first_rows[position[r]] = r
+        inverse[r] = position[copy_of[r]]
+    return first_rows, inverse
 
 
 def _unpack(words: np.ndarray, n_total: int) -> np.ndarray:

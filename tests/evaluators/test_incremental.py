@@ -8,7 +8,15 @@ import torch
 
 from masksearch import models
 from masksearch.evaluators import IncrementalEvaluator, PlainEvaluator, UnsupportedModelError
-from masksearch.evaluators.incremental import _nearest, _pack, _plan_children, _set_bits
+from masksearch.evaluators.incremental import (
+    _cross_entropy,
+    _delta_layer,
+    _distinct_rows,
+    _nearest,
+    _pack,
+    _plan_children,
+    _set_bits,
+)
 from masksearch.mask import Layout
 
 from .conftest import edge_masks, mutate, random_masks
@@ -366,3 +374,130 @@ def test_memory_is_bounded_by_the_settings(lenet300, mnist_like):
     assert small.memory_bytes < 8 * 2**20
     with pytest.raises(ValueError, match="records"):
         IncrementalEvaluator(lenet300, mnist_like, layout, records=0)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0, 3000.0])
+@pytest.mark.parametrize("last_relu", [False, True])
+def test_float32_cross_entropy_matches_torch(scale, last_relu):
+    rng = np.random.default_rng(16)
+    logits = (rng.standard_normal((10, 700)) * scale).astype(np.float32)
+    labels = rng.integers(0, 10, 700)
+    logits[:, :20] = logits[0, :20]  # every class tied
+    logits[3, 20:60] = logits[7, 20:60] = np.abs(logits).max() + 1  # two tied maxima
+    logits[:, 60] = -200.0 * scale  # exp underflows for every class but the max
+    logits[2, 60] = 0.0
+    reference = torch.from_numpy(logits.T.copy()).double()
+    if last_relu:
+        reference = torch.relu(reference)
+    expected = torch.nn.functional.cross_entropy(
+        reference, torch.from_numpy(labels), reduction="sum"
+    ).item()
+    # torch's argmax takes the first of tied maxima
+    expected_hits = int((reference.float().argmax(dim=1) == torch.from_numpy(labels)).sum())
+    loss, hits = _cross_entropy(logits, last_relu, labels)
+    assert loss == pytest.approx(expected, rel=1e-6, abs=1e-6)
+    assert hits == expected_hits
+
+
+def test_float32_cross_entropy_propagates_nan():
+    logits = np.zeros((4, 20), dtype=np.float32)
+    logits[2, 5] = np.nan
+    loss, _ = _cross_entropy(logits, False, np.zeros(20, dtype=np.int64))
+    assert np.isnan(loss)
+
+
+@pytest.mark.parametrize("n_total", [3, 64, 1000, 1001])
+def test_pack_and_distinct_rows_agree_with_numpy(n_total):
+    rng = np.random.default_rng(17)
+    masks = rng.random((12, n_total)) < 0.5
+    masks[[3, 7, 11]] = masks[1]
+    masks[9] = masks[4]
+    n_words = ((n_total + 7) // 8 + 7) // 8 + 1  # one spare word: padding stays zero
+    words = _pack(masks, n_words)
+    expected = np.zeros((12, n_words * 8), dtype=np.uint8)
+    expected[:, : (n_total + 7) // 8] = np.packbits(masks, axis=1)
+    np.testing.assert_array_equal(words.view(np.uint8), expected)
+    first, inverse = _distinct_rows(words)
+    _, expected_first = np.unique(masks, axis=0, return_index=True)
+    np.testing.assert_array_equal(first, np.sort(expected_first))
+    np.testing.assert_array_equal(masks[first][inverse], masks)
+
+
+def _remembering_evaluator(mlp, mlp_split, parents):
+    incremental = IncrementalEvaluator(mlp, mlp_split, Layout.of(mlp), records=6)
+    incremental(parents)
+    return incremental
+
+
+@pytest.mark.parametrize("n_children", [1, 3, 5])
+def test_batched_remember_equals_one_by_one(mlp, mlp_split, n_children):
+    # 4 of 6 records taken, 2 of them pinned parents: 3 children evict one old record, 5 would
+    # evict the batch's own (handled one by one)
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(18)
+    parents = random_masks(layout, 4, rng)
+    children = np.stack([mutate(parents[i % 2], 3, rng) for i in range(n_children)])
+    one_by_one = _remembering_evaluator(mlp, mlp_split, parents)
+    batched = _remembering_evaluator(mlp, mlp_split, parents)
+    words = _pack(children, batched._n_words)
+    kept = rng.integers(0, 5, (n_children, batched._n_rows)).astype(np.int32)
+    losses, errors = rng.random(n_children), rng.random(n_children)
+    parent_records = np.arange(n_children) % 2
+    for incremental in (one_by_one, batched):
+        incremental._pinned[:2] = True
+    for index in range(n_children):
+        one_by_one._remember(
+            words[index], losses[index], errors[index], kept[index], int(parent_records[index])
+        )
+    batched._remember_children(words, losses, errors, kept, parent_records)
+    assert batched._clock == one_by_one._clock
+    for name in IncrementalEvaluator._CACHE_ARRAYS:
+        if name not in ("_z", "_rows_scratch", "_dense_scratch"):
+            np.testing.assert_array_equal(getattr(batched, name), getattr(one_by_one, name))
+
+
+@pytest.mark.parametrize("block", [1024, 7])
+@pytest.mark.parametrize("source_relu", [False, True])
+def test_layer_update_matches_numpy(block, source_relu):
+    # rows with 0 to 9 weights from changed inputs (partial groups of four), an input that
+    # does not move, one that moves on a few samples only, flips, and a row left without weights
+    rng = np.random.default_rng(19)
+    n_out, n_in, n_samples = 7, 12, 30
+    z_layer = rng.standard_normal((n_out, n_samples)).astype(np.float32)
+    parent_input = rng.standard_normal((n_in, n_samples)).astype(np.float32)
+    changed = np.arange(1, 11, dtype=np.int64)
+    changed_values = parent_input[changed] + rng.standard_normal((10, n_samples)).astype(np.float32)
+    changed_values[2] = parent_input[changed[2]]
+    changed_values[5] = parent_input[changed[5]]
+    changed_values[5, 20:23] += 1.0
+    counts = [0, 1, 3, 4, 5, 9, 2]
+    pointers = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    columns = np.concatenate([rng.permutation(10)[:count] for count in counts]).astype(np.int64)
+    values = rng.standard_normal(len(columns)).astype(np.float32)
+    weight = rng.standard_normal((n_out, n_in)).astype(np.float32)
+    child_mask = rng.random((n_out, n_in)) < 0.5
+    flips = np.array([2 * n_in + 3, 2 * n_in + 7, 4 * n_in], dtype=np.int64)
+    words = _pack(child_mask.reshape(1, -1), 2)[0]
+    kept = np.ones(n_out, dtype=np.int32)
+    kept[6] = 0
+    bias = rng.standard_normal(n_out).astype(np.float32)
+    out = np.empty_like(z_layer)
+    _delta_layer(
+        z_layer, parent_input, source_relu, changed, changed_values, pointers, columns, values,
+        weight, words, 0, flips, kept, bias, out, block,
+    )  # fmt: skip
+
+    def act(x):
+        return np.maximum(x, 0.0) if source_relu else x
+
+    delta = act(changed_values.astype(np.float64)) - act(parent_input[changed].astype(np.float64))
+    expected = z_layer.astype(np.float64)
+    for row in range(n_out):
+        for entry in range(pointers[row], pointers[row + 1]):
+            expected[row] += values[entry] * delta[columns[entry]]
+    for gene in flips:
+        row, column = divmod(int(gene), n_in)
+        sign = 1.0 if child_mask[row, column] else -1.0
+        expected[row] += sign * weight[row, column] * act(parent_input[column].astype(np.float64))
+    expected[6] = bias[6]
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
