@@ -10,7 +10,7 @@ the train split, and is scored on the test split. Results are the mean ± std ov
 
 Writes ``<out>/methods.json`` (every run, plus the summary) after each run, so an interrupted
 benchmark resumes where it stopped (runs with the same model, method, sparsity, seed and budget
-are reused; ``--fresh`` ignores them), and ``<out>/methods.md`` (tables and the verdicts on the
+are reused; ``--fresh`` ignores them; runs of other grids saved there are kept), and ``<out>/methods.md`` (tables and the verdicts on the
 papers' claims) at the end.
 """
 
@@ -221,6 +221,7 @@ def run_one(
         "masks_changed": sum(int(record.get("changed", 0)) for record in log),
         "pruned_weights_zero": zeros_ok,
         "seconds": seconds,
+        "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -355,7 +356,7 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
                     ),
                     None,
                 )
-                cells.append(f"{row['mean']:.2%} ± {row['std']:.2%}" if row else "—")
+                cells.append(_cell(row, config["seeds"]))
             reference = REFERENCE.get(model, {}).get(sparsity)
             cells.append(f"{reference:.1f}%" if reference is not None else "—")
             lines.append(f"| {sparsity:.0%} | " + " | ".join(cells) + " |")
@@ -378,6 +379,13 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
         f"{len(payload['runs']) - len(bad)} of them."
     )
     path.write_text("\n".join(lines) + "\n")
+
+
+def _cell(row: dict[str, Any] | None, seeds: int) -> str:
+    if row is None:
+        return "—"
+    partial = f" (n={row['n']})" if row["n"] < seeds else ""
+    return f"{row['mean']:.2%} ± {row['std']:.2%}{partial}"
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:
@@ -411,6 +419,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     }
     payload: dict[str, Any] = {"config": config, "dense": {}, "runs": [], "summary": []}
     searched: dict[tuple[str, float, int], Any] = {}
+    visited: set[tuple] = set()
     for model_name in args.models:
         architecture, dataset_name = MODELS[model_name]
         dataset = data.load(dataset_name, root=args.root)
@@ -418,10 +427,12 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
             architecture, dataset_name, root=args.root, device=device
         )
         echo(f"{model_name}: dense test accuracy {payload['dense'][model_name]:.2%}")
-        for sparsity in args.sparsities:
-            for method_label in args.methods:
-                for seed in range(args.seeds):
+        # seeds outermost: an interrupted grid has every method and rate at the first seeds
+        for seed in range(args.seeds):
+            for sparsity in args.sparsities:
+                for method_label in args.methods:
                     key = (model_name, method_label, sparsity, seed, args.epochs)
+                    visited.add(key)
                     row = previous.get(key)
                     if row is None:
                         row = run_one(
@@ -437,7 +448,11 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                         )
                     payload["runs"].append(row)
                     payload["summary"] = summarise(payload["runs"])
-                    _save(json_path, payload)
+                    # runs of earlier calls outside this grid stay in the file (they are the
+                    # resume cache of other grids)
+                    kept = [r for k, r in previous.items() if k not in visited]
+                    _save(json_path, {**payload, "runs": payload["runs"] + kept})
+                    write_markdown(out / "methods.md", payload)
                     if row["test_accuracy"] is None:
                         echo(
                             f"  {sparsity:.0%} {method_label:>13} seed {seed}: FAILED {row['error']}"

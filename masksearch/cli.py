@@ -113,7 +113,7 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
     ),
     "val_samples": ("validation samples each mask is judged on (default: the problem's)", "N"),
     "data_root": ("where datasets live (else $MASKSEARCH_DATA and the system locations)", "DIR"),
-    "evaluator": ("evaluator kind: auto (default), plain, batched, incremental", "KIND"),
+    "evaluator": ("evaluator kind: auto (default), plain, batched, incremental, prefix", "KIND"),
     "local_search": (
         "local improvement after every generation: gradient-swaps (swaps of single weights "
         "guided by the loss gradient, kept only when exact fitness improves; its evaluations "

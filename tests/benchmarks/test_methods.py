@@ -59,3 +59,16 @@ def test_a_and_a_ft_share_one_search_and_a_rerun_reuses_every_row(methods_benchm
     assert again["runs"] == first["runs"]
     saved = json.loads((tmp_path / "methods.json").read_text())
     assert len(saved["runs"]) == 3 and (tmp_path / "methods.md").exists()
+    # another grid in the same folder keeps these runs in the file (they stay reusable)
+    other = argv.copy()
+    other[other.index("A,A+FT,magnitude")] = "magnitude"
+    other[other.index("0.9")] = "0.8"
+    methods_benchmark.main(other, echo=lambda _line: None)
+    saved = json.loads((tmp_path / "methods.json").read_text())
+    assert sorted((r["method"], r["sparsity"]) for r in saved["runs"]) == [
+        ("A", 0.9),
+        ("A+FT", 0.9),
+        ("magnitude", 0.8),
+        ("magnitude", 0.9),
+    ]
+    assert "| 80% |" in (tmp_path / "methods.md").read_text()
