@@ -63,6 +63,8 @@ _BLOCK = 1024
 # children are scored in parallel, whole children per thread: each thread needs two slots of
 # scratch, so the threads are capped
 _MAX_WORKERS = 16
+# children planned per compiled call (bounds the flip lists of far-away candidates)
+_PLAN_CHUNK = 64
 # weights summed into a row per pass of the layer update (the code unrolls exactly four)
 _GROUP = 4
 # reassociation lets LLVM vectorise; no flag assumes away inf or NaN
@@ -435,22 +437,47 @@ class IncrementalEvaluator(Evaluator):
         makes the network constant, and plain evaluation then ties all logits exactly, which
         rounding residue of an update would not.
         """
-        flip_pointers, flips, kept, cost, emptied = _plan_children(
-            self._bits,
-            parents,
-            words,
-            self._kept,
-            self._row_start,
-            self._n_inputs,
-            self._gene_start,
-            _SCATTER_COST,
+        # in chunks, keeping only the accepted children: a child far from its nearest record
+        # has tens of thousands of flips, and a whole population of them would need memory
+        # in proportion to the population
+        kept_rows, kept_parents, kept_words, kept_counts = [], [], [], []
+        kept_flips, kept_neurons = [], []
+        for start in range(0, len(rows), _PLAN_CHUNK):
+            stop = start + _PLAN_CHUNK
+            pointers, flips, kept, cost, emptied = _plan_children(
+                self._bits,
+                parents[start:stop],
+                words[start:stop],
+                self._kept,
+                self._row_start,
+                self._n_inputs,
+                self._gene_start,
+                _SCATTER_COST,
+            )
+            accept = ~emptied & (cost <= budget)
+            full.extend(rows[start:stop][~accept].tolist())
+            chosen = np.flatnonzero(accept)
+            kept_rows.append(rows[start:stop][chosen])
+            kept_parents.append(parents[start:stop][chosen])
+            kept_words.append(words[start:stop][chosen])
+            kept_counts.append(np.diff(pointers)[chosen])
+            # copies: a view would keep the whole chunk's flip list alive
+            kept_flips.extend(flips[pointers[c] : pointers[c + 1]].copy() for c in chosen)
+            kept_neurons.append(kept[chosen])
+        rows = np.concatenate(kept_rows) if kept_rows else rows[:0]
+        parents = np.concatenate(kept_parents) if kept_parents else parents[:0]
+        words = np.concatenate(kept_words) if kept_words else words[:0]
+        counts = np.concatenate(kept_counts) if kept_counts else np.zeros(0, dtype=np.int64)
+        flip_pointers = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        flips = np.concatenate(kept_flips) if kept_flips else np.zeros(0, dtype=np.int64)
+        kept = (
+            np.concatenate(kept_neurons)
+            if kept_neurons
+            else np.zeros((0, self._kept.shape[1]), dtype=np.int32)
         )
         groups: dict[int, list[int]] = {}
-        for index, (row, parent) in enumerate(zip(rows.tolist(), parents.tolist(), strict=True)):
-            if emptied[index] or cost[index] > budget:
-                full.append(row)
-            else:
-                groups.setdefault(parent, []).append(index)
+        for index, parent in enumerate(parents.tolist()):
+            groups.setdefault(parent, []).append(index)
         return _Children(rows, parents, words, flip_pointers, flips, kept, groups)
 
     def _score_children(
