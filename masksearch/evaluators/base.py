@@ -59,6 +59,17 @@ class Evaluator(ABC):
     def _evaluate(self, masks: np.ndarray) -> Metrics:
         """Metrics of a validated, non-empty population."""
 
+    def _take_snapshot(
+        self, model: nn.Module, split: _SplitLike, layout: Layout, device: str | torch.device
+    ) -> ModelSnapshot:
+        """The private model copy, plus what every exact evaluator exposes: ``snapshot``,
+        ``layout``, ``device`` and ``n_samples``."""
+        self.snapshot = ModelSnapshot(model, split, layout, device)
+        self.layout = layout
+        self.device = self.snapshot.device
+        self.n_samples = self.snapshot.n_samples
+        return self.snapshot
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(n_total={self.layout.n_total})"
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from masksearch.evaluators.base import Evaluator, Metrics, ModelSnapshot, _SplitLike
+from masksearch.evaluators.base import Evaluator, Metrics, _SplitLike
 from masksearch.evaluators.plain import _check_batch_size
 from masksearch.mask import Layout
 
@@ -52,10 +52,7 @@ class BatchedEvaluator(Evaluator):
         batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> None:
-        self.snapshot = ModelSnapshot(model, split, layout, device)
-        self.layout = layout
-        self.device = self.snapshot.device
-        self.n_samples = self.snapshot.n_samples
+        self._take_snapshot(model, split, layout, device)
         snap = self.snapshot
         self._flat_weights = torch.cat([snap.params[n].reshape(-1) for n in layout.names])
         self._fixed = {n: t for n, t in snap.params.items() if n not in set(layout.names)}

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from masksearch.evaluators.base import Evaluator, Metrics, ModelSnapshot, _SplitLike
+from masksearch.evaluators.base import Evaluator, Metrics, _SplitLike
 from masksearch.mask import Layout
 
 __all__ = ["IncrementalEvaluator", "UnsupportedModelError", "linear_stack"]
@@ -185,15 +185,12 @@ class IncrementalEvaluator(Evaluator):
         records: int | None = None,
     ) -> None:
         stack = linear_stack(model, layout)
-        self.snapshot = ModelSnapshot(model, split, layout, device)
-        if self.snapshot.device.type != "cpu":
+        self._take_snapshot(model, split, layout, device)
+        if self.device.type != "cpu":
             raise ValueError(
                 "incremental evaluation runs on the CPU; on a GPU use kind='batched' "
                 f"(got device {device!r})"
             )
-        self.layout = layout
-        self.device = self.snapshot.device
-        self.n_samples = self.snapshot.n_samples
         self.full_ratio = _positive_float("full_ratio", full_ratio)
         self.max_depth = _positive_int("max_depth", max_depth)
         self.threads = None if threads is None else _positive_int("threads", threads)

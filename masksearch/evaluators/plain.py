@@ -14,7 +14,6 @@ from torch.func import functional_call
 from masksearch.evaluators.base import (
     Evaluator,
     Metrics,
-    ModelSnapshot,
     _SplitLike,
     metrics_from_logits,
 )
@@ -39,10 +38,7 @@ class PlainEvaluator(Evaluator):
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
     ) -> None:
-        self.snapshot = ModelSnapshot(model, split, layout, device)
-        self.layout = layout
-        self.device = self.snapshot.device
-        self.n_samples = self.snapshot.n_samples
+        self._take_snapshot(model, split, layout, device)
         self.batch_size = _check_batch_size(batch_size, self.n_samples)
 
     def _evaluate(self, masks: np.ndarray) -> Metrics:

@@ -27,7 +27,6 @@ from torch import nn
 from masksearch.evaluators.base import (
     Evaluator,
     Metrics,
-    ModelSnapshot,
     _SplitLike,
     metrics_from_logits,
 )
@@ -66,10 +65,7 @@ class PrefixCacheEvaluator(Evaluator):
         batch_size: int | None = None,
         memory_budget: int | None = None,
     ) -> None:
-        self.snapshot = ModelSnapshot(model, split, layout, device)
-        self.layout = layout
-        self.device = self.snapshot.device
-        self.n_samples = self.snapshot.n_samples
+        self._take_snapshot(model, split, layout, device)
         self.batch_size = _check_batch_size(batch_size, self.n_samples)
         if memory_budget is None:
             memory_budget = _DEFAULT_BUDGET
