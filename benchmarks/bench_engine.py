@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import environment
+from _common import environment, pin_dense_models
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_SAMPLES = 1024
@@ -558,6 +558,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="output folder")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    pin_dense_models()
 
     if args.job:
         job = json.loads(args.job)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from _common import pin_dense_models
 
 from masksearch import data, training, zoo
 from masksearch.methods import MethodError, make_method
@@ -396,6 +397,7 @@ def _save(path: Path, payload: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
     args = parse_args(argv)
+    pin_dense_models()
     device = str(training.resolve_device(args.device))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -404,7 +406,11 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     if json_path.exists() and not args.fresh:
         for run in json.loads(json_path.read_text()).get("runs", []):
             budget = run.get("budget", run["epochs"])
-            previous[(run["model"], run["method"], run["sparsity"], run["seed"], budget)] = run
+            # a run is only reused against the dense weights it started from (None: recorded
+            # before the digest was, on an unknown dense model)
+            dense = run.get("dense_sha256")
+            key = (run["model"], run["method"], run["sparsity"], run["seed"], budget, dense)
+            previous[key] = run
     config = {
         "models": args.models,
         "methods": args.methods,
@@ -417,7 +423,13 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
         "argv": sys.argv[1:] if argv is None else list(argv),
         "optimiser": OPTIMISER,
     }
-    payload: dict[str, Any] = {"config": config, "dense": {}, "runs": [], "summary": []}
+    payload: dict[str, Any] = {
+        "config": config,
+        "dense": {},
+        "dense_sha256": {},
+        "runs": [],
+        "summary": [],
+    }
     searched: dict[tuple[str, float, int], Any] = {}
     visited: set[tuple] = set()
     for model_name in args.models:
@@ -426,16 +438,21 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
         payload["dense"][model_name] = zoo.dense_accuracy(
             architecture, dataset_name, root=args.root, device=device
         )
-        echo(f"{model_name}: dense test accuracy {payload['dense'][model_name]:.2%}")
+        dense_sha256 = zoo.dense_sha256(architecture, dataset_name, root=args.root, device=device)
+        payload["dense_sha256"][model_name] = dense_sha256
+        echo(
+            f"{model_name}: dense test accuracy {payload['dense'][model_name]:.2%} "
+            f"(weights sha256 {dense_sha256[:12]}, from {zoo.cache_dir()})"
+        )
         # seeds outermost: an interrupted grid has every method and rate at the first seeds
         for seed in range(args.seeds):
             for sparsity in args.sparsities:
                 for method_label in args.methods:
-                    key = (model_name, method_label, sparsity, seed, args.epochs)
+                    key = (model_name, method_label, sparsity, seed, args.epochs, dense_sha256)
                     visited.add(key)
                     row = previous.get(key)
                     if row is None:
-                        row = run_one(
+                        row = {"dense_sha256": dense_sha256} | run_one(
                             model_name,
                             method_label,
                             sparsity,

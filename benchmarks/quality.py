@@ -56,7 +56,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import environment
+from _common import environment, pin_dense_models
+from bench_screening import KEEP as SCREEN_KEEP  # the fraction bench_screening.py measured
 
 import problems
 from masksearch import data as datasets
@@ -261,7 +262,7 @@ def build_problem(
             for anchor in anchors
         ]
         evaluator = evaluators.ScreenedEvaluator(
-            evaluator, surrogates, keep=1 / 3, rank_by="pareto", warmup_calls=1
+            evaluator, surrogates, keep=SCREEN_KEEP, rank_by="pareto", warmup_calls=1
         )
     return PruningProblem(
         base.model,
@@ -324,13 +325,18 @@ def run_search(
     }
 
 
-def previous_training_rows(path: Path | None, args: argparse.Namespace) -> dict[tuple, dict]:
-    """Training-time runs of benchmarks/methods.py that match this configuration."""
+def previous_training_rows(
+    path: Path | None, args: argparse.Namespace, dense_sha256: str
+) -> dict[tuple, dict]:
+    """Training-time runs of benchmarks/methods.py that match this configuration and started
+    from the same dense weights."""
     if path is None or args.train_samples is not None or not path.exists():
         return {}
     rows = {}
     for run in json.loads(path.read_text()).get("runs", []):
         if run.get("test_accuracy") is None or run.get("registered") not in TRAINING:
+            continue
+        if run.get("dense_sha256") != dense_sha256:
             continue
         density = round(1.0 - float(run["sparsity"]), 6)
         key = (run["model"], run["registered"], density, int(run["seed"]), int(run["epochs"]))
@@ -358,7 +364,9 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
     per_density = max(args.pop_size, budget // len(args.densities))
     runs: list[dict[str, Any]] = []
     trajectories: list[dict[str, Any]] = []
-    previous = previous_training_rows(args.methods_json, args)
+    previous = previous_training_rows(
+        args.methods_json, args, zoo.dense_sha256(architecture, "fashion-mnist", device=device)
+    )
 
     def add(method: str, kind: str, density: float, seed: int, **fields: Any) -> None:
         runs.append(
@@ -738,6 +746,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> dict:
     args = parse_args(argv)
+    pin_dense_models()
     started = time.perf_counter()
     device = str(resolve_device(args.device))
     payload: dict[str, Any] = {

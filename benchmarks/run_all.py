@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import environment
+from _common import environment, pin_dense_models
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -521,6 +521,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> int:
     args = parse_args(argv)
+    pin_dense_models()  # the benchmarks inherit it
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     mode = "quick" if args.quick else "full"

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import environment
+from _common import environment, pin_dense_models
 
 import problems
 from masksearch import data as datasets
@@ -379,6 +379,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> dict:
     args = parse_args(argv)
+    pin_dense_models()
     started = time.perf_counter()
     payload: dict[str, Any] = {
         "command": " ".join(

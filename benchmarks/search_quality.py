@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import pin_dense_models
 
 import problems
 from masksearch.local_search import GradientSwaps
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args()
+    pin_dense_models()
 
     problem = problems.lenet300_fashion(
         encoding=args.encoding,

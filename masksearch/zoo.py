@@ -33,6 +33,7 @@ __all__ = [
     "cache_dir",
     "cache_path",
     "dense_accuracy",
+    "dense_sha256",
     "pretrained",
 ]
 
@@ -89,6 +90,7 @@ RECIPES: dict[tuple[str, str], Recipe] = {
 class _Entry:
     model: nn.Module  # CPU, eval mode; callers get deep copies
     test_accuracy: float
+    sha256: str  # of the weights: tells results computed on different dense models apart
 
 
 # (resolved path, mtime_ns, size) -> entry: a file rewritten by another process is re-read
@@ -139,6 +141,23 @@ def dense_accuracy(
     return _obtain(
         model, dataset, root=root, device=device, progress=None, retrain=False
     ).test_accuracy
+
+
+def dense_sha256(
+    model: str,
+    dataset: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> str:
+    """The sha256 of the pretrained ``model``'s weights (trains and caches it if needed).
+
+    Training is deterministic for one CPU, torch build and thread count, but floating-point
+    sums differ between instruction sets (AVX2, AVX-512) and thread counts, so two machines
+    can train different dense models from the same recipe. Results that are reused across
+    runs record this digest so that they are only reused against the same weights.
+    """
+    return _obtain(model, dataset, root=root, device=device, progress=None, retrain=False).sha256
 
 
 # -- internals -----------------------------------------------------------------------------
@@ -226,7 +245,7 @@ def _train(
         "sha256": _state_sha256(state),
         "state_dict": state,
     }
-    return _Entry(network, accuracy), payload
+    return _Entry(network, accuracy, payload["sha256"]), payload
 
 
 class _UnusableCache(Exception):
@@ -266,7 +285,7 @@ def _read(path: Path, model: str, dataset: str, recipe: Recipe) -> _Entry:
         network.load_state_dict(state)
     except (RuntimeError, ValueError, TypeError) as error:
         raise _UnusableCache(f"the weights do not fit {model}: {error}") from None
-    return _Entry(network.eval(), float(payload["test_accuracy"]))
+    return _Entry(network.eval(), float(payload["test_accuracy"]), str(payload["sha256"]))
 
 
 def _state_sha256(state: Mapping[str, torch.Tensor]) -> str:

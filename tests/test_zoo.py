@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import asdict, replace
 
@@ -81,6 +82,21 @@ def test_first_call_trains_and_writes_then_loads_without_training(tiny_zoo, monk
     from_disk = zoo.pretrained(*_PAIR)  # from the file
     assert _same_weights(again, model) and _same_weights(from_disk, model)
     assert zoo.dense_accuracy(*_PAIR) == payload["test_accuracy"]
+
+
+def test_dense_sha256_digests_the_weights_from_memo_and_from_disk(tiny_zoo, monkeypatch):
+    model = zoo.pretrained(*_PAIR)
+    digest = hashlib.sha256()  # independent of zoo's helper: names, dtypes, shapes, bytes
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    assert zoo.dense_sha256(*_PAIR) == digest.hexdigest()
+    monkeypatch.setattr(zoo, "_MEMO", {})
+    _forbid_training(monkeypatch)
+    assert zoo.dense_sha256(*_PAIR) == digest.hexdigest()  # read back from the file
+    with torch.no_grad():
+        model.fc1.weight[0, 0] += 1.0  # a copy: the cached weights and their digest stay
+    assert zoo.dense_sha256(*_PAIR) == digest.hexdigest()
 
 
 def test_each_call_returns_an_independent_copy(tiny_zoo):
