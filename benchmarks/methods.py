@@ -100,6 +100,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", default=str(RESULTS), help="results folder (default benchmarks/results)"
     )
     parser.add_argument("--fresh", action="store_true", help="ignore runs saved by an earlier call")
+    parser.add_argument(
+        "--only-seeds",
+        default=None,
+        help="comma-separated seeds of 0..N-1 to run now (to split a grid between processes, "
+        "each with its own --out; join them with --reuse)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        type=Path,
+        help="another methods.json whose runs may be reused (repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.seeds is None:
         args.seeds = 1 if args.quick else SEEDS
@@ -119,6 +132,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--sparsities must be fractions in (0, 1), e.g. 0.9,0.95")
     if args.seeds < 1 or args.epochs < 1:
         parser.error("--seeds and --epochs must be >= 1")
+    try:
+        args.only_seeds = (
+            list(range(args.seeds))
+            if args.only_seeds is None
+            else [int(s) for s in args.only_seeds.split(",") if s.strip()]
+        )
+    except ValueError:
+        parser.error(f"--only-seeds must be comma-separated integers, got {args.only_seeds!r}")
+    if not args.only_seeds or any(not 0 <= s < args.seeds for s in args.only_seeds):
+        parser.error(f"--only-seeds must be seeds in 0..{args.seeds - 1}")
+    missing = [str(path) for path in args.reuse if not path.is_file()]
+    if missing:
+        parser.error(f"--reuse: no such file {missing[0]}")
     return args
 
 
@@ -403,8 +429,9 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "methods.json"
     previous: dict[tuple, dict[str, Any]] = {}
-    if json_path.exists() and not args.fresh:
-        for run in json.loads(json_path.read_text()).get("runs", []):
+    saved = [json_path] if json_path.exists() and not args.fresh else []
+    for path in [*saved, *args.reuse]:
+        for run in json.loads(path.read_text()).get("runs", []):
             budget = run.get("budget", run["epochs"])
             # a run is only reused against the dense weights it started from (None: recorded
             # before the digest was, on an unknown dense model)
@@ -445,7 +472,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
             f"(weights sha256 {dense_sha256[:12]}, from {zoo.cache_dir()})"
         )
         # seeds outermost: an interrupted grid has every method and rate at the first seeds
-        for seed in range(args.seeds):
+        for seed in args.only_seeds:
             for sparsity in args.sparsities:
                 for method_label in args.methods:
                     key = (model_name, method_label, sparsity, seed, args.epochs, dense_sha256)

@@ -72,3 +72,53 @@ def test_a_and_a_ft_share_one_search_and_a_rerun_reuses_every_row(methods_benchm
         ("magnitude", 0.9),
     ]
     assert "| 80% |" in (tmp_path / "methods.md").read_text()
+
+
+def test_a_grid_split_by_seed_is_joined_by_reuse_and_only_for_the_same_dense_weights(
+    methods_benchmark, tmp_path, monkeypatch
+):
+    grid = ["--models", "digits_mlp_digits", "--methods", "magnitude,GMP", "--sparsities", "0.9"]
+    grid += ["--seeds", "2", "--epochs", "1"]
+    quiet = {"echo": lambda _line: None}
+    first = methods_benchmark.main(
+        [*grid, "--only-seeds", "0", "--out", str(tmp_path / "a")], **quiet
+    )
+    second = methods_benchmark.main(
+        [*grid, "--only-seeds", "1", "--out", str(tmp_path / "b")], **quiet
+    )
+    assert {r["seed"] for r in first["runs"]} == {0} and {r["seed"] for r in second["runs"]} == {1}
+
+    calls = []
+    original = methods_benchmark.run_one
+    monkeypatch.setattr(
+        methods_benchmark, "run_one", lambda *a, **k: calls.append(a[1:4]) or original(*a, **k)
+    )
+    reuse = ["--reuse", str(tmp_path / "b" / "methods.json")]
+    joined = methods_benchmark.main([*grid, "--out", str(tmp_path / "a"), *reuse], **quiet)
+    assert calls == [], "both halves are reused"
+    assert sorted((r["method"], r["seed"]) for r in joined["runs"]) == [
+        ("GMP", 0),
+        ("GMP", 1),
+        ("magnitude", 0),
+        ("magnitude", 1),
+    ]
+    assert all(row["n"] == 2 for row in joined["summary"])
+
+    # other dense weights (a different digest) reuse nothing
+    monkeypatch.setattr(methods_benchmark.zoo, "dense_sha256", lambda *a, **k: "f" * 64)
+    methods_benchmark.main([*grid, "--out", str(tmp_path / "a")], **quiet)
+    assert sorted(calls) == [
+        ("GMP", 0.9, 0),
+        ("GMP", 0.9, 1),
+        ("magnitude", 0.9, 0),
+        ("magnitude", 0.9, 1),
+    ]
+
+
+def test_only_seeds_outside_the_grid_and_a_missing_reuse_file_are_refused(
+    methods_benchmark, tmp_path
+):
+    with pytest.raises(SystemExit):
+        methods_benchmark.parse_args(["--seeds", "2", "--only-seeds", "2"])
+    with pytest.raises(SystemExit):
+        methods_benchmark.parse_args(["--reuse", str(tmp_path / "missing.json")])
