@@ -99,7 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--out", default=str(RESULTS), help="results folder (default benchmarks/results)"
     )
-    parser.add_argument("--fresh", action="store_true", help="ignore runs saved by an earlier call")
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="rerun this grid instead of reusing saved runs (runs outside it stay in the file)",
+    )
     parser.add_argument(
         "--only-seeds",
         default=None,
@@ -408,6 +412,32 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _shown(
+    payload: dict[str, Any], kept: list[dict[str, Any]], previous_dense: dict[str, float]
+) -> dict[str, Any]:
+    """What methods.md shows: this grid, and the saved runs of the models outside it that have
+    the same epoch budget and recorded their dense weights, so a grid run for one model (as
+    run_all.py's) does not drop another model's table."""
+    config = payload["config"]
+    extra = [
+        run
+        for run in kept
+        if run["model"] not in config["models"]
+        and run["model"] in MODELS
+        and run.get("dense_sha256") is not None
+        and run.get("budget", run["epochs"]) == config["epochs"]
+    ]
+    runs = payload["runs"] + extra
+    models = config["models"] + sorted({run["model"] for run in extra})
+    return {
+        **payload,
+        "config": {**config, "models": models},
+        "dense": {**previous_dense, **payload["dense"]},
+        "runs": runs,
+        "summary": summarise(runs),
+    }
+
+
 def _cell(row: dict[str, Any] | None, seeds: int) -> str:
     if row is None:
         return "—"
@@ -429,9 +459,12 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "methods.json"
     previous: dict[tuple, dict[str, Any]] = {}
-    saved = [json_path] if json_path.exists() and not args.fresh else []
+    previous_dense: dict[str, float] = {}
+    saved = [json_path] if json_path.exists() else []
     for path in [*saved, *args.reuse]:
-        for run in json.loads(path.read_text()).get("runs", []):
+        content = json.loads(path.read_text())
+        previous_dense.update(content.get("dense", {}))
+        for run in content.get("runs", []):
             budget = run.get("budget", run["epochs"])
             # a run is only reused against the dense weights it started from (None: recorded
             # before the digest was, on an unknown dense model)
@@ -477,7 +510,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                 for method_label in args.methods:
                     key = (model_name, method_label, sparsity, seed, args.epochs, dense_sha256)
                     visited.add(key)
-                    row = previous.get(key)
+                    row = None if args.fresh else previous.get(key)
                     if row is None:
                         row = {"dense_sha256": dense_sha256} | run_one(
                             model_name,
@@ -495,8 +528,15 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                     # runs of earlier calls outside this grid stay in the file (they are the
                     # resume cache of other grids)
                     kept = [r for k, r in previous.items() if k not in visited]
-                    _save(json_path, {**payload, "runs": payload["runs"] + kept})
-                    write_markdown(out / "methods.md", payload)
+                    _save(
+                        json_path,
+                        {
+                            **payload,
+                            "dense": {**previous_dense, **payload["dense"]},
+                            "runs": payload["runs"] + kept,
+                        },
+                    )
+                    write_markdown(out / "methods.md", _shown(payload, kept, previous_dense))
                     if row["test_accuracy"] is None:
                         echo(
                             f"  {sparsity:.0%} {method_label:>13} seed {seed}: FAILED {row['error']}"
@@ -507,7 +547,8 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                         f"{row['test_accuracy']:.2%} density {row['density']:.4f} "
                         f"epochs {row['epochs_used']} ({row['seconds']:.1f} s)"
                     )
-    write_markdown(out / "methods.md", payload)
+    kept = [r for k, r in previous.items() if k not in visited]
+    write_markdown(out / "methods.md", _shown(payload, kept, previous_dense))
     echo(f"wrote {json_path} and {out / 'methods.md'}")
     return payload
 

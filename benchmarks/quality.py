@@ -28,13 +28,17 @@ which the time and evaluations to reach fixed accuracy levels are tabulated.
     python benchmarks/quality.py --methods-json benchmarks/results/methods.json
 
 ``--methods-json`` reuses training-time rows that ``benchmarks/methods.py`` already produced
-with the same model, sparsity, seed and epochs (run_all.py does this), instead of retraining.
+with the same model, sparsity, seed, epochs and dense weights, instead of retraining. run_all.py
+passes it, but its methods grid trains for 2 epochs and this benchmark's default budget is 1, so
+the full suite reuses them only when both are given the same ``--epochs``/``--ft-epochs``.
 
 Full mode: both models, densities 5/2/1%, 3 seeds, 1,500 evaluations per solver and seed on
 lenet300 (1,024 validation samples) and 600 on lenet5 (256 validation samples), fine-tuning
-1 epoch of the 55,000 training images. Its wall time was **not measured** (the development
-machine was shared); from the per-step timings of a quick run it is estimated at about 40
-minutes on 2 idle CPU cores when the training-time rows come from ``--methods-json``. Quick
+1 epoch of the 55,000 training images. Its wall time was **not measured** yet. The bulk is
+LeNet-5's one-epoch runs: 13 masks (8 search rows, 5 one-shot or learned methods) fine-tuned and 4
+training-time methods trained, at 3 densities and 3 seeds, about 150 runs; one LeNet-5 epoch took
+about 22 s on one core of the AVX-512 EPYC while another job held the other, so about 45 minutes
+for the whole benchmark on 2 idle cores is the estimate. Quick
 mode took 2.2 minutes on a heavily shared machine (load average about 5 on 2 cores).
 
 Writes ``<out>/quality[_quick].json``, ``.md`` and ``.png`` (accuracy vs density, every method).

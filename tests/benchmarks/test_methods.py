@@ -122,3 +122,39 @@ def test_only_seeds_outside_the_grid_and_a_missing_reuse_file_are_refused(
         methods_benchmark.parse_args(["--seeds", "2", "--only-seeds", "2"])
     with pytest.raises(SystemExit):
         methods_benchmark.parse_args(["--reuse", str(tmp_path / "missing.json")])
+
+
+def test_fresh_reruns_the_grid_and_the_markdown_keeps_other_models(
+    methods_benchmark, tmp_path, monkeypatch
+):
+    other_model = {  # a run of another model saved earlier, at the same epoch budget
+        "model": "lenet300_fashion",
+        "method": "magnitude",
+        "registered": "magnitude",
+        "sparsity": 0.9,
+        "seed": 0,
+        "epochs": 0,
+        "budget": 1,
+        "dense_sha256": "e" * 64,
+        "test_accuracy": 0.4321,
+        "density": 0.1,
+        "pruned_weights_zero": True,
+    }
+    (tmp_path / "methods.json").write_text(
+        json.dumps({"dense": {"lenet300_fashion": 0.89}, "runs": [other_model]})
+    )
+    grid = ["--models", "digits_mlp_digits", "--methods", "magnitude", "--sparsities", "0.9"]
+    grid += ["--seeds", "1", "--epochs", "1", "--out", str(tmp_path)]
+    methods_benchmark.main(grid, echo=lambda _line: None)
+    calls = []
+    original = methods_benchmark.run_one
+    monkeypatch.setattr(
+        methods_benchmark, "run_one", lambda *a, **k: calls.append(a[1]) or original(*a, **k)
+    )
+    methods_benchmark.main([*grid, "--fresh"], echo=lambda _line: None)
+    assert calls == ["magnitude"], "--fresh reruns the grid"
+    saved = json.loads((tmp_path / "methods.json").read_text())
+    assert other_model in saved["runs"] and len(saved["runs"]) == 2
+    markdown = (tmp_path / "methods.md").read_text()
+    assert "## digits_mlp_digits" in markdown and "## lenet300_fashion (dense 89.00%)" in markdown
+    assert "43.21%" in markdown
