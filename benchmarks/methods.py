@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -305,51 +306,77 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _outcome(a: dict[str, Any], b: dict[str, Any]) -> int:
+    """+1 when ``a``'s mean accuracy is above ``b``'s by more than two standard errors of the
+    difference, -1 when below by as much, 0 within that noise (with one seed each there is no
+    noise estimate, and any gap counts)."""
+    difference = a["mean"] - b["mean"]
+    noise = 2.0 * math.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    if abs(difference) <= noise:
+        return 0
+    return 1 if difference > 0 else -1
+
+
+def _compared(
+    table: dict[tuple, dict[str, Any]], first: str, second: str, points: list[tuple[str, float]]
+) -> tuple[list[int], str]:
+    """The outcome at each point where both methods ran, and the figures behind them."""
+    pairs = [(m, s) for m, s in points if (m, first, s) in table and (m, second, s) in table]
+    outcomes = [_outcome(table[(m, first, s)], table[(m, second, s)]) for m, s in pairs]
+    detail = ", ".join(
+        f"{m} {s:.0%}: {table[(m, first, s)]['mean']:.2%} ± {table[(m, first, s)]['std']:.2%} "
+        f"vs {table[(m, second, s)]['mean']:.2%} ± {table[(m, second, s)]['std']:.2%}"
+        for m, s in pairs
+    )
+    return outcomes, detail
+
+
+def _tally(outcomes: list[int]) -> str:
+    return (
+        f"clearly better at {outcomes.count(1)}, within noise at {outcomes.count(0)} and clearly "
+        f"worse at {outcomes.count(-1)} of {len(outcomes)} points"
+    )
+
+
+def _claim(outcomes: list[int]) -> str:
+    if all(o == 1 for o in outcomes):
+        return "holds"
+    if any(o == -1 for o in outcomes):
+        return "does not hold"
+    return "is not shown (the gaps are within noise where it is not worse)"
+
+
 def verdicts(summary: list[dict[str, Any]], datasets: list[str]) -> list[str]:
-    """Plain statements on the papers' claims, from the summary."""
+    """Plain statements on the papers' claims, from the summary. "Clearly" means by more than
+    two standard errors of the difference of the means over seeds."""
     table = {(r["model"], r["method"], r["sparsity"]): r for r in summary}
-    lines = []
     points = sorted({(m, s) for m, _, s in table})
-    b_vs_dns = [(m, s) for m, s in points if (m, "B", s) in table and (m, "DNS", s) in table]
-    if b_vs_dns:
-        wins = [
-            (m, s) for m, s in b_vs_dns if table[(m, "B", s)]["mean"] > table[(m, "DNS", s)]["mean"]
-        ]
-        holds = len(wins) == len(b_vs_dns)
-        detail = ", ".join(
-            f"{m} {s:.0%}: B {table[(m, 'B', s)]['mean']:.2%} vs DNS {table[(m, 'DNS', s)]['mean']:.2%}"
-            for m, s in b_vs_dns
-        )
+    lines = []
+    outcomes, detail = _compared(table, "B", "DNS", points)
+    if outcomes:
         lines.append(
-            f'- **Method B (Hu et al.) — "beats DNS at every pruning rate"**: B\'s mean test accuracy is '
-            f"higher at {len(wins)} of {len(b_vs_dns)} points, so the claim "
-            f"{'holds' if holds else 'does not hold'} on {', '.join(datasets)} at equal epoch budgets "
-            f"({detail}). Means over seeds; look at the ± std before reading much into small gaps."
+            f'- **Method B (Hu et al.) — "beats DNS at every pruning rate"**: B is '
+            f"{_tally(outcomes)}, so the claim {_claim(outcomes)} on {', '.join(datasets)} at "
+            f"equal epoch budgets ({detail})."
         )
     for other in ("GMP", "IMP", "magnitude+FT"):
-        pairs = [(m, s) for m, s in points if (m, "B", s) in table and (m, other, s) in table]
-        if pairs:
-            wins = sum(table[(m, "B", s)]["mean"] > table[(m, other, s)]["mean"] for m, s in pairs)
-            lines.append(f"- B vs {other}: B is better at {wins} of {len(pairs)} points.")
+        outcomes, _ = _compared(table, "B", other, points)
+        if outcomes:
+            lines.append(f"- B vs {other}: B is {_tally(outcomes)}.")
+    for tuned, plain in (("A", "magnitude"), ("A+FT", "magnitude+FT")):
+        outcomes, detail = _compared(table, tuned, plain, points)
+        if outcomes:
+            lines.append(
+                f'- **Method A (Chung) — "keeping GA-chosen small weights beats magnitude at the '
+                f'same rate"**, {tuned} vs {plain}: {tuned} is {_tally(outcomes)}, so the claim '
+                f"{_claim(outcomes)} ({detail})."
+            )
     if not lines:
         lines.append("- Not enough methods in this run to judge the papers' claims.")
-    for tuned, plain in (("A", "magnitude"), ("A+FT", "magnitude+FT")):
-        pairs = [(m, s) for m, s in points if (m, tuned, s) in table and (m, plain, s) in table]
-        if pairs:
-            wins = [
-                (m, s)
-                for m, s in pairs
-                if table[(m, tuned, s)]["mean"] > table[(m, plain, s)]["mean"]
-            ]
-            detail = ", ".join(
-                f"{m} {s:.0%}: {table[(m, tuned, s)]['mean']:.2%} vs {table[(m, plain, s)]['mean']:.2%}"
-                for m, s in pairs
-            )
-            lines.append(
-                f'- **Method A (Chung) — "keeping GA-chosen small weights beats magnitude at the same '
-                f'rate"**, {tuned} vs {plain}: better at {len(wins)} of {len(pairs)} points, so the '
-                f"claim {'holds' if len(wins) == len(pairs) else 'does not hold everywhere'} ({detail})."
-            )
+    lines.append(
+        "- Clearly better or worse: the means differ by more than two standard errors of their "
+        "difference over the seeds (any gap counts where a cell has one seed)."
+    )
     return lines
 
 

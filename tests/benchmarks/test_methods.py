@@ -158,3 +158,33 @@ def test_fresh_reruns_the_grid_and_the_markdown_keeps_other_models(
     markdown = (tmp_path / "methods.md").read_text()
     assert "## digits_mlp_digits" in markdown and "## lenet300_fashion (dense 89.00%)" in markdown
     assert "43.21%" in markdown
+
+
+def test_verdicts_count_a_gap_only_beyond_two_standard_errors(methods_benchmark):
+    def row(method, sparsity, mean, std, n=3):
+        return {
+            "model": "m",
+            "method": method,
+            "sparsity": sparsity,
+            "mean": mean,
+            "std": std,
+            "n": n,
+        }
+
+    # 90%: 5 points apart with std 1 (2 s.e. of the difference = 1.63): clearly better;
+    # 95%: 1 point apart with std 1: within noise; 98%: B 3 points below: clearly worse
+    summary = [
+        row("B", 0.90, 0.85, 0.01),
+        row("DNS", 0.90, 0.80, 0.01),
+        row("B", 0.95, 0.85, 0.01),
+        row("DNS", 0.95, 0.84, 0.01),
+    ]
+    lines = methods_benchmark.verdicts(summary, ["d"])
+    assert "clearly better at 1, within noise at 1 and clearly worse at 0 of 2" in lines[0]
+    assert "is not shown" in lines[0]
+    summary += [row("B", 0.98, 0.80, 0.01), row("DNS", 0.98, 0.83, 0.01)]
+    assert "the claim does not hold" in methods_benchmark.verdicts(summary, ["d"])[0]
+    assert "the claim holds" in methods_benchmark.verdicts(summary[:2], ["d"])[0]
+    # one seed: no noise estimate, any gap counts
+    one_seed = [row("A", 0.9, 0.501, 0.0, 1), row("magnitude", 0.9, 0.5, 0.0, 1)]
+    assert "the claim holds" in methods_benchmark.verdicts(one_seed, ["d"])[0]
