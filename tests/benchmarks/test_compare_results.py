@@ -1,0 +1,69 @@
+"""``benchmarks/compare_results.py``: a rerun is identical unless a result (not a timing) moved."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compare_results():
+    spec = importlib.util.spec_from_file_location(
+        "compare_results", ROOT / "benchmarks" / "compare_results.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(accuracy: float, seconds: float, evals_per_s: float) -> dict:
+    return {
+        "environment": {"cpu": {"model": f"cpu {seconds}"}, "torch_threads": 2},
+        "per_seed": {"0": {"test_accuracy": accuracy, "build_seconds": seconds}},
+        "rows": [{"front": [[0.05, accuracy]], "evals_per_s": evals_per_s, "n_evals": 300}],
+    }
+
+
+def _folders(tmp_path: Path, name: str, first: dict, second: dict) -> tuple[Path, Path]:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, payload in ((a, first), (b, second)):
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_text(json.dumps(payload))
+    return a, b
+
+
+def test_timings_and_machine_differ_but_the_results_are_identical(
+    compare_results, tmp_path, capsys
+):
+    a, b = _folders(tmp_path, "quality.json", _result(0.8, 10.0, 50.0), _result(0.8, 12.5, 41.0))
+    assert compare_results.main([str(a), str(b)]) == 0
+    assert "| quality.json | 4 | 0 | 0 | identical |" in capsys.readouterr().out
+
+
+def test_a_moved_accuracy_is_a_difference(compare_results, tmp_path, capsys):
+    a, b = _folders(tmp_path, "quality.json", _result(0.8, 10.0, 50.0), _result(0.8001, 10.0, 50.0))
+    assert compare_results.main([str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "| quality.json | 4 | 2 | 0.0001 | **differs** |" in out
+    assert "per_seed.0.test_accuracy" in out
+
+
+def test_time_bounded_searches_are_reported_but_not_failed(compare_results, tmp_path, capsys):
+    name = "search_quality.json"
+    a, b = _folders(tmp_path, name, _result(0.8, 10.0, 50.0), _result(0.7, 10.0, 50.0))
+    assert compare_results.main([str(a), str(b)]) == 0
+    assert "time-bounded" in capsys.readouterr().out
+
+
+def test_machine_words_are_whole_words(compare_results):
+    assert compare_results.is_machine_key("build_seconds")
+    assert compare_results.is_machine_key("evals_per_s")
+    assert not compare_results.is_machine_key("per_seed")
+    assert not compare_results.is_machine_key("digits_mlp_digits")  # "git" inside a word
