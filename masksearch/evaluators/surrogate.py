@@ -253,6 +253,11 @@ class ScreenedEvaluator(Evaluator):
     loss — for searches that also minimise density, where ranking by loss alone would favour
     the densest candidates. The first ``warmup_calls`` populations (a search's seeded initial
     population) are evaluated exactly in full: screening is meant for offspring.
+
+    ``keep`` trades exact evaluations for generations. In ``benchmarks/bench_screening.py``
+    (NSGA-II, population 64, lenet300_fashion) ``keep=0.15`` reached the unscreened search's final
+    hypervolume after 0.23 ± 0.04 of its exact evaluations over 3 seeds, where 1/3 (the default,
+    the safer choice when the surrogate's anchors are far from the population) needed more.
     """
 
     def __init__(
