@@ -103,6 +103,8 @@ def test_a_grid_split_by_seed_is_joined_by_reuse_and_only_for_the_same_dense_wei
         ("magnitude", 1),
     ]
     assert all(row["n"] == 2 for row in joined["summary"])
+    generated = (tmp_path / "a" / "methods.md").read_text()
+    assert "--reuse" not in generated and "--seeds 2 --epochs 1" in generated
 
     # other dense weights (a different digest) reuse nothing
     monkeypatch.setattr(methods_benchmark.zoo, "dense_sha256", lambda *a, **k: "f" * 64)
