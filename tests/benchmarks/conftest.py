@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -19,3 +22,13 @@ def benchmarks_use_the_user_cache():
         patch.setenv(zoo.ENV_VAR, str(zoo.cache_dir()))
         patch.syspath_prepend(str(BENCHMARKS))
         yield
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (a script, not a package module) under the name
+    ``bench_<name>``."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def compare_results():
-    spec = importlib.util.spec_from_file_location(
-        "compare_results", ROOT / "benchmarks" / "compare_results.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("compare_results")
 
 
 def _result(accuracy: float, seconds: float, evals_per_s: float) -> dict:

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def methods_benchmark():
-    spec = importlib.util.spec_from_file_location(
-        "bench_methods", ROOT / "benchmarks" / "methods.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("methods")
 
 
 def test_a_and_a_ft_share_one_search_and_a_rerun_reuses_every_row(methods_benchmark, tmp_path):
