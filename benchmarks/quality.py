@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import math
 import statistics
@@ -384,10 +385,17 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
             }
         )
 
+    # Several methods often return the same mask (e.g. the magnitude mask a search was seeded
+    # with); fine-tuning is deterministic for a mask and seed, so each pair is trained once.
+    finetuned: dict[tuple[bytes, int], tuple[float, float]] = {}
+
     def maybe_finetune(mask: Mask, seed: int) -> tuple[float, float]:
-        started = time.perf_counter()
-        accuracy = finetuned_accuracy(dense, mask, dataset, args.ft_epochs, seed, device)
-        return accuracy, time.perf_counter() - started
+        key = (hashlib.sha256(np.packbits(mask.flat())).digest() + str(mask.names).encode(), seed)
+        if key not in finetuned:
+            started = time.perf_counter()
+            accuracy = finetuned_accuracy(dense, mask, dataset, args.ft_epochs, seed, device)
+            finetuned[key] = (accuracy, time.perf_counter() - started)
+        return finetuned[key]
 
     # one-shot criteria are deterministic: one mask per density, fine-tuned once per seed
     for method in (m for m in args.oneshot if m in ONESHOT):

@@ -253,3 +253,43 @@ def test_finetune_with_a_real_magnitude_mask():
     params = dict(model.named_parameters())
     kept = sum(int(torch.count_nonzero(params[n])) for n in mask.names)
     assert kept == mask.n_kept
+
+
+def _small_convnet(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 6 * 6, 10))
+
+
+def _colour_blobs(n: int = 200, seed: int = 0) -> _Split:
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=generator)
+    centers = torch.randn(10, 3, 8, 8, generator=generator)
+    return _Split(centers[y] + torch.randn(n, 3, 8, 8, generator=generator), y)
+
+
+def test_channels_last_only_for_conv_models_on_image_batches():
+    cpu = torch.device("cpu")
+    images = torch.zeros(2, 3, 8, 8)
+    assert training.uses_channels_last(_small_convnet(), images, cpu)
+    assert not training.uses_channels_last(models.digits_mlp(seed=0), images, cpu)
+    assert not training.uses_channels_last(_small_convnet(), images.flatten(1), cpu)
+    assert not training.uses_channels_last(_small_convnet(), images, torch.device("cuda"))
+
+
+def test_channels_last_training_matches_the_default_layout(monkeypatch):
+    split = _colour_blobs()
+    mask = _random_mask(_small_convnet(), density=0.3)
+    trained = {}
+    for layout in ("channels_last", "default"):
+        if layout == "default":
+            monkeypatch.setattr(training, "uses_channels_last", lambda *args: False)
+        model = _small_convnet()
+        training.finetune(model, mask, split, epochs=2, lr=0.05, batch_size=32, seed=3)
+        trained[layout] = model
+        # the caller gets its model back in the default layout, pruned weights exactly 0
+        assert model[0].weight.is_contiguous()
+        assert (model[0].weight[~mask.tensors["0.weight"]] == 0).all()
+    for (name, fast), slow in zip(
+        trained["channels_last"].named_parameters(), trained["default"].parameters(), strict=True
+    ):
+        torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5, msg=name)

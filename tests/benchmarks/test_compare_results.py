@@ -54,6 +54,15 @@ def test_time_bounded_searches_are_reported_but_not_failed(compare_results, tmp_
     assert "time-bounded" in capsys.readouterr().out
 
 
+def test_budget_bound_searches_must_match(compare_results, tmp_path, capsys):
+    name = "search_quality.json"
+    first = {**_result(0.8, 10.0, 50.0), "budget": 2000, "time_limit": None}
+    second = {**_result(0.7, 10.0, 50.0), "budget": 2000, "time_limit": None}
+    a, b = _folders(tmp_path, name, first, second)
+    assert compare_results.main([str(a), str(b)]) == 1
+    assert "**differs**" in capsys.readouterr().out
+
+
 def test_machine_words_are_whole_words(compare_results):
     assert compare_results.is_machine_key("build_seconds")
     assert compare_results.is_machine_key("evals_per_s")
