@@ -71,6 +71,7 @@ def suite(
                 [
                     *("--quick", "--time", "20", "--solvers", "nsga2+ls", "--pop-size", "32"),
                     *("--out", folder),
+                    *cuda,
                 ],
                 [
                     "search_quality_quick.json",
@@ -133,6 +134,7 @@ def suite(
                     # fronts; NSGA-II without the local search is among quality.py's rows
                     *("--budget", "20000", "--solvers", "nsga2+ls,deap-nsga2+ls,ga+ls"),
                     *("--out", folder),
+                    *cuda,
                 ],
                 ["search_quality.json", "search_quality.md", "search_quality.png"],
             ),

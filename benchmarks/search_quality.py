@@ -38,7 +38,7 @@ from masksearch.local_search import GradientSwaps
 from masksearch.mask import Mask
 from masksearch.search import search
 from masksearch.solvers import make_solver
-from masksearch.training import evaluate
+from masksearch.training import evaluate, resolve_device
 
 RESULTS = Path(__file__).parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
@@ -47,7 +47,8 @@ GOAL = {0.05: 0.87, 0.02: 0.85, 0.01: 0.78}
 
 
 def test_accuracy(problem, mask: Mask) -> float:
-    return evaluate(mask.apply(copy.deepcopy(problem.model)), problem.test_data).accuracy
+    model = mask.apply(copy.deepcopy(problem.model))
+    return evaluate(model, problem.test_data, device=problem.device).accuracy
 
 
 def run_solver(problem, spec: str, args) -> dict:
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--objective", default="loss", choices=("loss", "error"))
     parser.add_argument("--max-density", type=float, default=0.1)
     parser.add_argument("--solvers", default="nsga2+ls,deap-nsga2+ls,ga+ls")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args()
@@ -135,6 +137,7 @@ def main() -> None:
         val_samples=args.val_samples,
         max_density=args.max_density,
         densities=DENSITIES,
+        device=str(resolve_device(args.device)),
     )
     magnitude = {
         str(d): {
@@ -172,7 +175,7 @@ def main() -> None:
         "seed": args.seed,
         "budget": args.budget,
         "time_limit": args.time,
-        "environment": environment("cpu"),
+        "environment": environment(problem.device),
         "magnitude": magnitude,
         "floor": FLOOR,
         "goal": GOAL,

@@ -293,3 +293,17 @@ def test_channels_last_training_matches_the_default_layout(monkeypatch):
         trained["channels_last"].named_parameters(), trained["default"].parameters(), strict=True
     ):
         torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_channels_last_training_is_deterministic():
+    split = _colour_blobs()
+    mask = _random_mask(_small_convnet(), density=0.3)
+
+    def run(seed: int) -> dict[str, torch.Tensor]:
+        model = _small_convnet()
+        training.finetune(model, mask, split, epochs=2, lr=0.05, batch_size=32, seed=seed)
+        return model.state_dict()
+
+    first, second, other = run(5), run(5), run(6)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not torch.equal(first["0.weight"], other["0.weight"])
