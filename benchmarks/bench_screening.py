@@ -28,12 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-from _common import pin_dense_models
+from _common import environment, pin_dense_models
 
 import problems
 from masksearch.evaluators import ScreenedEvaluator, SurrogateEvaluator
 from masksearch.search import search
 from masksearch.solvers import make_solver
+from masksearch.training import resolve_device
 
 RESULTS = Path(__file__).parent / "results"
 # Chosen on seeds 3 and 4, which the default run does not report: the screened search needed
@@ -52,7 +53,8 @@ PROBLEM_OPTIONS = {
 
 
 def run(args: argparse.Namespace, screened: bool, seed: int) -> dict:
-    problem = problems.lenet300_fashion(**PROBLEM_OPTIONS)  # a fresh exact evaluator per run
+    # a fresh exact evaluator per run
+    problem = problems.lenet300_fashion(**PROBLEM_OPTIONS, device=args.device)
     label = "screened" if screened else "exact"
     build_seconds = 0.0
     if screened:
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace, screened: bool, seed: int) -> dict:
                 n_samples=args.n_samples,
                 anchor=a,
                 precision=args.precision,
+                device=problem.device,
             )
             for a in anchors
         ]
@@ -288,8 +291,13 @@ def main(argv: list[str] | None = None) -> None:
         help="populations evaluated exactly in full before screening starts (1: the seeded "
         "initial population)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    try:
+        args.device = str(resolve_device(args.device))
+    except ValueError as error:
+        parser.error(str(error))
     pin_dense_models()
     if args.budget < 1:
         parser.error(f"--budget must be >= 1, got {args.budget}")
@@ -309,6 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.processor() or platform.machine()}, "
         f"load average at end {[round(load, 2) for load in os.getloadavg()]}",
+        "environment": environment(args.device),
         "setup": {
             "budget": args.budget,
             "seeds": args.seeds,

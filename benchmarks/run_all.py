@@ -107,7 +107,7 @@ def suite(
             Benchmark(
                 "screening",
                 "bench_screening.py",
-                ["--quick", "--budget", "192", "--pop-size", "32", "--out", folder],
+                ["--quick", "--budget", "192", "--pop-size", "32", "--out", folder, *cuda],
                 ["screening.json", "screening.md", "screening.png"],
             ),
             Benchmark(
@@ -167,7 +167,7 @@ def suite(
             Benchmark(
                 "screening",
                 "bench_screening.py",
-                ["--out", folder],
+                ["--out", folder, *cuda],
                 ["screening.json", "screening.md", "screening.png"],
             ),
             Benchmark(

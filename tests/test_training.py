@@ -274,6 +274,11 @@ def test_channels_last_only_for_conv_models_on_image_batches():
     assert not training.uses_channels_last(models.digits_mlp(seed=0), images, cpu)
     assert not training.uses_channels_last(_small_convnet(), images.flatten(1), cpu)
     assert not training.uses_channels_last(_small_convnet(), images, torch.device("cuda"))
+    # a model the user already keeps in channels-last memory is left as it is
+    chosen = _small_convnet().to(memory_format=torch.channels_last)
+    assert not training.uses_channels_last(chosen, images, cpu)
+    training.train(chosen, _colour_blobs(64), epochs=1, batch_size=32)
+    assert chosen[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_channels_last_training_matches_the_default_layout(monkeypatch):

@@ -20,6 +20,8 @@ import problems
 from masksearch import data as datasets
 from masksearch.mask import Mask
 
+from .conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 RUN_ALL = ROOT / "benchmarks" / "run_all.py"
 COMMITTED = ROOT / "benchmarks" / "results"
@@ -97,3 +99,13 @@ def test_search_beats_magnitude_at_the_quick_density(quick_run) -> None:
     assert rows["magnitude"]["mean"] == pytest.approx(expected, abs=1e-6)
     # the default search (memetic NSGA-II) beats magnitude clearly even on the quick budget
     assert rows["nsga2+ls"]["mean"] > rows["magnitude"]["mean"] + 0.05, rows
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_device_reaches_every_benchmark(quick: bool, tmp_path: Path) -> None:
+    run_all = load_script("run_all")
+    for benchmark in run_all.suite(quick, tmp_path, "cuda", None, None):
+        pairs = list(zip(benchmark.args, benchmark.args[1:], strict=False))
+        assert ("--device", "cuda") in pairs, benchmark.shown()
+        script = (ROOT / "benchmarks" / benchmark.script).read_text()
+        assert '"--device"' in script, f"{benchmark.script} has no --device option"
