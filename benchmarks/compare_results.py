@@ -9,7 +9,10 @@ accuracies, densities, hypervolumes, losses, evaluation counts — except those 
 machine rather than the method (times, rates, memory, load, versions: see ``MACHINE_WORDS``).
 Time-bounded searches (``search_quality.py --time``) stop after a number of evaluations that
 depends on the machine's speed, so their figures are reported but not expected to match; the
-budget-bound runs of ``run_all``'s full mode are compared like any other result.
+budget-bound runs of ``run_all``'s full mode are compared like any other result. Records in a
+list are matched by the fields that name the run (model, method, density, seed, …, see
+``IDENTITY``), and places only one file has (runs of a model the rerun left out) are counted,
+not compared.
 
 Prints one Markdown table row per file and exits 1 when any compared number differs.
 """
@@ -60,6 +63,8 @@ MACHINE_WORDS = frozenset(
         "naive",
     ]
 )
+# how a run was invoked (the output folder differs between a run and its rerun)
+PROVENANCE = frozenset(["argv", "out", "source"])
 RATE = re.compile(r"(^|_)per_s$")
 
 
@@ -81,6 +86,7 @@ def _time_bounded(report: Any) -> bool:
 class Comparison:
     compared: int = 0
     differing: list[tuple[str, Any, Any]] = field(default_factory=list)
+    only_in_one: list[str] = field(default_factory=list)
 
     @property
     def max_difference(self) -> float:
@@ -92,25 +98,65 @@ class Comparison:
         return max(gaps, default=0.0)
 
 
+# fields that say which run a record of a list is; lists of such records are matched by them,
+# not by position, since a results file may hold runs another command added (methods.json
+# keeps other models' runs when a grid is rerun)
+IDENTITY = (
+    "model",
+    "method",
+    "registered",
+    "solver",
+    "table",
+    "kind",
+    "sparsity",
+    "density",
+    "seed",
+    "epochs",
+    "label",
+)
+
+
+def _record_labels(items: list[Any]) -> list[str] | None:
+    labels = []
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        parts = [
+            f"{key}={item[key]}" for key in IDENTITY if isinstance(item.get(key), str | int | float)
+        ]
+        if not parts:
+            return None
+        labels.append(",".join(parts))
+    return labels if len(set(labels)) == len(labels) else None
+
+
 def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     if isinstance(value, dict):
         for key, item in value.items():
-            if is_machine_key(str(key)):
+            if is_machine_key(str(key)) or key in PROVENANCE:
                 continue
             yield from _leaves(item, f"{path}.{key}" if path else str(key))
     elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, f"{path}[{index}]")
+        labels = _record_labels(value) or [str(index) for index in range(len(value))]
+        for label, item in zip(labels, value, strict=True):
+            yield from _leaves(item, f"{path}[{label}]")
     else:
         yield path, value
 
 
 def compare(first: Any, second: Any) -> Comparison:
-    """Every number or string at the same place in both documents, outside the machine keys."""
+    """Every number or string at the same place in both documents, outside the machine keys.
+
+    Places only one document has (e.g. runs of a model the rerun did not include) are listed
+    in ``only_in_one``, not compared.
+    """
     result = Comparison()
     left, right = dict(_leaves(first)), dict(_leaves(second))
     for path in sorted(left.keys() | right.keys()):
-        a, b = left.get(path, "<missing>"), right.get(path, "<missing>")
+        if path not in left or path not in right:
+            result.only_in_one.append(path)
+            continue
+        a, b = left[path], right[path]
         result.compared += 1
         same = a == b or (
             isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
@@ -136,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if not names:
         parser.error(f"{args.first} and {args.second} share no result JSON file")
-    print("| file | numbers compared | differing | max difference | verdict |")
-    print("|---|---:|---:|---:|---|")
+    print("| file | numbers compared | differing | max difference | only in one | verdict |")
+    print("|---|---:|---:|---:|---:|---|")
     mismatched = []
     notes = []
     for name in names:
@@ -155,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             mismatched.append(name)
         print(
             f"| {name} | {result.compared} | {len(result.differing)} | "
-            f"{result.max_difference:.3g} | {verdict} |"
+            f"{result.max_difference:.3g} | {len(result.only_in_one)} | {verdict} |"
         )
         notes += [f"- {name}: `{p}`: {a!r} vs {b!r}" for p, a, b in result.differing[: args.show]]
     if notes:

@@ -36,14 +36,14 @@ def test_timings_and_machine_differ_but_the_results_are_identical(
 ):
     a, b = _folders(tmp_path, "quality.json", _result(0.8, 10.0, 50.0), _result(0.8, 12.5, 41.0))
     assert compare_results.main([str(a), str(b)]) == 0
-    assert "| quality.json | 4 | 0 | 0 | identical |" in capsys.readouterr().out
+    assert "| quality.json | 4 | 0 | 0 | 0 | identical |" in capsys.readouterr().out
 
 
 def test_a_moved_accuracy_is_a_difference(compare_results, tmp_path, capsys):
     a, b = _folders(tmp_path, "quality.json", _result(0.8, 10.0, 50.0), _result(0.8001, 10.0, 50.0))
     assert compare_results.main([str(a), str(b)]) == 1
     out = capsys.readouterr().out
-    assert "| quality.json | 4 | 2 | 0.0001 | **differs** |" in out
+    assert "| quality.json | 4 | 2 | 0.0001 | 0 | **differs** |" in out
     assert "per_seed.0.test_accuracy" in out
 
 
@@ -61,6 +61,29 @@ def test_budget_bound_searches_must_match(compare_results, tmp_path, capsys):
     a, b = _folders(tmp_path, name, first, second)
     assert compare_results.main([str(a), str(b)]) == 1
     assert "**differs**" in capsys.readouterr().out
+
+
+def test_runs_are_matched_by_what_they_are_not_by_position(compare_results, tmp_path, capsys):
+    def run(model: str, seed: int, accuracy: float) -> dict:
+        return {"model": model, "method": "B", "seed": seed, "test_accuracy": accuracy}
+
+    committed = {
+        "config": {"argv": ["--out", "benchmarks/results"]},
+        "runs": [run("lenet5", 0, 0.9), run("lenet300", 0, 0.8), run("lenet300", 1, 0.7)],
+    }
+    rerun = {
+        "config": {"argv": ["--out", "/tmp/rerun"]},
+        "runs": [run("lenet300", 1, 0.7), run("lenet300", 0, 0.8)],  # other order, no lenet5
+    }
+    a, b = _folders(tmp_path, "methods.json", committed, rerun)
+    assert compare_results.main([str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "| methods.json | 8 | 0 | 0 | 4 | identical |" in out  # lenet5 run: one side only
+
+    rerun["runs"][1]["test_accuracy"] = 0.81
+    a, b = _folders(tmp_path, "methods.json", committed, rerun)
+    assert compare_results.main([str(a), str(b)]) == 1
+    assert "model=lenet300,method=B,seed=0].test_accuracy" in capsys.readouterr().out
 
 
 def test_machine_words_are_whole_words(compare_results):
