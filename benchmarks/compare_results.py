@@ -35,6 +35,7 @@ MACHINE_WORDS = frozenset(
     [
         "second",
         "seconds",
+        "ms",
         "time",
         "times",
         "wall",

@@ -89,5 +89,6 @@ def test_runs_are_matched_by_what_they_are_not_by_position(compare_results, tmp_
 def test_machine_words_are_whole_words(compare_results):
     assert compare_results.is_machine_key("build_seconds")
     assert compare_results.is_machine_key("evals_per_s")
+    assert compare_results.is_machine_key("ms_per_eval_per_million_weights")
     assert not compare_results.is_machine_key("per_seed")
     assert not compare_results.is_machine_key("digits_mlp_digits")  # "git" inside a word
