@@ -129,6 +129,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.time is None and args.budget is None:
         args.time = 300.0
+    try:
+        device = str(resolve_device(args.device))
+    except ValueError as error:
+        parser.error(str(error))
     pin_dense_models()
 
     problem = problems.lenet300_fashion(
@@ -137,7 +141,7 @@ def main() -> None:
         val_samples=args.val_samples,
         max_density=args.max_density,
         densities=DENSITIES,
-        device=str(resolve_device(args.device)),
+        device=device,
     )
     magnitude = {
         str(d): {
