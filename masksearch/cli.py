@@ -408,9 +408,14 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
 
 def load_toml(path: str) -> dict[str, Any]:
     """The settings of a TOML config file."""
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the same parser, published as tomli before Python 3.11
+        import tomli as tomllib
 
     file = Path(path)
+    if file.is_dir():
+        raise UserError(f"config file {path} is a directory; give the path of a TOML file")
     if not file.is_file():
         raise UserError(f"config file {path} does not exist (give a TOML file, or only options)")
     try:
@@ -655,35 +660,50 @@ def cmd_problems(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from masksearch.rundir import RunDir
+
+    config, resume = resolve_run_config(args)
+    run = RunDir(config["out"])
+    run.check_writable()
+    with run.lock():
+        return _run_locked(args, config, resume, run)
+
+
+def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, run: Any) -> int:
     from masksearch import progress as progress_module
     from masksearch.report import save_results, write_report
     from masksearch.rundir import RunDir, environment_info
     from masksearch.search import search
 
-    config, resume = resolve_run_config(args)
-    run = RunDir(config["out"])
     quiet, as_json = args.quiet, args.json
 
     def note(message: str) -> None:
         if not quiet and not as_json:
             print(f"masksearch: {message}", file=sys.stderr, flush=True)
 
-    if not resume and run.holds_run():
-        if not args.overwrite:
-            raise UserError(
-                f"{run.path} already holds a run; continue it with `masksearch run --resume "
-                f"{run.path}`, start afresh with --overwrite, or choose another --out"
-            )
-        for name in RunDir.FILES:
-            getattr(run, name).unlink(missing_ok=True)
+    if not resume and run.holds_run() and not args.overwrite:
+        raise UserError(
+            f"{run.path} already holds a run; continue it with `masksearch run --resume "
+            f"{run.path}`, start afresh with --overwrite, or choose another --out"
+        )
+    if resume and not run.checkpoint.exists() and run.front.exists():
+        raise UserError(
+            f"cannot resume {run.path}: its checkpoint ({run.checkpoint.name}) is gone, and "
+            "resuming would restart from zero and replace its results. Restore the file, or "
+            f"start afresh with `masksearch run --out {run.path} --overwrite`"
+        )
 
     note(f"preparing problem {config['problem']}")
     problem = build_problem(config, note=note)
     config = resolved_config(config, problem)
     solver = build_solver(config)
+    local_search = build_local_search(config, problem)
     parallel_evaluator(problem, config)
 
-    run.path.mkdir(parents=True, exist_ok=True)
+    if not resume and run.holds_run():
+        # only now that every setting has been checked: a typo must not cost the old results
+        for name in RunDir.FILES:
+            getattr(run, name).unlink(missing_ok=True)
     run.write_json("config", config)
     from masksearch.training import resolve_device
 
@@ -695,7 +715,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         environment = previous
     run.write_json("environment", environment)
     if resume and not run.checkpoint.exists():
-        note(f"{run.checkpoint} does not exist yet: starting from the beginning")
+        note(f"{run.checkpoint} does not exist yet (no generation finished): starting afresh")
 
     densities = problem.densities
     slack = 0.5 / problem.layout.n_total  # a target density is met to the nearest weight
@@ -731,7 +751,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 checkpoint=run.checkpoint,
                 resume=resume,
                 fingerprint=fingerprint(config),
-                local_search=build_local_search(config, problem),
+                local_search=local_search,
             )
     finally:
         if isinstance(display, progress_module.ProgressBar):
@@ -823,7 +843,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     run, config = _load_run(args.dir, args)
     _require_results(run)
     problem = build_problem(config)
-    path = write_report(run, problem)
+    with run.lock():
+        path = write_report(run, problem)
     print(
         f"wrote {path}, {run.front_plot.name}, {run.hypervolume_plot.name}, {run.report_json.name}"
     )
@@ -835,13 +856,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from masksearch import data as datasets
     from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
+    from masksearch.mask import Mask
     from masksearch.report import density_slack
-    from masksearch.rundir import load_mask
     from masksearch.training import evaluate, finetune
 
     run, config = _load_run(args.dir, args)
     _require_results(run)
-    members = run.read_json("front")["members"]
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file path such as {out / 'model.pt'}")
+    results = run.read_results()
+    members = results.members
     if not members:
         raise UserError(f"the front of {run.path} is empty: the run found no feasible mask")
     if args.member is not None:
@@ -852,7 +877,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         member = matches[0]
     else:
         max_density = _number("--max-density", args.max_density, "command line")
-        slack = density_slack(run.read_json("front"))
+        if not 0.0 < max_density <= 1.0:
+            raise UserError(
+                f"--max-density must be in (0, 1] (the fraction of weights kept), got "
+                f"{max_density:g}; for a sparsity of s use 1 - s"
+            )
+        slack = density_slack(results.document)
         position = best_within(
             [m["density"] for m in members], [m["error"] for m in members], max_density, slack
         )
@@ -869,7 +899,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     seed = _integer("--seed", args.seed, "command line", 0)
 
     problem = build_problem(config)
-    mask = load_mask(run.masks, member["index"])
+    mask = Mask.from_flat(results.layout, results.masks[int(member["index"])])
     model = copy.deepcopy(problem.model)
     mask.validate(model)
     test = problem.test_data if problem.test_data is not None else problem.data
@@ -916,9 +946,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    from masksearch.rundir import RunLockedError
     from masksearch.search import CheckpointError
 
-    return (UserError, ValueError, TypeError, OSError, CheckpointError)
+    return (UserError, ValueError, TypeError, OSError, CheckpointError, RunLockedError)
 
 
 def one_line(error: BaseException) -> str:

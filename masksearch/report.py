@@ -21,7 +21,7 @@ import numpy as np
 from masksearch.front import best_within
 from masksearch.mask import Mask
 from masksearch.progress import format_duration
-from masksearch.rundir import RunDir, load_masks, save_masks
+from masksearch.rundir import RunDir, file_sha256, save_masks
 
 __all__ = ["magnitude_curve", "save_results", "split_scores", "write_report"]
 
@@ -63,6 +63,10 @@ def save_results(run: RunDir, result: Any, problem: Any) -> dict[str, Any]:
             row["test_accuracy"] = float(accuracy)
             row["test_loss"] = float(loss)
     members = [{"index": index, **row} for index, row in enumerate(rows)]
+    # masks and history first, front.json last with the masks' digest: a kill in between
+    # leaves a pair that RunDir.read_results refuses, never one that silently disagrees
+    save_masks(run.masks, problem.layout, masks, genomes)
+    run.write_json("history", [summarize(record) for record in result.history])
     document = {
         "problem": problem.name,
         "objectives": list(front.objectives),
@@ -72,10 +76,9 @@ def save_results(run: RunDir, result: Any, problem: Any) -> dict[str, Any]:
         "wall_time": result.wall_time,
         "stopped": result.stopped,
         "seed": result.seed,
+        "masks_sha256": file_sha256(run.masks),
         "members": members,
     }
-    save_masks(run.masks, problem.layout, masks, genomes)
-    run.write_json("history", [summarize(record) for record in result.history])
     run.write_json("front", document)
     return document
 
@@ -148,7 +151,8 @@ def write_report(run: RunDir, problem: Any | None = None) -> Any:
     ``problem`` (rebuilt from ``config.json`` when None is given by the CLI) supplies the model
     and data for the magnitude baseline; returns the report's path.
     """
-    front = run.read_json("front")
+    results = run.read_results()
+    front = results.document
     history = run.read_json("history") if run.history.exists() else []
     config = run.read_json("config") if run.config.exists() else {}
     environment = run.read_json("environment") if run.environment.exists() else {}
@@ -158,8 +162,8 @@ def write_report(run: RunDir, problem: Any | None = None) -> Any:
         magnitude_curve(problem, curve_densities(members, targets)) if problem is not None else []
     )
     if problem is not None and members and "test_accuracy" not in members[0] and problem.test_data:
-        _, masks = load_masks(run.masks)
-        test = split_scores(problem, masks, problem.test_data)
+        order = [int(m["index"]) for m in members]
+        test = split_scores(problem, results.masks[order], problem.test_data)
         for member, accuracy, loss in zip(members, test["accuracy"], test["loss"], strict=True):
             member["test_accuracy"], member["test_loss"] = float(accuracy), float(loss)
     comparison = at_targets(members, curve, targets, density_slack(front))

@@ -7,20 +7,33 @@
     DIR/checkpoint.pkl    full search state, rewritten atomically after every generation
     DIR/log.jsonl         one JSON line per generation
     DIR/history.json      the per-generation records of the whole run
-    DIR/front.json        one row per Pareto-front member: metrics + its row in masks.npz
+    DIR/front.json        one row per Pareto-front member: metrics + its row in masks.npz, and
+                          the SHA-256 of masks.npz (written last: it seals the set)
     DIR/masks.npz         the members' flat masks, bit-packed, with the layout (names, shapes)
     DIR/report.md         tables and plots (front.png, hypervolume.png); report.json: the numbers
+    DIR/.lock             held (``flock``) by the one process writing the directory; its PID
 
-Every file is written atomically (temporary file, fsync, rename).
+Every file is written atomically (temporary file, fsync, rename), so a kill leaves each file
+whole, old or new. Between two files it can leave a new ``masks.npz`` beside an old
+``front.json``: :meth:`RunDir.read_results` detects that by the digest and says how to rewrite
+them (``masksearch run --resume DIR``). Nothing here is unpickled: JSON and ``.npz`` read with
+``allow_pickle=False``; the checkpoint goes through :mod:`masksearch.checkpoint`.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import json
+import numbers
 import os
 import platform
 import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -31,9 +44,40 @@ import numpy as np
 from masksearch.io import atomic_write, atomic_write_json
 from masksearch.mask import Layout, Mask
 
-__all__ = ["RunDir", "environment_info", "load_masks", "save_masks"]
+__all__ = [
+    "Results",
+    "ResultsError",
+    "RunDir",
+    "RunLockedError",
+    "environment_info",
+    "load_masks",
+    "save_masks",
+]
 
 MASKS_FORMAT = 1
+# what every front.json member must hold for report and export to use it
+MEMBER_FIELDS = ("index", "density", "error", "accuracy")
+
+
+class ResultsError(ValueError):
+    """A run directory's result files are missing fields or do not belong together."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing the run directory."""
+
+
+@dataclass(frozen=True)
+class Results:
+    """The checked results of a run: ``front.json``'s document and the members' flat masks."""
+
+    document: dict[str, Any]
+    layout: Layout
+    masks: np.ndarray
+
+    @property
+    def members(self) -> list[dict[str, Any]]:
+        return self.document["members"]
 
 
 class RunDir:
@@ -86,6 +130,84 @@ class RunDir:
 
     def write_json(self, which: str, obj: Any) -> Path:
         return atomic_write_json(obj, getattr(self, which))
+
+    def check_writable(self) -> None:
+        """Refuse a path that exists but is not a directory."""
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(
+                f"{self.path} is a file, not a run directory; choose another --out"
+            )
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the directory's exclusive lock; a second writer gets :class:`RunLockedError`.
+
+        ``flock`` is released by the kernel when the holder dies, so a killed run never leaves
+        a stale lock behind.
+        """
+        import fcntl
+
+        self.check_writable()
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+                holder = os.pread(handle, 200, 0).decode("utf-8", "replace").strip() or "?"
+                raise RunLockedError(
+                    f"{self.path} is in use by another masksearch process (PID {holder}); wait "
+                    "for it to finish or stop it, or choose another --out"
+                ) from None
+            os.ftruncate(handle, 0)
+            os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(handle)  # releases the lock
+
+    def read_results(self) -> Results:
+        """``front.json`` and ``masks.npz``, checked to be whole and to belong together."""
+        document = self.read_json("front")
+        fix = f"rewrite them with `masksearch run --resume {self.path}`"
+        members = document.get("members") if isinstance(document, dict) else None
+        if not isinstance(members, list):
+            raise ResultsError(f"{self.front} has no list of members; {fix}")
+        for position, member in enumerate(members):
+            missing = [
+                f
+                for f in MEMBER_FIELDS
+                if not isinstance(member, dict)
+                or isinstance(member.get(f), bool)
+                or not isinstance(member.get(f), numbers.Real)
+            ]
+            if missing:
+                raise ResultsError(
+                    f"{self.front}: member {position} lacks a number for "
+                    f"{', '.join(repr(f) for f in missing)} (was the file edited?); {fix}"
+                )
+        digest = document.get("masks_sha256")
+        if digest is not None and self.masks.exists() and file_sha256(self.masks) != digest:
+            raise ResultsError(
+                f"{self.masks} does not match {self.front} (the run was stopped while writing "
+                f"its results); {fix}"
+            )
+        layout, masks = load_masks(self.masks)
+        indices = sorted(int(m["index"]) for m in members)
+        if indices != list(range(len(masks))):
+            raise ResultsError(
+                f"{self.front} lists {len(members)} members but {self.masks} holds "
+                f"{len(masks)} masks; {fix}"
+            )
+        for member in members:
+            density = float(masks[int(member["index"])].mean())
+            if abs(density - float(member["density"])) > 0.5 / max(layout.n_total, 1):
+                raise ResultsError(
+                    f"{self.front}: member {member['index']} has density {member['density']:.6f} "
+                    f"but its mask keeps {density:.6f}; {fix}"
+                )
+        return Results(document, layout, masks)
 
 
 def environment_info(*, device: str, seed: int) -> dict[str, Any]:
@@ -140,12 +262,27 @@ def save_masks(
         arrays["n_genes"] = np.array(genomes.shape[1] if genomes.ndim == 2 else 0)
         arrays["genomes"] = np.packbits(genomes, axis=1) if genomes.dtype == bool else genomes
 
-    def write(handle: Any) -> None:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
-        handle.write(buffer.getvalue())
+    return atomic_write(path, lambda handle: write_npz(handle, arrays))
 
-    return atomic_write(path, write)
+
+def write_npz(handle: Any, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez_compressed`` with fixed timestamps: the same arrays give the same bytes."""
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, buffer.getvalue())
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_masks(path: str | os.PathLike[str]) -> tuple[Layout, np.ndarray]:

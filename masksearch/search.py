@@ -14,8 +14,8 @@
 
 from __future__ import annotations
 
+import numbers
 import os
-import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,16 +24,13 @@ from typing import Any
 
 import numpy as np
 
+from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
 from masksearch.front import ParetoFront
-from masksearch.io import atomic_write
 from masksearch.problem import PruningProblem
 
+__all__ = ["CheckpointError", "Result", "search"]
+
 Callback = Callable[[dict[str, Any]], object]
-CHECKPOINT_FORMAT = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read, or belongs to a different search."""
 
 
 @dataclass
@@ -87,8 +84,16 @@ def search(
     """
     if budget is None and time_limit is None:
         raise ValueError("give a budget (evaluations) or a time_limit (seconds), or both")
-    if budget is not None and budget < 1:
-        raise ValueError(f"budget must be >= 1 evaluation, got {budget}")
+    if budget is not None:
+        budget = _whole_number("budget", budget, "evaluations")
+    if time_limit is not None and (
+        isinstance(time_limit, bool)
+        or not isinstance(time_limit, numbers.Real)
+        or not np.isfinite(time_limit)
+        or time_limit <= 0
+    ):
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+    seed = _whole_number("seed", seed, "", minimum=0)
     fingerprint = {
         "problem": problem.name,
         "n_genes": problem.n_genes,
@@ -102,6 +107,8 @@ def search(
     path = Path(checkpoint) if checkpoint is not None else None
 
     if resume and path is not None and path.exists():
+        # the caller built these objects, so their classes may appear in the checkpoint
+        trust(type(solver), *(() if local_search is None else (type(local_search),)))
         state = load_checkpoint(path, fingerprint)
         solver, front, history = state["solver"], state["front"], state["history"]
         n_evals, elapsed = state["n_evals"], state["elapsed"]
@@ -217,36 +224,15 @@ def _record(
     }
 
 
-def save_checkpoint(path: Path, state: dict[str, Any], fingerprint: dict[str, Any]) -> None:
-    payload = {"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, **state}
-    atomic_write(
-        path, lambda handle: pickle.dump(payload, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    )
-
-
-def load_checkpoint(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            payload = pickle.load(handle)
-    except Exception as error:  # any unreadable file is the same problem to the user
-        raise CheckpointError(
-            f"checkpoint {path} is damaged ({type(error).__name__}); delete it to start afresh"
-        ) from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a masksearch checkpoint (format {CHECKPOINT_FORMAT})")
-    theirs = payload["fingerprint"]
-    differing = sorted(
-        k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k)
-    )
-    if differing:
-        details = ", ".join(
-            f"{k}: {theirs.get(k)!r} vs now {fingerprint.get(k)!r}" for k in differing
+def _whole_number(name: str, value: Any, unit: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{name} must be a whole number{' of ' + unit if unit else ''}, got {value!r} "
+            f"({type(value).__name__})"
         )
-        raise CheckpointError(
-            f"checkpoint {path} belongs to a different search ({details}); resume with the "
-            "same problem and settings, or choose a new output folder"
-        )
-    return payload
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}{' ' + unit if unit else ''}, got {value}")
+    return int(value)
 
 
 def _cache_state(problem: PruningProblem) -> Any:

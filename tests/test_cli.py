@@ -302,3 +302,111 @@ def test_auto_local_search_follows_the_encoding():
     assert local_search_choice({}, weights) == "gradient-swaps"
     assert local_search_choice({"local_search": "auto"}, levels) == "none"
     assert local_search_choice({"local_search": "none"}, weights) == "none"
+
+
+# -- issue 17: nothing lost, every result consistent, one clear line for bad input -------------
+
+
+def _copy_of(reference, tmp_path) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(reference[0], out)
+    return out
+
+
+def test_overwrite_checks_every_setting_before_deleting_the_old_results(
+    reference, tmp_path, capsys
+):
+    out = _copy_of(reference, tmp_path)
+    before = (out / "front.json").read_bytes()
+    code = main(["run", *SEARCH, "--out", str(out), "--overwrite", "--solver-option", "pop_sise=8"])
+    assert code == 2
+    assert "pop_sise" in capsys.readouterr().err
+    assert (out / "front.json").read_bytes() == before
+    assert (out / "checkpoint.pkl").exists()
+
+
+def test_resume_without_its_checkpoint_is_refused_and_keeps_the_results(
+    reference, tmp_path, capsys
+):
+    out = _copy_of(reference, tmp_path)
+    (out / "checkpoint.pkl").unlink()
+    before = (out / "front.json").read_bytes()
+    assert main(["run", "--resume", str(out), "--budget", "640"]) == 2
+    error = capsys.readouterr().err
+    assert "checkpoint" in error and "--overwrite" in error
+    assert (out / "front.json").read_bytes() == before
+
+
+def test_a_second_writer_is_refused_with_the_holders_pid(reference, tmp_path, capsys):
+    from masksearch.rundir import RunDir
+
+    out = _copy_of(reference, tmp_path)
+    with RunDir(out).lock():
+        assert main(["run", "--resume", str(out), "--budget", "640"]) == 2
+        error = capsys.readouterr().err
+        assert f"PID {os.getpid()}" in error and "in use" in error
+        assert main(["report", str(out)]) == 2
+    # released: the lock never outlives its holder
+    with RunDir(out).lock():
+        pass
+
+
+def test_out_naming_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    assert main(["run", *SEARCH, "--out", str(target)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
+
+
+def test_config_path_that_is_a_directory(tmp_path, capsys):
+    assert main(["run", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+
+
+def test_export_refuses_a_directory_as_out_and_densities_above_one(reference, tmp_path, capsys):
+    assert main(["export", str(reference[0]), "--member", "0", "--out", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    model = tmp_path / "m.pt"
+    assert main(["export", str(reference[0]), "--max-density", "2", "--out", str(model)]) == 2
+    assert "(0, 1]" in capsys.readouterr().err
+    assert not model.exists()
+
+
+def test_hand_edited_front_member_without_density(reference, tmp_path, capsys):
+    out = _copy_of(reference, tmp_path)
+    front = json.loads((out / "front.json").read_text())
+    del front["members"][1]["density"]
+    (out / "front.json").write_text(json.dumps(front))
+    export = ["export", str(out), "--member", "0", "--out", str(tmp_path / "m.pt")]
+    for command in (export, ["report", str(out)]):
+        assert main(command) == 2
+        error = capsys.readouterr().err
+        assert "member 1" in error and "'density'" in error and "--resume" in error
+
+
+def test_masks_that_do_not_match_the_front_are_never_exported(reference, tmp_path, capsys):
+    """A kill between masks.npz and front.json leaves new masks beside the old front."""
+    from masksearch.mask import Layout
+    from masksearch.rundir import save_masks
+
+    out = _copy_of(reference, tmp_path)
+    layout, masks = load_masks(out / "masks.npz")
+    save_masks(out / "masks.npz", Layout(layout.names, layout.shapes), masks[::-1])
+    model = tmp_path / "m.pt"
+    assert main(["export", str(out), "--max-density", "0.5", "--out", str(model)]) == 2
+    error = capsys.readouterr().err
+    assert "does not match" in error and f"masksearch run --resume {out}" in error
+    assert not model.exists()
+
+
+def test_config_files_parse_without_tomllib(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the same parser comes from tomli."""
+    pytest.importorskip("tomli")
+    from masksearch.cli import load_toml
+
+    config = tmp_path / "run.toml"
+    config.write_text('problem = "digits_mlp"\nbudget = 10\n')
+    monkeypatch.setattr(sys, "version_info", (3, 10, 0))
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib now fails
+    assert load_toml(str(config)) == {"problem": "digits_mlp", "budget": 10}

@@ -1,0 +1,130 @@
+"""Checkpoints load through an allow-list: every shipped solver resumes, no planted code runs."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import masksearch as ms
+from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
+from masksearch.cli import main
+from masksearch.solvers import SOLVERS, make_solver
+
+
+class _Payload:
+    """What an attacker plants: unpickling it would run ``touch MARKER``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _GlobalsEscape:
+    """getattr(function, '__globals__') is the classic way out of a naive allow-list."""
+
+    def __reduce__(self):
+        return (getattr, (np.sum, "__globals__"))  # np.sum itself is allowed
+
+
+def _plant(path, obj) -> None:
+    path.write_bytes(pickle.dumps({"format": 2, "fingerprint": {}, "solver": obj}))
+
+
+def _fingerprint(problem, solver, seed=0, local_search=None) -> dict:
+    return {
+        "problem": problem.name,
+        "n_genes": problem.n_genes,
+        "objectives": problem.objectives,
+        "encoding": problem.encoding.name,
+        "solver": type(solver).__name__,
+        "seed": seed,
+        "local_search": None if local_search is None else type(local_search).__name__,
+    }
+
+
+@pytest.mark.parametrize("name", SOLVERS)
+def test_every_shipped_solver_checkpoint_loads_through_the_allow_list(
+    tmp_path, digits_problem, name
+) -> None:
+    path = tmp_path / "checkpoint.pkl"
+    options = {} if name == "moead" else {"pop_size": 8}
+    local_search = ms.GradientSwaps() if name in ("nsga2", "deap-nsga2") else None
+    solver = make_solver(name, **options)
+    ms.search(digits_problem, solver, budget=30, seed=0, checkpoint=path, local_search=local_search)
+    state = load_checkpoint(path, _fingerprint(digits_problem, solver, local_search=local_search))
+    assert type(state["solver"]) is type(solver)
+    assert len(state["front"]) > 0
+
+
+def test_planted_payload_does_not_run_on_resume(tmp_path, digits_problem) -> None:
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "checkpoint.pkl"
+    _plant(path, _Payload(str(marker)))
+    with pytest.raises(CheckpointError, match=r"posix\.system|os\.system|nt\.system"):
+        ms.search(
+            digits_problem, make_solver("nsga2", pop_size=8), budget=8, checkpoint=path, resume=True
+        )
+    assert not marker.exists()
+
+
+def test_getattr_cannot_reach_a_functions_globals(tmp_path) -> None:
+    path = tmp_path / "checkpoint.pkl"
+    _plant(path, _GlobalsEscape())
+    with pytest.raises(CheckpointError, match="__globals__"):
+        load_checkpoint(path, {})
+
+
+def test_planted_payload_does_not_run_from_the_command_line(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert (
+        main(["run", "--problem", "digits_mlp", "--budget", "16", "--out", str(out), "--quiet"])
+        == 0
+    )
+    marker = tmp_path / "PWNED"
+    _plant(out / "checkpoint.pkl", _Payload(str(marker)))
+    assert main(["run", "--resume", str(out), "--budget", "32", "--quiet"]) == 2
+    assert not marker.exists()
+    message = capsys.readouterr().err
+    assert "does not load from a checkpoint" in message and "checkpoint.pkl" in message
+
+
+class _CountingSolver(ms.solvers.GenomeSolver):
+    """A user's own solver class: resumable because search() trusts the solver it is given."""
+
+    def _setup(self, initial) -> None:
+        self.generation = 0
+
+    def _ask(self) -> np.ndarray:
+        self.generation += 1
+        return self.operators.mutate(self.operators.sample(6, self._rng), self._rng)
+
+    def _tell(self, genomes, F, violation) -> None:
+        pass
+
+
+def test_a_custom_solver_resumes(tmp_path, digits_problem) -> None:
+    path = tmp_path / "checkpoint.pkl"
+    first = ms.search(digits_problem, _CountingSolver(), budget=12, seed=1, checkpoint=path)
+    resumed = ms.search(
+        digits_problem, _CountingSolver(), budget=24, seed=1, checkpoint=path, resume=True
+    )
+    assert resumed.n_evals >= 24 > first.n_evals
+
+
+def test_trust_takes_classes_only() -> None:
+    with pytest.raises(TypeError, match="classes"):
+        trust("masksearch.Foo")  # type: ignore[arg-type]
+
+
+def test_checkpoint_round_trip_keeps_the_fingerprint(tmp_path) -> None:
+    path = tmp_path / "c.pkl"
+    save_checkpoint(path, {"n_evals": 3, "array": np.arange(4)}, {"seed": 1})
+    state = load_checkpoint(path, {"seed": 1})
+    assert state["n_evals"] == 3 and np.array_equal(state["array"], np.arange(4))
+    with pytest.raises(CheckpointError, match="different search"):
+        load_checkpoint(path, {"seed": 2})
