@@ -130,3 +130,61 @@ def test_constraint_keeps_infeasible_masks_off_the_front(digits_problem) -> None
     )
     result = search(problem, make_solver("nsga2", pop_size=16), budget=96, seed=0)
     assert np.all(result.front.metrics["density"] <= 0.25 + 1e-12)
+
+
+def test_front_is_the_non_dominated_set_of_everything_evaluated(digits_problem) -> None:
+    # Log every evaluation the search asks for, then rebuild the archive by brute force:
+    # the front must hold exactly the non-dominated feasible exact genomes of *all*
+    # generations, not just the last one's.
+    # a problem of its own: the session's shared one keeps its plain evaluate()
+    problem = PruningProblem(
+        digits_problem.model, digits_problem.data, densities=digits_problem.densities
+    )
+    evaluate = problem.evaluate
+    log: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def logged(genomes: np.ndarray):
+        evaluation = evaluate(genomes)
+        exact = np.asarray(evaluation.metrics.get("exact", np.ones(len(genomes))), dtype=bool)
+        usable = exact & (evaluation.violation <= 0)
+        log.append((np.array(genomes, copy=True)[usable], evaluation.F[usable].copy()))
+        return evaluation
+
+    problem.evaluate = logged  # type: ignore[method-assign]
+    result = search(problem, make_solver("nsga2", pop_size=16), budget=96, seed=2)
+    assert len(log) >= 4 and len(log) == len(result.history)
+
+    first_F: dict[bytes, np.ndarray] = {}  # each distinct genome with its objectives
+    generation_of: dict[bytes, int] = {}
+    for generation, (genomes, F) in enumerate(log):
+        for genome, row in zip(genomes, F, strict=True):
+            key = genome.tobytes()
+            if key in first_F:
+                # a genome evaluated again scores the same, so which copy counts is moot
+                assert np.array_equal(first_F[key], row)
+            else:
+                first_F[key], generation_of[key] = row, generation
+    keys = list(first_F)
+    F = np.array([first_F[key] for key in keys])
+    dominated = np.array(
+        [bool(np.any(np.all(row >= F, axis=1) & np.any(row > F, axis=1))) for row in F]
+    )
+    expected = {key for key, is_dominated in zip(keys, dominated, strict=True) if not is_dominated}
+    # members found before the last generation must survive in the archive
+    assert min(generation_of[key] for key in expected) < len(log) - 1
+
+    front = {
+        genome.tobytes(): row
+        for genome, row in zip(result.front.genomes, result.front.F, strict=True)
+    }
+    assert len(front) == len(result.front)  # no genome twice
+    missing, extra = len(expected - set(front)), len(set(front) - expected)
+    assert (missing, extra) == (0, 0), f"{missing} non-dominated genomes missing, {extra} extra"
+    for key, row in front.items():
+        assert np.array_equal(row, first_F[key])
+
+
+@pytest.mark.parametrize("budget", ["10", 1.5, True])
+def test_budget_must_be_a_whole_number(digits_problem, budget) -> None:
+    with pytest.raises(TypeError, match="budget must be a whole number"):
+        search(digits_problem, make_solver("nsga2", pop_size=8), budget=budget)

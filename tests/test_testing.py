@@ -104,6 +104,31 @@ class IgnoresTell(ElitistMutation):
         return self.operators.sample(self.pop_size, self._rng)
 
 
+class DriftsSparser(ElitistMutation):
+    """Ignores tell() yet lowers the toy objectives: each ask lowers one gene of every genome
+    of the previous ask, and fewer kept genes is what the toy problem's first objective wants."""
+
+    def _ask(self):
+        if self.population is None:
+            return self._seeded_population(self._initial, self.pop_size)
+        lowered = self.population.astype(np.int64)
+        for row in lowered:
+            raised = np.flatnonzero(row > self.operators.lower)
+            if len(raised):
+                row[self._rng.choice(raised)] -= 1
+        return lowered.astype(self.population.dtype)
+
+    def _tell(self, genomes, F, violation):
+        self.population = genomes.copy()  # the objectives are never looked at
+
+
+class MaximisesObjectives(ElitistMutation):
+    """Learns from tell(), but in the wrong direction."""
+
+    def _tell(self, genomes, F, violation):
+        super()._tell(genomes, -F, violation)
+
+
 class AcceptsAnything(ElitistMutation):
     def tell(self, genomes, F, violation=None):
         try:
@@ -143,12 +168,25 @@ def test_correct_solver_passes_every_check(check: str) -> None:
         (Unpicklable, "test_pickle_round_trip_mid_run"),
         (ForgetsRngWhenPickled, "test_pickle_round_trip_mid_run"),
         (IgnoresTell, "test_improves_on_toy_problem"),
+        (DriftsSparser, "test_improves_on_toy_problem"),
+        (MaximisesObjectives, "test_improves_on_toy_problem"),
         (AcceptsAnything, "test_tell_rejects_malformed_input"),
     ],
 )
 def test_broken_solver_fails_its_check(broken: type, check: str) -> None:
     with pytest.raises(AssertionError):
         getattr(conformance_for(broken), check)()
+
+
+@pytest.mark.parametrize("deaf", [IgnoresTell, DriftsSparser])
+def test_progress_check_names_a_solver_that_ignores_tell(deaf: type) -> None:
+    with pytest.raises(AssertionError, match=r"ask\(\) must depend on what tell\(\) reports"):
+        conformance_for(deaf).test_improves_on_toy_problem()
+
+
+def test_progress_check_reports_both_runs_for_a_solver_that_learns_backwards() -> None:
+    with pytest.raises(AssertionError, match=r"true objectives and .* unrelated random genomes"):
+        conformance_for(MaximisesObjectives).test_improves_on_toy_problem()
 
 
 def test_make_solver_must_be_overridden() -> None:

@@ -312,3 +312,53 @@ def test_channels_last_training_is_deterministic():
     first, second, other = run(5), run(5), run(6)
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not torch.equal(first["0.weight"], other["0.weight"])
+
+
+def _mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.Tanh(), nn.Linear(12, 10))
+
+
+def _sgd_step(
+    state: dict[str, torch.Tensor], split: _Split, lr: float, keep: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """w - lr·(∇L(w)⊙keep) for the weights ``state``, by plain autograd on a fresh copy."""
+    model = _mlp()
+    model.load_state_dict(state)
+    params = dict(model.named_parameters())
+    loss = F.cross_entropy(model(split.x), split.y)  # the mean is order-independent
+    grads = torch.autograd.grad(loss, list(params.values()))
+    return {
+        name: (p - lr * g * keep.get(name, torch.ones_like(p))).detach()
+        for (name, p), g in zip(params.items(), grads, strict=True)
+    }
+
+
+def test_first_sgd_step_already_trains_the_pruned_network():
+    # One full-batch SGD step (momentum and weight decay 0) must be w' = w⊙m − lr·(∇L(w⊙m)⊙m):
+    # the gradient of the *pruned* network, so the mask has to be applied before the first
+    # step, not only after it.
+    torch.manual_seed(0)
+    model = _mlp()
+    split = _blobs(48, seed=2)
+    mask = _random_mask(model, density=0.4, seed=3)
+    lr = 0.5
+    dense = {name: value.clone() for name, value in model.state_dict().items()}
+    pruned = {name: value * mask.tensors.get(name, True) for name, value in dense.items()}
+    expected = _sgd_step(pruned, split, lr, mask.tensors)
+    # the check can tell: a step on the dense weights, pruned afterwards, lands far away
+    wrong = _sgd_step(dense, split, lr, mask.tensors)
+    wrong = {name: value * mask.tensors.get(name, True) for name, value in wrong.items()}
+    assert max(float((wrong[n] - expected[n]).abs().max()) for n in expected) > 1e-3
+
+    training.finetune(
+        model,
+        mask,
+        split,
+        epochs=1,
+        lr=lr,
+        batch_size=len(split.y),  # a single step over the whole data
+        momentum=0.0,
+        weight_decay=0.0,
+    )
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.detach(), expected[name], rtol=1e-5, atol=1e-6, msg=name)
