@@ -12,6 +12,8 @@ Where the data comes from:
   installs into ``/usr/share/datasets/fashion-mnist``). Under a root, torchvision's layout
   (``<root>/FashionMNIST/raw``, ``<root>/MNIST/raw``), a lower-case directory
   (``<root>/fashion-mnist``, ``<root>/mnist``) and the root itself are tried, in that order.
+  A ``root`` or ``$MASKSEARCH_DATA`` entry that is not an existing directory raises
+  :class:`DataRootError` when the lookup reaches it, instead of falling back to the other places.
 * ``cifar10``: torchvision's ``cifar-10-batches-py`` (pickled ``data_batch_1..5``,
   ``test_batch``) under ``root`` / ``$MASKSEARCH_DATA``, or those files directly in the root.
 
@@ -46,6 +48,7 @@ __all__ = [
     "SYSTEM_DIRS",
     "VAL_SIZE",
     "Dataset",
+    "DataRootError",
     "DatasetCorruptError",
     "DatasetNotFoundError",
     "Split",
@@ -99,6 +102,32 @@ class DatasetNotFoundError(FileNotFoundError):
     def __init__(self, message: str, searched: tuple[Path, ...] = ()) -> None:
         super().__init__(message)
         self.searched = searched
+
+
+class DataRootError(FileNotFoundError):
+    """An explicitly named data root (``root=``, ``$MASKSEARCH_DATA``) is not a directory.
+
+    Deliberately not a :class:`DatasetNotFoundError`: :func:`available` answers False for a
+    dataset that is missing, but a mistyped root is an error, never a quiet fallback.
+    """
+
+    def __init__(self, path: Path, origin: str) -> None:
+        problem = "is not a directory" if path.exists() else "does not exist"
+        if origin == f"${ENV_VAR}":
+            fix = (
+                f"point ${ENV_VAR} at the directory that holds the datasets "
+                f"(entries separated by {os.pathsep!r}), or unset it"
+            )
+            where = f"${ENV_VAR} names {path}, which"
+        else:
+            fix = (
+                "pass the directory that holds the datasets (--data-root DIR on the command "
+                f"line), or leave it out to use ${ENV_VAR} and the system locations"
+            )
+            where = f"the data root {path} (given as root=)"
+        super().__init__(f"{where} {problem}; {fix}")
+        self.path = path
+        self.origin = origin
 
 
 class DatasetCorruptError(ValueError):
@@ -169,7 +198,8 @@ def load(name: str, root: str | os.PathLike[str] | None = None) -> Dataset:
     """Load ``name`` (one of :data:`DATASETS`) into memory with fixed, standardized splits.
 
     ``root`` is ignored for ``digits`` (embedded in scikit-learn). Raises
-    :class:`DatasetNotFoundError` if the files are nowhere to be found and
+    :class:`DataRootError` if ``root`` (or a ``$MASKSEARCH_DATA`` entry looked at) is not a
+    directory, :class:`DatasetNotFoundError` if the files are nowhere to be found and
     :class:`DatasetCorruptError` if they are damaged.
     """
     key = _canonical_name(name)
@@ -191,7 +221,11 @@ def locate(name: str, root: str | os.PathLike[str] | None = None) -> Path:
         return _digits_file()
     searched: list[Path] = []
     notes: list[str] = []
-    for directory, origin in _candidate_dirs(key, root):
+    for directory, origin, base in _candidate_dirs(key, root):
+        if base is not None and not base.is_dir():
+            # checked when reached, so a stale $MASKSEARCH_DATA entry does not spoil a root=
+            # that holds the data
+            raise DataRootError(base, origin)
         missing = _missing_files(key, directory)
         if not missing:
             return directory
@@ -202,7 +236,10 @@ def locate(name: str, root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def available(name: str, root: str | os.PathLike[str] | None = None) -> bool:
-    """Whether :func:`locate` finds ``name`` (files present; not parsed, so not validated)."""
+    """Whether :func:`locate` finds ``name`` (files present; not parsed, so not validated).
+
+    A root that does not exist is not an answer but a mistake: it raises :class:`DataRootError`.
+    """
     try:
         locate(name, root)
     except DatasetNotFoundError:
@@ -236,16 +273,19 @@ def _user_roots(root: str | os.PathLike[str] | None) -> list[tuple[Path, str]]:
     return roots
 
 
-def _candidate_dirs(key: str, root: str | os.PathLike[str] | None) -> list[tuple[Path, str]]:
+def _candidate_dirs(
+    key: str, root: str | os.PathLike[str] | None
+) -> list[tuple[Path, str, Path | None]]:
+    """(directory, origin, user root) in lookup order; the root is None for system places."""
     # Dataset-specific subdirectories come before the bare root, so a root holding several
     # datasets in torchvision's layout never serves one dataset's flat files as another's.
     subdirs = (_CIFAR_SUBDIR,) if key == "cifar10" else _IDX_SUBDIRS[key]
-    candidates: list[tuple[Path, str]] = []
+    candidates: list[tuple[Path, str, Path | None]] = []
     for base, origin in _user_roots(root):
-        candidates.extend((base / subdir, origin) for subdir in subdirs)
-        candidates.append((base, origin))
+        candidates.extend((base / subdir, origin, base) for subdir in subdirs)
+        candidates.append((base, origin, base))
     label = _SYSTEM_LABELS.get(key, "system location")
-    candidates.extend((Path(directory), label) for directory in SYSTEM_DIRS.get(key, ()))
+    candidates.extend((Path(directory), label, None) for directory in SYSTEM_DIRS.get(key, ()))
     return candidates
 
 

@@ -481,6 +481,12 @@ class PoolEncoding(_BinaryEncoding):
 
     One encoding searches one budget; a sequence of densities raises ValueError — build one
     PoolEncoding per density.
+
+    ``density`` is required. Through a problem, pass it as an encoding option:
+    ``PruningProblem(model, data, encoding="pool", encoding_options={"density": 0.05})``
+    (likewise ``problems.lenet300_fashion(encoding="pool", encoding_options={"density":
+    0.05})``); on the command line, ``masksearch run --encoding pool --encoding-option
+    density=0.05`` (without it, ``masksearch run`` uses the first of ``--densities``).
     """
 
     name = "pool"
@@ -1121,5 +1127,25 @@ def make_encoding(
         if p.default is inspect.Parameter.empty and key not in options
     ]
     if missing:
-        raise TypeError(f"the {name!r} encoding needs the option {missing[0]!r}, e.g. density=0.05")
+        # say exactly how to pass it from each place a user builds an encoding
+        key = missing[0]
+        value = "0.05" if key == "density" else "VALUE"
+        meaning = (
+            " (the fraction of prunable weights kept; the search explores masks of this one "
+            "density)"
+            if key == "density"
+            else ""
+        )
+        cli_default = (
+            " (masksearch run uses the first of --densities when it is not given)"
+            if (name, key) == ("pool", "density")
+            else ""
+        )
+        raise TypeError(
+            f"the {name!r} encoding needs the option {key!r}{meaning}. In Python: "
+            f"PruningProblem(model, data, encoding={name!r}, encoding_options={{{key!r}: "
+            f"{value}}}) or make_encoding({name!r}, model, {key}={value}). On the command "
+            f"line: --encoding {name} --encoding-option {key}={value}, or in a TOML config "
+            f'encoding = "{name}" with {key} = {value} under [encoding_options]{cli_default}'
+        )
     return cls(model, layout=layout, **options)

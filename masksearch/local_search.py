@@ -133,7 +133,11 @@ class GradientSwaps:
         self._gradients: dict[bytes, np.ndarray] = {}
 
     def setup(self, problem: PruningProblem, rng: np.random.Generator) -> None:
-        """Check the problem fits and take the random stream (called once by the search)."""
+        """Check the problem fits, take the random stream and forget any earlier search.
+
+        Called once per search, so one object can serve several searches: each behaves as
+        if run with a fresh ``GradientSwaps`` of the same settings.
+        """
         if problem.encoding.name != "weights":
             raise ValueError(
                 f"GradientSwaps moves single weights, so it needs the 'weights' encoding; the "
@@ -148,6 +152,11 @@ class GradientSwaps:
         self._rng = rng
         targets = self.densities if self.densities is not None else problem.densities
         self._targets = tuple(sorted(set(targets)))
+        # everything learnt in a previous search goes: step sizes and stalls would steer this
+        # one differently, and cached gradients may belong to another problem's model
+        self._step_size = {}
+        self._stalls = {}
+        self._gradients = {}
 
     def improve(self, problem: PruningProblem, front: ParetoFront) -> Proposal:
         """Improve the front members best at each target density; see :class:`Proposal`."""

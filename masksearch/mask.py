@@ -8,6 +8,10 @@ methods return masks, and a mask is applied to a model, saved, or exported to th
 from __future__ import annotations
 
 import os
+import pickle
+import re
+import warnings
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -16,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from masksearch.io import atomic_torch_save
+from masksearch.io import atomic_write, write_npz
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
@@ -24,6 +28,11 @@ _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupN
 
 class MaskError(ValueError):
     """A mask does not fit a model, or a model cannot be pruned as asked."""
+
+
+#: Version of the file :meth:`Mask.save` writes (format 1 was a ``torch.save`` pickle).
+FILE_FORMAT = 2
+_FILE_MEMBERS = ("format", "names", "ndims", "dims", "bits")
 
 
 def prunable_parameters(
@@ -193,14 +202,32 @@ class Mask:
 
     @classmethod
     def from_pruned(cls, model: nn.Module) -> Mask:
-        """Read the ``<name>_mask`` buffers that ``torch.nn.utils.prune`` leaves on a model."""
-        tensors = {}
+        """Read the ``<name>_mask`` buffers that ``torch.nn.utils.prune`` leaves on a model.
+
+        Modules sharing one ``<name>_orig`` parameter (tied weights) give one entry, under the
+        first module's name, as :meth:`ones` would.
+        """
+        tensors: dict[str, torch.Tensor] = {}
+        seen: dict[int, str] = {}
         for module_name, module in model.named_modules():
             for buffer_name, buffer in module.named_buffers(recurse=False):
                 if buffer_name.endswith("_mask"):
                     param = buffer_name[: -len("_mask")]
                     full = f"{module_name}.{param}" if module_name else param
-                    tensors[full] = buffer.detach().to("cpu") != 0
+                    mask = buffer.detach().to("cpu") != 0
+                    orig = module._parameters.get(f"{param}_orig")
+                    first = seen.get(id(orig)) if orig is not None else None
+                    if first is not None:
+                        if not torch.equal(tensors[first], mask):
+                            raise MaskError(
+                                f"{first!r} and {full!r} share one parameter but carry "
+                                "different masks, which a Mask cannot express; prune tied "
+                                "weights with one mask (Mask.to_prune does)"
+                            )
+                        continue
+                    if orig is not None:
+                        seen[id(orig)] = full
+                    tensors[full] = mask
         if not tensors:
             raise MaskError(
                 "the model carries no torch.nn.utils.prune masks (no '*_mask' buffers); "
@@ -247,28 +274,46 @@ class Mask:
 
     # -- use ----------------------------------------------------------------------------
     def validate(self, model: nn.Module) -> None:
-        """Raise :class:`MaskError` unless every entry names a parameter of matching shape."""
-        params = dict(model.named_parameters())
+        """Raise :class:`MaskError` unless every entry names a parameter of matching shape.
+
+        Entries may name any of a tied parameter's names, but only one of them: one
+        parameter cannot carry two masks.
+        """
+        self._resolve(model)
+
+    def _resolve(self, model: nn.Module) -> dict[str, nn.Parameter]:
+        # every name, tied aliases included: a mask may have been built from either module
+        every = dict(model.named_parameters(remove_duplicate=False))
+        resolved: dict[str, nn.Parameter] = {}
+        owners: dict[int, str] = {}
         for name, tensor in self.tensors.items():
-            if name not in params:
-                # an exported model stores the parameter as `<name>_orig`
-                if f"{name}_orig" in params:
-                    params[name] = params[f"{name}_orig"]
-                else:
-                    raise MaskError(
-                        f"mask names parameter {name!r}, which the model does not have; "
-                        f"the model's parameters are {sorted(params)}"
-                    )
-            if tuple(params[name].shape) != tuple(tensor.shape):
+            # an exported model stores the parameter as `<name>_orig`
+            param = every.get(name, every.get(f"{name}_orig"))
+            if param is None:
+                raise MaskError(
+                    f"mask names parameter {name!r}, which the model does not have; "
+                    f"the model's parameters are {sorted(dict(model.named_parameters()))}"
+                )
+            if tuple(param.shape) != tuple(tensor.shape):
                 raise MaskError(
                     f"mask for {name!r} has shape {tuple(tensor.shape)} but the parameter has "
-                    f"shape {tuple(params[name].shape)}; build the mask from this model"
+                    f"shape {tuple(param.shape)}; build the mask from this model"
                 )
+            if id(param) in owners:
+                raise MaskError(
+                    f"mask entries {owners[id(param)]!r} and {name!r} name the same tied "
+                    "parameter, which can carry only one mask; keep one of the two entries"
+                )
+            owners[id(param)] = name
+            resolved[name] = param
+        return resolved
 
     def apply(self, model: nn.Module) -> nn.Module:
-        """Zero the pruned weights of ``model`` in place and return it."""
-        self.validate(model)
-        params = dict(model.named_parameters())
+        """Zero the pruned weights of ``model`` in place and return it.
+
+        A parameter shared by several modules (tied weights) is zeroed once, for all of them.
+        """
+        params = self._resolve(model)
         with torch.no_grad():
             for name, tensor in self.tensors.items():
                 param = params[name]
@@ -280,40 +325,81 @@ class Mask:
         return {n: t.to(device) for n, t in self.tensors.items()}
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write bit-packed masks atomically (a crash never leaves a half-written file)."""
-        payload = {
-            "format": 1,
-            "names": self.names,
-            "shapes": [tuple(t.shape) for t in self.tensors.values()],
+        """Write the mask atomically as a ``.npz`` archive that needs no pickle to read.
+
+        Members (all plain ``.npy`` arrays): ``format`` (:data:`FILE_FORMAT`), ``names``
+        (unicode), ``ndims`` and ``dims`` (each tensor's rank, then all shapes concatenated)
+        and ``bits`` (the flat mask, ``np.packbits``). The same mask always gives the same
+        bytes: the archive is stored uncompressed with fixed dates.
+        """
+        shapes = [tuple(t.shape) for t in self.tensors.values()]
+        arrays = {
+            "format": np.asarray(FILE_FORMAT, dtype=np.int64),
+            "names": np.asarray(self.names, dtype=np.str_),
+            "ndims": np.asarray([len(s) for s in shapes], dtype=np.int64),
+            "dims": np.asarray([d for s in shapes for d in s], dtype=np.int64),
             "bits": np.packbits(self.flat()),
         }
-        atomic_torch_save(payload, path)
+        atomic_write(path, lambda handle: write_npz(handle, arrays, compress=False))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Mask:
+        """Read a file of :meth:`save`; never runs code stored in the file.
+
+        Files of format 1 (a ``torch.save`` pickle) are read with ``weights_only=True``, which
+        refuses every object but plain containers and numpy arrays.
+        """
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=False)
-            layout = Layout(tuple(payload["names"]), tuple(tuple(s) for s in payload["shapes"]))
-            flat = np.unpackbits(payload["bits"], count=layout.n_total).astype(bool)
+            if _is_npz(path):
+                layout, bits = _read_npz(path)
+            else:
+                layout, bits = _read_format_1(path)
+            if bits.dtype != np.uint8 or bits.ndim != 1:
+                raise ValueError(f"its bits are {bits.dtype} of shape {bits.shape}, not bytes")
+            expected = (layout.n_total + 7) // 8
+            if len(bits) != expected:
+                raise ValueError(
+                    f"it holds {len(bits)} bytes of bits for {layout.n_total} weights "
+                    f"(expected {expected}); the file is truncated or damaged"
+                )
+            mask = cls.from_flat(layout, np.unpackbits(bits, count=layout.n_total).astype(bool))
         except FileNotFoundError:
             raise
         except Exception as error:  # any unreadable payload is the same problem to the user
-            raise MaskError(f"{path} is not a masksearch mask file ({error})") from error
-        return cls.from_flat(layout, flat)
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+            raise MaskError(
+                f"{path} is not a masksearch mask file ({first_line}); load only files "
+                "written by Mask.save"
+            ) from None
+        return mask
 
     def to_prune(self, model: nn.Module) -> nn.Module:
-        """Export into ``torch.nn.utils.prune`` form: ``<name>_orig`` + ``<name>_mask``."""
-        self.validate(model)
-        modules = dict(model.named_modules())
+        """Export into ``torch.nn.utils.prune`` form: ``<name>_orig`` + ``<name>_mask``.
+
+        Every module that holds a masked parameter gets the mask, so tied weights stay tied
+        (each module's ``<name>_orig`` is the one shared parameter) and all of them are pruned.
+        """
+        params = self._resolve(model)
+        holders: dict[int, list[tuple[nn.Module, str]]] = {}
+        for module in model.modules():
+            for attribute, param in module._parameters.items():
+                if param is not None:
+                    holders.setdefault(id(param), []).append((module, attribute))
+        # check everything first, so that a refused export leaves the model untouched
+        plan: list[tuple[nn.Module, str, torch.Tensor]] = []
         for name, tensor in self.tensors.items():
-            module_name, _, param_name = name.rpartition(".")
-            module = modules[module_name]
-            if prune.is_pruned(module) and hasattr(module, f"{param_name}_mask"):
-                raise MaskError(
-                    f"{name!r} is already pruned; call Mask.make_permanent(model) first"
-                )
-            device = getattr(module, param_name).device
-            prune.custom_from_mask(module, param_name, tensor.to(device))
+            param = params[name]
+            for module, attribute in holders[id(param)]:
+                base = attribute.removesuffix("_orig")
+                if attribute != base and isinstance(
+                    getattr(module, f"{base}_mask", None), torch.Tensor
+                ):
+                    raise MaskError(
+                        f"{name!r} is already pruned; call Mask.make_permanent(model) first"
+                    )
+                plan.append((module, attribute, tensor.to(param.device)))
+        for module, attribute, tensor in plan:
+            prune.custom_from_mask(module, attribute, tensor)
         return model
 
     @staticmethod
@@ -324,6 +410,86 @@ class Mask:
                 if isinstance(hook, prune.BasePruningMethod):
                     prune.remove(module, hook._tensor_name)
         return model
+
+
+def _is_npz(path: str | os.PathLike[str]) -> bool:
+    # format-1 files are torch zips too; they hold `<archive>/data.pkl`, never `format.npy`
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "format.npy" in archive.namelist()
+
+
+def _read_npz(path: str | os.PathLike[str]) -> tuple[Layout, np.ndarray]:
+    with np.load(path, allow_pickle=False) as stored:
+        missing = [m for m in _FILE_MEMBERS if m not in stored.files]
+        if missing:
+            raise ValueError(f"it lacks the member(s) {missing}")
+        version = stored["format"]
+        if version.shape != () or version.dtype.kind not in "iu":
+            raise ValueError(f"its format is {version.dtype} of shape {version.shape}")
+        if int(version) != FILE_FORMAT:
+            newer = int(version) > FILE_FORMAT
+            raise ValueError(
+                f"it has format {int(version)}, this masksearch reads {FILE_FORMAT} and 1"
+                + ("; a newer masksearch wrote it, so upgrade masksearch" if newer else "")
+            )
+        names = stored["names"]
+        ndims, dims = stored["ndims"], stored["dims"]
+        bits = stored["bits"]
+    if names.dtype.kind != "U" or names.ndim != 1:
+        raise ValueError(f"its names are {names.dtype} of shape {names.shape}, not strings")
+    if ndims.shape != names.shape or ndims.dtype.kind not in "iu" or dims.dtype.kind not in "iu":
+        raise ValueError("its shapes (ndims, dims) do not match its names")
+    if int(ndims.sum()) != len(dims) or (ndims < 0).any() or (dims < 0).any():
+        raise ValueError("its shapes (ndims, dims) are inconsistent")
+    shapes = np.split(dims, np.cumsum(ndims)[:-1]) if len(ndims) else []
+    layout = Layout(tuple(str(n) for n in names), tuple(tuple(int(d) for d in s) for s in shapes))
+    return layout, bits
+
+
+def _read_format_1(path: str | os.PathLike[str]) -> tuple[Layout, np.ndarray]:
+    # weights_only refuses every global outside torch's allowlist; these extend it only by
+    # what a numpy array needs (numpy 1 wrote numpy.core, numpy 2 writes numpy._core)
+    reconstruct = _numpy_reconstruct()
+    allowed: list[object] = [
+        reconstruct,
+        (reconstruct, "numpy.core.multiarray._reconstruct"),
+        (reconstruct, "numpy._core.multiarray._reconstruct"),
+        np.ndarray,
+        np.dtype,
+        type(np.dtype(np.uint8)),
+    ]
+    try:
+        with warnings.catch_warnings(), torch.serialization.safe_globals(allowed):
+            # torch warns about pickle protocols of files it then refuses anyway
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's own message suggests weights_only=False: exactly what must not be done here
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        if found:
+            raise ValueError(
+                f"it is a pickle that refers to code ({found.group(1)}), which a mask file "
+                "never does; it was refused without running anything"
+            ) from None
+        raise ValueError(
+            "it is neither an .npz archive written by Mask.save nor a format-1 mask file"
+        ) from None
+    if not isinstance(payload, Mapping) or payload.get("format") != 1:
+        raise ValueError(
+            "it is neither an .npz archive written by Mask.save nor a format-1 mask file"
+        )
+    layout = Layout(tuple(payload["names"]), tuple(tuple(s) for s in payload["shapes"]))
+    return layout, np.asarray(payload["bits"])
+
+
+def _numpy_reconstruct() -> object:
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct  # numpy 1
+    return _reconstruct
 
 
 def check_density(density: float) -> float:

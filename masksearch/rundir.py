@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import json
 import numbers
 import os
 import platform
 import sys
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from masksearch.io import atomic_write, atomic_write_json
+from masksearch.io import atomic_write, atomic_write_json, write_npz
 from masksearch.mask import Layout, Mask
 
 __all__ = [
@@ -263,18 +261,6 @@ def save_masks(
         arrays["genomes"] = np.packbits(genomes, axis=1) if genomes.dtype == bool else genomes
 
     return atomic_write(path, lambda handle: write_npz(handle, arrays))
-
-
-def write_npz(handle: Any, arrays: dict[str, np.ndarray]) -> None:
-    """``np.savez_compressed`` with fixed timestamps: the same arrays give the same bytes."""
-    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, array in arrays.items():
-            buffer = io.BytesIO()
-            np.lib.format.write_array(buffer, np.asanyarray(array), allow_pickle=False)
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, buffer.getvalue())
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -14,6 +14,8 @@ import copy
 import hashlib
 import json
 import os
+import pickle
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -255,7 +257,16 @@ class _UnusableCache(Exception):
 def _read(path: Path, model: str, dataset: str, recipe: Recipe) -> _Entry:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, bad pickle, ...: all mean "rebuild"
+    except pickle.UnpicklingError as error:
+        # torch's message advises weights_only=False, which would run whatever the file holds
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        if found:
+            raise _UnusableCache(
+                f"refers to code ({found.group(1)}), which a zoo file never does; nothing in "
+                "it was run"
+            ) from None
+        raise _UnusableCache("cannot be read: it is damaged or not a torch file") from None
+    except Exception as error:  # truncated zip, ...: all mean "rebuild"
         # torch's own messages run to many lines of advice that does not apply here
         first_line = (str(error).strip().splitlines() or [""])[0][:200]
         raise _UnusableCache(f"cannot be read: {type(error).__name__}: {first_line}") from None

@@ -243,6 +243,7 @@ def test_system_dir_is_searched_last(isolated, monkeypatch):
 
 def test_missing_dataset_names_every_place_and_how_to_get_it(isolated, monkeypatch):
     root = isolated / "root"
+    root.mkdir()  # present but empty: a root that does not exist is refused outright
     env_root = isolated / "env"
     env_root.mkdir()
     (env_root / IDX_NAMES["train_images"]).write_bytes(b"")  # an incomplete directory
@@ -271,6 +272,41 @@ def test_missing_dataset_names_every_place_and_how_to_get_it(isolated, monkeypat
         data.locate("mnist", root)
     with pytest.raises(data.DatasetNotFoundError, match="CIFAR10\\('DIR', download=True\\)"):
         data.locate("cifar10", root)
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_an_explicit_root_that_is_no_directory_is_refused(isolated, monkeypatch, kind):
+    # the data is elsewhere: a bad root= must not quietly fall back to it
+    write_idx_set(isolated / "env")
+    monkeypatch.setenv("MASKSEARCH_DATA", str(isolated / "env"))
+    monkeypatch.setitem(data.SYSTEM_DIRS, "fashion-mnist", (isolated / "env",))
+    root = isolated / "nonexistent"
+    if kind == "file":
+        root.write_text("not a directory")
+    problem = "does not exist" if kind == "missing" else "is not a directory"
+    for call in (data.load, data.locate, data.available):
+        with pytest.raises(data.DataRootError, match="--data-root DIR") as caught:
+            call("fashion-mnist", root=root)
+        assert str(caught.value).startswith(f"the data root {root} (given as root=) {problem};")
+        assert caught.value.path == root
+        assert isinstance(caught.value, FileNotFoundError)
+        assert not isinstance(caught.value, data.DatasetNotFoundError)
+    assert data.load("digits", root=root).name == "digits"  # digits never reads root=
+
+
+def test_a_missing_environment_root_is_refused(isolated, monkeypatch):
+    stale = isolated / "moved-away"
+    monkeypatch.setenv("MASKSEARCH_DATA", str(stale))
+    monkeypatch.setitem(data.SYSTEM_DIRS, "mnist", (isolated / "system",))
+    write_idx_set(isolated / "system")
+    with pytest.raises(data.DataRootError) as caught:
+        data.locate("mnist")
+    message = str(caught.value)
+    assert message.startswith(f"$MASKSEARCH_DATA names {stale}, which does not exist;")
+    assert "or unset it" in message
+    # a root= that holds the data is used before the stale entry is ever looked at
+    write_idx_set(isolated / "mine")
+    assert data.locate("mnist", isolated / "mine") == isolated / "mine"
 
 
 def test_missing_without_any_root_says_so(isolated):

@@ -11,7 +11,7 @@ import problems
 from masksearch.front import ParetoFront
 from masksearch.local_search import GradientSwaps, mask_gradient
 from masksearch.search import search
-from masksearch.solvers import SOLVERS, make_solver
+from masksearch.solvers import SOLVERS, PymooSolver, make_solver
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +177,75 @@ def test_a_stalled_search_draws_its_swaps_from_a_wider_pool(loss_problem) -> Non
         assert dropped <= set(by_score[:pool].tolist())
         if stalls:
             assert dropped - set(by_score[:8].tolist())  # some moves come from the wider pool
+
+
+def _nsga2_run(problem, local, budget: int = 80):
+    solver = make_solver("nsga2", pop_size=16)
+    return search(problem, solver, budget=budget, seed=0, local_search=local)
+
+
+def test_one_gradient_swaps_object_serves_several_searches_alike(loss_problem) -> None:
+    reused = GradientSwaps()
+    first = _nsga2_run(loss_problem, reused)
+    second = _nsga2_run(loss_problem, reused)
+    fresh = _nsga2_run(loss_problem, GradientSwaps())
+    for other in (second, fresh):
+        assert np.array_equal(other.front.genomes, first.front.genomes)
+        np.testing.assert_array_equal(other.front.F, first.front.F)
+        assert other.n_evals == first.n_evals
+
+
+class _RecordingSwaps(GradientSwaps):
+    """GradientSwaps that keeps every proposal it hands to the search."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.proposals: list = []
+
+    def improve(self, problem, front):
+        proposal = super().improve(problem, front)
+        self.proposals.append(proposal)
+        return proposal
+
+
+class _SpyNSGA2(PymooSolver):
+    """pymoo NSGA-II that records each inject and the population right after it."""
+
+    def __init__(self, local: _RecordingSwaps, **options) -> None:
+        super().__init__("nsga2", **options)
+        self.local = local
+        self.injections: list[dict] = []
+
+    def inject(self, genomes, F, violation=None) -> None:
+        super().inject(genomes, F, violation)
+        self.injections.append(
+            {
+                "after_proposal": len(self.local.proposals) - 1,
+                "genomes": np.array(genomes, copy=True),
+                "F": np.array(F, copy=True),
+                "violation": np.array(violation, copy=True),
+                "population": np.asarray(self._algorithm.pop.get("X"), dtype=bool).copy(),
+            }
+        )
+
+
+def test_improved_genomes_are_injected_and_join_the_population(loss_problem) -> None:
+    # one step per target: each injected genome beats a front member at its density, so it
+    # is non-dominated and NSGA-II's survival must keep it
+    local = _RecordingSwaps(steps=1, children=4)
+    solver = _SpyNSGA2(local, pop_size=16)
+    search(loss_problem, solver, budget=160, seed=0, local_search=local)
+
+    improving = [i for i, p in enumerate(local.proposals) if len(p.improved)]
+    assert improving, "the local search never improved a mask: the test proves nothing"
+    # one inject per improving proposal, right after it, with exactly its improved rows
+    assert [record["after_proposal"] for record in solver.injections] == improving
+    for record in solver.injections:
+        proposal = local.proposals[record["after_proposal"]]
+        rows = proposal.improved
+        np.testing.assert_array_equal(record["genomes"], proposal.genomes[rows])
+        np.testing.assert_array_equal(record["F"], proposal.evaluation.F[rows])
+        np.testing.assert_array_equal(record["violation"], proposal.evaluation.violation[rows])
+        # they are in the population the next generation breeds from
+        population = {row.tobytes() for row in record["population"]}
+        assert all(genome.tobytes() in population for genome in record["genomes"])

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import copy
+import os
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -106,6 +108,84 @@ def test_save_load_round_trip(tmp_path, model: nn.Module) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_saved_file_is_a_pickle_free_npz_with_identical_bytes(tmp_path, model: nn.Module) -> None:
+    mask = Mask.magnitude(model, 0.05)
+    first, second = tmp_path / "a.npz", tmp_path / "b.npz"
+    mask.save(first)
+    mask.save(second)  # at another moment: no timestamps in the file
+    assert first.read_bytes() == second.read_bytes()
+    with np.load(first, allow_pickle=False) as stored:  # readable without masksearch
+        assert int(stored["format"]) == 2
+        assert stored["names"].tolist() == mask.names
+        flat = np.unpackbits(stored["bits"], count=mask.n_total).astype(bool)
+    np.testing.assert_array_equal(flat, mask.flat())
+    with zipfile.ZipFile(first) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_format_1_files_still_load(tmp_path, model: nn.Module) -> None:
+    mask = Mask.magnitude(model, 0.1)
+    path = tmp_path / "old.pt"
+    # what Mask.save wrote before format 2
+    torch.save(
+        {
+            "format": 1,
+            "names": mask.names,
+            "shapes": [tuple(t.shape) for t in mask.tensors.values()],
+            "bits": np.packbits(mask.flat()),
+        },
+        path,
+    )
+    assert Mask.load(path) == mask
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("writer", ["torch", "pickle", "format-1 dict"])
+def test_a_mask_file_carrying_code_is_refused_without_running_it(tmp_path, writer) -> None:
+    marker = tmp_path / "MARKER"
+    path = tmp_path / "mask.npz"
+    payload = _Payload(str(marker))
+    if writer == "torch":
+        torch.save(payload, path)
+    elif writer == "pickle":
+        path.write_bytes(pickle.dumps(payload))
+    else:
+        torch.save({"format": 1, "names": ["fc1.weight"], "shapes": [(1,)], "bits": payload}, path)
+    pickle.loads(pickle.dumps(_Payload(str(tmp_path / "CONTROL"))))
+    assert (tmp_path / "CONTROL").exists()  # the payload works when it is unpickled
+    with pytest.raises(MaskError, match=r"mask\.npz is not a masksearch mask file") as caught:
+        Mask.load(path)
+    assert not marker.exists()
+    assert "weights_only" not in str(caught.value)  # no advice to load it unsafely
+    if writer != "pickle":
+        assert "refused without running anything" in str(caught.value)
+
+
+def test_a_truncated_bit_array_is_refused(tmp_path, model: nn.Module) -> None:
+    mask = Mask.magnitude(model, 0.1)
+    path = tmp_path / "m.npz"
+    torch.save(
+        {
+            "format": 1,
+            "names": mask.names,
+            "shapes": [tuple(t.shape) for t in mask.tensors.values()],
+            "bits": np.packbits(mask.flat())[:-3],
+        },
+        path,
+    )
+    with pytest.raises(MaskError, match="truncated"):
+        Mask.load(path)
+
+
 def test_load_of_a_damaged_file_names_the_file(tmp_path) -> None:
     path = tmp_path / "broken.pt"
     path.write_bytes(b"not a mask")
@@ -156,3 +236,42 @@ def test_double_export_is_refused(model: nn.Module) -> None:
     exported = mask.to_prune(copy.deepcopy(model))
     with pytest.raises(MaskError, match="already pruned"):
         mask.to_prune(exported)
+
+
+def _tied() -> nn.Sequential:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    model[2].weight = model[0].weight
+    return model.eval()
+
+
+def test_tied_weights_are_pruned_in_every_module() -> None:
+    model = _tied()
+    inputs = torch.randn(5, 8, generator=torch.Generator().manual_seed(2))
+    mask = Mask.magnitude(model, 0.3)
+    assert mask.names == ["0.weight"]  # one entry for the shared parameter
+    reference = mask.apply(copy.deepcopy(model))(inputs)
+    exported = mask.to_prune(copy.deepcopy(model))
+    assert torch.equal(exported(inputs), reference)
+    keep = mask.tensors["0.weight"]
+    for index in (0, 2):
+        layer = exported[index]
+        assert torch.equal(layer.weight_mask, keep.float())
+        assert not layer.weight[~keep].any()  # the weight each module computes with
+    assert exported[0].weight_orig is exported[2].weight_orig  # the tie survives
+    assert Mask.from_pruned(exported) == mask
+    Mask.make_permanent(exported)
+    assert exported[0].weight is exported[2].weight
+    assert torch.equal(exported(inputs), reference)
+
+
+def test_a_tied_parameter_named_twice_is_refused() -> None:
+    model = _tied()
+    keep = torch.ones(8, 8, dtype=torch.bool)
+    mask = Mask({"0.weight": keep, "2.weight": keep})
+    with pytest.raises(MaskError, match="same tied parameter"):
+        mask.validate(model)
+    # the alias alone is fine: it prunes the same parameter
+    alias = Mask({"2.weight": ~torch.eye(8, dtype=torch.bool)})
+    alias.apply(model)
+    assert not model[0].weight.diagonal().any()

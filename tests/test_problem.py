@@ -79,6 +79,41 @@ def test_nan_weights_are_refused() -> None:
         PruningProblem(model, load("digits"))
 
 
+def test_nan_and_inf_inputs_are_counted_and_located() -> None:
+    data = load("digits")
+    x = data.val.x.clone()
+    x[3, 0, 1, 2] = float("nan")
+    x[3, 0, 4, 4] = float("nan")
+    x[7, 0, 0, 0] = float("-inf")
+    model = digits_mlp(seed=0)
+    with pytest.raises(ValueError) as caught:
+        PruningProblem(model, Split(x, data.val.y))
+    assert str(caught.value) == (
+        "validation inputs contain 2 NaN and 1 inf values (first at sample 3); clean or "
+        "impute the data before searching"
+    )
+    test_x = data.test.x.clone()
+    test_x[5, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match=r"^test inputs contain 1 inf value \(first at sample 5\)"):
+        PruningProblem(model, data.val, test_data=Split(test_x, data.test.y))
+
+
+def test_pool_without_density_says_how_to_pass_it() -> None:
+    data = load("digits")
+    with pytest.raises(TypeError) as caught:
+        PruningProblem(digits_mlp(seed=0), data, encoding="pool")
+    message = str(caught.value)
+    assert "needs the option 'density'" in message
+    python_call = "encoding='pool', encoding_options={'density': 0.05}"
+    assert python_call in message
+    assert "--encoding pool --encoding-option density=0.05" in message
+    # what the message tells the user to write works
+    problem = PruningProblem(
+        digits_mlp(seed=0), data, encoding="pool", encoding_options={"density": 0.05}
+    )
+    assert problem.encoding.density == 0.05
+
+
 def test_wrong_genome_length_is_explained(digits_problem) -> None:
     with pytest.raises(GenomeError, match="genes"):
         digits_problem.evaluate(np.ones((2, 5), dtype=bool))
@@ -94,3 +129,79 @@ def test_mask_of_a_genome_matches_decode(digits_problem) -> None:
     mask = digits_problem.mask(genome)
     assert isinstance(mask, Mask)
     assert mask == Mask.magnitude(digits_problem.model, 0.2)
+
+
+# -- density and FLOPs objectives on a convolutional model ---------------------------------
+
+
+def test_density_and_flops_objectives_on_a_conv_model() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3),  # 8x8 -> 6x6
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1),  # 6x6 -> 3x3
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 3 * 3, 16),
+        nn.ReLU(),
+        nn.Linear(16, 10),
+    )
+    generator = torch.Generator().manual_seed(1)
+    data = Split(
+        torch.randn(20, 1, 8, 8, generator=generator),
+        torch.randint(0, 10, (20,), generator=generator),
+    )
+    problem = PruningProblem(model, data, objectives=("density", "flops"), densities=(0.5,))
+
+    # Independent cost table: MACs of one sample's forward pass per weight, from the output
+    # sizes a forward hook sees (a conv weight is used at every output position).
+    output_shapes: dict[str, tuple[int, ...]] = {}
+    layers = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Conv2d, nn.Linear))
+    }
+    hooks = [
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: output_shapes.__setitem__(name, tuple(out.shape))
+        )
+        for name, module in layers.items()
+    ]
+    with torch.no_grad():
+        model(data.x[:1])
+    for hook in hooks:
+        hook.remove()
+    cost = {
+        f"{name}.weight": (
+            output_shapes[name][2] * output_shapes[name][3] if isinstance(module, nn.Conv2d) else 1
+        )
+        for name, module in layers.items()
+    }
+    assert cost == {"0.weight": 36, "2.weight": 9, "5.weight": 1, "7.weight": 1}
+    sizes = {f"{name}.weight": module.weight.numel() for name, module in layers.items()}
+
+    # genomes whose layers keep very different shares, so density and FLOPs part ways
+    rng = np.random.default_rng(2)
+    rows = []
+    for conv_share, linear_share in [(1.0, 0.05), (0.05, 1.0), (0.3, 0.7), (0.8, 0.2)]:
+        flat = np.concatenate(
+            [
+                rng.random(size) < (conv_share if cost[name] > 1 else linear_share)
+                for name, size in sizes.items()
+            ]
+        )
+        rows.append(problem.encoding.encode(Mask.from_flat(problem.layout, flat)))
+    genomes = np.stack(rows)
+    F = problem.evaluate(genomes).F
+
+    for genome, (density, flops) in zip(genomes, F, strict=True):
+        keep = problem.mask(genome).tensors
+        assert set(keep) == set(sizes)
+        kept = {name: int(keep[name].sum()) for name in sizes}
+        assert density == pytest.approx(sum(kept.values()) / sum(sizes.values()), abs=1e-12)
+        expected_flops = sum(cost[n] * kept[n] for n in sizes) / sum(
+            cost[n] * sizes[n] for n in sizes
+        )
+        assert flops == pytest.approx(expected_flops, abs=1e-12)
+    # the two objectives differ on these genomes: a FLOPs count of 1 per weight would not pass
+    assert np.all(np.abs(F[:, 0] - F[:, 1]) > 0.05)

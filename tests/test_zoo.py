@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from dataclasses import asdict, replace
 
@@ -134,6 +135,36 @@ def test_corrupt_file_warns_and_is_rebuilt_identically(tiny_zoo, monkeypatch, da
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert _same_weights(zoo.pretrained(*_PAIR), original)
+
+
+class _Payload:
+    """Unpickling this runs a shell command that creates a marker file."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_cache_file_carrying_code_is_rebuilt_without_running_it(tiny_zoo, monkeypatch):
+    original = zoo.pretrained(*_PAIR)
+    path = zoo.cache_path(*_PAIR)
+    assert path.parent == tiny_zoo
+    marker = tiny_zoo.parent / f"{tiny_zoo.name}-MARKER"  # outside the cache folder
+    # a real payload with the code hidden among the weights
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["fc1.weight"] = _Payload(str(marker))
+    torch.save(payload, path)
+    monkeypatch.setattr(zoo, "_MEMO", {})
+
+    with pytest.warns(zoo.CacheWarning, match=rf"{path.name}.*unusable.*retraining") as caught:
+        rebuilt = zoo.pretrained(*_PAIR)
+    assert not marker.exists()
+    message = str(caught[0].message)
+    assert "posix.system" in message and "weights_only" not in message  # no unsafe advice
+    assert _same_weights(rebuilt, original)
+    assert torch.load(path, weights_only=True)["sha256"] == zoo.dense_sha256(*_PAIR)
 
 
 def test_weights_edited_behind_the_checksum_are_rebuilt(tiny_zoo, monkeypatch):
