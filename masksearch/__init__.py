@@ -7,7 +7,14 @@ gets a :class:`Result` whose Pareto ``front`` trades accuracy against density.
 
 from __future__ import annotations
 
-from masksearch.data import Dataset, DatasetCorruptError, DatasetNotFoundError, Split, load
+from masksearch.data import (
+    DataRootError,
+    Dataset,
+    DatasetCorruptError,
+    DatasetNotFoundError,
+    Split,
+    load,
+)
 from masksearch.encodings import Encoding, GenomeError, make_encoding
 from masksearch.evaluators import Evaluator, make_evaluator
 from masksearch.front import ParetoFront, hypervolume
@@ -18,6 +25,7 @@ from masksearch.problem import Evaluation, PruningProblem
 from masksearch.search import CheckpointError, Result, search
 from masksearch.solvers import SOLVERS, Solver, make_solver
 from masksearch.training import evaluate, finetune, train
+from masksearch.warmstart import WarmStart, warm_start
 from masksearch.zoo import pretrained
 
 __version__ = "0.1.0"
@@ -28,6 +36,7 @@ __all__ = [
     "Dataset",
     "DatasetCorruptError",
     "DatasetNotFoundError",
+    "DataRootError",
     "Encoding",
     "Evaluation",
     "Evaluator",
@@ -41,6 +50,7 @@ __all__ = [
     "Result",
     "Solver",
     "Split",
+    "WarmStart",
     "build_model",
     "evaluate",
     "finetune",
@@ -53,4 +63,5 @@ __all__ = [
     "pretrained",
     "search",
     "train",
+    "warm_start",
 ]

@@ -121,7 +121,18 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "encoding with an error or loss objective first, none otherwise)",
         "KIND",
     ),
+    "init": (
+        "comma-separated warm starts the search begins from: magnitude (free), supermask "
+        "(gradient mask learning, --init-epochs per target density), wanda, snip, obd, or a "
+        "run directory (its front); default: magnitude,supermask on the weights encoding when "
+        "the problem has training data, magnitude otherwise. Their cost is reported with the "
+        "search's",
+        "LIST",
+    ),
+    "init_epochs": ("epochs of supermask training per target density (default 1)", "N"),
 }
+# settings a resumed run may not change although its checkpoint does not record them
+RESUME_FIXED_KEYS = (*FINGERPRINT_KEYS, "init", "init_epochs")
 LOCAL_SEARCHES = ("auto", "none", "gradient-swaps")
 TABLE_FIELDS = ("solver_options", "encoding_options")
 CONFIG_KEYS = (*RUN_FIELDS, *TABLE_FIELDS)
@@ -375,7 +386,7 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
         if value is None:
             continue
         label = _flag(key) if where == "command line" else key
-        if key in ("budget", "workers", "val_samples"):
+        if key in ("budget", "workers", "val_samples", "init_epochs"):
             checked[key] = _integer(label, value, where, 1)
         elif key == "pop_size":
             checked[key] = _integer(label, value, where, 2)
@@ -383,7 +394,7 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
             checked[key] = _integer(label, value, where, 0)
         elif key == "time":
             checked[key] = _number(label, value, where)
-        elif key == "objectives":
+        elif key in ("objectives", "init"):
             checked[key] = _listing(label, value, where)
         elif key == "densities":
             parts = _listing(label, value, where)
@@ -457,7 +468,12 @@ def resolve_run_config(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
 
     config = {**stored, **from_file, **flags}
     if resume:
-        changed = [k for k in FINGERPRINT_KEYS if k in config and config[k] != stored.get(k)]
+        # run directories older than a setting do not store it: nothing to compare then
+        changed = [
+            k
+            for k in RESUME_FIXED_KEYS
+            if k in config and config[k] != stored.get(k) and (k in FINGERPRINT_KEYS or k in stored)
+        ]
         if changed:
             details = ", ".join(f"{k} {stored.get(k)!r} -> {config[k]!r}" for k in changed)
             raise UserError(
@@ -563,6 +579,8 @@ def resolved_config(config: dict[str, Any], problem: Any) -> dict[str, Any]:
     resolved.setdefault("solver_options", {})
     resolved.setdefault("encoding_options", {})
     resolved["local_search"] = local_search_choice(config, problem)
+    resolved["init"] = init_choice(config, problem)
+    resolved.setdefault("init_epochs", 1)
     return {key: resolved[key] for key in CONFIG_KEYS if key in resolved}
 
 
@@ -582,6 +600,23 @@ def local_search_choice(config: dict[str, Any], problem: Any) -> str:
         fits = problem.encoding.name == "weights" and problem.objectives[0] in ("error", "loss")
         choice = "gradient-swaps" if fits else "none"
     return choice
+
+
+def init_choice(config: dict[str, Any], problem: Any) -> list[str]:
+    """``config``'s warm starts, or the default for ``problem`` (see ``--init``)."""
+    if config.get("init"):
+        return list(config["init"])
+    learns = problem.encoding.name == "weights" and getattr(problem, "train_data", None)
+    return ["magnitude", "supermask"] if learns else ["magnitude"]
+
+
+def build_warm_start(config: dict[str, Any], problem: Any) -> Any:
+    """The initial genomes ``config["init"]`` names, made now (supermask trains here)."""
+    from masksearch.warmstart import warm_start
+
+    return warm_start(
+        problem, config["init"], epochs=config.get("init_epochs", 1), seed=config["seed"]
+    )
 
 
 def build_local_search(config: dict[str, Any], problem: Any) -> Any:
@@ -714,8 +749,16 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
         previous.setdefault("resumed", []).append(environment)
         environment = previous
     run.write_json("environment", environment)
-    if resume and not run.checkpoint.exists():
-        note(f"{run.checkpoint} does not exist yet (no generation finished): starting afresh")
+    initial = None
+    if not (resume and run.checkpoint.exists()):
+        if resume:
+            note(f"{run.checkpoint} does not exist yet (no generation finished): starting afresh")
+        note(f"warm start: {', '.join(config['init'])}")
+        initial = build_warm_start(config, problem)
+        note(
+            f"warm start: {len(initial)} masks in {initial.seconds:.1f} s"
+            + (f" ({initial.epochs:g} epochs of training)" if initial.epochs else "")
+        )
 
     densities = problem.densities
     slack = 0.5 / problem.layout.n_total  # a target density is met to the nearest weight
@@ -752,6 +795,7 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
                 resume=resume,
                 fingerprint=fingerprint(config),
                 local_search=local_search,
+                initial=initial,
             )
     finally:
         if isinstance(display, progress_module.ProgressBar):
@@ -789,6 +833,12 @@ def _run_summary(run: Any, result: Any, report: dict[str, Any]) -> str:
         f"{result.n_evals} evaluations in {format_duration(result.wall_time)} "
         f"(stopped: {result.stopped}); {len(result.front)} masks on the Pareto front"
     ]
+    warm = result.warm_start
+    if warm:
+        lines[0] += (
+            f"; warm start ({', '.join(warm['sources'])}) took "
+            f"{format_duration(warm['seconds'])} before it"
+        )
     for row in report["at_targets"]:
         member, magnitude = row["member"], row["magnitude"]
         if member is None:

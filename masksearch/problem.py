@@ -52,10 +52,13 @@ class PruningProblem:
         name: str = "custom",
         test_data: Split | None = None,
         encoding_options: dict | None = None,
+        train_data: Split | None = None,
     ) -> None:
         split = data.val if isinstance(data, Dataset) else data
         if test_data is None and isinstance(data, Dataset):
             test_data = data.test
+        if train_data is None and isinstance(data, Dataset):
+            train_data = data.train
         if not hasattr(split, "x") or not hasattr(split, "y"):
             raise TypeError(
                 f"data must be a masksearch Dataset or Split (x, y tensors), got {type(data).__name__}"
@@ -78,12 +81,18 @@ class PruningProblem:
         self.min_accuracy = min_accuracy
         prunable_parameters(model)  # a model with nothing to prune fails here, readably
         check_finite(model)
+        # NaN or inf inputs would only surface as NaN losses, long after the cause
+        check_finite_inputs(split.x, "validation inputs")
+        if test_data is not None:
+            check_finite_inputs(test_data.x, "test inputs")
         _check_fits(model, split)
 
         self.name = name
         self.model = model.eval()
         self.data = split
         self.test_data = test_data
+        # what warm starts that learn (supermask, wanda) read; never used to judge a mask
+        self.train_data = train_data
         self.objectives = objectives
         self.device = device
         if isinstance(encoding, str):
@@ -191,6 +200,24 @@ def _flops_recorder(per_weight: dict[str, float], name: str) -> Callable[..., No
         per_weight[name] = float(output[0].numel() // output.shape[1]) if output.dim() > 2 else 1.0
 
     return record
+
+
+def check_finite_inputs(x: torch.Tensor, what: str) -> None:
+    """Raise ValueError counting the NaN and inf values of ``x`` and naming the first sample."""
+    if not (x.is_floating_point() or x.is_complex()):
+        return  # integer data cannot hold NaN or inf
+    bad = ~torch.isfinite(x)
+    if not bool(bad.any()):
+        return
+    n_bad, n_nan = int(bad.sum()), int(torch.isnan(x).sum())
+    counts = " and ".join(
+        f"{n} {kind}" for n, kind in ((n_nan, "NaN"), (n_bad - n_nan, "inf")) if n
+    )
+    first = int(bad.reshape(len(x), -1).any(dim=1).nonzero()[0, 0])
+    raise ValueError(
+        f"{what} contain {counts} value{'' if n_bad == 1 else 's'} (first at sample {first}); "
+        "clean or impute the data before searching"
+    )
 
 
 def _check_fits(model: nn.Module, split: Split) -> None:

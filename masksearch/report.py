@@ -76,6 +76,7 @@ def save_results(run: RunDir, result: Any, problem: Any) -> dict[str, Any]:
         "wall_time": result.wall_time,
         "stopped": result.stopped,
         "seed": result.seed,
+        "warm_start": getattr(result, "warm_start", None),
         "masks_sha256": file_sha256(run.masks),
         "members": members,
     }
@@ -291,6 +292,14 @@ def render_markdown(
         f"{front.get('n_evals', 0)} evaluations in {format_duration(front.get('wall_time'))} "
         f"(stopped: {front.get('stopped', '?')}), {len(members)} masks on the Pareto front.",
     ]
+    warm = front.get("warm_start")
+    if warm:
+        lines.append(
+            f"It started from {warm['n_genomes']} warm-start masks ({', '.join(warm['sources'])}) "
+            f"that took {format_duration(warm['seconds'])} to make"
+            + (f", {warm['epochs']:g} epochs of training" if warm.get("epochs") else "")
+            + ", on top of the search's time."
+        )
     if environment:
         versions = environment.get("versions", {})
         lines.append(

@@ -27,6 +27,7 @@ import numpy as np
 from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
 from masksearch.front import ParetoFront
 from masksearch.problem import PruningProblem
+from masksearch.warmstart import WarmStart, as_initial
 
 __all__ = ["CheckpointError", "Result", "search"]
 
@@ -43,6 +44,8 @@ class Result:
     seed: int = 0
     wall_time: float = 0.0
     stopped: str = "budget"  # budget | time | solver | interrupted
+    #: what the initial genomes cost (:meth:`WarmStart.summary`); None for the magnitude default
+    warm_start: dict[str, Any] | None = None
 
     def summary(self) -> str:
         lines = [
@@ -68,6 +71,7 @@ def search(
     resume: bool = False,
     fingerprint: dict[str, Any] | None = None,
     local_search: Any | None = None,
+    initial: Any = None,
 ) -> Result:
     """Run ``solver`` on ``problem`` until ``budget`` evaluations or ``time_limit`` seconds.
 
@@ -81,6 +85,12 @@ def search(
     generation with the problem and the front; what it evaluates joins the archive and counts
     against the budget, and the genomes it improved go back to the solver through
     ``solver.inject`` when the solver has it.
+
+    ``initial`` (a :class:`~masksearch.warmstart.WarmStart` from
+    :func:`~masksearch.warmstart.warm_start`, Masks, or an array of genomes or flat masks) is what
+    the solver starts from; by default, the global magnitude masks at the problem's densities.
+    The shipped solvers evaluate every initial genome in their first generation, so the front
+    is never worse than its seeds. Ignored on resume (the checkpoint has the population).
     """
     if budget is None and time_limit is None:
         raise ValueError("give a budget (evaluations) or a time_limit (seconds), or both")
@@ -113,15 +123,18 @@ def search(
         solver, front, history = state["solver"], state["front"], state["history"]
         n_evals, elapsed = state["n_evals"], state["elapsed"]
         local_search = state.get("local_search")
+        warm = state.get("warm_start")
         _restore_cache(problem, state.get("cache"))
     else:
+        seeds = problem.magnitude_genomes() if initial is None else as_initial(problem, initial)
+        warm = initial.summary() if isinstance(initial, WarmStart) else None
         rng = np.random.default_rng(seed)
         solver.setup(
             problem.n_genes,
             problem.n_obj,
             rng,
             operators=problem.encoding,
-            initial=problem.magnitude_genomes(),
+            initial=seeds,
         )
         if local_search is not None:
             local_search.setup(problem, np.random.default_rng([seed, 1]))
@@ -168,6 +181,7 @@ def search(
                         "elapsed": time.perf_counter() - started,
                         "cache": _cache_state(problem),
                         "local_search": local_search,
+                        "warm_start": warm,
                     },
                     fingerprint,
                 )
@@ -184,6 +198,7 @@ def search(
         seed=seed,
         wall_time=time.perf_counter() - started,
         stopped=stopped,
+        warm_start=warm,
     )
 
 

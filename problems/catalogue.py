@@ -28,7 +28,15 @@ def _build(
     loaded = datasets.load(dataset, root=root)
     model = zoo.pretrained(model_name, dataset, root=root, device="cpu")
     val = loaded.val if val_samples is None else loaded.val.subset(val_samples)
-    return PruningProblem(model, val, name=name, device=device, test_data=loaded.test, **options)
+    return PruningProblem(
+        model,
+        val,
+        name=name,
+        device=device,
+        test_data=loaded.test,
+        train_data=loaded.train,
+        **options,
+    )
 
 
 def digits_mlp(

@@ -1,0 +1,224 @@
+"""Warm starts: the masks a search begins from, and what they cost to make.
+
+A search starts from genomes its solver is given (``search(..., initial=...)``). By default
+those are the global magnitude masks at the problem's target densities, which cost nothing.
+:func:`warm_start` makes better ones from any one-shot pruning method (``"supermask"`` —
+gradient mask learning, ``"wanda"``, ``"snip"``, ...), from masks a user holds, or from the
+front of an earlier run directory, and records their cost (seconds, epochs over the train
+split) so a search's report can state the whole price of its front.
+
+.. code-block:: python
+
+    seeds = ms.warm_start(problem, ["magnitude", "supermask"], epochs=1)
+    result = ms.search(problem, solver, budget=3000, initial=seeds)
+    result.warm_start.seconds   # what the seeds cost, reported beside the search's own time
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from masksearch.encodings import GenomeError
+from masksearch.mask import Mask
+
+__all__ = ["WarmStart", "as_initial", "warm_start"]
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Genomes to start a search from, one label each, and what making them cost."""
+
+    genomes: np.ndarray
+    labels: tuple[str, ...]
+    seconds: float = 0.0
+    epochs: float = 0.0  # passes over the train split, summed over every mask made
+
+    def __len__(self) -> int:
+        return len(self.genomes)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe description (for ``front.json`` and the report)."""
+        return {
+            "sources": sorted(set(label.split("@")[0] for label in self.labels)),
+            "n_genomes": len(self),
+            "seconds": round(self.seconds, 3),
+            "epochs": self.epochs,
+        }
+
+
+def warm_start(
+    problem: Any,
+    sources: str | Iterable[Any] = ("magnitude",),
+    *,
+    data: Any = None,
+    densities: Sequence[float] | None = None,
+    epochs: int = 1,
+    seed: int = 0,
+) -> WarmStart:
+    """Seeds for ``problem`` from ``sources``; each one gives a mask per target density.
+
+    ``sources`` items: the name of a one-shot method (``masksearch.methods.METHODS``: e.g.
+    ``"magnitude"``, ``"supermask"``, ``"wanda"``), a run directory (its whole front), a
+    :class:`~masksearch.mask.Mask`, or an array of flat masks or genomes. Data-driven methods
+    learn from ``data`` (a Dataset or Split; default ``problem.train_data``); ``supermask``
+    trains ``epochs`` epochs per density. ``densities`` default to the problem's targets.
+    """
+    if isinstance(sources, (str, os.PathLike, Mask, np.ndarray)):
+        sources = [sources]
+    targets = tuple(problem.densities if densities is None else densities)
+    parts: list[np.ndarray] = []
+    labels: list[str] = []
+    seconds = 0.0
+    total_epochs = 0.0
+    for source in sources:
+        started = time.perf_counter()
+        if isinstance(source, str) and not _is_run_dir(source):
+            genomes, made, spent = _from_method(problem, source, data, targets, epochs, seed)
+            total_epochs += spent
+        elif isinstance(source, (str, os.PathLike)):
+            genomes = _from_run_dir(problem, Path(source))
+            made = [f"{Path(source).name}#{i}" for i in range(len(genomes))]
+        else:
+            genomes = as_initial(problem, source)
+            made = [f"given#{i}" for i in range(len(genomes))]
+        seconds += time.perf_counter() - started
+        parts.append(genomes)
+        labels.extend(made)
+    if not parts:
+        raise ValueError("warm_start needs at least one source (e.g. 'magnitude')")
+    genomes = np.concatenate(parts)
+    # a mask two sources agree on is evaluated once; the first source keeps its label
+    _, first = np.unique(genomes, axis=0, return_index=True)
+    keep = np.sort(first)
+    return WarmStart(genomes[keep], tuple(labels[i] for i in keep), seconds, total_epochs)
+
+
+def as_initial(problem: Any, initial: Any) -> np.ndarray:
+    """``initial`` as ``(P, n_genes)`` genomes of ``problem``'s encoding, checked.
+
+    Accepts a :class:`WarmStart`, a Mask, a list of Masks, or an array whose rows are genomes
+    (``n_genes`` columns) or flat masks (one column per prunable weight).
+    """
+    encoding = problem.encoding
+    if isinstance(initial, WarmStart):
+        return encoding.validate(initial.genomes)
+    if isinstance(initial, Mask) or (
+        isinstance(initial, (list, tuple)) and initial and all(isinstance(m, Mask) for m in initial)
+    ):
+        masks = [initial] if isinstance(initial, Mask) else list(initial)
+        for mask in masks:
+            _check_layout(problem, mask)
+        return encoding.validate(np.stack([encoding.encode(mask) for mask in masks]))
+    array = np.asarray(initial)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or len(array) == 0:
+        raise GenomeError(
+            f"initial must be genomes or flat masks, one per row; got an array of shape "
+            f"{array.shape}"
+        )
+    width = array.shape[1]
+    if width == problem.n_genes:
+        return encoding.validate(array)
+    if width == problem.layout.n_total:
+        if array.dtype != bool and not np.isin(array, (0, 1)).all():
+            raise GenomeError("initial flat masks must hold only 0/1 (or booleans)")
+        layout = problem.layout
+        return encoding.validate(
+            np.stack([encoding.encode(Mask.from_flat(layout, row.astype(bool))) for row in array])
+        )
+    raise GenomeError(
+        f"initial rows have {width} entries, but this problem's genomes have "
+        f"{problem.n_genes} genes ({encoding.name} encoding) and its masks "
+        f"{problem.layout.n_total} weights; pass genomes or flat masks of this model"
+    )
+
+
+def _check_layout(problem: Any, mask: Mask) -> None:
+    layout = problem.layout
+    theirs = {name: tuple(t.shape) for name, t in mask.tensors.items()}
+    ours = dict(zip(layout.names, (tuple(s) for s in layout.shapes), strict=True))
+    if theirs != ours:
+        missing = sorted(set(ours) - set(theirs))
+        extra = sorted(set(theirs) - set(ours))
+        shapes = sorted(n for n in set(ours) & set(theirs) if ours[n] != theirs[n])
+        raise GenomeError(
+            "an initial mask does not fit this problem's model"
+            + (f"; missing {missing[:3]}" if missing else "")
+            + (f"; unknown {extra[:3]}" if extra else "")
+            + (
+                f"; shape of {shapes[0]!r} is {theirs[shapes[0]]}, the model's {ours[shapes[0]]}"
+                if shapes
+                else ""
+            )
+        )
+
+
+def _is_run_dir(source: str) -> bool:
+    return (Path(source) / "front.json").exists()
+
+
+def _from_run_dir(problem: Any, path: Path) -> np.ndarray:
+    from masksearch.rundir import RunDir
+
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"{path} is neither a pruning method nor a run directory with results"
+        )
+    results = RunDir(path).read_results()
+    layout = problem.layout
+    if results.layout.names != layout.names or results.layout.shapes != layout.shapes:
+        raise GenomeError(
+            f"the masks of {path} belong to another model ({len(results.layout.names)} "
+            f"tensors, {results.layout.n_total} weights; this problem has "
+            f"{len(layout.names)} tensors, {layout.n_total} weights)"
+        )
+    if len(results.masks) == 0:
+        raise ValueError(f"the front of {path} is empty: nothing to start from")
+    return as_initial(problem, results.masks)
+
+
+def _from_method(
+    problem: Any,
+    name: str,
+    data: Any,
+    densities: Sequence[float],
+    epochs: int,
+    seed: int,
+) -> tuple[np.ndarray, list[str], float]:
+    from masksearch.methods import METHODS, OneShotMethod, make_method
+
+    if name == "magnitude":
+        # the encoding's own magnitude genomes: exact for every encoding, no model pass
+        return problem.encoding.magnitude(densities), [f"magnitude@{d:g}" for d in densities], 0
+    if name not in METHODS or not issubclass(METHODS[name], OneShotMethod):
+        one_shot = sorted(n for n, cls in METHODS.items() if issubclass(cls, OneShotMethod))
+        raise ValueError(
+            f"unknown warm start {name!r}: give a run directory with results, or one of "
+            f"{', '.join(one_shot)}"
+        )
+    cls = METHODS[name]
+    options: dict[str, Any] = {}
+    fields = cls.__dataclass_fields__
+    if "epochs" in fields:
+        options["epochs"] = epochs
+    if "seed" in fields:
+        options["seed"] = seed
+    method = make_method(name, **options)
+    if data is None and cls.needs_data:
+        data = getattr(problem, "train_data", None)
+        if data is None:
+            raise ValueError(
+                f"warm start {name!r} learns from data: pass data= (a Dataset or its train "
+                "Split), or give the problem train_data"
+            )
+    masks = [method.prune(problem.model, data, density) for density in densities]
+    spent = float(epochs * len(densities)) if "epochs" in fields else 0.0
+    return as_initial(problem, masks), [f"{name}@{d:g}" for d in densities], spent
