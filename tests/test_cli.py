@@ -410,3 +410,26 @@ def test_config_files_parse_without_tomllib(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "version_info", (3, 10, 0))
     monkeypatch.setitem(sys.modules, "tomllib", None)  # import tomllib now fails
     assert load_toml(str(config)) == {"problem": "digits_mlp", "budget": 10}
+
+
+def test_default_warm_start_is_recorded_with_its_cost(reference):
+    front = json.loads((reference[0] / "front.json").read_text())
+    warm = front["warm_start"]
+    assert warm["sources"] == ["magnitude", "supermask"] and warm["epochs"] == 3
+    assert warm["seconds"] > 0
+    config = json.loads((reference[0] / "config.json").read_text())
+    assert config["init"] == ["magnitude", "supermask"] and config["init_epochs"] == 1
+    assert "warm-start masks" in (reference[0] / "report.md").read_text()
+
+
+def test_warm_start_from_an_earlier_run_and_bad_names(reference, tmp_path, capsys):
+    out = tmp_path / "from-earlier"
+    args = ["run", *SEARCH, "--budget", "40", "--out", str(out), "--quiet"]
+    assert main([*args, "--init", f"magnitude,{reference[0]}"]) == 0
+    warm = json.loads((out / "front.json").read_text())["warm_start"]
+    earlier = json.loads((reference[0] / "front.json").read_text())["members"]
+    assert warm["n_genomes"] >= len(earlier) and warm["epochs"] == 0
+    assert main(["run", "--resume", str(out), "--init", "magnitude"]) == 2
+    assert "init" in capsys.readouterr().err
+    assert main([*args, "--overwrite", "--init", "supermaks"]) == 2
+    assert "unknown warm start 'supermaks'" in capsys.readouterr().err

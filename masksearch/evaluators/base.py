@@ -24,7 +24,15 @@ from torch import nn
 from masksearch.mask import Layout
 from masksearch.training import resolve_device, split_tensors
 
-__all__ = ["Evaluator", "ModelSnapshot", "check_masks", "empty_metrics", "split_tensors"]
+__all__ = [
+    "Evaluator",
+    "ModelSnapshot",
+    "check_masks",
+    "empty_metrics",
+    "inner_state",
+    "load_inner_state",
+    "split_tensors",
+]
 
 Metrics = dict[str, np.ndarray]
 
@@ -100,6 +108,29 @@ def check_masks(masks: Any, layout: Layout) -> np.ndarray:
             "with the encoding first"
         )
     return np.ascontiguousarray(masks)
+
+
+def inner_state(evaluator: Evaluator) -> Any:
+    """``evaluator.state_dict()``, or None for an evaluator that keeps no state.
+
+    A wrapper puts its inner evaluator's state in its own, so that a checkpoint, which asks
+    only the outermost evaluator, also saves what the inner one caches.
+    """
+    state_dict = getattr(evaluator, "state_dict", None)
+    return state_dict() if callable(state_dict) else None
+
+
+def load_inner_state(evaluator: Evaluator, state: Any) -> None:
+    """Restore what :func:`inner_state` returned for ``evaluator`` (None: nothing to do)."""
+    if state is None:
+        return
+    load = getattr(evaluator, "load_state_dict", None)
+    if not callable(load):
+        raise ValueError(
+            f"the saved state holds a cache of the inner evaluator, but this one "
+            f"({type(evaluator).__name__}) keeps none; wrap the same kind of evaluator"
+        )
+    load(state)
 
 
 def empty_metrics() -> Metrics:

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from masksearch.evaluators.base import Evaluator, Metrics, _SplitLike
+from masksearch.evaluators.base import (
+    Evaluator,
+    Metrics,
+    _SplitLike,
+    inner_state,
+    load_inner_state,
+)
 from masksearch.evaluators.plain import _check_batch_size
 from masksearch.mask import Layout
 
@@ -178,6 +185,9 @@ class SuccessiveHalvingEvaluator(Evaluator):
     key ``"fidelity"`` (float64) is that rung's sample count divided by the last rung's, so
     ``fidelity == 1.0`` marks exact full-split metrics and anything lower marks subsample
     estimates that a search should not compare with exact ones.
+
+    :meth:`state_dict` / :meth:`load_state_dict` save and restore the rungs' states (an
+    incremental rung's cache, for a checkpoint).
     """
 
     def __init__(
@@ -222,3 +232,21 @@ class SuccessiveHalvingEvaluator(Evaluator):
                 order = np.argsort(result[self.rank_by], kind="stable")[:n_promoted]
                 alive = np.sort(alive[order])
         return {"loss": loss, "error": error, "fidelity": fidelity}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rungs' states (None for a rung that keeps none), for a checkpoint."""
+        return {"format": 1, "rungs": [inner_state(rung) for rung in self.rungs]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (for the same rungs)."""
+        if not isinstance(state, dict) or state.get("format") != 1:
+            raise ValueError(
+                "not a SuccessiveHalvingEvaluator state (expected the dict from state_dict())"
+            )
+        if len(state["rungs"]) != len(self.rungs):
+            raise ValueError(
+                f"the saved state has {len(state['rungs'])} rungs, this evaluator "
+                f"{len(self.rungs)}; build it with the same fidelities"
+            )
+        for rung, rung_state in zip(self.rungs, state["rungs"], strict=True):
+            load_inner_state(rung, rung_state)

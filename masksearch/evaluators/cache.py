@@ -2,7 +2,8 @@
 
 Keys are a BLAKE2b digest of the bit-packed mask (16 bytes per entry plus the metrics), so
 the cache stays small even for millions of masks. Its state is a plain dict that pickles, for
-checkpoints.
+checkpoints, and holds the inner evaluator's state too (an incremental evaluator's cache
+decides the last bits of later results).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from masksearch.evaluators.base import Evaluator, Metrics
+from masksearch.evaluators.base import Evaluator, Metrics, inner_state, load_inner_state
 
 __all__ = ["CachedEvaluator", "mask_key"]
 
@@ -33,7 +34,8 @@ class CachedEvaluator(Evaluator):
     answered from the cache (``hits``/``misses`` count them). Results that are not exact
     (``"exact"`` False, or ``"fidelity"`` below 1) are passed through but not stored, so a later
     exact evaluation can still happen. ``max_entries`` (default unbounded) drops the oldest
-    entries first. :meth:`state_dict` / :meth:`load_state_dict` save and restore the entries.
+    entries first. :meth:`state_dict` / :meth:`load_state_dict` save and restore the entries,
+    and the inner evaluator's state when it has one.
     """
 
     def __init__(self, inner: Evaluator, max_entries: int | None = None) -> None:
@@ -86,13 +88,15 @@ class CachedEvaluator(Evaluator):
             del self.entries[key]
 
     def state_dict(self) -> dict[str, Any]:
-        """The cached entries and counters as a picklable dict."""
+        """The cached entries and counters (and the inner evaluator's state) as a picklable
+        dict."""
         return {
             "format": _FORMAT,
             "n_total": self.layout.n_total,
             "entries": {key: dict(values) for key, values in self.entries.items()},
             "hits": self.hits,
             "misses": self.misses,
+            "inner": inner_state(self.inner),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -106,6 +110,8 @@ class CachedEvaluator(Evaluator):
             )
         self.entries = {key: dict(values) for key, values in state["entries"].items()}
         self.hits, self.misses = int(state["hits"]), int(state["misses"])
+        # a state saved before the inner evaluator's was included has none: nothing to restore
+        load_inner_state(self.inner, state.get("inner"))
 
 
 def _is_exact(values: dict[str, Any]) -> bool:

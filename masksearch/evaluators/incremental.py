@@ -35,11 +35,19 @@ counts; default 4 × ``capacity``) and scratch buffers of two slots per worker t
 The children of one call are planned (flips, kept weights, cost) and scored in single compiled
 calls; threads score whole children, each with its own scratch, so a child's result does not
 depend on the thread count.
+
+An update's result differs from a full pass's in the last bits, so what the cache holds decides
+the bits of later results. ``state_dict()`` saves it for a checkpoint as plain data — the
+records, and for each slot the *recipe* that computed it (a full pass, or the update from its
+parent's recipe) rather than its activations — and ``load_state_dict()`` replays the recipes
+with the same arithmetic: a restored evaluator then scores every later population bit for bit
+as the original does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
@@ -79,6 +87,19 @@ _LN2_LOW = np.float32(-2.12194440e-4)
 _EXP_FLOOR = np.float32(-87.0)
 # samples whose softmax sums (each in [1, classes]) are multiplied before one log is taken
 _LOG_CHUNK = 16
+# version of the dict state_dict() returns
+_STATE_FORMAT = 1
+# the per-record arrays a state stores whole (the packed masks are stored for valid records only)
+_RECORD_ARRAYS = (
+    "last_used",
+    "depth",
+    "loss",
+    "error",
+    "slot",
+    "parent",
+    "parent_stamp",
+    "stamp",
+)
 
 
 class UnsupportedModelError(ValueError):
@@ -108,6 +129,20 @@ class _Children:
     flips: np.ndarray  # flipped genes, sorted within each child
     kept: np.ndarray  # (n, rows) kept weights per neuron
     groups: dict[int, list[int]]  # parent record → its children (indices into the above)
+
+
+@dataclass(frozen=True, eq=False)
+class _Recipe:
+    """How a slot's activations were computed: a full pass of ``words``, or the update of the
+    parent recipe's activations to ``words``. A checkpoint stores recipes and replays them (the
+    same arithmetic gives the same bits) instead of the slots' activations, which are large.
+    """
+
+    words: np.ndarray  # the packed mask (a copy: its record may be replaced meanwhile)
+    kept: np.ndarray  # kept weights per neuron, as the update was given them
+    parent: _Recipe | None  # None: a full forward pass
+    record: int  # the record it was computed for, and that record's stamp then: while the
+    stamp: int  # stamp holds, a checkpoint refers to the record's mask instead of a copy
 
 
 def linear_stack(model: nn.Module, layout: Layout) -> list[tuple[str, nn.Linear, bool]]:
@@ -168,6 +203,10 @@ class IncrementalEvaluator(Evaluator):
     ``"full"`` (a forward pass) and ``"cached"`` (a remembered mask); ``rebuilds`` counts the
     lazy parents materialised ``"incremental"`` (from their own parent) or ``"full"`` (their
     parent's slot had been reused), which are extra work on top of ``stats``.
+
+    :meth:`state_dict` / :meth:`load_state_dict` save and restore the cache for a checkpoint
+    (plain data, about the records' packed masks in size); a restored evaluator scores every
+    later population bit for bit as the original would.
     """
 
     def __init__(
@@ -290,6 +329,8 @@ class IncrementalEvaluator(Evaluator):
         self._parent_stamp = np.zeros(n, dtype=np.int64)
         self._stamp = np.zeros(n, dtype=np.int64)  # bumped whenever the record is replaced
         self._clock = 0
+        # how each slot's activations were computed (None: the slot holds nothing of use)
+        self._recipes: list[_Recipe | None] = [None] * (self.capacity + 1)
         # scratch of the update, per worker thread (allocated on first use): changed rows and
         # whole layers
         self._rows_scratch: np.ndarray | None = None
@@ -315,6 +356,7 @@ class IncrementalEvaluator(Evaluator):
         self._valid[:] = False
         self._slot[:] = -1
         self._slot_owner[:] = -1
+        self._recipes = [None] * (self.capacity + 1)
 
     _CACHE_ARRAYS = (
         "_z",
@@ -341,11 +383,174 @@ class IncrementalEvaluator(Evaluator):
         state = dict(self.__dict__)
         for name in self._CACHE_ARRAYS:
             del state[name]
+        del state["_recipes"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._allocate()
+
+    # -- checkpoints --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The cache as plain data (ints, floats, strings, numpy arrays), for a checkpoint.
+
+        The records are stored whole (packed masks and kept counts for the valid ones only),
+        the slots as the recipes that computed them (a few kB each: the activations are
+        megabytes). :meth:`load_state_dict` replays the recipes, so the restored evaluator
+        scores every later population bit for bit as this one does.
+        """
+        valid = self._valid.copy()
+        owned = [slot for slot in range(self.capacity) if self._slot_owner[slot] >= 0]
+        # the owned slots' recipes and their ancestors, each ancestor before its descendants
+        order: list[_Recipe] = []
+        position: dict[int, int] = {}
+        for slot in owned:
+            chain: list[_Recipe] = []
+            recipe = self._recipes[slot]
+            while recipe is not None and id(recipe) not in position:
+                chain.append(recipe)
+                recipe = recipe.parent
+            for recipe in reversed(chain):
+                position[id(recipe)] = len(order)
+                order.append(recipe)
+        record = np.array([recipe.record for recipe in order], dtype=np.int64)
+        stamp = np.array([recipe.stamp for recipe in order], dtype=np.int64)
+        # a recipe whose record still holds its mask refers to it; the others carry a copy
+        live = self._valid[record] & (self._stamp[record] == stamp)
+        copied = np.flatnonzero(~live)
+        copy = np.full(len(order), -1, dtype=np.int64)
+        copy[copied] = np.arange(len(copied))
+        slot_of = np.full(len(order), -1, dtype=np.int64)
+        for slot in owned:
+            slot_of[position[id(self._recipes[slot])]] = slot
+        return {
+            "format": _STATE_FORMAT,
+            "n_total": self.layout.n_total,
+            "n_samples": self.n_samples,
+            "capacity": self.capacity,
+            "n_records": self.n_records,
+            "clock": int(self._clock),
+            "records": {
+                "valid": valid,
+                "bits": self._bits[valid],
+                "kept": self._kept[valid],
+                **{name: getattr(self, f"_{name}").copy() for name in _RECORD_ARRAYS},
+            },
+            "recipes": {
+                "parent": np.array(
+                    [-1 if r.parent is None else position[id(r.parent)] for r in order],
+                    dtype=np.int64,
+                ),
+                "record": record,
+                "stamp": stamp,
+                "slot": slot_of,
+                "copy": copy,
+                "words": np.stack([order[i].words for i in copied])
+                if len(copied)
+                else np.zeros((0, self._n_words), dtype=np.uint64),
+                "kept": np.stack([order[i].kept for i in copied])
+                if len(copied)
+                else np.zeros((0, self._n_rows), dtype=np.int32),
+            },
+            "stats": {name: int(value) for name, value in self.stats.items()},
+            "rebuilds": {name: int(value) for name, value in self.rebuilds.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, on an evaluator of the same model, data and
+        settings; the slots' activations are recomputed (a forward pass or an update each)."""
+        if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
+            raise ValueError(
+                "not an IncrementalEvaluator state (expected the dict from state_dict())"
+            )
+        ours = {
+            "n_total": self.layout.n_total,
+            "n_samples": self.n_samples,
+            "capacity": self.capacity,
+            "n_records": self.n_records,
+        }
+        for key, value in ours.items():
+            if state[key] != value:
+                raise ValueError(
+                    f"the saved cache has {key}={state[key]}, this evaluator {value}; restore it "
+                    "into an evaluator of the same model, data and settings"
+                )
+        self._allocate()
+        records = state["records"]
+        valid = np.asarray(records["valid"], dtype=bool)
+        self._valid[:] = valid
+        self._bits[valid] = records["bits"]
+        self._rough[valid] = self._bits[valid][:, self._sample_words]
+        self._kept[valid] = records["kept"]
+        for name in _RECORD_ARRAYS:
+            getattr(self, f"_{name}")[:] = records[name]
+        self._clock = int(state["clock"])
+        owners = np.flatnonzero(self._slot >= 0)
+        self._slot_owner[self._slot[owners]] = owners
+        self._replay(state["recipes"])
+        self.stats = {name: int(value) for name, value in state["stats"].items()}
+        self.rebuilds = {name: int(value) for name, value in state["rebuilds"].items()}
+
+    def _replay(self, recipes: dict[str, np.ndarray]) -> None:
+        """Recompute the slots of a saved state from their recipes, ancestors first, with the
+        arithmetic that first computed them: a full pass, or :meth:`_run` of the update (one
+        child, as :meth:`_materialise` runs it). An ancestor that holds no slot lives in a
+        temporary until its last child is computed."""
+        parents = np.asarray(recipes["parent"], dtype=np.int64)
+        n = len(parents)
+        waiting = np.bincount(parents[parents >= 0], minlength=n)  # children not yet computed
+        held: dict[int, np.ndarray] = {}
+        rebuilt: list[_Recipe] = []
+        work = np.empty((0, self._n_rows, self.n_samples), dtype=np.float32)
+        for node in range(n):
+            record, copy = int(recipes["record"][node]), int(recipes["copy"][node])
+            if copy >= 0:
+                words = np.array(recipes["words"][copy], dtype=np.uint64)
+                kept = np.array(recipes["kept"][copy], dtype=np.int32)
+            else:
+                words, kept = self._bits[record].copy(), self._kept[record].copy()
+            slot = int(recipes["slot"][node])
+            parent = int(parents[node])
+            out = (
+                self._z[slot]
+                if slot >= 0
+                else np.empty((self._n_rows, self.n_samples), dtype=np.float32)
+            )
+            if parent < 0:
+                self._forward(_unpack(words, self.layout.n_total), out)
+            else:
+                # the update reads and writes slots of one array: the parent's activations
+                # are copied in and the result out (copies are exact)
+                if len(work) == 0:
+                    work = np.empty((2, self._n_rows, self.n_samples), dtype=np.float32)
+                work[0] = held[parent]
+                flips = _flipped(rebuilt[parent].words, words)
+                self._run(
+                    np.zeros(1, dtype=np.int64),
+                    np.zeros(1, dtype=np.int64),
+                    np.ones(1, dtype=np.int64),
+                    words[None],
+                    np.array([0, len(flips)], dtype=np.int64),
+                    flips,
+                    kept[None],
+                    z=work,
+                )
+                out[:] = work[1]
+                waiting[parent] -= 1
+                if waiting[parent] == 0:
+                    del held[parent]
+            if waiting[node]:
+                held[node] = out
+            recipe = _Recipe(
+                words=words,
+                kept=kept,
+                parent=None if parent < 0 else rebuilt[parent],
+                record=record,
+                stamp=int(recipes["stamp"][node]),
+            )
+            rebuilt.append(recipe)
+            if slot >= 0:
+                self._recipes[slot] = recipe
 
     # -- evaluation ---------------------------------------------------------------------
     def _evaluate(self, masks: np.ndarray) -> Metrics:
@@ -513,10 +718,12 @@ class IncrementalEvaluator(Evaluator):
         flip_pointers: np.ndarray,
         flips: np.ndarray,
         kept: np.ndarray,
+        z: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(losses, errors) of the children ``indices`` of the plan (``words``, flips as CSR,
         ``kept``) from the activations in slots ``sources``, in one compiled call; a child whose
-        ``targets`` entry is a slot also has its activations written there.
+        ``targets`` entry is a slot also has its activations written there. The slots are those
+        of ``z`` (default: the cache's).
         """
         workers = max(1, min(numba.get_num_threads(), self._max_workers, len(indices)))
         if self._rows_scratch is None or self._rows_scratch.shape[0] < workers:
@@ -524,7 +731,7 @@ class IncrementalEvaluator(Evaluator):
             self._rows_scratch = np.empty(shape, dtype=np.float32)
             self._dense_scratch = np.empty(shape, dtype=np.float32)
         loss_sums, hits = _score_children(
-            self._z,
+            self._z if z is None else z,
             indices,
             sources,
             targets,
@@ -564,6 +771,7 @@ class IncrementalEvaluator(Evaluator):
             source = int(self._slot[parent])
             slot = self._victim(exclude=source)
             flips = _flipped(self._bits[parent], self._bits[record])
+            recipe = self._recipes[source]
             self._run(
                 np.zeros(1, dtype=np.int64),
                 np.array([source], dtype=np.int64),
@@ -576,27 +784,29 @@ class IncrementalEvaluator(Evaluator):
             self.rebuilds["incremental"] += 1
         else:
             slot = self._victim()
-            self._forward(_unpack(self._bits[record], self.layout.n_total), slot)
+            self._forward(_unpack(self._bits[record], self.layout.n_total), self._z[slot])
             self._depth[record] = 0
             self.rebuilds["full"] += 1
-        self._assign(record, slot)
+            recipe = None
+        self._assign(record, slot, recipe)
         return slot
 
     def _full_pass(self, mask: np.ndarray, words: np.ndarray) -> tuple[float, float]:
         """Forward pass from scratch into a slot; remembers the mask as materialised."""
         slot = self._victim()
-        loss, error, kept = self._forward(mask, slot)
+        loss, error, kept = self._forward(mask, self._z[slot])
         record = self._remember(words, loss, error, kept, parent=-1)
         if record >= 0 and slot < self.capacity:
-            self._assign(record, slot)
+            self._assign(record, slot, None)
         return loss, error
 
-    def _forward(self, mask: np.ndarray, slot: int) -> tuple[float, float, np.ndarray]:
-        """(loss, error, kept per neuron) of a plain forward pass written into ``slot``."""
+    def _forward(self, mask: np.ndarray, out: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """(loss, error, kept per neuron) of a plain forward pass written into ``out`` (a slot's
+        rows × samples)."""
         inputs_t = torch.from_numpy(self._inputs_t)
         labels = torch.from_numpy(self._labels)
         mask_t = torch.from_numpy(mask)
-        target = torch.from_numpy(self._z[slot])
+        target = torch.from_numpy(out)
         kept = np.empty(self._n_rows, dtype=np.int32)
         with torch.no_grad():
             hidden = inputs_t
@@ -682,6 +892,8 @@ class IncrementalEvaluator(Evaluator):
                 return
             slots = self._slot[oldest]
             self._slot_owner[slots[slots >= 0]] = -1
+            for slot in slots[slots >= 0].tolist():
+                self._recipes[slot] = None
             records = np.concatenate([records, oldest])
         self._bits[records] = words
         self._rough[records] = words[:, self._sample_words]
@@ -700,15 +912,25 @@ class IncrementalEvaluator(Evaluator):
         slot = self._slot[record]
         if slot >= 0:
             self._slot_owner[slot] = -1
+            self._recipes[slot] = None
         self._slot[record] = -1
         self._valid[record] = False
 
-    def _assign(self, record: int, slot: int) -> None:
+    def _assign(self, record: int, slot: int, source: _Recipe | None) -> None:
+        """Give ``slot`` to ``record``, whose activations it now holds: computed by a full pass
+        (``source`` None) or updated from the activations of recipe ``source``."""
         if slot >= self.capacity:
             self._slot_owner[slot] = record  # scratch: for the current group only
             return
         self._slot_owner[slot] = record
         self._slot[record] = slot
+        self._recipes[slot] = _Recipe(
+            words=self._bits[record].copy(),
+            kept=self._kept[record].copy(),
+            parent=source,
+            record=record,
+            stamp=int(self._stamp[record]),
+        )
 
     def _victim(self, exclude: int = -1) -> int:
         """The slot a new activation block goes to: a free one, else the one of the least
@@ -726,6 +948,7 @@ class IncrementalEvaluator(Evaluator):
             return self.capacity
         self._slot[owners[oldest]] = -1
         self._slot_owner[oldest] = -1
+        self._recipes[oldest] = None
         return oldest
 
 

@@ -5,11 +5,16 @@ import pickle
 import numpy as np
 import pytest
 
-from masksearch.evaluators import CachedEvaluator, Evaluator, PlainEvaluator
+from masksearch.evaluators import (
+    CachedEvaluator,
+    Evaluator,
+    IncrementalEvaluator,
+    PlainEvaluator,
+)
 from masksearch.evaluators.cache import mask_key
 from masksearch.mask import Layout
 
-from .conftest import random_masks
+from .conftest import mutate, random_masks
 
 
 def test_each_distinct_mask_is_evaluated_once(mlp, mlp_split):
@@ -40,6 +45,38 @@ def test_state_round_trips_through_pickle(mlp, mlp_split):
     second.load_state_dict(state)
     np.testing.assert_array_equal(second(masks)["loss"], expected["loss"])
     assert inner.n_candidates == 0
+
+
+def test_state_holds_the_inner_evaluators_state(mlp, mlp_split):
+    # a checkpoint asks only the outermost evaluator: an incremental evaluator's cache (which
+    # decides the last bits of later losses) must reach it through the wrapper
+    layout = Layout.of(mlp)
+    rng = np.random.default_rng(4)
+    masks = random_masks(layout, 6, rng)
+
+    def build():
+        return CachedEvaluator(IncrementalEvaluator(mlp, mlp_split, layout, cache_size=4))
+
+    first = build()
+    first(masks)
+    children = np.stack([mutate(mask, 3, rng) for mask in masks])
+    first(children)
+    state = pickle.loads(pickle.dumps(first.state_dict()))
+    assert state["inner"]["format"] == first.inner.state_dict()["format"]
+    second = build()
+    second.load_state_dict(state)
+    assert len(second) == len(first)
+    for _ in range(3):
+        children = np.stack([mutate(child, 2, rng) for child in children])
+        expected, result = first(children), second(children)
+        assert np.array_equal(result["loss"], expected["loss"])
+        assert np.array_equal(result["error"], expected["error"])
+    assert second.inner.stats == first.inner.stats
+    # an inner evaluator without state has None there, and a state without it loads
+    plain = CachedEvaluator(PlainEvaluator(mlp, mlp_split, layout))
+    assert plain.state_dict()["inner"] is None
+    older = {key: value for key, value in plain.state_dict().items() if key != "inner"}
+    plain.load_state_dict(older)
 
 
 def test_state_of_another_layout_is_rejected(mlp, mlp_split, lenet300, mnist_like):
