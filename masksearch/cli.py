@@ -701,6 +701,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = RunDir(config["out"])
     run.check_writable()
     with run.lock():
+        # temporary files of writes a kill interrupted; no one else writes here while we hold
+        # the lock
+        for leftover in run.path.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
         return _run_locked(args, config, resume, run)
 
 
@@ -880,10 +884,10 @@ def _load_run(directory: str, args: argparse.Namespace) -> tuple[Any, dict[str, 
 
 
 def _require_results(run: Any) -> None:
-    if not run.front.exists() and run.checkpoint.exists():
+    if not run.front.exists() and (run.checkpoint.exists() or run.config.exists()):
         raise UserError(
-            f"{run.path} has a checkpoint but no results yet (the run was stopped before it "
-            f"wrote them); finish it with `masksearch run --resume {run.path}`"
+            f"{run.path} holds a run but no results yet (it was stopped before it wrote "
+            f"them); finish it with `masksearch run --resume {run.path}`"
         )
 
 

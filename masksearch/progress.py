@@ -226,6 +226,8 @@ class LogFile:
     """Appends :func:`summarize` of every record as one JSON line to ``path``.
 
     Each line is flushed and fsynced, so the log survives a crash up to the last generation.
+    The first record a process writes drops the lines of that generation and later ones: a
+    resumed search redoes the generations after its checkpoint, and the log keeps one line each.
     """
 
     def __init__(
@@ -234,22 +236,45 @@ class LogFile:
         self.path = os.fspath(path)
         self.densities = tuple(densities)
         self.slack = slack
+        self._trimmed = False
 
     def __call__(self, record: dict[str, Any]) -> None:
+        if not self._trimmed:
+            self._trim(int(record.get("generation", 0)))
+            self._trimmed = True
         line = json.dumps(summarize(record, self.densities, self.slack)) + "\n"
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
 
+    def _trim(self, generation: int) -> None:
+        from masksearch.io import atomic_write_text
+
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                lines = handle.readlines()
+        except FileNotFoundError:
+            return
+        kept = []
+        for line in lines:
+            try:
+                earlier = json.loads(line).get("generation", -1) < generation
+            except (json.JSONDecodeError, AttributeError, TypeError):
+                earlier = False  # a line torn by a kill mid-write
+            if earlier:
+                kept.append(line if line.endswith("\n") else line + "\n")
+        if len(kept) != len(lines):
+            atomic_write_text("".join(kept), self.path)
+
 
 class StopOnSignal:
     """Ctrl-C (SIGINT) or SIGTERM asks the search to stop after the current generation.
 
-    Use as a context manager and put it *last* in the callbacks: ``search()`` calls callbacks
-    after writing the generation's checkpoint, and this one then raises ``KeyboardInterrupt``,
-    which ``search()`` turns into a clean stop (``Result.stopped == "interrupted"``). A second
-    Ctrl-C interrupts at once.
+    Use as a context manager and put it *last* in the callbacks: this one raises
+    ``KeyboardInterrupt``, which ``search()`` holds until the generation's checkpoint is written
+    and then turns into a clean stop (``Result.stopped == "interrupted"``). A second Ctrl-C
+    interrupts at once.
     """
 
     def __init__(self, *, stream: IO[str] | None = None) -> None:

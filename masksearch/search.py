@@ -9,7 +9,7 @@
         solver.tell(genomes, F, violation)
         front.update(feasible, exact members)  # archive over *all* evaluated genomes
         local_search.improve(problem, front)   # optional: archive + solver.inject(improved)
-        history.append(record); callbacks(record); checkpoint
+        history.append(record); callbacks(record); checkpoint (then honour a requested stop)
 """
 
 from __future__ import annotations
@@ -170,6 +170,17 @@ def search(
                 n_evals += _improve(problem, solver, front, local_search)
             record = _record(len(history), n_evals, time.perf_counter() - started, front, reference)
             history.append(record)
+            # callbacks (the run's log among them) come before the checkpoint, so a kill in
+            # between makes a resume redo a logged generation, never skip one; a stop they ask
+            # for (KeyboardInterrupt, e.g. StopOnSignal) waits until the checkpoint is written.
+            # They also see the live front; the history keeps only the JSON-safe record.
+            stop_requested = False
+            for callback in callbacks:
+                try:
+                    callback({**record, "front": front})
+                except KeyboardInterrupt:
+                    stop_requested = True
+                    break
             if path is not None:
                 save_checkpoint(
                     path,
@@ -185,10 +196,8 @@ def search(
                     },
                     fingerprint,
                 )
-            # callbacks also see the live front (for best-error-at-density displays); the
-            # history keeps only the JSON-safe record
-            for callback in callbacks:
-                callback({**record, "front": front})
+            if stop_requested:
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         stopped = "interrupted"
     return Result(
