@@ -262,8 +262,11 @@ if wants pytest; then
         limit=$((left < limit ? left : limit))
         quick=tests/benchmarks/test_run_all.py
         echo "### the suite, 8 workers, limit ${limit} s" >>"$OUT/pytest.log"
-        OMP_NUM_THREADS=2 MASKSEARCH_CACHE=$cache timeout -k 15 "$limit" \
-            "$PY" -m pytest -n 8 --timeout 150 -rfE --tb=short -p no:cacheprovider \
+        # -v names every test as it ends and --session-timeout ends the session cleanly with
+        # its summary: the first H200 run, killed from outside, left only dots (2026-12-04)
+        OMP_NUM_THREADS=2 MASKSEARCH_CACHE=$cache timeout -k 15 $((limit + 30)) \
+            "$PY" -m pytest -n 8 -v --timeout 150 --session-timeout "$limit" -rfE --tb=short \
+            -p no:cacheprovider \
             --ignore=tests/test_notebooks.py --ignore=tests/test_cuda.py --durations=15 \
             --deselect "$quick::test_every_benchmark_ran_and_wrote_files_that_parse" \
             --deselect "$quick::test_quick_run_leaves_the_committed_results_alone" \
@@ -276,7 +279,7 @@ if wants pytest; then
         [ "$rc" = 0 ] || FAILED=1
         while IFS= read -r line; do
             [ -n "$line" ] && record "  ${line:0:180}"
-        done < <(grep -E '^(FAILED|ERROR) ' "$OUT/pytest.log" | head -25)
+        done < <(grep -E '^(FAILED|ERROR) ' "$OUT/pytest.log" | head -40)
     fi
 fi
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from masksearch.checkpoint import safe_loads
 from masksearch.cli import main
@@ -290,13 +291,23 @@ def resume(out: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """One model cache for this process and its subprocesses; no debug tracebacks."""
+    """One model cache for this process and its subprocesses; no debug tracebacks.
+
+    Float sums depend on torch's thread count, so the in-process runs and the subprocesses use
+    the same one, whatever earlier tests in this process set.
+    """
     with pytest.MonkeyPatch.context() as patch:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        patch.setenv("OMP_NUM_THREADS", "1")
         patch.setenv("MASKSEARCH_CACHE", str(tmp_path_factory.mktemp("model-cache")))
         patch.setenv("PYTHONUNBUFFERED", "1")
         patch.delenv("MASKSEARCH_DEBUG", raising=False)
         patch.delenv("MASKSEARCH_DATA", raising=False)
-        yield dict(os.environ)
+        try:
+            yield dict(os.environ)
+        finally:
+            torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -542,7 +553,7 @@ def test_a_second_writer_is_refused_while_a_run_holds_the_directory(
     out = tmp_path / "run"
     release = tmp_path / "release"
     first = start_faulted(
-        {"argv": run_args(objectives, out), "wait": {"generation": 1, "until": str(release)}}, env
+        {"argv": run_args(objectives, out), "wait": {"generation": 2, "until": str(release)}}, env
     )
     try:
         lock = out / ".lock"

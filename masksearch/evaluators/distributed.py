@@ -65,14 +65,17 @@ def _run_chunk(
     packed: np.ndarray,
     n_total: int,
     threads: int | None,
+    caller: int,
 ) -> Metrics:
     """Evaluate one bit-packed chunk in a joblib worker."""
-    if threads is not None:
+    evaluator = _worker_evaluator(token, payload, is_factory)
+    masks = np.unpackbits(packed, axis=1, count=n_total).astype(bool)
+    # joblib's threading and sequential backends run this in the caller's process, where
+    # torch's thread count is the caller's to keep: every later float sum there depends on it
+    if threads is not None and os.getpid() != caller:
         import torch
 
         torch.set_num_threads(threads)
-    evaluator = _worker_evaluator(token, payload, is_factory)
-    masks = np.unpackbits(packed, axis=1, count=n_total).astype(bool)
     return evaluator(masks)
 
 
@@ -157,6 +160,7 @@ class JoblibEvaluator(Evaluator):
                 packed[start:stop],
                 self.layout.n_total,
                 self.threads_per_worker,
+                os.getpid(),
             )
             for start, stop in _chunk_bounds(len(masks), self.n_chunks)
         ]

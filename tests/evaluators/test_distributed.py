@@ -4,6 +4,7 @@ import functools
 
 import numpy as np
 import pytest
+import torch
 
 from masksearch import models
 from masksearch.evaluators import DaskEvaluator, JoblibEvaluator, PlainEvaluator, make_evaluator
@@ -30,9 +31,12 @@ def test_threaded_chunks_equal_serial(mlp, mlp_split, serial):
     evaluator = JoblibEvaluator(
         PlainEvaluator(mlp, mlp_split, Layout.of(mlp)), n_jobs=2, backend="threading", n_chunks=3
     )
+    threads = torch.get_num_threads()
     result = evaluator(masks)
     np.testing.assert_array_equal(result["loss"], expected["loss"])
     np.testing.assert_array_equal(result["error"], expected["error"])
+    # the threads ran in this process: its torch thread count is left as it was
+    assert torch.get_num_threads() == threads
 
 
 @pytest.mark.slow
