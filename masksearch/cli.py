@@ -481,7 +481,16 @@ def resolve_run_config(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
                 "options to continue it, or start a new run with another --out"
             )
 
-    config.setdefault("problem", default_problem_name(config.get("data_root")))
+    if "problem" not in config:
+        config["problem"] = default_problem_name(config.get("data_root"))
+        if config["problem"] != "lenet300_fashion" and not (args.quiet or args.json):
+            print(
+                "masksearch: Fashion-MNIST not found, so searching the embedded digits problem; "
+                "for the default LeNet-300-100 problem install it (Debian/Ubuntu: apt-get "
+                "install dataset-fashion-mnist) or pass --data-root DIR holding torchvision's "
+                "FashionMNIST/raw/",
+                file=sys.stderr,
+            )
     if config["problem"] not in CATALOGUE:
         raise UserError(
             f"no problem named {config['problem']!r}; choose one of {', '.join(CATALOGUE)} "

@@ -433,3 +433,16 @@ def test_warm_start_from_an_earlier_run_and_bad_names(reference, tmp_path, capsy
     assert "init" in capsys.readouterr().err
     assert main([*args, "--overwrite", "--init", "supermaks"]) == 2
     assert "unknown warm start 'supermaks'" in capsys.readouterr().err
+
+
+def test_falling_back_to_digits_says_why_and_how_to_get_the_default(monkeypatch, capsys):
+    import problems
+    from masksearch.cli import resolve_run_config
+
+    monkeypatch.setattr(problems, "default_problem_name", lambda root=None: "digits_mlp")
+    config, _ = resolve_run_config(build_parser().parse_args(["run"]))
+    assert config["problem"] == "digits_mlp"
+    note = capsys.readouterr().err
+    assert "Fashion-MNIST not found" in note and "apt-get install dataset-fashion-mnist" in note
+    resolve_run_config(build_parser().parse_args(["run", "--quiet"]))
+    assert capsys.readouterr().err == ""
