@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -79,6 +80,15 @@ def write_npz(handle: IO[bytes], arrays: dict[str, Any], *, compress: bool = Tru
             info.create_system = 3  # unix, whatever the writing machine
             info.external_attr = 0o644 << 16
             archive.writestr(info, buffer.getvalue())
+
+
+def refused_global(error: BaseException) -> str | None:
+    """What ``torch.load(weights_only=True)`` refused to import (``module.name``), if anything.
+
+    torch's message goes on to advise ``weights_only=False``, which would run the file's code.
+    """
+    found = re.search(r"GLOBAL (\S+)", str(error))
+    return found.group(1) if found else None
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from masksearch.io import atomic_write, write_npz
+from masksearch.io import atomic_write, refused_global, write_npz
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)
@@ -466,11 +465,10 @@ def _read_format_1(path: str | os.PathLike[str]) -> tuple[Layout, np.ndarray]:
             warnings.simplefilter("ignore", UserWarning)
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        # torch's own message suggests weights_only=False: exactly what must not be done here
-        found = re.search(r"GLOBAL (\S+)", str(error))
+        found = refused_global(error)
         if found:
             raise ValueError(
-                f"it is a pickle that refers to code ({found.group(1)}), which a mask file "
+                f"it is a pickle that refers to code ({found}), which a mask file "
                 "never does; it was refused without running anything"
             ) from None
         raise ValueError(

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import pickle
-import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ import torch
 from torch import nn
 
 from masksearch import models, training
-from masksearch.io import atomic_torch_save
+from masksearch.io import atomic_torch_save, refused_global
 
 __all__ = [
     "RECIPES",
@@ -258,12 +257,10 @@ def _read(path: Path, model: str, dataset: str, recipe: Recipe) -> _Entry:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        # torch's message advises weights_only=False, which would run whatever the file holds
-        found = re.search(r"GLOBAL (\S+)", str(error))
+        found = refused_global(error)
         if found:
             raise _UnusableCache(
-                f"refers to code ({found.group(1)}), which a zoo file never does; nothing in "
-                "it was run"
+                f"refers to code ({found}), which a zoo file never does; nothing in it was run"
             ) from None
         raise _UnusableCache("cannot be read: it is damaged or not a torch file") from None
     except Exception as error:  # truncated zip, ...: all mean "rebuild"
