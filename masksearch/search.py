@@ -29,7 +29,7 @@ from masksearch.front import ParetoFront
 from masksearch.problem import PruningProblem
 from masksearch.warmstart import WarmStart, as_initial
 
-__all__ = ["CheckpointError", "Result", "search"]
+__all__ = ["CheckpointError", "Result", "search", "search_fingerprint"]
 
 Callback = Callable[[dict[str, Any]], object]
 
@@ -104,16 +104,7 @@ def search(
     ):
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     seed = _whole_number("seed", seed, "", minimum=0)
-    fingerprint = {
-        "problem": problem.name,
-        "n_genes": problem.n_genes,
-        "objectives": problem.objectives,
-        "encoding": problem.encoding.name,
-        "solver": type(solver).__name__,
-        "seed": seed,
-        "local_search": None if local_search is None else type(local_search).__name__,
-        **(fingerprint or {}),
-    }
+    fingerprint = {**search_fingerprint(problem, solver, seed, local_search), **(fingerprint or {})}
     path = Path(checkpoint) if checkpoint is not None else None
 
     if resume and path is not None and path.exists():
@@ -209,6 +200,21 @@ def search(
         stopped=stopped,
         warm_start=warm,
     )
+
+
+def search_fingerprint(
+    problem: PruningProblem, solver: Any, seed: int, local_search: Any | None = None
+) -> dict[str, Any]:
+    """What a checkpoint must share with the search that resumes it."""
+    return {
+        "problem": problem.name,
+        "n_genes": problem.n_genes,
+        "objectives": problem.objectives,
+        "encoding": problem.encoding.name,
+        "solver": type(solver).__name__,
+        "seed": seed,
+        "local_search": None if local_search is None else type(local_search).__name__,
+    }
 
 
 def _improve(problem: PruningProblem, solver: Any, front: ParetoFront, local_search: Any) -> int:

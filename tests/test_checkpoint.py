@@ -11,6 +11,7 @@ import pytest
 import masksearch as ms
 from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
 from masksearch.cli import main
+from masksearch.search import search_fingerprint
 from masksearch.solvers import SOLVERS, make_solver
 
 
@@ -35,18 +36,6 @@ def _plant(path, obj) -> None:
     path.write_bytes(pickle.dumps({"format": 2, "fingerprint": {}, "solver": obj}))
 
 
-def _fingerprint(problem, solver, seed=0, local_search=None) -> dict:
-    return {
-        "problem": problem.name,
-        "n_genes": problem.n_genes,
-        "objectives": problem.objectives,
-        "encoding": problem.encoding.name,
-        "solver": type(solver).__name__,
-        "seed": seed,
-        "local_search": None if local_search is None else type(local_search).__name__,
-    }
-
-
 @pytest.mark.parametrize("name", SOLVERS)
 def test_every_shipped_solver_checkpoint_loads_through_the_allow_list(
     tmp_path, digits_problem, name
@@ -56,7 +45,7 @@ def test_every_shipped_solver_checkpoint_loads_through_the_allow_list(
     local_search = ms.GradientSwaps() if name in ("nsga2", "deap-nsga2") else None
     solver = make_solver(name, **options)
     ms.search(digits_problem, solver, budget=30, seed=0, checkpoint=path, local_search=local_search)
-    state = load_checkpoint(path, _fingerprint(digits_problem, solver, local_search=local_search))
+    state = load_checkpoint(path, search_fingerprint(digits_problem, solver, 0, local_search))
     assert type(state["solver"]) is type(solver)
     assert len(state["front"]) > 0
 
