@@ -16,7 +16,9 @@ Per seed, every row starts from the same committed dense model and judges masks 
   local search (the ablation of that piece).
 
 Wall times include seeding. Results: mean ± std over seeds in ``warm_start.{json,md}``; the
-seeded search's masks of seed 0 are saved in ``torch.nn.utils.prune`` form.
+seeded search's masks of seed 0 are saved in ``torch.nn.utils.prune`` form (committed for the
+3-epoch seeds only, ``warm_start_e3_mask_*.pt``: at 2 MB each, the repository must stay small
+enough to travel to the GPU machine).
 """
 
 from __future__ import annotations
