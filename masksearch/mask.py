@@ -101,6 +101,31 @@ class Layout:
                 )
         return cls(tuple(chosen), tuple(tuple(params[n].shape) for n in chosen))
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """``names``, ``ndims`` (each tensor's rank) and ``dims`` (the shapes concatenated):
+        the layout as plain arrays, for files read without pickle."""
+        return {
+            "names": np.asarray(self.names, dtype=np.str_),
+            "ndims": np.asarray([len(s) for s in self.shapes], dtype=np.int64),
+            "dims": np.asarray([d for s in self.shapes for d in s], dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, names: np.ndarray, ndims: np.ndarray, dims: np.ndarray) -> Layout:
+        """The layout :meth:`to_arrays` wrote; ``ValueError`` for arrays that do not fit."""
+        if names.dtype.kind != "U" or names.ndim != 1:
+            raise ValueError(f"its names are {names.dtype} of shape {names.shape}, not strings")
+        if (
+            ndims.shape != names.shape
+            or ndims.dtype.kind not in "iu"
+            or dims.dtype.kind not in "iu"
+        ):
+            raise ValueError("its shapes (ndims, dims) do not match its names")
+        if int(ndims.sum()) != len(dims) or (ndims < 0).any() or (dims < 0).any():
+            raise ValueError("its shapes (ndims, dims) are inconsistent")
+        shapes = np.split(dims, np.cumsum(ndims)[:-1]) if len(ndims) else []
+        return cls(tuple(str(n) for n in names), tuple(tuple(int(d) for d in s) for s in shapes))
+
     @property
     def sizes(self) -> tuple[int, ...]:
         return tuple(int(np.prod(s)) for s in self.shapes)
@@ -331,12 +356,11 @@ class Mask:
         and ``bits`` (the flat mask, ``np.packbits``). The same mask always gives the same
         bytes: the archive is stored uncompressed with fixed dates.
         """
-        shapes = [tuple(t.shape) for t in self.tensors.values()]
         arrays = {
             "format": np.asarray(FILE_FORMAT, dtype=np.int64),
-            "names": np.asarray(self.names, dtype=np.str_),
-            "ndims": np.asarray([len(s) for s in shapes], dtype=np.int64),
-            "dims": np.asarray([d for s in shapes for d in s], dtype=np.int64),
+            **Layout(
+                tuple(self.names), tuple(tuple(t.shape) for t in self.tensors.values())
+            ).to_arrays(),
             "bits": np.packbits(self.flat()),
         }
         atomic_write(path, lambda handle: write_npz(handle, arrays, compress=False))
@@ -433,17 +457,8 @@ def _read_npz(path: str | os.PathLike[str]) -> tuple[Layout, np.ndarray]:
                 f"it has format {int(version)}, this masksearch reads {FILE_FORMAT} and 1"
                 + ("; a newer masksearch wrote it, so upgrade masksearch" if newer else "")
             )
-        names = stored["names"]
-        ndims, dims = stored["ndims"], stored["dims"]
+        layout = Layout.from_arrays(stored["names"], stored["ndims"], stored["dims"])
         bits = stored["bits"]
-    if names.dtype.kind != "U" or names.ndim != 1:
-        raise ValueError(f"its names are {names.dtype} of shape {names.shape}, not strings")
-    if ndims.shape != names.shape or ndims.dtype.kind not in "iu" or dims.dtype.kind not in "iu":
-        raise ValueError("its shapes (ndims, dims) do not match its names")
-    if int(ndims.sum()) != len(dims) or (ndims < 0).any() or (dims < 0).any():
-        raise ValueError("its shapes (ndims, dims) are inconsistent")
-    shapes = np.split(dims, np.cumsum(ndims)[:-1]) if len(ndims) else []
-    layout = Layout(tuple(str(n) for n in names), tuple(tuple(int(d) for d in s) for s in shapes))
     return layout, bits
 
 

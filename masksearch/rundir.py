@@ -249,9 +249,7 @@ def save_masks(
     arrays: dict[str, np.ndarray] = {
         "format": np.array(MASKS_FORMAT),
         "n_total": np.array(layout.n_total),
-        "names": np.array(layout.names, dtype=str),
-        "ndims": np.array([len(s) for s in layout.shapes], dtype=np.int64),
-        "dims": np.array([d for s in layout.shapes for d in s], dtype=np.int64),
+        **layout.to_arrays(),
         "bits": np.packbits(masks, axis=1),
     }
     if genomes is not None:
@@ -275,8 +273,7 @@ def load_masks(path: str | os.PathLike[str]) -> tuple[Layout, np.ndarray]:
     """The layout and the ``(P, n_total)`` bool flat masks stored by :func:`save_masks`."""
     try:
         with np.load(path, allow_pickle=False) as stored:
-            names = tuple(str(n) for n in stored["names"])
-            ndims, dims = stored["ndims"].tolist(), stored["dims"].tolist()
+            layout = Layout.from_arrays(stored["names"], stored["ndims"], stored["dims"])
             n_total = int(stored["n_total"])
             bits = stored["bits"]
     except FileNotFoundError:
@@ -285,11 +282,6 @@ def load_masks(path: str | os.PathLike[str]) -> tuple[Layout, np.ndarray]:
         ) from None
     except Exception as error:  # any unreadable file is the same problem to the user
         raise ValueError(f"{path} is not a masksearch masks file ({error})") from None
-    shapes, start = [], 0
-    for ndim in ndims:
-        shapes.append(tuple(dims[start : start + ndim]))
-        start += ndim
-    layout = Layout(names, tuple(shapes))
     if layout.n_total != n_total:
         raise ValueError(f"{path} is damaged: its layout does not add up to {n_total} weights")
     masks = np.unpackbits(bits, axis=1, count=n_total).astype(bool)
