@@ -30,7 +30,7 @@ from pathlib import Path
 
 from _common import environment, pin_dense_models
 
-import problems
+from masksearch import catalogue
 from masksearch.evaluators import ScreenedEvaluator, SurrogateEvaluator
 from masksearch.search import search
 from masksearch.solvers import make_solver
@@ -54,7 +54,7 @@ PROBLEM_OPTIONS = {
 
 def run(args: argparse.Namespace, screened: bool, seed: int) -> dict:
     # a fresh exact evaluator per run
-    problem = problems.lenet300_fashion(**PROBLEM_OPTIONS, device=args.device)
+    problem = catalogue.lenet300_fashion(**PROBLEM_OPTIONS, device=args.device)
     label = "screened" if screened else "exact"
     build_seconds = 0.0
     if screened:

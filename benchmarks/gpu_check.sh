@@ -71,7 +71,7 @@ export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 
 if ! "$PY" - <<'EOF'; then
-import masksearch, problems, pymoo.algorithms.moo.nsga2, deap, moocore  # noqa: F401
+import masksearch, pymoo.algorithms.moo.nsga2, deap, moocore  # noqa: F401
 from masksearch import data, zoo
 print("fashion-mnist from", data.locate("fashion-mnist"))
 for model in ("lenet300", "lenet5"):

@@ -64,9 +64,8 @@ import torch
 from _common import environment, pin_dense_models
 from bench_screening import KEEP as SCREEN_KEEP  # the fraction bench_screening.py measured
 
-import problems
+from masksearch import catalogue, evaluators, zoo
 from masksearch import data as datasets
-from masksearch import evaluators, zoo
 from masksearch.local_search import GradientSwaps
 from masksearch.mask import Mask
 from masksearch.methods import MethodError, make_method
@@ -78,8 +77,8 @@ from masksearch.training import evaluate, finetune, resolve_device
 RESULTS = Path(__file__).resolve().parent / "results"
 
 PROBLEMS: dict[str, Callable[..., PruningProblem]] = {
-    "lenet300_fashion": problems.lenet300_fashion,
-    "lenet5_fashion": problems.lenet5_fashion,
+    "lenet300_fashion": catalogue.lenet300_fashion,
+    "lenet5_fashion": catalogue.lenet5_fashion,
 }
 # row label -> (registered solver, surrogate screening, one run per density, local search)
 SOLVERS: dict[str, tuple[str, bool, bool, bool]] = {

@@ -37,9 +37,8 @@ import numpy as np
 import torch
 from _common import environment, pin_dense_models
 
-import problems
+from masksearch import catalogue, evaluators, models
 from masksearch import data as datasets
-from masksearch import evaluators, models
 from masksearch.data import Split
 from masksearch.problem import PruningProblem
 from masksearch.search import search
@@ -114,11 +113,11 @@ def size_problem(model_name: str, n_samples: int, device: str) -> tuple[PruningP
         "encoding": "weights",
     }
     if model_name == "lenet300":
-        return problems.lenet300_fashion(**options), "Fashion-MNIST validation (trained model)"
+        return catalogue.lenet300_fashion(**options), "Fashion-MNIST validation (trained model)"
     if model_name == "lenet5":
-        return problems.lenet5_fashion(**options), "Fashion-MNIST validation (trained model)"
+        return catalogue.lenet5_fashion(**options), "Fashion-MNIST validation (trained model)"
     if datasets.available("cifar10"):
-        return problems.resnet20_cifar10(**options), "CIFAR-10 validation (trained model)"
+        return catalogue.resnet20_cifar10(**options), "CIFAR-10 validation (trained model)"
     generator = torch.Generator().manual_seed(0)
     split = Split(
         torch.randn(n_samples, 3, 32, 32, generator=generator),
@@ -204,7 +203,7 @@ def measure_population(args: argparse.Namespace, echo: Callable[[str], None]) ->
 def measure_dask(args: argparse.Namespace, echo: Callable[[str], None]) -> dict[str, Any]:
     import distributed
 
-    base = problems.lenet300_fashion(
+    base = catalogue.lenet300_fashion(
         objectives=("loss", "density"), densities=DENSITIES, val_samples=args.preset["dask_samples"]
     )
 

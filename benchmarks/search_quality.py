@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from _common import environment, pin_dense_models
 
-import problems
+from masksearch import catalogue
 from masksearch.local_search import GradientSwaps
 from masksearch.mask import Mask
 from masksearch.search import search
@@ -135,7 +135,7 @@ def main() -> None:
         parser.error(str(error))
     pin_dense_models()
 
-    problem = problems.lenet300_fashion(
+    problem = catalogue.lenet300_fashion(
         encoding=args.encoding,
         objectives=(args.objective, "density"),
         val_samples=args.val_samples,

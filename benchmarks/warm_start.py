@@ -36,7 +36,7 @@ import torch
 from _common import environment, pin_dense_models
 
 import masksearch as ms
-import problems
+from masksearch import catalogue
 from masksearch.methods import make_method
 from masksearch.training import evaluate
 
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     pin_dense_models()
-    problem = problems.lenet300_fashion(objectives=("loss", "density"), densities=DENSITIES)
+    problem = catalogue.lenet300_fashion(objectives=("loss", "density"), densities=DENSITIES)
 
     runs = []
     for seed in range(args.seeds):

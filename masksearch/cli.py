@@ -440,7 +440,7 @@ def resolve_run_config(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
 
     Returns the configuration and whether this run resumes.
     """
-    from problems import CATALOGUE, default_problem_name
+    from masksearch.catalogue import CATALOGUE, default_problem_name
 
     flags = validate_values({key: getattr(args, key, None) for key in CONFIG_KEYS}, "command line")
     from_file = validate_values(load_toml(args.config), args.config) if args.config else {}
@@ -554,10 +554,9 @@ def _check_encoding(name: str) -> None:
 
 def build_problem(config: dict[str, Any], *, note: Any = None) -> Any:
     """The catalogued problem ``config`` describes (trains its dense model on first use)."""
-    import problems
-    from masksearch import zoo
+    from masksearch import catalogue, zoo
 
-    info = problems.CATALOGUE[config["problem"]]
+    info = catalogue.CATALOGUE[config["problem"]]
     root = config.get("data_root")
     if (
         note is not None
@@ -574,7 +573,7 @@ def build_problem(config: dict[str, Any], *, note: Any = None) -> Any:
             options[key] = config[key]
     if config.get("encoding_options"):
         options["encoding_options"] = config["encoding_options"]
-    return problems.get(config["problem"], **options)
+    return catalogue.get(config["problem"], **options)
 
 
 def resolved_config(config: dict[str, Any], problem: Any) -> dict[str, Any]:
@@ -669,7 +668,7 @@ def fingerprint(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_problems(args: argparse.Namespace) -> int:
-    from problems import default_problem_name, list_problems
+    from masksearch.catalogue import default_problem_name, list_problems
 
     default = default_problem_name(args.data_root)
     rows = []
@@ -915,7 +914,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import problems
+    from masksearch import catalogue
     from masksearch import data as datasets
     from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
@@ -968,7 +967,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     test = problem.test_data if problem.test_data is not None else problem.data
     if epochs:
         dataset = datasets.load(
-            problems.CATALOGUE[config["problem"]].dataset, root=config.get("data_root")
+            catalogue.CATALOGUE[config["problem"]].dataset, root=config.get("data_root")
         )
         if not args.json:
             print(f"fine-tuning member #{member['index']} for {epochs} epoch(s)", file=sys.stderr)

@@ -35,6 +35,8 @@ class PruningProblem:
     multiply-accumulates of one forward pass). ``max_density`` and ``min_accuracy`` are
     constraints. ``densities`` are the densities the problem targets: the magnitude masks at
     those densities seed every search, so a search never ends worse than magnitude there.
+    ``source`` says how to build the problem again (see :mod:`masksearch.catalogue`); the
+    catalogue sets it, and a run saved without it can be reported but not exported.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class PruningProblem:
         test_data: Split | None = None,
         encoding_options: dict | None = None,
         train_data: Split | None = None,
+        source: str | None = None,
     ) -> None:
         split = data.val if isinstance(data, Dataset) else data
         if test_data is None and isinstance(data, Dataset):
@@ -88,6 +91,9 @@ class PruningProblem:
         _check_fits(model, split)
 
         self.name = name
+        # how to build this problem again (a catalogue name, an entry point or
+        # 'pkg.module:function'), so `masksearch report/export` and --resume can
+        self.source = source
         self.model = model.eval()
         self.data = split
         self.test_data = test_data

@@ -1,27 +1,7 @@
-"""Ready-made pruning problems (``problems.get(name)``, ``problems.list_problems()``)."""
+"""Example problems written as a user writes them, for ``--problem problems.NAME:function``.
 
-from __future__ import annotations
-
-from problems.catalogue import (
-    CATALOGUE,
-    ProblemInfo,
-    default_problem_name,
-    digits_mlp,
-    get,
-    lenet5_fashion,
-    lenet300_fashion,
-    list_problems,
-    resnet20_cifar10,
-)
-
-__all__ = [
-    "CATALOGUE",
-    "ProblemInfo",
-    "default_problem_name",
-    "digits_mlp",
-    "get",
-    "lenet300_fashion",
-    "lenet5_fashion",
-    "list_problems",
-    "resnet20_cifar10",
-]
+The shipped problems live in :mod:`masksearch.catalogue` (``masksearch problems`` lists them);
+this directory shows the other way in: a module with a function that returns a
+:class:`masksearch.PruningProblem`, run from the repository root with
+``masksearch run --problem problems.tiny_mlp:make_problem``.
+"""

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-import problems
+from masksearch import catalogue
 
 
 @pytest.fixture(scope="session")
 def digits_problem():
     """The embedded digits problem (dense model trained once and cached)."""
-    return problems.digits_mlp()
+    return catalogue.digits_mlp()

@@ -436,10 +436,10 @@ def test_warm_start_from_an_earlier_run_and_bad_names(reference, tmp_path, capsy
 
 
 def test_falling_back_to_digits_says_why_and_how_to_get_the_default(monkeypatch, capsys):
-    import problems
+    from masksearch import catalogue
     from masksearch.cli import resolve_run_config
 
-    monkeypatch.setattr(problems, "default_problem_name", lambda root=None: "digits_mlp")
+    monkeypatch.setattr(catalogue, "default_problem_name", lambda root=None: "digits_mlp")
     config, _ = resolve_run_config(build_parser().parse_args(["run"]))
     assert config["problem"] == "digits_mlp"
     note = capsys.readouterr().err

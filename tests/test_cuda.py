@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import problems
-from masksearch import models, training
+from masksearch import catalogue, models, training
 from masksearch.data import Split
 from masksearch.evaluators import (
     BatchedEvaluator,
@@ -155,7 +154,7 @@ def test_mask_apply_and_finetune_on_the_gpu_keep_pruned_weights_zero() -> None:
 
 
 def test_catalogue_problem_with_device_auto_uses_the_gpu() -> None:
-    problem = problems.digits_mlp(device="auto")
+    problem = catalogue.digits_mlp(device="auto")
     assert problem.evaluator.device.type == "cuda"
     metrics = problem.evaluate(problem.magnitude_genomes()).metrics
     assert np.all((metrics["error"] >= 0) & (metrics["error"] <= 1))

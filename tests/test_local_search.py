@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import problems
+from masksearch import catalogue
 from masksearch.front import ParetoFront
 from masksearch.local_search import GradientSwaps, mask_gradient
 from masksearch.search import search
@@ -17,7 +17,7 @@ from masksearch.solvers import SOLVERS, PymooSolver, make_solver
 @pytest.fixture(scope="module")
 def loss_problem():
     """digits with the loss as first objective (what the local search improves best)."""
-    return problems.digits_mlp(objectives=("loss", "density"), densities=(0.1, 0.05))
+    return catalogue.digits_mlp(objectives=("loss", "density"), densities=(0.1, 0.05))
 
 
 def _front_of(problem, genomes) -> ParetoFront:
@@ -143,7 +143,7 @@ def test_bad_settings_and_encodings_are_refused(loss_problem) -> None:
         GradientSwaps(children=0)
     with pytest.raises(ValueError, match="steps"):
         GradientSwaps(steps=1.5)
-    pool = problems.digits_mlp(encoding="levels")
+    pool = catalogue.digits_mlp(encoding="levels")
     with pytest.raises(ValueError, match="'weights' encoding"):
         GradientSwaps().setup(pool, np.random.default_rng(0))
     with pytest.raises(RuntimeError, match="setup"):

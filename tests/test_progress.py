@@ -108,9 +108,9 @@ def test_format_duration():
 
 
 def test_stop_on_signal_stops_after_the_generation_it_was_asked_in(tmp_path):
+    from masksearch.catalogue import digits_mlp
     from masksearch.search import search
     from masksearch.solvers import make_solver
-    from problems import digits_mlp
 
     problem = digits_mlp(val_samples=100)
     handler_before = signal.getsignal(signal.SIGINT)

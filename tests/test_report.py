@@ -24,9 +24,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A small real search on digits, its results and report written."""
+    from masksearch.catalogue import digits_mlp
     from masksearch.search import search
     from masksearch.solvers import make_solver
-    from problems import digits_mlp
 
     problem = digits_mlp(val_samples=150)
     result = search(problem, make_solver("nsga2", pop_size=20), budget=100, seed=0)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import problems
+from masksearch import catalogue
 from masksearch import data as datasets
 from masksearch.mask import Mask
 
@@ -90,7 +90,7 @@ def test_search_beats_magnitude_at_the_quick_density(quick_run) -> None:
         if r["table"] == "mask" and r["density"] == density and r["model"] == "lenet300_fashion"
     }
     # the magnitude figure in the report, against a plain masked forward pass computed here
-    problem = problems.lenet300_fashion(val_samples=64)
+    problem = catalogue.lenet300_fashion(val_samples=64)
     mask = Mask.magnitude(problem.model, density)
     model = mask.apply(copy.deepcopy(problem.model)).eval()
     with torch.no_grad():

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import problems
-from masksearch import models, search
+from masksearch import catalogue, models, search
 from masksearch.evaluators import (
     IncrementalEvaluator,
     PlainEvaluator,
@@ -616,7 +615,7 @@ def test_an_interrupted_search_resumes_to_the_uninterrupted_front(tmp_path, inte
     # the incremental evaluator (the default for the digits MLP) decides the last bits of the
     # losses from what it caches: without its state in the checkpoint the resumed front differs
     def run(**options):
-        problem = problems.digits_mlp(objectives=("loss", "density"))
+        problem = catalogue.digits_mlp(objectives=("loss", "density"))
         assert isinstance(problem.evaluator, IncrementalEvaluator)
         solver = make_solver("nsga2", pop_size=16)
         return search(problem, solver, budget=128, seed=0, **options)

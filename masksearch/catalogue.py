@@ -1,0 +1,345 @@
+"""Pruning problems by name: the shipped ones declared as data, and anyone's by reference.
+
+A problem is named in one of three ways, everywhere a name is taken (``get``, the CLI's
+``--problem``, a run's ``config.json``):
+
+- a row of :data:`CATALOGUE` (``"lenet300_fashion"``): a dense model from :mod:`masksearch.zoo`
+  (trained on first use and cached), a dataset from :mod:`masksearch.data` and defaults — one
+  :class:`ProblemSpec` each, all built by :func:`build`;
+- an entry point of the ``masksearch.problems`` group that an installed package declares
+  (``[project.entry-points."masksearch.problems"] mine = "mypkg.models:make_problem"``);
+- a reference ``"pkg.module:function"`` to a function that returns a
+  :class:`~masksearch.PruningProblem` (the current directory is searched for the module, as
+  ``python -m`` does).
+
+Options (``encoding``, ``densities``, ``device``…) go to the function; a user's function receives
+only those its signature names, and an option it does not take is an error that says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from masksearch import data as datasets
+from masksearch import zoo
+from masksearch.problem import PruningProblem
+
+__all__ = [
+    "CATALOGUE",
+    "ENTRY_POINT_GROUP",
+    "ProblemError",
+    "ProblemSpec",
+    "UserProblem",
+    "build",
+    "default_problem_name",
+    "digits_mlp",
+    "get",
+    "lenet300_fashion",
+    "lenet5_fashion",
+    "list_problems",
+    "resnet20_cifar10",
+    "resolve",
+]
+
+ENTRY_POINT_GROUP = "masksearch.problems"
+
+
+class ProblemError(ValueError):
+    """A problem name or reference that does not lead to a problem."""
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """One shipped problem: which dense model on which dataset, and its default settings."""
+
+    name: str
+    model: str
+    dataset: str
+    description: str
+    encoding: str = "weights"
+    densities: tuple[float, ...] = (0.05, 0.02, 0.01)
+    #: validation samples each mask is judged on (None: the whole validation split)
+    val_samples: int | None = None
+    device: str = "cpu"
+    objectives: tuple[str, ...] = ("error", "density")
+
+    def available(self, root: str | None = None) -> bool:
+        """Whether the dataset is present (under ``root`` or the usual places)."""
+        return datasets.available(self.dataset, root=root)
+
+    def build(self, **options: Any) -> PruningProblem:
+        return build(self, **options)
+
+
+@dataclass(frozen=True)
+class UserProblem:
+    """A problem made by someone's function (an entry point or a ``module:function`` reference)."""
+
+    name: str
+    factory: Callable[..., PruningProblem]
+    description: str = ""
+    #: which option names the function takes (None: any, it has ``**options``)
+    accepts: frozenset[str] | None = field(default=None)
+
+    dataset: None = None
+    model: None = None
+
+    def available(self, root: str | None = None) -> bool:
+        return True  # only the function knows; it says so when it runs
+
+    def build(self, **options: Any) -> PruningProblem:
+        given = {key: value for key, value in options.items() if value is not None}
+        if self.accepts is not None:
+            if "root" not in self.accepts:
+                # a function that loads no shipped dataset has no use for a data root
+                given.pop("root", None)
+            refused = sorted(set(given) - self.accepts)
+            if refused:
+                raise ProblemError(
+                    f"{self.name} takes no {refused[0]!r} option (its parameters: "
+                    f"{', '.join(sorted(self.accepts)) or 'none'}); drop that setting or add "
+                    "the parameter to the function"
+                )
+        problem = self.factory(**given)
+        if not isinstance(problem, PruningProblem):
+            raise ProblemError(
+                f"{self.name} returned a {type(problem).__name__}, not a masksearch.PruningProblem"
+            )
+        # the reference rebuilds it (masksearch report/export, --resume); a name set by the
+        # function wins only when it is a reference too
+        problem.source = self.name
+        return problem
+
+
+def _user_problem(name: str, factory: Any) -> UserProblem:
+    if not callable(factory):
+        raise ProblemError(f"{name} is a {type(factory).__name__}, not a function")
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature: pass everything
+        accepts = None
+    else:
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            accepts = None
+        else:
+            accepts = frozenset(
+                p.name
+                for p in parameters
+                if p.kind
+                in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            )
+    doc = inspect.getdoc(factory) or ""
+    return UserProblem(name, factory, doc.split("\n\n")[0], accepts)
+
+
+# The table: one row per shipped problem. Comments say why a default differs.
+CATALOGUE: dict[str, ProblemSpec] = {
+    spec.name: spec
+    for spec in (
+        ProblemSpec(
+            "digits_mlp",
+            "digits_mlp",
+            "digits",
+            "MLP 64-128-64-10 on scikit-learn's digits (embedded data: always available, seconds)",
+            densities=(0.2, 0.1, 0.05),
+        ),
+        # all 5,000 validation images: masks chosen on 1,024 of them overfit those
+        # (benchmarks/results/search_quality_val1024.md), and incremental evaluation keeps the
+        # larger split affordable
+        ProblemSpec(
+            "lenet300_fashion",
+            "lenet300",
+            "fashion-mnist",
+            "LeNet-300-100 on Fashion-MNIST (266,200 prunable weights)",
+        ),
+        ProblemSpec(
+            "lenet5_fashion",
+            "lenet5",
+            "fashion-mnist",
+            "LeNet-5 (Caffe variant) on Fashion-MNIST (430,500 prunable weights)",
+            val_samples=1024,
+        ),
+        ProblemSpec(
+            "resnet20_cifar10",
+            "resnet20",
+            "cifar10",
+            "ResNet-20 on CIFAR-10 (needs CIFAR-10 under a data root; a GPU helps)",
+            encoding="levels",
+            densities=(0.5, 0.3, 0.1),
+            val_samples=1024,
+            device="auto",
+        ),
+    )
+}
+
+_UNSET: Any = object()
+
+
+def build(
+    spec: ProblemSpec | str,
+    *,
+    encoding: str | None = None,
+    objectives: Any = None,
+    densities: Any = None,
+    val_samples: int | None = _UNSET,
+    root: str | None = None,
+    device: str | None = None,
+    **options: Any,
+) -> PruningProblem:
+    """The one builder of shipped problems: ``spec``'s dense model and data, its defaults
+    overridden by the arguments (``val_samples=None``: the whole validation split); other
+    ``options`` go to :class:`~masksearch.PruningProblem` (``evaluator``, ``encoding_options``…).
+    """
+    if isinstance(spec, str):
+        spec = _catalogued(spec)
+    loaded = datasets.load(spec.dataset, root=root)
+    model = zoo.pretrained(spec.model, spec.dataset, root=root, device="cpu")
+    samples = spec.val_samples if val_samples is _UNSET else val_samples
+    val = loaded.val if samples is None else loaded.val.subset(samples)
+    problem = PruningProblem(
+        model,
+        val,
+        name=spec.name,
+        encoding=encoding or spec.encoding,
+        objectives=tuple(objectives or spec.objectives),
+        densities=tuple(densities or spec.densities),
+        device=device or spec.device,
+        test_data=loaded.test,
+        train_data=loaded.train,
+        **options,
+    )
+    problem.source = spec.name
+    return problem
+
+
+def _catalogued(name: str) -> ProblemSpec:
+    if name not in CATALOGUE:
+        raise ProblemError(
+            f"no problem named {name!r}; choose one of {', '.join(CATALOGUE)} "
+            "(`masksearch problems` lists them), a package's entry point, or give "
+            "'pkg.module:function' for your own"
+        )
+    return CATALOGUE[name]
+
+
+def _shipped(name: str) -> Callable[..., PruningProblem]:
+    spec = CATALOGUE[name]
+
+    def make(**options: Any) -> PruningProblem:
+        return build(spec, **options)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = (
+        f"{spec.description}.\n\nDefaults: encoding {spec.encoding!r}, densities "
+        f"{spec.densities}, val_samples {spec.val_samples}, device {spec.device!r}; every "
+        "keyword of :func:`masksearch.catalogue.build` overrides them."
+    )
+    return make
+
+
+digits_mlp = _shipped("digits_mlp")
+lenet300_fashion = _shipped("lenet300_fashion")
+lenet5_fashion = _shipped("lenet5_fashion")
+resnet20_cifar10 = _shipped("resnet20_cifar10")
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    found = metadata.entry_points()
+    group = (
+        found.select(group=ENTRY_POINT_GROUP)
+        if hasattr(found, "select")
+        else found.get(ENTRY_POINT_GROUP, [])  # type: ignore[attr-defined]
+    )
+    return {entry.name: entry for entry in group}
+
+
+@contextmanager
+def _working_directory_importable() -> Iterator[None]:
+    # `masksearch` is a console script: unlike `python -m`, it does not put the current
+    # directory on sys.path, yet `--problem mymodels:make` is meant for a file right there
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(cwd)
+
+
+def resolve(name: str) -> ProblemSpec | UserProblem:
+    """What ``name`` refers to: a catalogue row, an entry point or ``pkg.module:function``."""
+    if not isinstance(name, str) or not name:
+        raise ProblemError(f"a problem is named by a non-empty string, got {name!r}")
+    if name in CATALOGUE:
+        return CATALOGUE[name]
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        if not module_name or not attribute:
+            raise ProblemError(f"give a problem reference as 'pkg.module:function', got {name!r}")
+        with _working_directory_importable():
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as error:
+                if error.name and module_name.startswith(error.name):
+                    raise ProblemError(
+                        f"cannot import {module_name!r} for problem {name!r}: no module "
+                        f"{error.name!r} in the current directory or on PYTHONPATH"
+                    ) from None
+                raise
+        target: Any = module
+        for part in attribute.split("."):
+            if not hasattr(target, part):
+                raise ProblemError(
+                    f"module {module_name!r} has no {attribute!r} (problem {name!r})"
+                )
+            target = getattr(target, part)
+        return _user_problem(name, target)
+    entries = _entry_points()
+    if name in entries:
+        return _user_problem(name, entries[name].load())
+    return _catalogued(name)
+
+
+def get(name: str, **options: Any) -> PruningProblem:
+    """Build the problem ``name`` (see :func:`resolve`) with ``options``."""
+    return resolve(name).build(**options)
+
+
+def list_problems(*, entry_points: bool = True) -> list[ProblemSpec | UserProblem]:
+    """The catalogue's problems, in order, then those installed packages register."""
+    listed: list[ProblemSpec | UserProblem] = list(CATALOGUE.values())
+    if entry_points:
+        for name, entry in sorted(_entry_points().items()):
+            if name in CATALOGUE:
+                continue  # a package cannot shadow a shipped problem
+            try:
+                found = _user_problem(entry.value, entry.load())
+                listed.append(dataclasses.replace(found, name=name))
+            except Exception as error:  # one broken plug-in must not hide the others
+                listed.append(UserProblem(name, _broken(error), f"cannot load: {error}"))
+    return listed
+
+
+def _broken(error: Exception) -> Callable[..., PruningProblem]:
+    def fail(**options: Any) -> PruningProblem:
+        raise ProblemError(f"the problem's package failed to load: {error}")
+
+    return fail
+
+
+def default_problem_name(root: str | None = None) -> str:
+    """Fashion-MNIST's LeNet-300-100 when that data is present, the embedded digits otherwise."""
+    return "lenet300_fashion" if datasets.available("fashion-mnist", root=root) else "digits_mlp"
