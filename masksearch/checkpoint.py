@@ -85,6 +85,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     | _names("numpy.random._philox", "Philox")
     | _names("numpy.random._sfc64", "SFC64")
     | _names("numpy.random.bit_generator", "SeedSequence", "__pyx_unpickle_SeedSequence")
+    # encodings.py became a package: checkpoints written before name the classes by the
+    # package (still re-exported there), newer ones by the module that defines them
     | _names(
         "masksearch.encodings",
         "WeightsEncoding",
@@ -92,6 +94,10 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         "LevelsEncoding",
         "ChannelsEncoding",
     )
+    | _names("masksearch.encodings.weights", "WeightsEncoding")
+    | _names("masksearch.encodings.pool", "PoolEncoding")
+    | _names("masksearch.encodings.levels", "LevelsEncoding")
+    | _names("masksearch.encodings.channels", "ChannelsEncoding")
     | _names("masksearch.front", "ParetoFront")
     | _names("masksearch.local_search", "GradientSwaps")
     | _names("masksearch.mask", "Layout")

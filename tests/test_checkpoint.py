@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 import masksearch as ms
-from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
+from masksearch import models
+from masksearch.checkpoint import (
+    CheckpointError,
+    SafeUnpickler,
+    load_checkpoint,
+    save_checkpoint,
+    trust,
+)
 from masksearch.cli import main
+from masksearch.encodings import make_encoding
 from masksearch.search import search_fingerprint
 from masksearch.solvers import SOLVERS, make_solver
 
@@ -117,3 +125,35 @@ def test_checkpoint_round_trip_keeps_the_fingerprint(tmp_path) -> None:
     assert state["n_evals"] == 3 and np.array_equal(state["array"], np.arange(4))
     with pytest.raises(CheckpointError, match="different search"):
         load_checkpoint(path, {"seed": 2})
+
+
+@pytest.mark.parametrize("old_path", [True, False], ids=["pre-split-path", "module-path"])
+@pytest.mark.parametrize("name", ["weights", "pool", "levels", "channels"])
+def test_encoding_checkpoints_load_by_the_old_and_the_new_module_path(
+    tmp_path, monkeypatch, name, old_path
+) -> None:
+    model = models.digits_mlp(seed=0)
+    encoding = make_encoding(name, model, **({"density": 0.05} if name == "pool" else {}))
+    cls = type(encoding)
+    module = f"masksearch.encodings.{name}"
+    assert cls.__module__ == module
+    if old_path:  # what a checkpoint written while encodings was one module names
+        monkeypatch.setattr(cls, "__module__", "masksearch.encodings")
+    path = tmp_path / "checkpoint.pkl"
+    # a solver keeps bound operators too: they pickle as getattr(encoding, "mutate")
+    save_checkpoint(path, {"encoding": encoding, "mutate": encoding.mutate}, {})
+    monkeypatch.undo()
+    resolved = []
+    find_class = SafeUnpickler.find_class
+
+    def recording(self, module_name, qualname):
+        resolved.append((module_name, qualname))
+        return find_class(self, module_name, qualname)
+
+    monkeypatch.setattr(SafeUnpickler, "find_class", recording)
+    state = load_checkpoint(path, {})
+    expected = ("masksearch.encodings" if old_path else module, cls.__name__)
+    assert expected in resolved
+    assert type(state["encoding"]) is cls and state["mutate"].__self__ is state["encoding"]
+    genomes = encoding.sample(3, np.random.default_rng(0))
+    assert np.array_equal(state["encoding"].decode(genomes), encoding.decode(genomes))

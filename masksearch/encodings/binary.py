@@ -1,0 +1,153 @@
+"""The shared base of the binary encodings (``weights``, ``pool``, ``channels``): bool genes
+(:class:`_BinaryEncoding`) and the sparsity-aware operators of genomes that are mostly zeros
+(:class:`_SparseBinaryEncoding`, used by ``weights`` and ``channels``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from masksearch.encodings.base import Encoding, GenomeError, _check_rng, _log_uniform_int
+
+
+class _BinaryEncoding(Encoding):
+    dtype = np.dtype(bool)
+
+    # bounds are built on demand: stored, they would dominate what an encoding pickles
+    @property
+    def lower(self) -> np.ndarray:
+        return np.zeros(self.n_genes, dtype=np.int64)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.ones(self.n_genes, dtype=np.int64)
+
+    def _coerce(self, genomes: np.ndarray) -> np.ndarray:
+        array = self._as_population(genomes)
+        if array.dtype == bool:
+            return array.copy()
+        bad = (array != 0) & (array != 1)
+        if bad.any():
+            row, gene = np.argwhere(bad)[0]
+            raise GenomeError(
+                f"{self.name!r} genomes are binary (0/1) but gene {gene} of genome {row} is "
+                f"{array[row, gene]!r}; threshold real-valued genomes yourself "
+                "(e.g. genomes > 0.5) — masksearch does not round them silently"
+            )
+        return array != 0
+
+
+class _SparseBinaryEncoding(_BinaryEncoding):
+    """Operators for binary genomes that are mostly zeros.
+
+    Uniform bit flips and one-point crossover turn a good sparse mask into noise (a flip rate
+    of 1/n already adds as many random genes as it removes kept ones, and a cut point mixes
+    unrelated layers), so a child here gets exactly one move:
+
+    * swap: turn off k kept genes and on k dropped ones (density unchanged);
+    * add: turn on a step of 5-10% of the kept count;
+    * drop: turn off such a step (never the last kept gene).
+
+    k is log-uniform in ``1..max_swap``. Each pick prefers, with probability 1/2, the genes
+    at the kept/dropped frontier of the gene score (the largest dropped genes to add, the
+    smallest kept ones to drop; uniformly among a window of ``max(2·count, 5% of kept)``),
+    otherwise it is uniform. Crossover mixes whole blocks (rows of a weight = one neuron's
+    fan-in, or layers) and then moves the child's kept count back into the parents' range,
+    touching only genes where the parents differ.
+
+    Subclasses set ``_order`` (genes by descending score), ``_block`` (block id per gene),
+    ``_n_blocks`` and ``_max_swap``.
+    """
+
+    #: Probabilities of the swap, add and drop moves.
+    move_probabilities: tuple[float, float, float] = (0.5, 0.25, 0.25)
+    #: An add or drop step is this fraction of the kept count, drawn uniformly.
+    step_range: tuple[float, float] = (0.05, 0.10)
+    #: The biased pick chooses among this fraction of the kept count at the frontier.
+    frontier: float = 0.05
+
+    _order: np.ndarray
+    _block: np.ndarray
+    _n_blocks: int
+    _max_swap: int
+
+    def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        _check_rng(rng)
+        children = self.validate(genomes)
+        for child in children:  # rows are views: moves edit `children` in place
+            self._mutate_one(child, rng)
+        return children
+
+    def _mutate_one(self, child: np.ndarray, rng: np.random.Generator) -> None:
+        n_kept = int(child.sum())
+        n_dropped = child.size - n_kept
+        feasible = np.array([n_kept > 0 and n_dropped > 0, n_dropped > 0, n_kept > 1])
+        weights = np.asarray(self.move_probabilities, dtype=float) * feasible
+        if weights.sum() <= 0:
+            return
+        move = rng.choice(3, p=weights / weights.sum())
+        if move == 0:
+            self._swap(child, min(_log_uniform_int(rng, self._max_swap), n_kept, n_dropped), rng)
+        elif move == 1:
+            count = min(self._draw_step(n_kept, rng), n_dropped)
+            child[self._pick(~child, count, n_kept, largest=True, rng=rng)] = True
+        else:
+            count = min(self._draw_step(n_kept, rng), n_kept - 1)
+            child[self._pick(child, count, n_kept, largest=False, rng=rng)] = False
+
+    def _swap(self, child: np.ndarray, count: int, rng: np.random.Generator) -> None:
+        n_kept = int(child.sum())
+        off = self._pick(child, count, n_kept, largest=False, rng=rng)
+        on = self._pick(~child, count, n_kept, largest=True, rng=rng)
+        child[off] = False
+        child[on] = True
+
+    def _draw_step(self, n_kept: int, rng: np.random.Generator) -> int:
+        return max(1, round(rng.uniform(*self.step_range) * n_kept))
+
+    def _pick(
+        self,
+        candidates: np.ndarray,
+        count: int,
+        n_kept: int,
+        *,
+        largest: bool,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """``count`` distinct genes among ``candidates`` (a bool vector)."""
+        if rng.random() < 0.5:
+            ranked = self._order[candidates[self._order]]  # candidates, largest score first
+            window = min(ranked.size, max(2 * count, math.ceil(self.frontier * n_kept)))
+            pool = ranked[:window] if largest else ranked[ranked.size - window :]
+        else:
+            pool = np.flatnonzero(candidates)
+        return rng.choice(pool, size=count, replace=False)
+
+    def crossover(
+        self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        parents_a, parents_b = self._parents(first, second, rng)
+        take_second = rng.random((parents_a.shape[0], self._n_blocks)) < 0.5
+        children = np.where(take_second[:, self._block], parents_b, parents_a)
+        differ = parents_a != parents_b
+        kept_a, kept_b = parents_a.sum(axis=1), parents_b.sum(axis=1)
+        low, high = np.minimum(kept_a, kept_b), np.maximum(kept_a, kept_b)
+        for row, kept in enumerate(children.sum(axis=1)):
+            # both parents share the genes outside `differ`, so fixing the count there keeps
+            # everything they agree on
+            if kept > high[row]:
+                on = np.flatnonzero(children[row] & differ[row])
+                children[row, rng.choice(on, size=kept - high[row], replace=False)] = False
+            elif kept < low[row]:
+                off = np.flatnonzero(~children[row] & differ[row])
+                children[row, rng.choice(off, size=low[row] - kept, replace=False)] = True
+        return children
+
+    def _perturbed(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``genomes`` with a small random swap each (for :meth:`sample`)."""
+        for child in genomes:
+            n_kept = int(child.sum())
+            count = min(_log_uniform_int(rng, self._max_swap), n_kept, child.size - n_kept)
+            self._swap(child, count, rng)
+        return genomes
