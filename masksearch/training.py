@@ -1,8 +1,9 @@
 """Training, fine-tuning and evaluation of (masked) classifiers.
 
-A split is anything with ``.x`` (float images, NCHW) and ``.y`` (integer labels) tensors, such
-as :class:`masksearch.data.Split`; a mask is anything with ``.tensors`` mapping parameter names
-to boolean tensors, such as :class:`masksearch.mask.Mask`.
+A split is anything with ``.x`` (float images, NCHW) and ``.y`` (integer labels) tensors
+(:class:`masksearch.data.SplitLike`), such as :class:`masksearch.data.Split`; a mask is anything
+with ``.tensors`` mapping parameter names to boolean tensors, such as
+:class:`masksearch.mask.Mask`. Device names are resolved by :mod:`masksearch.device`.
 
 Training is deterministic on CPU for a given ``seed``: mini-batches are shuffled with a private
 ``torch.Generator`` and the global RNG is never touched.
@@ -14,58 +15,29 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from masksearch.data import SplitLike, split_tensors
+from masksearch.device import as_model_input, resolve_device
+
 if TYPE_CHECKING:
     from masksearch.mask import Mask
 
-__all__ = ["Evaluation", "evaluate", "finetune", "resolve_device", "train"]
+# resolve_device lives in masksearch.device; it is re-exported because callers (the CLI, local
+# search, the benchmarks) import it from here
+__all__ = ["Scores", "evaluate", "finetune", "resolve_device", "train"]
 
 OPTIMIZERS = ("sgd", "adam")
 LR_SCHEDULES = ("constant", "cosine")
 
 
-class _SplitLike(Protocol):
-    x: torch.Tensor
-    y: torch.Tensor
-
-
-def resolve_device(device: str | torch.device = "cpu") -> torch.device:
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or a ``torch.device`` into a device.
-
-    ``"auto"`` picks CUDA when a GPU is visible and the CPU otherwise.
-    """
-    if isinstance(device, str) and device.strip().lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
-        ) from None
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"device {device!r} was asked for but no CUDA device is visible; "
-                "use device='cpu' or device='auto'"
-            )
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) "
-                "are visible; use 'cuda' or 'auto'"
-            )
-    elif resolved.type not in ("cpu", "mps"):
-        raise ValueError(f"unsupported device {device!r}; use 'auto', 'cpu' or 'cuda'")
-    return resolved
-
-
 @dataclass(frozen=True)
-class Evaluation:
-    """Accuracy and mean cross-entropy of a model on ``n`` samples."""
+class Scores:
+    """Accuracy and mean cross-entropy of a model on ``n`` samples (what :func:`evaluate` gives)."""
 
     accuracy: float
     loss: float
@@ -78,11 +50,11 @@ class Evaluation:
 
 def evaluate(
     model: nn.Module,
-    split: _SplitLike,
+    split: SplitLike,
     *,
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
-) -> Evaluation:
+) -> Scores:
     """Accuracy and mean cross-entropy of ``model`` on ``split`` (eval mode, no gradients).
 
     The model is moved to ``device``; its train/eval mode is restored afterwards.
@@ -99,19 +71,19 @@ def evaluate(
         with torch.no_grad():
             _check_fits(model, x, y, target)
             for start in range(0, len(x), batch_size):
-                inputs = _as_model_input(x[start : start + batch_size], model, target)
+                inputs = as_model_input(x[start : start + batch_size], model, target)
                 labels = y[start : start + batch_size].to(target)
                 logits = model(inputs)
                 total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
                 correct += int((logits.argmax(dim=1) == labels).sum())
     finally:
         model.train(was_training)
-    return Evaluation(accuracy=correct / len(x), loss=total_loss / len(x), n=len(x))
+    return Scores(accuracy=correct / len(x), loss=total_loss / len(x), n=len(x))
 
 
 def train(
     model: nn.Module,
-    split: _SplitLike,
+    split: SplitLike,
     *,
     epochs: int,
     lr: float = 0.01,
@@ -167,7 +139,7 @@ def train(
     _zero_pruned(pruned)
 
     # the whole split goes to the device once rather than batch by batch
-    x = _as_model_input(x, model, target)
+    x = as_model_input(x, model, target)
     channels_last = uses_channels_last(model, x, target)
     if channels_last:  # in place: the optimizer's parameters stay the same objects
         model.to(memory_format=torch.channels_last)
@@ -217,7 +189,7 @@ def train(
 def finetune(
     model: nn.Module,
     mask: Mask,
-    split: _SplitLike,
+    split: SplitLike,
     *,
     epochs: int,
     lr: float = 0.01,
@@ -303,40 +275,11 @@ def _check_non_negative_float(name: str, value: object) -> None:
         raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-def split_tensors(split: _SplitLike) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(x, y)`` tensors of a split, checked (y as int64), with readable errors."""
-    x = getattr(split, "x", None)
-    y = getattr(split, "y", None)
-    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise TypeError(
-            f"expected a split with tensors .x (images) and .y (labels), such as "
-            f"masksearch.data.Split; got {type(split).__name__}"
-        )
-    if not x.is_floating_point():
-        raise TypeError(f"split.x must hold floating-point images, got dtype {x.dtype}")
-    if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
-        raise TypeError(f"split.y must hold integer class labels, got dtype {y.dtype}")
-    if y.dim() != 1 or len(x) != len(y):
-        raise ValueError(
-            f"split.x has {len(x)} samples but split.y has shape {tuple(y.shape)}; "
-            "they need one label per image"
-        )
-    if len(x) == 0:
-        raise ValueError("the split is empty; it needs at least one sample")
-    return x, y.long()
-
-
-def _as_model_input(x: torch.Tensor, model: nn.Module, device: torch.device) -> torch.Tensor:
-    reference = next(model.parameters(), None)
-    dtype = reference.dtype if reference is not None else x.dtype
-    return x.to(device=device, dtype=dtype)
-
-
 def _check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> None:
     # One sample through the model turns torch's deep shape error into a message that names
     # the data's shape; the caller has already switched to eval mode and disabled gradients.
     try:
-        logits = model(_as_model_input(x[:1], model, device))
+        logits = model(as_model_input(x[:1], model, device))
     except RuntimeError as error:
         raise ValueError(
             f"data of shape {tuple(x.shape[1:])} (per sample) does not fit the model "

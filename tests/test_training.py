@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from masksearch import models, training
+from masksearch import device, models, training
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ def test_evaluate_matches_a_hand_computation():
     split = _blobs(250)
     model = models.digits_mlp(seed=1)
     result = training.evaluate(model, split, batch_size=64)  # several batches + a ragged one
+    assert isinstance(result, training.Scores)
     with torch.no_grad():
         logits = model(split.x)
     expected_accuracy = int((logits.argmax(1) == split.y).sum()) / len(split.y)
@@ -217,12 +218,14 @@ def test_split_without_tensors_is_a_type_error():
 
 
 def test_resolve_device():
-    assert training.resolve_device("cpu") == torch.device("cpu")
-    assert training.resolve_device(torch.device("cpu")) == torch.device("cpu")
+    # it lives in masksearch.device; training re-exports it for its older callers
+    assert training.resolve_device is device.resolve_device
+    assert device.resolve_device("cpu") == torch.device("cpu")
+    assert device.resolve_device(torch.device("cpu")) == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert training.resolve_device("auto").type == expected
+    assert device.resolve_device("auto").type == expected
     with pytest.raises(ValueError, match="unknown device 'tpu0'"):
-        training.resolve_device("tpu0")
+        device.resolve_device("tpu0")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from masksearch.device import resolve_device
 from masksearch.evaluators.base import Evaluator, check_masks
 from masksearch.evaluators.batched import (
     BatchedEvaluator,
@@ -26,7 +27,6 @@ from masksearch.evaluators.plain import PlainEvaluator
 from masksearch.evaluators.prefix import PrefixCacheEvaluator
 from masksearch.evaluators.surrogate import ScreenedEvaluator, SurrogateEvaluator
 from masksearch.mask import Layout
-from masksearch.training import resolve_device
 
 __all__ = [
     "KINDS",

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from masksearch.data import split_tensors
+from masksearch.device import resolve_device
 from masksearch.mask import Layout
-from masksearch.training import resolve_device, split_tensors
 
 __all__ = [
     "Evaluator",

@@ -5,9 +5,12 @@
 >>> model, mask = methods.make_method("dns").run(model, data, 0.05, epochs=5)
 
 One-shot criteria (:class:`OneShotMethod`): ``magnitude``, ``random``, ``snip``, ``obd``,
-``wanda``, ``supermask``, ``method_a`` (a GA search). Training-time methods (:class:`TrainingMethod`): ``han``, ``gmp``,
-``dns``, ``imp``, ``method_b``, ``oneshot_finetune``. :data:`METHODS` maps every name to its
-class.
+``wanda``, ``supermask`` and ``large_plus_small`` (method A of docs/methods.md: the large
+weights plus small ones a GA picks from a pool). Training-time methods
+(:class:`TrainingMethod`): ``han``, ``gmp``, ``dns``, ``imp``, ``small_frequency`` (method B:
+greedy pruning in stages by how often each weight was small during training, with swaps) and
+``oneshot_finetune``. :data:`METHODS` maps every name to its class; the old names ``method_a``
+and ``method_b`` (and the classes ``MethodA``, ``MethodB``) still work.
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from masksearch.methods.base import (
     make_method,
     register,
 )
+from masksearch.methods.large_plus_small import LargePlusSmallGA, large_plus_small_vs_magnitude
 from masksearch.methods.method_a import MethodA, method_a_vs_magnitude
-from masksearch.methods.method_b import MethodB, SmallWeightStatistic
+from masksearch.methods.method_b import MethodB
 from masksearch.methods.oneshot import OBD, SNIP, Magnitude, RandomPruning, Wanda
+from masksearch.methods.small_frequency import SmallFrequencyGreedy, SmallWeightStatistic
 from masksearch.methods.supermask import Supermask
 from masksearch.methods.training_time import (
     DynamicNetworkSurgery,
@@ -40,6 +45,7 @@ __all__ = [
     "DynamicNetworkSurgery",
     "GradualMagnitude",
     "IterativeMagnitude",
+    "LargePlusSmallGA",
     "LotteryTicket",
     "Magnitude",
     "MethodA",
@@ -49,10 +55,12 @@ __all__ = [
     "OneShotMethod",
     "Progress",
     "RandomPruning",
+    "SmallFrequencyGreedy",
     "SmallWeightStatistic",
     "Supermask",
     "TrainingMethod",
     "Wanda",
+    "large_plus_small_vs_magnitude",
     "make_method",
     "method_a_vs_magnitude",
     "register",

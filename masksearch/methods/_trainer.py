@@ -4,7 +4,8 @@
 methods need more: rounds of fractional epochs that share one budget, masks that change between
 steps, and DNS-style "shadow" training where the forward pass uses ``W ⊙ M`` but every weight,
 pruned or not, receives the gradient. :class:`StepTrainer` provides that and counts every step
-against the budget.
+against the budget; :func:`start_run`, :func:`split_steps` and :func:`finish_run` are the
+beginning, phases and end that every training-time method shares.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from masksearch import training
-from masksearch.mask import check_finite
-from masksearch.methods.base import MethodError
+from masksearch.device import resolve_device
+from masksearch.mask import Mask, check_finite
+from masksearch.methods._util import to_mask
+from masksearch.methods.base import MethodError, Progress, TrainingMethod, emit, prunable
 
 
 class BatchStream:
@@ -90,7 +92,7 @@ class StepTrainer:
         device: str | torch.device,
         epochs: int,
     ) -> None:
-        self.device = training.resolve_device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device)
         check_finite(model)
         dtype = next(model.parameters()).dtype
@@ -126,6 +128,14 @@ class StepTrainer:
             self.optimizer = torch.optim.Adam(
                 params, lr=self.settings["lr"], weight_decay=self.settings["weight_decay"]
             )
+
+    def all_kept(self) -> dict[str, torch.Tensor]:
+        """Masks that keep every weight (the start of a run), on the trainer's device."""
+        return {n: torch.ones_like(p, dtype=torch.bool) for n, p in self.params.items()}
+
+    def magnitudes(self) -> dict[str, torch.Tensor]:
+        """|w| of every trained weight (shadow values included), detached."""
+        return {n: p.detach().abs() for n, p in self.params.items()}
 
     def device_masks(self, masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: keep.to(self.device) for name, keep in masks.items()}
@@ -190,3 +200,44 @@ class StepTrainer:
             self.zero_pruned(masks)
         self.steps_done += 1
         return loss.detach()
+
+
+def start_run(
+    method: TrainingMethod,
+    model: nn.Module,
+    split: Any,
+    epochs: int,
+    seed: int,
+    device: str | torch.device,
+) -> StepTrainer:
+    """A trainer of ``model``'s prunable weights with ``method``'s optimiser settings."""
+    names = list(prunable(model))
+    return StepTrainer(
+        model, split, names, settings=method.settings(), seed=seed, device=device, epochs=epochs
+    )
+
+
+def split_steps(total: int, parts: int, *, what: str) -> list[int]:
+    """``total`` steps in ``parts`` near-equal phases (the first ones take the remainder)."""
+    if total < parts:
+        raise MethodError(
+            f"the epoch budget gives {total} optimiser steps, fewer than the {parts} {what}; "
+            "raise epochs (or lower batch_size)"
+        )
+    base, extra = divmod(total, parts)
+    return [base + (1 if index < extra else 0) for index in range(parts)]
+
+
+def finish_run(
+    method: TrainingMethod,
+    trainer: StepTrainer,
+    masks: dict[str, torch.Tensor],
+    progress: Progress | None,
+    **fields: Any,
+) -> tuple[nn.Module, Mask]:
+    """Zero the pruned weights, restore the model's mode, report ``"done"``; the run's result."""
+    trainer.zero_pruned(masks)
+    trainer.finish()
+    mask = to_mask(masks)
+    emit(progress, method.name, "done", mask, epochs_used=trainer.epochs_used, **fields)
+    return trainer.model, mask

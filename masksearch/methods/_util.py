@@ -8,6 +8,10 @@ import torch
 
 from masksearch.mask import Mask
 
+# how a target density is shared out over the layers: by a global magnitude ranking
+# (global_counts) or the same fraction everywhere (layer_counts)
+ALLOCATIONS = ("global", "layer")
+
 
 def stable_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Bool tensor (shape of ``scores``) keeping the ``k`` highest; ties go to the lower index."""
@@ -69,4 +73,5 @@ def rank_normalize(values: torch.Tensor) -> torch.Tensor:
 
 
 def to_mask(tensors: Mapping[str, torch.Tensor]) -> Mask:
+    """A :class:`Mask` of ``tensors`` (name -> bool, possibly on a GPU) on the CPU."""
     return Mask({name: tensor.detach().to("cpu") for name, tensor in tensors.items()})

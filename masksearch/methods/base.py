@@ -28,18 +28,19 @@ from masksearch.training import OPTIMIZERS
 __all__ = [
     "METHODS",
     "MethodError",
+    "MethodRegistry",
     "OneShotMethod",
     "Progress",
     "TrainingMethod",
     "check_epochs",
+    "check_fraction",
+    "check_int",
     "make_method",
     "register",
     "train_split",
 ]
 
 Progress = Callable[[dict[str, Any]], None]
-
-METHODS: dict[str, type] = {}
 
 _Method = TypeVar("_Method", bound=type)
 
@@ -48,19 +49,51 @@ class MethodError(ValueError):
     """A pruning method was asked for something it cannot do (bad option, layer, budget)."""
 
 
+class MethodRegistry(dict[str, type]):
+    """Registered name -> method class, where a method's old names find it too.
+
+    An old name (a class's ``old_names``, kept so that configurations and scripts written
+    before a rename still work) answers ``in``, ``[]`` and ``get`` but is not a key: iterating,
+    ``sorted(METHODS)`` and error messages list every method once, under its current name.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aliases: dict[str, str] = {}
+
+    def __missing__(self, name: str) -> type:
+        if name in self.aliases:
+            return self[self.aliases[name]]
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(name) or name in self.aliases
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        return super().get(self.aliases.get(name, name), default)
+
+
+METHODS = MethodRegistry()
+
+
 def register(cls: _Method) -> _Method:
-    """Class decorator: add ``cls`` to :data:`METHODS` under ``cls.name``."""
+    """Class decorator: add ``cls`` to :data:`METHODS` under ``cls.name`` (and its
+    ``old_names``, if it has any)."""
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__name__} needs a class attribute `name` to be registered")
-    if name in METHODS and METHODS[name] is not cls:
-        raise ValueError(f"a method named {name!r} is already registered ({METHODS[name]})")
+    old_names = tuple(getattr(cls, "old_names", ()))
+    for key in (name, *old_names):
+        if key in METHODS and METHODS[key] is not cls:
+            raise ValueError(f"a method named {key!r} is already registered ({METHODS[key]})")
     METHODS[name] = cls
+    METHODS.aliases.update(dict.fromkeys(old_names, name))
     return cls
 
 
 def make_method(name: str, **options: Any) -> OneShotMethod | TrainingMethod:
-    """Build the method registered as ``name`` with ``options`` (its dataclass fields)."""
+    """Build the method registered as ``name`` (or an old name of it) with ``options`` (its
+    dataclass fields)."""
     if name not in METHODS:
         raise ValueError(f"unknown pruning method {name!r}; choose one of {sorted(METHODS)}")
     cls = METHODS[name]
@@ -107,6 +140,21 @@ def check_epochs(epochs: object) -> int:
             f"got {epochs}"
         )
     return epochs
+
+
+def check_fraction(name: str, value: object, *, low_open: bool = False, high: float = 1.0) -> None:
+    """Validate option ``name``: a number in [0, high], or (0, high] with ``low_open``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise MethodError(f"{name} must be a number, got {value!r}")
+    if (value <= 0 if low_open else value < 0) or value > high:
+        interval = f"({0}, {high}]" if low_open else f"[0, {high}]"
+        raise MethodError(f"{name} must be in {interval}, got {value!r}")
+
+
+def check_int(name: str, value: object, minimum: int) -> None:
+    """Validate option ``name``: an int (not a bool) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise MethodError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
 def prunable(model: nn.Module) -> dict[str, nn.Parameter]:

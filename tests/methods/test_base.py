@@ -24,7 +24,7 @@ def test_registry_holds_every_method_of_the_issue_except_a():
         "gmp",
         "dns",
         "imp",
-        "method_b",
+        "small_frequency",
         "oneshot_finetune",
     }
     assert expected <= set(METHODS)
@@ -35,7 +35,7 @@ def test_registry_holds_every_method_of_the_issue_except_a():
 def test_unknown_method_lists_the_names():
     with pytest.raises(ValueError, match="unknown pruning method 'nope'") as info:
         make_method("nope")
-    for name in ("magnitude", "dns", "method_b"):
+    for name in ("magnitude", "dns", "small_frequency"):
         assert name in str(info.value)
 
 
@@ -104,7 +104,7 @@ def test_invalid_options_are_refused():
     with pytest.raises(MethodError, match="criterion"):
         make_method("oneshot_finetune", criterion="supermask")
     with pytest.raises(MethodError, match="stages"):
-        make_method("method_b", stages=(0.5, 0.2))
+        make_method("small_frequency", stages=(0.5, 0.2))
 
 
 def test_progress_reports_the_final_mask(trained, digits):
@@ -114,3 +114,14 @@ def test_progress_reports_the_final_mask(trained, digits):
     assert records[-1]["event"] == "done"
     assert records[-1]["density"] == pytest.approx(mask.density)
     assert records[-1]["layer_densities"] == mask.layer_densities()
+
+
+def test_a_new_method_cannot_take_an_old_name():
+    from masksearch.methods import register
+
+    class Clash:
+        name = "method_a"  # the old name of large_plus_small
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(Clash)
+    assert METHODS["method_a"] is not Clash

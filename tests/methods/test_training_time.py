@@ -23,7 +23,7 @@ from masksearch.methods.training_time import (
 from .conftest import prunable_weights
 
 # small, fast settings for every method (B's Fisher term over 16 samples)
-FAST = {"method_b": {"fisher_samples": 16, "chunk_size": 16}}
+FAST = {"small_frequency": {"fisher_samples": 16, "chunk_size": 16}}
 TRAINING = sorted(n for n, c in METHODS.items() if issubclass(c, TrainingMethod))
 STEPS_PER_EPOCH = math.ceil(1197 / 128)  # digits train split, default batch size
 
@@ -276,7 +276,7 @@ def test_method_budget_too_small_is_a_clear_error(trained, digits):
     with pytest.raises(MethodError, match="raise epochs"):
         make_method("han", rounds=5).run(trained, tiny, 0.5, epochs=2)
     with pytest.raises(MethodError, match="epochs >="):
-        make_method("method_b").run(trained, tiny, 0.01, epochs=1)
+        make_method("small_frequency").run(trained, tiny, 0.01, epochs=1)
 
 
 def test_oneshot_finetune_keeps_the_criterion_mask(trained, digits):

@@ -10,7 +10,7 @@ from torch import nn
 
 from masksearch.methods import MethodError, make_method
 from masksearch.methods._util import rank_normalize
-from masksearch.methods.method_b import (
+from masksearch.methods.small_frequency import (
     SmallWeightStatistic,
     importance,
     sample_steps,
@@ -111,9 +111,9 @@ def test_stages_rise_in_steps_of_010_then_005_then_smaller():
     assert stage_sparsities(0.0) == []
 
 
-def test_method_b_logs_rounds_and_reaches_the_target(trained, digits):
+def test_small_frequency_logs_rounds_and_reaches_the_target(trained, digits):
     records = []
-    method = make_method("method_b", fisher_samples=16, stages=(0.3, 0.6))
+    method = make_method("small_frequency", fisher_samples=16, stages=(0.3, 0.6))
     model, mask = method.run(trained, digits, 0.4, epochs=3, progress=records.append)
     rounds = [r for r in records if r["event"] == "round"]
     assert {r["stage"] for r in rounds} == {1, 2}
@@ -128,6 +128,18 @@ def test_method_b_logs_rounds_and_reaches_the_target(trained, digits):
     assert records[-1]["epochs_used"] == pytest.approx(3.0)
 
 
-def test_method_b_last_stage_must_be_the_target(trained, digits):
+def test_small_frequency_last_stage_must_be_the_target(trained, digits):
     with pytest.raises(MethodError, match="last stage"):
-        make_method("method_b", stages=(0.3, 0.5)).run(trained, digits, 0.4, epochs=2)
+        make_method("small_frequency", stages=(0.3, 0.5)).run(trained, digits, 0.4, epochs=2)
+
+
+def test_the_old_names_still_work():
+    from masksearch.methods import METHODS, MethodB, SmallFrequencyGreedy
+    from masksearch.methods import method_b as old_module
+
+    assert old_module.MethodB is MethodB is SmallFrequencyGreedy
+    assert old_module.stage_sparsities is stage_sparsities
+    assert METHODS.get("method_b") is SmallFrequencyGreedy
+    assert "method_b" not in list(METHODS)  # listed once, under the new name
+    method = make_method("method_b", stages=(0.3, 0.5))
+    assert isinstance(method, SmallFrequencyGreedy) and method.name == "small_frequency"

@@ -1,32 +1,17 @@
-"""In-memory image classification datasets with fixed splits and train-set standardization.
+"""Dataset files on disk: where they are looked for, and how they are read and checked.
 
-``load(name, root=None)`` returns a :class:`Dataset` of float32 NCHW tensors, standardized per
-channel with the mean/std of the *train* split, and int64 labels.
+Lookup (:func:`locate`): ``fashion-mnist`` / ``mnist`` IDX files and the ``cifar10`` batches are
+looked for under an explicit ``root``, under each entry of ``$MASKSEARCH_DATA``
+(``os.pathsep``-separated), then in :data:`SYSTEM_DIRS`. Under a root, torchvision's layout
+(``<root>/FashionMNIST/raw``, ``<root>/MNIST/raw``, ``<root>/cifar-10-batches-py``), a lower-case
+directory (``<root>/fashion-mnist``, ``<root>/mnist``) and the root itself are tried, in that
+order. ``digits`` is scikit-learn's embedded file.
 
-Where the data comes from:
-
-* ``digits``: scikit-learn's embedded copy (``sklearn.datasets.load_digits``), always available.
-* ``fashion-mnist`` / ``mnist``: IDX files (``train-images-idx3-ubyte`` ...; ``.gz`` or not),
-  looked up in this order: under an explicit ``root``, under each entry of ``$MASKSEARCH_DATA``
-  (``os.pathsep``-separated), then in :data:`SYSTEM_DIRS` (Debian's ``dataset-fashion-mnist``
-  installs into ``/usr/share/datasets/fashion-mnist``). Under a root, torchvision's layout
-  (``<root>/FashionMNIST/raw``, ``<root>/MNIST/raw``), a lower-case directory
-  (``<root>/fashion-mnist``, ``<root>/mnist``) and the root itself are tried, in that order.
-  A ``root`` or ``$MASKSEARCH_DATA`` entry that is not an existing directory raises
-  :class:`DataRootError` when the lookup reaches it, instead of falling back to the other places.
-* ``cifar10``: torchvision's ``cifar-10-batches-py`` (pickled ``data_batch_1..5``,
-  ``test_batch``) under ``root`` / ``$MASKSEARCH_DATA``, or those files directly in the root.
-
-Splits: train/val come from the training file, val being its *last* ``VAL_SIZE`` (5,000) images
-(60k datasets: 55,000/5,000/10,000; CIFAR-10: 45,000/5,000/10,000). Files with fewer than
-``2 * VAL_SIZE`` training images (small synthetic test files) use the last ``n // 12`` images
-(at least one) as val. digits uses a fixed permutation (seed 0): 1,197/300/300.
-
-Files are validated (IDX magic numbers, header sizes against the payload, image/label counts,
-28x28 images, labels in 0..9). The image counts themselves are not required to be 60,000/10,000
-so that small synthetic files work. Parsed files are cached in-process, keyed by resolved path,
-modification time and size; every ``load`` returns freshly allocated tensors, so callers cannot
-corrupt each other's data.
+Reading (:func:`read_idx_arrays`, :func:`read_cifar_arrays`): files are validated (IDX magic
+numbers, header sizes against the payload, image/label counts, 28x28 images, labels in 0..9;
+CIFAR-10 pickles are unpickled with an allow-list) and cached in-process, keyed by resolved path,
+modification time and size. The cached arrays are read-only; :mod:`masksearch.data` copies them
+into fresh tensors.
 """
 
 from __future__ import annotations
@@ -36,26 +21,28 @@ import gzip
 import os
 import pickle
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 __all__ = [
     "DATASETS",
     "ENV_VAR",
+    "NUM_CLASSES",
     "SYSTEM_DIRS",
-    "VAL_SIZE",
-    "Dataset",
+    "Arrays",
     "DataRootError",
     "DatasetCorruptError",
     "DatasetNotFoundError",
-    "Split",
     "available",
-    "load",
+    "canonical_name",
+    "digits_file",
     "locate",
+    "read_cifar_arrays",
+    "read_idx_arrays",
 ]
+
+Arrays = tuple[np.ndarray, np.ndarray]  # (images NCHW, labels) of one part of a dataset
 
 DATASETS: tuple[str, ...] = ("digits", "fashion-mnist", "mnist", "cifar10")
 ENV_VAR = "MASKSEARCH_DATA"
@@ -66,11 +53,8 @@ SYSTEM_DIRS: dict[str, tuple[Path, ...]] = {
     "mnist": (),
     "cifar10": (),
 }
-VAL_SIZE = 5000
-NUM_CLASSES = 10
 
-_DIGITS_SPLIT = (1197, 300, 300)
-_DIGITS_SEED = 0
+NUM_CLASSES = 10
 
 _IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 _IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
@@ -142,73 +126,8 @@ class DatasetCorruptError(ValueError):
         self.problem = problem
 
 
-@dataclass(frozen=True, eq=False)
-class Split:
-    """One split held in memory: ``x`` float32 NCHW images, ``y`` int64 labels."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.x, torch.Tensor) or not isinstance(self.y, torch.Tensor):
-            raise TypeError(
-                f"Split needs torch tensors, got x={type(self.x).__name__}, "
-                f"y={type(self.y).__name__}"
-            )
-        if self.y.ndim != 1 or self.x.ndim < 1 or self.x.shape[0] != self.y.shape[0]:
-            raise ValueError(
-                f"Split needs x of shape (N, ...) and y of shape (N,); "
-                f"got x {tuple(self.x.shape)} and y {tuple(self.y.shape)}"
-            )
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def subset(self, n: int) -> Split:
-        """The first ``n`` samples (deterministic; views of this split's tensors)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-            raise TypeError(f"subset size must be an int, got {type(n).__name__}")
-        if not 1 <= n <= len(self):
-            raise ValueError(f"subset size must be in 1..{len(self)} (the split's size), got {n}")
-        return Split(self.x[:n], self.y[:n])
-
-    def to(self, device: str | torch.device) -> Split:
-        """This split with both tensors moved to ``device``."""
-        return Split(self.x.to(device), self.y.to(device))
-
-
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """Fixed train/val/test splits of one dataset; ``source`` says where it was loaded from."""
-
-    name: str
-    train: Split
-    val: Split
-    test: Split
-    num_classes: int
-    input_shape: tuple[int, ...]
-    source: str
-
-
 # ---------------------------------------------------------------------------------------------
-# Public entry points
-
-
-def load(name: str, root: str | os.PathLike[str] | None = None) -> Dataset:
-    """Load ``name`` (one of :data:`DATASETS`) into memory with fixed, standardized splits.
-
-    ``root`` is ignored for ``digits`` (embedded in scikit-learn). Raises
-    :class:`DataRootError` if ``root`` (or a ``$MASKSEARCH_DATA`` entry looked at) is not a
-    directory, :class:`DatasetNotFoundError` if the files are nowhere to be found and
-    :class:`DatasetCorruptError` if they are damaged.
-    """
-    key = _canonical_name(name)
-    if key == "digits":
-        return _load_digits()
-    directory = locate(key, root)
-    if key == "cifar10":
-        return _load_cifar(directory)
-    return _load_idx(key, directory)
+# Lookup
 
 
 def locate(name: str, root: str | os.PathLike[str] | None = None) -> Path:
@@ -216,9 +135,9 @@ def locate(name: str, root: str | os.PathLike[str] | None = None) -> Path:
 
     Only checks that the expected files exist; it does not parse them.
     """
-    key = _canonical_name(name)
+    key = canonical_name(name)
     if key == "digits":
-        return _digits_file()
+        return digits_file()
     searched: list[Path] = []
     notes: list[str] = []
     for directory, origin, base in _candidate_dirs(key, root):
@@ -247,11 +166,7 @@ def available(name: str, root: str | os.PathLike[str] | None = None) -> bool:
     return True
 
 
-# ---------------------------------------------------------------------------------------------
-# Lookup
-
-
-def _canonical_name(name: str) -> str:
+def canonical_name(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a str, got {type(name).__name__}")
     squashed = name.lower().replace("-", "").replace("_", "")
@@ -330,7 +245,7 @@ def _not_found_message(key: str, root: str | os.PathLike[str] | None, notes: lis
     return "\n".join(lines)
 
 
-def _digits_file() -> Path:
+def digits_file() -> Path:
     try:
         import sklearn.datasets
     except ImportError as exc:
@@ -338,6 +253,46 @@ def _digits_file() -> Path:
             "digits comes from scikit-learn, which is not installed: pip install scikit-learn"
         ) from exc
     return Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a located dataset
+
+
+def read_idx_arrays(directory: Path) -> tuple[Arrays, Arrays, Path]:
+    """The train and test (images, labels) of the IDX files in ``directory``, and the train
+    images file (named in errors about the train split). Images are (N, 1, 28, 28) uint8."""
+    paths: dict[str, Path] = {}
+    for role, base in _IDX_FILES.items():
+        path = _idx_file(directory, base)
+        if path is None:  # deleted between locate() and here
+            raise DatasetNotFoundError(f"{directory / base}[.gz] disappeared")
+        paths[role] = path
+    arrays = {
+        role: _read_file("idx-images" if role.endswith("images") else "idx-labels", path)
+        for role, path in paths.items()
+    }
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.shape[0] != labels.shape[0]:
+            raise DatasetCorruptError(
+                paths[f"{part}_labels"],
+                f"holds {labels.shape[0]} labels but {paths[f'{part}_images']} "
+                f"holds {images.shape[0]} images",
+            )
+    train_x = arrays["train_images"][:, None]  # (N, 28, 28) -> (N, 1, 28, 28), a view
+    test_x = arrays["test_images"][:, None]
+    return (train_x, arrays["train_labels"]), (test_x, arrays["test_labels"]), paths["train_images"]
+
+
+def read_cifar_arrays(directory: Path) -> tuple[Arrays, Arrays, Path]:
+    """The train and test (images, labels) of the CIFAR-10 batches in ``directory``, and the
+    first train batch file. Images are (N, 3, 32, 32) uint8."""
+    train_batches = [_read_cifar_batch(directory / name) for name in _CIFAR_TRAIN_FILES]
+    test_x, test_y = _read_cifar_batch(directory / _CIFAR_TEST_FILE)
+    train_x = np.concatenate([images for images, _ in train_batches])
+    train_y = np.concatenate([labels for _, labels in train_batches])
+    return (train_x, train_y), (test_x, test_y), directory / _CIFAR_TRAIN_FILES[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,155 +463,3 @@ def _parse_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetCorruptError(path, "contains no images")
     _check_labels(path, labels)
     return data.reshape(-1, *_CIFAR_IMAGE_SHAPE), labels.astype(np.int64)
-
-
-# ---------------------------------------------------------------------------------------------
-# Assembling datasets
-
-
-def _load_idx(key: str, directory: Path) -> Dataset:
-    paths = {role: _idx_file(directory, base) for role, base in _IDX_FILES.items()}
-    arrays: dict[str, np.ndarray] = {}
-    for role, path in paths.items():
-        if path is None:  # deleted between locate() and here
-            raise DatasetNotFoundError(f"{directory / _IDX_FILES[role]}[.gz] disappeared")
-        arrays[role] = _read_file("idx-images" if role.endswith("images") else "idx-labels", path)
-    for part in ("train", "test"):
-        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-        if images.shape[0] != labels.shape[0]:
-            raise DatasetCorruptError(
-                paths[f"{part}_labels"],
-                f"holds {labels.shape[0]} labels but {paths[f'{part}_images']} "
-                f"holds {images.shape[0]} images",
-            )
-    train_x = arrays["train_images"][:, None]  # (N, 28, 28) -> (N, 1, 28, 28), a view
-    test_x = arrays["test_images"][:, None]
-    return _split_and_standardize(
-        key,
-        (train_x, arrays["train_labels"]),
-        (test_x, arrays["test_labels"]),
-        source=str(directory),
-        train_file=paths["train_images"],
-    )
-
-
-def _load_cifar(directory: Path) -> Dataset:
-    train_batches = [_read_cifar_batch(directory / name) for name in _CIFAR_TRAIN_FILES]
-    test_x, test_y = _read_cifar_batch(directory / _CIFAR_TEST_FILE)
-    train_x = np.concatenate([images for images, _ in train_batches])
-    train_y = np.concatenate([labels for _, labels in train_batches])
-    return _split_and_standardize(
-        "cifar10",
-        (train_x, train_y),
-        (test_x, test_y),
-        source=str(directory),
-        train_file=directory / _CIFAR_TRAIN_FILES[0],
-    )
-
-
-def _val_size(n_train: int) -> int:
-    if n_train >= 2 * VAL_SIZE:
-        return VAL_SIZE
-    # Small (synthetic) files: keep the real datasets' ~1/12 val fraction (5,000 of 60,000).
-    return max(1, n_train // 12)
-
-
-def _split_and_standardize(
-    key: str,
-    train: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
-    *,
-    source: str,
-    train_file: Path,
-) -> Dataset:
-    images, labels = train
-    if images.shape[0] < 2:
-        raise DatasetCorruptError(
-            train_file, f"holds {images.shape[0]} training image(s); a train/val split needs 2"
-        )
-    n_fit = images.shape[0] - _val_size(images.shape[0])
-    return _make_dataset(
-        key,
-        (images[:n_fit], labels[:n_fit]),
-        (images[n_fit:], labels[n_fit:]),
-        test,
-        source=source,
-    )
-
-
-def _load_digits() -> Dataset:
-    images, labels = _digits_arrays()
-    order = np.random.default_rng(_DIGITS_SEED).permutation(images.shape[0])
-    n_train, n_val, _ = _DIGITS_SPLIT
-    parts = np.split(order, [n_train, n_train + n_val])
-    train, val, test = ((images[idx], labels[idx]) for idx in parts)
-    return _make_dataset("digits", train, val, test, source="sklearn")
-
-
-@functools.lru_cache(maxsize=1)
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.asarray(bunch.images, dtype=np.float64)[:, None]  # (1797, 1, 8, 8), values 0..16
-    labels = np.asarray(bunch.target, dtype=np.int64)
-    if images.shape[0] != sum(_DIGITS_SPLIT):
-        raise DatasetCorruptError(
-            _digits_file(), f"has {images.shape[0]} images, expected {sum(_DIGITS_SPLIT)}"
-        )
-    images.flags.writeable = False
-    labels.flags.writeable = False
-    return images, labels
-
-
-def _channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and (population) std of NCHW ``images``, in float64."""
-    means, stds = [], []
-    for channel in range(images.shape[1]):
-        values = images[:, channel].reshape(-1)
-        if values.dtype == np.uint8:
-            # Exact and memory-light: a 256-bin histogram instead of a float copy of the data.
-            counts = np.bincount(values, minlength=256).astype(np.float64)
-            levels = np.arange(256, dtype=np.float64)
-            mean = counts @ levels / counts.sum()
-            variance = counts @ (levels - mean) ** 2 / counts.sum()
-        else:
-            as_float = values.astype(np.float64)
-            mean, variance = as_float.mean(), as_float.var()
-        means.append(mean)
-        # A constant channel carries no information; std 1 leaves it at 0 instead of NaN.
-        stds.append(np.sqrt(variance) if variance > 0 else 1.0)
-    return np.asarray(means), np.asarray(stds)
-
-
-def _standardize(images: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    # astype always copies, so the result never aliases the cached read-only arrays.
-    tensor = torch.from_numpy(images.astype(np.float32))
-    return tensor.sub_(mean).div_(std)
-
-
-def _make_dataset(
-    key: str,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
-    test: tuple[np.ndarray, np.ndarray],
-    *,
-    source: str,
-) -> Dataset:
-    mean, std = _channel_stats(train[0])
-    channels = train[0].shape[1]
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, channels, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32).view(1, channels, 1, 1)
-    splits = [
-        Split(_standardize(images, mean_t, std_t), torch.from_numpy(labels.astype(np.int64)))
-        for images, labels in (train, val, test)
-    ]
-    return Dataset(
-        name=key,
-        train=splits[0],
-        val=splits[1],
-        test=splits[2],
-        num_classes=NUM_CLASSES,
-        input_shape=tuple(splits[0].x.shape[1:]),
-        source=source,
-    )
