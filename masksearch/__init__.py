@@ -3,10 +3,15 @@
 A user defines a :class:`PruningProblem` (model, validation data, genome encoding, objectives),
 runs :func:`search` with any solver (pymoo, DEAP, built-in, or their own ask/tell object) and
 gets a :class:`Result` whose Pareto ``front`` trades accuracy against density.
+:func:`get_problem` names a shipped or registered problem, :func:`build_run` builds a whole run
+from settings (as the CLI does) and :func:`save_run` writes a run directory that
+``masksearch report`` and ``masksearch export`` read.
 """
 
 from __future__ import annotations
 
+from masksearch.builder import Run, build_run
+from masksearch.catalogue import get as get_problem
 from masksearch.data import (
     DataRootError,
     Dataset,
@@ -22,6 +27,7 @@ from masksearch.local_search import GradientSwaps
 from masksearch.mask import Layout, Mask, MaskError, prunable_parameters
 from masksearch.models import build as build_model
 from masksearch.problem import Evaluation, PruningProblem
+from masksearch.report import save_run
 from masksearch.search import CheckpointError, Result, search
 from masksearch.solvers import SOLVERS, Solver, make_solver
 from masksearch.training import evaluate, finetune, train
@@ -48,12 +54,15 @@ __all__ = [
     "ParetoFront",
     "PruningProblem",
     "Result",
+    "Run",
     "Solver",
     "Split",
     "WarmStart",
     "build_model",
+    "build_run",
     "evaluate",
     "finetune",
+    "get_problem",
     "hypervolume",
     "load",
     "make_encoding",
@@ -61,6 +70,7 @@ __all__ = [
     "make_solver",
     "prunable_parameters",
     "pretrained",
+    "save_run",
     "search",
     "train",
     "warm_start",

@@ -98,27 +98,57 @@ class UserProblem:
         return True  # only the function knows; it says so when it runs
 
     def build(self, **options: Any) -> PruningProblem:
+        """Call the function with the options it takes; an option it does not take must
+        already hold in the problem it returns (a run's stored settings do), else it is an
+        error that names it."""
         given = {key: value for key, value in options.items() if value is not None}
-        if self.accepts is not None:
-            if "root" not in self.accepts:
-                # a function that loads no shipped dataset has no use for a data root
-                given.pop("root", None)
-            refused = sorted(set(given) - self.accepts)
-            if refused:
-                raise ProblemError(
-                    f"{self.name} takes no {refused[0]!r} option (its parameters: "
-                    f"{', '.join(sorted(self.accepts)) or 'none'}); drop that setting or add "
-                    "the parameter to the function"
-                )
-        problem = self.factory(**given)
+        # a function that loads no shipped dataset has no use for a data root
+        if self.accepts is not None and "root" not in self.accepts:
+            given.pop("root", None)
+        passed = {
+            key: value
+            for key, value in given.items()
+            if self.accepts is None or key in self.accepts
+        }
+        problem = self.factory(**passed)
         if not isinstance(problem, PruningProblem):
             raise ProblemError(
                 f"{self.name} returned a {type(problem).__name__}, not a masksearch.PruningProblem"
             )
-        # the reference rebuilds it (masksearch report/export, --resume); a name set by the
-        # function wins only when it is a reference too
+        for key in sorted(set(given) - set(passed)):
+            if _setting_of(problem, key) != _canonical(key, given[key]):
+                raise ProblemError(
+                    f"{self.name} takes no {key!r} option (its parameters: "
+                    f"{', '.join(sorted(self.accepts or ())) or 'none'}) and its problem has "
+                    f"{key} {_setting_of(problem, key)!r}, not {given[key]!r}; drop that setting "
+                    "or add the parameter to the function"
+                )
+        # the name rebuilds it (masksearch report/export, --resume)
         problem.source = self.name
         return problem
+
+
+def _setting_of(problem: PruningProblem, key: str) -> Any:
+    """What a built problem holds for the setting ``key``, in the settings' own form."""
+    values = {
+        "encoding": lambda: problem.encoding.name,
+        "objectives": lambda: list(problem.objectives),
+        "densities": lambda: [float(d) for d in problem.densities],
+        "val_samples": lambda: len(problem.data),
+        "device": lambda: str(problem.device),
+    }
+    return values[key]() if key in values else _NOT_READABLE
+
+
+def _canonical(key: str, value: Any) -> Any:
+    if key in ("objectives", "densities") and isinstance(value, (list, tuple)):
+        return [float(v) if key == "densities" else v for v in value]
+    if key == "encoding_options" and not value:
+        return _NOT_READABLE  # no options asked for: nothing to check
+    return value
+
+
+_NOT_READABLE: Any = object()
 
 
 def _user_problem(name: str, factory: Any) -> UserProblem:

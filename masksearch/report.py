@@ -23,7 +23,7 @@ from masksearch.mask import Mask
 from masksearch.progress import format_duration
 from masksearch.rundir import RunDir, file_sha256, save_masks
 
-__all__ = ["magnitude_curve", "save_results", "split_scores", "write_report"]
+__all__ = ["magnitude_curve", "save_results", "save_run", "split_scores", "write_report"]
 
 MAX_TABLE_ROWS = 60
 N_MAGNITUDE_POINTS = 10
@@ -82,6 +82,48 @@ def save_results(run: RunDir, result: Any, problem: Any) -> dict[str, Any]:
     }
     run.write_json("front", document)
     return document
+
+
+def save_run(
+    out: str | os.PathLike[str],
+    result: Any,
+    problem: Any,
+    *,
+    settings: dict[str, Any] | None = None,
+) -> RunDir:
+    """Write ``result`` of a search on ``problem`` as a run directory, as ``masksearch run``
+    does: ``config.json``, ``environment.json``, results and report. ``masksearch report`` and
+    ``masksearch export`` then work on it; they rebuild the problem from ``problem.source``
+    (set by :mod:`masksearch.catalogue`, or ``PruningProblem(source="pkg.module:function")``)
+    or from their ``--problem`` option. ``settings`` (e.g. :attr:`masksearch.builder.Run.settings`)
+    are stored beside the problem's own. Replaces the results of a run already in ``out``.
+    """
+    from masksearch.rundir import environment_info
+    from masksearch.settings import CONFIG_KEYS, validate_values
+    from masksearch.training import resolve_device
+
+    run = RunDir(out)
+    run.check_writable()
+    config = {
+        **(settings or {}),
+        "problem": getattr(problem, "source", None),
+        "encoding": problem.encoding.name,
+        "objectives": list(problem.objectives),
+        "densities": [float(d) for d in problem.densities],
+        "val_samples": len(problem.data),
+        "device": str(problem.device),
+        "seed": result.seed,
+        "out": str(run.path),
+    }
+    config = validate_values({k: v for k, v in config.items() if k in CONFIG_KEYS}, "settings")
+    with run.lock():
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_json("config", config)
+        device = str(resolve_device(problem.device))
+        run.write_json("environment", environment_info(device=device, seed=result.seed))
+        save_results(run, result, problem)
+        write_report(run, problem)
+    return run
 
 
 def magnitude_curve(problem: Any, densities: Sequence[float]) -> list[dict[str, float]]:

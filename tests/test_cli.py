@@ -446,3 +446,115 @@ def test_falling_back_to_digits_says_why_and_how_to_get_the_default(monkeypatch,
     assert "Fashion-MNIST not found" in note and "apt-get install dataset-fashion-mnist" in note
     resolve_run_config(build_parser().parse_args(["run", "--quiet"]))
     assert capsys.readouterr().err == ""
+
+
+# -- a user's own problem, and runs written from Python -------------------------------------
+
+USER_MODULE = '''
+"""A user's module next to which `masksearch` is run."""
+import torch
+from torch import nn
+
+import masksearch as ms
+
+
+def make_problem(densities=(0.5, 0.3)):
+    """Random MLP 64-16-10 on digits (seeded)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    digits = ms.load("digits")
+    ms.train(model, digits.train, epochs=2, lr=0.05, seed=0)
+    return ms.PruningProblem(model, digits, densities=densities, name="mine")
+'''
+
+
+def console_script(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """`masksearch ...` as the installed command: unlike `python -m`, it does not put the
+    current directory on sys.path, so this is where a `module:function` lookup is tested."""
+    script = Path(sys.executable).with_name("masksearch")
+    return subprocess.run(
+        [str(script), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=240
+    )
+
+
+def test_a_users_module_function_is_searched_reported_and_exported(tmp_path, env) -> None:
+    (tmp_path / "mymodels.py").write_text(USER_MODULE)
+    out = tmp_path / "run"
+    search = ["--budget", "64", "--pop-size", "16", "--init", "magnitude", "--quiet"]
+    completed = console_script(
+        "run", "--problem", "mymodels:make_problem", *search, "--out", str(out),
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem"] == "mymodels:make_problem" and config["densities"] == [0.5, 0.3]
+    members, masks = front_of(out)
+    assert members
+
+    # an option the function does not take is refused by name, before any search
+    refused = console_script(
+        "run", "--problem", "mymodels:make_problem", "--val-samples", "10", "--out",
+        str(tmp_path / "other"), cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert_user_error(refused, "takes no 'val_samples' option")
+
+    reported = console_script("report", str(out), cwd=tmp_path, env=env)
+    assert reported.returncode == 0, reported.stderr
+    assert "magnitude" in (out / "report.md").read_text()
+
+    model_path = tmp_path / "model.pt"
+    exported = console_script(
+        "export", str(out), "--member", "0", "--out", str(model_path), "--json",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    state = torch.load(model_path, weights_only=True)
+    kept = sum(int(v.sum()) for k, v in state.items() if k.endswith("_mask"))
+    total = sum(v.numel() for k, v in state.items() if k.endswith("_mask"))
+    assert kept == int(masks[members[0]["index"]].sum()) and total == masks.shape[1]
+
+    # from elsewhere the module is not importable: one line that says where it looked
+    elsewhere = console_script("report", str(out), cwd=tmp_path / "run", env=env)
+    assert_user_error(elsewhere, "no module 'mymodels' in the current directory or on PYTHONPATH")
+
+
+def test_report_and_export_work_on_a_run_saved_from_python(tmp_path, digits_problem) -> None:
+    import masksearch as ms
+
+    result = ms.search(digits_problem, ms.make_solver("nsga2", pop_size=16), budget=48, seed=0)
+    out = tmp_path / "saved"
+    ms.save_run(out, result, digits_problem)
+    assert json.loads((out / "config.json").read_text())["problem"] == "digits_mlp"
+    assert main(["report", str(out)]) == 0
+    members, masks = front_of(out)
+    assert len(members) == len(result.front)
+    model_path = tmp_path / "model.pt"
+    assert main(["export", str(out), "--member", "0", "--out", str(model_path)]) == 0
+    state = torch.load(model_path, weights_only=True)
+    kept = sum(int(v.sum()) for k, v in state.items() if k.endswith("_mask"))
+    assert kept == int(masks[members[0]["index"]].sum())
+
+
+def test_a_hand_built_problem_is_reported_and_exported_with_problem(
+    tmp_path, digits_problem, capsys
+) -> None:
+    import masksearch as ms
+
+    problem = ms.PruningProblem(
+        digits_problem.model, digits_problem.data, densities=digits_problem.densities
+    )
+    assert problem.source is None
+    result = ms.search(problem, ms.make_solver("nsga2", pop_size=16), budget=32, seed=0)
+    out = tmp_path / "by-hand"
+    ms.save_run(out, result, problem)
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0  # without a baseline, and says why
+    assert "--problem" in capsys.readouterr().err
+    model_path = tmp_path / "model.pt"
+    assert main(["export", str(out), "--member", "0", "--out", str(model_path)]) == 2
+    assert "--problem pkg.module:function" in capsys.readouterr().err
+    assert not model_path.exists()
+    # the same model and data as the catalogue's digits_mlp: --problem supplies them
+    assert main(["export", str(out), "--member", "0", "--problem", "digits_mlp", "--out",
+                 str(model_path)]) == 0  # fmt: skip
+    assert model_path.exists()

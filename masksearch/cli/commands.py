@@ -1,0 +1,379 @@
+"""The four commands: ``problems``, ``run``, ``report`` and ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from masksearch.builder import build_problem, build_run, fingerprint
+from masksearch.cli.config import resolve_run_config
+from masksearch.cli.parser import EXIT_INTERRUPTED
+from masksearch.settings import UserError, _integer, _number, validate_values
+
+__all__ = ["cmd_export", "cmd_problems", "cmd_report", "cmd_run"]
+
+
+def cmd_problems(args: argparse.Namespace) -> int:
+    from masksearch.catalogue import default_problem_name, list_problems
+
+    default = default_problem_name(args.data_root)
+    rows = []
+    for info in list_problems():
+        rows.append(
+            {
+                "name": info.name,
+                "model": info.model,  # None for a package's problem: its function knows
+                "dataset": info.dataset,
+                "available": info.available(args.data_root),
+                "default": info.name == default,
+                "description": " ".join(info.description.split()),
+            }
+        )
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'problem':<{width}}  {'data':<9}  description")
+    for row in rows:
+        status = "available" if row["available"] else "missing"
+        mark = " (default)" if row["default"] else ""
+        print(f"{row['name']:<{width}}  {status:<9}  {row['description']}{mark}")
+    missing = [r for r in rows if not r["available"]]
+    if missing:
+        print(
+            "\nmissing data: set MASKSEARCH_DATA=DIR or pass --data-root DIR "
+            "(Fashion-MNIST on Debian/Ubuntu: apt-get install dataset-fashion-mnist)"
+        )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from masksearch.rundir import RunDir
+
+    config, resume = resolve_run_config(args)
+    run = RunDir(config["out"])
+    run.check_writable()
+    with run.lock():
+        # temporary files of writes a kill interrupted; no one else writes here while we hold
+        # the lock
+        for leftover in run.path.glob(".*.tmp"):
+            leftover.unlink(missing_ok=True)
+        return _run_locked(args, config, resume, run)
+
+
+def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, run: Any) -> int:
+    from masksearch import progress as progress_module
+    from masksearch.report import save_results, write_report
+    from masksearch.rundir import RunDir, environment_info
+    from masksearch.search import search
+
+    quiet, as_json = args.quiet, args.json
+
+    def note(message: str) -> None:
+        if not quiet and not as_json:
+            print(f"masksearch: {message}", file=sys.stderr, flush=True)
+
+    if not resume and run.holds_run() and not args.overwrite:
+        raise UserError(
+            f"{run.path} already holds a run; continue it with `masksearch run --resume "
+            f"{run.path}`, start afresh with --overwrite, or choose another --out"
+        )
+    if resume and not run.checkpoint.exists() and run.front.exists():
+        raise UserError(
+            f"cannot resume {run.path}: its checkpoint ({run.checkpoint.name}) is gone, and "
+            "resuming would restart from zero and replace its results. Restore the file, or "
+            f"start afresh with `masksearch run --out {run.path} --overwrite`"
+        )
+
+    note(f"preparing problem {config['problem']}")
+    built = build_run(config, note=note)
+    problem, solver, local_search = built.problem, built.solver, built.local_search
+    config = built.settings
+
+    if not resume and run.holds_run():
+        # only now that every setting has been checked: a typo must not cost the old results
+        for name in RunDir.FILES:
+            getattr(run, name).unlink(missing_ok=True)
+    run.write_json("config", config)
+    from masksearch.training import resolve_device
+
+    device = str(resolve_device(problem.device))
+    environment = environment_info(device=device, seed=config["seed"])
+    if resume and run.environment.exists():
+        previous = run.read_json("environment")
+        previous.setdefault("resumed", []).append(environment)
+        environment = previous
+    run.write_json("environment", environment)
+    initial = None
+    if not (resume and run.checkpoint.exists()):
+        if resume:
+            note(f"{run.checkpoint} does not exist yet (no generation finished): starting afresh")
+        note(f"warm start: {', '.join(config['init'])}")
+        initial = built.warm_start()
+        note(
+            f"warm start: {len(initial)} masks in {initial.seconds:.1f} s"
+            + (f" ({initial.epochs:g} epochs of training)" if initial.epochs else "")
+        )
+
+    densities = problem.densities
+    slack = 0.5 / problem.layout.n_total  # a target density is met to the nearest weight
+    budget, time_limit = config.get("budget"), config.get("time")
+    display: Any = None
+    if as_json:
+        display = progress_module.JsonLines(densities=densities, slack=slack)
+    elif not quiet:
+        display = progress_module.ProgressBar(
+            budget=budget, time_limit=time_limit, densities=densities, slack=slack
+        )
+    note(
+        f"{'resuming' if resume else 'searching'} {problem.name}: {config['solver']} on "
+        f"{problem.encoding.name} ({problem.n_genes} genes), "
+        + (f"budget {budget} evaluations" if budget else "")
+        + (", " if budget and time_limit else "")
+        + (f"time limit {time_limit:g} s" if time_limit else "")
+        + f", seed {config['seed']} -> {run.path}"
+    )
+    callbacks: list[Any] = [progress_module.LogFile(run.log, densities=densities, slack=slack)]
+    if display is not None:
+        callbacks.append(display)
+    try:
+        with progress_module.StopOnSignal() as stopper:
+            callbacks.append(stopper)  # last: it stops the search after the checkpoint
+            result = search(
+                problem,
+                solver,
+                budget=budget,
+                time_limit=time_limit,
+                seed=config["seed"],
+                callbacks=callbacks,
+                checkpoint=run.checkpoint,
+                resume=resume,
+                fingerprint=fingerprint(config),
+                local_search=local_search,
+                initial=initial,
+            )
+    finally:
+        if isinstance(display, progress_module.ProgressBar):
+            display.close()
+
+    note("writing results and report")
+    save_results(run, result, problem)
+    write_report(run, problem)
+    report = run.read_json("report_json")
+    interrupted = result.stopped == "interrupted"
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "event": "done",
+                    "out": str(run.path),
+                    "n_evals": result.n_evals,
+                    "wall_time": result.wall_time,
+                    "stopped": result.stopped,
+                    "front_size": len(result.front),
+                    "at_targets": report["at_targets"],
+                }
+            ),
+            flush=True,
+        )
+    elif not quiet:
+        print(_run_summary(run, result, report))
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _run_summary(run: Any, result: Any, report: dict[str, Any]) -> str:
+    from masksearch.progress import format_duration
+
+    lines = [
+        f"{result.n_evals} evaluations in {format_duration(result.wall_time)} "
+        f"(stopped: {result.stopped}); {len(result.front)} masks on the Pareto front"
+    ]
+    warm = result.warm_start
+    if warm:
+        lines[0] += (
+            f"; warm start ({', '.join(warm['sources'])}) took "
+            f"{format_duration(warm['seconds'])} before it"
+        )
+    for row in report["at_targets"]:
+        member, magnitude = row["member"], row["magnitude"]
+        if member is None:
+            lines.append(f"  density <= {row['target']:.4g}: no mask on the front")
+            continue
+        text = (
+            f"  density <= {row['target']:.4g}: val accuracy {member['accuracy']:.2%} "
+            f"(magnitude {magnitude['accuracy']:.2%})"
+        )
+        if "test_accuracy" in member and magnitude and "test_accuracy" in magnitude:
+            text += (
+                f", test {member['test_accuracy']:.2%} (magnitude {magnitude['test_accuracy']:.2%})"
+            )
+        lines.append(text)
+    lines.append(f"report: {run.report} (plots front.png, hypervolume.png)")
+    if result.stopped == "interrupted":
+        lines.append(f"interrupted: continue with `masksearch run --resume {run.path}`")
+    elif report["at_targets"]:
+        target = report["at_targets"][0]["target"]
+        lines.append(
+            f"export: masksearch export {run.path} --max-density {target:g} --finetune 2 "
+            "--out model.pt"
+        )
+    return "\n".join(lines)
+
+
+def _load_run(directory: str, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    from masksearch.rundir import RunDir
+
+    run = RunDir(directory)
+    if not run.path.is_dir():
+        raise UserError(f"{directory} is not a directory; give a run directory of `masksearch run`")
+    config = validate_values(run.read_json("config"), str(run.config))
+    if getattr(args, "data_root", None):
+        config["data_root"] = args.data_root
+    if getattr(args, "device", None):
+        config["device"] = args.device
+    if getattr(args, "problem", None):
+        config["problem"] = args.problem
+    return run, config
+
+
+def _rebuild_problem(run: Any, config: dict[str, Any]) -> Any:
+    """The run's problem, or None when it was saved from Python without a way to rebuild it."""
+    if "problem" not in config:
+        return None
+    return build_problem(config)
+
+
+def _unbuildable(run: Any) -> UserError:
+    return UserError(
+        f"{run.path} was saved from Python with a problem masksearch cannot rebuild; pass "
+        "--problem pkg.module:function (a function returning the same PruningProblem), or "
+        "build the problem with PruningProblem(..., source='pkg.module:function') before saving"
+    )
+
+
+def _require_results(run: Any) -> None:
+    if not run.front.exists() and (run.checkpoint.exists() or run.config.exists()):
+        raise UserError(
+            f"{run.path} holds a run but no results yet (it was stopped before it wrote "
+            f"them); finish it with `masksearch run --resume {run.path}`"
+        )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from masksearch.report import write_report
+
+    run, config = _load_run(args.dir, args)
+    _require_results(run)
+    problem = _rebuild_problem(run, config)
+    with run.lock():
+        path = write_report(run, problem)
+    print(
+        f"wrote {path}, {run.front_plot.name}, {run.hypervolume_plot.name}, {run.report_json.name}"
+    )
+    if problem is None:
+        print(
+            "no magnitude baseline or test scores: the run's problem cannot be rebuilt "
+            "(pass --problem pkg.module:function to add them)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from masksearch.front import best_within
+    from masksearch.io import atomic_torch_save
+    from masksearch.mask import Mask
+    from masksearch.report import density_slack
+    from masksearch.training import evaluate, finetune
+
+    run, config = _load_run(args.dir, args)
+    _require_results(run)
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file path such as {out / 'model.pt'}")
+    results = run.read_results()
+    members = results.members
+    if not members:
+        raise UserError(f"the front of {run.path} is empty: the run found no feasible mask")
+    if args.member is not None:
+        position = _integer("--member", args.member, "command line", 0)
+        matches = [m for m in members if m["index"] == position]
+        if not matches:
+            raise UserError(f"the front has members 0..{len(members) - 1}; no member {position}")
+        member = matches[0]
+    else:
+        max_density = _number("--max-density", args.max_density, "command line")
+        if not 0.0 < max_density <= 1.0:
+            raise UserError(
+                f"--max-density must be in (0, 1] (the fraction of weights kept), got "
+                f"{max_density:g}; for a sparsity of s use 1 - s"
+            )
+        slack = density_slack(results.document)
+        position = best_within(
+            [m["density"] for m in members], [m["error"] for m in members], max_density, slack
+        )
+        if position is None:
+            sparsest = min(m["density"] for m in members)
+            raise UserError(
+                f"no mask on the front has density <= {max_density:g}; the sparsest has "
+                f"{sparsest:.4f}. Raise --max-density or search with that target density "
+                "(--densities)"
+            )
+        member = members[position]
+    epochs = _integer("--finetune", args.finetune, "command line", 0)
+    lr = _number("--lr", args.lr, "command line")
+    seed = _integer("--seed", args.seed, "command line", 0)
+
+    problem = _rebuild_problem(run, config)
+    if problem is None:
+        raise _unbuildable(run)
+    mask = Mask.from_flat(results.layout, results.masks[int(member["index"])])
+    model = copy.deepcopy(problem.model)
+    mask.validate(model)
+    test = problem.test_data if problem.test_data is not None else problem.data
+    if epochs:
+        if problem.train_data is None:
+            raise UserError(
+                f"--finetune needs training data, and problem {config['problem']} has none "
+                "(give PruningProblem(train_data=...)); export with --finetune 0"
+            )
+        if not args.json:
+            print(f"fine-tuning member #{member['index']} for {epochs} epoch(s)", file=sys.stderr)
+        finetune(
+            model, mask, problem.train_data, epochs=epochs, lr=lr, seed=seed, device=problem.device
+        )
+    model = model.to("cpu").eval()
+    mask.to_prune(model)
+    scores = evaluate(model, test)
+    kept = sum(int(b.sum()) for n, b in model.named_buffers() if n.endswith("_mask"))
+    total = sum(b.numel() for n, b in model.named_buffers() if n.endswith("_mask"))
+    atomic_torch_save(model.state_dict(), args.out)
+    summary = {
+        "out": str(args.out),
+        "member": member["index"],
+        "density": kept / total,
+        "search_val_accuracy": member["accuracy"],
+        "finetune_epochs": epochs,
+        "test_accuracy": scores.accuracy,
+        "test_loss": scores.loss,
+        "test_samples": scores.n,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(
+            f"exported member #{member['index']} to {args.out}: density {kept / total:.4f} "
+            f"({kept} of {total} weights), test accuracy {scores.accuracy:.2%} on {scores.n} "
+            f"samples (search: val accuracy {member['accuracy']:.2%}"
+            + (f", then {epochs} epoch(s) of fine-tuning)" if epochs else ", no fine-tuning)")
+        )
+        print(
+            "load it: model = <same architecture>; masksearch.Mask.ones(model).to_prune(model); "
+            f"model.load_state_dict(torch.load({str(args.out)!r}))"
+        )
+    return 0
