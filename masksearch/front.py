@@ -9,18 +9,9 @@ import numpy as np
 
 from masksearch.mask import Mask
 
-
-def non_dominated(F: np.ndarray) -> np.ndarray:
-    """Boolean index of the rows of ``F`` (minimised) that no other row dominates."""
-    F = np.asarray(F, dtype=np.float64)
-    keep = np.ones(len(F), dtype=bool)
-    for i in range(len(F)):
-        if not keep[i]:
-            continue
-        dominated_by = np.all(F[i] >= F, axis=1) & np.any(F[i] > F, axis=1)
-        if dominated_by.any():
-            keep[i] = False
-    return keep
+# One dominance test for the archive and the solvers; it lives with the solvers (numpy only,
+# no torch) and stays importable from here, its old home.
+from masksearch.solvers.base import non_dominated
 
 
 def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:

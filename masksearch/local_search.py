@@ -23,8 +23,10 @@ evaluation it spends counts against the search's budget.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -36,7 +38,7 @@ from masksearch.mask import check_density
 from masksearch.problem import Evaluation, PruningProblem
 from masksearch.training import resolve_device
 
-__all__ = ["GradientSwaps", "Proposal", "mask_gradient"]
+__all__ = ["GradientSwaps", "LocalSearch", "Proposal", "check_local_search", "mask_gradient"]
 
 _GRADIENT_BATCH = 2048  # samples per forward/backward pass (bounded memory on big splits)
 _MAX_WIDENING = 8  # a stalled search draws its moves from up to 2**8 times more candidates
@@ -54,6 +56,62 @@ class Proposal:
     genomes: np.ndarray
     evaluation: Evaluation
     improved: np.ndarray
+
+
+@runtime_checkable
+class LocalSearch(Protocol):
+    """The contract of ``search(..., local_search=...)``; :class:`GradientSwaps` meets it.
+
+    ``setup(problem, rng)`` is called once per search (not on resume: the checkpoint holds the
+    local search) with the problem and a ``numpy.random.Generator`` that must be its only
+    source of randomness; it should forget any earlier search. ``improve(problem, front)`` is
+    called after every generation with the search's :class:`~masksearch.front.ParetoFront` and
+    returns a :class:`Proposal`: every genome it evaluated exactly (with ``problem.evaluate``;
+    they count against the budget and feasible ones join the archive) and which rows improved
+    on their parent (the search hands those to the solver's optional ``inject``). A local
+    search must be picklable (checkpoints pickle it).
+    """
+
+    def setup(self, problem: PruningProblem, rng: np.random.Generator) -> None:
+        """Take the problem and the random stream; forget any earlier search."""
+
+    def improve(self, problem: PruningProblem, front: ParetoFront) -> Proposal:
+        """Evaluate improvements of front members; see :class:`Proposal`."""
+
+
+def check_local_search(local_search: object) -> LocalSearch:
+    """Return ``local_search`` if it has the form of :class:`LocalSearch`, else raise TypeError
+    naming the problem (a class instead of an instance, a missing method, a signature that
+    cannot take the search's arguments). ``search`` calls it before it starts."""
+    if isinstance(local_search, type):
+        raise TypeError(
+            f"local_search must be a local search object, got the class {local_search.__name__}; "
+            f"pass an instance: {local_search.__name__}(...)"
+        )
+    name = type(local_search).__name__
+    for method, wanted in (
+        ("setup", "setup(problem, rng)"),
+        ("improve", "improve(problem, front)"),
+    ):
+        bound = getattr(local_search, method, None)
+        if not callable(bound):
+            raise TypeError(
+                f"{name} is not a local search: it has no {method}() method; a local search "
+                "needs setup(problem, rng) and improve(problem, front) returning a Proposal "
+                "(see masksearch.local_search.LocalSearch)"
+            )
+        try:
+            signature = inspect.signature(bound)
+        except (TypeError, ValueError):
+            continue  # no introspectable signature: trust it
+        try:
+            signature.bind(None, None)
+        except TypeError as error:
+            raise TypeError(
+                f"{name}.{method}{signature} cannot be called as {wanted}, which the search "
+                f"does ({error})"
+            ) from None
+    return local_search  # type: ignore[return-value]
 
 
 def mask_gradient(problem: PruningProblem, flat_mask: np.ndarray) -> np.ndarray:

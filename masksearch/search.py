@@ -26,7 +26,9 @@ import numpy as np
 
 from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
 from masksearch.front import ParetoFront
+from masksearch.local_search import LocalSearch, Proposal, check_local_search
 from masksearch.problem import PruningProblem
+from masksearch.solvers.base import Solver, check_solver, solver_done, solver_inject
 from masksearch.warmstart import WarmStart, as_initial
 
 __all__ = ["CheckpointError", "Result", "search", "search_fingerprint"]
@@ -61,7 +63,7 @@ class Result:
 
 def search(
     problem: PruningProblem,
-    solver: Any,
+    solver: Solver,
     *,
     budget: int | None = 1000,
     time_limit: float | None = None,
@@ -70,10 +72,14 @@ def search(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: bool = False,
     fingerprint: dict[str, Any] | None = None,
-    local_search: Any | None = None,
+    local_search: LocalSearch | None = None,
     initial: Any = None,
 ) -> Result:
     """Run ``solver`` on ``problem`` until ``budget`` evaluations or ``time_limit`` seconds.
+
+    ``solver`` meets the :class:`masksearch.solvers.Solver` protocol: ``setup``, ``ask`` and
+    ``tell`` are required (an object without them is refused with a TypeError before anything
+    runs); ``done`` (stop when True) and ``inject`` are used only when the solver has them.
 
     The budget is checked between generations, so the last generation may overshoot it by
     less than one population. ``checkpoint`` names a file written atomically after every
@@ -81,7 +87,8 @@ def search(
     as an uninterrupted run with the same seed (on the CPU). ``fingerprint`` (any picklable
     description of the run) must match on resume, so a checkpoint of another search is refused.
 
-    ``local_search`` (e.g. :class:`masksearch.local_search.GradientSwaps`) is called after every
+    ``local_search`` (a :class:`masksearch.local_search.LocalSearch`, e.g.
+    :class:`~masksearch.local_search.GradientSwaps`, checked likewise) is called after every
     generation with the problem and the front; what it evaluates joins the archive and counts
     against the budget, and the genomes it improved go back to the solver through
     ``solver.inject`` when the solver has it.
@@ -92,6 +99,10 @@ def search(
     The shipped solvers evaluate every initial genome in their first generation, so the front
     is never worse than its seeds. Ignored on resume (the checkpoint has the population).
     """
+    # the plug-ins' form first: a class or a wrong object fails here, not mid-run
+    check_solver(solver)
+    if local_search is not None:
+        check_local_search(local_search)
     if budget is None and time_limit is None:
         raise ValueError("give a budget (evaluations) or a time_limit (seconds), or both")
     if budget is not None:
@@ -143,7 +154,7 @@ def search(
             if time_limit is not None and time.perf_counter() - started >= time_limit:
                 stopped = "time"
                 break
-            if getattr(solver, "done", False):
+            if solver_done(solver):
                 stopped = "solver"
                 break
             genomes = problem.encoding.validate(solver.ask())
@@ -217,9 +228,16 @@ def search_fingerprint(
     }
 
 
-def _improve(problem: PruningProblem, solver: Any, front: ParetoFront, local_search: Any) -> int:
+def _improve(
+    problem: PruningProblem, solver: Solver, front: ParetoFront, local_search: LocalSearch
+) -> int:
     """One local-search call: archive what it evaluated, inject what it improved."""
     proposal = local_search.improve(problem, front)
+    if not isinstance(proposal, Proposal):
+        raise TypeError(
+            f"{type(local_search).__name__}.improve() returned {type(proposal).__name__}; "
+            "it must return a masksearch.local_search.Proposal"
+        )
     if len(proposal.genomes) == 0:
         return 0
     evaluation = proposal.evaluation
@@ -229,8 +247,8 @@ def _improve(problem: PruningProblem, solver: Any, front: ParetoFront, local_sea
         evaluation.F[keep],
         {k: v[keep] for k, v in evaluation.metrics.items()},
     )
-    inject = getattr(solver, "inject", None)
-    if callable(inject) and len(proposal.improved):
+    inject = solver_inject(solver)
+    if inject is not None and len(proposal.improved):
         rows = proposal.improved
         inject(proposal.genomes[rows], evaluation.F[rows], evaluation.violation[rows])
     return len(proposal.genomes)

@@ -6,15 +6,23 @@ Inherit ``SolverConformance`` in a pytest module and override ``make_solver``::
         def make_solver(self):
             return MySolver(pop_size=8)
 
-pytest then runs every ``test_*`` check on it: shapes and dtypes (bool and int64 genomes),
-bounds, determinism under a seed, no global RNG use, initial genomes in the first ask,
-several generations of valid populations on a toy bi-objective problem, progress on it
-(clearly more than the same solver makes when ``tell`` reports the objectives of unrelated
-random genomes),
-pickling mid-run, argument checks in ``tell`` and, when the solver has the optional
-``inject(genomes, F, violation)``, valid populations after injected genomes. Override a check
-to opt out of it.
-The toy problem runs in milliseconds; each solver's whole suite should take well under 2 s.
+pytest then runs every ``test_*`` check on it. The checks hold a solver to the contract that
+``masksearch.solvers.Solver`` states; ``masksearch.search`` relies on nothing beyond it.
+
+Required of every solver: the protocol's form (``check_solver``, what ``search`` checks before
+it starts), plain bool genomes when ``operators`` is None, shapes, dtypes and bounds (bool and
+int64 genomes), determinism under a seed, a seed that matters, no global RNG use, the
+``initial`` genomes in the first ask, several generations of valid populations on a toy
+bi-objective problem, progress on it (clearly more than the same solver makes when ``tell``
+reports the objectives of unrelated random genomes), pickling mid-run, and ``tell`` accepting
+valid input (+inf objectives, violations) and raising ValueError on malformed input.
+
+Optional, checked only when the solver has them (``search`` uses them only then too):
+``done`` must read as a bool, and after ``inject(genomes, F, violation)`` between generations
+the populations must stay valid.
+
+Override a check to opt out of it. The toy problem runs in milliseconds; each solver's whole
+suite should take well under 2 s.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import random
 
 import numpy as np
 
-from masksearch.solvers.base import Solver, as_genomes
+from masksearch.solvers.base import Solver, as_genomes, check_solver, solver_done, solver_inject
 
 __all__ = ["SolverConformance", "ToyBinaryOperators", "ToyLevelOperators", "ToyProblem"]
 
@@ -181,6 +189,13 @@ class SolverConformance:
         )
         return solver, operators
 
+    def is_done(self, solver: Solver) -> bool:
+        """The solver's optional ``done``, read as ``search`` reads it (False when absent)."""
+        try:
+            return solver_done(solver)
+        except TypeError as error:
+            raise AssertionError(str(error)) from error
+
     def check_population(
         self, genomes: object, operators: ToyBinaryOperators | ToyLevelOperators, where: str
     ) -> np.ndarray:
@@ -218,7 +233,7 @@ class SolverConformance:
         problem = ToyProblem(operators)
         asked = []
         for generation in range(generations):
-            if solver.done:
+            if self.is_done(solver):
                 break
             genomes = self.check_population(solver.ask(), operators, f"generation {generation}")
             asked.append(genomes.copy())
@@ -240,7 +255,7 @@ class SolverConformance:
         decoys = np.random.default_rng([seed, 1])
         asked: list[np.ndarray] = []
         for generation in range(self.generations):
-            if solver.done:
+            if self.is_done(solver):
                 break
             genomes = self.check_population(solver.ask(), operators, f"generation {generation}")
             asked.append(genomes.copy())
@@ -252,6 +267,14 @@ class SolverConformance:
 
     # ---- checks --------------------------------------------------------------------------
 
+    def test_is_a_solver(self) -> None:
+        # exactly what search() checks before it starts: an instance with setup/ask/tell whose
+        # signatures take the search's arguments, and well-formed optional members
+        try:
+            check_solver(self.make_solver())
+        except TypeError as error:
+            raise AssertionError(str(error)) from error
+
     def test_default_operators_give_bool_genomes(self) -> None:
         solver = self.make_solver()
         solver.setup(self.n_genes, 2, np.random.default_rng(0))
@@ -262,7 +285,16 @@ class SolverConformance:
             f"without operators ask() must return (P, {self.n_genes}) bool genomes, got "
             f"{genomes.shape} {genomes.dtype}",
         )
-        _check(isinstance(solver.done, bool), "done must be a bool")
+
+    def test_done_is_a_bool_when_present(self) -> None:
+        # done is optional: without it a search runs until its budget or time limit
+        solver, operators = self.started("bool", seed=11)
+        problem = ToyProblem(operators)
+        for _ in range(3):
+            if self.is_done(solver):  # raises AssertionError unless done reads as a bool
+                break
+            genomes = solver.ask()
+            solver.tell(genomes, problem.evaluate(genomes))
 
     def test_ask_shape_dtype_and_bounds(self) -> None:
         for kind in self.genome_kinds:
@@ -413,10 +445,13 @@ class SolverConformance:
             raise AssertionError(f"tell() accepted {what}; raise ValueError naming the problem")
 
     def test_inject_between_generations(self) -> None:
-        # inject() is optional: a search only calls it when the solver has it
+        # inject() is optional: a search only calls it when the solver has it, and so does this
         for kind in self.genome_kinds:
             solver, operators = self.started(kind, seed=10)
-            inject = getattr(solver, "inject", None)
+            try:
+                inject = solver_inject(solver)
+            except TypeError as error:
+                raise AssertionError(str(error)) from error
             if inject is None:
                 return
             problem = ToyProblem(operators)

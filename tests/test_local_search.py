@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from masksearch import catalogue
 from masksearch.front import ParetoFront
-from masksearch.local_search import GradientSwaps, mask_gradient
+from masksearch.local_search import GradientSwaps, LocalSearch, check_local_search, mask_gradient
 from masksearch.search import search
 from masksearch.solvers import SOLVERS, PymooSolver, make_solver
 
@@ -51,6 +51,33 @@ def test_mask_gradient_is_weight_times_gradient_of_the_masked_model(loss_problem
     child[biggest] = False
     change = problem.evaluate(child[None]).metrics["loss"][0] - loss.item()
     assert np.sign(change) == np.sign(-got[biggest])
+
+
+def test_gradient_swaps_meets_the_local_search_protocol() -> None:
+    swaps = GradientSwaps()
+    assert isinstance(swaps, LocalSearch)
+    assert check_local_search(swaps) is swaps
+
+
+def test_check_local_search_names_what_is_wrong() -> None:
+    class NoImprove:
+        def setup(self, problem, rng):
+            pass
+
+    class ImproveTakesOne:
+        def setup(self, problem, rng):
+            pass
+
+        def improve(self, front):  # search passes the problem too
+            pass
+
+    assert not isinstance(NoImprove(), LocalSearch)
+    with pytest.raises(TypeError, match="got the class GradientSwaps; pass an instance"):
+        check_local_search(GradientSwaps)
+    with pytest.raises(TypeError, match=r"NoImprove is not a local search: it has no improve"):
+        check_local_search(NoImprove())
+    with pytest.raises(TypeError, match=r"ImproveTakesOne\.improve\(front\) cannot be called"):
+        check_local_search(ImproveTakesOne())
 
 
 def test_mask_gradient_rejects_a_wrong_shape(loss_problem) -> None:

@@ -3,27 +3,50 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from masksearch.local_search import GradientSwaps
 from masksearch.problem import PruningProblem
 from masksearch.search import CheckpointError, search
-from masksearch.solvers import make_solver
+from masksearch.solvers import BinaryOperators, check_objectives, make_solver
+from masksearch.testing import SolverConformance
 
 
-class HillClimber:
-    """The README's custom solver: mutate the best genome so far, keep the better child."""
+class PlainHillClimber:
+    """The Solver protocol with no base class: setup/ask/tell only, no ``done``, no ``inject``
+    (both optional), as the README's "Without a base class" paragraph describes it."""
+
+    def __init__(self, children: int = 8) -> None:
+        self.children = children
 
     def setup(self, n_genes, n_obj, rng, *, operators=None, initial=None):
-        self.rng, self.operators = rng, operators
-        self.parent = initial[:1] if initial is not None else operators.sample(1, rng)
-        self.best = np.inf
+        self.rng, self.n_obj = rng, n_obj
+        self.operators = operators if operators is not None else BinaryOperators(n_genes)
+        seeds = [] if initial is None else [self.operators.validate(initial)]
+        missing = self.children - sum(len(s) for s in seeds)
+        if missing > 0:
+            seeds.append(self.operators.validate(self.operators.sample(missing, rng)))
+        self.first = np.concatenate(seeds)
+        self.parent, self.best = None, np.inf
 
     def ask(self):
-        children = self.operators.mutate(np.repeat(self.parent, 7, axis=0), self.rng)
-        return np.concatenate([self.parent, children])
+        if self.parent is None:
+            return self.first.copy()
+        parents = np.repeat(self.parent[None], self.children, axis=0)
+        return self.operators.mutate(parents, self.rng)
 
     def tell(self, genomes, F, violation=None):
-        score = F[:, 0] + F[:, 1]  # error + density
-        if score.min() < self.best:
-            self.best, self.parent = score.min(), genomes[[int(np.argmin(score))]]
+        genomes = np.asarray(genomes)
+        F, violation = check_objectives(F, violation, len(genomes), self.n_obj)  # ValueError
+        score = F.sum(axis=1) + 1e6 * violation  # error + density; infeasible far behind
+        best = int(np.argmin(score))
+        if score[best] <= self.best:
+            self.best, self.parent = score[best], genomes[best].copy()
+
+
+class TestPlainHillClimber(SolverConformance):
+    """The suite passes a solver that has neither of the optional ``done`` and ``inject``."""
+
+    def make_solver(self) -> PlainHillClimber:
+        return PlainHillClimber()
 
 
 def _front_signature(result) -> tuple:
@@ -104,19 +127,113 @@ def test_damaged_checkpoint_is_reported(tmp_path, digits_problem) -> None:
 
 
 def test_custom_solver_runs_and_improves(digits_problem) -> None:
-    result = search(digits_problem, HillClimber(), budget=400, seed=0)
+    result = search(digits_problem, PlainHillClimber(), budget=400, seed=0)
     start = result.history[0]
     assert result.history[-1]["hypervolume"] >= start["hypervolume"]
     assert len(result.front) >= 1
 
 
 def test_broken_solver_gets_a_clear_error(digits_problem) -> None:
-    class WrongLength(HillClimber):
+    class WrongLength(PlainHillClimber):
         def ask(self):
             return np.ones((4, 10), dtype=bool)
 
     with pytest.raises(ValueError, match="genes"):
         search(digits_problem, WrongLength(), budget=10)
+
+
+class _NoAsk:
+    def setup(self, n_genes, n_obj, rng, *, operators=None, initial=None):
+        pass
+
+    def tell(self, genomes, F, violation=None):
+        pass
+
+
+class _NarrowSetup(PlainHillClimber):
+    def setup(self, n_genes, n_obj, rng):  # no operators=/initial=: search passes both
+        super().setup(n_genes, n_obj, rng)
+
+
+class _DoneAsMethod(PlainHillClimber):
+    def done(self):  # would read as always-true; must be a bool attribute or property
+        return False
+
+
+@pytest.mark.parametrize(
+    ("solver", "message"),
+    [
+        (PlainHillClimber, r"got the class PlainHillClimber; pass an instance"),
+        (make_solver, r"got the class|not a solver"),
+        (object(), r"object is not a solver: it has no setup\(\), ask\(\) or tell\(\)"),
+        (_NoAsk(), r"_NoAsk is not a solver: it has no ask\(\) method"),
+        (_NarrowSetup(), r"_NarrowSetup\.setup\(n_genes, n_obj, rng\) cannot be called"),
+        (_DoneAsMethod(), r"_DoneAsMethod\.done is a method"),
+    ],
+    ids=["class", "function", "object", "no-ask", "narrow-setup", "done-method"],
+)
+def test_search_refuses_a_non_solver_before_it_starts(
+    digits_problem, monkeypatch, solver, message
+) -> None:
+    calls = []
+    evaluate = digits_problem.evaluate
+    monkeypatch.setattr(digits_problem, "evaluate", lambda g: calls.append(1) or evaluate(g))
+    with pytest.raises(TypeError, match=message):
+        search(digits_problem, solver, budget=8)
+    assert calls == []  # refused before a single evaluation
+
+
+def test_search_stops_when_the_optional_done_turns_true(digits_problem) -> None:
+    class StopsAfterTwo(PlainHillClimber):
+        told = 0
+
+        @property
+        def done(self) -> bool:
+            return self.told >= 2
+
+        def tell(self, genomes, F, violation=None):
+            super().tell(genomes, F, violation)
+            self.told += 1
+
+    result = search(digits_problem, StopsAfterTwo(children=4), budget=1000, seed=0)
+    assert result.stopped == "solver" and len(result.history) == 2
+
+
+def test_search_refuses_a_done_that_is_not_a_bool(digits_problem) -> None:
+    class VagueDone(PlainHillClimber):
+        done = "no"
+
+    with pytest.raises(TypeError, match="done must be a bool"):
+        search(digits_problem, VagueDone(), budget=8)
+
+
+class _NoImprove:
+    def setup(self, problem, rng):
+        pass
+
+
+class _ImprovesWrongly(GradientSwaps):
+    def improve(self, problem, front):
+        return super().improve(problem, front).genomes  # an array, not a Proposal
+
+
+@pytest.mark.parametrize(
+    ("local_search", "message"),
+    [
+        (GradientSwaps, r"got the class GradientSwaps; pass an instance"),
+        (_NoImprove(), r"_NoImprove is not a local search: it has no improve\(\) method"),
+    ],
+    ids=["class", "no-improve"],
+)
+def test_search_refuses_a_non_local_search(digits_problem, local_search, message) -> None:
+    with pytest.raises(TypeError, match=message):
+        search(digits_problem, PlainHillClimber(), budget=8, local_search=local_search)
+
+
+def test_local_search_must_return_a_proposal(digits_problem) -> None:
+    local = _ImprovesWrongly(steps=1, children=2)
+    with pytest.raises(TypeError, match=r"improve\(\) returned ndarray; it must return"):
+        search(digits_problem, make_solver("nsga2", pop_size=8), budget=8, local_search=local)
 
 
 def test_budget_must_be_positive(digits_problem) -> None:

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-from masksearch.solvers import GenomeSolver, lexicographic_order
+from masksearch.solvers import GenomeSolver, check_solver, lexicographic_order
 from masksearch.testing import (
     SolverConformance,
     ToyBinaryOperators,
@@ -104,6 +104,13 @@ class IgnoresTell(ElitistMutation):
         return self.operators.sample(self.pop_size, self._rng)
 
 
+class NoOpTell(ElitistMutation):
+    """tell() takes the genomes and does nothing with them: every ask is a fresh sample."""
+
+    def _tell(self, genomes, F, violation):
+        pass
+
+
 class DriftsSparser(ElitistMutation):
     """Ignores tell() yet lowers the toy objectives: each ask lowers one gene of every genome
     of the previous ask, and fewer kept genes is what the toy problem's first objective wants."""
@@ -137,6 +144,40 @@ class AcceptsAnything(ElitistMutation):
             self._pending = None  # swallows malformed input silently
 
 
+class NarrowSetup(ElitistMutation):
+    def setup(self, n_genes, n_obj, rng):  # cannot take operators= / initial=
+        super().setup(n_genes, n_obj, rng)
+
+
+class DoneIsAMethod(ElitistMutation):
+    def done(self):  # a method reads as truthy: a search would stop before its first ask
+        return False
+
+
+class DoneIsNotABool(ElitistMutation):
+    done = "never"
+
+
+class InjectIsNotCallable(ElitistMutation):
+    inject = None
+
+
+class PlainProtocol:
+    """ElitistMutation behind the bare protocol: setup/ask/tell, no ``done``, no ``inject``."""
+
+    def __init__(self) -> None:
+        self._inner = ElitistMutation()
+
+    def setup(self, n_genes, n_obj, rng, *, operators=None, initial=None):
+        self._inner.setup(n_genes, n_obj, rng, operators=operators, initial=initial)
+
+    def ask(self):
+        return self._inner.ask()
+
+    def tell(self, genomes, F, violation=None):
+        self._inner.tell(genomes, F, violation)
+
+
 def conformance_for(solver_class: type) -> SolverConformance:
     class Conformance(SolverConformance):
         def make_solver(self):
@@ -154,6 +195,22 @@ def test_correct_solver_passes_every_check(check: str) -> None:
     getattr(conformance_for(ElitistMutation), check)()
 
 
+@pytest.mark.parametrize("check", conformance_checks())
+def test_optional_members_are_optional(check: str) -> None:
+    # search() treats done and inject as optional, so the suite must pass a solver without them
+    assert not hasattr(PlainProtocol(), "done") and not hasattr(PlainProtocol(), "inject")
+    getattr(conformance_for(PlainProtocol), check)()
+
+
+def test_suite_and_search_check_the_same_form() -> None:
+    # test_is_a_solver is check_solver, the check search() runs before it starts
+    for broken in (NarrowSetup, DoneIsAMethod, InjectIsNotCallable):
+        with pytest.raises(TypeError):
+            check_solver(broken())
+        with pytest.raises(AssertionError):
+            conformance_for(broken).test_is_a_solver()
+
+
 @pytest.mark.parametrize(
     ("broken", "check"),
     [
@@ -168,9 +225,16 @@ def test_correct_solver_passes_every_check(check: str) -> None:
         (Unpicklable, "test_pickle_round_trip_mid_run"),
         (ForgetsRngWhenPickled, "test_pickle_round_trip_mid_run"),
         (IgnoresTell, "test_improves_on_toy_problem"),
+        (NoOpTell, "test_improves_on_toy_problem"),
         (DriftsSparser, "test_improves_on_toy_problem"),
         (MaximisesObjectives, "test_improves_on_toy_problem"),
         (AcceptsAnything, "test_tell_rejects_malformed_input"),
+        (NarrowSetup, "test_is_a_solver"),
+        (DoneIsAMethod, "test_is_a_solver"),
+        (DoneIsAMethod, "test_done_is_a_bool_when_present"),
+        (DoneIsNotABool, "test_done_is_a_bool_when_present"),
+        (InjectIsNotCallable, "test_is_a_solver"),
+        (InjectIsNotCallable, "test_inject_between_generations"),
     ],
 )
 def test_broken_solver_fails_its_check(broken: type, check: str) -> None:
@@ -178,7 +242,7 @@ def test_broken_solver_fails_its_check(broken: type, check: str) -> None:
         getattr(conformance_for(broken), check)()
 
 
-@pytest.mark.parametrize("deaf", [IgnoresTell, DriftsSparser])
+@pytest.mark.parametrize("deaf", [IgnoresTell, NoOpTell, DriftsSparser])
 def test_progress_check_names_a_solver_that_ignores_tell(deaf: type) -> None:
     with pytest.raises(AssertionError, match=r"ask\(\) must depend on what tell\(\) reports"):
         conformance_for(deaf).test_improves_on_toy_problem()

@@ -1,7 +1,9 @@
 """Population-level solvers behind one ``setup / ask / tell`` protocol.
 
-``make_solver(name, **options)`` builds one by name; a user's own solver is any ``Solver``
-subclass (``GenomeSolver`` does the bookkeeping), checked with ``masksearch.testing``.
+``make_solver(name, **options)`` builds one by name. A user's own solver is any object that
+meets the ``Solver`` protocol (its docstring is the contract: required ``setup / ask / tell``,
+optional ``done`` and ``inject``); subclassing ``GenomeSolver`` leaves only ``_setup``, ``_ask``
+and ``_tell`` to write. ``masksearch.testing.SolverConformance`` checks one.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from masksearch.solvers.base import (
     Solver,
     as_genomes,
     check_objectives,
+    check_solver,
     lexicographic_order,
     non_dominated,
+    solver_done,
+    solver_inject,
 )
 from masksearch.solvers.deap_adapter import DeapSolver
 from masksearch.solvers.pymoo_adapter import PymooSolver
@@ -32,9 +37,12 @@ __all__ = [
     "Solver",
     "as_genomes",
     "check_objectives",
+    "check_solver",
     "lexicographic_order",
     "make_solver",
     "non_dominated",
+    "solver_done",
+    "solver_inject",
 ]
 
 SOLVERS = (

@@ -5,13 +5,19 @@ import pickle
 import numpy as np
 import pytest
 
+import masksearch.front
+import masksearch.solvers.base as base
 from masksearch.solvers import (
     BinaryOperators,
     GenomeSolver,
+    Solver,
     as_genomes,
     check_objectives,
+    check_solver,
     lexicographic_order,
     non_dominated,
+    solver_done,
+    solver_inject,
 )
 from masksearch.testing import ToyLevelOperators
 
@@ -124,6 +130,119 @@ def test_non_dominated_puts_feasible_rows_first() -> None:
     assert non_dominated(F, np.array([1.0, 0.0, 0.0])).tolist() == [False, True, True]
     # without any feasible row, the least violating rows form the front
     assert non_dominated(F, np.array([2.0, 1.0, 1.0])).tolist() == [False, True, True]
+
+
+def _brute_non_dominated(F: np.ndarray) -> list[bool]:
+    def dominates(a, b):
+        return bool(np.all(a <= b) and np.any(a < b))
+
+    return [not any(dominates(F[j], F[i]) for j in range(len(F))) for i in range(len(F))]
+
+
+def test_non_dominated_without_violation_treats_every_row_as_feasible() -> None:
+    rng = np.random.default_rng(2)
+    F = rng.integers(0, 4, size=(25, 2)).astype(float)
+    F[3] = F[4]  # identical rows are both kept (neither dominates the other)
+    expected = _brute_non_dominated(F)
+    assert non_dominated(F).tolist() == expected
+    assert non_dominated(F, np.zeros(len(F))).tolist() == expected
+    assert non_dominated(F.tolist()).tolist() == expected  # any array-like, ints too
+    assert non_dominated(F.astype(int)).tolist() == expected
+
+
+def test_non_dominated_of_nothing_is_empty() -> None:
+    assert non_dominated(np.empty((0, 2))).tolist() == []
+    assert non_dominated(np.empty((0, 2)), np.empty(0)).tolist() == []
+
+
+def test_non_dominated_in_blocks_matches_one_block(monkeypatch) -> None:
+    # a large archive is compared in row blocks to bound memory; the answer must not change
+    rng = np.random.default_rng(3)
+    F = rng.integers(0, 6, size=(60, 3)).astype(float)
+    violation = np.where(rng.random(60) < 0.2, 1.0, 0.0)
+    whole = non_dominated(F, violation)
+    monkeypatch.setattr(base, "_DOMINANCE_BLOCK", 7)  # a few rows per block
+    assert non_dominated(F, violation).tolist() == whole.tolist()
+    assert non_dominated(F).tolist() == _brute_non_dominated(F)
+
+
+def test_non_dominated_checks_shapes() -> None:
+    with pytest.raises(ValueError, match="F must have shape"):
+        non_dominated(np.zeros(3))
+    with pytest.raises(ValueError, match="violation must have shape"):
+        non_dominated(np.zeros((3, 2)), np.zeros(2))
+
+
+def test_one_non_dominated_for_the_archive_and_the_solvers() -> None:
+    assert masksearch.front.non_dominated is non_dominated
+
+
+# ---- the Solver protocol ----------------------------------------------------------------------
+
+
+class _Plain:
+    """The bare protocol: required methods only."""
+
+    def setup(self, n_genes, n_obj, rng, *, operators=None, initial=None):
+        pass
+
+    def ask(self):
+        return np.zeros((1, 3), dtype=bool)
+
+    def tell(self, genomes, F, violation=None):
+        pass
+
+
+class _BrokenDoneProperty(_Plain):
+    @property
+    def done(self):
+        return self.missing_state  # AttributeError: a bug, not an absent ``done``
+
+
+def test_solver_protocol_is_structural() -> None:
+    assert isinstance(_Plain(), Solver)
+    assert isinstance(Sampler(), Solver)
+    assert not isinstance(object(), Solver)
+    assert check_solver(_Plain()) is not None
+
+
+def test_optional_members_read_as_the_search_reads_them() -> None:
+    plain, sampler = _Plain(), Sampler()
+    assert solver_done(plain) is False and solver_inject(plain) is None
+    sampler.setup(4, 2, np.random.default_rng(0))
+    assert solver_done(sampler) is False
+    assert solver_inject(sampler) == sampler.inject
+    with pytest.raises(AttributeError, match="missing_state"):
+        solver_done(_BrokenDoneProperty())
+
+
+def test_check_solver_names_what_is_wrong() -> None:
+    class NoTell:
+        def setup(self, n_genes, n_obj, rng, *, operators=None, initial=None):
+            pass
+
+        def ask(self):
+            pass
+
+    class TellTakesTwo(_Plain):
+        def tell(self, genomes, F):  # search passes violation too
+            pass
+
+    with pytest.raises(TypeError, match="got the class _Plain; pass an instance"):
+        check_solver(_Plain)
+    with pytest.raises(TypeError, match=r"NoTell is not a solver: it has no tell\(\) method"):
+        check_solver(NoTell())
+    with pytest.raises(TypeError, match=r"TellTakesTwo\.tell\(genomes, F\) cannot be called"):
+        check_solver(TellTakesTwo())
+
+
+def test_genome_solver_still_needs_its_three_methods() -> None:
+    class Incomplete(GenomeSolver):
+        def _setup(self, initial):
+            pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
 
 
 # ---- BinaryOperators -------------------------------------------------------------------------
