@@ -5,9 +5,9 @@ Each callback receives the per-generation record ``search()`` passes: ``generati
 for JSON, ``front`` (the live :class:`~masksearch.front.ParetoFront`). :func:`summarize` turns a
 record into a JSON-safe dict with the best error at the problem's target densities.
 
-* :class:`ProgressBar` — one self-overwriting line on stderr (``\\r``) with ETA, evaluations/s,
-  front size, best error at the target densities and hypervolume; on a non-terminal it prints a
-  plain line every few seconds instead, so logs stay readable.
+* :class:`ProgressBar` — a :mod:`tqdm` bar on stderr with ETA, evaluations/s, front size,
+  hypervolume and the best error at the target densities; on a non-terminal it prints a plain
+  line every few seconds instead, so logs stay readable.
 * :class:`JsonLines` — one JSON object per generation on a stream (stdout for scripts).
 * :class:`LogFile` — appends one JSON line per generation to a file (``DIR/log.jsonl``).
 * :class:`StopOnSignal` — turns Ctrl-C into "stop after this generation's checkpoint".
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -26,6 +25,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 import numpy as np
+from tqdm import tqdm
 
 from masksearch.front import best_within
 
@@ -96,10 +96,14 @@ def format_duration(seconds: float | None) -> str:
 
 
 class ProgressBar:
-    """A one-line progress display on ``stream`` (default stderr), no dependency.
+    """A :mod:`tqdm` progress bar on ``stream`` (default stderr), updated once per generation.
 
-    ``budget`` (evaluations) and/or ``time_limit`` (seconds) give the bar's length and the ETA;
-    ``densities`` are the targets whose best error is shown.
+    The bar counts evaluations up to ``budget``, or seconds up to ``time_limit`` when only that
+    is given; elapsed time, rate and ETA are the search's own (the record's ``wall_time``). The
+    postfix shows the generation, front size, hypervolume and the best error at each of
+    ``densities``; with both limits it adds the time left. On a terminal the line redraws in
+    place every ``interval`` seconds (default 0.1); elsewhere (a pipe, a log file) it is printed
+    as a plain line every ``interval`` seconds (default 5), so logs stay readable.
     """
 
     def __init__(
@@ -109,55 +113,32 @@ class ProgressBar:
         time_limit: float | None = None,
         densities: Sequence[float] = (),
         stream: IO[str] | None = None,
-        width: int = 20,
         interval: float | None = None,
         slack: float = 1e-12,
     ) -> None:
         self.budget = budget
-        self.slack = slack
         self.time_limit = time_limit
         self.densities = tuple(densities)
+        self.slack = slack
         self.stream = stream if stream is not None else sys.stderr
-        self.width = width
         self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
-        # a terminal redraws in place cheaply; a log file gets a line every few seconds
         self.interval = interval if interval is not None else (0.1 if self.interactive else 5.0)
+        self._bar: tqdm | None = None  # opened by the first record, after the CLI's notes
+        self._wall = 0.0
         self._last_draw = -math.inf
-        self._pending = ""  # the latest line, when throttling kept it from the screen
-        self._last_length = 0
 
-    def fraction(self, record: dict[str, Any]) -> float | None:
-        """How far the run is, in [0, 1], by whichever limit is closer to being reached."""
-        fractions = []
-        if self.budget:
-            fractions.append(record["n_evals"] / self.budget)
-        if self.time_limit:
-            fractions.append(record["wall_time"] / self.time_limit)
-        return min(1.0, max(fractions)) if fractions else None
-
-    def eta(self, record: dict[str, Any]) -> float | None:
-        wall, n_evals = record["wall_time"], record["n_evals"]
-        estimates = []
-        if self.budget and n_evals > 0 and wall > 0:
-            estimates.append(max(0.0, (self.budget - n_evals) * wall / n_evals))
-        if self.time_limit:
-            estimates.append(max(0.0, self.time_limit - wall))
-        return min(estimates) if estimates else None
-
-    def line(self, record: dict[str, Any]) -> str:
-        """The text shown for ``record``."""
-        fraction = self.fraction(record)
+    def postfix(self, record: dict[str, Any]) -> str:
+        """The text after the bar's counters for ``record``."""
         parts = []
-        if fraction is not None:
-            filled = int(round(fraction * self.width))
-            parts.append(f"[{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}")
-        evals = f"{record['n_evals']}"
-        if self.budget:
-            evals += f"/{self.budget}"
-        parts.append(f"gen {record['generation'] + 1} {evals} evals")
-        rate = record["n_evals"] / record["wall_time"] if record["wall_time"] > 0 else 0.0
-        parts.append(f"{rate:.1f} ev/s")
-        parts.append(f"ETA {format_duration(self.eta(record))}")
+        if self.budget and self.time_limit:
+            parts.append(
+                f"time left {format_duration(max(0.0, self.time_limit - record['wall_time']))}"
+            )
+        elif not self.budget and self.time_limit:  # the bar counts seconds: show the evaluations
+            wall = record["wall_time"]
+            rate = record["n_evals"] / wall if wall > 0 else 0.0
+            parts.append(f"{record['n_evals']} evals, {rate:.2f}ev/s")
+        parts.append(f"gen {record['generation'] + 1}")
         parts.append(f"front {record['front_size']}")
         parts.append(f"HV {record['hypervolume']:.4f}")
         if self.densities:
@@ -168,38 +149,83 @@ class ProgressBar:
                 for key, value in errors.items()
             )
             parts.append(f"err@density {shown}")
-        return " | ".join(parts)
+        return ", ".join(parts)
+
+    def _open(self) -> tqdm:
+        time_only = not self.budget and bool(self.time_limit)
+        bar = tqdm(
+            total=self.time_limit if time_only else self.budget or None,
+            unit="s" if time_only else "ev",
+            # in seconds mode the counters would repeat the elapsed time: show it once
+            bar_format="{l_bar}{bar}| [{elapsed}<{remaining}{postfix}]" if time_only else None,
+            file=self.stream if self.interactive else _Lines(self.stream),
+            ncols=_columns(self.stream) if self.interactive else None,
+            nrows=24,  # only stacked bars use the height; tqdm's guess (-1 when unsized) hides ours
+            smoothing=0,  # the rate is the run's average, like the search's own summary
+            delay=math.inf,  # no empty bar at creation: the first draw shows the first record
+        )
+        bar.delay = 0
+        return bar
 
     def __call__(self, record: dict[str, Any]) -> None:
-        text = self.line(record)
-        now = time.monotonic()
-        if now - self._last_draw < self.interval:
-            self._pending = text
-            return
-        self._last_draw = now
-        self._pending = ""
-        self._draw(text)
-
-    def _draw(self, text: str) -> None:
-        if self.interactive:
-            # a line wider than the terminal wraps, and "\r" then redraws only its last row
-            text = text[: max(20, shutil.get_terminal_size((200, 24)).columns - 1)]
-            padding = " " * max(0, self._last_length - len(text))
-            self.stream.write("\r" + text + padding)
-            self._last_length = len(text)
+        if self._bar is None:
+            self._bar = self._open()
+        bar = self._bar
+        self._wall = float(record["wall_time"])
+        if not self.budget and self.time_limit:
+            bar.n = min(self._wall, self.time_limit)
         else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+            bar.n = record["n_evals"]
+            if self.budget:  # a search finishes its last generation past the budget
+                bar.total = max(self.budget, bar.n)
+        bar.set_postfix_str(self.postfix(record), refresh=False)
+        now = time.monotonic()
+        if now - self._last_draw >= self.interval:
+            self._last_draw = now
+            self._sync_clock()
+            bar.refresh()
+
+    def _sync_clock(self) -> None:
+        # tqdm's elapsed time (and so its rate and ETA) is the record's wall time
+        assert self._bar is not None
+        self._bar.start_t = self._bar._time() - self._wall
+        if self.interactive:  # follow a resized terminal
+            self._bar.ncols = _columns(self.stream)
 
     def close(self) -> None:
         """Show the last record (if throttling hid it) and end the line."""
-        if self._pending:
-            self._draw(self._pending)
-        if self.interactive and self._last_length:
-            self.stream.write("\n")
-            self.stream.flush()
-        self._pending = ""
-        self._last_length = 0
+        if self._bar is not None:
+            self._sync_clock()
+            self._bar.close()
+        self._bar = None
+        self._last_draw = -math.inf
+
+
+def _columns(stream: IO[str]) -> int | None:
+    """The terminal's width less one (a full line would wrap), None when unknown."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
+    # a pseudo-terminal nobody sized reports 0 columns; tqdm would then print nothing
+    return columns - 1 if columns > 20 else None
+
+
+class _Lines:
+    """A non-terminal stream for tqdm: each redraw becomes one plain line, repeats dropped."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self._last = ""
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line and line != self._last:
+            self.stream.write(line + "\n")
+            self._last = line
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class JsonLines:

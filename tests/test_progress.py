@@ -61,32 +61,74 @@ def test_summarize_drops_the_front_and_stays_json():
 
 def test_progress_line_shows_eta_rate_front_and_hypervolume():
     stream = io.StringIO()
-    bar = ProgressBar(budget=1000, densities=(0.05,), stream=stream, interval=0.0)
+    bar = ProgressBar(budget=1000, densities=(0.05, 0.01), stream=stream, interval=0.0)
     bar(record(250, 10.0, fake_front([0.04, 0.5], [0.2, 0.05])))
     line = stream.getvalue()
     # 750 evaluations left at 25 evaluations/s: 30 s
-    assert "ETA 0:30" in line and "25.0 ev/s" in line and "25%" in line
-    assert "250/1000" in line and "front 3" in line and "HV 0.7500" in line
-    assert "0.05:0.200" in line
+    assert line.startswith(" 25%|") and "250/1000 [00:10<00:30, 25.00ev/s" in line
+    assert "gen 5, front 3, HV 0.7500" in line
+    assert line.endswith("err@density 0.05:0.200 0.01:-]\n")  # nothing at 1%
+    assert "\r" not in line  # not a terminal: plain lines for a log
     bar.close()
     assert stream.getvalue() == line  # nothing hidden by throttling: close adds no duplicate
 
 
-def test_progress_eta_uses_the_nearer_limit():
-    bar = ProgressBar(budget=1000, time_limit=15.0, stream=io.StringIO())
-    assert bar.eta(record(250, 10.0)) == pytest.approx(5.0)
-    assert bar.fraction(record(250, 10.0)) == pytest.approx(10.0 / 15.0)
+def test_progress_counts_past_the_budget_without_a_negative_eta():
+    stream = io.StringIO()
+    bar = ProgressBar(budget=1000, stream=stream, interval=0.0)
+    bar(record(1030, 40.0))  # the last generation ends past the budget
+    bar.close()
+    assert "100%|" in stream.getvalue() and "1030/1030 [00:40<00:00" in stream.getvalue()
+
+
+def test_progress_counts_seconds_when_only_a_time_limit_is_given():
+    stream = io.StringIO()
+    bar = ProgressBar(time_limit=60.0, stream=stream, interval=0.0)
+    bar(record(250, 15.0))
+    bar.close()
+    line = stream.getvalue()
+    assert line.startswith(" 25%|") and "[00:15<00:45, 250 evals, 16.67ev/s, gen 5" in line
+
+
+def test_progress_with_both_limits_shows_the_time_left():
+    stream = io.StringIO()
+    bar = ProgressBar(budget=1000, time_limit=15.0, stream=stream, interval=0.0)
+    bar(record(250, 10.0))
+    bar.close()
+    assert "250/1000 [00:10<00:30, 25.00ev/s, time left 0:05, gen 5" in stream.getvalue()
+
+
+def test_progress_without_limits_counts_evaluations():
+    stream = io.StringIO()
+    bar = ProgressBar(stream=stream, interval=0.0)
+    bar(record(250, 10.0))
+    bar.close()
+    assert stream.getvalue().startswith("250ev [00:10, 25.00ev/s, gen 5, front 3")
+
+
+def test_progress_throttles_a_log_and_prints_the_last_record_on_close():
+    stream = io.StringIO()
+    bar = ProgressBar(budget=100, stream=stream, interval=3600.0)
+    bar(record(10, 1.0))
+    bar(record(20, 2.0))  # throttled
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "10/100 [00:01<00:09" in lines[0]
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "20/100 [00:02<00:08" in lines[1]
 
 
 def test_progress_redraws_in_place_on_a_terminal_and_shows_the_last_line_on_close():
     stream = _Terminal()
     bar = ProgressBar(budget=100, stream=stream, interval=3600.0)
+    assert stream.getvalue() == ""  # nothing before the first generation
     bar(record(10, 1.0))
     bar(record(20, 2.0))  # throttled
-    assert stream.getvalue().count("\r") == 1
+    assert stream.getvalue().count("\r") == 1 and "10/100" in stream.getvalue()
     bar.close()
     text = stream.getvalue()
-    assert text.count("\r") == 2 and "20/100" in text and text.endswith("\n")
+    assert text.count("\r") == 2 and text.endswith("\n")
+    assert "20/100" in text.split("\r")[-1] and text.count("\n") == 1
 
 
 def test_json_lines_and_log_file(tmp_path):

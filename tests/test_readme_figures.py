@@ -1,0 +1,1099 @@
+"""README.md's measured figures agree with the committed files they were copied from.
+
+Each :class:`Figure` names a number as README.md prints it (a phrase of its prose, whitespace
+collapsed, or a cell of one of its tables), the committed file it comes from and how to compute
+it there, in the README's units (percent, ×, seconds…). The test reads both and checks that they
+agree at the README's printed precision: half a unit of its last digit (``1:19`` to the second),
+unless a figure gives its own tolerance ("about 180 masks/s"). A figure the file gives only as
+a range (a duration printed to the second) must fall inside it.
+
+Rerunning a benchmark rewrites its result file; this test then names every README figure the
+new results contradict. Figures with no committed source (the dense-model training table, the
+magnitude-only quickstart search) are not listed here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
+
+ENGINE = "benchmarks/results/engine.json"
+ENGINE_MD = "benchmarks/results/engine.md"
+SEARCH_QUALITY = "benchmarks/results/search_quality.json"
+VAL1024 = "benchmarks/results/search_quality_val1024.json"
+WARM_1 = "benchmarks/results/warm_start.json"
+WARM_3 = "benchmarks/results/warm_start_e3.json"
+METHODS = "benchmarks/results/methods.json"
+METHODS_MD = "benchmarks/results/methods.md"
+QUALITY = "benchmarks/results/quality.json"
+SCREENING = "benchmarks/results/screening.json"
+SCALE = "benchmarks/results/scale.json"
+SUITE_LOG = "benchmarks/results/logs/run_all.log"
+QUICKSTART = "docs/quickstart_report.md"
+
+Value = float | tuple[float, float]
+
+
+@cache
+def readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+@cache
+def load(path: str) -> Any:
+    text = (ROOT / path).read_text(encoding="utf-8")
+    return json.loads(text) if path.endswith(".json") else text
+
+
+# -- where a figure sits in README.md ---------------------------------------------------------
+
+
+def phrase(pattern: str, group: int = 1) -> Callable[[str], str]:
+    """The number ``pattern`` captures in README.md, whitespace collapsed; it must match once."""
+
+    def locate(text: str) -> str:
+        matches = list(re.finditer(pattern, " ".join(text.split())))
+        assert len(matches) == 1, f"{len(matches)} matches of {pattern!r} in README.md"
+        return matches[0].group(group)
+
+    return locate
+
+
+def cell(row: str, column: int, part: int = 0) -> Callable[[str], str]:
+    """Number ``part`` of cell ``column`` (0 = the first) of the table row starting with ``row``."""
+
+    def locate(text: str) -> str:
+        lines = [line for line in text.splitlines() if line.startswith(row)]
+        assert len(lines) == 1, f"{len(lines)} README.md table rows start with {row!r}"
+        cells = [c.strip() for c in lines[0].strip().strip("|").split("|")]
+        return re.findall(NUMBER, cells[column])[part]
+
+    return locate
+
+
+# -- the files' numbers -----------------------------------------------------------------------
+
+
+def percent(x: float) -> float:
+    return 100.0 * x
+
+
+def clock(text: str) -> tuple[float, float]:
+    """``m:ss`` / ``h:mm:ss`` as printed (rounded to the second): the seconds it stands for."""
+    seconds = 0
+    for part in text.split(":"):
+        seconds = 60 * seconds + int(part)
+    return seconds - 0.5, seconds + 0.5
+
+
+def scaled(interval: tuple[float, float], factor: float) -> tuple[float, float]:
+    return interval[0] * factor, interval[1] * factor
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """As the benchmarks compute them: mean and sample standard deviation, in percent."""
+    return percent(statistics.fmean(values)), percent(statistics.stdev(values))
+
+
+def span(values: list[float]) -> tuple[float, float]:
+    return min(values), max(values)
+
+
+def report_find(pattern: str) -> str:
+    match = re.search(pattern, load(QUICKSTART))
+    assert match, f"{pattern!r} not in {QUICKSTART}"
+    return match.group(1)
+
+
+def report_target(density: str, column: int) -> float:
+    """The quickstart report's "At the target densities" table, in percent."""
+    (line,) = [x for x in load(QUICKSTART).splitlines() if x.startswith(f"| {density} |")]
+    cells = [c.strip() for c in line.strip().strip("|").split("|")]
+    return float(cells[column].rstrip("%"))
+
+
+def engine_rows(d: dict, **match: Any) -> list[dict]:
+    return [r for r in d["results"] if all(r.get(k) == v for k, v in match.items())]
+
+
+def naive_rate(d: dict, model: str, population: int) -> float:
+    """The naive loop's speed that bench_engine's "× naive" column divides by."""
+    naive = {(r["model"], r["P"]): r["candidates_per_s"] for r in engine_rows(d, method="naive")}
+    if (model, population) in naive:
+        return naive[(model, population)]
+    return next(v for (m, _), v in sorted(naive.items()) if m == model)
+
+
+def incremental(d: dict, parent_density: float) -> dict:
+    (row,) = engine_rows(
+        d, model="lenet300", method="incremental", P=64, parent_density=parent_density
+    )
+    return row
+
+
+def incremental_speedup(d: dict, parent_density: float) -> float:
+    return incremental(d, parent_density)["candidates_per_s"] / naive_rate(d, "lenet300", 64)
+
+
+def worst_memory_growth(d: dict) -> float:
+    """Largest RSS growth at P = 1,024 over P = 64, per model and evaluator (bench_engine's)."""
+    growth: dict[tuple[str, str], dict[int, float]] = {}
+    for r in d["results"]:
+        label = r["method"] + (f" d={r['parent_density']}" if r["method"] == "incremental" else "")
+        growth.setdefault((r["model"], label), {})[r["P"]] = r["rss_growth_mb"]
+    return max(v[1024] / v[64] for v in growth.values() if 64 in v and 1024 in v and v[64] > 0)
+
+
+def engine_quality(d: dict, model: str, key: str) -> float:
+    (row,) = [q for q in d["quality"] if q["model"] == model]
+    return row[key]
+
+
+def search_run(d: dict, solver: str) -> dict:
+    (run,) = [r for r in d["runs"] if r["solver"] == solver]
+    return run
+
+
+def warm(d: dict, row: str, density: str, part: int) -> float:
+    summary = d["summary"][row]
+    return percent(summary["mean" if part == 0 else "std"][density])
+
+
+def warm_epochs(d: dict) -> list[int]:
+    return [
+        value["epochs"]
+        for run in d["runs"]
+        for name, value in run["rows"].items()
+        if name.startswith("supermask, equal time")
+    ]
+
+
+def methods(d: dict, model: str, method: str, sparsity: float, part: int) -> float:
+    values = [
+        r["test_accuracy"]
+        for r in d["runs"]
+        if (r["model"], r["method"], r["sparsity"]) == (model, method, sparsity)
+        and r["test_accuracy"] is not None
+    ]
+    return mean_std(values)[part]
+
+
+def methods_reference(text: str, model: str, sparsity: str) -> float:
+    """Issue 5's reference, the last column of methods.md's table for ``model``."""
+    section = text.split(f"## {model}")[1].split("\n## ")[0]
+    (line,) = [x for x in section.splitlines() if x.startswith(f"| {sparsity} |")]
+    return float(line.strip().strip("|").split("|")[-1].strip().rstrip("%"))
+
+
+def quality(d: dict, model: str, table: str, method: str, density: float, part: int) -> float:
+    (row,) = [
+        s
+        for s in d["summary"]
+        if (s["model"], s["table"], s["method"], s["density"]) == (model, table, method, density)
+    ]
+    return percent(row["mean" if part == 0 else "std"])
+
+
+def screening_runs(d: dict) -> list[dict]:
+    return [seed["runs"] for seed in d["per_seed"].values()]
+
+
+def suite_minutes(text: str, name: str) -> float:
+    seconds = re.search(rf"== {name}: .*\n\s+ok in (\d+) s", text)
+    assert seconds, f"no time for {name} in {SUITE_LOG}"
+    return int(seconds.group(1)) / 60
+
+
+# -- the figures ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    readme: Callable[[str], str]
+    source: str
+    value: Callable[[Any], Value]
+    tolerance: float | None = None
+
+
+def quickstart_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "problems: LeNet-300-100 weights",
+            phrase(r"LeNet-300-100 on Fashion-MNIST \((" + NUMBER + r") prunable weights\)"),
+            ENGINE,
+            lambda d: engine_rows(d, model="lenet300")[0]["n_weights"],
+        ),
+        Figure(
+            "problems: LeNet-5 weights",
+            phrase(r"LeNet-5 \(Caffe variant\) on Fashion-MNIST \((" + NUMBER + r") prunable"),
+            ENGINE,
+            lambda d: engine_rows(d, model="lenet5")[0]["n_weights"],
+        ),
+        Figure(
+            "quickstart: warm-start masks",
+            phrase(r"warm start: (\d+) masks in"),
+            QUICKSTART,
+            lambda _: float(report_find(r"started from (\d+) warm-start masks")),
+        ),
+        Figure(
+            "quickstart: warm-start seconds",
+            phrase(r"warm start: \d+ masks in (" + NUMBER + r") s"),
+            QUICKSTART,
+            lambda _: clock(report_find(r"that took (\d+:\d\d) to make")),
+        ),
+        Figure(
+            "quickstart: warm-start epochs",
+            phrase(r"masks in " + NUMBER + r" s \((\d+) epochs of training\)"),
+            QUICKSTART,
+            lambda _: float(report_find(r"(\d+) epochs of training")),
+        ),
+        Figure(
+            "quickstart bar: evaluations",
+            phrase(r"\| (\d+)/\d+ \[\d+:\d\d<"),
+            QUICKSTART,
+            lambda _: float(report_find(r"(\d+) evaluations in")),
+        ),
+        Figure(
+            "quickstart bar: elapsed",
+            phrase(r"\| \d+/\d+ \[(\d+:\d\d)<"),
+            QUICKSTART,
+            lambda _: clock(report_find(r"evaluations in (\d+:\d\d)")),
+        ),
+        Figure(
+            "quickstart bar: evaluations per second",
+            phrase(r"(" + NUMBER + r")ev/s, gen"),
+            QUICKSTART,
+            lambda _: (
+                float(report_find(r"(\d+) evaluations in"))
+                / clock(report_find(r"evaluations in (\d+:\d\d)"))[1],
+                float(report_find(r"(\d+) evaluations in"))
+                / clock(report_find(r"evaluations in (\d+:\d\d)"))[0],
+            ),
+        ),
+        Figure(
+            "quickstart bar: generations",
+            phrase(r"ev/s, gen (\d+),"),
+            QUICKSTART,
+            lambda _: float(report_find(r"(\d+) generations; final hypervolume")),
+        ),
+        Figure(
+            "quickstart bar: front size",
+            phrase(r"gen \d+, front (\d+), HV"),
+            QUICKSTART,
+            lambda _: float(report_find(r"(\d+) masks on the Pareto front")),
+        ),
+        Figure(
+            "quickstart bar: hypervolume",
+            phrase(r"front \d+, HV (" + NUMBER + r"), err@density"),
+            QUICKSTART,
+            lambda _: float(report_find(r"final hypervolume (" + NUMBER + ")")),
+        ),
+        Figure(
+            "quickstart summary: evaluations",
+            phrase(r"(\d+) evaluations in \d+:\d\d \(stopped: budget\)"),
+            QUICKSTART,
+            lambda _: float(report_find(r"(\d+) evaluations in")),
+        ),
+        Figure(
+            "quickstart summary: search time",
+            phrase(r"\d+ evaluations in (\d+:\d\d) \(stopped: budget\)"),
+            QUICKSTART,
+            lambda _: clock(report_find(r"evaluations in (\d+:\d\d)")),
+        ),
+        Figure(
+            "quickstart summary: front size",
+            phrase(r"\(stopped: budget\); (\d+) masks on the Pareto front"),
+            QUICKSTART,
+            lambda _: float(report_find(r"(\d+) masks on the Pareto front")),
+        ),
+        Figure(
+            "quickstart summary: warm-start time",
+            phrase(r"warm start \(magnitude, supermask\) took (\d+:\d\d) before it"),
+            QUICKSTART,
+            lambda _: clock(report_find(r"that took (\d+:\d\d) to make")),
+        ),
+        Figure(
+            "quickstart: the warm start costs",
+            phrase(r"The warm start costs (\d+) s"),
+            QUICKSTART,
+            lambda _: clock(report_find(r"that took (\d+:\d\d) to make")),
+        ),
+        Figure(
+            "warm starts: default seeding time",
+            phrase(r"seeds with 1 epoch by default \((\d+) s on LeNet-300-100\)"),
+            QUICKSTART,
+            lambda _: clock(report_find(r"that took (\d+:\d\d) to make")),
+        ),
+        Figure(
+            "warm starts: seconds per density",
+            phrase(r"about (\d+) s per density on LeNet-300-100"),
+            QUICKSTART,
+            lambda _: scaled(
+                clock(report_find(r"that took (\d+:\d\d) to make")),
+                1 / float(report_find(r"(\d+) epochs of training")),
+            ),
+        ),
+    ]
+    for position, density in enumerate(("0.05", "0.02", "0.01")):
+        figures.append(
+            Figure(
+                f"quickstart bar: error at {density}",
+                phrase(rf"err@density .*?{density}:(\d\.\d+)"),
+                QUICKSTART,
+                lambda _, density=density: 1 - report_target(density, 2) / 100,
+            )
+        )
+        for part, (label, column) in enumerate(
+            (("val", 2), ("val magnitude", 3), ("test", 4), ("test magnitude", 5))
+        ):
+            figures.append(
+                Figure(
+                    f"quickstart summary: {label} accuracy at {density}",
+                    phrase(
+                        rf"density <= {density}: val accuracy ({NUMBER})% \(magnitude ({NUMBER})%\), "
+                        rf"test ({NUMBER})% \(magnitude ({NUMBER})%\)",
+                        group=part + 1,
+                    ),
+                    QUICKSTART,
+                    lambda _, density=density, column=column: report_target(density, column),
+                )
+            )
+        figures.append(
+            Figure(
+                f"quickstart: warm-started test accuracy at {density}",
+                phrase(
+                    rf"to ({NUMBER}) / ({NUMBER}) / ({NUMBER})%: !\[Pareto front of the quickstart",
+                    group=position + 1,
+                ),
+                QUICKSTART,
+                lambda _, density=density: report_target(density, 4),
+            )
+        )
+    return figures
+
+
+def dense_figures() -> list[Figure]:
+    return [
+        Figure(
+            "dense LeNet-300-100 on the EPYC",
+            phrase(r"(" + NUMBER + r")% \(2 threads\)"),
+            METHODS,
+            lambda d: percent(d["dense"]["lenet300_fashion"]),
+        ),
+        Figure(
+            "dense LeNet-5",
+            phrase(r"\(LeNet-5 (" + NUMBER + r")%, Caffe's variant"),
+            METHODS,
+            lambda d: percent(d["dense"]["lenet5_fashion"]),
+        ),
+    ]
+
+
+DENSITIES = ("0.05", "0.02", "0.01")
+
+
+def search_quality_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "search quality: budget",
+            phrase(r"one search of (" + NUMBER + r") exact evaluations per row"),
+            SEARCH_QUALITY,
+            lambda d: d["budget"],
+        ),
+        Figure(
+            "search quality: validation images",
+            phrase(r"fitness on the (" + NUMBER + r") validation images"),
+            SEARCH_QUALITY,
+            lambda d: d["val_samples"],
+        ),
+    ]
+    for column, density in enumerate(DENSITIES):
+        figures.append(
+            Figure(
+                f"search quality: magnitude at {density}",
+                cell("| global magnitude pruning |", 3 + column),
+                SEARCH_QUALITY,
+                lambda d, density=density: percent(d["magnitude"][density]["test_accuracy"]),
+            )
+        )
+        for key, label in (("floor", r"Issue 3's floor"), ("goal", r"its goal")):
+            figures.append(
+                Figure(
+                    f"search quality: issue 3 {key} at {density}",
+                    phrase(rf"{label} \((\d+) / (\d+) / (\d+)%\)", group=column + 1),
+                    SEARCH_QUALITY,
+                    lambda d, key=key, density=density: percent(d[key][density]),
+                )
+            )
+    for row, solver in (
+        ("| NSGA-II (pymoo) + gradient swaps |", "nsga2+ls"),
+        ("| NSGA-II (DEAP) + gradient swaps |", "deap-nsga2+ls"),
+        ("| GA (pymoo) + gradient swaps |", "ga+ls"),
+    ):
+        figures += [
+            Figure(
+                f"search quality: {solver} evaluations",
+                cell(row, 1),
+                SEARCH_QUALITY,
+                lambda d, solver=solver: search_run(d, solver)["n_evals"],
+            ),
+            Figure(
+                f"search quality: {solver} wall s",
+                cell(row, 2),
+                SEARCH_QUALITY,
+                lambda d, solver=solver: search_run(d, solver)["wall_time"],
+            ),
+        ]
+        for column, density in enumerate(DENSITIES):
+            figures.append(
+                Figure(
+                    f"search quality: {solver} at {density}",
+                    cell(row, 3 + column),
+                    SEARCH_QUALITY,
+                    lambda d, solver=solver, density=density: percent(
+                        search_run(d, solver)["at_density"][density]["test_accuracy"]
+                    ),
+                )
+            )
+
+    def memetic_at_5(d: dict, key: str) -> list[float]:
+        return [
+            percent(r["at_density"]["0.05"][key]) for r in d["runs"] if r["solver"].endswith("+ls")
+        ]
+
+    figures += [
+        Figure(
+            "search quality: NSGA-II at 1% without local search",
+            phrase(r"NSGA-II's 1% mask scores (" + NUMBER + r")% without it"),
+            QUALITY,
+            lambda d: quality(d, "lenet300_fashion", "mask", "nsga2", 0.01, 0),
+        ),
+        Figure(
+            "search quality: NSGA-II at 1% with local search",
+            phrase(r"without it and (" + NUMBER + r")% with it"),
+            QUALITY,
+            lambda d: quality(d, "lenet300_fashion", "mask", "nsga2+ls", 0.01, 0),
+        ),
+        Figure(
+            "search quality: budget of the quality benchmark",
+            phrase(r"at (" + NUMBER + r") evaluations, NSGA-II's 1% mask"),
+            QUALITY,
+            lambda d: d["config"]["budget"]["lenet300_fashion"],
+        ),
+        Figure(
+            "search quality, 1,024 images: validation images",
+            phrase(r"Judged on only (" + NUMBER + r") validation images"),
+            VAL1024,
+            lambda d: d["val_samples"],
+        ),
+        Figure(
+            "search quality, 1,024 images: lowest validation accuracy at 5%",
+            phrase(r"the 5% masks scored (\d+)–\d+% on those images"),
+            VAL1024,
+            lambda d: min(100 - v for v in memetic_at_5(d, "val_error")),
+        ),
+        Figure(
+            "search quality, 1,024 images: highest validation accuracy at 5%",
+            phrase(r"the 5% masks scored \d+–(\d+)% on those images"),
+            VAL1024,
+            lambda d: max(100 - v for v in memetic_at_5(d, "val_error")),
+        ),
+        Figure(
+            "search quality, 1,024 images: lowest test accuracy at 5%",
+            phrase(r"on those images and (" + NUMBER + r")–" + NUMBER + "% on the test split"),
+            VAL1024,
+            lambda d: min(memetic_at_5(d, "test_accuracy")),
+        ),
+        Figure(
+            "search quality, 1,024 images: highest test accuracy at 5%",
+            phrase(r"on those images and " + NUMBER + r"–(" + NUMBER + ")% on the test split"),
+            VAL1024,
+            lambda d: max(memetic_at_5(d, "test_accuracy")),
+        ),
+        Figure(
+            "search quality, 1,024 images: time limit",
+            phrase(r"on the test split, even in (\d+) s"),
+            VAL1024,
+            lambda d: span([r["wall_time"] for r in d["runs"]]),
+            tolerance=1.0,
+        ),
+    ]
+    return figures
+
+
+WARM_ROWS = (
+    ("| 1 epoch | supermask (the seeds) |", WARM_1, "supermask (1 ep)"),
+    (
+        "| 1 epoch | search from the seeds |",
+        WARM_1,
+        "search from seeds, NSGA-II + gradient swaps",
+    ),
+    ("| 1 epoch | same search without gradient swaps |", WARM_1, "search from seeds, NSGA-II"),
+    ("| 1 epoch | supermask, equal time", WARM_1, "supermask, equal time"),
+    ("| 3 epochs | supermask (the seeds) |", WARM_3, "supermask (3 ep)"),
+    (
+        "| 3 epochs | search from the seeds |",
+        WARM_3,
+        "search from seeds, NSGA-II + gradient swaps",
+    ),
+    ("| 3 epochs | supermask, equal time", WARM_3, "supermask, equal time"),
+)
+SEARCH = "search from seeds, NSGA-II + gradient swaps"
+
+
+def warm_start_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "warm starts: search budget",
+            phrase(r"NSGA-II with gradient swaps, (" + NUMBER + r") evaluations"),
+            WARM_1,
+            lambda d: d["budget"],
+        ),
+        Figure(
+            "warm starts: fewest equal-time epochs (1-epoch seeds)",
+            cell("| 1 epoch | supermask, equal time", 1, 0),
+            WARM_1,
+            lambda d: min(warm_epochs(d)),
+        ),
+        Figure(
+            "warm starts: most equal-time epochs (1-epoch seeds)",
+            cell("| 1 epoch | supermask, equal time", 1, 1),
+            WARM_1,
+            lambda d: max(warm_epochs(d)),
+        ),
+        Figure(
+            "warm starts: equal-time epochs (3-epoch seeds)",
+            cell("| 3 epochs | supermask, equal time", 1, 0),
+            WARM_3,
+            lambda d: span(warm_epochs(d)),
+        ),
+        Figure(
+            "warm starts: smallest gain over the seeds at 1%",
+            phrase(r"\+(" + NUMBER + r") to \+" + NUMBER + r" points over its seeds at 1%"),
+            WARM_3,
+            lambda _: min(
+                warm(load(path), SEARCH, "0.01", 0) - warm(load(path), seeds, "0.01", 0)
+                for path, seeds in ((WARM_1, "supermask (1 ep)"), (WARM_3, "supermask (3 ep)"))
+            ),
+        ),
+        Figure(
+            "warm starts: largest gain over the seeds at 1%",
+            phrase(r"\+" + NUMBER + r" to \+(" + NUMBER + r") points over its seeds at 1%"),
+            WARM_1,
+            lambda _: max(
+                warm(load(path), SEARCH, "0.01", 0) - warm(load(path), seeds, "0.01", 0)
+                for path, seeds in ((WARM_1, "supermask (1 ep)"), (WARM_3, "supermask (3 ep)"))
+            ),
+        ),
+        Figure(
+            "warm starts: lead over supermask at equal time at 1%",
+            phrase(r"beats supermask at equal time \(\+(" + NUMBER + r"),"),
+            WARM_3,
+            lambda d: warm(d, SEARCH, "0.01", 0) - warm(d, "supermask, equal time", "0.01", 0),
+        ),
+    ]
+    for group, density in ((1, "0.05"), (2, "0.02")):
+        figures.append(
+            Figure(
+                f"warm starts: supermask at equal time ahead at {density}",
+                phrase(rf"\(by ({NUMBER}) and ({NUMBER}) points, beyond two", group=group),
+                WARM_3,
+                lambda d, density=density: (
+                    warm(d, "supermask, equal time", density, 0) - warm(d, SEARCH, density, 0)
+                ),
+            )
+        )
+    for column, density in enumerate(DENSITIES):
+        for key in ("floor", "goal"):
+            figures.append(
+                Figure(
+                    f"warm starts: issue 14 {key} at {density}",
+                    phrase(
+                        rf"issue 14's {key} \(({NUMBER}) / ({NUMBER}) / ({NUMBER})%\)"
+                        if key == "floor"
+                        else rf"not its goal \(({NUMBER}) / ({NUMBER}) / ({NUMBER})%\)",
+                        group=column + 1,
+                    ),
+                    WARM_3,
+                    lambda d, key=key, density=density: percent(d[key][density]),
+                )
+            )
+    for row, path, name in WARM_ROWS:
+        figures.append(
+            Figure(
+                f"warm starts table: {path[-12:-5]} {name} wall s",
+                cell(row, 2),
+                path,
+                lambda d, name=name: d["summary"][name]["wall_time"],
+            )
+        )
+        for column, density in enumerate(DENSITIES):
+            for part, label in enumerate(("mean", "std")):
+                figures.append(
+                    Figure(
+                        f"warm starts table: {path[-12:-5]} {name} at {density} {label}",
+                        cell(row, 3 + column, part),
+                        path,
+                        lambda d, name=name, density=density, part=part: warm(
+                            d, name, density, part
+                        ),
+                    )
+                )
+    return figures
+
+
+METHOD_COLUMNS = ("DNS", "B", "magnitude+FT", "A+FT", "A", "magnitude")
+
+
+def methods_figures() -> list[Figure]:
+    figures = []
+    for label, model in (("LeNet-5", "lenet5_fashion"), ("LeNet-300-100", "lenet300_fashion")):
+        for sparsity in (0.95, 0.99):
+            row = f"| {label}, {sparsity:.0%} |"
+            for column, method in enumerate(METHOD_COLUMNS, start=1):
+                for part in (0,) if method == "magnitude" else (0, 1):
+                    figures.append(
+                        Figure(
+                            f"methods table: {model} {sparsity:.0%} {method} "
+                            + ("mean" if part == 0 else "std"),
+                            cell(row, column, part),
+                            METHODS,
+                            lambda d, m=model, k=method, s=sparsity, p=part: methods(d, m, k, s, p),
+                        )
+                    )
+    for label, model in (("LeNet-5", "lenet5_fashion"), ("LeNet-300-100", "lenet300_fashion")):
+        for group, sparsity in enumerate((0.95, 0.98, 0.99), start=1):
+            ours = (
+                rf"{label}: ({NUMBER})/({NUMBER})/({NUMBER})% against "
+                rf"({NUMBER})/({NUMBER})/({NUMBER})%"
+            )
+            figures += [
+                Figure(
+                    f"methods: {model} magnitude + FT at {sparsity:.0%}",
+                    phrase(ours, group),
+                    METHODS,
+                    lambda d, m=model, s=sparsity: methods(d, m, "magnitude+FT", s, 0),
+                ),
+                Figure(
+                    f"methods: issue 5's reference for {model} at {sparsity:.0%}",
+                    phrase(ours, group + 3),
+                    METHODS_MD,
+                    lambda text, m=model, s=sparsity: methods_reference(text, m, f"{s:.0%}"),
+                ),
+            ]
+    figures += [
+        Figure(
+            "methods: LeNet-5 95% magnitude mask",
+            phrase(r"lift a 95% LeNet-5 mask from (\d+)% to \d+%"),
+            METHODS,
+            lambda d: methods(d, "lenet5_fashion", "magnitude", 0.95, 0),
+        ),
+        Figure(
+            "methods: LeNet-5 95% method-A mask",
+            phrase(r"lift a 95% LeNet-5 mask from \d+% to (\d+)%"),
+            METHODS,
+            lambda d: methods(d, "lenet5_fashion", "A", 0.95, 0),
+        ),
+    ]
+    return figures
+
+
+QUALITY_COLUMNS = (
+    "magnitude",
+    "nsga2+ls",
+    "nsga2+screen",
+    "method_a",
+    "supermask",
+    "dns",
+    "method_b",
+)
+
+
+def quality_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "quality: LeNet-300-100 budget",
+            phrase(r"3 seeds, (" + NUMBER + r") \(LeNet-300-100\) / \d+ \(LeNet-5\) exact"),
+            QUALITY,
+            lambda d: d["config"]["budget"]["lenet300_fashion"],
+        ),
+        Figure(
+            "quality: LeNet-5 budget",
+            phrase(r"3 seeds, " + NUMBER + r" \(LeNet-300-100\) / (\d+) \(LeNet-5\) exact"),
+            QUALITY,
+            lambda d: d["config"]["budget"]["lenet5_fashion"],
+        ),
+        Figure(
+            "quality: minutes within make bench",
+            phrase(r"--seeds 3`, (\d+) minutes within `make bench`"),
+            SUITE_LOG,
+            lambda text: suite_minutes(text, "quality"),
+        ),
+    ]
+    rows = (
+        ("| LeNet-300-100, mask only |", "lenet300_fashion", "mask"),
+        ("| LeNet-300-100, + 1 epoch |", "lenet300_fashion", "finetuned"),
+        ("| LeNet-5, mask only |", "lenet5_fashion", "mask"),
+        ("| LeNet-5, + 1 epoch |", "lenet5_fashion", "finetuned"),
+    )
+    for row, model, table in rows:
+        for column, method in enumerate(QUALITY_COLUMNS, start=1):
+            if table == "mask" and method in ("dns", "method_b"):
+                continue  # "–": training-time methods have no mask-only row
+            parts = (0,) if (table, method) == ("mask", "magnitude") else (0, 1)
+            for part in parts:
+                figures.append(
+                    Figure(
+                        f"quality table: {model} {table} {method} "
+                        + ("mean" if part == 0 else "std"),
+                        cell(row, column, part),
+                        QUALITY,
+                        lambda d, m=model, t=table, k=method, p=part: quality(d, m, t, k, 0.01, p),
+                    )
+                )
+    return figures
+
+
+def engine_figures() -> list[Figure]:
+    return [
+        Figure(
+            "engine: validation images",
+            phrase(r"Fitness engine\*\* — LeNet-300-100, (" + NUMBER + r") validation images"),
+            ENGINE_MD,
+            lambda text: float(re.search(r"(\d+) Fashion-MNIST validation samples", text)[1]),
+        ),
+        Figure(
+            "engine: naive loop masks/s",
+            phrase(r"user writes scores about (\d+) masks/s"),
+            ENGINE,
+            lambda d: naive_rate(d, "lenet300", 64),
+            tolerance=5.0,  # "about": to the nearest ten
+        ),
+        Figure(
+            "engine: genes a child flips",
+            phrase(r"children that flip (\d+) genes of a cached parent"),
+            ENGINE,
+            lambda d: float(
+                re.search(r"children flip (\d+) genes", incremental(d, 0.05)["notes"])[1]
+            ),
+        ),
+        Figure(
+            "engine: incremental speed-up at 5%",
+            phrase(r"of a cached parent at (" + NUMBER + r")× that with parents at 5% density"),
+            ENGINE,
+            lambda d: incremental_speedup(d, 0.05),
+        ),
+        Figure(
+            "engine: incremental speed-up at 5%, same process",
+            phrase(r"5% density \((" + NUMBER + r")× against the naive loop timed in the same"),
+            ENGINE,
+            lambda d: incremental(d, 0.05)["speedup_vs_naive_same_process"],
+        ),
+        Figure(
+            "engine: incremental loss difference",
+            phrase(r"equal to a plain forward pass within (\d)e-7 in loss"),
+            ENGINE,
+            lambda d: (
+                1e7
+                * max(r["max_abs_loss_diff_vs_plain"] for r in engine_rows(d, method="incremental"))
+            ),
+        ),
+        Figure(
+            "engine: incremental speed-up at 50%",
+            phrase(r"the gain falls to (" + NUMBER + r")× \("),
+            ENGINE,
+            lambda d: incremental_speedup(d, 0.5),
+        ),
+        Figure(
+            "engine: incremental speed-up at 50%, same process",
+            phrase(r"the gain falls to " + NUMBER + r"× \((" + NUMBER + r")× in the same process"),
+            ENGINE,
+            lambda d: incremental(d, 0.5)["speedup_vs_naive_same_process"],
+        ),
+        Figure(
+            "engine: surrogate children per second (millions)",
+            phrase(r"The surrogate ranks (" + NUMBER + r") million such children per second"),
+            ENGINE,
+            lambda d: (
+                max(
+                    r["children_per_s"]
+                    for r in engine_rows(d, model="lenet300", method="surrogate")
+                )
+                / 1e6
+            ),
+        ),
+        Figure(
+            "engine: genes of a ranked child",
+            phrase(r"it orders (\d+)-gene children as the exact loss"),
+            ENGINE,
+            lambda d: engine_rows(d, model="lenet300", method="surrogate")[0]["children_flips"],
+        ),
+        Figure(
+            "engine: Spearman rho, LeNet-300-100, parent anchor",
+            phrase(r"Spearman ρ (" + NUMBER + r") on LeNet-300-100"),
+            ENGINE,
+            lambda d: engine_quality(d, "lenet300", "spearman_children"),
+        ),
+        Figure(
+            "engine: Spearman rho, LeNet-5, parent anchor",
+            phrase(r"on LeNet-300-100, (" + NUMBER + r") on LeNet-5;"),
+            ENGINE,
+            lambda d: engine_quality(d, "lenet5", "spearman_children"),
+        ),
+        Figure(
+            "engine: Spearman rho, LeNet-300-100, dense anchor",
+            phrase(r"on LeNet-5; (" + NUMBER + r") and " + NUMBER + " when anchored at the dense"),
+            ENGINE,
+            lambda d: engine_quality(d, "lenet300", "spearman_children_dense_anchor"),
+        ),
+        Figure(
+            "engine: Spearman rho, LeNet-5, dense anchor",
+            phrase(r"on LeNet-5; " + NUMBER + r" and (" + NUMBER + ") when anchored at the dense"),
+            ENGINE,
+            lambda d: engine_quality(d, "lenet5", "spearman_children_dense_anchor"),
+        ),
+        Figure(
+            "engine: prefix cache speed-up",
+            phrase(r"the prefix cache makes a method-A search (" + NUMBER + r")× faster"),
+            ENGINE,
+            lambda d: (
+                engine_rows(d, method="prefix")[0]["candidates_per_s"]
+                / naive_rate(d, "lenet5", engine_rows(d, method="prefix")[0]["P"])
+            ),
+        ),
+        Figure(
+            "engine: worst memory growth",
+            phrase(r"The evaluator's memory grows at most (" + NUMBER + r")× from P = 64"),
+            ENGINE,
+            worst_memory_growth,
+        ),
+    ]
+
+
+def screening_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "screening: share of offspring kept",
+            phrase(r"the surrogate choosing the best (\d+)% of each generation's offspring"),
+            SCREENING,
+            lambda d: percent(d["setup"]["keep"]),
+        ),
+        Figure(
+            "screening: mean fraction",
+            phrase(r"after (" + NUMBER + r") ± " + NUMBER + " of its exact evaluations"),
+            SCREENING,
+            lambda d: d["summary"]["mean_fraction"],
+        ),
+        Figure(
+            "screening: std of the fraction",
+            phrase(r"after " + NUMBER + r" ± (" + NUMBER + ") of its exact evaluations"),
+            SCREENING,
+            lambda d: d["summary"]["std_fraction"],
+        ),
+        Figure(
+            "screening: candidates proposed",
+            phrase(r"the screened run proposes (\d+)× as many candidates"),
+            SCREENING,
+            lambda d: span(
+                [r["screened"]["candidates"] / r["exact"]["n_evals"] for r in screening_runs(d)]
+            ),
+        ),
+        Figure(
+            "screening: least wall-time ratio",
+            phrase(r"as many candidates and took (\d+)–\d+× the wall time"),
+            SCREENING,
+            lambda d: min(
+                (r["screened"]["wall_time"] + r["screened"]["build_seconds"])
+                / r["exact"]["wall_time"]
+                for r in screening_runs(d)
+            ),
+        ),
+        Figure(
+            "screening: greatest wall-time ratio",
+            phrase(r"as many candidates and took \d+–(\d+)× the wall time"),
+            SCREENING,
+            lambda d: max(
+                (r["screened"]["wall_time"] + r["screened"]["build_seconds"])
+                / r["exact"]["wall_time"]
+                for r in screening_runs(d)
+            ),
+        ),
+    ]
+    for seed in range(3):
+        figures.append(
+            Figure(
+                f"screening: fraction, seed {seed}",
+                phrase(rf"\(3 seeds: ({NUMBER}), ({NUMBER}), ({NUMBER}); the 15%", group=seed + 1),
+                SCREENING,
+                lambda d, seed=seed: d["summary"]["fractions"][seed],
+            )
+        )
+    return figures
+
+
+def scale_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "scale: evaluations per model",
+            phrase(r"at (\d+) evaluations on \d+ images, NSGA-II scores"),
+            SCALE,
+            lambda d: d["preset"]["size_budget"],
+        ),
+        Figure(
+            "scale: images per model",
+            phrase(r"at \d+ evaluations on (\d+) images, NSGA-II scores"),
+            SCALE,
+            lambda d: d["preset"]["size_samples"],
+        ),
+        Figure(
+            "scale: population budget",
+            phrase(r"spend (" + NUMBER + r") evaluations in"),
+            SCALE,
+            lambda d: d["preset"]["population_budget"],
+        ),
+        Figure(
+            "scale: Dask budget",
+            phrase(r"\((" + NUMBER + r") evaluations with the plain evaluator\)"),
+            SCALE,
+            lambda d: d["dask"]["budget"],
+        ),
+        Figure(
+            "scale: Dask with 1 worker",
+            phrase(r"single-threaded workers, in (" + NUMBER + r") and " + NUMBER + r" s"),
+            SCALE,
+            lambda d: d["dask"]["runs"]["dask-1"]["seconds"],
+        ),
+        Figure(
+            "scale: Dask with 2 workers",
+            phrase(r"single-threaded workers, in " + NUMBER + r" and (" + NUMBER + r") s"),
+            SCALE,
+            lambda d: d["dask"]["runs"]["dask-2"]["seconds"],
+        ),
+        Figure(
+            "scale: Dask speed-up",
+            phrase(r" s \((" + NUMBER + r")×\); the serial run"),
+            SCALE,
+            lambda d: d["dask"]["speedup_2_vs_1_workers"],
+        ),
+        Figure(
+            "scale: serial run",
+            phrase(r"the serial run with 2 torch threads takes (" + NUMBER + r") s"),
+            SCALE,
+            lambda d: d["dask"]["runs"]["serial"]["seconds"],
+        ),
+    ]
+    for model, text in (
+        ("lenet300", r"NSGA-II scores (\d+) LeNet-300-100 masks/s"),
+        ("lenet5", r"LeNet-300-100 masks/s \(incremental evaluator\), (\d+) LeNet-5 masks/s"),
+        ("resnet20", r"\(prefix cache\) and (\d+) ResNet-20 masks/s"),
+    ):
+        figures.append(
+            Figure(
+                f"scale: {model} masks/s",
+                phrase(text),
+                SCALE,
+                lambda d, model=model: next(
+                    r["evals_per_s"] for r in d["size"] if r["model"] == model
+                ),
+            )
+        )
+    sizes = (
+        rf"Population sizes ({NUMBER}), ({NUMBER}) and ({NUMBER}) spend {NUMBER} evaluations in "
+    )
+    seconds = rf"evaluations in ({NUMBER}), ({NUMBER}) and ({NUMBER}) s\."
+    for index in range(3):
+        figures += [
+            Figure(
+                f"scale: population size {index}",
+                phrase(sizes, index + 1),
+                SCALE,
+                lambda d, index=index: d["population"][index]["pop_size"],
+            ),
+            Figure(
+                f"scale: population {index} seconds",
+                phrase(seconds, index + 1),
+                SCALE,
+                lambda d, index=index: d["population"][index]["seconds"],
+            ),
+        ]
+    return figures
+
+
+def suite_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "suite: total minutes",
+            phrase(r"ran in \*\*(" + NUMBER + r") minutes\*\*"),
+            SUITE_LOG,
+            lambda text: float(re.findall(r"summary\.md in (" + NUMBER + ") minutes", text)[-1]),
+        ),
+        Figure(
+            "suite: scale rerun minutes",
+            phrase(r"with the larger Dask budget above, (" + NUMBER + r") minutes\)"),
+            SCALE,
+            lambda d: d["seconds"] / 60,
+        ),
+    ]
+    for name in ("search_quality", "engine", "methods", "screening", "quality", "scale"):
+        figures.append(
+            Figure(
+                f"suite: {name} minutes",
+                phrase(rf"[ (]{name} ({NUMBER})[, ]"),
+                SUITE_LOG,
+                lambda text, name=name: suite_minutes(text, name),
+            )
+        )
+    return figures
+
+
+FIGURES = [
+    *quickstart_figures(),
+    *dense_figures(),
+    *search_quality_figures(),
+    *warm_start_figures(),
+    *methods_figures(),
+    *quality_figures(),
+    *engine_figures(),
+    *screening_figures(),
+    *scale_figures(),
+    *suite_figures(),
+]
+
+
+def printed_value(printed: str) -> tuple[Value, float]:
+    """A README number as a value and the half-unit of its last printed digit."""
+    if ":" in printed:
+        return clock(printed), 0.0
+    digits = printed.split(".")[1] if "." in printed else ""
+    return float(printed.replace(",", "")), 0.5 * 10.0 ** -len(digits) + 1e-9
+
+
+def test_figure_names_are_unique():
+    names = [figure.name for figure in FIGURES]
+    assert len(names) == len(set(names))
+
+
+@pytest.mark.parametrize("figure", FIGURES, ids=lambda figure: figure.name)
+def test_readme_figure_matches_its_result_file(figure: Figure):
+    printed = figure.readme(readme())
+    shown, half_unit = printed_value(printed)
+    tolerance = half_unit if figure.tolerance is None else figure.tolerance
+    expected = figure.value(load(figure.source))
+    low, high = expected if isinstance(expected, tuple) else (expected, expected)
+    shown_low, shown_high = shown if isinstance(shown, tuple) else (shown, shown)
+    assert low - tolerance <= shown_high and shown_low <= high + tolerance, (
+        f"README.md prints {printed} for {figure.name!r}, but {figure.source} gives "
+        f"{expected} (tolerance {tolerance:g})"
+    )
