@@ -250,7 +250,7 @@ class Run:
             initial = self.warm_start()
         options.setdefault("budget", self.settings.get("budget"))
         options.setdefault("time_limit", self.settings.get("time"))
-        return search(
+        result = search(
             self.problem,
             self.solver,
             seed=self.settings["seed"],
@@ -259,6 +259,16 @@ class Run:
             initial=initial,
             **options,
         )
+        if options.get("out") is not None:
+            # search() knows the objects, not the settings that made them: store those too,
+            # so the directory resumes and reports like one `masksearch run` wrote
+            from masksearch.rundir import RunDir
+
+            run = RunDir(options["out"])
+            with run.lock():
+                stored = run.read_json("config")
+                run.write_json("config", {**self.settings, **stored, "out": str(run.path)})
+        return result
 
 
 def build_run(settings: Mapping[str, Any], *, note: Note | None = None) -> Run:

@@ -23,7 +23,14 @@ from masksearch.mask import Mask
 from masksearch.progress import format_duration
 from masksearch.rundir import RunDir, file_sha256, save_masks
 
-__all__ = ["magnitude_curve", "save_results", "save_run", "split_scores", "write_report"]
+__all__ = [
+    "magnitude_curve",
+    "save_results",
+    "save_run",
+    "split_scores",
+    "write_report",
+    "write_run",
+]
 
 MAX_TABLE_ROWS = 60
 N_MAGNITUDE_POINTS = 10
@@ -98,12 +105,20 @@ def save_run(
     or from their ``--problem`` option. ``settings`` (e.g. :attr:`masksearch.builder.Run.settings`)
     are stored beside the problem's own. Replaces the results of a run already in ``out``.
     """
+    run = RunDir(out)
+    with run.lock():
+        write_run(run, result, problem, settings=settings)
+    return run
+
+
+def write_run(
+    run: RunDir, result: Any, problem: Any, *, settings: dict[str, Any] | None = None
+) -> None:
+    """:func:`save_run` for a caller that holds ``run``'s lock."""
     from masksearch.rundir import environment_info
     from masksearch.settings import CONFIG_KEYS, validate_values
     from masksearch.training import resolve_device
 
-    run = RunDir(out)
-    run.check_writable()
     config = {
         **(settings or {}),
         "problem": getattr(problem, "source", None),
@@ -116,14 +131,11 @@ def save_run(
         "out": str(run.path),
     }
     config = validate_values({k: v for k, v in config.items() if k in CONFIG_KEYS}, "settings")
-    with run.lock():
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_json("config", config)
-        device = str(resolve_device(problem.device))
-        run.write_json("environment", environment_info(device=device, seed=result.seed))
-        save_results(run, result, problem)
-        write_report(run, problem)
-    return run
+    run.write_json("config", config)
+    device = str(resolve_device(problem.device))
+    run.write_json("environment", environment_info(device=device, seed=result.seed))
+    save_results(run, result, problem)
+    write_report(run, problem)
 
 
 def magnitude_curve(problem: Any, densities: Sequence[float]) -> list[dict[str, float]]:

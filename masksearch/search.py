@@ -74,6 +74,7 @@ def search(
     fingerprint: dict[str, Any] | None = None,
     local_search: LocalSearch | None = None,
     initial: Any = None,
+    out: str | os.PathLike[str] | None = None,
 ) -> Result:
     """Run ``solver`` on ``problem`` until ``budget`` evaluations or ``time_limit`` seconds.
 
@@ -98,7 +99,27 @@ def search(
     the solver starts from; by default, the global magnitude masks at the problem's densities.
     The shipped solvers evaluate every initial genome in their first generation, so the front
     is never worse than its seeds. Ignored on resume (the checkpoint has the population).
+
+    ``out`` makes the search a run directory as ``masksearch run`` writes it (locked while the
+    search runs; ``checkpoint.pkl`` there unless ``checkpoint`` says otherwise, ``log.jsonl``,
+    then config, results and report): ``masksearch report/export DIR`` and ``resume=True`` work
+    on it. A directory that already holds a run is continued with ``resume=True`` only.
     """
+    if out is not None:
+        return _search_into(
+            out,
+            problem,
+            solver,
+            budget=budget,
+            time_limit=time_limit,
+            seed=seed,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+            resume=resume,
+            fingerprint=fingerprint,
+            local_search=local_search,
+            initial=initial,
+        )
     # the plug-ins' form first: a class or a wrong object fails here, not mid-run
     check_solver(solver)
     if local_search is not None:
@@ -211,6 +232,30 @@ def search(
         stopped=stopped,
         warm_start=warm,
     )
+
+
+def _search_into(
+    out: str | os.PathLike[str], problem: PruningProblem, solver: Solver, **options: Any
+) -> Result:
+    from masksearch.progress import LogFile
+    from masksearch.report import write_run
+    from masksearch.rundir import RunDir
+
+    run = RunDir(out)
+    with run.lock():
+        if not options["resume"] and run.holds_run():
+            raise FileExistsError(
+                f"{run.path} already holds a run: continue it with resume=True, or give another "
+                "out (masksearch never deletes results it was not asked to)"
+            )
+        if options["checkpoint"] is None:
+            options["checkpoint"] = run.checkpoint
+        slack = 0.5 / problem.layout.n_total  # a target density is met to the nearest weight
+        log = LogFile(run.log, densities=problem.densities, slack=slack)
+        options["callbacks"] = (log, *options["callbacks"])
+        result = search(problem, solver, **options)
+        write_run(run, result, problem)
+    return result
 
 
 def search_fingerprint(

@@ -1,0 +1,95 @@
+"""The one run builder: settings in, the same search the pieces make by hand out."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import masksearch as ms
+from masksearch import catalogue
+from masksearch.builder import build_run, complete_settings, fingerprint
+from masksearch.cli import main
+from masksearch.settings import UserError
+
+SMALL = {
+    "problem": "digits_mlp",
+    "solver": "nsga2",
+    "pop_size": 16,
+    "budget": 64,
+    "seed": 1,
+    "local_search": "none",
+    "init": ["magnitude"],
+}
+
+
+def test_a_built_run_searches_as_the_pieces_built_by_hand() -> None:
+    run = build_run(SMALL)
+    built = run.search()
+    problem = catalogue.digits_mlp()
+    by_hand = ms.search(problem, ms.make_solver("nsga2", pop_size=16), budget=64, seed=1)
+    assert built.n_evals == by_hand.n_evals
+    np.testing.assert_array_equal(built.front.genomes, by_hand.front.genomes)
+    np.testing.assert_array_equal(built.front.F, by_hand.front.F)
+
+
+def test_settings_are_resolved_for_the_problem() -> None:
+    weights = build_run({**SMALL, "local_search": "auto", "init": None})
+    assert weights.settings["local_search"] == "gradient-swaps"
+    assert isinstance(weights.local_search, ms.GradientSwaps)
+    assert weights.settings["init"] == ["magnitude", "supermask"]  # it has training data
+    assert weights.settings["densities"] == list(catalogue.CATALOGUE["digits_mlp"].densities)
+    levels = build_run({**SMALL, "local_search": "auto", "encoding": "levels"})
+    assert levels.settings["local_search"] == "none" and levels.local_search is None
+    pool = complete_settings({"problem": "digits_mlp", "encoding": "pool"})
+    assert pool["encoding_options"]["density"] == catalogue.CATALOGUE["digits_mlp"].densities[0]
+
+
+def test_deap_and_evopress_receive_pop_size_under_their_own_names() -> None:
+    assert build_run({**SMALL, "solver": "deap-nsga2"}).solver.mu == 16
+    assert build_run({**SMALL, "solver": "evopress"}).solver.lambda_ == 16
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"solver": "nsga4"}, "unknown solver 'nsga4'"),
+        ({"encoding": "bits"}, "unknown encoding 'bits'"),
+        ({"objectives": ["error", "sparsity"]}, "unknown objective 'sparsity'"),
+        ({"local_search": "swap"}, "unknown local search 'swap'"),
+        ({"pop_size": 1}, "pop_size must be a whole number >= 2"),
+        ({"densities": [0.1, 1.5]}, "in (0, 1]"),
+        ({"workers": 2, "scheduler": "tcp://x:1"}, "not both"),
+        ({"color": "red"}, "unknown setting 'color'"),
+    ],
+)
+def test_a_wrong_setting_is_one_clear_error(change, fragment) -> None:
+    with pytest.raises(UserError) as raised:
+        build_run({**SMALL, **change})
+    assert fragment in str(raised.value)
+
+
+def test_fingerprint_tells_searches_apart() -> None:
+    assert fingerprint(SMALL) == fingerprint(dict(SMALL))
+    assert fingerprint(SMALL) != fingerprint({**SMALL, "seed": 2})
+
+
+def test_search_into_a_directory_makes_a_run_report_and_export_read(tmp_path) -> None:
+    out = tmp_path / "run"
+    run = build_run(SMALL)
+    result = run.search(out=out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["problem"] == "digits_mlp" and config["solver"] == "nsga2"
+    assert len((out / "log.jsonl").read_text().splitlines()) == len(result.history)
+    members = json.loads((out / "front.json").read_text())["members"]
+    assert len(members) == len(result.front)
+    assert main(["report", str(out)]) == 0
+    assert main(["export", str(out), "--member", "0", "--out", str(tmp_path / "m.pt")]) == 0
+
+    # an existing run is never replaced by accident; resume=True continues it
+    with pytest.raises(FileExistsError, match="resume=True"):
+        build_run(SMALL).search(out=out)
+    resumed = build_run(SMALL).search(out=out, resume=True)
+    np.testing.assert_array_equal(resumed.front.F, result.front.F)
+    assert resumed.n_evals == result.n_evals
