@@ -148,3 +148,13 @@ def test_an_installed_package_registers_problems_by_entry_point(tmp_path) -> Non
 def test_problem_source_defaults_to_none_for_a_hand_built_problem(digits_problem) -> None:
     problem = ms.PruningProblem(digits_problem.model, digits_problem.data)
     assert problem.source is None
+
+
+def test_the_example_problem_in_problems_builds_from_the_repository_root(monkeypatch) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    problem = catalogue.get("problems.tiny_mlp:make_problem", densities=(0.3,))
+    assert problem.source == "problems.tiny_mlp:make_problem" and problem.densities == (0.3,)
+    dense = ms.evaluate(problem.model, problem.test_data)
+    assert dense.accuracy > 0.8  # trained, not random (10 classes)
+    sys.modules.pop("problems.tiny_mlp", None)
+    sys.modules.pop("problems", None)
