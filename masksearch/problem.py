@@ -13,6 +13,7 @@ from torch import nn
 from masksearch.data import Dataset, Split
 from masksearch.encodings import Encoding, make_encoding
 from masksearch.evaluators import Evaluator, make_evaluator
+from masksearch.evaluators.base import check_fits
 from masksearch.mask import Layout, Mask, check_density, check_finite, prunable_parameters
 
 OBJECTIVES = ("error", "loss", "density", "flops")
@@ -25,6 +26,8 @@ class Evaluation:
     F: np.ndarray  # (P, n_obj), minimised
     metrics: dict[str, np.ndarray]  # each (P,)
     violation: np.ndarray  # (P,) >= 0; 0 = feasible
+    #: the genomes as validated (canonical dtype, a copy): what the search archives and tells
+    genomes: np.ndarray | None = None
 
 
 class PruningProblem:
@@ -88,7 +91,7 @@ class PruningProblem:
         check_finite_inputs(split.x, "validation inputs")
         if test_data is not None:
             check_finite_inputs(test_data.x, "test inputs")
-        _check_fits(model, split)
+        check_fits(model, split.x, split.y)
 
         self.name = name
         # how to build this problem again (a catalogue name, an entry point or
@@ -140,7 +143,7 @@ class PruningProblem:
             raise ValueError(
                 "the solver asked for an empty population; ask() must return >= 1 genome"
             )
-        masks = self.encoding.decode(genomes)
+        masks = self.encoding.decode_valid(genomes)
         metrics = {k: np.asarray(v, dtype=np.float64) for k, v in self.evaluator(masks).items()}
         kept = np.zeros(len(masks))
         flops = np.zeros(len(masks))
@@ -159,7 +162,7 @@ class PruningProblem:
             violation += np.maximum(0.0, metrics["density"] - self.max_density)
         if self.min_accuracy is not None:
             violation += np.maximum(0.0, self.min_accuracy - metrics["accuracy"])
-        return Evaluation(F=F, metrics=metrics, violation=violation)
+        return Evaluation(F=F, metrics=metrics, violation=violation, genomes=genomes)
 
     def mask(self, genome: np.ndarray) -> Mask:
         """The :class:`Mask` a genome stands for."""
@@ -224,23 +227,3 @@ def check_finite_inputs(x: torch.Tensor, what: str) -> None:
         f"{what} contain {counts} value{'' if n_bad == 1 else 's'} (first at sample {first}); "
         "clean or impute the data before searching"
     )
-
-
-def _check_fits(model: nn.Module, split: Split) -> None:
-    """Fail early, and readably, when the data does not fit the model."""
-    device = next(model.parameters()).device
-    try:
-        with torch.no_grad():
-            out = model.eval()(split.x[:2].to(device))
-    except RuntimeError as error:
-        raise ValueError(
-            f"data of shape {tuple(split.x.shape[1:])} per sample does not fit the model: "
-            f"{str(error).splitlines()[0]}. Use the dataset the model was built for."
-        ) from None
-    n_classes = out.shape[-1]
-    labels_max = int(split.y.max())
-    if labels_max >= n_classes:
-        raise ValueError(
-            f"labels go up to {labels_max} but the model has only {n_classes} outputs; "
-            "the data does not belong to this model"
-        )

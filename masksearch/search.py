@@ -178,8 +178,9 @@ def search(
             if solver_done(solver):
                 stopped = "solver"
                 break
-            genomes = problem.encoding.validate(solver.ask())
-            evaluation = problem.evaluate(genomes)
+            # validated once, in evaluate (a custom solver's wrong dtype or length fails there)
+            evaluation = problem.evaluate(solver.ask())
+            genomes = evaluation.genomes
             solver.tell(genomes, evaluation.F, evaluation.violation)
             exact = np.asarray(evaluation.metrics.get("exact", np.ones(len(genomes))), dtype=bool)
             keep = exact & (evaluation.violation <= 0)

@@ -205,3 +205,21 @@ def test_density_and_flops_objectives_on_a_conv_model() -> None:
         assert flops == pytest.approx(expected_flops, abs=1e-12)
     # the two objectives differ on these genomes: a FLOPs count of 1 per weight would not pass
     assert np.all(np.abs(F[:, 0] - F[:, 1]) > 0.05)
+
+
+def test_a_population_is_validated_once_per_evaluation(digits_problem, monkeypatch) -> None:
+    encoding = digits_problem.encoding
+    genomes = digits_problem.magnitude_genomes().astype(np.int8)  # 0/1 ints from a solver
+    calls = []
+    validate = encoding.validate
+    monkeypatch.setattr(
+        encoding, "validate", lambda g: calls.append(len(g)) or validate(g), raising=False
+    )
+    evaluation = digits_problem.evaluate(genomes)
+    assert calls == [len(genomes)]
+    assert evaluation.genomes.dtype == np.bool_
+    np.testing.assert_array_equal(evaluation.genomes, genomes.astype(bool))
+    # the masks judged are the decoded genomes: densities agree with counting kept weights
+    np.testing.assert_allclose(
+        evaluation.metrics["density"], genomes.sum(axis=1) / digits_problem.layout.n_total
+    )

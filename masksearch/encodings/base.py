@@ -196,9 +196,14 @@ class Encoding(ABC):
         return genomes
 
     # -- the map -------------------------------------------------------------------------
-    @abstractmethod
     def decode(self, genomes: np.ndarray) -> np.ndarray:
         """``(P, layout.n_total)`` bool flat masks, one per genome."""
+        return self.decode_valid(self.validate(genomes))
+
+    @abstractmethod
+    def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
+        """:meth:`decode` of genomes :meth:`validate` returned (checked once per evaluation,
+        not again here); the masks may share memory with ``genomes``."""
 
     @abstractmethod
     def encode(self, mask: Mask) -> np.ndarray:

@@ -109,8 +109,7 @@ class ChannelsEncoding(_SparseBinaryEncoding):
     def _layer_genes(self, genomes: np.ndarray, layer: int) -> np.ndarray:
         return genomes[:, self._gene_offsets[layer] : self._gene_offsets[layer + 1]]
 
-    def decode(self, genomes: np.ndarray) -> np.ndarray:
-        genomes = self.validate(genomes)
+    def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
         n_pop = genomes.shape[0]
         flats = np.ones((n_pop, self.layout.n_total), dtype=bool)
         offsets = self.layout.offsets

@@ -134,8 +134,8 @@ class LevelsEncoding(Encoding):
     def densities(self, genomes: np.ndarray) -> np.ndarray:
         return self.kept_counts(genomes).sum(axis=1) / self.layout.n_total
 
-    def decode(self, genomes: np.ndarray) -> np.ndarray:
-        kept = self.kept_counts(genomes)
+    def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
+        kept = self.level_counts[np.arange(self.n_genes)[None, :], genomes]
         flats = np.empty((kept.shape[0], self.layout.n_total), dtype=bool)
         offsets = self.layout.offsets
         for layer in range(self.n_genes):

@@ -122,8 +122,7 @@ class PoolEncoding(_BinaryEncoding):
             )
         return genomes
 
-    def decode(self, genomes: np.ndarray) -> np.ndarray:
-        genomes = self.validate(genomes)
+    def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
         flats = np.repeat(self._base[None, :], genomes.shape[0], axis=0)
         flats[:, self.pool_indices] = genomes
         return flats

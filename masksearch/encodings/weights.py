@@ -52,8 +52,8 @@ class WeightsEncoding(_SparseBinaryEncoding):
         self._n_blocks = first
         self._max_swap = max(1, round(self.max_swap_fraction * self.n_genes))
 
-    def decode(self, genomes: np.ndarray) -> np.ndarray:
-        return self.validate(genomes)
+    def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
+        return genomes
 
     def encode(self, mask: Mask) -> np.ndarray:
         return _flat_mask(self.layout, mask)

@@ -83,6 +83,31 @@ class Evaluator(ABC):
         return f"{type(self).__name__}(n_total={self.layout.n_total})"
 
 
+def check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Fail early, and readably, when samples ``x`` with labels ``y`` do not fit ``model``
+    (the one check of this; the problem and every evaluator's snapshot call it)."""
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            logits = model.eval()(x[:2].to(device))
+    except RuntimeError as error:
+        raise ValueError(
+            f"data of shape {tuple(x.shape[1:])} per sample does not fit the model "
+            f"{type(model).__name__}: {str(error).splitlines()[0]}. Use the dataset the model "
+            "was built for."
+        ) from None
+    if logits.dim() != 2:
+        raise ValueError(
+            f"the model returns outputs of shape {tuple(logits.shape[1:])} per sample; a "
+            "classifier must return (batch, num_classes) logits"
+        )
+    if int(y.min()) < 0 or int(y.max()) >= logits.shape[1]:
+        raise ValueError(
+            f"labels range over [{int(y.min())}, {int(y.max())}] but the model has "
+            f"{logits.shape[1]} outputs; the data does not belong to this model"
+        )
+
+
 def check_masks(masks: Any, layout: Layout) -> np.ndarray:
     """Return ``masks`` as a C-contiguous bool array of shape ``(P, layout.n_total)``.
 
@@ -190,24 +215,7 @@ class ModelSnapshot:
         self._check_fits()
 
     def _check_fits(self) -> None:
-        try:
-            with torch.no_grad():
-                logits = self.module(self.x[:1])
-        except RuntimeError as error:
-            raise ValueError(
-                f"data of shape {tuple(self.x.shape[1:])} (per sample) does not fit the model "
-                f"{type(self.module).__name__}: {error}"
-            ) from None
-        if logits.dim() != 2:
-            raise ValueError(
-                f"the model returns outputs of shape {tuple(logits.shape)} for one sample; a "
-                "classifier must return (batch, num_classes) logits"
-            )
-        if int(self.y.min()) < 0 or int(self.y.max()) >= logits.shape[1]:
-            raise ValueError(
-                f"labels range over [{int(self.y.min())}, {int(self.y.max())}] but the model has "
-                f"{logits.shape[1]} outputs"
-            )
+        check_fits(self.module, self.x, self.y)
 
     def mask_tensors(self, flat: np.ndarray) -> list[torch.Tensor]:
         """One flat bool mask (numpy) as per-parameter bool tensors on the device."""
