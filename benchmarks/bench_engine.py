@@ -15,11 +15,16 @@ Configurations (candidates per second):
   cached parent (parents at density 0.5 and 0.05; Linear stacks only), plus its full pass;
 * surrogate — :class:`SurrogateEvaluator`: masks from scratch and ``children()`` of one parent
   with 20 flipped genes; Spearman ρ of predicted against exact ΔL;
-* prefix — :class:`PrefixCacheEvaluator` inside a real method-A search on LeNet-5 (its GA's
-  children share the masks of the first layers), against the same search with the plain
-  evaluator;
+* prefix — :class:`PrefixCacheEvaluator` inside a real search of method A
+  (:class:`~masksearch.methods.LargePlusSmallGA`) on LeNet-5 (its GA's children share the masks
+  of the first layers), against the same search with the plain evaluator;
 * joblib / dask — :class:`JoblibEvaluator` (loky) and :class:`DaskEvaluator` (LocalCluster)
   with two single-threaded workers around the plain evaluator.
+
+Unlike the other benchmarks, this one builds no run from settings (``masksearch.builder``): it
+times the evaluators themselves, on samples saved by a preparation job (so that parsing the
+dataset sets no memory peak in the timed process) and, in quick mode, on randomly initialised
+models — neither of which run settings can name.
 
 Usage::
 
@@ -43,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import environment, pin_dense_models
+from _common import environment, local_cluster, pin_dense_models, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_SAMPLES = 1024
@@ -255,11 +260,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     elif method == "prefix":
         # a real workload: method A's GA on the same split, once with the plain evaluator and
         # once with the prefix cache, from the same seed (the masks found must be identical)
-        from masksearch.methods.method_a import MethodA
+        from masksearch.methods import LargePlusSmallGA
 
         found = {}
         for kind in ("plain", "prefix"):
-            searcher = MethodA(generations=job["generations"], evaluator=kind, seed=0)
+            searcher = LargePlusSmallGA(generations=job["generations"], evaluator=kind, seed=0)
             found[kind], spent = _timed(searcher.search, model, split, 0.05)
             out[f"{kind}_seconds"] = spent
         evaluations = searcher.pop_size * job["generations"]
@@ -282,16 +287,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     elif method == "dask":
         import distributed
 
-        with (
-            distributed.LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            ) as cluster,
-            distributed.Client(cluster) as client,
-        ):
+        with local_cluster(2) as cluster, distributed.Client(cluster) as client:
             inner = ev.PlainEvaluator(model, split, layout)
             with ev.DaskEvaluator(inner, client) as evaluator:
                 evaluator(warm)
@@ -642,10 +638,9 @@ def main(argv: list[str] | None = None) -> None:
     split_file.unlink()
     workdir.rmdir()
     out = args.out or RESULTS
-    out.mkdir(parents=True, exist_ok=True)
     stem = "engine-quick" if args.quick else "engine"
-    (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / f"{stem}.md").write_text(_markdown(report))
+    # the environment record is the preparation job's, which had torch loaded
+    write_results(out, stem, report, _markdown)
     print(f"wrote {out / stem}.json and .md")
 
 

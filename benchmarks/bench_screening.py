@@ -6,9 +6,9 @@
 The same NSGA-II search (lenet300_fashion, objectives loss and density, max density 0.1,
 seeded with the magnitude masks at 5%, 2% and 1%) runs twice with the same seed: with the
 problem's default exact evaluator, and with a :class:`ScreenedEvaluator` in front of that
-evaluator — the empirical-Fisher surrogate, anchored at the magnitude mask at 5% density,
-ranks every generation's offspring and only the best ``--keep`` fraction is evaluated
-exactly. The search counts only exact evaluations (the ``"exact"`` metric), so both curves
+evaluator — empirical-Fisher surrogates anchored at the magnitude masks at 10, 5, 2 and 1%
+density (``_common.screen``) rank every generation's offspring and only the best ``--keep``
+fraction is evaluated exactly. The search counts only exact evaluations (the ``"exact"`` metric), so both curves
 share one x axis. The issue's target: the screened search reaches the unscreened search's
 final hypervolume with at most a third of its exact evaluations. One search's trajectory is
 chaotic (a different tie or rounding sends it elsewhere), so the benchmark runs both searches
@@ -28,59 +28,47 @@ import sys
 import time
 from pathlib import Path
 
-from _common import environment, pin_dense_models
+from _common import SCREEN_KEEP, build, environment, pin_dense_models, screen, write_results
 
-from masksearch import catalogue
-from masksearch.evaluators import ScreenedEvaluator, SurrogateEvaluator
-from masksearch.search import search
-from masksearch.solvers import make_solver
 from masksearch.training import resolve_device
 
 RESULTS = Path(__file__).parent / "results"
-# Chosen on seeds 3 and 4, which the default run does not report: the screened search needed
-# 0.21 (keep 0.10), 0.19 (0.15) and 0.30 (0.20) of the exact run's evaluations there (mean of
-# the two seeds, budget 2,000). Probes on seeds 0-2 before that gave 0.19 ± 0.04 at keep 0.20,
-# 0.28 ± 0.03 at 0.25, and at 1/3 (the ScreenedEvaluator's default) one seed did not reach the
-# target within 1,500 evaluations: a smaller keep buys more generations per exact evaluation.
-KEEP = 0.15
-PROBLEM_OPTIONS = {
-    "encoding": "weights",
-    "objectives": ("loss", "density"),
-    "max_density": 0.1,
-    "densities": (0.05, 0.02, 0.01),
-    "val_samples": 1024,
-}
 
 
 def run(args: argparse.Namespace, screened: bool, seed: int) -> dict:
-    # a fresh exact evaluator per run
-    problem = catalogue.lenet300_fashion(**PROBLEM_OPTIONS, device=args.device)
+    # a fresh problem, and so a fresh exact evaluator, per run
+    built = build(
+        {
+            "problem": "lenet300_fashion",
+            "encoding": "weights",
+            "objectives": ["loss", "density"],
+            "densities": [0.05, 0.02, 0.01],
+            "val_samples": 1024,
+            "device": args.device,
+            "solver": "nsga2",
+            "pop_size": args.pop_size,
+            "local_search": "none",
+            "init": ["magnitude"],
+            "budget": args.budget,
+            "seed": seed,
+        },
+        max_density=0.1,
+    )
+    problem = built.problem
     label = "screened" if screened else "exact"
     build_seconds = 0.0
     if screened:
         started = time.perf_counter()
-        anchors = problem.encoding.decode(problem.encoding.magnitude(args.anchor_densities))
-        surrogates = [
-            SurrogateEvaluator(
-                problem.model,
-                problem.data,
-                problem.layout,
-                n_samples=args.n_samples,
-                anchor=a,
-                precision=args.precision,
-                device=problem.device,
-            )
-            for a in anchors
-        ]
-        problem.evaluator = ScreenedEvaluator(
-            problem.evaluator,
-            surrogates,
+        screen(
+            problem,
+            args.anchor_densities,
             keep=args.keep,
+            n_samples=args.n_samples,
+            precision=args.precision,
             rank_by=args.rank_by,
             warmup_calls=args.warmup_calls,
         )
         build_seconds = time.perf_counter() - started
-    solver = make_solver("nsga2", pop_size=args.pop_size)
     started = time.perf_counter()
 
     def progress(record: dict) -> None:
@@ -91,7 +79,7 @@ def run(args: argparse.Namespace, screened: bool, seed: int) -> dict:
                 file=sys.stderr,
             )
 
-    result = search(problem, solver, budget=args.budget, seed=seed, callbacks=(progress,))
+    result = built.search(callbacks=(progress,))
     return {
         "label": label,
         "n_evals": result.n_evals,
@@ -153,7 +141,7 @@ def summarise_seeds(per_seed: dict[str, dict]) -> dict:
     }
 
 
-def write_markdown(report: dict, path: Path) -> None:
+def markdown(report: dict) -> str:
     setup = report["setup"]
     total = report["summary"]
     lines = [
@@ -167,7 +155,7 @@ def write_markdown(report: dict, path: Path) -> None:
         f"gradient rows) anchored at each magnitude mask at densities "
         f"{setup['anchor_densities']}, each candidate predicted by the nearest anchor; keep "
         f"{setup['keep']:.3f} of each generation's offspring (chosen on seeds 3 and 4, see "
-        f"`KEEP` in the script), ranked by {setup['rank_by']}; the "
+        f"`SCREEN_KEEP` in `benchmarks/_common.py`), ranked by {setup['rank_by']}; the "
         f"first {setup['warmup_calls']} population(s) (the seeded initial one) evaluated in "
         f"full. {report['machine']}.",
         "",
@@ -214,7 +202,7 @@ def write_markdown(report: dict, path: Path) -> None:
         "![hypervolume vs exact evaluations](screening.png)",
         "",
     ]
-    path.write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def plot(report: dict, path: Path) -> None:
@@ -273,8 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--keep",
         type=float,
-        default=KEEP,
-        help=f"fraction of each generation's offspring evaluated exactly (default {KEEP})",
+        default=SCREEN_KEEP,
+        help=f"fraction of each generation's offspring evaluated exactly (default {SCREEN_KEEP})",
     )
     parser.add_argument("--rank-by", choices=("loss", "pareto"), default="pareto")
     parser.add_argument("--n-samples", type=int, default=128)
@@ -299,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as error:
         parser.error(str(error))
     pin_dense_models()
+    started_on = environment(args.device)
     if args.budget < 1:
         parser.error(f"--budget must be >= 1, got {args.budget}")
     if args.quick:
@@ -317,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
         + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": f"{platform.processor() or platform.machine()}, "
         f"load average at end {[round(load, 2) for load in os.getloadavg()]}",
-        "environment": environment(args.device),
+        "environment": started_on,
         "setup": {
             "budget": args.budget,
             "seeds": args.seeds,
@@ -333,10 +322,7 @@ def main(argv: list[str] | None = None) -> None:
         "per_seed": per_seed,
         "summary": summarise_seeds(per_seed),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "screening.json").write_text(json.dumps(report, indent=2))
-    write_markdown(report, args.out / "screening.md")
-    plot(report, args.out / "screening.png")
+    write_results(args.out, "screening", report, markdown, plot=lambda path: plot(report, path))
     print(json.dumps(report["summary"], indent=2))
 
 

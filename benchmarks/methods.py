@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import statistics
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _common import pin_dense_models
+from _common import environment, pin_dense_models, recorded_name, write_results
 
 from masksearch import data, training, zoo
 from masksearch.methods import MethodError, make_method
@@ -43,9 +42,10 @@ MODELS: dict[str, tuple[str, str]] = {
     "digits_mlp_digits": ("digits_mlp", "digits"),  # for smoke tests only
 }
 
-# row label -> (registered method, options); every method gets the same optimiser settings
+# row label -> (registered method, options); every method gets the same optimiser settings.
+# Rows record the method as recorded_name() gives it (method_a, method_b for A and B).
 METHODS: dict[str, tuple[str, dict[str, Any]]] = {
-    "B": ("method_b", {}),
+    "B": ("small_frequency", {}),
     "DNS": ("dns", {}),
     "GMP": ("gmp", {}),
     "IMP": ("imp", {}),
@@ -53,8 +53,8 @@ METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     # method A (Chung): the GA picks small weights on top of the always-kept large ones, its
     # fitness judged on the validation split; "A" and "magnitude" are masks with no training,
     # "A+FT" fine-tunes A's mask with the same epochs and optimiser as every other row
-    "A": ("method_a", {"finetune": False}),
-    "A+FT": ("method_a", {"finetune": True}),
+    "A": ("large_plus_small", {"finetune": False}),
+    "A+FT": ("large_plus_small", {"finetune": True}),
     "magnitude": ("magnitude", {"finetune": False}),
 }
 
@@ -187,7 +187,7 @@ def run_one(
     row: dict[str, Any] = {
         "model": model_name,
         "method": method_label,
-        "registered": registered,
+        "registered": recorded_name(registered),
         "sparsity": sparsity,
         "seed": seed,
         "epochs": epochs,
@@ -196,7 +196,7 @@ def run_one(
     try:
         if "finetune" in options:  # a one-shot mask, fine-tuned or not
             key = (model_name, sparsity, seed)
-            reused = searched is not None and registered == "method_a" and key in searched
+            reused = searched is not None and registered == "large_plus_small" and key in searched
             model, mask = _one_shot(
                 registered,
                 options["finetune"],
@@ -209,7 +209,7 @@ def run_one(
                 log,
                 searched[key] if reused else None,
             )
-            if searched is not None and registered == "method_a":
+            if searched is not None and registered == "large_plus_small":
                 searched[key] = mask
             row["mask_reused"] = reused
             row["epochs"] = epochs if options["finetune"] else 0
@@ -270,7 +270,7 @@ def _one_shot(
     mask: Any = None,
 ) -> tuple[torch.nn.Module, Any]:
     if mask is None:
-        options = {"seed": seed} if registered == "method_a" else {}
+        options = {"seed": seed} if registered == "large_plus_small" else {}
         mask = make_method(registered, **options).prune(model, dataset, density)
     model = mask.apply(model)
     used = 0
@@ -380,7 +380,7 @@ def verdicts(summary: list[dict[str, Any]], datasets: list[str]) -> list[str]:
     return lines
 
 
-def write_markdown(path: Path, payload: dict[str, Any]) -> None:
+def markdown(payload: dict[str, Any]) -> str:
     summary = payload["summary"]
     config = payload["config"]
     lines = [
@@ -436,7 +436,7 @@ def write_markdown(path: Path, payload: dict[str, Any]) -> None:
         f"Runs: {len(payload['runs'])}; pruned weights exactly 0.0 in "
         f"{len(payload['runs']) - len(bad)} of them."
     )
-    path.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def _shown(
@@ -487,12 +487,6 @@ def _cell(row: dict[str, Any] | None, seeds: int) -> str:
     return f"{row['mean']:.2%} ± {row['std']:.2%}{partial}"
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> dict[str, Any]:
     args = parse_args(argv)
     pin_dense_models()
@@ -527,6 +521,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
     }
     payload: dict[str, Any] = {
         "config": config,
+        "environment": environment(device),
         "dense": {},
         "dense_sha256": {},
         "runs": [],
@@ -570,15 +565,16 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                     # runs of earlier calls outside this grid stay in the file (they are the
                     # resume cache of other grids)
                     kept = [r for k, r in previous.items() if k not in visited]
-                    _save(
-                        json_path,
+                    write_results(
+                        out,
+                        "methods",
                         {
                             **payload,
                             "dense": {**previous_dense, **payload["dense"]},
                             "runs": payload["runs"] + kept,
                         },
+                        markdown(_shown(payload, kept, previous_dense)),
                     )
-                    write_markdown(out / "methods.md", _shown(payload, kept, previous_dense))
                     if row["test_accuracy"] is None:
                         echo(
                             f"  {sparsity:.0%} {method_label:>13} seed {seed}: FAILED {row['error']}"
@@ -590,7 +586,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] = print) -> 
                         f"epochs {row['epochs_used']} ({row['seconds']:.1f} s)"
                     )
     kept = [r for k, r in previous.items() if k not in visited]
-    write_markdown(out / "methods.md", _shown(payload, kept, previous_dense))
+    (out / "methods.md").write_text(markdown(_shown(payload, kept, previous_dense)))
     echo(f"wrote {json_path} and {out / 'methods.md'}")
     return payload
 

@@ -12,9 +12,14 @@ densities and over seeds (mean ± std), this compares
   which get the budget split evenly over the densities, one run per density;
 * **one-shot criteria**: global ``magnitude``, ``wanda``, ``snip``;
 * **mask learning on frozen weights**: ``supermask`` (``--ft-epochs`` epochs of score training)
-  and ``method_a`` (a GA over method A's pool encoding, the per-density share of the budget);
-* **training-time methods** (``dns``, ``gmp``, ``imp``, ``method_b``): they change the weights,
-  so they appear in the fine-tuned table only, with the same epoch budget as the fine-tuning.
+  and ``large_plus_small`` (method A: a GA over its pool encoding, the per-density share of
+  the budget);
+* **training-time methods** (``dns``, ``gmp``, ``imp``, ``small_frequency``, i.e. method B): they
+  change the weights, so they appear in the fine-tuned table only, with the same epoch budget as
+  the fine-tuning.
+
+Rows of method A and B are labelled ``method_a`` and ``method_b``, the names the committed
+results (and ``methods.json``) use; those names are also taken on the command line.
 
 "Mask only" scores each method's mask on the dense weights with no training; "fine-tuned" adds
 ``--ft-epochs`` epochs of :func:`masksearch.training.finetune` (SGD, lr 0.01, momentum 0.9,
@@ -50,7 +55,6 @@ import argparse
 import copy
 import hashlib
 import json
-import math
 import statistics
 import sys
 import time
@@ -61,25 +65,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import environment, pin_dense_models
-from bench_screening import KEEP as SCREEN_KEEP  # the fraction bench_screening.py measured
+from _common import (
+    build,
+    environment,
+    pin_dense_models,
+    recorded_name,
+    screen,
+    test_accuracy,
+    write_results,
+)
 
-from masksearch import catalogue, evaluators, zoo
+from masksearch import catalogue, zoo
 from masksearch import data as datasets
-from masksearch.local_search import GradientSwaps
 from masksearch.mask import Mask
-from masksearch.methods import MethodError, make_method
-from masksearch.problem import PruningProblem
-from masksearch.search import search
-from masksearch.solvers import make_solver
+from masksearch.methods import METHODS, MethodError, make_method
 from masksearch.training import evaluate, finetune, resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-PROBLEMS: dict[str, Callable[..., PruningProblem]] = {
-    "lenet300_fashion": catalogue.lenet300_fashion,
-    "lenet5_fashion": catalogue.lenet5_fashion,
-}
+PROBLEMS = ("lenet300_fashion", "lenet5_fashion")  # catalogued problems
 # row label -> (registered solver, surrogate screening, one run per density, local search)
 SOLVERS: dict[str, tuple[str, bool, bool, bool]] = {
     "nsga2+ls": ("nsga2", False, False, True),
@@ -92,8 +96,8 @@ SOLVERS: dict[str, tuple[str, bool, bool, bool]] = {
     "evopress": ("evopress", False, True, False),
 }
 ONESHOT = ("magnitude", "wanda", "snip")
-LEARNED = ("supermask", "method_a")
-TRAINING = ("dns", "gmp", "imp", "method_b")
+LEARNED = ("supermask", "large_plus_small")
+TRAINING = ("dns", "gmp", "imp", "small_frequency")
 # the fine-tuning / training settings of benchmarks/methods.py, so rows compare at equal cost
 OPTIMISER = {"lr": 0.01, "batch_size": 128, "optimizer": "sgd", "momentum": 0.9}
 
@@ -123,7 +127,8 @@ QUICK = {
 
 
 def _names(text: str, known: Sequence[str], what: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
+    # old method names (method_a, method_b) are taken for the new ones
+    names = [METHODS.aliases.get(n.strip(), n.strip()) for n in text.split(",") if n.strip()]
     unknown = [name for name in names if name not in known]
     if unknown:
         raise SystemExit(f"unknown {what} {unknown[0]!r}; choose from {', '.join(known)}")
@@ -213,10 +218,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def test_accuracy(model: torch.nn.Module, mask: Mask, dataset, device: str) -> float:
-    return evaluate(mask.apply(copy.deepcopy(model)), dataset.test, device=device).accuracy
-
-
 def finetuned_accuracy(
     model: torch.nn.Module, mask: Mask, dataset, epochs: int, seed: int, device: str
 ) -> float:
@@ -239,60 +240,40 @@ def best_val_accuracy(front, densities: Sequence[float], n_weights: int) -> dict
     return out
 
 
-def build_problem(
-    base: PruningProblem, densities: Sequence[float], screened: bool
-) -> PruningProblem:
-    """``base`` restricted to ``densities`` (seeds and constraint), optionally screened.
-
-    Every search gets a fresh evaluator, so that no parent cache carries over from an earlier
-    search and a run's front does not depend on the runs before it.
-    """
-    evaluator = evaluators.make_evaluator(base.model, base.data, base.layout, device=base.device)
-    if screened:
-        # the setting of benchmarks/bench_screening.py: one surrogate anchored at the magnitude
-        # mask of each target density (each candidate ranked by the nearest), offspring ranked
-        # by Pareto rank, and the seeded first population evaluated in full so that the
-        # magnitude seeds always reach the archive
-        anchors = base.encoding.decode(base.encoding.magnitude(tuple(densities)))
-        surrogates = [
-            evaluators.SurrogateEvaluator(
-                base.model,
-                base.data,
-                base.layout,
-                n_samples=min(128, len(base.data)),
-                device=base.device,
-                anchor=anchor,
-            )
-            for anchor in anchors
-        ]
-        evaluator = evaluators.ScreenedEvaluator(
-            evaluator, surrogates, keep=SCREEN_KEEP, rank_by="pareto", warmup_calls=1
-        )
-    return PruningProblem(
-        base.model,
-        base.data,
-        encoding=base.encoding,
-        objectives=base.objectives,
-        densities=densities,
-        max_density=min(1.0, 2 * max(densities)),
-        evaluator=evaluator,
-        device=base.device,
-        name=base.name,
-        test_data=base.test_data,
-    )
-
-
 def run_search(
-    base: PruningProblem,
+    problem_settings: dict[str, Any],
     label: str,
     densities: Sequence[float],
     budget: int,
     seed: int,
     pop_size: int,
 ) -> dict[str, Any]:
-    """One search; returns the chosen mask per density, its validation metrics and trajectory."""
+    """One search; returns the chosen mask per density, its validation metrics and trajectory.
+
+    Every search builds its own problem, so that no evaluator cache carries over from an
+    earlier search and a run's front does not depend on the runs before it; masks denser than
+    twice the largest target are infeasible.
+    """
     registered, screened, _, local = SOLVERS[label]
-    problem = build_problem(base, densities, screened)
+    run = build(
+        {
+            **problem_settings,
+            "densities": list(densities),
+            "solver": registered,
+            "pop_size": pop_size,
+            "local_search": "gradient-swaps" if local else "none",
+            "init": ["magnitude"],
+            "budget": budget,
+            "seed": seed,
+        },
+        max_density=min(1.0, 2 * max(densities)),
+    )
+    problem = run.problem
+    if screened:
+        # bench_screening.py's setting, one surrogate anchored at each target density; the
+        # seeded first population is evaluated in full, so the magnitude seeds always reach
+        # the archive
+        screen(problem, densities, n_samples=min(128, len(problem.data)))
     trajectory: list[dict[str, Any]] = []
 
     def record(progress: dict[str, Any]) -> None:
@@ -306,14 +287,7 @@ def run_search(
             }
         )
 
-    result = search(
-        problem,
-        make_solver(registered, pop_size=pop_size),
-        budget=budget,
-        seed=seed,
-        callbacks=(record,),
-        local_search=GradientSwaps() if local else None,
-    )
+    result = run.search(callbacks=(record,))
     chosen = {}
     for density in densities:
         index = result.front.index(max_density=density)
@@ -338,7 +312,9 @@ def previous_training_rows(
         return {}
     rows = {}
     for run in json.loads(path.read_text()).get("runs", []):
-        if run.get("test_accuracy") is None or run.get("registered") not in TRAINING:
+        if run.get("test_accuracy") is None or run.get("registered") not in {
+            recorded_name(m) for m in TRAINING
+        }:
             continue
         if run.get("dense_sha256") != dense_sha256:
             continue
@@ -353,23 +329,24 @@ def previous_training_rows(
 
 def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], None]) -> dict:
     device = str(resolve_device(args.device))
-    base = PROBLEMS[model_name](
-        objectives=("loss", "density"),
-        val_samples=args.val[model_name],
-        densities=tuple(args.densities),
-        device=device,
-    )
-    dataset = datasets.load("fashion-mnist")
+    problem_settings = {
+        "problem": model_name,
+        "objectives": ["loss", "density"],
+        "val_samples": args.val[model_name],
+        "device": device,
+    }
+    dense = build({**problem_settings, "densities": list(args.densities)}).problem.model
+    spec = catalogue.CATALOGUE[model_name]
+    dataset = datasets.load(spec.dataset)
     if args.train_samples is not None:
         dataset = replace(dataset, train=dataset.train.subset(args.train_samples))
-    dense = base.model
-    architecture = {"lenet300_fashion": "lenet300", "lenet5_fashion": "lenet5"}[model_name]
+    architecture = spec.model
     budget = args.budgets[model_name]
     per_density = max(args.pop_size, budget // len(args.densities))
     runs: list[dict[str, Any]] = []
     trajectories: list[dict[str, Any]] = []
     previous = previous_training_rows(
-        args.methods_json, args, zoo.dense_sha256(architecture, "fashion-mnist", device=device)
+        args.methods_json, args, zoo.dense_sha256(architecture, spec.dataset, device=device)
     )
 
     def add(method: str, kind: str, density: float, seed: int, **fields: Any) -> None:
@@ -402,7 +379,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
             started = time.perf_counter()
             mask = make_method(method).prune(dense, dataset, density)
             seconds = time.perf_counter() - started
-            accuracy = test_accuracy(dense, mask, dataset, device)
+            accuracy = test_accuracy(dense, mask, dataset.test, device)
             for seed in range(args.seeds):
                 tuned, ft_seconds = maybe_finetune(mask, seed)
                 add(
@@ -422,16 +399,21 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
             echo(f"  {method:>13} {density:.0%}: mask {accuracy:.2%}, fine-tuned {tuned:.2%}")
 
     for seed in range(args.seeds):
-        for label in args.solvers:
-            per_run = SOLVERS[label][2]
+        for solver in args.solvers:
+            per_run = SOLVERS[solver][2]
             groups = [[d] for d in args.densities] if per_run else [list(args.densities)]
             for densities in groups:
                 run = run_search(
-                    base, label, densities, per_density if per_run else budget, seed, args.pop_size
+                    problem_settings,
+                    solver,
+                    densities,
+                    per_density if per_run else budget,
+                    seed,
+                    args.pop_size,
                 )
                 trajectories.append(
                     {
-                        "method": label,
+                        "method": solver,
                         "seed": seed,
                         "densities": densities,
                         "points": run["trajectory"],
@@ -439,9 +421,9 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                 )
                 for density, chosen in run["chosen"].items():
                     tuned, ft_seconds = maybe_finetune(chosen["mask"], seed)
-                    accuracy = test_accuracy(dense, chosen["mask"], dataset, device)
+                    accuracy = test_accuracy(dense, chosen["mask"], dataset.test, device)
                     add(
-                        label,
+                        solver,
                         "search",
                         density,
                         seed,
@@ -460,7 +442,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                         ),
                     )
                     echo(
-                        f"  {label:>13} {density:.0%} seed {seed}: mask {accuracy:.2%}, "
+                        f"  {solver:>13} {density:.0%} seed {seed}: mask {accuracy:.2%}, "
                         f"fine-tuned {tuned:.2%} ({run['n_evals']} evals, "
                         f"{run['seconds']:.0f} s)"
                     )
@@ -482,10 +464,10 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                 started = time.perf_counter()
                 mask = make_method(method, **options).prune(dense, dataset, density)
                 seconds = time.perf_counter() - started
-                accuracy = test_accuracy(dense, mask, dataset, device)
+                accuracy = test_accuracy(dense, mask, dataset.test, device)
                 tuned, ft_seconds = maybe_finetune(mask, seed)
                 add(
-                    method,
+                    recorded_name(method),
                     "learned",
                     density,
                     seed,
@@ -505,11 +487,11 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
 
         for method in args.training:
             for density in args.densities:
-                key = (model_name, method, round(density, 6), seed, args.ft_epochs)
+                key = (model_name, recorded_name(method), round(density, 6), seed, args.ft_epochs)
                 if key in previous:
                     row = previous[key]
                     add(
-                        method,
+                        recorded_name(method),
                         "training",
                         density,
                         seed,
@@ -523,7 +505,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                         source=str(args.methods_json),
                     )
                     continue
-                model = zoo.pretrained(architecture, "fashion-mnist", device=device)
+                model = zoo.pretrained(architecture, spec.dataset, device=device)
                 started = time.perf_counter()
                 try:
                     model, mask = make_method(method, **OPTIMISER).run(
@@ -531,7 +513,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                     )
                 except MethodError as error:  # e.g. too few epochs for the method's rounds
                     add(
-                        method,
+                        recorded_name(method),
                         "training",
                         density,
                         seed,
@@ -545,7 +527,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                 seconds = time.perf_counter() - started
                 accuracy = evaluate(model, dataset.test, device=device).accuracy
                 add(
-                    method,
+                    recorded_name(method),
                     "training",
                     density,
                     seed,
@@ -673,7 +655,7 @@ def markdown(payload: dict[str, Any], plot_name: str) -> str:
                     )
                     cells.append(f"{row['mean']:.2%} ± {row['std']:.2%}" if row else "—")
                     budget = budget or (row["budget"] if row else "")
-                if table == "finetuned" and method not in TRAINING:
+                if table == "finetuned" and method not in {recorded_name(m) for m in TRAINING}:
                     budget = f"{budget} + {config['ft_epochs']} epoch(s) FT"
                 lines.append(f"| {method} | {budget} | " + " | ".join(cells) + " |")
         errors = [r for r in result["runs"] if r.get("error")]
@@ -775,8 +757,8 @@ def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print)
             "train_samples": args.train_samples,
             "ft_epochs": args.ft_epochs,
             "solvers": args.solvers,
-            "oneshot": args.oneshot,
-            "training": args.training,
+            "oneshot": [recorded_name(m) for m in args.oneshot],
+            "training": [recorded_name(m) for m in args.training],
             "levels": args.levels,
             "optimiser": OPTIMISER,
             "objectives": ["loss", "density"],
@@ -795,22 +777,15 @@ def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print)
     )
     payload["seconds"] = time.perf_counter() - started
     stem = "quality_quick" if args.quick else "quality"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=1, default=_jsonable) + "\n")
-    plot(payload, args.out / f"{stem}.png")
-    (args.out / f"{stem}.md").write_text(markdown(payload, f"{stem}.png"))
+    write_results(
+        args.out,
+        stem,
+        payload,
+        lambda report: markdown(report, f"{stem}.png"),
+        plot=lambda path: plot(payload, path),
+    )
     echo(f"wrote {args.out / stem}.json, .md and .png in {payload['seconds']:.0f} s")
     return payload
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@
     python benchmarks/run_all.py --only quality,scale --seeds 2
 
 Each benchmark runs as its own subprocess (so one failure does not stop the others, and each
-gets a fresh memory peak) with the flags of the chosen mode, listed in :func:`suite`. Then
+gets a fresh memory peak) with the flags of the chosen mode, declared once in :data:`SUITE`. Then
 ``<out>/summary.md`` gathers a headline table from each benchmark's JSON, with the command
 that produced it and links to its Markdown and PNG, and ``<out>/summary.json`` records the
 environment (versions, CPU, load, git commit) and every command's wall time and exit status.
@@ -20,20 +20,104 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import environment, pin_dense_models
+from _common import environment, pin_dense_models, write_results
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One benchmark of the suite: its script, the flags of each mode and the files it writes.
+
+    Every benchmark also gets ``--out`` and ``--device``; those marked ``seeds`` get ``--seeds``
+    (run_all's, or 3 in full mode). ``{out}`` in a flag stands for the output folder.
+    """
+
+    name: str
+    script: str
+    quick: tuple[str, ...]
+    full: tuple[str, ...]
+    stem: str  # the output files' name in full mode
+    quick_stem: str | None = None  # in quick mode, when it differs
+    png: bool = True
+    seeds: bool = False
+
+
+# The suite, once: quick mode is the ≤ 5-minute smoke run, full mode the committed results.
+SUITE = (
+    Entry(
+        "search_quality",
+        "search_quality.py",
+        quick=("--quick", "--time", "20", "--solvers", "nsga2+ls", "--pop-size", "32"),
+        # a fixed budget rather than a time limit, so that a rerun reproduces the fronts;
+        # NSGA-II without the local search is among quality.py's rows
+        full=("--budget", "20000", "--solvers", "nsga2+ls,deap-nsga2+ls,ga+ls"),
+        stem="search_quality",
+        quick_stem="search_quality_quick",
+    ),
+    Entry(
+        "engine",
+        "bench_engine.py",
+        quick=("--quick",),
+        full=(),
+        stem="engine",
+        quick_stem="engine-quick",
+        png=False,
+    ),
+    Entry(
+        "methods",
+        "methods.py",
+        # quick: the digits MLP trains in seconds per epoch, a smoke run
+        quick=(
+            *("--quick", "--models", "digits_mlp_digits", "--sparsities", "0.98"),
+            *("--methods", "B,magnitude+FT", "--fresh"),
+        ),
+        # LeNet-300-100 at issue 5's four sparsities with 2 epochs per method, rerun rather
+        # than reused from the committed JSON (--fresh); the LeNet-5 grid (hours on 2 CPU
+        # cores) is run by methods.py alone, and its saved runs stay in methods.json and .md
+        full=(
+            *("--models", "lenet300_fashion", "--sparsities", "0.9,0.95,0.98,0.99"),
+            *("--epochs", "2", "--fresh"),
+        ),
+        stem="methods",
+        png=False,
+        seeds=True,
+    ),
+    Entry(
+        "screening",
+        "bench_screening.py",
+        quick=("--quick", "--budget", "192", "--pop-size", "32"),
+        full=(),
+        stem="screening",
+    ),
+    Entry(
+        "quality",
+        "quality.py",
+        quick=("--quick",),
+        full=("--methods-json", "{out}/methods.json"),
+        stem="quality",
+        quick_stem="quality_quick",
+        seeds=True,
+    ),
+    Entry(
+        "scale",
+        "scale.py",
+        quick=("--quick",),
+        full=(),
+        stem="scale",
+        quick_stem="scale_quick",
+    ),
+)
 
 
 @dataclass
@@ -44,9 +128,6 @@ class Benchmark:
     script: str
     args: list[str]
     outputs: list[str]  # file names in the output folder, the JSON first
-    # files the script writes into benchmarks/results/ whatever --out says, moved to the output
-    # folder afterwards (scripts without an --out option)
-    stray: list[str] = field(default_factory=list)
 
     def command(self) -> list[str]:
         return [sys.executable, str(HERE / self.script), *self.args]
@@ -58,139 +139,21 @@ class Benchmark:
 def suite(
     quick: bool, out: Path, device: str, seeds: int | None, only: Sequence[str] | None
 ) -> list[Benchmark]:
-    """The benchmarks and their flags for one mode."""
+    """The benchmarks of :data:`SUITE` with their flags for one mode."""
     # shown relative to the repository when inside it (the scripts run from its root)
     folder = os.path.relpath(out, ROOT) if out.is_relative_to(ROOT) else str(out)
-    cuda = ["--device", device] if device != "cpu" else []
-    seeds_quality = ["--seeds", str(seeds)] if seeds is not None else []
-    if quick:
-        benchmarks = [
-            Benchmark(
-                "search_quality",
-                "search_quality.py",
-                [
-                    *("--quick", "--time", "20", "--solvers", "nsga2+ls", "--pop-size", "32"),
-                    *("--out", folder),
-                    *cuda,
-                ],
-                [
-                    "search_quality_quick.json",
-                    "search_quality_quick.md",
-                    "search_quality_quick.png",
-                ],
-            ),
-            Benchmark(
-                "engine",
-                "bench_engine.py",
-                ["--quick", "--out", folder, *cuda],
-                ["engine-quick.json", "engine-quick.md"],
-            ),
-            Benchmark(
-                "methods",
-                "methods.py",
-                [
-                    "--quick",
-                    *("--models", "digits_mlp_digits"),  # seconds per epoch: a smoke run
-                    "--sparsities",
-                    "0.98",
-                    "--methods",
-                    "B,magnitude+FT",
-                    "--fresh",
-                    "--out",
-                    folder,
-                    "--device",
-                    device,
-                    *seeds_quality,
-                ],
-                ["methods.json", "methods.md"],
-            ),
-            Benchmark(
-                "screening",
-                "bench_screening.py",
-                ["--quick", "--budget", "192", "--pop-size", "32", "--out", folder, *cuda],
-                ["screening.json", "screening.md", "screening.png"],
-            ),
-            Benchmark(
-                "quality",
-                "quality.py",
-                ["--quick", "--out", folder, "--device", device, *seeds_quality],
-                ["quality_quick.json", "quality_quick.md", "quality_quick.png"],
-            ),
-            Benchmark(
-                "scale",
-                "scale.py",
-                ["--quick", "--out", folder, "--device", device],
-                ["scale_quick.json", "scale_quick.md", "scale_quick.png"],
-            ),
-        ]
-    else:
-        seeds_full = ["--seeds", str(seeds if seeds is not None else 3)]
-        benchmarks = [
-            Benchmark(
-                "search_quality",
-                "search_quality.py",
-                [
-                    # a fixed budget rather than a time limit, so that a rerun reproduces the
-                    # fronts; NSGA-II without the local search is among quality.py's rows
-                    *("--budget", "20000", "--solvers", "nsga2+ls,deap-nsga2+ls,ga+ls"),
-                    *("--out", folder),
-                    *cuda,
-                ],
-                ["search_quality.json", "search_quality.md", "search_quality.png"],
-            ),
-            Benchmark(
-                "engine",
-                "bench_engine.py",
-                ["--out", folder, *cuda],
-                ["engine.json", "engine.md"],
-            ),
-            Benchmark(
-                "methods",
-                "methods.py",
-                [
-                    # LeNet-300-100 at issue 5's four sparsities with 2 epochs per method,
-                    # rerun rather than reused from the committed JSON (--fresh); the LeNet-5
-                    # grid (hours on 2 CPU cores) is run by methods.py alone, and its saved runs
-                    # stay in methods.json and methods.md
-                    *("--models", "lenet300_fashion"),
-                    *("--sparsities", "0.9,0.95,0.98,0.99"),
-                    *("--epochs", "2"),
-                    "--fresh",
-                    "--out",
-                    folder,
-                    "--device",
-                    device,
-                    *seeds_full,
-                ],
-                ["methods.json", "methods.md"],
-            ),
-            Benchmark(
-                "screening",
-                "bench_screening.py",
-                ["--out", folder, *cuda],
-                ["screening.json", "screening.md", "screening.png"],
-            ),
-            Benchmark(
-                "quality",
-                "quality.py",
-                [
-                    "--out",
-                    folder,
-                    "--device",
-                    device,
-                    "--methods-json",
-                    os.path.join(folder, "methods.json"),
-                    *seeds_full,
-                ],
-                ["quality.json", "quality.md", "quality.png"],
-            ),
-            Benchmark(
-                "scale",
-                "scale.py",
-                ["--out", folder, "--device", device],
-                ["scale.json", "scale.md", "scale.png"],
-            ),
-        ]
+    if seeds is None and not quick:
+        seeds = 3
+    benchmarks = []
+    for entry in SUITE:
+        flags = [flag.replace("{out}", folder) for flag in (entry.quick if quick else entry.full)]
+        flags += ["--out", folder, "--device", device]
+        if entry.seeds and seeds is not None:
+            flags += ["--seeds", str(seeds)]
+        stem = (entry.quick_stem or entry.stem) if quick else entry.stem
+        extensions = ("json", "md", "png") if entry.png else ("json", "md")
+        outputs = [f"{stem}.{extension}" for extension in extensions]
+        benchmarks.append(Benchmark(entry.name, entry.script, flags, outputs))
     if only:
         unknown = sorted(set(only) - {b.name for b in benchmarks})
         if unknown:
@@ -227,7 +190,6 @@ def run_benchmark(
         except subprocess.TimeoutExpired:
             returncode = None
     seconds = time.perf_counter() - started
-    moved = _collect_stray(benchmark, out)
     missing = [name for name in benchmark.outputs if not (out / name).exists()]
     status = "ok" if returncode == 0 and not missing else "failed"
     if returncode is None:
@@ -241,7 +203,6 @@ def run_benchmark(
         "status": status,
         "outputs": benchmark.outputs,
         "missing": missing,
-        "moved": moved,
         "log": str(log_path.relative_to(out)),
     }
 
@@ -263,7 +224,6 @@ def existing_result(benchmark: Benchmark, out: Path) -> dict[str, Any]:
         "status": "missing" if missing else "existing results",
         "outputs": benchmark.outputs,
         "missing": missing,
-        "moved": [],
         "log": "(not run)",
     }
 
@@ -272,18 +232,6 @@ def _pythonpath() -> str:
     # the benchmarks import the top-level `problems` package of the repository
     existing = os.environ.get("PYTHONPATH")
     return str(ROOT) if not existing else f"{ROOT}{os.pathsep}{existing}"
-
-
-def _collect_stray(benchmark: Benchmark, out: Path) -> list[str]:
-    moved = []
-    if out.resolve() == RESULTS.resolve():
-        return moved
-    for name in benchmark.stray:
-        source = RESULTS / name
-        if source.exists():
-            shutil.move(str(source), str(out / name))
-            moved.append(name)
-    return moved
 
 
 # -- the summary -------------------------------------------------------------------------------
@@ -549,8 +497,7 @@ def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print)
         "environment": env,
         "benchmarks": records,
     }
-    (out / "summary.json").write_text(json.dumps(payload, indent=1) + "\n")
-    (out / "summary.md").write_text(summary_markdown(records, out, mode, env, seconds))
+    write_results(out, "summary", payload, summary_markdown(records, out, mode, env, seconds))
     failed = [r["name"] for r in records if r["status"] not in ("ok", "existing results")]
     echo(f"wrote {out / 'summary.md'} in {seconds / 60:.1f} minutes")
     if failed:

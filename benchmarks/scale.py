@@ -26,7 +26,6 @@ Full mode took 2¼ minutes on the idle 2-core AVX-512 EPYC. Writes ``<out>/scale
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,19 +34,24 @@ from typing import Any
 
 import numpy as np
 import torch
-from _common import environment, pin_dense_models
+from _common import build, environment, local_cluster, pin_dense_models, run_on, write_results
 
-from masksearch import catalogue, evaluators, models
 from masksearch import data as datasets
+from masksearch import models
+from masksearch.builder import Run, parallel_evaluator
 from masksearch.data import Split
 from masksearch.problem import PruningProblem
-from masksearch.search import search
-from masksearch.solvers import make_solver
 from masksearch.training import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
 MODELS = ("lenet300", "lenet5", "resnet20")
+# the catalogued problem of each model
+PROBLEMS = {
+    "lenet300": "lenet300_fashion",
+    "lenet5": "lenet5_fashion",
+    "resnet20": "resnet20_cifar10",
+}
 
 FULL = {
     "size_budget": 256,
@@ -95,55 +99,74 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def timed_search(
-    problem: PruningProblem, pop_size: int, budget: int, seed: int
-) -> tuple[Any, float]:
+def settings(problem: str, n_samples: int, pop_size: int, budget: int, seed: int, **more: Any):
+    """One NSGA-II search of ``problem`` (weights encoding, objectives loss and density, no local
+    search) from the global magnitude masks at 5/2/1% density."""
+    return {
+        "problem": problem,
+        "encoding": "weights",
+        "objectives": ["loss", "density"],
+        "densities": list(DENSITIES),
+        "val_samples": n_samples,
+        "solver": "nsga2",
+        "pop_size": pop_size,
+        "local_search": "none",
+        "init": ["magnitude"],
+        "budget": budget,
+        "seed": seed,
+        **more,
+    }
+
+
+def timed_search(run: Run) -> tuple[Any, float]:
     started = time.perf_counter()
-    result = search(problem, make_solver("nsga2", pop_size=pop_size), budget=budget, seed=seed)
+    result = run.search()
     return result, time.perf_counter() - started
 
 
-def size_problem(model_name: str, n_samples: int, device: str) -> tuple[PruningProblem, str]:
-    """The problem for one model of the size series, and where its data came from."""
-    options = {
-        "objectives": ("loss", "density"),
-        "densities": DENSITIES,
-        "val_samples": n_samples,
-        "device": device,
-        "encoding": "weights",
-    }
-    if model_name == "lenet300":
-        return catalogue.lenet300_fashion(**options), "Fashion-MNIST validation (trained model)"
-    if model_name == "lenet5":
-        return catalogue.lenet5_fashion(**options), "Fashion-MNIST validation (trained model)"
+def size_run(model_name: str, args: argparse.Namespace, device: str) -> tuple[Run, str]:
+    """The search of one model of the size series, and where its data came from."""
+    n_samples = args.preset["size_samples"]
+    config = settings(
+        PROBLEMS[model_name],
+        n_samples,
+        args.pop_size,
+        args.preset["size_budget"],
+        args.seed,
+        device=device,
+    )
+    if model_name != "resnet20":
+        return build(config), "Fashion-MNIST validation (trained model)"
     if datasets.available("cifar10"):
-        return catalogue.resnet20_cifar10(**options), "CIFAR-10 validation (trained model)"
+        return build(config), "CIFAR-10 validation (trained model)"
+    # Without CIFAR-10 the settings cannot name this problem (random data, an untrained model):
+    # it is built here, the rest of the run from the settings.
     generator = torch.Generator().manual_seed(0)
     split = Split(
         torch.randn(n_samples, 3, 32, 32, generator=generator),
         torch.randint(0, 10, (n_samples,), generator=generator),
     )
-    model = models.build("resnet20", seed=0).eval()
     problem = PruningProblem(
-        model,
+        models.build("resnet20", seed=0).eval(),
         split,
         encoding="weights",
-        objectives=options["objectives"],
+        objectives=config["objectives"],
         densities=DENSITIES,
         device=device,
         name="resnet20_random",
     )
-    return problem, "random data of CIFAR shape, random labels, random init (CIFAR-10 absent)"
+    return run_on(problem, config), (
+        "random data of CIFAR shape, random labels, random init (CIFAR-10 absent)"
+    )
 
 
 def measure_size(args: argparse.Namespace, echo: Callable[[str], None]) -> list[dict]:
     rows = []
     device = str(resolve_device(args.device))
     for model_name in args.models:
-        problem, source = size_problem(model_name, args.preset["size_samples"], device)
-        result, seconds = timed_search(
-            problem, args.pop_size, args.preset["size_budget"], args.seed
-        )
+        run, source = size_run(model_name, args, device)
+        problem = run.problem
+        result, seconds = timed_search(run)
         n_weights = problem.layout.n_total
         rows.append(
             {
@@ -172,15 +195,19 @@ def measure_size(args: argparse.Namespace, echo: Callable[[str], None]) -> list[
 def measure_population(args: argparse.Namespace, echo: Callable[[str], None]) -> list[dict]:
     rows = []
     device = str(resolve_device(args.device))
-    problem, _ = size_problem("lenet300", args.preset["population_samples"], device)
     for pop_size in args.preset["populations"]:
-        # a fresh evaluator per run: no parent cache carries over between runs
-        problem.evaluator = evaluators.make_evaluator(
-            problem.model, problem.data, problem.layout, device=device
+        # a problem, and so an evaluator, per run: no parent cache carries over between runs
+        run = build(
+            settings(
+                "lenet300_fashion",
+                args.preset["population_samples"],
+                pop_size,
+                args.preset["population_budget"],
+                args.seed,
+                device=device,
+            )
         )
-        result, seconds = timed_search(
-            problem, pop_size, args.preset["population_budget"], args.seed
-        )
+        result, seconds = timed_search(run)
         rows.append(
             {
                 "model": "lenet300",
@@ -201,50 +228,33 @@ def measure_population(args: argparse.Namespace, echo: Callable[[str], None]) ->
 
 
 def measure_dask(args: argparse.Namespace, echo: Callable[[str], None]) -> dict[str, Any]:
-    import distributed
-
-    base = catalogue.lenet300_fashion(
-        objectives=("loss", "density"), densities=DENSITIES, val_samples=args.preset["dask_samples"]
-    )
-
-    def problem_with(evaluator: evaluators.Evaluator) -> PruningProblem:
-        return PruningProblem(
-            base.model,
-            base.data,
-            encoding=base.encoding,
-            objectives=base.objectives,
-            densities=DENSITIES,
-            evaluator=evaluator,
-            name=base.name,
-        )
-
-    def plain() -> evaluators.Evaluator:
-        return evaluators.PlainEvaluator(base.model, base.data, base.layout)
-
     budget = args.preset["dask_budget"]
+    # the plain evaluator on the CPU: each candidate scored on its own, whatever its chunk
+    config = settings(
+        "lenet300_fashion",
+        args.preset["dask_samples"],
+        args.pop_size,
+        budget,
+        args.seed,
+        evaluator="plain",
+    )
     runs: dict[str, dict[str, Any]] = {}
     fronts = {}
-    result, seconds = timed_search(problem_with(plain()), args.pop_size, budget, args.seed)
+    result, seconds = timed_search(build(config))
     runs["serial"] = {"workers": 0, "seconds": seconds, "n_evals": result.n_evals}
     fronts["serial"] = result.front
     echo(f"  dask: serial plain evaluator {seconds:.1f} s")
     for n_workers in (1, 2):
+        run = build(config)
         started = time.perf_counter()
-        with (
-            distributed.LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-            ) as cluster,
-            distributed.Client(cluster) as client,
-            evaluators.DaskEvaluator(plain(), client) as evaluator,
-        ):
+        with local_cluster(n_workers) as cluster:
+            # the builder's Dask wrapping (the "scheduler" setting), once the cluster is up
+            parallel_evaluator(run.problem, {"scheduler": cluster.scheduler_address})
             startup = time.perf_counter() - started
-            result, seconds = timed_search(
-                problem_with(evaluator), args.pop_size, budget, args.seed
-            )
+            try:
+                result, seconds = timed_search(run)
+            finally:
+                run.problem.evaluator.close()
         name = f"dask-{n_workers}"
         runs[name] = {
             "workers": n_workers,
@@ -400,10 +410,13 @@ def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print)
         payload["dask"] = measure_dask(args, echo)
     payload["seconds"] = time.perf_counter() - started
     stem = "scale_quick" if args.quick else "scale"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n")
-    plot(payload, args.out / f"{stem}.png")
-    (args.out / f"{stem}.md").write_text(markdown(payload, f"{stem}.png"))
+    write_results(
+        args.out,
+        stem,
+        payload,
+        lambda report: markdown(report, f"{stem}.png"),
+        plot=lambda path: plot(payload, path),
+    )
     echo(f"wrote {args.out / stem}.json, .md and .png in {payload['seconds']:.0f} s")
     return payload
 

@@ -23,22 +23,23 @@ Fitness uses the validation split only (``--val-samples`` of it); the masks chos
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from _common import environment, pin_dense_models
+from _common import (
+    build,
+    environment,
+    pin_dense_models,
+    rerun,
+    save_masks,
+    test_accuracy,
+    write_results,
+)
 
-from masksearch import catalogue
-from masksearch.local_search import GradientSwaps
 from masksearch.mask import Mask
-from masksearch.search import search
-from masksearch.solvers import make_solver
-from masksearch.training import evaluate, resolve_device
+from masksearch.training import resolve_device
 
 RESULTS = Path(__file__).parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
@@ -46,18 +47,15 @@ FLOOR = {0.05: 0.85, 0.02: 0.80, 0.01: 0.70}
 GOAL = {0.05: 0.87, 0.02: 0.85, 0.01: 0.78}
 
 
-def test_accuracy(problem, mask: Mask) -> float:
-    model = mask.apply(copy.deepcopy(problem.model))
-    return evaluate(model, problem.test_data, device=problem.device).accuracy
-
-
-def run_solver(problem, spec: str, args) -> dict:
+def run_solver(base, spec: str) -> dict:
+    """The search ``spec`` names (``NAME`` or ``NAME+ls``) on ``base``'s problem."""
     name, _, extra = spec.partition("+")
     if extra not in ("", "ls"):
         raise SystemExit(f"unknown run suffix {extra!r} in {spec!r}; use NAME or NAME+ls")
-    options = {"mu": args.pop_size} if name.startswith("deap") else {"pop_size": args.pop_size}
-    solver = make_solver(name, **options)
-    local_search = GradientSwaps() if extra == "ls" else None
+    run = rerun(base, solver=name, local_search="gradient-swaps" if extra else "none")
+    # the option the solver took its population size as (DEAP's is mu), as results name it
+    solver = run.solver
+    options = {"mu": solver.mu} if hasattr(solver, "mu") else {"pop_size": solver.pop_size}
     started = time.perf_counter()
 
     def progress(record: dict) -> None:
@@ -68,15 +66,8 @@ def run_solver(problem, spec: str, args) -> dict:
             file=sys.stderr,
         )
 
-    result = search(
-        problem,
-        solver,
-        budget=args.budget,
-        time_limit=args.time,
-        seed=args.seed,
-        callbacks=(progress,),
-        local_search=local_search,
-    )
+    result = run.search(callbacks=(progress,))
+    problem = run.problem
     rows = {}
     for density in DENSITIES:
         index = result.front.index(max_density=density)
@@ -84,12 +75,12 @@ def run_solver(problem, spec: str, args) -> dict:
         rows[str(density)] = {
             "density": mask.density,
             "val_error": float(result.front.metrics["error"][index]),
-            "test_accuracy": test_accuracy(problem, mask),
+            "test_accuracy": score(problem, mask),
         }
     return {
         "solver": spec,
         "options": options,
-        "local_search": None if local_search is None else vars_of(local_search),
+        "local_search": None if run.local_search is None else vars_of(run.local_search),
         "n_evals": result.n_evals,
         "wall_time": result.wall_time,
         "front_size": len(result.front),
@@ -134,42 +125,50 @@ def main() -> None:
     except ValueError as error:
         parser.error(str(error))
     pin_dense_models()
+    started_on = environment(device)
 
-    problem = catalogue.lenet300_fashion(
-        encoding=args.encoding,
-        objectives=(args.objective, "density"),
-        val_samples=args.val_samples,
+    specs = args.solvers.split(",")
+    # every search runs on one problem (and evaluator), built once from these settings
+    base = build(
+        {
+            "problem": "lenet300_fashion",
+            "encoding": args.encoding,
+            "objectives": [args.objective, "density"],
+            "val_samples": args.val_samples,
+            "densities": list(DENSITIES),
+            "device": device,
+            "seed": args.seed,
+            "budget": args.budget,
+            "time": args.time,
+            "pop_size": args.pop_size,
+            "init": ["magnitude"],
+            "local_search": "none",
+        },
         max_density=args.max_density,
-        densities=DENSITIES,
-        device=device,
     )
+    problem = base.problem
     magnitude = {
         str(d): {
             "density": d,
-            "test_accuracy": test_accuracy(problem, Mask.magnitude(problem.model, d)),
+            "test_accuracy": score(problem, Mask.magnitude(problem.model, d)),
         }
         for d in DENSITIES
     }
     print("magnitude:", {k: round(v["test_accuracy"], 4) for k, v in magnitude.items()})
     runs = []
-    for spec in args.solvers.split(","):
-        run = run_solver(problem, spec, args)
+    for spec in specs:
+        run = run_solver(base, spec)
         print(
             f"{spec}: {run['n_evals']} evaluations in {run['wall_time']:.0f} s;",
             {k: round(v["test_accuracy"], 4) for k, v in run["at_density"].items()},
         )
         runs.append(run)
 
-    suffix = "_quick" if args.quick else ""
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    stem = "search_quality_quick" if args.quick else "search_quality"
     main_run = runs[0]
-    for density in DENSITIES:
-        result = main_run["_result"]
-        mask = result.front.mask(result.front.index(max_density=density))
-        exported = mask.to_prune(copy.deepcopy(problem.model)).state_dict()
-        torch.save(exported, out / f"search_quality{suffix}_mask_{int(density * 1000):03d}.pt")
-    plot(problem, main_run, magnitude, out / f"search_quality{suffix}.png")
+    result = main_run["_result"]
+    chosen = {d: result.front.mask(result.front.index(max_density=d)) for d in DENSITIES}
+    save_masks(args.out, stem, chosen, problem.model)
     payload = {
         "command": " ".join(["python", *sys.argv]),
         "problem": "lenet300_fashion",
@@ -179,22 +178,31 @@ def main() -> None:
         "seed": args.seed,
         "budget": args.budget,
         "time_limit": args.time,
-        "environment": environment(problem.device),
+        "environment": started_on,
         "magnitude": magnitude,
         "floor": FLOOR,
         "goal": GOAL,
         "runs": [{k: v for k, v in r.items() if k != "_result"} for r in runs],
     }
-    (out / f"search_quality{suffix}.json").write_text(json.dumps(payload, indent=2))
-    (out / f"search_quality{suffix}.md").write_text(markdown(payload))
+    write_results(
+        args.out,
+        stem,
+        payload,
+        markdown,
+        plot=lambda path: plot(problem, main_run, magnitude, path),
+    )
     print(markdown(payload))
 
 
-def vars_of(local_search: GradientSwaps) -> dict:
+def vars_of(local_search) -> dict:
     return {
         "kind": type(local_search).__name__,
         **{k: getattr(local_search, k) for k in ("steps", "children", "candidates", "extra")},
     }
+
+
+def score(problem, mask: Mask) -> float:
+    return test_accuracy(problem.model, mask, problem.test_data, problem.device)
 
 
 def plot(problem, run: dict, magnitude: dict, path: Path) -> None:
@@ -207,9 +215,9 @@ def plot(problem, run: dict, magnitude: dict, path: Path) -> None:
     densities = result.front.metrics["density"]
     chosen = np.flatnonzero(densities <= 0.1)
     chosen = chosen[:: max(1, len(chosen) // 40)]
-    front_acc = [test_accuracy(problem, result.front.mask(i)) for i in chosen]
+    front_acc = [score(problem, result.front.mask(i)) for i in chosen]
     grid = np.geomspace(0.005, 0.1, 12)
-    mag_acc = [test_accuracy(problem, Mask.magnitude(problem.model, d)) for d in grid]
+    mag_acc = [score(problem, Mask.magnitude(problem.model, d)) for d in grid]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(densities[chosen], front_acc, "o", label=f"{run['solver']} front (no retraining)")
     ax.plot(grid, mag_acc, "-", label="global magnitude")

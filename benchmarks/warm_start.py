@@ -24,21 +24,24 @@ enough to travel to the GPU machine).
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from _common import environment, pin_dense_models
+from _common import (
+    build,
+    environment,
+    pin_dense_models,
+    rerun,
+    save_masks,
+    test_accuracy,
+    write_results,
+)
 
 import masksearch as ms
-from masksearch import catalogue
 from masksearch.methods import make_method
-from masksearch.training import evaluate
 
 RESULTS = Path(__file__).parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
@@ -47,11 +50,11 @@ FLOOR = {0.05: 0.875, 0.02: 0.85, 0.01: 0.82}
 GOAL = {0.05: 0.885, 0.02: 0.865, 0.01: 0.83}
 
 
-def test_accuracy(problem, mask: ms.Mask) -> float:
-    return evaluate(mask.apply(copy.deepcopy(problem.model)), problem.test_data).accuracy
+def score(problem, mask: ms.Mask) -> float:
+    return test_accuracy(problem.model, mask, problem.test_data, problem.device)
 
 
-def best_masks(problem, result) -> dict[str, ms.Mask]:
+def best_masks(result) -> dict[str, ms.Mask]:
     return {str(d): result.front.mask(result.front.index(max_density=d)) for d in DENSITIES}
 
 
@@ -62,27 +65,20 @@ def supermask_row(problem, epochs: int, seed: int) -> dict:
     return {
         "wall_time": time.perf_counter() - started,
         "epochs": epochs,
-        "test_accuracy": {k: test_accuracy(problem, m) for k, m in masks.items()},
+        "test_accuracy": {k: score(problem, m) for k, m in masks.items()},
     }
 
 
-def search_row(problem, seeds, budget: int, seed: int, local_search: bool, pop_size: int):
+def search_row(run: ms.Run, seeds: ms.WarmStart) -> tuple[dict, dict[str, ms.Mask]]:
     started = time.perf_counter()
-    result = ms.search(
-        problem,
-        ms.make_solver("nsga2", pop_size=pop_size),
-        budget=budget,
-        seed=seed,
-        initial=seeds,
-        local_search=ms.GradientSwaps() if local_search else None,
-    )
-    masks = best_masks(problem, result)
+    result = run.search(initial=seeds)
+    masks = best_masks(result)
     row = {
         "wall_time": seeds.seconds + time.perf_counter() - started,
         "search_time": result.wall_time,
         "n_evals": result.n_evals,
         "front_size": len(result.front),
-        "test_accuracy": {k: test_accuracy(problem, m) for k, m in masks.items()},
+        "test_accuracy": {k: score(run.problem, m) for k, m in masks.items()},
     }
     return row, masks
 
@@ -100,13 +96,27 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     pin_dense_models()
-    problem = catalogue.lenet300_fashion(objectives=("loss", "density"), densities=DENSITIES)
+    started_on = environment("cpu")
+    # every search runs on one problem (and evaluator), built once from these settings
+    base = build(
+        {
+            "problem": "lenet300_fashion",
+            "objectives": ["loss", "density"],
+            "densities": list(DENSITIES),
+            "solver": "nsga2",
+            "pop_size": args.pop_size,
+            "budget": args.budget,
+            "local_search": "gradient-swaps",
+            "init": ["magnitude", "supermask"],
+            "init_epochs": args.init_epochs,
+        }
+    )
+    problem = base.problem
 
     runs = []
     for seed in range(args.seeds):
-        seeds = ms.warm_start(
-            problem, ["magnitude", "supermask"], epochs=args.init_epochs, seed=seed
-        )
+        run = rerun(base, seed=seed)
+        seeds = run.warm_start()  # magnitude, then supermask masks: --init-epochs per density
         n = len(DENSITIES)
         seed_masks = [ms.Mask.from_flat(problem.layout, g) for g in seeds.genomes[n:]]
         rows = {
@@ -114,17 +124,14 @@ def main() -> None:
                 "wall_time": seeds.seconds,
                 "epochs": args.init_epochs,
                 "test_accuracy": {
-                    str(d): test_accuracy(problem, m)
-                    for d, m in zip(DENSITIES, seed_masks, strict=True)
+                    str(d): score(problem, m) for d, m in zip(DENSITIES, seed_masks, strict=True)
                 },
             }
         }
-        rows["search from seeds, NSGA-II + gradient swaps"], masks = search_row(
-            problem, seeds, args.budget, seed, True, args.pop_size
-        )
+        rows["search from seeds, NSGA-II + gradient swaps"], masks = search_row(run, seeds)
         if not args.no_ablation:
             rows["search from seeds, NSGA-II"], _ = search_row(
-                problem, seeds, args.budget, seed, False, args.pop_size
+                rerun(run, local_search="none"), seeds
             )
         # supermask given at least the main search's whole time (seeding included): the
         # epochs, over every target density, that fit in it, rounded up
@@ -137,12 +144,7 @@ def main() -> None:
             print(f"seed {seed}  {name:48s} {row['wall_time']:7.1f} s  {accuracy}", flush=True)
         runs.append({"seed": seed, "rows": rows})
         if seed == 0:
-            suffix = result_suffix(args)
-            args.out.mkdir(parents=True, exist_ok=True)
-            for key, mask in masks.items():
-                exported = mask.to_prune(copy.deepcopy(problem.model)).state_dict()
-                name = f"warm_start{suffix}_mask_{int(float(key) * 1000):03d}.pt"
-                torch.save(exported, args.out / name)
+            save_masks(args.out, f"warm_start{result_suffix(args)}", masks, problem.model)
 
     payload = {
         # as run from the repository root, wherever it was started
@@ -153,17 +155,14 @@ def main() -> None:
         "budget": args.budget,
         "pop_size": args.pop_size,
         "init_epochs": args.init_epochs,
-        "environment": environment(problem.device),
+        "environment": started_on,
         "floor": FLOOR,
         "goal": GOAL,
         "runs": runs,
         "summary": summarise(runs),
     }
-    suffix = result_suffix(args)
-    (args.out / f"warm_start{suffix}.json").write_text(json.dumps(payload, indent=2))
-    text = markdown(payload)
-    (args.out / f"warm_start{suffix}.md").write_text(text)
-    print(text)
+    write_results(args.out, f"warm_start{result_suffix(args)}", payload, markdown)
+    print(markdown(payload))
 
 
 def result_suffix(args: argparse.Namespace) -> str:
