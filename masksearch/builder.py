@@ -1,7 +1,7 @@
 """The one place a run is built from settings: problem, encoding, evaluator and its wrappers,
 solver, local search, warm start, parallel backend.
 
-The CLI, the notebooks and the benchmarks all go through :func:`build_run`:
+The CLI and the benchmarks go through :func:`build_run`:
 
 >>> run = build_run({"problem": "digits_mlp", "solver": "nsga2", "budget": 600, "seed": 0})
 >>> result = run.search()                # warm start, then masksearch.search
@@ -80,6 +80,8 @@ def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
                 )
             options["density"] = float(targets[0])
         config["encoding_options"] = options
+    for source in config.get("init") or ():
+        _check_init(source)
     if "budget" not in config and "time" not in config:
         config["budget"] = DEFAULT_BUDGETS.get(config["problem"], DEFAULT_BUDGET)
     config.setdefault("seed", 0)
@@ -100,6 +102,24 @@ def default_out(config: Mapping[str, Any]) -> str:
     """``runs/PROBLEM-SOLVER-sSEED``, with a reference's ``:`` and ``/`` made file-safe."""
     problem = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(config["problem"]))
     return f"runs/{problem}-{config['solver']}-s{config['seed']}"
+
+
+def _check_init(source: str) -> None:
+    """A warm start is a one-shot method's name or a run directory (checked before any work,
+    so a typo never costs the results --overwrite would replace)."""
+    from pathlib import Path
+
+    from masksearch.methods import METHODS, OneShotMethod
+
+    if (Path(source) / "front.json").exists():
+        return
+    if source in METHODS and issubclass(METHODS[source], OneShotMethod):
+        return
+    one_shot = sorted(n for n, cls in METHODS.items() if issubclass(cls, OneShotMethod))
+    raise UserError(
+        f"unknown warm start {source!r}: give a one-shot method ({', '.join(one_shot)}) or a "
+        "run directory holding front.json"
+    )
 
 
 def _check_solver(name: str) -> None:
@@ -243,32 +263,39 @@ class Run:
 
     def search(self, *, initial: Any = None, **options: Any) -> Any:
         """:func:`masksearch.search` with these settings; ``options`` go to it (``callbacks``,
-        ``checkpoint``, ``resume``, ``out``…). Without ``initial``, makes the warm start first."""
+        ``checkpoint``, ``resume``, ``out``…). Without ``initial``, makes the warm start first,
+        unless the search resumes from a checkpoint (which holds its population)."""
+        from pathlib import Path
+
+        from masksearch.rundir import RunDir
         from masksearch.search import search
 
-        if initial is None and not options.get("resume"):
+        out = options.get("out")
+        checkpoint = options.get("checkpoint")
+        if checkpoint is None and out is not None:
+            checkpoint = RunDir(out).checkpoint
+        resuming = bool(options.get("resume")) and checkpoint is not None
+        resuming = resuming and Path(checkpoint).exists()
+        if out is not None and not options.get("resume") and RunDir(out).holds_run():
+            # before the warm start, which may train for minutes
+            raise FileExistsError(
+                f"{RunDir(out).path} already holds a run: continue it with resume=True, or "
+                "give another out"
+            )
+        if initial is None and not resuming:
             initial = self.warm_start()
         options.setdefault("budget", self.settings.get("budget"))
         options.setdefault("time_limit", self.settings.get("time"))
-        result = search(
+        return search(
             self.problem,
             self.solver,
             seed=self.settings["seed"],
             fingerprint=fingerprint(self.settings),
             local_search=self.local_search,
             initial=initial,
+            settings=self.settings,
             **options,
         )
-        if options.get("out") is not None:
-            # search() knows the objects, not the settings that made them: store those too,
-            # so the directory resumes and reports like one `masksearch run` wrote
-            from masksearch.rundir import RunDir
-
-            run = RunDir(options["out"])
-            with run.lock():
-                stored = run.read_json("config")
-                run.write_json("config", {**self.settings, **stored, "out": str(run.path)})
-        return result
 
 
 def build_run(settings: Mapping[str, Any], *, note: Note | None = None) -> Run:

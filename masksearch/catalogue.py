@@ -18,14 +18,12 @@ only those its signature names, and an option it does not take is an error that 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -103,29 +101,35 @@ class UserProblem:
         error that names it."""
         given = {key: value for key, value in options.items() if value is not None}
         # a function that loads no shipped dataset has no use for a data root
-        if self.accepts is not None and "root" not in self.accepts:
+        if "root" not in (self.accepts or ()):
             given.pop("root", None)
-        passed = {
-            key: value
-            for key, value in given.items()
-            if self.accepts is None or key in self.accepts
-        }
+        # a function with **options gets what PruningProblem takes (it most likely passes them
+        # on); val_samples is checked on what it returns
+        accepts = _PROBLEM_KEYWORDS if self.accepts is None else self.accepts
+        passed = {key: value for key, value in given.items() if key in accepts}
         problem = self.factory(**passed)
         if not isinstance(problem, PruningProblem):
             raise ProblemError(
                 f"{self.name} returned a {type(problem).__name__}, not a masksearch.PruningProblem"
             )
         for key in sorted(set(given) - set(passed)):
-            if _setting_of(problem, key) != _canonical(key, given[key]):
+            held = _setting_of(problem, key)
+            if held != _canonical(key, given[key]):
+                parameters = ", ".join(sorted(accepts)) or "none"
+                has = "" if held is _NOT_READABLE else f" and its problem has {key} {held!r}"
                 raise ProblemError(
-                    f"{self.name} takes no {key!r} option (its parameters: "
-                    f"{', '.join(sorted(self.accepts or ())) or 'none'}) and its problem has "
-                    f"{key} {_setting_of(problem, key)!r}, not {given[key]!r}; drop that setting "
-                    "or add the parameter to the function"
+                    f"{self.name} takes no {key!r} option (its parameters: {parameters}){has}, "
+                    f"not {given[key]!r}; drop that setting or add the parameter to the function"
                 )
         # the name rebuilds it (masksearch report/export, --resume)
         problem.source = self.name
         return problem
+
+
+# what a function declared with **options receives: PruningProblem's own keywords
+_PROBLEM_KEYWORDS = frozenset(
+    {"encoding", "objectives", "densities", "device", "evaluator", "encoding_options"}
+)
 
 
 def _setting_of(problem: PruningProblem, key: str) -> Any:
@@ -284,29 +288,55 @@ resnet20_cifar10 = _shipped("resnet20_cifar10")
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    found = metadata.entry_points()
-    group = (
-        found.select(group=ENTRY_POINT_GROUP)
-        if hasattr(found, "select")
-        else found.get(ENTRY_POINT_GROUP, [])  # type: ignore[attr-defined]
-    )
-    return {entry.name: entry for entry in group}
+    return {entry.name: entry for entry in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
-@contextmanager
-def _working_directory_importable() -> Iterator[None]:
-    # `masksearch` is a console script: unlike `python -m`, it does not put the current
-    # directory on sys.path, yet `--problem mymodels:make` is meant for a file right there
+def _import(module_name: str, name: str) -> Any:
+    """Import a reference's module from the current directory or ``sys.path``.
+
+    ``masksearch`` is a console script: unlike ``python -m``, it does not put the current
+    directory on ``sys.path``, yet ``--problem mymodels:make`` is meant for a file right there.
+    Once a module is found there, the directory stays on ``sys.path`` for the whole process,
+    as with ``python -m``: the problem's classes are unpickled by name in joblib's workers,
+    which copy the parent's path when they start.
+    """
     cwd = os.getcwd()
-    added = cwd not in sys.path and "" not in sys.path
-    if added:
-        sys.path.insert(0, cwd)
     try:
-        yield
-    finally:
-        if added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(cwd)
+        return _import_module(module_name, name)
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        ours = module_name == missing or module_name.startswith(missing + ".")
+        if not ours or cwd in sys.path or "" in sys.path:
+            raise _import_error(module_name, name, error) from None
+    sys.path.insert(0, cwd)
+    try:
+        return _import_module(module_name, name)
+    except ModuleNotFoundError as error:
+        sys.path.remove(cwd)
+        raise _import_error(module_name, name, error) from None
+
+
+def _import_module(module_name: str, name: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError:
+        raise
+    except Exception as error:  # the user's module itself fails: say so in one line
+        raise ProblemError(
+            f"importing {module_name!r} for problem {name!r} failed: "
+            f"{type(error).__name__}: {error} (MASKSEARCH_DEBUG=1 shows where)"
+        ) from error
+
+
+def _import_error(module_name: str, name: str, error: ModuleNotFoundError) -> ProblemError:
+    missing = error.name or module_name
+    if module_name == missing or module_name.startswith(missing + "."):
+        return ProblemError(
+            f"cannot import {module_name!r} for problem {name!r}: no module {missing!r} in the "
+            "current directory or on PYTHONPATH (masksearch report/export: --problem REF "
+            "names where it is now)"
+        )
+    return ProblemError(f"importing {module_name!r} for problem {name!r} failed: {error}")
 
 
 def resolve(name: str) -> ProblemSpec | UserProblem:
@@ -319,17 +349,7 @@ def resolve(name: str) -> ProblemSpec | UserProblem:
         module_name, _, attribute = name.partition(":")
         if not module_name or not attribute:
             raise ProblemError(f"give a problem reference as 'pkg.module:function', got {name!r}")
-        with _working_directory_importable():
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as error:
-                if error.name and module_name.startswith(error.name):
-                    raise ProblemError(
-                        f"cannot import {module_name!r} for problem {name!r}: no module "
-                        f"{error.name!r} in the current directory or on PYTHONPATH"
-                    ) from None
-                raise
-        target: Any = module
+        target: Any = _import(module_name, name)
         for part in attribute.split("."):
             if not hasattr(target, part):
                 raise ProblemError(
@@ -339,7 +359,14 @@ def resolve(name: str) -> ProblemSpec | UserProblem:
         return _user_problem(name, target)
     entries = _entry_points()
     if name in entries:
-        return _user_problem(name, entries[name].load())
+        try:
+            factory = entries[name].load()
+        except Exception as error:  # the plug-in package's own import failed
+            raise ProblemError(
+                f"problem {name!r} is registered by an installed package, but loading "
+                f"{entries[name].value} failed: {type(error).__name__}: {error}"
+            ) from None
+        return _user_problem(name, factory)
     return _catalogued(name)
 
 

@@ -166,7 +166,7 @@ class PruningProblem:
 
     def mask(self, genome: np.ndarray) -> Mask:
         """The :class:`Mask` a genome stands for."""
-        flat = self.encoding.decode(self.encoding.validate(genome))[0]
+        flat = self.encoding.decode(genome)[0]
         return Mask.from_flat(self.layout, flat)
 
     def __repr__(self) -> str:

@@ -29,7 +29,7 @@ __all__ = [
     "save_run",
     "split_scores",
     "write_report",
-    "write_run",
+    "run_config",
 ]
 
 MAX_TABLE_ROWS = 60
@@ -98,28 +98,37 @@ def save_run(
     *,
     settings: dict[str, Any] | None = None,
 ) -> RunDir:
-    """Write ``result`` of a search on ``problem`` as a run directory, as ``masksearch run``
-    does: ``config.json``, ``environment.json``, results and report. ``masksearch report`` and
-    ``masksearch export`` then work on it; they rebuild the problem from ``problem.source``
-    (set by :mod:`masksearch.catalogue`, or ``PruningProblem(source="pkg.module:function")``)
-    or from their ``--problem`` option. ``settings`` (e.g. :attr:`masksearch.builder.Run.settings`)
-    are stored beside the problem's own. Replaces the results of a run already in ``out``.
+    """Write ``result`` of a search on ``problem`` as a run directory: ``config.json``,
+    ``environment.json``, results and report. ``masksearch report`` and ``masksearch export``
+    then work on it; they rebuild the problem from ``problem.source`` (set by
+    :mod:`masksearch.catalogue`, or ``PruningProblem(source="pkg.module:function")``) or from
+    their ``--problem`` option. ``settings`` (e.g. :attr:`masksearch.builder.Run.settings`) are
+    stored beside the problem's own. Replaces a run already in ``out``, its checkpoint and log
+    included (they belong to the search it replaces); ``search(..., out=DIR)`` writes the same
+    directory as the search goes, resumable.
     """
+    from masksearch.device import resolve_device
+
     run = RunDir(out)
     with run.lock():
-        write_run(run, result, problem, settings=settings)
+        for stale in (run.checkpoint, run.log):
+            stale.unlink(missing_ok=True)
+        config = run_config(problem, result.seed, run.path, settings)
+        run.record_start(config, device=str(resolve_device(problem.device)), resume=False)
+        save_results(run, result, problem)
+        write_report(run, problem)
     return run
 
 
-def write_run(
-    run: RunDir, result: Any, problem: Any, *, settings: dict[str, Any] | None = None
-) -> None:
-    """:func:`save_run` for a caller that holds ``run``'s lock."""
-    from masksearch.rundir import environment_info
+def run_config(
+    problem: Any, seed: int, out: str | os.PathLike[str], settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``config.json`` of a run on ``problem``: ``settings`` with what the problem holds (its
+    ``source``, encoding and its options, objectives, densities, samples, device)."""
     from masksearch.settings import CONFIG_KEYS, validate_values
-    from masksearch.training import resolve_device
 
     config = {
+        "encoding_options": problem.encoding.options,
         **(settings or {}),
         "problem": getattr(problem, "source", None),
         "encoding": problem.encoding.name,
@@ -127,15 +136,13 @@ def write_run(
         "densities": [float(d) for d in problem.densities],
         "val_samples": len(problem.data),
         "device": str(problem.device),
-        "seed": result.seed,
-        "out": str(run.path),
+        "seed": seed,
+        "out": str(out),
     }
-    config = validate_values({k: v for k, v in config.items() if k in CONFIG_KEYS}, "settings")
-    run.write_json("config", config)
-    device = str(resolve_device(problem.device))
-    run.write_json("environment", environment_info(device=device, seed=result.seed))
-    save_results(run, result, problem)
-    write_report(run, problem)
+    config["encoding_options"] = {
+        k: v for k, v in config["encoding_options"].items() if v is not None
+    }
+    return validate_values({k: v for k, v in config.items() if k in CONFIG_KEYS}, "settings")
 
 
 def magnitude_curve(problem: Any, densities: Sequence[float]) -> list[dict[str, float]]:

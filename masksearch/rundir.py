@@ -129,6 +129,17 @@ class RunDir:
     def write_json(self, which: str, obj: Any) -> Path:
         return atomic_write_json(obj, getattr(self, which))
 
+    def record_start(self, config: dict[str, Any], *, device: str, resume: bool) -> None:
+        """Write ``config.json`` and ``environment.json`` as a search (re)starts; a resumed
+        run's environment keeps the earlier sessions' and lists this one under ``resumed``."""
+        self.write_json("config", config)
+        environment = environment_info(device=device, seed=int(config.get("seed", 0)))
+        if resume and self.environment.exists():
+            previous = self.read_json("environment")
+            previous.setdefault("resumed", []).append(environment)
+            environment = previous
+        self.write_json("environment", environment)
+
     def check_writable(self) -> None:
         """Refuse a path that exists but is not a directory."""
         if self.path.exists() and not self.path.is_dir():

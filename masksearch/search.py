@@ -5,7 +5,7 @@
     solver.setup(n_genes, n_obj, rng, operators=encoding, initial=magnitude genomes)
     while evaluations < budget and time < time_limit:
         genomes = solver.ask()                # the solver never sees the model
-        F, metrics, violation = problem.evaluate(genomes)
+        evaluation = problem.evaluate(genomes)    # F, metrics, violation; genomes validated
         solver.tell(genomes, F, violation)
         front.update(feasible, exact members)  # archive over *all* evaluated genomes
         local_search.improve(problem, front)   # optional: archive + solver.inject(improved)
@@ -75,6 +75,7 @@ def search(
     local_search: LocalSearch | None = None,
     initial: Any = None,
     out: str | os.PathLike[str] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Result:
     """Run ``solver`` on ``problem`` until ``budget`` evaluations or ``time_limit`` seconds.
 
@@ -104,12 +105,15 @@ def search(
     search runs; ``checkpoint.pkl`` there unless ``checkpoint`` says otherwise, ``log.jsonl``,
     then config, results and report): ``masksearch report/export DIR`` and ``resume=True`` work
     on it. A directory that already holds a run is continued with ``resume=True`` only.
+    ``settings`` (the run's settings, e.g. :attr:`masksearch.builder.Run.settings`) go into its
+    ``config.json`` beside what the problem holds.
     """
     if out is not None:
         return _search_into(
             out,
             problem,
             solver,
+            settings,
             budget=budget,
             time_limit=time_limit,
             seed=seed,
@@ -179,8 +183,13 @@ def search(
                 stopped = "solver"
                 break
             # validated once, in evaluate (a custom solver's wrong dtype or length fails there)
-            evaluation = problem.evaluate(solver.ask())
-            genomes = evaluation.genomes
+            asked = solver.ask()
+            evaluation = problem.evaluate(asked)
+            genomes = (
+                evaluation.genomes
+                if evaluation.genomes is not None
+                else problem.encoding.validate(asked)  # an evaluate() that does not return them
+            )
             solver.tell(genomes, evaluation.F, evaluation.violation)
             exact = np.asarray(evaluation.metrics.get("exact", np.ones(len(genomes))), dtype=bool)
             keep = exact & (evaluation.violation <= 0)
@@ -236,26 +245,42 @@ def search(
 
 
 def _search_into(
-    out: str | os.PathLike[str], problem: PruningProblem, solver: Solver, **options: Any
+    out: str | os.PathLike[str],
+    problem: PruningProblem,
+    solver: Solver,
+    settings: dict[str, Any] | None,
+    **options: Any,
 ) -> Result:
+    from masksearch.device import resolve_device
     from masksearch.progress import LogFile
-    from masksearch.report import write_run
+    from masksearch.report import run_config, save_results, write_report
     from masksearch.rundir import RunDir
 
     run = RunDir(out)
     with run.lock():
-        if not options["resume"] and run.holds_run():
+        resume = options["resume"]
+        if not resume and run.holds_run():
             raise FileExistsError(
                 f"{run.path} already holds a run: continue it with resume=True, or give another "
                 "out (masksearch never deletes results it was not asked to)"
             )
         if options["checkpoint"] is None:
             options["checkpoint"] = run.checkpoint
+        if resume and not Path(options["checkpoint"]).exists() and run.front.exists():
+            raise FileExistsError(
+                f"cannot resume {run.path}: it holds results but no checkpoint, so resuming "
+                "would restart from zero and replace them; give another out"
+            )
+        config = run_config(problem, options["seed"], run.path, settings)
+        if resume and run.config.exists():
+            config = {**run.read_json("config"), **config}
+        run.record_start(config, device=str(resolve_device(problem.device)), resume=resume)
         slack = 0.5 / problem.layout.n_total  # a target density is met to the nearest weight
         log = LogFile(run.log, densities=problem.densities, slack=slack)
         options["callbacks"] = (log, *options["callbacks"])
         result = search(problem, solver, **options)
-        write_run(run, result, problem)
+        save_results(run, result, problem)
+        write_report(run, problem)
     return result
 
 

@@ -139,7 +139,7 @@ def _flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _integer(key: str, value: Any, where: str, minimum: int) -> int:
+def check_integer(key: str, value: Any, where: str, minimum: int) -> int:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             value = int(value.strip())
@@ -148,7 +148,7 @@ def _integer(key: str, value: Any, where: str, minimum: int) -> int:
     return value
 
 
-def _number(key: str, value: Any, where: str) -> float:
+def check_number(key: str, value: Any, where: str) -> float:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             value = float(value.strip())
@@ -204,13 +204,13 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
             continue
         label = _flag(key) if where == "command line" else key
         if key in ("budget", "workers", "val_samples", "init_epochs"):
-            checked[key] = _integer(label, value, where, 1)
+            checked[key] = check_integer(label, value, where, 1)
         elif key == "pop_size":
-            checked[key] = _integer(label, value, where, 2)
+            checked[key] = check_integer(label, value, where, 2)
         elif key == "seed":
-            checked[key] = _integer(label, value, where, 0)
+            checked[key] = check_integer(label, value, where, 0)
         elif key == "time":
-            checked[key] = _number(label, value, where)
+            checked[key] = check_number(label, value, where)
         elif key in ("objectives", "init"):
             checked[key] = _listing(label, value, where)
         elif key == "densities":

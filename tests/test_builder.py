@@ -93,3 +93,43 @@ def test_search_into_a_directory_makes_a_run_report_and_export_read(tmp_path) ->
     resumed = build_run(SMALL).search(out=out, resume=True)
     np.testing.assert_array_equal(resumed.front.F, result.front.F)
     assert resumed.n_evals == result.n_evals
+
+
+def test_a_run_directory_from_python_records_its_settings_before_it_searches(tmp_path) -> None:
+    out = tmp_path / "run"
+    seen = []
+
+    def look(record) -> None:
+        seen.append(json.loads((out / "config.json").read_text()))
+
+    build_run(SMALL).search(out=out, callbacks=[look])
+    assert seen and all(config["solver"] == "nsga2" for config in seen)
+    assert "nsga2" in (out / "report.md").read_text()  # the report knows the solver
+
+
+def test_a_saved_run_is_never_resumed_from_zero_over_its_results(tmp_path) -> None:
+    problem = catalogue.digits_mlp()
+    result = ms.search(problem, ms.make_solver("nsga2", pop_size=16), budget=32, seed=0)
+    out = tmp_path / "saved"
+    (out).mkdir()
+    (out / "checkpoint.pkl").write_bytes(b"a checkpoint of some earlier search")
+    ms.save_run(out, result, problem)
+    assert not (out / "checkpoint.pkl").exists()  # it belonged to the search replaced
+    front = (out / "front.json").read_bytes()
+    with pytest.raises(FileExistsError, match="no checkpoint"):
+        ms.search(problem, ms.make_solver("nsga2", pop_size=16), budget=32, out=out, resume=True)
+    assert (out / "front.json").read_bytes() == front
+
+
+def test_a_pool_run_saved_from_python_is_reported_with_its_encoding_options(tmp_path) -> None:
+    problem = catalogue.get("digits_mlp", encoding="pool", encoding_options={"density": 0.1})
+    result = ms.search(problem, ms.make_solver("nsga2", pop_size=16), budget=32, seed=0)
+    ms.save_run(tmp_path / "pool", result, problem)
+    config = json.loads((tmp_path / "pool" / "config.json").read_text())
+    assert config["encoding_options"]["density"] == 0.1
+    assert main(["report", str(tmp_path / "pool")]) == 0
+
+
+def test_a_misspelt_warm_start_fails_before_anything_is_built() -> None:
+    with pytest.raises(UserError, match="unknown warm start 'supermaks'"):
+        complete_settings({**SMALL, "init": ["magnitude", "supermaks"]})

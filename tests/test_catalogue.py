@@ -158,3 +158,26 @@ def test_the_example_problem_in_problems_builds_from_the_repository_root(monkeyp
     assert dense.accuracy > 0.8  # trained, not random (10 classes)
     sys.modules.pop("problems.tiny_mlp", None)
     sys.modules.pop("problems", None)
+
+
+def test_a_function_with_keyword_options_gets_what_a_problem_takes(tmp_path, monkeypatch) -> None:
+    (tmp_path / "kwmodels.py").write_text(
+        USER_MODULE.replace("def not_a_problem", "def make_kw(**options):\n"
+        "    torch.manual_seed(0)\n"
+        "    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))\n"
+        "    return ms.PruningProblem(model, ms.load('digits'), **options)\n\n\n"
+        "def not_a_problem")
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    try:
+        # what a run's config.json holds: the val_samples the problem already has passes
+        problem = catalogue.get("kwmodels:make_kw", densities=(0.3,), val_samples=300)
+        assert problem.densities == (0.3,) and len(problem.data) == 300
+        with pytest.raises(ProblemError, match="takes no 'val_samples' option"):
+            catalogue.get("kwmodels:make_kw", val_samples=10)
+        with pytest.raises(ProblemError) as raised:
+            catalogue.get("kwmodels:make_problem", evaluator="batched")
+        assert "takes no 'evaluator' option" in str(raised.value)
+        assert "object at" not in str(raised.value)
+    finally:
+        sys.modules.pop("kwmodels", None)

@@ -34,6 +34,7 @@ SEARCH_QUALITY = "benchmarks/results/search_quality.json"
 VAL1024 = "benchmarks/results/search_quality_val1024.json"
 WARM_1 = "benchmarks/results/warm_start.json"
 WARM_3 = "benchmarks/results/warm_start_e3.json"
+WARM_3_FT = "benchmarks/results/warm_start_e3_ft1.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
@@ -553,6 +554,15 @@ WARM_ROWS = (
 SEARCH = "search from seeds, NSGA-II + gradient swaps"
 
 
+# the fine-tuned rows: README label -> row of warm_start_e3_ft1.json (no wall-time column)
+WARM_FT_ROWS = (
+    ("| supermask (3 epochs) + FT |", "supermask (3 ep) + 1 ep FT"),
+    ("| search from those seeds + FT |", "search from seeds, NSGA-II + gradient swaps + 1 ep FT"),
+    ("| supermask, equal time + FT |", "supermask, equal time + 1 ep FT"),
+    ("| DNS, 1 epoch |", "dns (1 ep)"),
+)
+
+
 def warm_start_figures() -> list[Figure]:
     figures = [
         Figure(
@@ -646,6 +656,35 @@ def warm_start_figures() -> list[Figure]:
                         f"warm starts table: {path[-12:-5]} {name} at {density} {label}",
                         cell(row, 3 + column, part),
                         path,
+                        lambda d, name=name, density=density, part=part: warm(
+                            d, name, density, part
+                        ),
+                    )
+                )
+    search_ft, dns = "search from seeds, NSGA-II + gradient swaps + 1 ep FT", "dns (1 ep)"
+    for pattern, density in (
+        (rf"\(\+({NUMBER}) and \+{NUMBER} points at 5% and 2%", "0.05"),
+        (rf"\(\+{NUMBER} and \+({NUMBER}) points at 5% and 2%", "0.02"),
+        (rf"\+({NUMBER}) at 1%, within them", "0.01"),
+    ):
+        figures.append(
+            Figure(
+                f"warm starts fine-tuned: lead over DNS at {density}",
+                phrase(pattern),
+                WARM_3_FT,
+                lambda d, density=density: (
+                    warm(d, search_ft, density, 0) - warm(d, dns, density, 0)
+                ),
+            )
+        )
+    for row, name in WARM_FT_ROWS:
+        for column, density in enumerate(DENSITIES):
+            for part, label in enumerate(("mean", "std")):
+                figures.append(
+                    Figure(
+                        f"warm starts fine-tuned: {name} at {density} {label}",
+                        cell(row, 1 + column, part),
+                        WARM_3_FT,
                         lambda d, name=name, density=density, part=part: warm(
                             d, name, density, part
                         ),

@@ -36,11 +36,15 @@ from masksearch.builder import (
     build_solver,
     local_search_choice,
     parallel_evaluator,
+    resolved_settings,
 )
 from masksearch.cli.commands import cmd_export, cmd_problems, cmd_report, cmd_run
 from masksearch.cli.config import resolve_run_config
 from masksearch.cli.parser import EXIT_INTERRUPTED, EXIT_USAGE, build_parser
 from masksearch.settings import UserError, load_toml
+
+# the name these had when they lived in the CLI
+resolved_config = resolved_settings
 
 __all__ = [
     "UserError",

@@ -12,7 +12,7 @@ from typing import Any
 from masksearch.builder import build_problem, build_run, fingerprint
 from masksearch.cli.config import resolve_run_config
 from masksearch.cli.parser import EXIT_INTERRUPTED
-from masksearch.settings import UserError, _integer, _number, validate_values
+from masksearch.settings import UserError, check_integer, check_number, validate_values
 
 __all__ = ["cmd_export", "cmd_problems", "cmd_report", "cmd_run"]
 
@@ -69,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, run: Any) -> int:
     from masksearch import progress as progress_module
     from masksearch.report import save_results, write_report
-    from masksearch.rundir import RunDir, environment_info
+    from masksearch.rundir import RunDir
     from masksearch.search import search
 
     quiet, as_json = args.quiet, args.json
@@ -99,16 +99,9 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
         # only now that every setting has been checked: a typo must not cost the old results
         for name in RunDir.FILES:
             getattr(run, name).unlink(missing_ok=True)
-    run.write_json("config", config)
-    from masksearch.training import resolve_device
+    from masksearch.device import resolve_device
 
-    device = str(resolve_device(problem.device))
-    environment = environment_info(device=device, seed=config["seed"])
-    if resume and run.environment.exists():
-        previous = run.read_json("environment")
-        previous.setdefault("resumed", []).append(environment)
-        environment = previous
-    run.write_json("environment", environment)
+    run.record_start(config, device=str(resolve_device(problem.device)), resume=resume)
     initial = None
     if not (resume and run.checkpoint.exists()):
         if resume:
@@ -241,7 +234,7 @@ def _load_run(directory: str, args: argparse.Namespace) -> tuple[Any, dict[str, 
     return run, config
 
 
-def _rebuild_problem(run: Any, config: dict[str, Any]) -> Any:
+def _rebuild_problem(config: dict[str, Any]) -> Any:
     """The run's problem, or None when it was saved from Python without a way to rebuild it."""
     if "problem" not in config:
         return None
@@ -269,7 +262,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     run, config = _load_run(args.dir, args)
     _require_results(run)
-    problem = _rebuild_problem(run, config)
+    problem = _rebuild_problem(config)
     with run.lock():
         path = write_report(run, problem)
     print(
@@ -301,13 +294,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     if not members:
         raise UserError(f"the front of {run.path} is empty: the run found no feasible mask")
     if args.member is not None:
-        position = _integer("--member", args.member, "command line", 0)
+        position = check_integer("--member", args.member, "command line", 0)
         matches = [m for m in members if m["index"] == position]
         if not matches:
             raise UserError(f"the front has members 0..{len(members) - 1}; no member {position}")
         member = matches[0]
     else:
-        max_density = _number("--max-density", args.max_density, "command line")
+        max_density = check_number("--max-density", args.max_density, "command line")
         if not 0.0 < max_density <= 1.0:
             raise UserError(
                 f"--max-density must be in (0, 1] (the fraction of weights kept), got "
@@ -325,11 +318,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "(--densities)"
             )
         member = members[position]
-    epochs = _integer("--finetune", args.finetune, "command line", 0)
-    lr = _number("--lr", args.lr, "command line")
-    seed = _integer("--seed", args.seed, "command line", 0)
+    epochs = check_integer("--finetune", args.finetune, "command line", 0)
+    lr = check_number("--lr", args.lr, "command line")
+    seed = check_integer("--seed", args.seed, "command line", 0)
 
-    problem = _rebuild_problem(run, config)
+    problem = _rebuild_problem(config)
     if problem is None:
         raise _unbuildable(run)
     mask = Mask.from_flat(results.layout, results.masks[int(member["index"])])

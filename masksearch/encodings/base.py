@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -196,14 +197,24 @@ class Encoding(ABC):
         return genomes
 
     # -- the map -------------------------------------------------------------------------
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword options that build this encoding again (``make_encoding(name, model,
+        **options)``); a run directory stores them."""
+        return {}
+
     def decode(self, genomes: np.ndarray) -> np.ndarray:
         """``(P, layout.n_total)`` bool flat masks, one per genome."""
         return self.decode_valid(self.validate(genomes))
 
-    @abstractmethod
     def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
         """:meth:`decode` of genomes :meth:`validate` returned (checked once per evaluation,
-        not again here); the masks may share memory with ``genomes``."""
+        not again here); the masks may share memory with ``genomes``, so a reader must not
+        write to them."""
+        if type(self).decode is not Encoding.decode:
+            # an encoding written before decode_valid existed overrides decode itself
+            return self.decode(genomes)
+        raise TypeError(f"{type(self).__name__} must implement decode_valid(genomes)")
 
     @abstractmethod
     def encode(self, mask: Mask) -> np.ndarray:

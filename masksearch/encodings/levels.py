@@ -4,6 +4,7 @@ density ladder, with level-switch mutation."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -133,6 +134,15 @@ class LevelsEncoding(Encoding):
 
     def densities(self, genomes: np.ndarray) -> np.ndarray:
         return self.kept_counts(genomes).sum(axis=1) / self.layout.n_total
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {
+            "ladder": [float(level) for level in self.ladder],
+            "density": self.density,
+            "switch_tolerance": self.switch_tolerance,
+            "step_probability": self.step_probability,
+        }
 
     def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
         kept = self.level_counts[np.arange(self.n_genes)[None, :], genomes]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -43,7 +44,7 @@ class PoolEncoding(_BinaryEncoding):
 
     ``density`` is required. Through a problem, pass it as an encoding option:
     ``PruningProblem(model, data, encoding="pool", encoding_options={"density": 0.05})``
-    (likewise ``problems.lenet300_fashion(encoding="pool", encoding_options={"density":
+    (likewise ``masksearch.get_problem("lenet300_fashion", encoding="pool", encoding_options={"density":
     0.05})``); on the command line, ``masksearch run --encoding pool --encoding-option
     density=0.05`` (without it, ``masksearch run`` uses the first of ``--densities``).
     """
@@ -121,6 +122,10 @@ class PoolEncoding(_BinaryEncoding):
                 f"{int(counts[wrong[0]]):,} in genome {int(wrong[0])} — use encoding.repair()"
             )
         return genomes
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"density": self.density, "rho": self.rho, "pool_factor": self.pool_factor}
 
     def decode_valid(self, genomes: np.ndarray) -> np.ndarray:
         flats = np.repeat(self._base[None, :], genomes.shape[0], axis=0)

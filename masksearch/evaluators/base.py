@@ -46,7 +46,8 @@ class _SplitLike(Protocol):
 class Evaluator(ABC):
     """Scores a population of flat masks on one data split.
 
-    Subclasses implement :meth:`_evaluate` on already validated masks; :meth:`__call__`
+    An evaluator only reads the masks it is given (they may share memory with the genomes the
+    search archives). Subclasses implement :meth:`_evaluate` on already validated masks; :meth:`__call__`
     validates, handles an empty population and counts what was evaluated
     (``n_calls``, ``n_candidates``).
     """

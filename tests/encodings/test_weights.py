@@ -100,3 +100,17 @@ def test_weights_crossover_keeps_agreement_and_density_range(mlp):
     from_first = (children & ~agree & first).any(axis=1)
     from_second = (children & ~agree & second).any(axis=1)
     assert (from_first & from_second).any()
+
+
+def test_decoded_masks_are_the_validated_genomes_without_a_copy(mlp) -> None:
+    import numpy as np
+
+    from masksearch.encodings import WeightsEncoding
+
+    encoding = WeightsEncoding(mlp)
+    genomes = encoding.validate(encoding.sample(3, np.random.default_rng(0)))
+    masks = encoding.decode_valid(genomes)
+    assert np.shares_memory(masks, genomes)
+    decoded = encoding.decode(genomes)  # the public path validates: a copy
+    np.testing.assert_array_equal(masks, decoded)
+    assert not np.shares_memory(decoded, genomes)
