@@ -105,21 +105,13 @@ def default_out(config: Mapping[str, Any]) -> str:
 
 
 def _check_init(source: str) -> None:
-    """A warm start is a one-shot method's name or a run directory (checked before any work,
-    so a typo never costs the results --overwrite would replace)."""
-    from pathlib import Path
+    """Checked before any work, so a typo never costs the results --overwrite would replace."""
+    from masksearch.warmstart import check_source
 
-    from masksearch.methods import METHODS, OneShotMethod
-
-    if (Path(source) / "front.json").exists():
-        return
-    if source in METHODS and issubclass(METHODS[source], OneShotMethod):
-        return
-    one_shot = sorted(n for n, cls in METHODS.items() if issubclass(cls, OneShotMethod))
-    raise UserError(
-        f"unknown warm start {source!r}: give a one-shot method ({', '.join(one_shot)}) or a "
-        "run directory holding front.json"
-    )
+    try:
+        check_source(source)
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def _check_solver(name: str) -> None:
@@ -163,12 +155,7 @@ def build_problem(config: Mapping[str, Any], *, note: Note | None = None) -> Any
 
 def resolved_settings(config: Mapping[str, Any], problem: Any) -> dict[str, Any]:
     """``config`` with the problem's defaults written in, as stored in config.json."""
-    resolved = dict(config)
-    resolved["encoding"] = problem.encoding.name
-    resolved["objectives"] = list(problem.objectives)
-    resolved["densities"] = [float(d) for d in problem.densities]
-    resolved["val_samples"] = len(problem.data)
-    resolved["device"] = str(problem.device)
+    resolved = {**config, **problem.settings()}
     resolved.setdefault("solver_options", {})
     resolved.setdefault("encoding_options", {})
     resolved["local_search"] = local_search_choice(config, problem)

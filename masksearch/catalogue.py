@@ -134,14 +134,7 @@ _PROBLEM_KEYWORDS = frozenset(
 
 def _setting_of(problem: PruningProblem, key: str) -> Any:
     """What a built problem holds for the setting ``key``, in the settings' own form."""
-    values = {
-        "encoding": lambda: problem.encoding.name,
-        "objectives": lambda: list(problem.objectives),
-        "densities": lambda: [float(d) for d in problem.densities],
-        "val_samples": lambda: len(problem.data),
-        "device": lambda: str(problem.device),
-    }
-    return values[key]() if key in values else _NOT_READABLE
+    return problem.settings().get(key, _NOT_READABLE)
 
 
 def _canonical(key: str, value: Any) -> Any:

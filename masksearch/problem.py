@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -131,6 +132,16 @@ class PruningProblem:
         """Hypervolume reference: the worst value of each (bounded) objective."""
         worst = {"error": 1.0, "density": 1.0, "flops": 1.0, "loss": 10.0}
         return np.array([worst[o] for o in self.objectives])
+
+    def settings(self) -> dict[str, Any]:
+        """The run settings this problem holds, in their ``config.json`` form."""
+        return {
+            "encoding": self.encoding.name,
+            "objectives": list(self.objectives),
+            "densities": [float(d) for d in self.densities],
+            "val_samples": len(self.data),
+            "device": str(self.device),
+        }
 
     def magnitude_genomes(self) -> np.ndarray:
         """Genomes of the global magnitude masks at the problem's target densities."""

@@ -131,11 +131,7 @@ def run_config(
         "encoding_options": problem.encoding.options,
         **(settings or {}),
         "problem": getattr(problem, "source", None),
-        "encoding": problem.encoding.name,
-        "objectives": list(problem.objectives),
-        "densities": [float(d) for d in problem.densities],
-        "val_samples": len(problem.data),
-        "device": str(problem.device),
+        **problem.settings(),
         "seed": seed,
         "out": str(out),
     }

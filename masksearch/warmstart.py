@@ -161,6 +161,20 @@ def _check_layout(problem: Any, mask: Mask) -> None:
         )
 
 
+def check_source(source: str) -> None:
+    """A named warm start is a one-shot method or a run directory with results; anything else
+    is a ValueError that lists the methods (the settings check it before any work)."""
+    from masksearch.methods import METHODS, OneShotMethod
+
+    if _is_run_dir(source) or (source in METHODS and issubclass(METHODS[source], OneShotMethod)):
+        return
+    one_shot = sorted(n for n, cls in METHODS.items() if issubclass(cls, OneShotMethod))
+    raise ValueError(
+        f"unknown warm start {source!r}: give a run directory with results, or one of "
+        f"{', '.join(one_shot)}"
+    )
+
+
 def _is_run_dir(source: str) -> bool:
     return (Path(source) / "front.json").exists()
 
@@ -193,17 +207,12 @@ def _from_method(
     epochs: int,
     seed: int,
 ) -> tuple[np.ndarray, list[str], float]:
-    from masksearch.methods import METHODS, OneShotMethod, make_method
+    from masksearch.methods import METHODS, make_method
 
     if name == "magnitude":
         # the encoding's own magnitude genomes: exact for every encoding, no model pass
         return problem.encoding.magnitude(densities), [f"magnitude@{d:g}" for d in densities], 0
-    if name not in METHODS or not issubclass(METHODS[name], OneShotMethod):
-        one_shot = sorted(n for n, cls in METHODS.items() if issubclass(cls, OneShotMethod))
-        raise ValueError(
-            f"unknown warm start {name!r}: give a run directory with results, or one of "
-            f"{', '.join(one_shot)}"
-        )
+    check_source(name)
     cls = METHODS[name]
     options: dict[str, Any] = {}
     fields = cls.__dataclass_fields__
