@@ -77,6 +77,7 @@ from _common import (
 
 from masksearch import catalogue, zoo
 from masksearch import data as datasets
+from masksearch.front import density_slack
 from masksearch.mask import Mask
 from masksearch.methods import METHODS, MethodError, make_method
 from masksearch.training import evaluate, finetune, resolve_device
@@ -230,7 +231,7 @@ def best_val_accuracy(front, densities: Sequence[float], n_weights: int) -> dict
     """The best validation accuracy on the live front at each density bound."""
     if len(front) == 0:
         return {str(d): None for d in densities}
-    slack = 0.5 / n_weights  # the same half-weight slack as ParetoFront.index
+    slack = density_slack(n_weights)  # as ParetoFront.index
     kept = front.metrics["density"]
     accuracy = 1.0 - front.metrics["error"]
     out: dict[str, float | None] = {}

@@ -4,6 +4,8 @@
                                           # the committed results (run_all's full mode)
     python benchmarks/search_quality.py --time 300 --solvers nsga2+ls,nsga2   # time-bounded
     python benchmarks/search_quality.py --time 120 --quick    # a smoke run
+    python benchmarks/search_quality.py --budget 20000 --solvers nsga2+ls,nsga2 \
+        --init magnitude,supermask --init-epochs 3     # warm-started -> search_quality_init_e3.*
 
 A run stops at ``--budget`` evaluations or after ``--time`` seconds, whichever comes first
 (300 s when neither is given). Only budget-bound runs are reproducible: the same seed gives the
@@ -13,6 +15,10 @@ same front on the CPU, while a time-bounded run's front depends on the machine's
 ``+ls`` suffix adds the gradient-guided swap local search (:class:`GradientSwaps`) to the run,
 whose evaluations count against the same time limit. The default compares NSGA-II, DEAP's
 NSGA-II and a plain GA, all with the local search; add ``nsga2`` to see NSGA-II without it.
+
+``--init`` seeds every run with the same warm start (``ms.warm_start``: magnitude masks by
+default, free; ``supermask`` trains ``--init-epochs`` per target density), made once; its cost
+is reported beside the searches' and the seeds' own test accuracy is a row of the table.
 
 Fitness uses the validation split only (``--val-samples`` of it); the masks chosen at 5%, 2% and
 1% density are scored on the Fashion-MNIST test split with no weight training, and saved in
@@ -38,6 +44,7 @@ from _common import (
     write_results,
 )
 
+from masksearch.front import best_within, density_slack
 from masksearch.mask import Mask
 from masksearch.training import resolve_device
 
@@ -47,7 +54,7 @@ FLOOR = {0.05: 0.85, 0.02: 0.80, 0.01: 0.70}
 GOAL = {0.05: 0.87, 0.02: 0.85, 0.01: 0.78}
 
 
-def run_solver(base, spec: str) -> dict:
+def run_solver(base, spec: str, initial=None) -> dict:
     """The search ``spec`` names (``NAME`` or ``NAME+ls``) on ``base``'s problem."""
     name, _, extra = spec.partition("+")
     if extra not in ("", "ls"):
@@ -66,7 +73,7 @@ def run_solver(base, spec: str) -> dict:
             file=sys.stderr,
         )
 
-    result = run.search(callbacks=(progress,))
+    result = run.search(callbacks=(progress,), initial=initial)
     problem = run.problem
     rows = {}
     for density in DENSITIES:
@@ -115,6 +122,14 @@ def main() -> None:
     parser.add_argument("--max-density", type=float, default=0.1)
     parser.add_argument("--solvers", default="nsga2+ls,deap-nsga2+ls,ga+ls")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--init",
+        default="magnitude",
+        help="warm starts every run begins from (comma-separated, as masksearch run --init)",
+    )
+    parser.add_argument(
+        "--init-epochs", type=int, default=1, help="supermask epochs per target density"
+    )
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     args = parser.parse_args()
@@ -141,7 +156,8 @@ def main() -> None:
             "budget": args.budget,
             "time": args.time,
             "pop_size": args.pop_size,
-            "init": ["magnitude"],
+            "init": args.init.split(","),
+            "init_epochs": args.init_epochs,
             "local_search": "none",
         },
         max_density=args.max_density,
@@ -155,16 +171,23 @@ def main() -> None:
         for d in DENSITIES
     }
     print("magnitude:", {k: round(v["test_accuracy"], 4) for k, v in magnitude.items()})
+    seeds = base.warm_start()  # made once: every run starts from the same masks
+    seeded = seed_rows(problem, seeds) if args.init != "magnitude" else None
+    if seeded is not None:
+        print(f"seeds ({seeds.seconds:.0f} s):", seeded)
     runs = []
     for spec in specs:
-        run = run_solver(base, spec)
+        run = run_solver(base, spec, initial=seeds)
         print(
             f"{spec}: {run['n_evals']} evaluations in {run['wall_time']:.0f} s;",
             {k: round(v["test_accuracy"], 4) for k, v in run["at_density"].items()},
         )
         runs.append(run)
 
-    stem = "search_quality_quick" if args.quick else "search_quality"
+    stem = "search_quality"
+    if args.init != "magnitude":
+        stem += "_init" + ("" if args.init_epochs == 1 else f"_e{args.init_epochs}")
+    stem += "_quick" if args.quick else ""
     main_run = runs[0]
     result = main_run["_result"]
     chosen = {d: result.front.mask(result.front.index(max_density=d)) for d in DENSITIES}
@@ -180,6 +203,10 @@ def main() -> None:
         "time_limit": args.time,
         "environment": started_on,
         "magnitude": magnitude,
+        "init": args.init.split(","),
+        "init_epochs": args.init_epochs,
+        "init_seconds": seeds.seconds,
+        "seeds": seeded,
         "floor": FLOOR,
         "goal": GOAL,
         "runs": [{k: v for k, v in r.items() if k != "_result"} for r in runs],
@@ -192,6 +219,17 @@ def main() -> None:
         plot=lambda path: plot(problem, main_run, magnitude, path),
     )
     print(markdown(payload))
+
+
+def seed_rows(problem, seeds) -> dict:
+    """Test accuracy of the best seed at or below each density (what a search starts from)."""
+    evaluation = problem.evaluate(seeds.genomes)
+    rows = {}
+    for density in DENSITIES:
+        slack = density_slack(problem.layout.n_total)
+        best = best_within(evaluation.metrics["density"], evaluation.F[:, 0], density, slack)
+        rows[str(density)] = {"test_accuracy": score(problem, problem.mask(seeds.genomes[best]))}
+    return rows
 
 
 def vars_of(local_search) -> dict:
@@ -240,7 +278,13 @@ def markdown(payload: dict) -> str:
         f"Encoding `{payload['encoding']}`, objectives {payload['objectives']}, fitness on "
         f"{payload['val_samples']} validation samples; accuracy below is on the test split. "
         "`+ls`: with the gradient-guided swap local search (`masksearch.GradientSwaps`), whose "
-        "evaluations are included in the count and the time.",
+        "evaluations are included in the count and the time."
+        + (
+            f" Every run starts from the seeds below; their {payload['init_seconds']:.0f} s "
+            "are not in the runs' wall times."
+            if payload.get("seeds")
+            else ""
+        ),
         "",
         "| method | evaluations | wall s | 5% | 2% | 1% |",
         "|---|---|---|---|---|---|",
@@ -251,6 +295,13 @@ def markdown(payload: dict) -> str:
         + " | ".join(f"{mag[str(d)]['test_accuracy']:.2%}" for d in DENSITIES)
         + " |"
     )
+    if payload.get("seeds"):
+        lines.append(
+            f"| seeds ({'+'.join(payload['init'])}, {payload['init_epochs']} ep) | - | "
+            f"{payload['init_seconds']:.0f} | "
+            + " | ".join(f"{payload['seeds'][str(d)]['test_accuracy']:.2%}" for d in DENSITIES)
+            + " |"
+        )
     for run in payload["runs"]:
         lines.append(
             f"| {run['solver']} | {run['n_evals']} | {run['wall_time']:.0f} | "

@@ -145,7 +145,8 @@ def build_problem(config: Mapping[str, Any], *, note: Note | None = None) -> Any
             f"(cached in {zoo.cache_dir()})"
         )
     options: dict[str, Any] = {"root": root}
-    for key in ("encoding", "objectives", "densities", "val_samples", "device", "evaluator"):
+    keys = ("encoding", "objectives", "densities", "val_samples", "device", "evaluator")
+    for key in (*keys, "repair_steps"):
         if key in config:
             options[key] = config[key]
     if config.get("encoding_options"):

@@ -128,7 +128,15 @@ class UserProblem:
 
 # what a function declared with **options receives: PruningProblem's own keywords
 _PROBLEM_KEYWORDS = frozenset(
-    {"encoding", "objectives", "densities", "device", "evaluator", "encoding_options"}
+    {
+        "encoding",
+        "objectives",
+        "densities",
+        "device",
+        "evaluator",
+        "encoding_options",
+        "repair_steps",
+    }
 )
 
 

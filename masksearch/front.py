@@ -30,6 +30,11 @@ def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
     return float(HV(ref_point=reference)(F))
 
 
+def density_slack(n_weights: int | None) -> float:
+    """Half a weight: a mask keeping ``round(target * n_weights)`` weights meets ``target``."""
+    return 0.5 / n_weights if n_weights else 1e-12
+
+
 def best_within(
     density: Sequence[float] | np.ndarray,
     values: Sequence[float] | np.ndarray,
@@ -111,9 +116,12 @@ class ParetoFront:
             raise ValueError(f"unknown metric {objective!r}; the front has {sorted(self.metrics)}")
         if max_density is None:
             return int(np.argmin(self.metrics[objective]))
-        # half a weight of slack: a density target is met by rounding to whole weights
-        slack = 0.5 / self._layout.n_total
-        position = best_within(self.metrics["density"], self.metrics[objective], max_density, slack)
+        position = best_within(
+            self.metrics["density"],
+            self.metrics[objective],
+            max_density,
+            density_slack(self._layout.n_total),
+        )
         if position is None:
             lowest = float(self.metrics["density"].min())
             raise ValueError(

@@ -15,6 +15,7 @@ from masksearch.data import Dataset, Split
 from masksearch.encodings import Encoding, make_encoding
 from masksearch.evaluators import Evaluator, make_evaluator
 from masksearch.evaluators.base import check_fits
+from masksearch.evaluators.repaired import RepairedEvaluator
 from masksearch.mask import Layout, Mask, check_density, check_finite, prunable_parameters
 
 OBJECTIVES = ("error", "loss", "density", "flops")
@@ -39,6 +40,9 @@ class PruningProblem:
     multiply-accumulates of one forward pass). ``max_density`` and ``min_accuracy`` are
     constraints. ``densities`` are the densities the problem targets: the magnitude masks at
     those densities seed every search, so a search never ends worse than magnitude there.
+    ``repair_steps`` > 0 scores every mask after that many SGD steps on the weights it keeps
+    (:class:`~masksearch.evaluators.RepairedEvaluator`, on ``train_data``): error and loss then
+    say what a short fine-tuning makes of the mask, not what the frozen weights give.
     ``source`` says how to build the problem again (see :mod:`masksearch.catalogue`); the
     catalogue sets it, and a run saved without it can be reported but not exported.
     """
@@ -60,6 +64,7 @@ class PruningProblem:
         encoding_options: dict | None = None,
         train_data: Split | None = None,
         source: str | None = None,
+        repair_steps: int = 0,
     ) -> None:
         split = data.val if isinstance(data, Dataset) else data
         if test_data is None and isinstance(data, Dataset):
@@ -110,7 +115,12 @@ class PruningProblem:
         else:
             self.encoding = encoding
         self.layout: Layout = self.encoding.layout
-        if isinstance(evaluator, str):
+        self.repair_steps = check_repair_steps(repair_steps, evaluator, train_data)
+        if self.repair_steps:
+            self.evaluator: Evaluator = RepairedEvaluator(
+                model, split, self.layout, train_data, steps=self.repair_steps, device=device
+            )
+        elif isinstance(evaluator, str):
             self.evaluator = make_evaluator(
                 model, split, self.layout, kind=evaluator, device=device
             )
@@ -141,6 +151,7 @@ class PruningProblem:
             "densities": [float(d) for d in self.densities],
             "val_samples": len(self.data),
             "device": str(self.device),
+            "repair_steps": self.repair_steps,
         }
 
     def magnitude_genomes(self) -> np.ndarray:
@@ -185,6 +196,24 @@ class PruningProblem:
             f"PruningProblem({self.name!r}, encoding={self.encoding.name!r}, "
             f"n_genes={self.n_genes}, objectives={self.objectives})"
         )
+
+
+def check_repair_steps(steps: Any, evaluator: str | Evaluator, train_data: Split | None) -> int:
+    """``repair_steps`` as an int, refused with the fix when the problem cannot repair."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"repair_steps must be a whole number >= 0, got {steps!r}")
+    if steps and train_data is None:
+        raise ValueError(
+            "repair_steps needs training data to take its SGD steps on: pass train_data (or a "
+            "Dataset, whose train split is used)"
+        )
+    if steps and not (isinstance(evaluator, str) and evaluator in ("auto", "plain")):
+        name = evaluator if isinstance(evaluator, str) else type(evaluator).__name__
+        raise ValueError(
+            f"repair_steps trains every candidate before scoring it, with its own evaluator; "
+            f"it cannot use the {name!r} evaluator: leave evaluator at 'auto'"
+        )
+    return int(steps)
 
 
 def weight_flops(model: nn.Module, layout: Layout, sample: torch.Tensor) -> np.ndarray:

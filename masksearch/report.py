@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from masksearch.front import best_within
+from masksearch.front import best_within, density_slack
 from masksearch.mask import Mask
 from masksearch.progress import format_duration
 from masksearch.rundir import RunDir, file_sha256, save_masks
@@ -179,12 +179,6 @@ def curve_densities(members: list[dict[str, Any]], targets: Sequence[float]) -> 
     return sorted({round(p, 6) for p in points if 0 < p <= 1})
 
 
-def density_slack(front: dict[str, Any]) -> float:
-    """Half a weight: a mask of ``round(target * n)`` weights meets ``target``."""
-    n_weights = front.get("n_weights")
-    return 0.5 / n_weights if n_weights else 1e-12
-
-
 def at_targets(
     members: list[dict[str, Any]],
     curve: list[dict[str, float]],
@@ -224,7 +218,7 @@ def write_report(run: RunDir, problem: Any | None = None) -> Any:
         test = split_scores(problem, results.masks[order], problem.test_data)
         for member, accuracy, loss in zip(members, test["accuracy"], test["loss"], strict=True):
             member["test_accuracy"], member["test_loss"] = float(accuracy), float(loss)
-    comparison = at_targets(members, curve, targets, density_slack(front))
+    comparison = at_targets(members, curve, targets, density_slack(front.get("n_weights")))
     run.write_json("report_json", {"magnitude": curve, "at_targets": comparison, "front": members})
     plot_front(run.front_plot, members, curve, targets, title=_title(front, config))
     plot_hypervolume(run.hypervolume_plot, history, title=_title(front, config))

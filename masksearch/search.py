@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
-from masksearch.front import ParetoFront
+from masksearch.front import ParetoFront, density_slack
 from masksearch.local_search import LocalSearch, Proposal, check_local_search
 from masksearch.problem import PruningProblem
 from masksearch.solvers.base import Solver, check_solver, solver_done, solver_inject
@@ -275,8 +275,9 @@ def _search_into(
         if resume and run.config.exists():
             config = {**run.read_json("config"), **config}
         run.record_start(config, device=str(resolve_device(problem.device)), resume=resume)
-        slack = 0.5 / problem.layout.n_total  # a target density is met to the nearest weight
-        log = LogFile(run.log, densities=problem.densities, slack=slack)
+        log = LogFile(
+            run.log, densities=problem.densities, slack=density_slack(problem.layout.n_total)
+        )
         options["callbacks"] = (log, *options["callbacks"])
         result = search(problem, solver, **options)
         save_results(run, result, problem)

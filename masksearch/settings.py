@@ -127,9 +127,16 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "LIST",
     ),
     "init_epochs": ("epochs of supermask training per target density (default 1)", "N"),
+    "repair_steps": (
+        "score every mask after N SGD steps on the weights it keeps (fine-tuning's recipe, "
+        "the same training batches for every mask), so the front is chosen for what "
+        "fine-tuning makes of it; each evaluation then costs about N training steps more "
+        "(default 0: masks on the frozen dense weights)",
+        "N",
+    ),
 }
 # settings a resumed run may not change although its checkpoint does not record them
-RESUME_FIXED_KEYS = (*FINGERPRINT_KEYS, "init", "init_epochs")
+RESUME_FIXED_KEYS = (*FINGERPRINT_KEYS, "init", "init_epochs", "repair_steps")
 LOCAL_SEARCHES = ("auto", "none", "gradient-swaps")
 TABLE_FIELDS = ("solver_options", "encoding_options")
 CONFIG_KEYS = (*RUN_FIELDS, *TABLE_FIELDS)
@@ -207,7 +214,7 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
             checked[key] = check_integer(label, value, where, 1)
         elif key == "pop_size":
             checked[key] = check_integer(label, value, where, 2)
-        elif key == "seed":
+        elif key in ("seed", "repair_steps"):
             checked[key] = check_integer(label, value, where, 0)
         elif key == "time":
             checked[key] = check_number(label, value, where)

@@ -62,12 +62,30 @@ def test_deap_and_evopress_receive_pop_size_under_their_own_names() -> None:
         ({"densities": [0.1, 1.5]}, "in (0, 1]"),
         ({"workers": 2, "scheduler": "tcp://x:1"}, "not both"),
         ({"color": "red"}, "unknown setting 'color'"),
+        ({"repair_steps": -1}, "repair_steps must be a whole number >= 0"),
     ],
 )
 def test_a_wrong_setting_is_one_clear_error(change, fragment) -> None:
     with pytest.raises(UserError) as raised:
         build_run({**SMALL, **change})
     assert fragment in str(raised.value)
+
+
+def test_a_repair_aware_run_scores_every_mask_after_its_repair(tmp_path) -> None:
+    run = build_run({**SMALL, "repair_steps": 2, "budget": 32})
+    assert isinstance(run.problem.evaluator, ms.evaluators.RepairedEvaluator)
+    assert run.settings["repair_steps"] == 2
+    result = run.search(out=tmp_path / "run")
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["repair_steps"] == 2
+    # the front's scores are the repaired ones, not the frozen weights'
+    frozen = build_run(SMALL).problem.evaluate(result.front.genomes).F
+    repaired = run.problem.evaluate(result.front.genomes).F
+    np.testing.assert_array_equal(result.front.F, repaired)
+    assert not np.array_equal(result.front.F[:, 0], frozen[:, 0])
+    # resuming it rebuilds the same repair from config.json
+    assert main(["run", "--resume", str(tmp_path / "run"), "--budget", "48", "--quiet"]) == 0
+    assert main(["run", "--resume", str(tmp_path / "run"), "--repair-steps", "3"]) == 2
 
 
 def test_fingerprint_tells_searches_apart() -> None:

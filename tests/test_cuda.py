@@ -158,3 +158,18 @@ def test_catalogue_problem_with_device_auto_uses_the_gpu() -> None:
     assert problem.evaluator.device.type == "cuda"
     metrics = problem.evaluate(problem.magnitude_genomes()).metrics
     assert np.all((metrics["error"] >= 0) & (metrics["error"] <= 1))
+
+
+def test_cuda_repair_equals_the_cpu_repair(digits_problem) -> None:
+    from masksearch.evaluators import RepairedEvaluator
+
+    model, split = digits_problem.model, digits_problem.data
+    train = digits_problem.train_data
+    layout = Layout.of(model)
+    masks = _random_masks(layout, 6, seed=7)
+    options = {"steps": 3, "batch_size": 64, "seed": 2}
+    expected = RepairedEvaluator(model, split, layout, train, device="cpu", **options)(masks)
+    found = RepairedEvaluator(model, split, layout, train, device="cuda", **options)(masks)
+    # three SGD steps move float32 rounding a little further than a forward pass does
+    np.testing.assert_allclose(found["loss"], expected["loss"], rtol=0, atol=1e-4)
+    assert np.abs(found["error"] - expected["error"]).max() <= 2 / len(split)

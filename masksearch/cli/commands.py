@@ -12,6 +12,7 @@ from typing import Any
 from masksearch.builder import build_problem, build_run, fingerprint
 from masksearch.cli.config import resolve_run_config
 from masksearch.cli.parser import EXIT_INTERRUPTED
+from masksearch.front import density_slack
 from masksearch.settings import UserError, check_integer, check_number, validate_values
 
 __all__ = ["cmd_export", "cmd_problems", "cmd_report", "cmd_run"]
@@ -114,7 +115,7 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
         )
 
     densities = problem.densities
-    slack = 0.5 / problem.layout.n_total  # a target density is met to the nearest weight
+    slack = density_slack(problem.layout.n_total)
     budget, time_limit = config.get("budget"), config.get("time")
     display: Any = None
     if as_json:
@@ -281,7 +282,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
     from masksearch.mask import Mask
-    from masksearch.report import density_slack
     from masksearch.training import evaluate, finetune
 
     run, config = _load_run(args.dir, args)
@@ -306,7 +306,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 f"--max-density must be in (0, 1] (the fraction of weights kept), got "
                 f"{max_density:g}; for a sparsity of s use 1 - s"
             )
-        slack = density_slack(results.document)
+        slack = density_slack(results.document.get("n_weights"))
         position = best_within(
             [m["density"] for m in members], [m["error"] for m in members], max_density, slack
         )

@@ -25,6 +25,7 @@ from masksearch.evaluators.distributed import DaskEvaluator, JoblibEvaluator
 from masksearch.evaluators.incremental import IncrementalEvaluator, UnsupportedModelError
 from masksearch.evaluators.plain import PlainEvaluator
 from masksearch.evaluators.prefix import PrefixCacheEvaluator
+from masksearch.evaluators.repaired import RepairedEvaluator
 from masksearch.evaluators.surrogate import ScreenedEvaluator, SurrogateEvaluator
 from masksearch.mask import Layout
 
@@ -38,6 +39,7 @@ __all__ = [
     "JoblibEvaluator",
     "PlainEvaluator",
     "PrefixCacheEvaluator",
+    "RepairedEvaluator",
     "ScreenedEvaluator",
     "SuccessiveHalvingEvaluator",
     "SurrogateEvaluator",

@@ -1,0 +1,128 @@
+"""Scores after a cheap repair: a few SGD steps on the weights a mask keeps, then the metrics.
+
+A mask's accuracy on frozen weights is not the accuracy it reaches once fine-tuned: a mask whose
+kept weights adapt well can start lower. This evaluator scores each candidate as fine-tuning
+would begin to see it, so a front chosen on it is chosen for what fine-tuning makes of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from masksearch.evaluators.base import (
+    Evaluator,
+    Metrics,
+    _SplitLike,
+    metrics_from_logits,
+    split_tensors,
+)
+from masksearch.evaluators.plain import _check_batch_size
+from masksearch.mask import Layout
+
+__all__ = ["RepairedEvaluator"]
+
+
+class RepairedEvaluator(Evaluator):
+    """Loss and error of each mask after ``steps`` SGD steps on the weights it keeps.
+
+    Every candidate starts from the same dense weights, trains on the same ``steps`` mini-batches
+    of ``train`` (drawn once with ``seed``: common random numbers, so candidates differ only by
+    their masks) with fine-tuning's recipe (SGD, ``lr``, ``momentum``; biases and other
+    parameters train too; pruned weights stay exactly 0.0), and is then scored on ``split``.
+    The model stays in eval mode throughout (batch-norm statistics and dropout as in scoring).
+    ``steps=0`` scores the masked dense weights, as :class:`PlainEvaluator` does.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        split: _SplitLike,
+        layout: Layout,
+        train: _SplitLike,
+        *,
+        steps: int = 10,
+        batch_size: int = 128,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+        eval_batch_size: int | None = None,
+    ) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"repair steps must be an int >= 0, got {steps!r}")
+        if not lr > 0 or not 0 <= momentum < 1:
+            raise ValueError(
+                f"repair needs lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}"
+            )
+        self._take_snapshot(model, split, layout, device)
+        snap = self.snapshot
+        if len(train) == 0:
+            raise ValueError("the repair's training data is empty; pass the training split")
+        x_train, y_train = split_tensors(train)
+        batch_size = _check_batch_size(batch_size, len(y_train))
+        generator = torch.Generator().manual_seed(int(seed))
+        order = torch.randperm(len(y_train), generator=generator)
+        # the same batches for every candidate, wrapping around a small training split
+        picks = torch.arange(int(steps) * batch_size) % len(y_train)
+        chosen = order[picks].reshape(int(steps), batch_size) if steps else order[:0].reshape(0, 1)
+        dtype = snap.x.dtype
+        self._batches = [
+            (x_train[rows].to(snap.device, dtype), y_train[rows].to(snap.device)) for rows in chosen
+        ]
+        self.steps = int(steps)
+        self.batch_size = batch_size
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.seed = int(seed)
+        self.eval_batch_size = _check_batch_size(eval_batch_size, snap.n_samples)
+        self._trainable = [
+            name
+            for name, p in dict(snap.module.named_parameters()).items()
+            if p.is_floating_point()
+        ]
+
+    def repaired_params(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
+        """All parameters and buffers of one mask's model after the repair steps."""
+        snap = self.snapshot
+        params = snap.masked_params(flat)
+        keep = dict(zip(self.layout.names, snap.mask_tensors(flat), strict=True))
+        weights = {name: params[name].clone().requires_grad_(True) for name in self._trainable}
+        velocity = {name: torch.zeros_like(w) for name, w in weights.items()}
+        for x, y in self._batches:
+            logits = functional_call(snap.module, {**params, **weights}, (x,))
+            loss = nn.functional.cross_entropy(logits, y)
+            grads = torch.autograd.grad(loss, list(weights.values()))
+            with torch.no_grad():
+                for (name, weight), grad in zip(weights.items(), grads, strict=True):
+                    if name in keep:
+                        grad = grad * keep[name]  # a pruned weight gets no update, and no momentum
+                    velocity[name].mul_(self.momentum).add_(grad)
+                    weight.sub_(self.lr * velocity[name])
+        return {**params, **{name: w.detach() for name, w in weights.items()}}
+
+    def _evaluate(self, masks: np.ndarray) -> Metrics:
+        snap = self.snapshot
+        losses = np.empty(len(masks), dtype=np.float64)
+        errors = np.empty(len(masks), dtype=np.float64)
+        for row, flat in enumerate(masks):
+            params = self.repaired_params(flat)
+            loss_sum, correct = 0.0, 0
+            with torch.no_grad():
+                for start in range(0, snap.n_samples, self.eval_batch_size):
+                    stop = start + self.eval_batch_size
+                    logits = functional_call(snap.module, params, (snap.x[start:stop],))
+                    batch_loss, batch_correct = metrics_from_logits(logits, snap.y[start:stop])
+                    loss_sum += batch_loss
+                    correct += batch_correct
+            losses[row] = loss_sum / snap.n_samples
+            errors[row] = 1.0 - correct / snap.n_samples
+        return {"loss": losses, "error": errors}
+
+    def __repr__(self) -> str:
+        return (
+            f"RepairedEvaluator(steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}, "
+            f"momentum={self.momentum}, n_samples={self.snapshot.n_samples})"
+        )
