@@ -77,30 +77,54 @@ class ParetoFront:
         return len(self.F)
 
     def update(self, genomes: np.ndarray, F: np.ndarray, metrics: dict[str, np.ndarray]) -> None:
-        """Merge evaluated genomes into the archive (only feasible, exact ones belong here)."""
+        """Merge evaluated genomes into the archive (only feasible, exact ones belong here).
+
+        A genome already in the archive, or repeated in ``genomes``, is kept once (its first
+        occurrence). Members' keys are remembered, so each generation hashes only its new
+        genomes, and the genomes array is built once, from the survivors.
+        """
         if len(genomes) == 0:
             return
-        if self.genomes is None:
-            all_genomes, all_F = genomes, F
-            all_metrics = {k: np.asarray(v) for k, v in metrics.items()}
-        else:
-            all_genomes = np.concatenate([self.genomes, genomes])
-            all_F = np.concatenate([self.F, F])
-            all_metrics = {k: np.concatenate([self.metrics[k], metrics[k]]) for k in self.metrics}
-        seen: set[bytes] = set()
-        unique = np.zeros(len(all_F), dtype=bool)
-        for i, genome in enumerate(all_genomes):
+        old_keys = self._member_keys()
+        seen = set(old_keys)
+        new_keys: list[bytes] = []
+        fresh: list[int] = []
+        for i, genome in enumerate(genomes):
             key = genome_key(genome)
             if key not in seen:
                 seen.add(key)
-                unique[i] = True
-        keep = np.flatnonzero(unique)
-        keep = keep[non_dominated(all_F[keep])]
-        order = np.lexsort(all_F[keep].T[::-1])
-        keep = keep[order]
-        self.genomes = all_genomes[keep]
+                fresh.append(i)
+                new_keys.append(key)
+        n_old = len(old_keys)
+        fresh_rows = np.asarray(fresh, dtype=np.intp)
+        all_F = np.concatenate([self.F, F[fresh_rows]])
+        if self.genomes is None:
+            all_metrics = {k: np.asarray(v)[fresh_rows] for k, v in metrics.items()}
+        else:
+            all_metrics = {
+                k: np.concatenate([self.metrics[k], np.asarray(metrics[k])[fresh_rows]])
+                for k in self.metrics
+            }
+        keep = np.flatnonzero(non_dominated(all_F))
+        keep = keep[np.lexsort(all_F[keep].T[::-1])]
+        # one copy of the survivors' genomes, none of the whole archive
+        self.genomes = np.stack(
+            [self.genomes[i] if i < n_old else genomes[fresh_rows[i - n_old]] for i in keep]
+        )
         self.F = all_F[keep]
         self.metrics = {k: v[keep] for k, v in all_metrics.items()}
+        all_keys = old_keys + new_keys
+        self._keys = [all_keys[i] for i in keep]
+        self._keys_of = self.genomes
+
+    def _member_keys(self) -> list[bytes]:
+        """The members' genome keys, recomputed when the genomes were replaced from outside."""
+        if self.genomes is None:
+            return []
+        if getattr(self, "_keys_of", None) is not self.genomes:
+            self._keys = [genome_key(genome) for genome in self.genomes]
+            self._keys_of = self.genomes
+        return list(self._keys)
 
     def hypervolume(self, reference: np.ndarray) -> float:
         return hypervolume(self.F, reference)
