@@ -86,3 +86,35 @@ def test_best_within_matches_a_filtered_minimum() -> None:
     assert best_within(density, values, density.min() / 2) is None
     # the slack admits a mask half a weight over the target
     assert best_within([0.1 + 1e-9], [0.5], 0.1, slack=1e-8) == 0
+
+
+def test_updates_over_generations_equal_one_merge_of_everything() -> None:
+    """The archive after many updates is the non-dominated, first-seen-unique set of all."""
+    rng = np.random.default_rng(7)
+    layout = Layout(names=("w",), shapes=((6,),))
+    front = ParetoFront(("error", "density"), layout, decode=lambda g: g)
+    seen_genomes, seen_F = [], []
+    for generation in range(15):
+        # few distinct genomes and coarse objectives: many repeats and ties across generations
+        genomes = rng.random((10, 6)) < 0.5
+        genomes[:4] = genomes[0]
+        F = np.stack([rng.integers(0, 6, 10) / 6, genomes.mean(axis=1)], axis=1)
+        front.update(
+            genomes,
+            F,
+            {"error": F[:, 0], "density": F[:, 1], "step": np.full(10, 1.0 * generation)},
+        )
+        seen_genomes.append(genomes)
+        seen_F.append(F)
+        if generation == 7:
+            front.genomes = front.genomes.copy()  # replaced from outside: keys recomputed
+    genomes, F = np.concatenate(seen_genomes), np.concatenate(seen_F)
+    first = {}
+    for i, genome in enumerate(genomes):
+        first.setdefault(genome.tobytes(), i)
+    unique = np.array(sorted(first.values()))
+    kept = unique[_brute_non_dominated(F[unique])]
+    kept = kept[np.lexsort(F[kept].T[::-1])]
+    np.testing.assert_array_equal(front.genomes, genomes[kept])
+    np.testing.assert_array_equal(front.F, F[kept])
+    np.testing.assert_array_equal(front.metrics["step"], np.repeat(np.arange(15.0), 10)[kept])
