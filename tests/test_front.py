@@ -89,7 +89,7 @@ def test_best_within_matches_a_filtered_minimum() -> None:
 
 
 def test_updates_over_generations_equal_one_merge_of_everything() -> None:
-    """The archive after many updates is the non-dominated, first-seen-unique set of all."""
+    """The archive after many updates is the non-dominated unique set of all it was given."""
     rng = np.random.default_rng(7)
     layout = Layout(names=("w",), shapes=((6,),))
     front = ParetoFront(("error", "density"), layout, decode=lambda g: g)
@@ -98,7 +98,9 @@ def test_updates_over_generations_equal_one_merge_of_everything() -> None:
         # few distinct genomes and coarse objectives: many repeats and ties across generations
         genomes = rng.random((10, 6)) < 0.5
         genomes[:4] = genomes[0]
-        F = np.stack([rng.integers(0, 6, 10) / 6, genomes.mean(axis=1)], axis=1)
+        # a genome's objectives are a function of the genome, as in a search
+        code = genomes @ (1 << np.arange(6))
+        F = np.stack([(code * 7 % 6) / 6, genomes.mean(axis=1)], axis=1)
         front.update(
             genomes,
             F,
