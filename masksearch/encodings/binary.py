@@ -117,9 +117,9 @@ class _SparseBinaryEncoding(_BinaryEncoding):
     ) -> np.ndarray:
         """``count`` distinct genes among ``candidates`` (a bool vector)."""
         if rng.random() < 0.5:
-            ranked = self._order[candidates[self._order]]  # candidates, largest score first
-            window = min(ranked.size, max(2 * count, math.ceil(self.frontier * n_kept)))
-            pool = ranked[:window] if largest else ranked[ranked.size - window :]
+            n_candidates = int(np.count_nonzero(candidates))
+            window = min(n_candidates, max(2 * count, math.ceil(self.frontier * n_kept)))
+            pool = _ranked_end(self._order, candidates, window, first=largest)
         else:
             pool = np.flatnonzero(candidates)
         return rng.choice(pool, size=count, replace=False)
@@ -151,3 +151,31 @@ class _SparseBinaryEncoding(_BinaryEncoding):
             count = min(_log_uniform_int(rng, self._max_swap), n_kept, child.size - n_kept)
             self._swap(child, count, rng)
         return genomes
+
+
+def _ranked_end(
+    order: np.ndarray, candidates: np.ndarray, window: int, *, first: bool
+) -> np.ndarray:
+    """The first (or last) ``window`` candidates in ``order``, in that order.
+
+    Equal to ``order[candidates[order]][:window]`` (or ``[-window:]``) without a pass over
+    every gene: the frontier a move picks from is usually a few percent of the genome, so the
+    scan stops after growing chunks once it holds ``window`` candidates.
+    """
+    if window <= 0:
+        return order[:0]
+    found: list[np.ndarray] = []
+    n_found, position, chunk = 0, 0, max(4 * window, 4096)
+    size = order.size
+    while n_found < window and position < size:
+        if first:
+            part = order[position : position + chunk]
+        else:
+            part = order[max(0, size - position - chunk) : size - position][::-1]
+        hits = part[candidates[part]]
+        found.append(hits)
+        n_found += hits.size
+        position += chunk
+        chunk *= 2
+    pool = np.concatenate(found)[:window]
+    return pool if first else pool[::-1].copy()

@@ -114,3 +114,20 @@ def test_decoded_masks_are_the_validated_genomes_without_a_copy(mlp) -> None:
     decoded = encoding.decode(genomes)  # the public path validates: a copy
     np.testing.assert_array_equal(masks, decoded)
     assert not np.shares_memory(decoded, genomes)
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_the_frontier_scan_equals_ranking_every_gene(first: bool) -> None:
+    from masksearch.encodings.binary import _ranked_end
+
+    rng = np.random.default_rng(11)
+    for size, density in [(10, 0.5), (5_000, 0.02), (20_000, 0.98), (50_000, 0.3)]:
+        order = rng.permutation(size)
+        candidates = rng.random(size) < density
+        ranked = order[candidates[order]]
+        # the caller's window never exceeds the candidates
+        for window in {0, min(1, ranked.size), min(7, ranked.size), ranked.size // 2, ranked.size}:
+            expected = ranked[:window] if first else ranked[ranked.size - window :]
+            np.testing.assert_array_equal(
+                _ranked_end(order, candidates, window, first=first), expected
+            )
