@@ -35,6 +35,7 @@ VAL1024 = "benchmarks/results/search_quality_val1024.json"
 WARM_1 = "benchmarks/results/warm_start.json"
 WARM_3 = "benchmarks/results/warm_start_e3.json"
 WARM_3_FT = "benchmarks/results/warm_start_e3_ft1.json"
+WARM_LENET5 = "benchmarks/results/warm_start_lenet5_ft1.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
@@ -693,6 +694,65 @@ def warm_start_figures() -> list[Figure]:
     return figures
 
 
+SEARCH = "search from seeds, NSGA-II + gradient swaps"
+# README row -> (summary row, has a wall-time column figure)
+WARM_LENET5_ROWS = (
+    ("| LeNet-5: supermask, 1 epoch (the seeds) |", "supermask (1 ep)", True),
+    ("| LeNet-5: search from the seeds (its front's pick) |", SEARCH, True),
+    (
+        "| LeNet-5: the same search, picked on the 3,976 held-out validation images |",
+        SEARCH + ", chosen on held-out validation",
+        True,
+    ),
+    ("| LeNet-5: supermask, equal time (3 epochs) |", "supermask, equal time", True),
+    ("| LeNet-5: search's pick + 1 epoch FT |", SEARCH + " + 1 ep FT", False),
+    ("| LeNet-5: supermask, equal time + 1 epoch FT |", "supermask, equal time + 1 ep FT", False),
+    ("| LeNet-5: DNS, 1 epoch |", "dns (1 ep)", False),
+)
+
+
+def warm_lenet5_figures() -> list[Figure]:
+    figures = []
+    for row, name, timed in WARM_LENET5_ROWS:
+        if timed:
+            figures.append(
+                Figure(
+                    f"LeNet-5 warm start: {name} wall time",
+                    cell(row, 1),
+                    WARM_LENET5,
+                    lambda d, name=name: d["summary"][name]["wall_time"],
+                )
+            )
+        for column, density in enumerate(DENSITIES):
+            for part, label in enumerate(("mean", "std")):
+                figures.append(
+                    Figure(
+                        f"LeNet-5 warm start: {name} at {density} {label}",
+                        cell(row, 2 + column, part),
+                        WARM_LENET5,
+                        lambda d, name=name, density=density, part=part: warm(
+                            d, name, density, part
+                        ),
+                    )
+                )
+    for pattern, density, first, second in (
+        (r"\(({NUMBER}) points below its seeds at 2%", "0.02", "supermask (1 ep)", SEARCH),
+        (r"only at 5% \(\+({NUMBER})\)", "0.05", SEARCH + " + 1 ep FT", "dns (1 ep)"),
+        (r"trail at 1% \(−({NUMBER})\)", "0.01", "dns (1 ep)", SEARCH + " + 1 ep FT"),
+    ):
+        figures.append(
+            Figure(
+                f"LeNet-5 warm start: gap at {density}",
+                phrase(pattern.replace("{NUMBER}", NUMBER)),
+                WARM_LENET5,
+                lambda d, density=density, first=first, second=second: (
+                    warm(d, first, density, 0) - warm(d, second, density, 0)
+                ),
+            )
+        )
+    return figures
+
+
 METHOD_COLUMNS = ("DNS", "B", "magnitude+FT", "A+FT", "A", "magnitude")
 
 
@@ -1102,6 +1162,7 @@ FIGURES = [
     *dense_figures(),
     *search_quality_figures(),
     *warm_start_figures(),
+    *warm_lenet5_figures(),
     *methods_figures(),
     *quality_figures(),
     *engine_figures(),
