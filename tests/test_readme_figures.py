@@ -36,6 +36,7 @@ WARM_1 = "benchmarks/results/warm_start.json"
 WARM_3 = "benchmarks/results/warm_start_e3.json"
 WARM_3_FT = "benchmarks/results/warm_start_e3_ft1.json"
 WARM_LENET5 = "benchmarks/results/warm_start_lenet5_ft1.json"
+WARM_REPAIR = "benchmarks/results/warm_start_e3_ft1_repair10.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
@@ -711,6 +712,72 @@ WARM_LENET5_ROWS = (
 )
 
 
+WARM_REPAIR_ROWS = (
+    ("| search scored on the frozen weights + FT |", SEARCH),
+    ("| search scored after 10 repair steps + FT |", SEARCH + ", repair 10"),
+)
+
+
+def warm_repair_figures() -> list[Figure]:
+    figures = []
+    for row, name in WARM_REPAIR_ROWS:
+        figures.append(
+            Figure(
+                f"repair: {name} wall time",
+                cell(row, 1),
+                WARM_REPAIR,
+                lambda d, name=name: d["summary"][name]["wall_time"],
+            )
+        )
+        for column, density in enumerate(DENSITIES):
+            for part, label in enumerate(("mean", "std")):
+                figures.append(
+                    Figure(
+                        f"repair: {name} + FT at {density} {label}",
+                        cell(row, 2 + column, part),
+                        WARM_REPAIR,
+                        lambda d, name=name, density=density, part=part: warm(
+                            d, name + " + 1 ep FT", density, part
+                        ),
+                    )
+                )
+    return figures
+
+
+def _search_seconds(d: dict, name: str) -> float:
+    return statistics.mean(run["rows"][name]["search_time"] for run in d["runs"])
+
+
+def warm_repair_times() -> list[Figure]:
+    repaired = SEARCH + ", repair 10"
+    return [
+        Figure(
+            "repair: search time ratio",
+            phrase(rf"takes ({NUMBER})× as long as the frozen one"),
+            WARM_REPAIR,
+            lambda d: _search_seconds(d, repaired) / _search_seconds(d, SEARCH),
+        ),
+        Figure(
+            "repair: repaired search seconds",
+            phrase(rf"\(({NUMBER}) s instead of {NUMBER} s, after the same"),
+            WARM_REPAIR,
+            lambda d: _search_seconds(d, repaired),
+        ),
+        Figure(
+            "repair: frozen search seconds",
+            phrase(rf"s instead of ({NUMBER}) s, after the same"),
+            WARM_REPAIR,
+            lambda d: _search_seconds(d, SEARCH),
+        ),
+        Figure(
+            "repair: seeding seconds",
+            phrase(rf"after the same ({NUMBER}) s of seeding"),
+            WARM_REPAIR,
+            lambda d: d["summary"]["supermask (3 ep)"]["wall_time"],
+        ),
+    ]
+
+
 def warm_lenet5_figures() -> list[Figure]:
     figures = []
     for row, name, timed in WARM_LENET5_ROWS:
@@ -1163,6 +1230,8 @@ FIGURES = [
     *search_quality_figures(),
     *warm_start_figures(),
     *warm_lenet5_figures(),
+    *warm_repair_figures(),
+    *warm_repair_times(),
     *methods_figures(),
     *quality_figures(),
     *engine_figures(),
