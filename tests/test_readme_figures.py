@@ -37,6 +37,7 @@ WARM_3 = "benchmarks/results/warm_start_e3.json"
 WARM_3_FT = "benchmarks/results/warm_start_e3_ft1.json"
 WARM_LENET5 = "benchmarks/results/warm_start_lenet5_ft1.json"
 WARM_REPAIR = "benchmarks/results/warm_start_e3_ft1_repair10.json"
+SEARCH_INIT = "benchmarks/results/search_quality_init_e3.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
@@ -778,6 +779,32 @@ def warm_repair_times() -> list[Figure]:
     ]
 
 
+def search_init_figures() -> list[Figure]:
+    sentence = (
+        rf"end at ({NUMBER}) / ({NUMBER}) / ({NUMBER})% against the seeds' ({NUMBER}) / "
+        rf"({NUMBER}) / ({NUMBER})%, and at ({NUMBER}) / ({NUMBER}) / ({NUMBER})% without"
+    )
+    figures = []
+    for group, density in enumerate(DENSITIES * 3, start=1):
+        source = ("nsga2+ls", "seeds", "nsga2")[(group - 1) // 3]
+
+        def value(d: dict, source: str = source, density: str = density) -> float:
+            if source == "seeds":
+                return percent(d["seeds"][density]["test_accuracy"])
+            run = next(r for r in d["runs"] if r["solver"] == source)
+            return percent(run["at_density"][density]["test_accuracy"])
+
+        figures.append(
+            Figure(
+                f"search from seeds, 20k: {source} at {density}",
+                phrase(sentence, group),
+                SEARCH_INIT,
+                value,
+            )
+        )
+    return figures
+
+
 def warm_lenet5_figures() -> list[Figure]:
     figures = []
     for row, name, timed in WARM_LENET5_ROWS:
@@ -1232,6 +1259,7 @@ FIGURES = [
     *warm_lenet5_figures(),
     *warm_repair_figures(),
     *warm_repair_times(),
+    *search_init_figures(),
     *methods_figures(),
     *quality_figures(),
     *engine_figures(),
