@@ -174,6 +174,52 @@ def warm(d: dict, row: str, density: str, part: int) -> float:
     return percent(summary["mean" if part == 0 else "std"][density])
 
 
+def summary_row(
+    label: str,
+    row: str,
+    source: str,
+    name: str,
+    *,
+    first_column: int,
+    wall_column: int | None = None,
+    cells_of: str | None = None,
+) -> list[Figure]:
+    """The figures of one README row of a warm-start table: the summary row ``name``'s wall
+    time (when the row has that column) and mean ± std at each density (from ``cells_of``,
+    default ``name``), the first density in ``first_column``."""
+    figures = []
+    if wall_column is not None:
+        figures.append(
+            Figure(
+                f"{label} wall time",
+                cell(row, wall_column),
+                source,
+                lambda d: d["summary"][name]["wall_time"],
+            )
+        )
+    for column, density in enumerate(DENSITIES):
+        for part, part_name in enumerate(("mean", "std")):
+            figures.append(
+                Figure(
+                    f"{label} at {density} {part_name}",
+                    cell(row, first_column + column, part),
+                    source,
+                    lambda d, density=density, part=part: warm(d, cells_of or name, density, part),
+                )
+            )
+    return figures
+
+
+def gap(label: str, pattern: str, source: str, density: str, first: str, second: str) -> Figure:
+    """A README difference of two summary rows' means at ``density`` (first minus second)."""
+    return Figure(
+        label,
+        phrase(pattern),
+        source,
+        lambda d: warm(d, first, density, 0) - warm(d, second, density, 0),
+    )
+
+
 def warm_epochs(d: dict) -> list[int]:
     return [
         value["epochs"]
@@ -644,26 +690,14 @@ def warm_start_figures() -> list[Figure]:
                 )
             )
     for row, path, name in WARM_ROWS:
-        figures.append(
-            Figure(
-                f"warm starts table: {path[-12:-5]} {name} wall s",
-                cell(row, 2),
-                path,
-                lambda d, name=name: d["summary"][name]["wall_time"],
-            )
+        figures += summary_row(
+            f"warm starts table: {path[-12:-5]} {name}",
+            row,
+            path,
+            name,
+            first_column=3,
+            wall_column=2,
         )
-        for column, density in enumerate(DENSITIES):
-            for part, label in enumerate(("mean", "std")):
-                figures.append(
-                    Figure(
-                        f"warm starts table: {path[-12:-5]} {name} at {density} {label}",
-                        cell(row, 3 + column, part),
-                        path,
-                        lambda d, name=name, density=density, part=part: warm(
-                            d, name, density, part
-                        ),
-                    )
-                )
     search_ft, dns = "search from seeds, NSGA-II + gradient swaps + 1 ep FT", "dns (1 ep)"
     for pattern, density in (
         (rf"\(\+({NUMBER}) and \+{NUMBER} points at 5% and 2%", "0.05"),
@@ -671,28 +705,19 @@ def warm_start_figures() -> list[Figure]:
         (rf"\+({NUMBER}) at 1%, within them", "0.01"),
     ):
         figures.append(
-            Figure(
+            gap(
                 f"warm starts fine-tuned: lead over DNS at {density}",
-                phrase(pattern),
+                pattern,
                 WARM_3_FT,
-                lambda d, density=density: (
-                    warm(d, search_ft, density, 0) - warm(d, dns, density, 0)
-                ),
+                density,
+                search_ft,
+                dns,
             )
         )
     for row, name in WARM_FT_ROWS:
-        for column, density in enumerate(DENSITIES):
-            for part, label in enumerate(("mean", "std")):
-                figures.append(
-                    Figure(
-                        f"warm starts fine-tuned: {name} at {density} {label}",
-                        cell(row, 1 + column, part),
-                        WARM_3_FT,
-                        lambda d, name=name, density=density, part=part: warm(
-                            d, name, density, part
-                        ),
-                    )
-                )
+        figures += summary_row(
+            f"warm starts fine-tuned: {name}", row, WARM_3_FT, name, first_column=1
+        )
     return figures
 
 
@@ -722,26 +747,15 @@ WARM_REPAIR_ROWS = (
 def warm_repair_figures() -> list[Figure]:
     figures = []
     for row, name in WARM_REPAIR_ROWS:
-        figures.append(
-            Figure(
-                f"repair: {name} wall time",
-                cell(row, 1),
-                WARM_REPAIR,
-                lambda d, name=name: d["summary"][name]["wall_time"],
-            )
+        figures += summary_row(
+            f"repair: {name}",
+            row,
+            WARM_REPAIR,
+            name,
+            first_column=2,
+            wall_column=1,
+            cells_of=name + " + 1 ep FT",
         )
-        for column, density in enumerate(DENSITIES):
-            for part, label in enumerate(("mean", "std")):
-                figures.append(
-                    Figure(
-                        f"repair: {name} + FT at {density} {label}",
-                        cell(row, 2 + column, part),
-                        WARM_REPAIR,
-                        lambda d, name=name, density=density, part=part: warm(
-                            d, name + " + 1 ep FT", density, part
-                        ),
-                    )
-                )
     return figures
 
 
@@ -808,40 +822,27 @@ def search_init_figures() -> list[Figure]:
 def warm_lenet5_figures() -> list[Figure]:
     figures = []
     for row, name, timed in WARM_LENET5_ROWS:
-        if timed:
-            figures.append(
-                Figure(
-                    f"LeNet-5 warm start: {name} wall time",
-                    cell(row, 1),
-                    WARM_LENET5,
-                    lambda d, name=name: d["summary"][name]["wall_time"],
-                )
-            )
-        for column, density in enumerate(DENSITIES):
-            for part, label in enumerate(("mean", "std")):
-                figures.append(
-                    Figure(
-                        f"LeNet-5 warm start: {name} at {density} {label}",
-                        cell(row, 2 + column, part),
-                        WARM_LENET5,
-                        lambda d, name=name, density=density, part=part: warm(
-                            d, name, density, part
-                        ),
-                    )
-                )
+        figures += summary_row(
+            f"LeNet-5 warm start: {name}",
+            row,
+            WARM_LENET5,
+            name,
+            first_column=2,
+            wall_column=1 if timed else None,
+        )
     for pattern, density, first, second in (
-        (r"\(({NUMBER}) points below its seeds at 2%", "0.02", "supermask (1 ep)", SEARCH),
-        (r"only at 5% \(\+({NUMBER})\)", "0.05", SEARCH + " + 1 ep FT", "dns (1 ep)"),
-        (r"trail at 1% \(−({NUMBER})\)", "0.01", "dns (1 ep)", SEARCH + " + 1 ep FT"),
+        (rf"\(({NUMBER}) points below its seeds at 2%", "0.02", "supermask (1 ep)", SEARCH),
+        (rf"only at 5% \(\+({NUMBER})\)", "0.05", SEARCH + " + 1 ep FT", "dns (1 ep)"),
+        (rf"trail at 1% \(−({NUMBER})\)", "0.01", "dns (1 ep)", SEARCH + " + 1 ep FT"),
     ):
         figures.append(
-            Figure(
+            gap(
                 f"LeNet-5 warm start: gap at {density}",
-                phrase(pattern.replace("{NUMBER}", NUMBER)),
+                pattern,
                 WARM_LENET5,
-                lambda d, density=density, first=first, second=second: (
-                    warm(d, first, density, 0) - warm(d, second, density, 0)
-                ),
+                density,
+                first,
+                second,
             )
         )
     return figures
