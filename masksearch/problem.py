@@ -16,6 +16,7 @@ from masksearch.encodings import Encoding, make_encoding
 from masksearch.evaluators import Evaluator, make_evaluator
 from masksearch.evaluators.base import check_fits
 from masksearch.evaluators.repaired import RepairedEvaluator
+from masksearch.evaluators.repaired import check_repair_steps as check_steps
 from masksearch.mask import Layout, Mask, check_density, check_finite, prunable_parameters
 
 OBJECTIVES = ("error", "loss", "density", "flops")
@@ -200,8 +201,7 @@ class PruningProblem:
 
 def check_repair_steps(steps: Any, evaluator: str | Evaluator, train_data: Split | None) -> int:
     """``repair_steps`` as an int, refused with the fix when the problem cannot repair."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"repair_steps must be a whole number >= 0, got {steps!r}")
+    steps = check_steps(steps)
     if steps and train_data is None:
         raise ValueError(
             "repair_steps needs training data to take its SGD steps on: pass train_data (or a "
@@ -213,7 +213,7 @@ def check_repair_steps(steps: Any, evaluator: str | Evaluator, train_data: Split
             f"repair_steps trains every candidate before scoring it, with its own evaluator; "
             f"it cannot use the {name!r} evaluator: leave evaluator at 'auto'"
         )
-    return int(steps)
+    return steps
 
 
 def weight_flops(model: nn.Module, layout: Layout, sample: torch.Tensor) -> np.ndarray:

@@ -14,6 +14,7 @@ from torch.func import functional_call
 from masksearch.evaluators.base import (
     Evaluator,
     Metrics,
+    ModelSnapshot,
     _SplitLike,
     metrics_from_logits,
 )
@@ -43,21 +44,32 @@ class PlainEvaluator(Evaluator):
 
     def _evaluate(self, masks: np.ndarray) -> Metrics:
         snap = self.snapshot
-        losses = np.empty(len(masks), dtype=np.float64)
-        errors = np.empty(len(masks), dtype=np.float64)
-        with torch.no_grad():
-            for row, flat in enumerate(masks):
-                params = snap.masked_params(flat)
-                loss_sum, correct = 0.0, 0
-                for start in range(0, snap.n_samples, self.batch_size):
-                    stop = start + self.batch_size
-                    logits = functional_call(snap.module, params, (snap.x[start:stop],))
-                    batch_loss, batch_correct = metrics_from_logits(logits, snap.y[start:stop])
-                    loss_sum += batch_loss
-                    correct += batch_correct
-                losses[row] = loss_sum / snap.n_samples
-                errors[row] = 1.0 - correct / snap.n_samples
-        return {"loss": losses, "error": errors}
+        # the snapshot's tensors are detached: masking them builds no autograd graph
+        return metrics_of(
+            [score_params(snap, snap.masked_params(flat), self.batch_size) for flat in masks]
+        )
+
+
+def score_params(
+    snap: ModelSnapshot, params: dict[str, torch.Tensor], batch_size: int
+) -> tuple[float, float]:
+    """(mean cross-entropy, error) of the snapshot's module with ``params`` on its split,
+    ``batch_size`` samples at a time."""
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, snap.n_samples, batch_size):
+            stop = start + batch_size
+            logits = functional_call(snap.module, params, (snap.x[start:stop],))
+            batch_loss, batch_correct = metrics_from_logits(logits, snap.y[start:stop])
+            loss_sum += batch_loss
+            correct += batch_correct
+    return loss_sum / snap.n_samples, 1.0 - correct / snap.n_samples
+
+
+def metrics_of(scores: list[tuple[float, float]]) -> Metrics:
+    """The metrics dict of (loss, error) pairs, one per candidate."""
+    table = np.asarray(scores, dtype=np.float64).reshape(len(scores), 2)
+    return {"loss": table[:, 0].copy(), "error": table[:, 1].copy()}
 
 
 def _check_batch_size(batch_size: int | None, n_samples: int) -> int:

@@ -12,17 +12,18 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from masksearch.evaluators.base import (
-    Evaluator,
-    Metrics,
-    _SplitLike,
-    metrics_from_logits,
-    split_tensors,
-)
-from masksearch.evaluators.plain import _check_batch_size
+from masksearch.evaluators.base import Evaluator, Metrics, _SplitLike, split_tensors
+from masksearch.evaluators.plain import _check_batch_size, metrics_of, score_params
 from masksearch.mask import Layout
 
-__all__ = ["RepairedEvaluator"]
+__all__ = ["RepairedEvaluator", "check_repair_steps"]
+
+
+def check_repair_steps(steps: object) -> int:
+    """``steps`` as an int, or a ValueError naming the setting when it is not a count."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"repair_steps must be a whole number >= 0, got {steps!r}")
+    return int(steps)
 
 
 class RepairedEvaluator(Evaluator):
@@ -51,8 +52,7 @@ class RepairedEvaluator(Evaluator):
         device: str | torch.device = "cpu",
         eval_batch_size: int | None = None,
     ) -> None:
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-            raise ValueError(f"repair steps must be an int >= 0, got {steps!r}")
+        steps = check_repair_steps(steps)
         if not lr > 0 or not 0 <= momentum < 1:
             raise ValueError(
                 f"repair needs lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}"
@@ -66,13 +66,13 @@ class RepairedEvaluator(Evaluator):
         generator = torch.Generator().manual_seed(int(seed))
         order = torch.randperm(len(y_train), generator=generator)
         # the same batches for every candidate, wrapping around a small training split
-        picks = torch.arange(int(steps) * batch_size) % len(y_train)
-        chosen = order[picks].reshape(int(steps), batch_size) if steps else order[:0].reshape(0, 1)
+        picks = torch.arange(steps * batch_size) % len(y_train)
+        chosen = order[picks].reshape(steps, batch_size) if steps else order[:0].reshape(0, 1)
         dtype = snap.x.dtype
         self._batches = [
             (x_train[rows].to(snap.device, dtype), y_train[rows].to(snap.device)) for rows in chosen
         ]
-        self.steps = int(steps)
+        self.steps = steps
         self.batch_size = batch_size
         self.lr = float(lr)
         self.momentum = float(momentum)
@@ -104,22 +104,12 @@ class RepairedEvaluator(Evaluator):
         return {**params, **{name: w.detach() for name, w in weights.items()}}
 
     def _evaluate(self, masks: np.ndarray) -> Metrics:
-        snap = self.snapshot
-        losses = np.empty(len(masks), dtype=np.float64)
-        errors = np.empty(len(masks), dtype=np.float64)
-        for row, flat in enumerate(masks):
-            params = self.repaired_params(flat)
-            loss_sum, correct = 0.0, 0
-            with torch.no_grad():
-                for start in range(0, snap.n_samples, self.eval_batch_size):
-                    stop = start + self.eval_batch_size
-                    logits = functional_call(snap.module, params, (snap.x[start:stop],))
-                    batch_loss, batch_correct = metrics_from_logits(logits, snap.y[start:stop])
-                    loss_sum += batch_loss
-                    correct += batch_correct
-            losses[row] = loss_sum / snap.n_samples
-            errors[row] = 1.0 - correct / snap.n_samples
-        return {"loss": losses, "error": errors}
+        return metrics_of(
+            [
+                score_params(self.snapshot, self.repaired_params(flat), self.eval_batch_size)
+                for flat in masks
+            ]
+        )
 
     def __repr__(self) -> str:
         return (

@@ -137,7 +137,7 @@ def test_problem_with_repair_scores_with_it_and_says_so(setting):
 
 def test_evaluator_refuses_bad_settings(setting):
     model, train, val, layout = setting
-    with pytest.raises(ValueError, match="steps must be an int >= 0"):
+    with pytest.raises(ValueError, match="repair_steps must be a whole number >= 0"):
         RepairedEvaluator(model, val, layout, train, steps=-2)
     with pytest.raises(ValueError, match="lr > 0"):
         RepairedEvaluator(model, val, layout, train, lr=0.0)
