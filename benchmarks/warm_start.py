@@ -126,15 +126,10 @@ def held_out_row(
     evaluator = make_evaluator(problem.model, held_out, problem.layout, device=problem.device)
     loss = np.full(len(genomes), np.inf)
     loss[candidates] = evaluator(masks[candidates])["loss"]
-    chosen = {
-        str(d): ms.Mask.from_flat(problem.layout, masks[best_within(density, loss, d, slack)])
-        for d in DENSITIES
-    }
-    from_seeds = [
-        str(d)
-        for d in DENSITIES
-        if best_within(density, loss, d, slack) >= len(result.front.genomes)
-    ]
+    picks = {str(d): best_within(density, loss, d, slack) for d in DENSITIES}
+    chosen = {key: ms.Mask.from_flat(problem.layout, masks[i]) for key, i in picks.items()}
+    # picks past the front's members are seeds the front had dropped
+    from_seeds = [key for key, i in picks.items() if i >= len(result.front.genomes)]
     row = {
         "selection_time": time.perf_counter() - started,
         "held_out_samples": len(held_out),
