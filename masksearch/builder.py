@@ -146,7 +146,7 @@ def build_problem(config: Mapping[str, Any], *, note: Note | None = None) -> Any
         )
     options: dict[str, Any] = {"root": root}
     keys = ("encoding", "objectives", "densities", "val_samples", "device", "evaluator")
-    for key in (*keys, "repair_steps"):
+    for key in (*keys, "repair_steps", "recalibrate_bn"):
         if key in config:
             options[key] = config[key]
     if config.get("encoding_options"):

@@ -164,11 +164,41 @@ def resnet20(num_classes: int = 10) -> nn.Sequential:
     return model
 
 
+@_seeded
+def resnet8(num_classes: int = 10) -> nn.Sequential:
+    """A small residual CNN for 28×28 grey images (77,850 weights + batch norms).
+
+    conv3×3 16 → three :class:`BasicBlock` stages of one block each (16/32/64 channels,
+    stride 2 at the start of stages 2 and 3) → global average pool → fc: ResNet-20's shape
+    with one block per stage, so a CPU trains it in minutes. Its residual adds and batch norms
+    are what channel pruning must respect (the ``groups`` encoding).
+    """
+    stages: list[tuple[str, nn.Module]] = []
+    in_channels = 16
+    for index, (channels, stride) in enumerate([(16, 1), (32, 2), (64, 2)], start=1):
+        stages.append((f"layer{index}", BasicBlock(in_channels, channels, stride)))
+        in_channels = channels
+    return nn.Sequential(
+        OrderedDict(
+            [
+                ("conv1", nn.Conv2d(1, 16, 3, padding=1, bias=False)),
+                ("bn1", nn.BatchNorm2d(16)),
+                ("relu1", nn.ReLU()),
+                *stages,
+                ("pool", nn.AdaptiveAvgPool2d(1)),
+                ("flatten", nn.Flatten()),
+                ("fc", nn.Linear(64, num_classes)),
+            ]
+        )
+    )
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "lenet300": lenet300,
     "lenet5": lenet5,
     "digits_mlp": digits_mlp,
     "resnet20": resnet20,
+    "resnet8": resnet8,
 }
 
 

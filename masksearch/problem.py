@@ -12,14 +12,15 @@ import torch
 from torch import nn
 
 from masksearch.data import Dataset, Split
-from masksearch.encodings import Encoding, make_encoding
+from masksearch.encodings import Encoding, GroupsEncoding, make_encoding
 from masksearch.evaluators import Evaluator, make_evaluator
 from masksearch.evaluators.base import check_fits
 from masksearch.evaluators.repaired import RepairedEvaluator
 from masksearch.evaluators.repaired import check_repair_steps as check_steps
 from masksearch.mask import Layout, Mask, check_density, check_finite, prunable_parameters
+from masksearch.structured.latency import LatencyTable
 
-OBJECTIVES = ("error", "loss", "density", "flops")
+OBJECTIVES = ("error", "loss", "density", "flops", "latency")
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,18 @@ class PruningProblem:
 
     ``objectives`` are minimised and chosen from ``error`` (1 - accuracy), ``loss`` (mean
     cross-entropy), ``density`` (kept / prunable weights) and ``flops`` (kept / prunable
-    multiply-accumulates of one forward pass). ``max_density`` and ``min_accuracy`` are
+    multiply-accumulates of one forward pass) and ``latency`` (the ``groups`` encoding only:
+    measured latency of the physically smaller model over the dense one's, from a per-layer
+    :class:`~masksearch.structured.LatencyTable` timed on ``device`` and cached; pass
+    ``latency`` to use a table built with other settings). ``max_density`` and ``min_accuracy`` are
     constraints. ``densities`` are the densities the problem targets: the magnitude masks at
     those densities seed every search, so a search never ends worse than magnitude there.
     ``repair_steps`` > 0 scores every mask after that many SGD steps on the weights it keeps
     (:class:`~masksearch.evaluators.RepairedEvaluator`, on ``train_data``): error and loss then
     say what a short fine-tuning makes of the mask, not what the frozen weights give.
+    ``recalibrate_bn`` > 0 re-estimates batch-norm statistics on that many training batches
+    for every mask before scoring it (after any repair steps): for channel pruning, where
+    removed channels shift every later batch norm's statistics.
     ``source`` says how to build the problem again (see :mod:`masksearch.catalogue`); the
     catalogue sets it, and a run saved without it can be reported but not exported.
     """
@@ -66,6 +73,8 @@ class PruningProblem:
         train_data: Split | None = None,
         source: str | None = None,
         repair_steps: int = 0,
+        recalibrate_bn: int = 0,
+        latency: LatencyTable | None = None,
     ) -> None:
         split = data.val if isinstance(data, Dataset) else data
         if test_data is None and isinstance(data, Dataset):
@@ -112,14 +121,27 @@ class PruningProblem:
         self.objectives = objectives
         self.device = device
         if isinstance(encoding, str):
-            self.encoding = make_encoding(encoding, model, **(encoding_options or {}))
+            options = dict(encoding_options or {})
+            if encoding == "groups":
+                # tracing the channel dependencies needs one input's shape: the data's
+                options.setdefault("input_shape", list(split.x.shape[1:]))
+            self.encoding = make_encoding(encoding, model, **options)
         else:
             self.encoding = encoding
         self.layout: Layout = self.encoding.layout
         self.repair_steps = check_repair_steps(repair_steps, evaluator, train_data)
-        if self.repair_steps:
+        self.recalibrate_bn = check_repair_steps(
+            recalibrate_bn, evaluator, train_data, "recalibrate_bn"
+        )
+        if self.repair_steps or self.recalibrate_bn:
             self.evaluator: Evaluator = RepairedEvaluator(
-                model, split, self.layout, train_data, steps=self.repair_steps, device=device
+                model,
+                split,
+                self.layout,
+                train_data,
+                steps=self.repair_steps,
+                recalibrate_bn=self.recalibrate_bn,
+                device=device,
             )
         elif isinstance(evaluator, str):
             self.evaluator = make_evaluator(
@@ -128,6 +150,27 @@ class PruningProblem:
         else:
             self.evaluator = evaluator
         self.flops_per_weight = weight_flops(model, self.layout, split.x[:1])
+        self.latency = self._latency_table(latency)
+
+    def _latency_table(self, latency: LatencyTable | None) -> LatencyTable | None:
+        if latency is None and "latency" not in self.objectives:
+            return None
+        if not isinstance(self.encoding, GroupsEncoding):
+            raise ValueError(
+                f"the latency objective needs the 'groups' encoding (a {self.encoding.name!r} "
+                "genome removes no whole channel, so the model does not get faster); use "
+                "encoding='groups' or another objective such as 'density' or 'flops'"
+            )
+        if latency is None:
+            return LatencyTable(
+                self.model, self.encoding.table, self.encoding.input_shape, device=self.device
+            )
+        if latency.n_genes != self.encoding.n_genes:
+            raise ValueError(
+                f"the latency table has {latency.n_genes} genes but the encoding has "
+                f"{self.encoding.n_genes}; build it from this problem's encoding.table"
+            )
+        return latency
 
     # -- what a solver needs -------------------------------------------------------------
     @property
@@ -141,7 +184,8 @@ class PruningProblem:
     @property
     def reference_point(self) -> np.ndarray:
         """Hypervolume reference: the worst value of each (bounded) objective."""
-        worst = {"error": 1.0, "density": 1.0, "flops": 1.0, "loss": 10.0}
+        # a latency estimate interpolates noisy timings, so a pruned model may read above 1
+        worst = {"error": 1.0, "density": 1.0, "flops": 1.0, "loss": 10.0, "latency": 1.5}
         return np.array([worst[o] for o in self.objectives])
 
     def settings(self) -> dict[str, Any]:
@@ -153,6 +197,7 @@ class PruningProblem:
             "val_samples": len(self.data),
             "device": str(self.device),
             "repair_steps": self.repair_steps,
+            "recalibrate_bn": self.recalibrate_bn,
         }
 
     def magnitude_genomes(self) -> np.ndarray:
@@ -179,6 +224,8 @@ class PruningProblem:
         metrics["density"] = kept / self.layout.n_total
         metrics["flops"] = flops / self.flops_per_weight.sum()
         metrics["accuracy"] = 1.0 - metrics["error"]
+        if self.latency is not None:
+            metrics["latency"] = self.latency.relative(genomes)
         F = np.stack([metrics[o] for o in self.objectives], axis=1)
         violation = np.zeros(len(genomes))
         if self.max_density is not None:
@@ -199,19 +246,25 @@ class PruningProblem:
         )
 
 
-def check_repair_steps(steps: Any, evaluator: str | Evaluator, train_data: Split | None) -> int:
-    """``repair_steps`` as an int, refused with the fix when the problem cannot repair."""
-    steps = check_steps(steps)
+def check_repair_steps(
+    steps: Any,
+    evaluator: str | Evaluator,
+    train_data: Split | None,
+    name: str = "repair_steps",
+) -> int:
+    """``repair_steps`` (or ``recalibrate_bn``, by ``name``) as an int, refused with the fix
+    when the problem cannot repair."""
+    steps = check_steps(steps, name)
     if steps and train_data is None:
         raise ValueError(
-            "repair_steps needs training data to take its SGD steps on: pass train_data (or a "
+            f"{name} needs training data to repair each candidate on: pass train_data (or a "
             "Dataset, whose train split is used)"
         )
     if steps and not (isinstance(evaluator, str) and evaluator in ("auto", "plain")):
-        name = evaluator if isinstance(evaluator, str) else type(evaluator).__name__
+        kind = evaluator if isinstance(evaluator, str) else type(evaluator).__name__
         raise ValueError(
-            f"repair_steps trains every candidate before scoring it, with its own evaluator; "
-            f"it cannot use the {name!r} evaluator: leave evaluator at 'auto'"
+            f"{name} repairs every candidate before scoring it, with its own evaluator; "
+            f"it cannot use the {kind!r} evaluator: leave evaluator at 'auto'"
         )
     return steps
 

@@ -134,9 +134,15 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "(default 0: masks on the frozen dense weights)",
         "N",
     ),
+    "recalibrate_bn": (
+        "re-estimate batch-norm statistics on N training batches for every mask before "
+        "scoring it (adaptive batch norm): what channel pruning needs to judge a candidate "
+        "as fine-tuning will see it; default 0",
+        "N",
+    ),
 }
 # settings a resumed run may not change although its checkpoint does not record them
-RESUME_FIXED_KEYS = (*FINGERPRINT_KEYS, "init", "init_epochs", "repair_steps")
+RESUME_FIXED_KEYS = (*FINGERPRINT_KEYS, "init", "init_epochs", "repair_steps", "recalibrate_bn")
 LOCAL_SEARCHES = ("auto", "none", "gradient-swaps")
 TABLE_FIELDS = ("solver_options", "encoding_options")
 CONFIG_KEYS = (*RUN_FIELDS, *TABLE_FIELDS)
@@ -214,7 +220,7 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
             checked[key] = check_integer(label, value, where, 1)
         elif key == "pop_size":
             checked[key] = check_integer(label, value, where, 2)
-        elif key in ("seed", "repair_steps"):
+        elif key in ("seed", "repair_steps", "recalibrate_bn"):
             checked[key] = check_integer(label, value, where, 0)
         elif key == "time":
             checked[key] = check_number(label, value, where)

@@ -80,6 +80,9 @@ RECIPES: dict[tuple[str, str], Recipe] = {
     ("lenet5", "fashion-mnist"): _LENET5,
     ("lenet300", "mnist"): _LENET300,
     ("lenet5", "mnist"): _LENET5,
+    ("resnet8", "fashion-mnist"): Recipe(
+        epochs=4, lr=0.1, batch_size=128, weight_decay=5e-4, lr_schedule="cosine"
+    ),
     # no data augmentation: expect roughly 85% rather than the paper's 91.7%
     ("resnet20", "cifar10"): Recipe(
         epochs=30, lr=0.1, batch_size=128, weight_decay=5e-4, lr_schedule="cosine"

@@ -12,13 +12,14 @@ then serves two roles:
   bit-flip operators would destroy good masks.
 
 A population is a 2-D numpy array ``(P, n_genes)``: ``bool`` for the binary encodings
-(``weights``, ``pool``, ``channels``), ``int64`` for ``levels``. Every method accepts a single
+(``weights``, ``pool``, ``channels``, ``groups``), ``int64`` for ``levels``. Every method accepts a single
 1-D genome as a population of one, and never modifies its input.
 
 One module per encoding: :mod:`~masksearch.encodings.base` (the interface, :class:`GenomeError`
 and shared helpers), :mod:`~masksearch.encodings.binary` (the bool-genome bases),
 :mod:`~masksearch.encodings.weights`, :mod:`~masksearch.encodings.pool`,
-:mod:`~masksearch.encodings.levels` and :mod:`~masksearch.encodings.channels`. This package
+:mod:`~masksearch.encodings.levels`, :mod:`~masksearch.encodings.channels` and
+:mod:`~masksearch.encodings.groups` (channel dependency groups). This package
 re-exports them all and holds the registry (:data:`ENCODINGS`, :func:`make_encoding`);
 checkpoints written before the split name the classes ``masksearch.encodings.<Class>``, which
 still resolve here.
@@ -32,6 +33,7 @@ from torch import nn
 
 from masksearch.encodings.base import Encoding, GenomeError
 from masksearch.encodings.channels import ChannelsEncoding
+from masksearch.encodings.groups import GroupsEncoding
 from masksearch.encodings.levels import DEFAULT_LADDER, LevelsEncoding
 from masksearch.encodings.pool import PoolEncoding
 from masksearch.encodings.weights import WeightsEncoding
@@ -43,6 +45,7 @@ __all__ = [
     "ChannelsEncoding",
     "Encoding",
     "GenomeError",
+    "GroupsEncoding",
     "LevelsEncoding",
     "PoolEncoding",
     "WeightsEncoding",
@@ -55,13 +58,15 @@ ENCODINGS: dict[str, type[Encoding]] = {
     "pool": PoolEncoding,
     "levels": LevelsEncoding,
     "channels": ChannelsEncoding,
+    "groups": GroupsEncoding,
 }
 
 
 def make_encoding(
     name: str, model: nn.Module, *, layout: Layout | None = None, **options: object
 ) -> Encoding:
-    """Build the encoding registered as ``name`` ("weights", "pool", "levels", "channels")."""
+    """Build the encoding registered as ``name`` ("weights", "pool", "levels", "channels",
+    "groups")."""
     if name not in ENCODINGS:
         raise ValueError(f"unknown encoding {name!r}; choose one of {sorted(ENCODINGS)}")
     cls = ENCODINGS[name]

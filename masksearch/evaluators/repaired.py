@@ -1,4 +1,5 @@
-"""Scores after a cheap repair: a few SGD steps on the weights a mask keeps, then the metrics.
+"""Scores after a cheap repair: a few SGD steps on the weights a mask keeps and/or batch-norm
+statistics re-estimated for the pruned network, then the metrics.
 
 A mask's accuracy on frozen weights is not the accuracy it reaches once fine-tuned: a mask whose
 kept weights adapt well can start lower. This evaluator scores each candidate as fine-tuning
@@ -19,11 +20,14 @@ from masksearch.mask import Layout
 __all__ = ["RepairedEvaluator", "check_repair_steps"]
 
 
-def check_repair_steps(steps: object) -> int:
+def check_repair_steps(steps: object, name: str = "repair_steps") -> int:
     """``steps`` as an int, or a ValueError naming the setting when it is not a count."""
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"repair_steps must be a whole number >= 0, got {steps!r}")
+        raise ValueError(f"{name} must be a whole number >= 0, got {steps!r}")
     return int(steps)
+
+
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 class RepairedEvaluator(Evaluator):
@@ -35,6 +39,13 @@ class RepairedEvaluator(Evaluator):
     parameters train too; pruned weights stay exactly 0.0), and is then scored on ``split``.
     The model stays in eval mode throughout (batch-norm statistics and dropout as in scoring).
     ``steps=0`` scores the masked dense weights, as :class:`PlainEvaluator` does.
+
+    ``recalibrate_bn`` > 0 then re-estimates every batch norm's running mean and variance on
+    that many training batches (a plain average, in train mode) before scoring: removing
+    channels shifts the statistics the next batch norms were fitted to, and a structured
+    candidate judged on stale statistics looks far worse than it is after fine-tuning (the
+    adaptive batch norm of EagleEye, Li et al. 2020). Those batches follow the SGD ones in the
+    same fixed order.
     """
 
     def __init__(
@@ -51,8 +62,10 @@ class RepairedEvaluator(Evaluator):
         seed: int = 0,
         device: str | torch.device = "cpu",
         eval_batch_size: int | None = None,
+        recalibrate_bn: int = 0,
     ) -> None:
         steps = check_repair_steps(steps)
+        recalibrate_bn = check_repair_steps(recalibrate_bn, "recalibrate_bn")
         if not lr > 0 or not 0 <= momentum < 1:
             raise ValueError(
                 f"repair needs lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}"
@@ -66,13 +79,24 @@ class RepairedEvaluator(Evaluator):
         generator = torch.Generator().manual_seed(int(seed))
         order = torch.randperm(len(y_train), generator=generator)
         # the same batches for every candidate, wrapping around a small training split
-        picks = torch.arange(steps * batch_size) % len(y_train)
-        chosen = order[picks].reshape(steps, batch_size) if steps else order[:0].reshape(0, 1)
+        n_batches = steps + recalibrate_bn
+        picks = torch.arange(n_batches * batch_size) % len(y_train)
+        chosen = order[picks].reshape(n_batches, batch_size) if n_batches else []
         dtype = snap.x.dtype
-        self._batches = [
+        batches = [
             (x_train[rows].to(snap.device, dtype), y_train[rows].to(snap.device)) for rows in chosen
         ]
+        self._batches, self._bn_batches = batches[:steps], [x for x, _ in batches[steps:]]
+        self._norms = [
+            name for name, m in snap.module.named_modules() if isinstance(m, _BATCH_NORMS)
+        ]
+        if recalibrate_bn and not self._norms:
+            raise ValueError(
+                f"recalibrate_bn={recalibrate_bn} but {type(model).__name__} has no batch norm "
+                "to recalibrate; leave it at 0"
+            )
         self.steps = steps
+        self.recalibrate_bn = recalibrate_bn
         self.batch_size = batch_size
         self.lr = float(lr)
         self.momentum = float(momentum)
@@ -101,7 +125,38 @@ class RepairedEvaluator(Evaluator):
                         grad = grad * keep[name]  # a pruned weight gets no update, and no momentum
                     velocity[name].mul_(self.momentum).add_(grad)
                     weight.sub_(self.lr * velocity[name])
-        return {**params, **{name: w.detach() for name, w in weights.items()}}
+        repaired = {**params, **{name: w.detach() for name, w in weights.items()}}
+        if self._bn_batches:
+            repaired = self._recalibrated(repaired)
+        return repaired
+
+    def _recalibrated(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``params`` with fresh batch-norm statistics: the plain mean over the batches."""
+        module = self.snapshot.module
+        norms = dict(module.named_modules())
+        fresh = dict(params)
+        for name in self._norms:
+            prefix = f"{name}." if name else ""
+            if norms[name].running_mean is None:
+                continue  # track_running_stats=False: it normalises by batch statistics anyway
+            fresh[prefix + "running_mean"] = torch.zeros_like(params[prefix + "running_mean"])
+            fresh[prefix + "running_var"] = torch.ones_like(params[prefix + "running_var"])
+            fresh[prefix + "num_batches_tracked"] = torch.zeros_like(
+                params[prefix + "num_batches_tracked"]
+            )
+        momenta = {name: norms[name].momentum for name in self._norms}
+        try:
+            module.train()
+            for name in self._norms:
+                norms[name].momentum = None  # cumulative average: every batch weighs the same
+            with torch.no_grad():
+                for x in self._bn_batches:
+                    functional_call(module, fresh, (x,))  # updates the fresh buffers in place
+        finally:
+            module.eval()
+            for name, momentum in momenta.items():
+                norms[name].momentum = momentum
+        return fresh
 
     def _evaluate(self, masks: np.ndarray) -> Metrics:
         return metrics_of(
@@ -113,6 +168,7 @@ class RepairedEvaluator(Evaluator):
 
     def __repr__(self) -> str:
         return (
-            f"RepairedEvaluator(steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}, "
-            f"momentum={self.momentum}, n_samples={self.snapshot.n_samples})"
+            f"RepairedEvaluator(steps={self.steps}, recalibrate_bn={self.recalibrate_bn}, "
+            f"batch_size={self.batch_size}, lr={self.lr}, momentum={self.momentum}, "
+            f"n_samples={self.snapshot.n_samples})"
         )

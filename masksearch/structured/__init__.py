@@ -1,7 +1,10 @@
-"""Structured pruning: channel dependency groups (:mod:`~masksearch.structured.groups`)."""
+"""Structured pruning: channel dependency groups (:mod:`~masksearch.structured.groups`),
+measured latency (:mod:`~masksearch.structured.latency`) and physically smaller models
+(:mod:`~masksearch.structured.export`)."""
 
 from __future__ import annotations
 
+from masksearch.structured.export import load_structured, masked, save_structured, shrink
 from masksearch.structured.groups import (
     SUPPORTED_LAYERS,
     ChannelGroup,
@@ -10,12 +13,19 @@ from masksearch.structured.groups import (
     group_layout,
     trace_groups,
 )
+from masksearch.structured.latency import LatencyTable, measure_latency
 
 __all__ = [
     "SUPPORTED_LAYERS",
     "ChannelGroup",
     "GroupTable",
+    "LatencyTable",
     "channel_groups",
     "group_layout",
+    "load_structured",
+    "masked",
+    "measure_latency",
+    "save_structured",
+    "shrink",
     "trace_groups",
 ]

@@ -106,6 +106,12 @@ def _output_layers(model: nn.Module, example: torch.Tensor) -> list[nn.Module]:
     try:
         with torch.no_grad():
             model(example)
+    except Exception as error:  # the user's forward: say which input it was given
+        raise MaskError(
+            f"could not trace the channel dependencies of {type(model).__name__}: its forward "
+            f"pass fails on an input of shape {tuple(example.shape)} ({type(error).__name__}: "
+            f"{error}); check input_shape (one input's shape, without the batch dimension)"
+        ) from error
     finally:
         for handle in handles:
             handle.remove()
@@ -121,12 +127,29 @@ def trace_groups(
     Linear/Conv layer the forward pass runs (the classifier). Groups come in Torch-Pruning's
     order, which depends only on the model and the input shape.
     """
-    import torch_pruning as tp
-
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     example = _example(model, input_shape)
     names = dict(model.named_modules())
+    # eval mode before any forward pass: training mode would update batch-norm statistics
+    was_training = model.training
+    model.eval()
+    try:
+        # Torch-Pruning traces through autograd, which a caller's no_grad() would switch off
+        with torch.enable_grad():
+            return _trace(model, example, names, ignored)
+    finally:
+        model.train(was_training)
+
+
+def _trace(
+    model: nn.Module,
+    example: torch.Tensor,
+    names: dict[str, nn.Module],
+    ignored: Sequence[str] | None,
+) -> tuple[object, list[tuple[ChannelGroup, object]]]:
+    import torch_pruning as tp
+
     if ignored is None:
         ignored_modules = _output_layers(model, example)
     else:
@@ -137,8 +160,6 @@ def trace_groups(
                 f"{[n for n, m in names.items() if isinstance(m, (nn.Linear, *_CONV))]}"
             )
         ignored_modules = [names[name] for name in ignored]
-    was_training = model.training
-    model.eval()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tp warns about things it then handles
@@ -154,8 +175,6 @@ def trace_groups(
             f"of shape {tuple(example.shape)} ({type(error).__name__}: {error}); check "
             "input_shape, or use the 'weights' or 'levels' encoding"
         ) from error
-    finally:
-        model.train(was_training)
     module_names = {module: name for name, module in names.items()}
     named = []
     for group in found:

@@ -20,11 +20,13 @@ from masksearch.encodings import (
 
 
 def build(name: str, model: nn.Module):
-    options = {"density": 0.05} if name == "pool" else {}
+    options: dict = {"density": 0.05} if name == "pool" else {}
+    if name == "groups":
+        options["input_shape"] = [64]  # digits_mlp reads 8×8 images, flattened
     return make_encoding(name, model, **options)
 
 
-ALL = ["weights", "pool", "levels", "channels"]
+ALL = ["weights", "pool", "levels", "channels", "groups"]
 
 
 def test_validate_messages(mlp):

@@ -143,3 +143,58 @@ def test_evaluator_refuses_bad_settings(setting):
         RepairedEvaluator(model, val, layout, train, lr=0.0)
     with pytest.raises(ValueError, match="training data is empty"):
         RepairedEvaluator(model, val, layout, Split(train.x[:0], train.y[:0]))
+
+
+def test_recalibrated_batch_norm_matches_a_plain_re_estimation():
+    model = tiny_convnet()
+    layout = Layout.of(model)
+    train = synthetic_split((1, 8, 8), 48, seed=1)
+    val = synthetic_split((1, 8, 8), 24, seed=2)
+    masks = random_masks(layout, 3, np.random.default_rng(8))
+    evaluator = RepairedEvaluator(
+        model, val, layout, train, steps=0, recalibrate_bn=3, batch_size=8, seed=4
+    )
+    scores = evaluator(masks)
+    before = copy.deepcopy(model.state_dict())
+    for row, flat in enumerate(masks):
+        # independently: a masked copy, fresh statistics averaged over the same batches
+        reference = Mask.from_flat(layout, flat).apply(copy.deepcopy(model))
+        for module in reference.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+                module.momentum = None
+        reference.train()
+        with torch.no_grad():
+            for x in evaluator._bn_batches:
+                reference(x)
+        reference.eval()
+        with torch.no_grad():
+            logits = reference(val.x)
+        assert scores["loss"][row] == pytest.approx(
+            float(nn.functional.cross_entropy(logits, val.y)), rel=1e-5
+        )
+        assert not torch.equal(reference.bn1.running_mean, before["bn1.running_mean"])
+    # the evaluator's model is untouched: statistics, momentum and eval mode
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    assert model.bn1.momentum == 0.1 and not model.training
+
+
+def test_problem_recalibrates_when_asked_and_refuses_what_it_cannot():
+    model = tiny_convnet()
+    train = synthetic_split((1, 8, 8), 16, seed=1)
+    val = synthetic_split((1, 8, 8), 8, seed=2)
+    problem = PruningProblem(model, val, train_data=train, recalibrate_bn=2)
+    assert isinstance(problem.evaluator, RepairedEvaluator)
+    assert problem.settings()["recalibrate_bn"] == 2 and problem.settings()["repair_steps"] == 0
+    with pytest.raises(ValueError, match="recalibrate_bn must be a whole number >= 0"):
+        PruningProblem(model, val, train_data=train, recalibrate_bn=-1)
+    with pytest.raises(ValueError, match="recalibrate_bn needs training data"):
+        PruningProblem(model, val, recalibrate_bn=2)
+    with pytest.raises(ValueError, match="has no batch norm to recalibrate"):
+        PruningProblem(
+            small_mlp(),
+            synthetic_split((12,), 8, classes=3),
+            train_data=synthetic_split((12,), 8, classes=3),
+            recalibrate_bn=2,
+        )

@@ -1,0 +1,423 @@
+"""Structured pruning that makes a model faster (issue 16): a search over channel groups against
+Torch-Pruning's magnitude group pruning and uniform per-layer pruning, at equal measured speedup.
+
+    python benchmarks/structured.py                      # 3 seeds, the committed results
+    python benchmarks/structured.py --seeds 1 --budget 64 --quick   # a smoke run
+
+Problem: ``resnet8_fashion`` (the committed dense ResNet-8: residual adds and batch norms,
+Fashion-MNIST), ``groups`` encoding, objectives ``("error", "latency")``; latency is the per-layer
+table (:class:`masksearch.structured.LatencyTable`) timed on this CPU for a batch of
+``--latency-batch`` images. Per seed:
+
+- ``search``: NSGA-II (pymoo) for ``--budget`` evaluations on ``--val-samples`` validation
+  images, each candidate scored after its batch-norm statistics are re-estimated on
+  ``--recalibrate-bn`` training batches of 128 (adaptive batch norm); started from the
+  Torch-Pruning masks below at a ladder of ratios (its warm starts); the model kept is the front
+  member with the lowest validation error whose table latency is at most 1 / ``--speedup`` of
+  the dense one;
+- ``torch-pruning magnitude``: ``tp.pruner.MetaPruner`` with group L2 magnitude importance and
+  global pruning, its ratio bisected until its table latency matches the search's pick;
+- ``uniform``: the same pruner with one ratio for every layer, matched likewise.
+
+Each kept model is physically shrunk (:func:`masksearch.structured.shrink`), its latency measured
+directly (median of repeated timings, the dense model timed alongside), its batch-norm statistics
+re-estimated on ``--recalibrate-bn`` training batches (all three methods alike), and fine-tuned
+for ``--finetune`` epochs with one recipe (SGD lr 0.01, momentum 0.9, batch 128, the seed's batch
+order). Test accuracy before and after fine-tuning. The whole front of seed 0 (validation error against
+table latency, and the baselines' ratio sweeps) goes to ``structured.png``. Latency is timed
+with one thread (the table, the dense model and every shrunk one): on this shared 2-core machine
+two threads time in steps of the scheduler's slice. Search and fine-tuning use every core.
+
+A second part times torchvision's resnet18 and mobilenet_v3_small (random weights, 3×224×224
+input, batch 1) dense and shrunk to group-magnitude genomes at three densities: the table's
+estimate against the measured latency of the physically smaller model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from _common import environment, pin_dense_models, write_results
+
+import masksearch as ms
+from masksearch.solvers import make_solver
+from masksearch.structured import LatencyTable, measure_latency, shrink
+from masksearch.training import evaluate, train
+
+OUT = Path(__file__).resolve().parent / "results"
+FINETUNE = {"lr": 0.01, "momentum": 0.9, "batch_size": 128}
+# warm-start ratios of the Torch-Pruning baselines (fraction of channels removed)
+RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def tp_genome(model: torch.nn.Module, encoding: Any, ratio: float, *, uniform: bool) -> np.ndarray:
+    """The genome of what Torch-Pruning's MetaPruner removes at ``ratio`` (group L2 magnitude
+    importance; global ranking, or one ratio per layer with ``uniform``)."""
+    import torch_pruning as tp
+
+    target = copy.deepcopy(model).eval()
+    names = {module: name for name, module in target.named_modules()}
+    roots = {group.root: number for number, group in enumerate(encoding.table.groups)}
+    pruner = tp.pruner.MetaPruner(
+        target,
+        torch.zeros(1, *encoding.input_shape),
+        importance=tp.importance.GroupMagnitudeImportance(p=2),
+        pruning_ratio=ratio,
+        global_pruning=not uniform,
+        ignored_layers=[target.fc],
+    )
+    genome = np.ones(encoding.n_genes, dtype=bool)
+    for group in pruner.step(interactive=True):
+        root = group.items[0]
+        number = roots[names[root.dep.target.module]]
+        genome[encoding.table.offsets[number] + np.asarray(root.root_idxs, dtype=int)] = False
+    return encoding.validate(genome)[0]
+
+
+def matched(
+    model: torch.nn.Module, encoding: Any, table: LatencyTable, latency: float, *, uniform: bool
+) -> tuple[np.ndarray, float]:
+    """The Torch-Pruning genome with the smallest ratio whose table latency is <= ``latency``."""
+    low, high = 0.0, 0.95
+    best = tp_genome(model, encoding, high, uniform=uniform)
+    for _ in range(14):
+        middle = (low + high) / 2
+        genome = tp_genome(model, encoding, middle, uniform=uniform)
+        if table.relative(genome)[0] <= latency:
+            high, best = middle, genome
+        else:
+            low = middle
+    return best, high
+
+
+def recalibrate(model: torch.nn.Module, train_split: Any, batches: int, seed: int) -> None:
+    """Re-estimate batch-norm statistics on ``batches`` training batches of 128 (plain mean)."""
+    order = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(seed))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    model.train()
+    with torch.no_grad():
+        for index in range(batches):
+            model(train_split.x[order[index * 128 : (index + 1) * 128]])
+    for norm in norms:
+        norm.momentum = 0.1
+    model.eval()
+
+
+def finetuned_accuracy(
+    model: torch.nn.Module, loaded: Any, epochs: int, seed: int, batches: int
+) -> tuple[float, float]:
+    if batches:
+        recalibrate(model, loaded.train, batches, seed)
+    before = evaluate(model, loaded.test).accuracy
+    if epochs:
+        train(model, loaded.train, epochs=epochs, seed=seed, **FINETUNE)
+    model.eval()
+    return before, evaluate(model, loaded.test).accuracy
+
+
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Time with a fixed thread count: on a shared 2-core machine, two threads give timings in
+    steps of the scheduler's slice (see the latency table's notes), one thread does not."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+LATENCY_THREADS = 1
+
+
+def timed(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int) -> float:
+    with threads(LATENCY_THREADS):
+        return measure_latency(model, input_shape, batch_size=batch, repeats=30)
+
+
+def run_seed(
+    seed: int, problem: Any, loaded: Any, args: argparse.Namespace, dense_seconds: float
+) -> dict[str, Any]:
+    model, encoding, table = problem.model, problem.encoding, problem.latency
+    initial = np.concatenate(
+        [
+            np.array([tp_genome(model, encoding, r, uniform=u) for r in RATIOS])
+            for u in (False, True)
+        ]
+    )
+    start = time.perf_counter()
+    result = ms.search(
+        problem,
+        make_solver("nsga2", pop_size=args.pop_size),
+        budget=args.budget,
+        seed=seed,
+        initial=initial,
+    )
+    search_seconds = time.perf_counter() - start
+    front = result.front
+    latency, error = front.metrics["latency"], front.metrics["error"]
+    fast = np.flatnonzero(latency <= 1.0 / args.speedup)
+    if fast.size == 0:
+        raise SystemExit(f"no front member reaches a {args.speedup}x table speedup; raise --budget")
+    pick = fast[np.argmin(error[fast])]
+    chosen = {"search": front.genomes[pick]}
+    ratios = {}
+    for label, uniform in (("torch-pruning magnitude", False), ("uniform", True)):
+        chosen[label], ratios[label] = matched(
+            model, encoding, table, float(latency[pick]), uniform=uniform
+        )
+    rows = {}
+    for label, genome in chosen.items():
+        small = shrink(model, genome, encoding.input_shape)
+        seconds = timed(small, encoding.input_shape, args.latency_batch)
+        before, after = finetuned_accuracy(small, loaded, args.finetune, seed, args.recalibrate_bn)
+        rows[label] = {
+            "table_latency": float(table.relative(genome)[0]),
+            "measured_speedup": dense_seconds / seconds,
+            "params": sum(p.numel() for p in small.parameters()),
+            "val_error": float(problem.evaluate(genome[None]).metrics["error"][0]),
+            "test_before": before,
+            "test_after": after,
+            "ratio": ratios.get(label),
+        }
+        print(
+            f"seed {seed} {label:24s} table {rows[label]['table_latency']:.3f} measured "
+            f"{rows[label]['measured_speedup']:.2f}x params {rows[label]['params']:,} "
+            f"test {100 * before:.2f} -> {100 * after:.2f}",
+            flush=True,
+        )
+    return {
+        "seed": seed,
+        "search_seconds": search_seconds,
+        "n_evals": result.n_evals,
+        "rows": rows,
+        "front": {
+            "latency": latency.tolist(),
+            "error": error.tolist(),
+            "density": front.metrics["density"].tolist(),
+        },
+        "baseline_sweeps": {
+            label: [
+                {
+                    "ratio": r,
+                    "latency": float(table.relative(g)[0]),
+                    "val_error": float(problem.evaluate(g[None]).metrics["error"][0]),
+                }
+                for r, g in zip(
+                    RATIOS, initial[i * len(RATIOS) : (i + 1) * len(RATIOS)], strict=True
+                )
+            ]
+            for i, label in enumerate(("torch-pruning magnitude", "uniform"))
+        },
+    }
+
+
+def torchvision_part(batch: int, repeats: int) -> list[dict[str, Any]]:
+    """Table estimate against measured latency of shrunk torchvision models (random input)."""
+    import torchvision
+
+    rows = []
+    for name in ("resnet18", "mobilenet_v3_small"):
+        model = getattr(torchvision.models, name)(num_classes=1000).eval()
+        shape = (3, 224, 224)
+        encoding = ms.encodings.GroupsEncoding(model, input_shape=shape)
+        with threads(LATENCY_THREADS):
+            table = LatencyTable(model, encoding.table, shape, batch_size=batch)
+            dense = measure_latency(model, shape, batch_size=batch, repeats=repeats)
+        for density, genome in zip(
+            (0.75, 0.5, 0.25), encoding.magnitude([0.75, 0.5, 0.25]), strict=True
+        ):
+            small = shrink(model, genome, shape)
+            with threads(LATENCY_THREADS):
+                measured = measure_latency(small, shape, batch_size=batch, repeats=repeats)
+            rows.append(
+                {
+                    "model": name,
+                    "density": density,
+                    "params": sum(p.numel() for p in small.parameters()),
+                    "dense_params": sum(p.numel() for p in model.parameters()),
+                    "table_relative": float(table.relative(genome)[0]),
+                    "measured_relative": measured / dense,
+                    "dense_seconds": dense,
+                }
+            )
+            print(
+                f"{name} density {density}: params {rows[-1]['params']:,} / "
+                f"{rows[-1]['dense_params']:,}; latency table {rows[-1]['table_relative']:.3f} "
+                f"measured {rows[-1]['measured_relative']:.3f} of dense ({dense * 1e3:.1f} ms)",
+                flush=True,
+            )
+    return rows
+
+
+LABELS = ("search", "torch-pruning magnitude", "uniform")
+FIELDS = ("measured_speedup", "table_latency", "params", "val_error", "test_before", "test_after")
+
+
+def summarise(seeds: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """Per method and field, [mean, std] over seeds."""
+    summary: dict[str, dict[str, list[float]]] = {}
+    for label in LABELS:
+        summary[label] = {}
+        for field in FIELDS:
+            values = np.array([s["rows"][label][field] for s in seeds], dtype=float)
+            summary[label][field] = [float(values.mean()), float(values.std())]
+    return summary
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    config = payload["config"]
+    lines = [
+        "# Structured pruning: channel-group search vs Torch-Pruning (issue 16)",
+        "",
+        f"`{payload['command']}` — ResNet-8 on Fashion-MNIST (dense test accuracy "
+        f"{100 * payload['dense_test']:.2f}%, {payload['dense_params']:,} parameters, "
+        f"{1e3 * payload['dense_seconds']:.1f} ms per batch of {config['latency_batch']} on this "
+        f"CPU). Target: a {config['speedup']}x table speedup; search budget "
+        f"{config['budget']} evaluations on {config['val_samples']} validation images; every "
+        f"model fine-tuned {config['finetune']} epoch(s) with one recipe. Mean ± std over "
+        f"{len(payload['seeds'])} seed(s); accuracy on the test split.",
+        "",
+        "| method | measured speedup | table latency | parameters | val error | test, pruned "
+        "+ BN recalibrated | test, + FT |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, row in payload["summary"].items():
+        lines.append(
+            f"| {label} | {row['measured_speedup'][0]:.2f}× ± {row['measured_speedup'][1]:.2f} "
+            f"| {row['table_latency'][0]:.3f} | {row['params'][0]:,.0f} "
+            f"| {100 * row['val_error'][0]:.2f} | {100 * row['test_before'][0]:.2f} ± "
+            f"{100 * row['test_before'][1]:.2f} | {100 * row['test_after'][0]:.2f} ± "
+            f"{100 * row['test_after'][1]:.2f} |"
+        )
+    lines += [
+        "",
+        f"Search wall time per seed: {np.mean([s['search_seconds'] for s in payload['seeds']]):.0f} s "
+        f"({payload['seeds'][0]['n_evals']} evaluations); latency table built in "
+        f"{payload['table_seconds']:.0f} s.",
+        "",
+    ]
+    if payload.get("torchvision"):
+        lines += [
+            "## Latency table against measured latency (torchvision, random weights, 3×224×224, "
+            f"batch {config['torchvision_batch']})",
+            "",
+            "| model | density | parameters | table latency | measured latency |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for row in payload["torchvision"]:
+            lines.append(
+                f"| {row['model']} | {row['density']} | {row['params']:,} of "
+                f"{row['dense_params']:,} | {row['table_relative']:.3f} | "
+                f"{row['measured_relative']:.3f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seed = payload["seeds"][0]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    order = np.argsort(seed["front"]["latency"])
+    axis.plot(
+        np.array(seed["front"]["latency"])[order],
+        100 * np.array(seed["front"]["error"])[order],
+        "o-",
+        ms=3,
+        label="search front (NSGA-II)",
+    )
+    for label, marker in (("torch-pruning magnitude", "s"), ("uniform", "^")):
+        sweep = seed["baseline_sweeps"][label]
+        axis.plot(
+            [p["latency"] for p in sweep],
+            [100 * p["val_error"] for p in sweep],
+            marker + "--",
+            ms=4,
+            label=f"{label} (ratio sweep)",
+        )
+    axis.axvline(1 / payload["config"]["speedup"], color="grey", lw=0.8, ls=":")
+    axis.set_xlabel("table latency / dense")
+    axis.set_ylabel("validation error, %, no fine-tuning")
+    axis.set_title("ResNet-8, Fashion-MNIST, seed 0")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget", type=int, default=384)
+    parser.add_argument("--pop-size", type=int, default=32)
+    parser.add_argument("--speedup", type=float, default=2.0)
+    parser.add_argument("--finetune", type=int, default=1)
+    parser.add_argument("--val-samples", type=int, default=1024)
+    parser.add_argument(
+        "--recalibrate-bn",
+        type=int,
+        default=4,
+        help="training batches that re-estimate batch-norm statistics per candidate (0: off)",
+    )
+    parser.add_argument("--latency-batch", type=int, default=64)
+    parser.add_argument("--torchvision-batch", type=int, default=1)
+    parser.add_argument("--no-torchvision", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="smoke run: write *_quick results")
+    args = parser.parse_args(argv)
+    pin_dense_models()
+    env = environment("cpu")
+    start = time.perf_counter()
+    with threads(LATENCY_THREADS):  # the latency table is timed while the problem is built
+        problem = ms.catalogue.build(
+            "resnet8_fashion",
+            objectives=("error", "latency"),
+            val_samples=args.val_samples,
+            recalibrate_bn=args.recalibrate_bn,
+        )
+    table_seconds = time.perf_counter() - start
+    loaded = ms.data.load("fashion-mnist")
+    shape = problem.encoding.input_shape
+    dense_seconds = timed(problem.model, shape, args.latency_batch)
+    seeds = []
+    for seed in range(args.seeds):
+        seeds.append(run_seed(seed, problem, loaded, args, dense_seconds))
+    payload: dict[str, Any] = {
+        "command": "python benchmarks/structured.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": vars(args),
+        "environment": env,
+        "dense_test": evaluate(problem.model, loaded.test).accuracy,
+        "dense_params": sum(p.numel() for p in problem.model.parameters()),
+        "dense_seconds": dense_seconds,
+        "table_seconds": table_seconds,
+        "seeds": seeds,
+        "summary": summarise(seeds),
+    }
+    if not args.no_torchvision:
+        payload["torchvision"] = torchvision_part(args.torchvision_batch, repeats=10)
+    stem = "structured_quick" if args.quick else "structured"
+    names = write_results(OUT, stem, payload, markdown, plot=lambda path: plot(payload, path))
+    print(markdown(payload))
+    print("wrote", ", ".join(names))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
