@@ -7,16 +7,16 @@ Torch-Pruning's magnitude group pruning and uniform per-layer pruning, at equal 
 Problem: ``resnet8_fashion`` (the committed dense ResNet-8: residual adds and batch norms,
 Fashion-MNIST), ``groups`` encoding, objectives ``("error", "latency")``; latency is the per-layer
 table (:class:`masksearch.structured.LatencyTable`) timed on this CPU for a batch of
-``--latency-batch`` images. Per seed:
+``--latency-batch`` images. Per seed, every model kept has a *measured* speedup of at least ``--speedup`` over the dense
+model (batch of ``--latency-batch`` images, one thread):
 
 - ``search``: NSGA-II (pymoo) for ``--budget`` evaluations on ``--val-samples`` validation
   images, each candidate scored after its batch-norm statistics are re-estimated on
   ``--recalibrate-bn`` training batches of 128 (adaptive batch norm); started from the
   Torch-Pruning masks below at a ladder of ratios (its warm starts); the model kept is the front
-  member with the lowest validation error whose table latency is at most 1 / ``--speedup`` of
-  the dense one;
+  member with the lowest validation error whose measured speedup reaches the target;
 - ``torch-pruning magnitude``: ``tp.pruner.MetaPruner`` with group L2 magnitude importance and
-  global pruning, its ratio bisected until its table latency matches the search's pick;
+  global pruning, its ratio bisected to the smallest that reaches the measured speedup;
 - ``uniform``: the same pruner with one ratio for every layer, matched likewise.
 
 Each kept model is physically shrunk (:func:`masksearch.structured.shrink`), its latency measured
@@ -51,7 +51,7 @@ from _common import environment, pin_dense_models, write_results
 import masksearch as ms
 from masksearch.solvers import make_solver
 from masksearch.structured import LatencyTable, measure_latency, shrink
-from masksearch.training import evaluate, train
+from masksearch.training import evaluate, recalibrate_batch_norm, train
 
 OUT = Path(__file__).resolve().parent / "results"
 FINETUNE = {"lr": 0.01, "momentum": 0.9, "batch_size": 128}
@@ -83,43 +83,56 @@ def tp_genome(model: torch.nn.Module, encoding: Any, ratio: float, *, uniform: b
     return encoding.validate(genome)[0]
 
 
+def speedup_of(
+    model: torch.nn.Module, encoding: Any, genome: np.ndarray, batch: int, dense: float
+) -> float:
+    """Measured speedup of the physically smaller model over the dense one (``dense`` s)."""
+    return dense / timed(shrink(model, genome, encoding.input_shape), encoding.input_shape, batch)
+
+
 def matched(
-    model: torch.nn.Module, encoding: Any, table: LatencyTable, latency: float, *, uniform: bool
+    model: torch.nn.Module,
+    encoding: Any,
+    target: float,
+    batch: int,
+    dense: float,
+    *,
+    uniform: bool,
 ) -> tuple[np.ndarray, float]:
-    """The Torch-Pruning genome with the smallest ratio whose table latency is <= ``latency``."""
+    """The Torch-Pruning genome with the smallest ratio (bisected) whose measured speedup is at
+    least ``target``."""
     low, high = 0.0, 0.95
     best = tp_genome(model, encoding, high, uniform=uniform)
-    for _ in range(14):
+    for _ in range(10):
         middle = (low + high) / 2
         genome = tp_genome(model, encoding, middle, uniform=uniform)
-        if table.relative(genome)[0] <= latency:
+        if speedup_of(model, encoding, genome, batch, dense) >= target:
             high, best = middle, genome
         else:
             low = middle
     return best, high
 
 
-def recalibrate(model: torch.nn.Module, train_split: Any, batches: int, seed: int) -> None:
-    """Re-estimate batch-norm statistics on ``batches`` training batches of 128 (plain mean)."""
-    order = torch.randperm(len(train_split), generator=torch.Generator().manual_seed(seed))
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-    model.train()
-    with torch.no_grad():
-        for index in range(batches):
-            model(train_split.x[order[index * 128 : (index + 1) * 128]])
-    for norm in norms:
-        norm.momentum = 0.1
-    model.eval()
+def search_pick(
+    front: Any, model: torch.nn.Module, encoding: Any, target: float, batch: int, dense: float
+) -> int:
+    """The most accurate front member (validation error) whose measured speedup is at least
+    ``target``: members are measured in order of error, from those the table puts within
+    reach (the table errs both ways by up to ~15% on this machine)."""
+    latency, error = front.metrics["latency"], front.metrics["error"]
+    for index in np.argsort(error, kind="stable"):
+        if latency[index] * target > 1.3:
+            continue
+        if speedup_of(model, encoding, front.genomes[index], batch, dense) >= target:
+            return int(index)
+    raise SystemExit(f"no front member reaches a measured {target}x speedup; raise --budget")
 
 
 def finetuned_accuracy(
     model: torch.nn.Module, loaded: Any, epochs: int, seed: int, batches: int
 ) -> tuple[float, float]:
     if batches:
-        recalibrate(model, loaded.train, batches, seed)
+        recalibrate_batch_norm(model, loaded.train, batches=batches, seed=seed)
     before = evaluate(model, loaded.test).accuracy
     if epochs:
         train(model, loaded.train, epochs=epochs, seed=seed, **FINETUNE)
@@ -168,19 +181,17 @@ def run_seed(
     search_seconds = time.perf_counter() - start
     front = result.front
     latency, error = front.metrics["latency"], front.metrics["error"]
-    fast = np.flatnonzero(latency <= 1.0 / args.speedup)
-    if fast.size == 0:
-        raise SystemExit(f"no front member reaches a {args.speedup}x table speedup; raise --budget")
-    pick = fast[np.argmin(error[fast])]
+    pick = search_pick(front, model, encoding, args.speedup, args.latency_batch, dense_seconds)
     chosen = {"search": front.genomes[pick]}
     ratios = {}
     for label, uniform in (("torch-pruning magnitude", False), ("uniform", True)):
         chosen[label], ratios[label] = matched(
-            model, encoding, table, float(latency[pick]), uniform=uniform
+            model, encoding, args.speedup, args.latency_batch, dense_seconds, uniform=uniform
         )
     rows = {}
     for label, genome in chosen.items():
         small = shrink(model, genome, encoding.input_shape)
+        # timed again, beside the others: the figure reported, not the one that chose it
         seconds = timed(small, encoding.input_shape, args.latency_batch)
         before, after = finetuned_accuracy(small, loaded, args.finetune, seed, args.recalibrate_bn)
         rows[label] = {
@@ -285,7 +296,7 @@ def markdown(payload: dict[str, Any]) -> str:
         f"`{payload['command']}` — ResNet-8 on Fashion-MNIST (dense test accuracy "
         f"{100 * payload['dense_test']:.2f}%, {payload['dense_params']:,} parameters, "
         f"{1e3 * payload['dense_seconds']:.1f} ms per batch of {config['latency_batch']} on this "
-        f"CPU). Target: a {config['speedup']}x table speedup; search budget "
+        f"CPU). Every model kept has a measured speedup of at least {config['speedup']}x; search budget "
         f"{config['budget']} evaluations on {config['val_samples']} validation images; every "
         f"model fine-tuned {config['finetune']} epoch(s) with one recipe. Mean ± std over "
         f"{len(payload['seeds'])} seed(s); accuracy on the test split.",

@@ -235,6 +235,47 @@ def finetune(
 # -- helpers -------------------------------------------------------------------------------
 
 
+def recalibrate_batch_norm(
+    model: nn.Module,
+    split: SplitLike,
+    *,
+    batches: int,
+    batch_size: int = 128,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """Re-estimate every batch norm's running statistics, in place, as the plain mean over
+    ``batches`` mini-batches of ``split`` (drawn with ``seed``); returns ``model`` in eval mode.
+
+    After channels are removed, the statistics the remaining batch norms were fitted to no
+    longer hold; re-estimating them (no gradient step) recovers much of the accuracy that
+    fine-tuning would, and is what ``PruningProblem(recalibrate_bn=...)`` scores candidates by.
+    """
+    _check_positive_int("batches", batches)
+    _check_positive_int("batch_size", batch_size)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in norms if m.track_running_stats]
+    target = resolve_device(device)
+    model.to(target)
+    x, _ = split_tensors(split)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(int(seed)))
+    rows = order[torch.arange(batches * batch_size) % len(x)].reshape(batches, batch_size)
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # a cumulative average: every batch weighs the same
+    model.train()
+    try:
+        with torch.no_grad():
+            for chosen in rows:
+                model(as_model_input(x[chosen], model, target))
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.eval()
+    return model
+
+
 def uses_channels_last(model: nn.Module, x: torch.Tensor, device: torch.device) -> bool:
     """Whether :func:`train` switches ``model`` and its images ``x`` to channels-last memory.
 

@@ -558,3 +558,45 @@ def test_a_hand_built_problem_is_reported_and_exported_with_problem(
     assert main(["export", str(out), "--member", "0", "--problem", "digits_mlp", "--out",
                  str(model_path)]) == 0  # fmt: skip
     assert model_path.exists()
+
+
+def test_a_groups_run_exports_a_physically_smaller_model(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MASKSEARCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "groups"
+    run = [
+        "run", "--problem", "digits_mlp", "--encoding", "groups", "--objectives",
+        "error,latency", "--pop-size", "16", "--budget", "48", "--local-search", "none",
+        "--out", str(out), "--quiet",
+    ]  # fmt: skip
+    assert main(run) == 0, capsys.readouterr().err
+    members, masks = front_of(out)
+    assert all(0 < m["latency"] <= 1.5 for m in members)
+    small = tmp_path / "small.pt2"
+    export = ["export", str(out), "--member", "0", "--structured", "--out", str(small), "--json"]
+    assert main(export) == 0, capsys.readouterr().err
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["params"] < summary["dense_params"] and small.exists()
+
+    from masksearch.catalogue import build
+    from masksearch.mask import Layout
+    from masksearch.structured import masked
+
+    problem = build("digits_mlp", encoding="groups")
+    layout = Layout.of(problem.model, problem.layout.names)
+    genome = problem.encoding.encode(Mask.from_flat(layout, masks[0]))
+    loaded = torch.export.load(str(small)).module()
+    reference = masked(problem.model, genome, problem.encoding.input_shape)
+    x = problem.test_data.x[:64]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), reference(x), atol=1e-4, rtol=1e-4)
+    assert sum(p.numel() for p in loaded.parameters()) == summary["params"]
+    assert summary["test_accuracy"] == pytest.approx(evaluate(loaded, problem.test_data).accuracy)
+
+
+def test_structured_export_needs_a_groups_run(reference, tmp_path, capsys):
+    model = tmp_path / "m.pt2"
+    export = ["export", str(reference[0]), "--member", "0", "--structured", "--out", str(model)]
+    assert main(export) == 2
+    error = capsys.readouterr().err
+    assert "--encoding groups" in error and "without --structured" in error
+    assert not model.exists()

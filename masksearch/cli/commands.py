@@ -278,6 +278,75 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_structured(
+    args: argparse.Namespace,
+    problem: Any,
+    member: dict[str, Any],
+    mask: Any,
+    epochs: int,
+    lr: float,
+    seed: int,
+) -> int:
+    """``export --structured``: the member's channels removed for real, saved with torch.export."""
+    from masksearch.encodings import GroupsEncoding
+    from masksearch.structured import save_structured, shrink
+    from masksearch.training import evaluate, recalibrate_batch_norm, train
+
+    encoding = problem.encoding
+    if not isinstance(encoding, GroupsEncoding):
+        raise UserError(
+            f"--structured removes whole channels, which needs a run made with --encoding "
+            f"groups; this run used {encoding.name!r}, whose masks remove single weights. "
+            "Export it without --structured (torch.nn.utils.prune form)"
+        )
+    genome = encoding.encode(mask)
+    small = shrink(problem.model, genome, encoding.input_shape, ignored=encoding.ignored)
+    if problem.recalibrate_bn and problem.train_data is not None:
+        # the search scored this member with re-estimated statistics; give the model the same
+        recalibrate_batch_norm(
+            small, problem.train_data, batches=problem.recalibrate_bn, device=problem.device
+        )
+    if epochs:
+        if not args.json:
+            print(f"fine-tuning member #{member['index']} for {epochs} epoch(s)", file=sys.stderr)
+        train(small, problem.train_data, epochs=epochs, lr=lr, seed=seed, device=problem.device)
+    small = small.to("cpu").eval()
+    scores = evaluate(small, problem.test_data if problem.test_data is not None else problem.data)
+    written = save_structured(small, args.out, encoding.input_shape)
+    params = sum(p.numel() for p in small.parameters())
+    dense = sum(p.numel() for p in problem.model.parameters())
+    summary = {
+        "out": str(written),
+        "member": member["index"],
+        "params": params,
+        "dense_params": dense,
+        "density": member["density"],
+        "latency": member.get("latency"),
+        "search_val_accuracy": member["accuracy"],
+        "finetune_epochs": epochs,
+        "test_accuracy": scores.accuracy,
+        "test_loss": scores.loss,
+        "test_samples": scores.n,
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    latency = member.get("latency")
+    print(
+        f"exported member #{member['index']} to {written}: {params:,} of {dense:,} parameters "
+        f"({params / dense:.1%})"
+        + (f", table latency {latency:.3f} of the dense model's" if latency is not None else "")
+        + f", test accuracy {scores.accuracy:.2%} on {scores.n} samples (search: val accuracy "
+        f"{member['accuracy']:.2%}"
+        + (f", then {epochs} epoch(s) of fine-tuning)" if epochs else ", no fine-tuning)")
+    )
+    print(
+        f"load it without masksearch: model = torch.export.load({str(written)!r}).module() "
+        "(already in eval mode; it refuses .eval()/.train())"
+    )
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
@@ -329,12 +398,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = copy.deepcopy(problem.model)
     mask.validate(model)
     test = problem.test_data if problem.test_data is not None else problem.data
+    if epochs and problem.train_data is None:
+        raise UserError(
+            f"--finetune needs training data, and problem {config['problem']} has none "
+            "(give PruningProblem(train_data=...)); export with --finetune 0"
+        )
+    if args.structured:
+        return _export_structured(args, problem, member, mask, epochs, lr, seed)
     if epochs:
-        if problem.train_data is None:
-            raise UserError(
-                f"--finetune needs training data, and problem {config['problem']} has none "
-                "(give PruningProblem(train_data=...)); export with --finetune 0"
-            )
         if not args.json:
             print(f"fine-tuning member #{member['index']} for {epochs} epoch(s)", file=sys.stderr)
         finetune(

@@ -161,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         "model.load_state_dict(torch.load(PATH)). Prints accuracy and density on the test split.",
         formatter_class=formatter,
         epilog="example:\n"
-        "  masksearch export runs/quickstart --max-density 0.05 --finetune 2 --out model.pt",
+        "  masksearch export runs/quickstart --max-density 0.05 --finetune 2 --out model.pt\n"
+        "  masksearch export runs/resnet8 --max-density 0.3 --structured --finetune 1 "
+        "--out small.pt2",
     )
     export.add_argument("dir", metavar="DIR", help="run directory written by `masksearch run`")
     choice = export.add_mutually_exclusive_group(required=True)
@@ -172,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     choice.add_argument("--member", metavar="I", help="take front member I (`index` in front.json)")
     export.add_argument("--out", required=True, metavar="PATH", help="file to write (model.pt)")
+    export.add_argument(
+        "--structured",
+        action="store_true",
+        help="remove the pruned channels physically (a run with --encoding groups): write a "
+        "smaller model as a torch.export program (model.pt2) that loads without masksearch: "
+        "torch.export.load(PATH).module()",
+    )
     export.add_argument(
         "--finetune",
         metavar="EPOCHS",
