@@ -36,7 +36,6 @@ estimate against the measured latency of the physically smaller model.
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 from collections.abc import Iterator
@@ -50,7 +49,7 @@ from _common import environment, pin_dense_models, write_results
 
 import masksearch as ms
 from masksearch.solvers import make_solver
-from masksearch.structured import LatencyTable, measure_latency, shrink
+from masksearch.structured import LatencyTable, measure_latency, shrink, torch_pruning_genomes
 from masksearch.training import evaluate, recalibrate_batch_norm, train
 
 OUT = Path(__file__).resolve().parent / "results"
@@ -60,27 +59,9 @@ RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def tp_genome(model: torch.nn.Module, encoding: Any, ratio: float, *, uniform: bool) -> np.ndarray:
-    """The genome of what Torch-Pruning's MetaPruner removes at ``ratio`` (group L2 magnitude
-    importance; global ranking, or one ratio per layer with ``uniform``)."""
-    import torch_pruning as tp
-
-    target = copy.deepcopy(model).eval()
-    names = {module: name for name, module in target.named_modules()}
-    roots = {group.root: number for number, group in enumerate(encoding.table.groups)}
-    pruner = tp.pruner.MetaPruner(
-        target,
-        torch.zeros(1, *encoding.input_shape),
-        importance=tp.importance.GroupMagnitudeImportance(p=2),
-        pruning_ratio=ratio,
-        global_pruning=not uniform,
-        ignored_layers=[target.fc],
-    )
-    genome = np.ones(encoding.n_genes, dtype=bool)
-    for group in pruner.step(interactive=True):
-        root = group.items[0]
-        number = roots[names[root.dep.target.module]]
-        genome[encoding.table.offsets[number] + np.asarray(root.root_idxs, dtype=int)] = False
-    return encoding.validate(genome)[0]
+    """What Torch-Pruning's MetaPruner removes at ``ratio`` with group L2 magnitude importance
+    (global ranking, or one ratio per layer with ``uniform``)."""
+    return torch_pruning_genomes(model, encoding, [ratio], importance="l2", uniform=uniform)[0]
 
 
 def speedup_of(
@@ -387,6 +368,12 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="training batches that re-estimate batch-norm statistics per candidate (0: off)",
     )
+    parser.add_argument(
+        "--repair-steps",
+        type=int,
+        default=0,
+        help="SGD steps on each candidate's kept weights before it is scored (0: off)",
+    )
     parser.add_argument("--latency-batch", type=int, default=64)
     parser.add_argument("--torchvision-batch", type=int, default=1)
     parser.add_argument("--no-torchvision", action="store_true")
@@ -401,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             objectives=("error", "latency"),
             val_samples=args.val_samples,
             recalibrate_bn=args.recalibrate_bn,
+            repair_steps=args.repair_steps,
         )
     table_seconds = time.perf_counter() - start
     loaded = ms.data.load("fashion-mnist")
@@ -423,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_torchvision:
         payload["torchvision"] = torchvision_part(args.torchvision_batch, repeats=10)
-    stem = "structured_quick" if args.quick else "structured"
+    stem = "structured" + (f"_repair{args.repair_steps}" if args.repair_steps else "")
+    stem += "_quick" if args.quick else ""
     names = write_results(OUT, stem, payload, markdown, plot=lambda path: plot(payload, path))
     print(markdown(payload))
     print("wrote", ", ".join(names))

@@ -30,7 +30,15 @@ from masksearch.problem import Evaluation, PruningProblem
 from masksearch.report import save_run
 from masksearch.search import CheckpointError, Result, search
 from masksearch.solvers import SOLVERS, Solver, make_solver
-from masksearch.training import evaluate, finetune, train
+from masksearch.structured import (
+    LatencyTable,
+    load_structured,
+    measure_latency,
+    save_structured,
+    shrink,
+    torch_pruning_genomes,
+)
+from masksearch.training import evaluate, finetune, recalibrate_batch_norm, train
 from masksearch.warmstart import WarmStart, warm_start
 from masksearch.zoo import pretrained
 
@@ -48,6 +56,7 @@ __all__ = [
     "Evaluator",
     "GenomeError",
     "GradientSwaps",
+    "LatencyTable",
     "Layout",
     "Mask",
     "MaskError",
@@ -65,13 +74,19 @@ __all__ = [
     "get_problem",
     "hypervolume",
     "load",
+    "load_structured",
     "make_encoding",
     "make_evaluator",
     "make_solver",
+    "measure_latency",
     "prunable_parameters",
     "pretrained",
+    "recalibrate_batch_norm",
     "save_run",
+    "save_structured",
     "search",
+    "shrink",
+    "torch_pruning_genomes",
     "train",
     "warm_start",
 ]

@@ -1,6 +1,7 @@
 """Structured pruning: channel dependency groups (:mod:`~masksearch.structured.groups`),
-measured latency (:mod:`~masksearch.structured.latency`) and physically smaller models
-(:mod:`~masksearch.structured.export`)."""
+measured latency (:mod:`~masksearch.structured.latency`), physically smaller models
+(:mod:`~masksearch.structured.export`) and Torch-Pruning's own choices as warm starts
+(:mod:`~masksearch.structured.warmstart`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from masksearch.structured.groups import (
     trace_groups,
 )
 from masksearch.structured.latency import LatencyTable, measure_latency
+from masksearch.structured.warmstart import torch_pruning_genomes
 
 __all__ = [
     "SUPPORTED_LAYERS",
@@ -27,5 +29,6 @@ __all__ = [
     "measure_latency",
     "save_structured",
     "shrink",
+    "torch_pruning_genomes",
     "trace_groups",
 ]

@@ -70,6 +70,8 @@ class GroupTable:
     pointers: np.ndarray  # (n_genes + 1,)
     positions: np.ndarray  # flat positions, gene by gene
     layer_groups: dict[str, tuple[int, int]]
+    #: layers whose outputs are never removed (the classifier by default)
+    ignored: tuple[str, ...] = ()
 
     @property
     def n_genes(self) -> int:
@@ -272,6 +274,14 @@ def channel_groups(
 ) -> GroupTable:
     """The :class:`GroupTable` of ``model`` for inputs of ``input_shape`` (no batch dim)."""
     graph, named = trace_groups(model, input_shape, ignored)
+    if ignored is None:
+        was_training = model.training
+        model.eval()
+        try:
+            outputs = _output_layers(model, _example(model, input_shape))
+        finally:
+            model.train(was_training)
+        ignored = [name for name, module in model.named_modules() if module in outputs]
     layout = group_layout(model)
     offsets = dict(zip(layout.names, layout.offsets[:-1], strict=True))
     modules = dict(model.named_modules())
@@ -304,4 +314,5 @@ def channel_groups(
         pointers=pointers,
         positions=np.concatenate(unique) if unique else np.zeros(0, dtype=np.int64),
         layer_groups={k: (v[0], v[1]) for k, v in layer_groups.items()},
+        ignored=tuple(ignored),
     )
