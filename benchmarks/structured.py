@@ -298,7 +298,7 @@ def markdown(payload: dict[str, Any]) -> str:
         "",
         f"Search wall time per seed: {np.mean([s['search_seconds'] for s in payload['seeds']]):.0f} s "
         f"({payload['seeds'][0]['n_evals']} evaluations); latency table built in "
-        f"{payload['table_seconds']:.0f} s.",
+        f"{payload['table_seconds']:.0f} s (read from the cache when an earlier run timed it).",
         "",
     ]
     if payload.get("torchvision"):
@@ -411,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_torchvision:
         payload["torchvision"] = torchvision_part(args.torchvision_batch, repeats=10)
-    stem = "structured" + (f"_repair{args.repair_steps}" if args.repair_steps else "")
+    stem = "structured" + (f"_x{args.speedup:g}" if args.speedup != 2.0 else "")
+    stem += f"_repair{args.repair_steps}" if args.repair_steps else ""
     stem += "_quick" if args.quick else ""
     names = write_results(OUT, stem, payload, markdown, plot=lambda path: plot(payload, path))
     print(markdown(payload))
