@@ -28,6 +28,9 @@ table latency, and the baselines' ratio sweeps) goes to ``structured.png``. Late
 with one thread (the table, the dense model and every shrunk one): on this shared 2-core machine
 two threads time in steps of the scheduler's slice. Search and fine-tuning use every core.
 
+``--repair-steps N`` scores every candidate after N SGD steps on its kept weights as well
+(``structured_repair{N}.*``); ``--speedup S`` other than 2 writes ``structured_x{S}.*``.
+
 A second part times torchvision's resnet18 and mobilenet_v3_small (random weights, 3×224×224
 input, batch 1) dense and shrunk to group-magnitude genomes at three densities: the table's
 estimate against the measured latency of the physically smaller model.

@@ -44,6 +44,7 @@ QUALITY = "benchmarks/results/quality.json"
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
+STRUCTURED = "benchmarks/results/structured.json"
 QUICKSTART = "docs/quickstart_report.md"
 
 Value = float | tuple[float, float]
@@ -1252,6 +1253,98 @@ def suite_figures() -> list[Figure]:
     return figures
 
 
+STRUCTURED_ROWS = (
+    ("| search (NSGA-II, groups) |", "search"),
+    ("| Torch-Pruning, global magnitude |", "torch-pruning magnitude"),
+    ("| uniform per-layer |", "uniform"),
+)
+
+
+def _structured_cell(label: str, field: str, part: int, scale: float = 1.0) -> Callable:
+    return lambda d: scale * d["summary"][label][field][part]
+
+
+def _torchvision(model: str, density: float, key: str) -> Callable:
+    def value(d: dict) -> float:
+        (row,) = [r for r in d["torchvision"] if r["model"] == model and r["density"] == density]
+        return row[key]
+
+    return value
+
+
+def structured_figures() -> list[Figure]:
+    figures = [
+        Figure(
+            "structured: dense accuracy",
+            phrase(rf"ResNet-8 on Fashion-MNIST, dense test accuracy ({NUMBER})%"),
+            STRUCTURED,
+            lambda d: percent(d["dense_test"]),
+        ),
+        Figure(
+            "structured: budget",
+            phrase(rf"NSGA-II over the channel groups \(({NUMBER}) evaluations"),
+            STRUCTURED,
+            lambda d: d["config"]["budget"],
+        ),
+        Figure(
+            "structured: validation images",
+            phrase(rf"evaluations on ({NUMBER}) validation images, batch norms"),
+            STRUCTURED,
+            lambda d: d["config"]["val_samples"],
+        ),
+        Figure(
+            "structured: lead before fine-tuning",
+            phrase(rf"before fine-tuning \(\+({NUMBER}) points over Torch-Pruning\)"),
+            STRUCTURED,
+            lambda d: percent(
+                d["summary"]["search"]["test_before"][0]
+                - d["summary"]["torch-pruning magnitude"]["test_before"][0]
+            ),
+        ),
+    ]
+    for row, label in STRUCTURED_ROWS:
+        for column, field, part, scale in (
+            (1, "measured_speedup", 0, 1.0),
+            (2, "params", 0, 1.0),
+            (3, "test_before", 0, 100.0),
+            (3, "test_before", 1, 100.0),
+            (4, "test_after", 0, 100.0),
+            (4, "test_after", 1, 100.0),
+        ):
+            figures.append(
+                Figure(
+                    f"structured: {label} {field} {part}",
+                    cell(row, column, part),
+                    STRUCTURED,
+                    _structured_cell(label, field, part, scale),
+                )
+            )
+    for model, pattern in (
+        ("resnet18", "resnet18 at 75 / 50 / 25% of its parameters reads"),
+        ("mobilenet_v3_small", "mobilenet_v3_small"),
+    ):
+        table = " / ".join([f"({NUMBER})"] * 3)
+        sentence = rf"{pattern} {table} for (?:a measured )?{table}"
+        for index, density in enumerate((0.75, 0.5, 0.25)):
+            figures.append(
+                Figure(
+                    f"structured: {model} table at {density}",
+                    phrase(sentence, 1 + index),
+                    STRUCTURED,
+                    _torchvision(model, density, "table_relative"),
+                )
+            )
+            figures.append(
+                Figure(
+                    f"structured: {model} measured at {density}",
+                    phrase(sentence, 4 + index),
+                    STRUCTURED,
+                    _torchvision(model, density, "measured_relative"),
+                )
+            )
+    return figures
+
+
 FIGURES = [
     *quickstart_figures(),
     *dense_figures(),
@@ -1267,6 +1360,7 @@ FIGURES = [
     *screening_figures(),
     *scale_figures(),
     *suite_figures(),
+    *structured_figures(),
 ]
 
 
