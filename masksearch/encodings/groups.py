@@ -198,26 +198,6 @@ class GroupsEncoding(_SparseBinaryEncoding):
             genomes[row, removal[: int(np.abs(curve - target).argmin())]] = False
         return genomes
 
-    def uniform(self, densities: Sequence[float]) -> np.ndarray:
-        """Keep the same fraction of every group's channels (its best ones), the fraction
-        chosen so the density is nearest each target: uniform per-layer channel pruning."""
-        targets = _check_densities(densities)
-        fractions = np.linspace(0.0, 1.0, 201)
-        candidates = np.array([self._uniform_genome(f) for f in fractions])
-        curve = self.densities(candidates)
-        return np.array(
-            [candidates[int(np.abs(curve - t).argmin())] for t in targets], dtype=bool
-        ).reshape(-1, self.n_genes)
-
-    def _uniform_genome(self, fraction: float) -> np.ndarray:
-        genome = np.zeros(self.n_genes, dtype=bool)
-        for g in range(self._n_blocks):
-            start, end = self.table.offsets[g], self.table.offsets[g + 1]
-            keep = max(1, round(fraction * (end - start)))
-            best = np.argsort(-self._score[start:end], kind="stable")[:keep]
-            genome[start + best] = True
-        return genome
-
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Group-magnitude genomes at ``n`` log-spaced densities in [0.05, 0.8], each with a
         small random channel swap."""
