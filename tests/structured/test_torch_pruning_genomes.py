@@ -1,4 +1,5 @@
-"""torch_pruning_genomes: Torch-Pruning's own choices, written as groups genomes."""
+"""torch_pruning_genomes (masksearch.structured.warmstart; named apart from tests/test_warmstart.py,
+which pytest would otherwise confuse with it): Torch-Pruning's own choices, as groups genomes."""
 
 from __future__ import annotations
 
