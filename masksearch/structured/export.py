@@ -28,7 +28,7 @@ from torch import nn
 
 from masksearch.io import atomic_write
 from masksearch.mask import Mask, MaskError
-from masksearch.structured.groups import ChannelGroup, channel_groups, trace_groups
+from masksearch.structured.groups import ChannelGroup, channel_groups, traced_table
 
 __all__ = ["load_structured", "masked", "save_structured", "shrink"]
 
@@ -94,17 +94,10 @@ def shrink(
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     pruned = copy.deepcopy(model).eval()
     # the table refuses the layers whose zeroing is not a removal (grouped convs, ...) and
-    # numbers the genes; pruning needs a graph traced on the copy itself, a second trace
-    with torch.enable_grad():  # Torch-Pruning traces through autograd: undo a caller's no_grad
-        table = channel_groups(pruned, input_shape, ignored)
-        keep = _check_genome(genome, table.n_genes)
-        _check_groups_kept(keep, table.groups)
-        graph, named = trace_groups(pruned, input_shape, ignored)
-    if tuple(info for info, _ in named) != table.groups:
-        raise RuntimeError(
-            f"tracing {type(model).__name__} twice gave different channel groups, so the "
-            "genome's numbering is ambiguous; does its forward depend on anything but the input?"
-        )
+    # numbers the genes; the graph it was traced from prunes the copy
+    table, graph, named = traced_table(pruned, input_shape, ignored)
+    keep = _check_genome(genome, table.n_genes)
+    _check_groups_kept(keep, table.groups)
     start = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Torch-Pruning warns about layers it then handles
@@ -134,8 +127,7 @@ def masked(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     result = copy.deepcopy(model).eval()
-    with torch.enable_grad():  # Torch-Pruning traces through autograd: undo a caller's no_grad
-        table = channel_groups(result, input_shape, ignored)
+    table = channel_groups(result, input_shape, ignored)
     keep = _check_genome(genome, table.n_genes)
     flat = np.ones(table.layout.n_total, dtype=bool)
     for gene in np.flatnonzero(~keep):

@@ -35,6 +35,7 @@ __all__ = [
     "channel_groups",
     "group_layout",
     "trace_groups",
+    "traced_table",
 ]
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -129,6 +130,14 @@ def trace_groups(
     Linear/Conv layer the forward pass runs (the classifier). Groups come in Torch-Pruning's
     order, which depends only on the model and the input shape.
     """
+    graph, named, _ = _traced(model, input_shape, ignored)
+    return graph, named
+
+
+def _traced(
+    model: nn.Module, input_shape: Sequence[int], ignored: Sequence[str] | None
+) -> tuple[object, list[tuple[ChannelGroup, object]], tuple[str, ...]]:
+    """:func:`trace_groups`, plus the names of the ignored layers (the default resolved)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     example = _example(model, input_shape)
@@ -149,7 +158,7 @@ def _trace(
     example: torch.Tensor,
     names: dict[str, nn.Module],
     ignored: Sequence[str] | None,
-) -> tuple[object, list[tuple[ChannelGroup, object]]]:
+) -> tuple[object, list[tuple[ChannelGroup, object]], tuple[str, ...]]:
     import torch_pruning as tp
 
     if ignored is None:
@@ -194,7 +203,7 @@ def _trace(
             f"{type(model).__name__} has no channel that can be removed: every Linear/Conv "
             "output is either the model's output or an ignored layer"
         )
-    return graph, named
+    return graph, named, tuple(module_names[module] for module in ignored_modules)
 
 
 def _positions(
@@ -273,15 +282,15 @@ def channel_groups(
     model: nn.Module, input_shape: Sequence[int], ignored: Sequence[str] | None = None
 ) -> GroupTable:
     """The :class:`GroupTable` of ``model`` for inputs of ``input_shape`` (no batch dim)."""
-    graph, named = trace_groups(model, input_shape, ignored)
-    if ignored is None:
-        was_training = model.training
-        model.eval()
-        try:
-            outputs = _output_layers(model, _example(model, input_shape))
-        finally:
-            model.train(was_training)
-        ignored = [name for name, module in model.named_modules() if module in outputs]
+    return traced_table(model, input_shape, ignored)[0]
+
+
+def traced_table(
+    model: nn.Module, input_shape: Sequence[int], ignored: Sequence[str] | None = None
+) -> tuple[GroupTable, object, list[tuple[ChannelGroup, object]]]:
+    """:func:`channel_groups` with the graph and groups it was built from (one trace), for a
+    caller that goes on to prune ``model`` with them."""
+    graph, named, ignored_names = _traced(model, input_shape, ignored)
     layout = group_layout(model)
     offsets = dict(zip(layout.names, layout.offsets[:-1], strict=True))
     modules = dict(model.named_modules())
@@ -307,12 +316,13 @@ def channel_groups(
                 per_gene[gene].append(_positions(module, name, out, int(index), layout, offsets))
     unique = [np.unique(np.concatenate([_NOTHING, *p])) for p in per_gene]
     pointers = np.concatenate([[0], np.cumsum([u.size for u in unique])]).astype(np.int64)
-    return GroupTable(
+    table = GroupTable(
         layout=layout,
         groups=tuple(g for g, _ in named),
         offsets=gene_offsets,
         pointers=pointers,
         positions=np.concatenate(unique) if unique else np.zeros(0, dtype=np.int64),
         layer_groups={k: (v[0], v[1]) for k, v in layer_groups.items()},
-        ignored=tuple(ignored),
+        ignored=ignored_names,
     )
+    return table, graph, named
