@@ -21,6 +21,13 @@ Configurations (candidates per second):
 * joblib / dask — :class:`JoblibEvaluator` (loky) and :class:`DaskEvaluator` (LocalCluster)
   with two single-threaded workers around the plain evaluator.
 
+``--loop`` times the search loop instead (``engine_loop.{json,md}``): :func:`masksearch.search`
+with NSGA-II (pymoo and DEAP) and EvoPress on LeNet-300-100's ``weights`` encoding, the model
+evaluation replaced by a free stand-in (seeded random losses), so genomes per second measure
+everything around the evaluator: ask/tell, operators, validation, decoding, objectives, the
+archive. Each solver runs twice, evolving packed genomes (the default) and bool genomes
+(``packs_genomes = False``); the two must reach the same front.
+
 Unlike the other benchmarks, this one builds no run from settings (``masksearch.builder``): it
 times the evaluators themselves, on samples saved by a preparation job (so that parsing the
 dataset sets no memory peak in the timed process) and, in quick mode, on randomly initialised
@@ -31,6 +38,7 @@ Usage::
     python benchmarks/bench_engine.py            # full run → benchmarks/results/engine.{json,md}
     python benchmarks/bench_engine.py --quick    # lenet300, P=64, random weights → engine-quick.*
     python benchmarks/bench_engine.py --device cuda
+    python benchmarks/bench_engine.py --loop     # the search loop alone → engine_loop.{json,md}
 """
 
 from __future__ import annotations
@@ -359,6 +367,122 @@ def run_quality(job: dict[str, Any]) -> dict[str, Any]:
 # -- driver ---------------------------------------------------------------------------------
 
 
+# -- the search loop with a free stand-in evaluator ------------------------------------------
+
+LOOP_SOLVERS = {
+    "nsga2": {"pop_size": 64},
+    "deap-nsga2": {"mu": 64},
+    "evopress": {"lambda_": 64},
+}
+LOOP_FLOOR, LOOP_GOAL = 5_000, 10_000  # genomes/s, issue 15
+
+
+def run_loop_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One search of ``job["budget"]`` evaluations with a free stand-in evaluator."""
+    import hashlib
+
+    import torch
+
+    import masksearch as ms
+    from masksearch import models
+    from masksearch.data import Split
+    from masksearch.evaluators import Evaluator
+
+    class FreeEvaluator(Evaluator):
+        """Seeded random losses: costs nothing, so the loop around it is what is timed."""
+
+        def __init__(self, layout) -> None:
+            self.layout = layout
+            self.rng = np.random.default_rng(0)
+
+        def _evaluate(self, masks: np.ndarray) -> dict[str, np.ndarray]:
+            loss = self.rng.random(len(masks))
+            return {"loss": loss, "error": loss / 3}
+
+    torch.manual_seed(0)
+    model = models.build("lenet300", seed=0)
+    data = Split(torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,)))
+
+    def one_search(budget: int) -> tuple[Any, float]:
+        problem = ms.PruningProblem(model, data, encoding="weights", densities=(0.05, 0.02, 0.01))
+        problem.evaluator = FreeEvaluator(problem.layout)
+        solver = ms.make_solver(job["solver"], **LOOP_SOLVERS[job["solver"]])
+        solver.packs_genomes = job["packed"]
+        started = time.perf_counter()
+        result = ms.search(problem, solver, budget=budget, seed=0)
+        return result, time.perf_counter() - started
+
+    one_search(256)  # compiles the Numba operators and warms the caches
+    result, seconds = one_search(job["budget"])
+    digest = hashlib.sha256(np.packbits(result.front.genomes).tobytes() + result.front.F.tobytes())
+    return {
+        "solver": job["solver"],
+        "packed": job["packed"],
+        "n_genes": int(result.front.genomes.shape[1]),
+        "evaluations": result.n_evals,
+        "seconds": seconds,
+        "genomes_per_s": result.n_evals / seconds,
+        "front_size": len(result.front),
+        "front_digest": digest.hexdigest()[:16],
+        "peak_rss_mb": _maxrss_mb(),
+    }
+
+
+def _loop_markdown(report: dict[str, Any]) -> str:
+    env = report["environment"]
+    lines = [
+        "# Search loop throughput (free stand-in evaluator)",
+        "",
+        f"Command: `python benchmarks/bench_engine.py --loop`; {env['cpu_count']} CPU cores, "
+        f"numpy {env['numpy']}, numba {env['numba']}, pymoo {env['packages'].get('pymoo')}, deap {env['packages'].get('deap')}; "
+        f"load average at start {env['load_average_at_start']}. LeNet-300-100 `weights` "
+        "encoding (266,200 genes), objectives loss and density, seed 0, after a warm-up search "
+        "of 256 evaluations; one search per row, each in its own process.",
+        "",
+        "| solver | genomes | evaluations | seconds | genomes/s | × bool | front | front digest "
+        "| peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    bool_speed = {
+        r["solver"]: r["genomes_per_s"] for r in report["loop"] if not r.get("packed", True)
+    }
+    for r in report["loop"]:
+        if "failed" in r:
+            lines.append(
+                f"| {r['solver']} | {r['packed']} | – | – | – | – | – | {r['failed']} | – |"
+            )
+            continue
+        ratio = r["genomes_per_s"] / bool_speed[r["solver"]] if r["solver"] in bool_speed else None
+        lines.append(
+            f"| {r['solver']} | {'packed' if r['packed'] else 'bool'} | {r['evaluations']:,} "
+            f"| {r['seconds']:.2f} | {r['genomes_per_s']:,.0f} "
+            f"| {'–' if ratio is None else f'{ratio:.1f}'} | {r['front_size']} "
+            f"| `{r['front_digest']}` | {r['peak_rss_mb']:.0f} |"
+        )
+    lines += ["", "## Issue targets", ""]
+    for solver in LOOP_SOLVERS:
+        rows = [r for r in report["loop"] if r["solver"] == solver and "failed" not in r]
+        packed = next((r for r in rows if r["packed"]), None)
+        plain = next((r for r in rows if not r["packed"]), None)
+        if packed is None or plain is None:
+            continue
+        speed = packed["genomes_per_s"]
+        verdict = (
+            "goal met"
+            if speed >= LOOP_GOAL
+            else "floor met"
+            if speed >= LOOP_FLOOR
+            else "**below the floor**"
+        )
+        lines.append(
+            f"- {solver}: {speed:,.0f} genomes/s packed ({speed / plain['genomes_per_s']:.1f}× "
+            f"bool genomes); floor {LOOP_FLOOR:,}, goal {LOOP_GOAL:,}: {verdict}"
+            + ("" if solver != "evopress" else " (targets are for NSGA-II; shown for scale)")
+            + f". Same front packed and bool: {packed['front_digest'] == plain['front_digest']}."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def prepare(job: dict[str, Any]) -> dict[str, Any]:
     """Resolve the device, train/cache the zoo models, save the samples; report the machine."""
     import torch
@@ -576,6 +700,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--populations", nargs="+", type=int, default=None)
     parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument(
+        "--loop", action="store_true", help="time the search loop alone → engine_loop.{json,md}"
+    )
+    parser.add_argument(
+        "--loop-budget", type=int, default=4096, help="evaluations per loop search (default 4096)"
+    )
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     pin_dense_models()
@@ -584,6 +714,8 @@ def main(argv: list[str] | None = None) -> None:
         job = json.loads(args.job)
         if job.get("prepare"):
             result = prepare(job)
+        elif job.get("loop"):
+            result = run_loop_job(job)
         elif job.get("quality"):
             result = run_quality(job)
         else:
@@ -591,6 +723,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
 
+    if args.loop:
+        run_loop(args)
+        return
     if args.quick:
         args.random_weights = True
     args.models = args.models or (["lenet300"] if args.quick else ["lenet300", "lenet5"])
@@ -642,6 +777,24 @@ def main(argv: list[str] | None = None) -> None:
     # the environment record is the preparation job's, which had torch loaded
     write_results(out, stem, report, _markdown)
     print(f"wrote {out / stem}.json and .md")
+
+
+def run_loop(args: argparse.Namespace) -> None:
+    report: dict[str, Any] = {"environment": environment("cpu"), "loop": []}
+    for solver in LOOP_SOLVERS:
+        for packed in (True, False):
+            job = {"loop": True, "solver": solver, "packed": packed, "budget": args.loop_budget}
+            result = _spawn(job, timeout=1800)
+            report["loop"].append({**job, **result})
+            speed = result.get("genomes_per_s")
+            print(
+                f"{solver:11s} {'packed' if packed else 'bool':6s} "
+                + (f"{speed:9.0f} genomes/s" if speed else result.get("failed", "")),
+                flush=True,
+            )
+    out = args.out or RESULTS
+    write_results(out, "engine_loop", report, _loop_markdown)
+    print(f"wrote {out / 'engine_loop'}.json and .md")
 
 
 if __name__ == "__main__":

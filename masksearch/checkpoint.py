@@ -98,6 +98,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     | _names("masksearch.encodings.pool", "PoolEncoding")
     | _names("masksearch.encodings.levels", "LevelsEncoding")
     | _names("masksearch.encodings.channels", "ChannelsEncoding")
+    | _names("masksearch.encodings.packed", "PackedOperators")
     | _names("masksearch.front", "ParetoFront")
     | _names("masksearch.local_search", "GradientSwaps")
     | _names("masksearch.mask", "Layout")
@@ -164,7 +165,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
 )
 
 # A bound method pickles as getattr(obj, name). Arbitrary getattr reaches __globals__ and from
-# there os.system, so only these public methods of masksearch encodings resolve.
+# there os.system, so only these public methods of masksearch encodings (and of their packed
+# operators) resolve.
 _ENCODING_METHODS = frozenset({"decode", "encode", "mutate", "crossover", "sample", "repair"})
 
 _trusted: set[tuple[str, str]] = set()
@@ -184,8 +186,9 @@ def trust(*classes: type) -> None:
 
 def _restricted_getattr(obj: Any, name: str) -> Any:
     from masksearch.encodings import Encoding
+    from masksearch.encodings.packed import PackedOperators
 
-    if isinstance(obj, Encoding) and name in _ENCODING_METHODS:
+    if isinstance(obj, (Encoding, PackedOperators)) and name in _ENCODING_METHODS:
         return getattr(obj, name)
     raise _Refused(
         f"refers to attribute {name!r} of a {type(obj).__name__}, which a checkpoint never needs"

@@ -227,7 +227,7 @@ class GradientSwaps:
         if len(front) == 0:
             return _proposal(tried, evaluations, improved, n_genes)
         for key, position in self._starting_points(front):
-            genome = front.genomes[position].copy()
+            genome = front.genome(position)
             score = _score(front.F[position], front.metrics, position)
             for _ in range(self.steps):
                 children, sizes = self._children(problem, genome, key)

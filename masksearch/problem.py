@@ -216,9 +216,10 @@ class PruningProblem:
         kept = np.zeros(len(masks))
         flops = np.zeros(len(masks))
         for name in self.layout.names:
-            # every weight of a layer costs the same FLOPs: count per layer, no float matmul
+            # every weight of a layer costs the same FLOPs: count per layer, no float matmul;
+            # row by row, since count_nonzero(axis=1) is several times slower on bools
             part = self.layout.slice(name)
-            per_layer = np.count_nonzero(masks[:, part], axis=1)
+            per_layer = np.array([np.count_nonzero(mask[part]) for mask in masks])
             kept += per_layer
             flops += per_layer * self.flops_per_weight[part.start]
         metrics["density"] = kept / self.layout.n_total

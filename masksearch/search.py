@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
-from masksearch.front import ParetoFront, density_slack
+from masksearch.encodings.packed import PackedOperators
+from masksearch.front import ParetoFront, density_slack, packed_key
 from masksearch.local_search import LocalSearch, Proposal, check_local_search
 from masksearch.problem import PruningProblem
 from masksearch.solvers.base import Solver, check_solver, solver_done, solver_inject
@@ -140,6 +141,7 @@ def search(
     ):
         raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     seed = _whole_number("seed", seed, "", minimum=0)
+    packing = genome_packing(problem, solver)
     fingerprint = {**search_fingerprint(problem, solver, seed, local_search), **(fingerprint or {})}
     path = Path(checkpoint) if checkpoint is not None else None
 
@@ -156,12 +158,13 @@ def search(
         seeds = problem.magnitude_genomes() if initial is None else as_initial(problem, initial)
         warm = initial.summary() if isinstance(initial, WarmStart) else None
         rng = np.random.default_rng(seed)
+        operators = problem.encoding if packing is None else packing
         solver.setup(
-            problem.n_genes,
+            operators.n_genes,
             problem.n_obj,
             rng,
-            operators=problem.encoding,
-            initial=seeds,
+            operators=operators,
+            initial=seeds if packing is None else packing.pack(seeds),
         )
         if local_search is not None:
             local_search.setup(problem, np.random.default_rng([seed, 1]))
@@ -184,23 +187,24 @@ def search(
                 break
             # validated once, in evaluate (a custom solver's wrong dtype or length fails there)
             asked = solver.ask()
-            evaluation = problem.evaluate(asked)
+            evaluation = problem.evaluate(asked if packing is None else packing.unpack(asked))
             genomes = (
                 evaluation.genomes
                 if evaluation.genomes is not None
                 else problem.encoding.validate(asked)  # an evaluate() that does not return them
             )
-            solver.tell(genomes, evaluation.F, evaluation.violation)
+            solver.tell(genomes if packing is None else asked, evaluation.F, evaluation.violation)
             exact = np.asarray(evaluation.metrics.get("exact", np.ones(len(genomes))), dtype=bool)
             keep = exact & (evaluation.violation <= 0)
             front.update(
                 genomes[keep],
                 evaluation.F[keep],
                 {k: v[keep] for k, v in evaluation.metrics.items()},
+                keys=None if packing is None else [packed_key(row) for row in asked[keep]],
             )
             n_evals += int(exact.sum()) if "exact" in evaluation.metrics else len(genomes)
             if local_search is not None:
-                n_evals += _improve(problem, solver, front, local_search)
+                n_evals += _improve(problem, solver, front, local_search, packing)
             record = _record(len(history), n_evals, time.perf_counter() - started, front, reference)
             history.append(record)
             # callbacks (the run's log among them) come before the checkpoint, so a kill in
@@ -285,11 +289,27 @@ def _search_into(
     return result
 
 
+def genome_packing(problem: PruningProblem, solver: Any) -> PackedOperators | None:
+    """The packed form the search hands ``solver`` (None: the encoding's own genomes).
+
+    Shipped solvers touch genomes only through their operators (``packs_genomes``); given a
+    packable encoding (weights, channels) they evolve genomes eight genes a byte, with the
+    same operators drawing the same random numbers, so the search reaches the same front.
+    """
+    if getattr(solver, "packs_genomes", False) and getattr(problem.encoding, "packable", False):
+        return PackedOperators(problem.encoding)
+    return None
+
+
 def search_fingerprint(
     problem: PruningProblem, solver: Any, seed: int, local_search: Any | None = None
 ) -> dict[str, Any]:
     """What a checkpoint must share with the search that resumes it."""
+    packed = genome_packing(problem, solver) is not None
     return {
+        # a solver's state holds genomes in the form it evolved them (the key only when packed,
+        # so checkpoints of bool searches written before packing existed still resume)
+        **({"genomes": "packed"} if packed else {}),
         "problem": problem.name,
         "n_genes": problem.n_genes,
         "objectives": problem.objectives,
@@ -301,7 +321,11 @@ def search_fingerprint(
 
 
 def _improve(
-    problem: PruningProblem, solver: Solver, front: ParetoFront, local_search: LocalSearch
+    problem: PruningProblem,
+    solver: Solver,
+    front: ParetoFront,
+    local_search: LocalSearch,
+    packing: PackedOperators | None,
 ) -> int:
     """One local-search call: archive what it evaluated, inject what it improved."""
     proposal = local_search.improve(problem, front)
@@ -322,7 +346,12 @@ def _improve(
     inject = solver_inject(solver)
     if inject is not None and len(proposal.improved):
         rows = proposal.improved
-        inject(proposal.genomes[rows], evaluation.F[rows], evaluation.violation[rows])
+        genomes = proposal.genomes[rows]
+        inject(
+            genomes if packing is None else packing.pack(genomes),
+            evaluation.F[rows],
+            evaluation.violation[rows],
+        )
     return len(proposal.genomes)
 
 

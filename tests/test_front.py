@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,58 @@ def test_updates_over_generations_equal_one_merge_of_everything() -> None:
     np.testing.assert_array_equal(front.genomes, genomes[kept])
     np.testing.assert_array_equal(front.F, F[kept])
     np.testing.assert_array_equal(front.metrics["step"], np.repeat(np.arange(15.0), 10)[kept])
+
+
+def _identity(genomes: np.ndarray) -> np.ndarray:
+    return genomes  # a picklable decode
+
+
+def test_bool_genomes_are_stored_packed_and_come_back_unchanged() -> None:
+    rng = np.random.default_rng(3)
+    n_genes = 1_003  # not a whole number of bytes
+    layout = Layout(names=("w",), shapes=((n_genes,),))
+    front = ParetoFront(("error", "density"), layout, decode=_identity)
+    genomes = rng.random((6, n_genes)) < 0.3
+    F = np.stack([np.linspace(0.6, 0.1, 6), np.linspace(0.1, 0.6, 6)], axis=1)  # all optimal
+    front.update(genomes, F, {"error": F[:, 0], "density": F[:, 1]})
+    assert front._stored.nbytes == 6 * ((n_genes + 7) // 8)  # an eighth of the bool rows
+    np.testing.assert_array_equal(front.genomes, genomes[np.argsort(F[:, 0])])
+    for position in range(6):
+        np.testing.assert_array_equal(front.genome(position), front.genomes[position])
+        np.testing.assert_array_equal(front.mask(position).flat(), front.genomes[position])
+    with pytest.raises(IndexError, match="no member 6"):
+        front.genome(6)
+    restored = pickle.loads(pickle.dumps(front))
+    np.testing.assert_array_equal(restored.genomes, front.genomes)
+    # keys computed from packed rows equal those of the bool genomes: a repeat is refused
+    restored.update(genomes[:1], F[:1] * 0.5, {"error": F[:1, 0] * 0.5, "density": F[:1, 1]})
+    assert len(restored) == 6
+
+
+def test_integer_genomes_are_stored_as_they_are() -> None:
+    layout = Layout(names=("w",), shapes=((5,),))
+    front = ParetoFront(("error", "density"), layout, decode=lambda g: g > 0)
+    genomes = np.array([[0, 3, 1, 2, 0], [4, 4, 4, 4, 4]], dtype=np.int16)
+    F = np.array([[0.5, 0.2], [0.1, 0.9]])
+    front.update(genomes, F, {"error": F[:, 0], "density": F[:, 1]})
+    assert front.genomes.dtype == np.int16
+    np.testing.assert_array_equal(front.genomes, genomes[::-1])
+
+
+def test_a_front_pickled_before_packed_storage_still_loads() -> None:
+    layout = Layout(names=("w",), shapes=((4,),))
+    front = ParetoFront(("error", "density"), layout, decode=lambda g: g)
+    genomes = np.array([[1, 0, 1, 1]], dtype=bool)
+    # the attributes a front had when it stored genomes as they came
+    old_state = {
+        "objectives": ("error", "density"),
+        "_layout": layout,
+        "_decode": None,
+        "genomes": genomes,
+        "F": np.array([[0.1, 0.75]]),
+        "metrics": {"error": np.array([0.1]), "density": np.array([0.75])},
+    }
+    restored = ParetoFront.__new__(ParetoFront)
+    restored.__setstate__(dict(old_state))
+    np.testing.assert_array_equal(restored.genomes, genomes)
+    assert len(restored) == 1 and front.genomes is None

@@ -251,7 +251,7 @@ class _SpyNSGA2(PymooSolver):
                 "genomes": np.array(genomes, copy=True),
                 "F": np.array(F, copy=True),
                 "violation": np.array(violation, copy=True),
-                "population": np.asarray(self._algorithm.pop.get("X"), dtype=bool).copy(),
+                "population": np.asarray(self._algorithm.pop.get("X"), dtype=self.dtype).copy(),
             }
         )
 
@@ -270,7 +270,8 @@ def test_improved_genomes_are_injected_and_join_the_population(loss_problem) -> 
     for record in solver.injections:
         proposal = local.proposals[record["after_proposal"]]
         rows = proposal.improved
-        np.testing.assert_array_equal(record["genomes"], proposal.genomes[rows])
+        # a shipped solver evolves the weights encoding's genomes packed, eight genes a byte
+        np.testing.assert_array_equal(record["genomes"], np.packbits(proposal.genomes[rows], axis=1))
         np.testing.assert_array_equal(record["F"], proposal.evaluation.F[rows])
         np.testing.assert_array_equal(record["violation"], proposal.evaluation.violation[rows])
         # they are in the population the next generation breeds from

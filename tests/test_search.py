@@ -5,7 +5,7 @@ import pytest
 
 from masksearch.local_search import GradientSwaps
 from masksearch.problem import PruningProblem
-from masksearch.search import CheckpointError, search
+from masksearch.search import CheckpointError, genome_packing, search
 from masksearch.solvers import BinaryOperators, check_objectives, make_solver
 from masksearch.testing import SolverConformance
 
@@ -77,6 +77,51 @@ def test_same_seed_same_front(digits_problem) -> None:
     second = search(digits_problem, make_solver("nsga2", pop_size=16), budget=200, seed=3)
     assert _front_signature(first) == _front_signature(second)
     assert np.array_equal(first.front.genomes, second.front.genomes)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("nsga2", {"pop_size": 16}),
+        ("ga", {"pop_size": 16}),
+        ("deap-nsga2", {"mu": 16}),
+        ("evopress", {"lambda_": 8}),
+        ("random", {"pop_size": 16}),
+    ],
+)
+def test_packed_genomes_reach_the_front_bool_genomes_reach(digits_problem, name, options) -> None:
+    # the same solver told not to pack evolves bool genomes with the encoding's operators
+    packed_solver = make_solver(name, **options)
+    bool_solver = make_solver(name, **options)
+    bool_solver.packs_genomes = False
+    assert genome_packing(digits_problem, packed_solver) is not None
+    assert genome_packing(digits_problem, bool_solver) is None
+    packed = search(digits_problem, packed_solver, budget=96, seed=4)
+    unpacked = search(digits_problem, bool_solver, budget=96, seed=4)
+    assert packed_solver.operators.dtype == np.uint8 and bool_solver.operators.dtype == np.bool_
+    assert _front_signature(packed) == _front_signature(unpacked)
+    assert packed.front.genomes.dtype == np.bool_
+    np.testing.assert_array_equal(packed.front.genomes, unpacked.front.genomes)
+
+
+def test_a_search_with_local_search_is_the_same_packed_or_not(digits_problem) -> None:
+    # improved genomes reach the solver through inject, packed on the way
+    results = []
+    for packs in (True, False):
+        solver = make_solver("nsga2", pop_size=16)
+        solver.packs_genomes = packs
+        local = GradientSwaps(steps=1, children=4)
+        results.append(search(digits_problem, solver, budget=160, seed=2, local_search=local))
+    assert _front_signature(results[0]) == _front_signature(results[1])
+
+
+def test_a_packed_checkpoint_is_not_resumed_by_a_bool_search(tmp_path, digits_problem) -> None:
+    path = tmp_path / "checkpoint.pkl"
+    search(digits_problem, make_solver("nsga2", pop_size=8), budget=8, seed=0, checkpoint=path)
+    bool_solver = make_solver("nsga2", pop_size=8)
+    bool_solver.packs_genomes = False
+    with pytest.raises(CheckpointError, match="genomes: 'packed' vs now None"):
+        search(digits_problem, bool_solver, budget=16, seed=0, checkpoint=path, resume=True)
 
 
 def test_archive_keeps_members_from_every_generation(digits_problem) -> None:

@@ -153,6 +153,9 @@ class Encoding(ABC):
     dtype: np.dtype
     lower: np.ndarray  # per-gene inclusive bounds (int64)
     upper: np.ndarray
+    #: Whether :class:`~masksearch.encodings.packed.PackedOperators` can run this encoding's
+    #: operators on packed genomes (the shipped solvers then evolve those).
+    packable: bool = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.n_genes:,} genes over {self.layout.n_total:,} weights)"

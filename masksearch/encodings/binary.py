@@ -66,6 +66,9 @@ class _SparseBinaryEncoding(_BinaryEncoding):
     step_range: tuple[float, float] = (0.05, 0.10)
     #: The biased pick chooses among this fraction of the kept count at the frontier.
     frontier: float = 0.05
+    #: Packed genomes run these moves draw for draw (an encoding whose validate changes
+    #: genomes, e.g. groups, must set False).
+    packable: bool = True
 
     _order: np.ndarray
     _block: np.ndarray

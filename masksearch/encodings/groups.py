@@ -52,6 +52,9 @@ class GroupsEncoding(_SparseBinaryEncoding):
     #: A swap moves at most this fraction of the channels (at least 1).
     max_swap_fraction: float = 0.02
 
+    # validate turns an emptied group's best channel back on: not a pure bit operation
+    packable = False
+
     def __init__(
         self,
         model: nn.Module,

@@ -108,6 +108,8 @@ class DeapSolver(GenomeSolver):
     ``operators.sample`` to ``mu`` rows.
     """
 
+    packs_genomes = True
+
     def __init__(
         self,
         kind: str = "nsga2",

@@ -33,6 +33,8 @@ _MULTI_OBJECTIVE_ONLY = ("nsga3", "smsemoa", "moead")
 
 
 def _canonical(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype == dtype:
+        return X  # pymoo's arrays and the operators' results are fresh: no copy needed
     return as_genomes(X, X.shape[-1], dtype, what="pymoo genomes")
 
 
@@ -237,6 +239,8 @@ class PymooSolver(GenomeSolver):
     objective set to 1e30 (a death penalty). A +inf objective (failed evaluation) reaches pymoo
     as 1e30 too, because pymoo's normalisations turn inf into NaN. "moead" runs pymoo's ``ParallelMOEAD`` (a population per ask).
     """
+
+    packs_genomes = True
 
     def __init__(
         self,

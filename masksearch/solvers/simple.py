@@ -25,6 +25,8 @@ class RandomSearch(GenomeSolver):
     the archive sorted by the first objective (so both extremes stay).
     """
 
+    packs_genomes = True
+
     def __init__(
         self, pop_size: int = 50, *, mutation_share: float = 0.5, archive_size: int = 100
     ) -> None:
@@ -106,6 +108,8 @@ class EvoPressSolver(GenomeSolver):
     selection (re-ranking survivors on growing calibration sets) is not implemented: the
     evaluator returns one value per genome; it belongs to the evaluator, not the solver.
     """
+
+    packs_genomes = True
 
     def __init__(self, lambda_: int = 8) -> None:
         self.lambda_ = _positive_int("lambda_", lambda_)

@@ -1,0 +1,338 @@
+"""Packed binary genomes: eight genes a byte, the form the shipped solvers evolve.
+
+A LeNet-300-100 ``weights`` genome is 266,200 bools; a solver copies, compares and hashes
+every row several times per generation, so with bool rows the loop around the evaluator moves
+more bytes than the incremental evaluator touches for a child. Packed, a row is 33 KB.
+
+:class:`PackedOperators` runs a sparse binary encoding's operators (``weights``, ``channels``)
+on packed rows. It draws exactly the random numbers the encoding draws, in the same order, and
+picks the same genes, so a search reaches the same genomes either way (the tests compare the
+two bit for bit); only the bookkeeping between draws is compiled. Users never see packed
+genomes: :func:`masksearch.search` packs what it hands a shipped solver and unpacks what the
+solver asks before anything is evaluated or archived.
+
+Bit order is :func:`numpy.packbits`'s: gene ``g`` is bit ``7 - g % 8`` of byte ``g // 8``, and
+the padding bits of the last byte are zero.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from masksearch.encodings.base import GenomeError, _check_rng, _log_uniform_int
+
+__all__ = ["PackedOperators"]
+
+
+class PackedOperators:
+    """The operators of a sparse binary ``encoding`` on packed genomes (uint8 rows of
+    ``ceil(n_genes / 8)`` bytes); a :class:`~masksearch.solvers.GenomeOperators`."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, encoding: Any) -> None:
+        if not getattr(encoding, "packable", False):
+            raise TypeError(
+                f"{type(encoding).__name__} genomes cannot be packed; only sparse binary "
+                "encodings without invariants (weights, channels) can"
+            )
+        self.encoding = encoding
+        self.n_bits = int(encoding.n_genes)
+        self.n_genes = (self.n_bits + 7) // 8
+
+    # bounds and derived tables are rebuilt on demand rather than pickled with every checkpoint
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_cached")}
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.zeros(self.n_genes, dtype=np.int64)
+
+    @property
+    def upper(self) -> np.ndarray:
+        return np.full(self.n_genes, 255, dtype=np.int64)
+
+    @property
+    def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(genes by descending score, each gene's place in that order, block per gene, block
+        per byte or -1 where a byte spans two blocks)."""
+        tables = self.__dict__.get("_cached_tables")
+        if tables is None:
+            block = np.ascontiguousarray(self.encoding._block, dtype=np.int64)
+            starts = np.arange(0, self.n_bits, 8)
+            ends = np.minimum(starts + 7, self.n_bits - 1)
+            byte_block = np.where(block[starts] == block[ends], block[starts], -1)
+            order = np.ascontiguousarray(self.encoding._order, dtype=np.int64)
+            rank = np.empty_like(order)
+            rank[order] = np.arange(order.size)
+            tables = self._cached_tables = (order, rank, block, byte_block)
+        return tables
+
+    # -- conversions -----------------------------------------------------------------------
+    def pack(self, genomes: np.ndarray) -> np.ndarray:
+        """Bool genomes of the encoding (validated by it) as packed rows."""
+        return np.packbits(self.encoding.validate(genomes), axis=1)
+
+    def unpack(self, packed: np.ndarray) -> np.ndarray:
+        """Packed rows as the encoding's bool genomes."""
+        return np.unpackbits(packed, axis=1, count=self.n_bits).view(np.bool_)
+
+    def validate(self, genomes: np.ndarray) -> np.ndarray:
+        return self.repair(genomes).copy()
+
+    def repair(self, genomes: np.ndarray) -> np.ndarray:
+        """``genomes`` checked (packed genomes have no invariants to restore), not copied."""
+        array = np.asarray(genomes)
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] != self.n_genes or array.dtype != np.uint8:
+            raise GenomeError(
+                f"packed genomes are uint8 rows of {self.n_genes} bytes, got dtype "
+                f"{array.dtype} and shape {array.shape}; pack bool genomes with pack()"
+            )
+        padding = 8 * self.n_genes - self.n_bits
+        if padding and np.any(array[:, -1] & np.uint8((1 << padding) - 1)):
+            raise GenomeError("packed genomes have padding bits set past the last gene")
+        return array
+
+    # -- operators (the encoding's, draw for draw) -------------------------------------------
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return np.packbits(self.encoding.sample(n, rng), axis=1)
+
+    def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        _check_rng(rng)
+        children = self.validate(genomes)
+        for child in children:  # rows are views: moves edit `children` in place
+            self._mutate_one(child, rng)
+        return children
+
+    def _mutate_one(self, child: np.ndarray, rng: np.random.Generator) -> None:
+        encoding = self.encoding
+        n_kept = _popcount(child)
+        n_dropped = self.n_bits - n_kept
+        feasible = np.array([n_kept > 0 and n_dropped > 0, n_dropped > 0, n_kept > 1])
+        weights = np.asarray(encoding.move_probabilities, dtype=float) * feasible
+        if weights.sum() <= 0:
+            return
+        move = rng.choice(3, p=weights / weights.sum())
+        if move == 0:
+            count = min(_log_uniform_int(rng, encoding._max_swap), n_kept, n_dropped)
+            off = self._pick(child, True, count, n_kept, largest=False, rng=rng)
+            on = self._pick(child, False, count, n_kept, largest=True, rng=rng)
+            _assign(child, off, False)
+            _assign(child, on, True)
+        elif move == 1:
+            count = min(encoding._draw_step(n_kept, rng), n_dropped)
+            _assign(child, self._pick(child, False, count, n_kept, largest=True, rng=rng), True)
+        else:
+            count = min(encoding._draw_step(n_kept, rng), n_kept - 1)
+            _assign(child, self._pick(child, True, count, n_kept, largest=False, rng=rng), False)
+
+    def _pick(
+        self,
+        child: np.ndarray,
+        state: bool,
+        count: int,
+        n_kept: int,
+        *,
+        largest: bool,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """``count`` distinct genes whose bit is ``state``, as ``_SparseBinaryEncoding._pick``
+        chooses them from the bool genome."""
+        n_candidates = n_kept if state else self.n_bits - n_kept
+        if rng.random() < 0.5:
+            window = min(n_candidates, max(2 * count, math.ceil(self.encoding.frontier * n_kept)))
+            order, rank, _, _ = self._tables
+            pool = _ranked_end(order, rank, child, state, n_candidates, window, largest)
+            return rng.choice(pool, size=count, replace=False)
+        # rng.choice(pool, k) is pool[rng.choice(len(pool), k)]: draw ranks, find those genes
+        ranks = rng.choice(n_candidates, size=count, replace=False)
+        return _nth_bits(child, ranks, state)
+
+    def crossover(
+        self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        _check_rng(rng)
+        parents_a, parents_b = self.validate(first), self.validate(second)
+        if parents_a.shape != parents_b.shape:
+            raise GenomeError(
+                f"crossover needs as many first parents as second ones; got "
+                f"{parents_a.shape[0]} and {parents_b.shape[0]}"
+            )
+        _, _, block, byte_block = self._tables
+        take_second = rng.random((parents_a.shape[0], self.encoding._n_blocks)) < 0.5
+        children = _blend(parents_a, parents_b, take_second, block, byte_block, self.n_bits)
+        differ = parents_a ^ parents_b
+        kept_a, kept_b = _popcount_rows(parents_a), _popcount_rows(parents_b)
+        low, high = np.minimum(kept_a, kept_b), np.maximum(kept_a, kept_b)
+        for row, kept in enumerate(_popcount_rows(children)):
+            if kept > high[row]:
+                on = children[row] & differ[row]
+                ranks = rng.choice(_popcount(on), size=kept - high[row], replace=False)
+                _assign(children[row], _nth_bits(on, ranks, True), False)
+            elif kept < low[row]:
+                off = ~children[row] & differ[row]
+                ranks = rng.choice(_popcount(off), size=low[row] - kept, replace=False)
+                _assign(children[row], _nth_bits(off, ranks, True), True)
+        return children
+
+
+# for each byte value: how many bits are set, and their offsets from the top bit down
+_BIT_COUNTS = np.array([bin(byte).count("1") for byte in range(256)], dtype=np.int64)
+_BIT_OFFSETS = np.array(
+    [
+        [bit for bit in range(8) if byte >> (7 - bit) & 1] + [0] * (8 - bin(byte).count("1"))
+        for byte in range(256)
+    ],
+    dtype=np.int64,
+)
+
+
+def _popcount(row: np.ndarray) -> int:
+    return int(_popcount_rows(row[None, :])[0])
+
+
+@numba.njit(cache=True)
+def _popcount_rows(rows):  # pragma: no cover - compiled
+    """Set bits per packed row."""
+    counts = np.zeros(rows.shape[0], dtype=np.int64)
+    for r in range(rows.shape[0]):
+        total = 0
+        for byte in rows[r]:
+            total += _BIT_COUNTS[byte]
+        counts[r] = total
+    return counts
+
+
+@numba.njit(cache=True)
+def _assign(row, genes, value):  # pragma: no cover - compiled
+    """Set (``value``) or clear the bits of ``genes`` in the packed ``row``."""
+    for gene in genes:
+        bit = np.uint8(1 << (7 - gene % 8))
+        if value:
+            row[gene // 8] |= bit
+        else:
+            row[gene // 8] &= ~bit
+
+
+@numba.njit(cache=True)
+def _ranked_end(order, rank, row, state, n_candidates, window, first):  # pragma: no cover
+    """The first (or last) ``window`` genes of ``order`` whose bit in ``row`` is ``state``, in
+    ``order``'s order: ``_ranked_end`` of the bool encoding on a packed row.
+
+    Kept genes are listed and the window found by their ranks (a sparse genome's smallest kept
+    genes lie near the end of a scan from the bottom of ``order``, past every dropped gene);
+    dropped genes are found by scanning ``order``, which reaches them soon from either end.
+    """
+    if state:
+        return _extreme_ranks(_set_bits(row, n_candidates), rank, window, first)
+    pool = np.empty(window, dtype=np.int64)
+    found = 0
+    size = order.size
+    for step in range(size):
+        if found == window:
+            break
+        gene = order[step] if first else order[size - 1 - step]
+        if (np.int64(row[gene >> 3]) >> (7 - (gene & 7))) & 1 == 0:
+            pool[found] = gene
+            found += 1
+    if first:
+        return pool[:found]
+    return pool[:found][::-1].copy()
+
+
+@numba.njit(cache=True)
+def _extreme_ranks(genes, rank, window, first):  # pragma: no cover - compiled
+    """The ``window`` genes of ``genes`` with the lowest (``first``) or highest ranks, by rank
+    ascending; a histogram of ranks narrows the sort to about ``window`` genes."""
+    n_buckets = 1024
+    width = rank.size // n_buckets + 1
+    counts = np.zeros(n_buckets, dtype=np.int64)
+    for gene in genes:
+        counts[rank[gene] // width] += 1
+    total = 0
+    boundary = 0
+    for step in range(n_buckets):
+        boundary = step if first else n_buckets - 1 - step
+        total += counts[boundary]
+        if total >= window:
+            break
+    chosen = np.empty(total, dtype=np.int64)
+    found = 0
+    for gene in genes:
+        bucket = rank[gene] // width
+        if (first and bucket <= boundary) or (not first and bucket >= boundary):
+            chosen[found] = gene
+            found += 1
+    keys = np.empty(found, dtype=np.int64)
+    for index in range(found):
+        keys[index] = rank[chosen[index]]
+    chosen = chosen[np.argsort(keys)]
+    if found > window:
+        chosen = chosen[:window] if first else chosen[found - window :]
+    return chosen
+
+
+@numba.njit(cache=True)
+def _set_bits(row, total):  # pragma: no cover - compiled
+    """The ``total`` genes of the set bits of a packed row, ascending (eight writes a nonzero
+    byte, no branch per bit: the loop is bound by mispredictions otherwise)."""
+    genes = np.empty(total + 8, dtype=np.int64)
+    found = 0
+    for position in range(row.size):
+        byte = row[position]
+        if byte == 0:
+            continue
+        for k in range(8):
+            genes[found + k] = 8 * position + _BIT_OFFSETS[byte, k]
+        found += _BIT_COUNTS[byte]
+    return genes[:total]
+
+
+@numba.njit(cache=True)
+def _nth_bits(row, ranks, state):  # pragma: no cover - compiled
+    """The genes of the bits equal to ``state`` in ``row`` at positions ``ranks`` (0 = the
+    lowest gene), in the order of ``ranks``: ``np.flatnonzero(unpacked == state)[ranks]``
+    without unpacking. Ranks must be below the number of such genes, so the zero padding of
+    the last byte is never reached."""
+    genes = np.empty(ranks.size, dtype=np.int64)
+    position = 0
+    seen = 0
+    for index in np.argsort(ranks):
+        target = ranks[index]
+        while True:
+            byte = np.int64(row[position]) if state else 255 - np.int64(row[position])
+            if seen + _BIT_COUNTS[byte] > target:
+                break
+            seen += _BIT_COUNTS[byte]
+            position += 1
+        genes[index] = 8 * position + _BIT_OFFSETS[byte, target - seen]
+    return genes
+
+
+@numba.njit(cache=True)
+def _blend(first, second, take_second, block, byte_block, n_bits):  # pragma: no cover - compiled
+    """Children taking each block's bits from ``second`` where ``take_second[child, block]``,
+    else from ``first``; whole bytes at a time where a byte lies inside one block."""
+    n_rows, n_bytes = first.shape
+    children = np.empty_like(first)
+    for r in range(n_rows):
+        for b in range(n_bytes):
+            owner = byte_block[b]
+            if owner >= 0:
+                children[r, b] = second[r, b] if take_second[r, owner] else first[r, b]
+                continue
+            byte = np.uint8(0)
+            for bit in range(8):
+                gene = 8 * b + bit
+                if gene >= n_bits:
+                    break
+                source = second[r, b] if take_second[r, block[gene]] else first[r, b]
+                byte |= source & np.uint8(1 << (7 - bit))
+            children[r, b] = byte
+    return children

@@ -1,0 +1,124 @@
+"""PackedOperators: the sparse binary operators on packed genomes, draw for draw.
+
+The invariant: for any genomes and seed, packing, running the packed operator and unpacking
+gives exactly what the bool encoding's operator gives from the same generator state, and the
+generators end in the same state (so every later draw of a search agrees too).
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from masksearch.encodings import ChannelsEncoding, GenomeError, LevelsEncoding, WeightsEncoding
+from masksearch.encodings.packed import PackedOperators
+
+
+@pytest.fixture(params=["weights", "channels"])
+def encoding(request, tiny_conv):
+    model = tiny_conv(seed=3)
+    return WeightsEncoding(model) if request.param == "weights" else ChannelsEncoding(model)
+
+
+def _population(encoding, densities, seed):
+    genomes = encoding.magnitude(densities)
+    return encoding._perturbed(genomes, np.random.default_rng(seed))
+
+
+def _same_generator_state(first: np.random.Generator, second: np.random.Generator) -> bool:
+    return first.bit_generator.state == second.bit_generator.state
+
+
+def test_tiny_conv_weights_genomes_do_not_fill_whole_bytes(tiny_conv):
+    # padding bits and blocks that straddle bytes are exercised below
+    assert WeightsEncoding(tiny_conv()).n_genes % 8 != 0
+
+
+def test_pack_unpack_round_trip_and_zero_padding(encoding):
+    operators = PackedOperators(encoding)
+    genomes = _population(encoding, [0.9, 0.3, 0.05], seed=0)
+    packed = operators.pack(genomes)
+    assert packed.dtype == np.uint8 and packed.shape == (3, (encoding.n_genes + 7) // 8)
+    assert operators.n_genes == packed.shape[1]
+    np.testing.assert_array_equal(operators.unpack(packed), genomes)
+    np.testing.assert_array_equal(packed, np.packbits(genomes, axis=1))
+
+
+@pytest.mark.parametrize("density", [1.0, 0.5, 0.1, 0.02, None])
+def test_mutate_equals_the_bool_operator_draw_for_draw(encoding, density):
+    operators = PackedOperators(encoding)
+    if density is None:  # one kept gene: only add moves are feasible
+        genomes = np.zeros((8, encoding.n_genes), dtype=bool)
+        genomes[:, 5] = True
+    else:
+        genomes = _population(encoding, [density] * 8, seed=1)
+    for seed in range(25):
+        bool_rng, packed_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        expected = encoding.mutate(genomes, bool_rng)
+        got = operators.unpack(operators.mutate(operators.pack(genomes), packed_rng))
+        np.testing.assert_array_equal(got, expected)
+        assert _same_generator_state(bool_rng, packed_rng)
+
+
+@pytest.mark.parametrize("densities", [(0.5, 0.05), (0.02, 0.3), (1.0, 0.01)])
+def test_crossover_equals_the_bool_operator_draw_for_draw(encoding, densities):
+    operators = PackedOperators(encoding)
+    first = _population(encoding, [densities[0]] * 6, seed=2)
+    second = encoding.mutate(_population(encoding, [densities[1]] * 6, seed=3), np.random.default_rng(4))
+    for seed in range(25):
+        bool_rng, packed_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        expected = encoding.crossover(first, second, bool_rng)
+        packed = operators.crossover(operators.pack(first), operators.pack(second), packed_rng)
+        np.testing.assert_array_equal(operators.unpack(packed), expected)
+        assert _same_generator_state(bool_rng, packed_rng)
+
+
+def test_sample_equals_the_bool_operator(encoding):
+    bool_rng, packed_rng = np.random.default_rng(7), np.random.default_rng(7)
+    operators = PackedOperators(encoding)
+    np.testing.assert_array_equal(
+        operators.unpack(operators.sample(5, packed_rng)), encoding.sample(5, bool_rng)
+    )
+
+
+def test_operators_do_not_write_to_their_inputs(encoding):
+    operators = PackedOperators(encoding)
+    packed = operators.pack(_population(encoding, [0.2] * 4, seed=5))
+    before = packed.copy()
+    operators.mutate(packed, np.random.default_rng(0))
+    operators.crossover(packed, packed[::-1], np.random.default_rng(0))
+    np.testing.assert_array_equal(packed, before)
+
+
+def test_bad_packed_genomes_are_refused(tiny_conv):
+    encoding = WeightsEncoding(tiny_conv())
+    operators = PackedOperators(encoding)
+    packed = operators.pack(encoding.magnitude([0.5]))
+    with pytest.raises(GenomeError, match="uint8 rows"):
+        operators.validate(operators.unpack(packed))  # bool genomes are not packed ones
+    with pytest.raises(GenomeError, match="uint8 rows"):
+        operators.validate(packed[:, :-1])
+    padded = packed.copy()
+    padded[0, -1] |= 1  # the last gene is not a multiple of 8: bit 0 of the last byte is padding
+    with pytest.raises(GenomeError, match="padding bits"):
+        operators.validate(padded)
+
+
+def test_only_packable_encodings_are_packed(tiny_conv):
+    with pytest.raises(TypeError, match="cannot be packed"):
+        PackedOperators(LevelsEncoding(tiny_conv()))
+
+
+def test_pickled_operators_leave_their_tables_behind(encoding):
+    operators = PackedOperators(encoding)
+    operators.mutate(operators.pack(encoding.magnitude([0.3, 0.3])), np.random.default_rng(0))
+    assert "_cached_tables" in operators.__dict__
+    restored = pickle.loads(pickle.dumps(operators))
+    assert "_cached_tables" not in restored.__dict__
+    genomes = operators.pack(encoding.magnitude([0.3, 0.3]))
+    np.testing.assert_array_equal(
+        restored.mutate(genomes, np.random.default_rng(1)),
+        operators.mutate(genomes, np.random.default_rng(1)),
+    )
