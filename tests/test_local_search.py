@@ -271,7 +271,9 @@ def test_improved_genomes_are_injected_and_join_the_population(loss_problem) -> 
         proposal = local.proposals[record["after_proposal"]]
         rows = proposal.improved
         # a shipped solver evolves the weights encoding's genomes packed, eight genes a byte
-        np.testing.assert_array_equal(record["genomes"], np.packbits(proposal.genomes[rows], axis=1))
+        np.testing.assert_array_equal(
+            record["genomes"], np.packbits(proposal.genomes[rows], axis=1)
+        )
         np.testing.assert_array_equal(record["F"], proposal.evaluation.F[rows])
         np.testing.assert_array_equal(record["violation"], proposal.evaluation.violation[rows])
         # they are in the population the next generation breeds from

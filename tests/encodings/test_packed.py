@@ -66,7 +66,9 @@ def test_mutate_equals_the_bool_operator_draw_for_draw(encoding, density):
 def test_crossover_equals_the_bool_operator_draw_for_draw(encoding, densities):
     operators = PackedOperators(encoding)
     first = _population(encoding, [densities[0]] * 6, seed=2)
-    second = encoding.mutate(_population(encoding, [densities[1]] * 6, seed=3), np.random.default_rng(4))
+    second = encoding.mutate(
+        _population(encoding, [densities[1]] * 6, seed=3), np.random.default_rng(4)
+    )
     for seed in range(25):
         bool_rng, packed_rng = np.random.default_rng(seed), np.random.default_rng(seed)
         expected = encoding.crossover(first, second, bool_rng)
