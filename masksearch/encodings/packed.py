@@ -166,11 +166,12 @@ class PackedOperators:
             )
         _, _, block, byte_block = self._tables
         take_second = rng.random((parents_a.shape[0], self.encoding._n_blocks)) < 0.5
-        children = _blend(parents_a, parents_b, take_second, block, byte_block, self.n_bits)
+        children, (kept_a, kept_b, kept_children) = _blend(
+            parents_a, parents_b, take_second, block, byte_block, self.n_bits
+        )
         differ = parents_a ^ parents_b
-        kept_a, kept_b = _popcount_rows(parents_a), _popcount_rows(parents_b)
         low, high = np.minimum(kept_a, kept_b), np.maximum(kept_a, kept_b)
-        for row, kept in enumerate(_popcount_rows(children)):
+        for row, kept in enumerate(kept_children):
             if kept > high[row]:
                 on = children[row] & differ[row]
                 ranks = rng.choice(_popcount(on), size=kept - high[row], replace=False)
@@ -318,21 +319,32 @@ def _nth_bits(row, ranks, state):  # pragma: no cover - compiled
 @numba.njit(cache=True)
 def _blend(first, second, take_second, block, byte_block, n_bits):  # pragma: no cover - compiled
     """Children taking each block's bits from ``second`` where ``take_second[child, block]``,
-    else from ``first``; whole bytes at a time where a byte lies inside one block."""
+    else from ``first`` (whole bytes at a time where a byte lies inside one block), with the
+    set bits of ``first``, ``second`` and the children per row, counted in the same pass."""
     n_rows, n_bytes = first.shape
     children = np.empty_like(first)
+    counts = np.zeros((3, n_rows), dtype=np.int64)
     for r in range(n_rows):
+        kept_first = 0
+        kept_second = 0
+        kept_child = 0
         for b in range(n_bytes):
             owner = byte_block[b]
             if owner >= 0:
-                children[r, b] = second[r, b] if take_second[r, owner] else first[r, b]
-                continue
-            byte = np.uint8(0)
-            for bit in range(8):
-                gene = 8 * b + bit
-                if gene >= n_bits:
-                    break
-                source = second[r, b] if take_second[r, block[gene]] else first[r, b]
-                byte |= source & np.uint8(1 << (7 - bit))
+                byte = second[r, b] if take_second[r, owner] else first[r, b]
+            else:
+                byte = np.uint8(0)
+                for bit in range(8):
+                    gene = 8 * b + bit
+                    if gene >= n_bits:
+                        break
+                    source = second[r, b] if take_second[r, block[gene]] else first[r, b]
+                    byte |= source & np.uint8(1 << (7 - bit))
             children[r, b] = byte
-    return children
+            kept_first += _BIT_COUNTS[first[r, b]]
+            kept_second += _BIT_COUNTS[second[r, b]]
+            kept_child += _BIT_COUNTS[byte]
+        counts[0, r] = kept_first
+        counts[1, r] = kept_second
+        counts[2, r] = kept_child
+    return children, counts
