@@ -121,19 +121,23 @@ class ParetoFront:
         genomes: np.ndarray,
         F: np.ndarray,
         metrics: dict[str, np.ndarray],
-        keys: Sequence[bytes] | None = None,
+        *,
+        packed_bits: int | None = None,
     ) -> None:
         """Merge evaluated genomes into the archive (only feasible, exact ones belong here).
 
         A genome already in the archive, or repeated in ``genomes``, is kept once (its first
         occurrence). Members' keys are remembered, so each generation hashes only its new
-        genomes, and the genomes array is built once, from the survivors. ``keys`` are the
-        genomes' :func:`genome_key` when the caller has them cheaper (from packed rows).
+        genomes, and the genomes array is built once, from the survivors. With
+        ``packed_bits``, ``genomes`` are bool genomes of that many genes packed as
+        :func:`np.packbits` packs them (what the shipped solvers evolve).
         """
         if len(genomes) == 0:
             return
-        if keys is None:
+        if packed_bits is None:
             keys = [genome_key(genome) for genome in genomes]
+        else:
+            keys = [packed_key(row) for row in genomes]
         old_keys = self._member_keys()
         seen = set(old_keys)
         new_keys: list[bytes] = []
@@ -156,11 +160,13 @@ class ParetoFront:
         keep = np.flatnonzero(non_dominated(all_F))
         keep = keep[np.lexsort(all_F[keep].T[::-1])]
         # one copy of the survivors' genomes, none of the whole archive
-        if self._stored is None:
+        if self._stored is None and packed_bits is not None:
+            self._stored, self._n_bits = genomes[:0], int(packed_bits)
+        elif self._stored is None:
             self.genomes = genomes[:0]  # sets the storage form
         was_member = keep < n_old
         arrivals = genomes[fresh_rows[keep[~was_member] - n_old]]
-        if self._n_bits is not None:
+        if self._n_bits is not None and packed_bits is None:
             arrivals = np.packbits(arrivals, axis=1)
         stored = np.empty((len(keep), *arrivals.shape[1:]), dtype=arrivals.dtype)
         stored[was_member] = self._stored[keep[was_member]]

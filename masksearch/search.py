@@ -26,9 +26,9 @@ import numpy as np
 
 from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
 from masksearch.encodings.packed import PackedOperators
-from masksearch.front import ParetoFront, density_slack, packed_key
+from masksearch.front import ParetoFront, density_slack
 from masksearch.local_search import LocalSearch, Proposal, check_local_search
-from masksearch.problem import PruningProblem
+from masksearch.problem import Evaluation, PruningProblem
 from masksearch.solvers.base import Solver, check_solver, solver_done, solver_inject
 from masksearch.warmstart import WarmStart, as_initial
 
@@ -185,22 +185,26 @@ def search(
             if solver_done(solver):
                 stopped = "solver"
                 break
-            # validated once, in evaluate (a custom solver's wrong dtype or length fails there)
             asked = solver.ask()
-            evaluation = problem.evaluate(asked if packing is None else packing.unpack(asked))
-            genomes = (
-                evaluation.genomes
-                if evaluation.genomes is not None
-                else problem.encoding.validate(asked)  # an evaluate() that does not return them
-            )
-            solver.tell(genomes if packing is None else asked, evaluation.F, evaluation.violation)
+            if packing is None:
+                # validated once, in evaluate (a custom solver's wrong dtype or length fails there)
+                evaluation = problem.evaluate(asked)
+                genomes = (
+                    evaluation.genomes
+                    if evaluation.genomes is not None
+                    else problem.encoding.validate(asked)  # an evaluate() that returns none
+                )
+            else:
+                evaluation = _evaluate_packed(problem, packing, asked)
+                genomes = asked  # told and archived packed
+            solver.tell(genomes, evaluation.F, evaluation.violation)
             exact = np.asarray(evaluation.metrics.get("exact", np.ones(len(genomes))), dtype=bool)
             keep = exact & (evaluation.violation <= 0)
             front.update(
                 genomes[keep],
                 evaluation.F[keep],
                 {k: v[keep] for k, v in evaluation.metrics.items()},
-                keys=None if packing is None else [packed_key(row) for row in asked[keep]],
+                packed_bits=None if packing is None else packing.n_bits,
             )
             n_evals += int(exact.sum()) if "exact" in evaluation.metrics else len(genomes)
             if local_search is not None:
@@ -287,6 +291,29 @@ def _search_into(
         save_results(run, result, problem)
         write_report(run, problem)
     return result
+
+
+# Unpacked genomes evaluated at once, in bytes: bounds the bool copies of a population of a
+# large model (64 ResNet-18 genomes are 715 MB as bools, and evaluate validates a copy).
+_UNPACKED_BYTES = 1 << 27
+
+
+def _evaluate_packed(
+    problem: PruningProblem, packing: PackedOperators, asked: np.ndarray
+) -> Evaluation:
+    """``problem.evaluate`` of packed genomes, unpacked a chunk at a time."""
+    rows = max(1, _UNPACKED_BYTES // packing.n_bits)
+    parts = [
+        problem.evaluate(packing.unpack(asked[start : start + rows]))
+        for start in range(0, len(asked), rows)
+    ]
+    if len(parts) == 1:
+        return parts[0]
+    return Evaluation(
+        F=np.concatenate([part.F for part in parts]),
+        metrics={k: np.concatenate([part.metrics[k] for part in parts]) for k in parts[0].metrics},
+        violation=np.concatenate([part.violation for part in parts]),
+    )
 
 
 def genome_packing(problem: PruningProblem, solver: Any) -> PackedOperators | None:

@@ -177,3 +177,21 @@ def test_a_front_pickled_before_packed_storage_still_loads() -> None:
     restored.__setstate__(dict(old_state))
     np.testing.assert_array_equal(restored.genomes, genomes)
     assert len(restored) == 1 and front.genomes is None
+
+
+def test_packed_rows_merge_as_the_bool_genomes_they_stand_for() -> None:
+    rng = np.random.default_rng(5)
+    n_genes = 37
+    layout = Layout(names=("w",), shapes=((n_genes,),))
+    from_bool = ParetoFront(("error", "density"), layout, decode=_identity)
+    from_packed = ParetoFront(("error", "density"), layout, decode=_identity)
+    for _ in range(6):
+        genomes = rng.random((8, n_genes)) < 0.4
+        genomes[4:] = genomes[:4]  # repeats within a batch
+        F = np.stack([rng.random(8).round(1), genomes.mean(axis=1)], axis=1)
+        F[4:] = F[:4]
+        metrics = {"error": F[:, 0], "density": F[:, 1]}
+        from_bool.update(genomes, F, metrics)
+        from_packed.update(np.packbits(genomes, axis=1), F, metrics, packed_bits=n_genes)
+    np.testing.assert_array_equal(from_packed.genomes, from_bool.genomes)
+    np.testing.assert_array_equal(from_packed.F, from_bool.F)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -102,6 +104,25 @@ def test_packed_genomes_reach_the_front_bool_genomes_reach(digits_problem, name,
     assert _front_signature(packed) == _front_signature(unpacked)
     assert packed.front.genomes.dtype == np.bool_
     np.testing.assert_array_equal(packed.front.genomes, unpacked.front.genomes)
+
+
+def test_large_packed_populations_are_evaluated_in_chunks_to_the_same_front(
+    digits_problem, monkeypatch
+) -> None:
+    # the module, not the function masksearch re-exports under the same name
+    search_module = importlib.import_module("masksearch.search")
+    whole = search(digits_problem, make_solver("nsga2", pop_size=16), budget=64, seed=6)
+    calls: list[int] = []
+    evaluate = digits_problem.evaluate
+    # three unpacked genomes per call (a large model's population would not fit at once)
+    monkeypatch.setattr(search_module, "_UNPACKED_BYTES", 3 * digits_problem.n_genes)
+    monkeypatch.setattr(
+        digits_problem, "evaluate", lambda genomes: calls.append(len(genomes)) or evaluate(genomes)
+    )
+    chunked = search(digits_problem, make_solver("nsga2", pop_size=16), budget=64, seed=6)
+    assert max(calls) == 3 and sum(calls) == chunked.n_evals
+    assert _front_signature(chunked) == _front_signature(whole)
+    np.testing.assert_array_equal(chunked.front.genomes, whole.front.genomes)
 
 
 def test_a_search_with_local_search_is_the_same_packed_or_not(digits_problem) -> None:
