@@ -9,6 +9,10 @@ the global magnitude masks at 5/2/1% density seeded) at a fixed budget of exact 
   evaluation and per million weights, the evaluator the problem chose;
 * **population size**: LeNet-300-100 with populations of 16 to 256 at the same budget — wall
   time and the final hypervolume;
+* **memory** (``--parts memory``, written to ``scale_memory.*``): host memory of an NSGA-II
+  search (population 64) on torchvision's ResNet-18 (11.2 M weights, random init) with 8
+  random images of CIFAR shape, in a process of its own: resident memory after the problem is
+  built (model, data, evaluator) and the peak during the search, per generation;
 * **Dask**: LeNet-300-100 with the plain evaluator run serially and on a
   ``distributed.LocalCluster`` of 1 and 2 single-threaded worker processes
   (:class:`~masksearch.evaluators.DaskEvaluator`), wall time and whether the fronts (genomes and
@@ -63,6 +67,7 @@ FULL = {
     # second worker (256 evaluations took 2.5 s with 1 worker and 2.3 s with 2)
     "dask_budget": 2048,
     "dask_samples": 1024,
+    "memory_budget": 2048,
 }
 QUICK = {
     "size_budget": 32,
@@ -72,6 +77,7 @@ QUICK = {
     "population_samples": 128,
     "dask_budget": 64,
     "dask_samples": 256,
+    "memory_budget": 128,
 }
 
 
@@ -84,13 +90,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pop-size", type=int, default=32, help="for the size and Dask parts")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (not for Dask)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--memory-job", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.preset = QUICK if args.quick else FULL
     args.parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     for part in args.parts:
-        if part not in ("size", "population", "dask"):
-            parser.error(f"unknown part {part!r}; choose from size, population, dask")
+        if part not in ("size", "population", "dask", "memory"):
+            parser.error(f"unknown part {part!r}; choose from size, population, dask, memory")
     for model in args.models:
         if model not in MODELS:
             parser.error(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
@@ -282,6 +289,78 @@ def measure_dask(args: argparse.Namespace, echo: Callable[[str], None]) -> dict[
     }
 
 
+def _memory_mb() -> tuple[float, float]:
+    """(resident, peak resident) MB of this process, from /proc (Linux)."""
+    fields = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def memory_job(budget: int, seed: int) -> dict[str, Any]:
+    """The memory measurement itself, run in a fresh process (``--memory-job BUDGET``)."""
+    import torchvision
+
+    from masksearch import make_solver, search
+
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(num_classes=10).eval()
+    generator = torch.Generator().manual_seed(0)
+    split = Split(
+        torch.randn(8, 3, 32, 32, generator=generator),
+        torch.randint(0, 10, (8,), generator=generator),
+    )
+    problem = PruningProblem(
+        model, split, encoding="weights", objectives=("loss", "density"), densities=DENSITIES
+    )
+    baseline, peak_before = _memory_mb()
+    trace: list[dict[str, float]] = []
+
+    def record(generation: dict[str, Any]) -> None:
+        resident, peak = _memory_mb()
+        trace.append({"n_evals": generation["n_evals"], "resident_mb": resident, "peak_mb": peak})
+
+    started = time.perf_counter()
+    result = search(
+        problem, make_solver("nsga2", pop_size=64), budget=budget, seed=seed, callbacks=[record]
+    )
+    seconds = time.perf_counter() - started
+    _, peak = _memory_mb()
+    return {
+        "model": "torchvision resnet18 (random init)",
+        "n_weights": problem.layout.n_total,
+        "evaluator": type(problem.evaluator).__name__,
+        "pop_size": 64,
+        "n_evals": result.n_evals,
+        "seconds": seconds,
+        "front_size": len(result.front),
+        "baseline_mb": baseline,
+        "peak_before_search_mb": peak_before,
+        "peak_mb": peak,
+        "growth_mb": peak - baseline,
+        "bool_population_mb": 64 * problem.layout.n_total / 2**20,
+        "trace": trace,
+    }
+
+
+def measure_memory(args: argparse.Namespace, echo: Callable[[str], None]) -> dict[str, Any]:
+    import json
+    import subprocess
+
+    budget = args.preset["memory_budget"]
+    command = [sys.executable, __file__, "--memory-job", str(budget), "--seed", str(args.seed)]
+    finished = subprocess.run(command, capture_output=True, text=True, check=True)
+    row = json.loads(finished.stdout.strip().splitlines()[-1])
+    echo(
+        f"  memory resnet18 {row['n_weights']:,} weights: {row['n_evals']} evals in "
+        f"{row['seconds']:.0f} s, peak {row['peak_mb']:.0f} MB, {row['growth_mb']:.0f} MB over "
+        f"the {row['baseline_mb']:.0f} MB after building the problem"
+    )
+    return row
+
+
 def markdown(payload: dict[str, Any], plot_name: str) -> str:
     lines = [
         "# Scale: NSGA-II wall time vs model size, population size and Dask workers",
@@ -322,6 +401,31 @@ def markdown(payload: dict[str, Any], plot_name: str) -> str:
                 f"{r['evals_per_s']:.1f} | {r['final_hypervolume']:.4f} | {r['front_size']} |"
             )
         lines.append("")
+    if "memory" in payload:
+        row = payload["memory"]
+        growth_limit = 2048
+        lines += [
+            f"## Memory ({row['model']}, {row['n_weights']:,} weights, NSGA-II population "
+            f"{row['pop_size']}, {row['evaluator']} on 8 random 3×32×32 images)",
+            "",
+            f"{row['n_evals']:,} evaluations in {row['seconds']:.0f} s; front of "
+            f"{row['front_size']}. Resident memory after building the problem (model, data, "
+            f"evaluator): {row['baseline_mb']:.0f} MB; peak during the search: "
+            f"{row['peak_mb']:.0f} MB, i.e. **{row['growth_mb']:.0f} MB beyond the model and "
+            f"data** (issue 15's limit {growth_limit:,} MB at 20,000 evaluations; "
+            f"{'within' if row['growth_mb'] <= growth_limit else 'over'} it at this budget). "
+            f"For scale: the population alone as bool genomes is {row['bool_population_mb']:.0f} MB.",
+            "",
+            "| evaluations | resident MB | peak MB |",
+            "|---:|---:|---:|",
+        ]
+        trace = row["trace"]
+        shown = trace if len(trace) <= 12 else trace[:: max(1, len(trace) // 10)] + trace[-1:]
+        for point in shown:
+            lines.append(
+                f"| {point['n_evals']:,} | {point['resident_mb']:.0f} | {point['peak_mb']:.0f} |"
+            )
+        lines.append("")
     if "dask" in payload:
         dask = payload["dask"]
         lines += [
@@ -354,7 +458,7 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [p for p in ("size", "population", "dask") if p in payload]
+    panels = [p for p in ("size", "population", "memory", "dask") if p in payload]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         if panel == "size":
@@ -377,6 +481,18 @@ def plot(payload: dict[str, Any], path: Path) -> None:
             ax.set_xlabel("population size")
             ax.set_ylabel("wall time (s)")
             ax.set_title(f"lenet300, {payload['preset']['population_budget']} evaluations")
+        elif panel == "memory":
+            trace = payload["memory"]["trace"]
+            evaluations = [point["n_evals"] for point in trace]
+            ax.plot(evaluations, [point["resident_mb"] for point in trace], label="resident")
+            ax.plot(evaluations, [point["peak_mb"] for point in trace], label="peak")
+            ax.axhline(
+                payload["memory"]["baseline_mb"], color="grey", ls=":", label="problem built"
+            )
+            ax.set_xlabel("evaluations")
+            ax.set_ylabel("MB")
+            ax.set_title("resnet18 (11.2 M weights), NSGA-II, population 64")
+            ax.legend(fontsize=8)
         else:
             runs = payload["dask"]["runs"]
             ax.bar(list(runs), [r["seconds"] for r in runs.values()], color="tab:green")
@@ -390,6 +506,11 @@ def plot(payload: dict[str, Any], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print) -> dict:
     args = parse_args(argv)
+    if args.memory_job is not None:
+        import json
+
+        print(json.dumps(memory_job(args.memory_job, args.seed)))
+        return {}
     pin_dense_models()
     started = time.perf_counter()
     payload: dict[str, Any] = {
@@ -408,8 +529,12 @@ def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print)
         payload["population"] = measure_population(args, echo)
     if "dask" in args.parts:
         payload["dask"] = measure_dask(args, echo)
+    if "memory" in args.parts:
+        payload["memory"] = measure_memory(args, echo)
     payload["seconds"] = time.perf_counter() - started
     stem = "scale_quick" if args.quick else "scale"
+    if args.parts == ["memory"]:
+        stem += "_memory"  # a part of its own: the other parts' results stay as they are
     write_results(
         args.out,
         stem,

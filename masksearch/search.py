@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from masksearch.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, trust
+from masksearch.encodings import packed
 from masksearch.encodings.packed import PackedOperators
 from masksearch.front import ParetoFront, density_slack
 from masksearch.local_search import LocalSearch, Proposal, check_local_search
@@ -293,26 +294,20 @@ def _search_into(
     return result
 
 
-# Unpacked genomes evaluated at once, in bytes: bounds the bool copies of a population of a
-# large model (64 ResNet-18 genomes are 715 MB as bools, and evaluate validates a copy).
-_UNPACKED_BYTES = 1 << 27
-
-
 def _evaluate_packed(
     problem: PruningProblem, packing: PackedOperators, asked: np.ndarray
 ) -> Evaluation:
-    """``problem.evaluate`` of packed genomes, unpacked a chunk at a time."""
-    rows = max(1, _UNPACKED_BYTES // packing.n_bits)
-    parts = [
-        problem.evaluate(packing.unpack(asked[start : start + rows]))
-        for start in range(0, len(asked), rows)
-    ]
-    if len(parts) == 1:
-        return parts[0]
+    """``problem.evaluate`` of packed genomes, unpacked a chunk at a time; each chunk's bool
+    genomes are dropped once scored (the packed rows are what the search keeps)."""
+    rows = max(1, packed.UNPACKED_BYTES // packing.n_bits)
+    parts = []
+    for start in range(0, len(asked), rows):
+        part = problem.evaluate(packing.unpack(asked[start : start + rows]))
+        parts.append((part.F, part.metrics, part.violation))
     return Evaluation(
-        F=np.concatenate([part.F for part in parts]),
-        metrics={k: np.concatenate([part.metrics[k] for part in parts]) for k in parts[0].metrics},
-        violation=np.concatenate([part.violation for part in parts]),
+        F=np.concatenate([F for F, _, _ in parts]),
+        metrics={k: np.concatenate([metrics[k] for _, metrics, _ in parts]) for k in parts[0][1]},
+        violation=np.concatenate([violation for _, _, violation in parts]),
     )
 
 

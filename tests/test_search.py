@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
+from masksearch.encodings import packed
 from masksearch.local_search import GradientSwaps
 from masksearch.problem import PruningProblem
 from masksearch.search import CheckpointError, genome_packing, search
@@ -109,13 +108,11 @@ def test_packed_genomes_reach_the_front_bool_genomes_reach(digits_problem, name,
 def test_large_packed_populations_are_evaluated_in_chunks_to_the_same_front(
     digits_problem, monkeypatch
 ) -> None:
-    # the module, not the function masksearch re-exports under the same name
-    search_module = importlib.import_module("masksearch.search")
     whole = search(digits_problem, make_solver("nsga2", pop_size=16), budget=64, seed=6)
     calls: list[int] = []
     evaluate = digits_problem.evaluate
     # three unpacked genomes per call (a large model's population would not fit at once)
-    monkeypatch.setattr(search_module, "_UNPACKED_BYTES", 3 * digits_problem.n_genes)
+    monkeypatch.setattr(packed, "UNPACKED_BYTES", 3 * digits_problem.n_genes)
     monkeypatch.setattr(
         digits_problem, "evaluate", lambda genomes: calls.append(len(genomes)) or evaluate(genomes)
     )

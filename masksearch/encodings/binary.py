@@ -8,7 +8,14 @@ import math
 
 import numpy as np
 
-from masksearch.encodings.base import Encoding, GenomeError, _check_rng, _log_uniform_int
+from masksearch.encodings.base import (
+    Encoding,
+    GenomeError,
+    _check_count,
+    _check_rng,
+    _log_spaced,
+    _log_uniform_int,
+)
 
 
 class _BinaryEncoding(Encoding):
@@ -74,6 +81,16 @@ class _SparseBinaryEncoding(_BinaryEncoding):
     _block: np.ndarray
     _n_blocks: int
     _max_swap: int
+    #: The range of densities :meth:`sample` spreads a first population over (log-spaced).
+    sample_densities: tuple[float, float]
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Magnitude genomes at ``n`` log-spaced densities in ``sample_densities``, each with
+        a small random swap, so the first population spans the error/density front."""
+        n, rng = _check_count(n), _check_rng(rng)
+        if n == 0:
+            return np.zeros((0, self.n_genes), dtype=bool)
+        return self._perturbed(self.magnitude(_log_spaced(n, *self.sample_densities)), rng)
 
     def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_rng(rng)

@@ -9,12 +9,9 @@ import numpy as np
 from torch import nn
 
 from masksearch.encodings.base import (
-    _check_count,
     _check_densities,
-    _check_rng,
     _descending,
     _flat_mask,
-    _log_spaced,
     _read_magnitudes,
 )
 from masksearch.encodings.binary import _SparseBinaryEncoding
@@ -46,6 +43,7 @@ class ChannelsEncoding(_SparseBinaryEncoding):
     name = "channels"
     #: A swap moves at most this fraction of the channels (at least 1).
     max_swap_fraction: float = 0.02
+    sample_densities = _SAMPLE_CHANNEL_DENSITIES
 
     def __init__(self, model: nn.Module, layout: Layout | None = None) -> None:
         self.layout, magnitudes = _read_magnitudes(model, layout)
@@ -173,11 +171,3 @@ class ChannelsEncoding(_SparseBinaryEncoding):
         curve = self.densities(prefixes)
         genomes = [prefixes[int(np.abs(curve - target).argmin())] for target in targets]
         return np.array(genomes, dtype=bool).reshape(-1, self.n_genes)
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Channel-magnitude genomes at ``n`` log-spaced densities in [0.02, 0.8], each with
-        a small random channel swap."""
-        n, rng = _check_count(n), _check_rng(rng)
-        if n == 0:
-            return np.zeros((0, self.n_genes), dtype=bool)
-        return self._perturbed(self.magnitude(_log_spaced(n, *_SAMPLE_CHANNEL_DENSITIES)), rng)

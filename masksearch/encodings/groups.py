@@ -11,12 +11,9 @@ import torch
 from torch import nn
 
 from masksearch.encodings.base import (
-    _check_count,
     _check_densities,
-    _check_rng,
     _descending,
     _flat_mask,
-    _log_spaced,
 )
 from masksearch.encodings.binary import _SparseBinaryEncoding
 from masksearch.mask import Layout, Mask, MaskError
@@ -54,6 +51,7 @@ class GroupsEncoding(_SparseBinaryEncoding):
 
     # validate turns an emptied group's best channel back on: not a pure bit operation
     packable = False
+    sample_densities = _SAMPLE_GROUP_DENSITIES
 
     def __init__(
         self,
@@ -204,11 +202,7 @@ class GroupsEncoding(_SparseBinaryEncoding):
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Group-magnitude genomes at ``n`` log-spaced densities in [0.05, 0.8], each with a
         small random channel swap."""
-        n, rng = _check_count(n), _check_rng(rng)
-        if n == 0:
-            return np.zeros((0, self.n_genes), dtype=bool)
-        genomes = self._perturbed(self.magnitude(_log_spaced(n, *_SAMPLE_GROUP_DENSITIES)), rng)
-        return self._check_invariants(genomes)
+        return self._check_invariants(super().sample(n, rng))
 
     def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return self._check_invariants(super().mutate(genomes, rng))

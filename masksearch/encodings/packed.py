@@ -23,9 +23,19 @@ from typing import Any
 import numba
 import numpy as np
 
-from masksearch.encodings.base import GenomeError, _check_rng, _log_uniform_int
+from masksearch.encodings.base import (
+    GenomeError,
+    _check_count,
+    _check_rng,
+    _log_spaced,
+    _log_uniform_int,
+)
 
-__all__ = ["PackedOperators"]
+__all__ = ["UNPACKED_BYTES", "PackedOperators"]
+
+#: Bool genomes built at once from packed ones, in bytes: bounds the transient bool copies of a
+#: large model's population (64 ResNet-18 genomes are 715 MB as bools).
+UNPACKED_BYTES = 1 << 27
 
 
 class PackedOperators:
@@ -59,16 +69,19 @@ class PackedOperators:
     @property
     def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(genes by descending score, each gene's place in that order, block per gene, block
-        per byte or -1 where a byte spans two blocks)."""
+        per byte or -1 where a byte spans two blocks); the first three are the encoding's own
+        arrays where it has them (an 11 M-weight model's would be 130 MB again)."""
         tables = self.__dict__.get("_cached_tables")
         if tables is None:
-            block = np.ascontiguousarray(self.encoding._block, dtype=np.int64)
+            encoding = self.encoding
+            order, block = encoding._order, encoding._block
+            rank = getattr(encoding, "_rank", None)
+            if rank is None:
+                rank = np.empty_like(order)
+                rank[order] = np.arange(order.size, dtype=order.dtype)
             starts = np.arange(0, self.n_bits, 8)
             ends = np.minimum(starts + 7, self.n_bits - 1)
             byte_block = np.where(block[starts] == block[ends], block[starts], -1)
-            order = np.ascontiguousarray(self.encoding._order, dtype=np.int64)
-            rank = np.empty_like(order)
-            rank[order] = np.arange(order.size)
             tables = self._cached_tables = (order, rank, block, byte_block)
         return tables
 
@@ -101,7 +114,17 @@ class PackedOperators:
 
     # -- operators (the encoding's, draw for draw) -------------------------------------------
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.packbits(self.encoding.sample(n, rng), axis=1)
+        """The encoding's sample, built and packed a chunk of rows at a time (64 bool genomes of
+        an 11 M-weight model are 715 MB); the draws are the same, row after row."""
+        n, rng = _check_count(n), _check_rng(rng)
+        encoding = self.encoding
+        densities = _log_spaced(n, *encoding.sample_densities) if n else np.empty(0)
+        rows = max(1, UNPACKED_BYTES // self.n_bits)
+        parts = [
+            np.packbits(encoding._perturbed(encoding.magnitude(chunk), rng), axis=1)
+            for chunk in (densities[start : start + rows] for start in range(0, n, rows))
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, self.n_genes), dtype=np.uint8)
 
     def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_rng(rng)

@@ -9,14 +9,11 @@ from torch import nn
 
 from masksearch.encodings.base import (
     _SAMPLE_DENSITIES,
-    _check_count,
     _check_densities,
-    _check_rng,
     _descending,
     _flat_mask,
     _index_dtype,
     _keep_count,
-    _log_spaced,
     _rank,
     _read_magnitudes,
 )
@@ -36,6 +33,7 @@ class WeightsEncoding(_SparseBinaryEncoding):
     name = "weights"
     #: A swap moves at most this fraction of the genes (at least 1).
     max_swap_fraction: float = 0.0005
+    sample_densities = _SAMPLE_DENSITIES
 
     def __init__(self, model: nn.Module, layout: Layout | None = None) -> None:
         self.layout, magnitudes = _read_magnitudes(model, layout)
@@ -69,11 +67,3 @@ class WeightsEncoding(_SparseBinaryEncoding):
             [_keep_count(d, self.n_genes) for d in _check_densities(densities)], dtype=np.int64
         )
         return self._rank[None, :] < counts[:, None]
-
-    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Magnitude masks at ``n`` log-spaced densities in [0.005, 0.5], each with a small
-        random swap, so the first population spans the error/density front."""
-        n, rng = _check_count(n), _check_rng(rng)
-        if n == 0:
-            return np.zeros((0, self.n_genes), dtype=bool)
-        return self._perturbed(self.magnitude(_log_spaced(n, *_SAMPLE_DENSITIES)), rng)

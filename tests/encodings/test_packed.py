@@ -12,7 +12,13 @@ import pickle
 import numpy as np
 import pytest
 
-from masksearch.encodings import ChannelsEncoding, GenomeError, LevelsEncoding, WeightsEncoding
+from masksearch.encodings import (
+    ChannelsEncoding,
+    GenomeError,
+    LevelsEncoding,
+    WeightsEncoding,
+    packed,
+)
 from masksearch.encodings.packed import PackedOperators
 
 
@@ -77,12 +83,17 @@ def test_crossover_equals_the_bool_operator_draw_for_draw(encoding, densities):
         assert _same_generator_state(bool_rng, packed_rng)
 
 
-def test_sample_equals_the_bool_operator(encoding):
+@pytest.mark.parametrize("rows_at_once", [None, 1, 2])
+def test_sample_equals_the_bool_operator(encoding, rows_at_once, monkeypatch):
+    if rows_at_once is not None:  # a large model's population is built a few rows at a time
+        monkeypatch.setattr(packed, "UNPACKED_BYTES", rows_at_once * encoding.n_genes)
     bool_rng, packed_rng = np.random.default_rng(7), np.random.default_rng(7)
     operators = PackedOperators(encoding)
     np.testing.assert_array_equal(
         operators.unpack(operators.sample(5, packed_rng)), encoding.sample(5, bool_rng)
     )
+    assert _same_generator_state(bool_rng, packed_rng)
+    assert operators.sample(0, packed_rng).shape == (0, operators.n_genes)
 
 
 def test_operators_do_not_write_to_their_inputs(encoding):
