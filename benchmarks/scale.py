@@ -67,7 +67,7 @@ FULL = {
     # second worker (256 evaluations took 2.5 s with 1 worker and 2.3 s with 2)
     "dask_budget": 2048,
     "dask_samples": 1024,
-    "memory_budget": 2048,
+    "memory_budget": 20_000,  # the figure; about 30 min on 2 cores
 }
 QUICK = {
     "size_budget": 32,
