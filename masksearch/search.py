@@ -327,11 +327,11 @@ def search_fingerprint(
     problem: PruningProblem, solver: Any, seed: int, local_search: Any | None = None
 ) -> dict[str, Any]:
     """What a checkpoint must share with the search that resumes it."""
-    packed = genome_packing(problem, solver) is not None
+    packs = genome_packing(problem, solver) is not None
     return {
         # a solver's state holds genomes in the form it evolved them (the key only when packed,
         # so checkpoints of bool searches written before packing existed still resume)
-        **({"genomes": "packed"} if packed else {}),
+        **({"genomes": "packed"} if packs else {}),
         "problem": problem.name,
         "n_genes": problem.n_genes,
         "objectives": problem.objectives,

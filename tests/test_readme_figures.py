@@ -45,6 +45,8 @@ SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
 STRUCTURED = "benchmarks/results/structured.json"
+ENGINE_LOOP = "benchmarks/results/engine_loop.json"
+SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 QUICKSTART = "docs/quickstart_report.md"
 
 Value = float | tuple[float, float]
@@ -1345,6 +1347,60 @@ def structured_figures() -> list[Figure]:
     return figures
 
 
+def _loop_speed(solver: str, packed: bool) -> Callable[[Any], float]:
+    def value(d: dict) -> float:
+        rows = [r for r in d["loop"] if r["solver"] == solver and r["packed"] == packed]
+        assert len(rows) == 1, f"{len(rows)} loop rows for {solver} packed={packed}"
+        return rows[0]["genomes_per_s"]
+
+    return value
+
+
+def loop_figures() -> list[Figure]:
+    sentence = (
+        rf"moves ({NUMBER}) genomes/s with pymoo's NSGA-II and ({NUMBER}) with DEAP's on "
+        rf"LeNet-300-100's {NUMBER} genes, ({NUMBER})× and ({NUMBER})× the same solvers"
+    )
+    figures = []
+    for index, (solver, ratio) in enumerate(
+        (("nsga2", False), ("deap-nsga2", False), ("nsga2", True), ("deap-nsga2", True))
+    ):
+        packed, plain = _loop_speed(solver, True), _loop_speed(solver, False)
+        figures.append(
+            Figure(
+                f"loop: {solver} {'packed over bool' if ratio else 'genomes/s'}",
+                phrase(sentence, 1 + index),
+                ENGINE_LOOP,
+                (lambda d, p=packed, b=plain: p(d) / b(d)) if ratio else packed,
+            )
+        )
+    figures.append(
+        Figure(
+            "loop: same fronts",
+            phrase(r"evolving bool genomes, and reach the same fronts \((\d+) of \d+ solvers"),
+            ENGINE_LOOP,
+            lambda d: sum(
+                next(r for r in d["loop"] if r["solver"] == s and r["packed"])["front_digest"]
+                == next(r for r in d["loop"] if r["solver"] == s and not r["packed"])[
+                    "front_digest"
+                ]
+                for s in {r["solver"] for r in d["loop"]}
+            ),
+        )
+    )
+    for name, pattern, key in (
+        (
+            "memory: evaluations",
+            rf"an NSGA-II search of ({NUMBER}) evaluations with population",
+            "n_evals",
+        ),
+        ("memory: growth", rf"peaks at ({NUMBER}) MB beyond the model and data", "growth_mb"),
+        ("memory: weights", rf"ResNet-18 \(({NUMBER}) weights", "n_weights"),
+    ):
+        figures.append(Figure(name, phrase(pattern), SCALE_MEMORY, lambda d, k=key: d["memory"][k]))
+    return figures
+
+
 FIGURES = [
     *quickstart_figures(),
     *dense_figures(),
@@ -1361,6 +1417,7 @@ FIGURES = [
     *scale_figures(),
     *suite_figures(),
     *structured_figures(),
+    *loop_figures(),
 ]
 
 
