@@ -1377,7 +1377,7 @@ def loop_figures() -> list[Figure]:
     figures.append(
         Figure(
             "loop: same fronts",
-            phrase(r"evolving bool genomes, and reach the same fronts \((\d+) of \d+ solvers"),
+            phrase(r"packed or not, the fronts are the same \((\d+) of \d+ solvers"),
             ENGINE_LOOP,
             lambda d: sum(
                 next(r for r in d["loop"] if r["solver"] == s and r["packed"])["front_digest"]
@@ -1396,6 +1396,11 @@ def loop_figures() -> list[Figure]:
         ),
         ("memory: growth", rf"peaks at ({NUMBER}) MB beyond the model and data", "growth_mb"),
         ("memory: weights", rf"ResNet-18 \(({NUMBER}) weights", "n_weights"),
+        (
+            "memory: bool population",
+            rf"the population alone would be ({NUMBER}) MB",
+            "bool_population_mb",
+        ),
     ):
         figures.append(Figure(name, phrase(pattern), SCALE_MEMORY, lambda d, k=key: d["memory"][k]))
     return figures
