@@ -284,12 +284,22 @@ def uses_channels_last(model: nn.Module, x: torch.Tensor, device: torch.device) 
     10 s instead of 13 s); the values agree with the default layout up to float rounding. Only
     image batches (4-D) through models whose 2-D convolutions are in the default layout
     qualify, and :func:`train` switches them back when it finishes, so callers never see it.
+
+    A model with a 1x1 convolution of fewer than 8 input channels stays in the default layout:
+    oneDNN's channels-last weight gradient of such a convolution can stall for minutes per step
+    (seen with torch 2.14: Conv2d(5, 6, 1, stride=2) on 128 images of 28x28, the shortcut of
+    a ResNet-8 that channel pruning left 5 channels wide), while the default layout takes
+    milliseconds.
     """
     convolutions = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+    thin_pointwise = any(
+        module.kernel_size == (1, 1) and module.in_channels < 8 for module in convolutions
+    )
     return (
         device.type == "cpu"
         and x.dim() == 4
         and bool(convolutions)
+        and not thin_pointwise
         and all(module.weight.is_contiguous() for module in convolutions)
     )
 

@@ -284,6 +284,19 @@ def test_channels_last_only_for_conv_models_on_image_batches():
     assert chosen[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
+def test_a_thin_pointwise_convolution_trains_in_the_default_layout():
+    # the shortcut a 0.75 channel pruning leaves in ResNet-8: oneDNN's channels-last weight
+    # gradient of this convolution stalled for minutes per step on the CPU (torch 2.14)
+    shortcut = nn.Sequential(nn.Conv2d(5, 6, 1, stride=2), nn.Flatten(), nn.Linear(6 * 14 * 14, 10))
+    images = torch.randn(128, 5, 28, 28)
+    assert not training.uses_channels_last(shortcut, images, torch.device("cpu"))
+    wide = nn.Sequential(nn.Conv2d(8, 6, 1, stride=2), nn.Flatten(), nn.Linear(6 * 14 * 14, 10))
+    assert training.uses_channels_last(wide, torch.randn(2, 8, 28, 28), torch.device("cpu"))
+    labels = torch.randint(0, 10, (128,), generator=torch.Generator().manual_seed(0))
+    log = training.train(shortcut, _Split(images, labels), epochs=1, batch_size=128)
+    assert log[0]["loss"] == log[0]["loss"] and log[0]["loss"] < 1e3  # finite
+
+
 def test_channels_last_training_matches_the_default_layout(monkeypatch):
     split = _colour_blobs()
     mask = _random_mask(_small_convnet(), density=0.3)
