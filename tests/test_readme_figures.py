@@ -46,6 +46,7 @@ SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
 STRUCTURED = "benchmarks/results/structured.json"
 ENGINE_LOOP = "benchmarks/results/engine_loop.json"
+STRUCTURED_X3 = "benchmarks/results/structured_x3.json"
 SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 QUICKSTART = "docs/quickstart_report.md"
 
@@ -1388,6 +1389,25 @@ def loop_figures() -> list[Figure]:
             ),
         )
     )
+    for label, pattern in (
+        ("search", r"the order after fine-tuning is the same: search"),
+        ("torch-pruning magnitude", r"Torch-Pruning"),
+        ("uniform", r"uniform"),
+    ):
+        for part in (0, 1):
+            figures.append(
+                Figure(
+                    f"structured x3: {label} after {part}",
+                    phrase(
+                        r"At a measured 3× .*?"
+                        + (pattern if label == "search" else r"search .*?" + pattern)
+                        + rf" ({NUMBER}) ± ({NUMBER})%",
+                        1 + part,
+                    ),
+                    STRUCTURED_X3,
+                    lambda d, k=label, i=part: percent(d["summary"][k]["test_after"][i]),
+                )
+            )
     for name, pattern, key in (
         (
             "memory: evaluations",
