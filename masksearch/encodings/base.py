@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -68,6 +68,23 @@ def _log_uniform_int(rng: np.random.Generator, high: int) -> int:
         return 1
     value = int(math.exp(rng.uniform(0.0, math.log(high + 1))))
     return min(max(value, 1), high)
+
+
+def validated_parents(
+    validate: Callable[[np.ndarray], np.ndarray],
+    first: np.ndarray,
+    second: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``validate``d parent pairs for a crossover (same count on both sides)."""
+    _check_rng(rng)
+    parents_a, parents_b = validate(first), validate(second)
+    if parents_a.shape != parents_b.shape:
+        raise GenomeError(
+            f"crossover needs as many first parents as second ones; got "
+            f"{parents_a.shape[0]} and {parents_b.shape[0]}"
+        )
+    return parents_a, parents_b
 
 
 def _check_count(n: object) -> int:
@@ -255,11 +272,4 @@ class Encoding(ABC):
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         """Validated parent pairs for :meth:`crossover` (same count on both sides)."""
-        _check_rng(rng)
-        parents_a, parents_b = self.validate(first), self.validate(second)
-        if parents_a.shape != parents_b.shape:
-            raise GenomeError(
-                f"crossover needs as many first parents as second ones; got "
-                f"{parents_a.shape[0]} and {parents_b.shape[0]}"
-            )
-        return parents_a, parents_b
+        return validated_parents(self.validate, first, second, rng)

@@ -101,20 +101,38 @@ class _SparseBinaryEncoding(_BinaryEncoding):
 
     def _mutate_one(self, child: np.ndarray, rng: np.random.Generator) -> None:
         n_kept = int(child.sum())
-        n_dropped = child.size - n_kept
+        drawn = self._draw_move(n_kept, child.size, rng)
+        if drawn is None:
+            return
+        move, count = drawn
+        if move == 0:
+            self._swap(child, count, rng)
+        elif move == 1:
+            child[self._pick(~child, count, n_kept, largest=True, rng=rng)] = True
+        else:
+            child[self._pick(child, count, n_kept, largest=False, rng=rng)] = False
+
+    def _draw_move(
+        self, n_kept: int, n_genes: int, rng: np.random.Generator
+    ) -> tuple[int, int] | None:
+        """A child's move (0 swap, 1 add, 2 drop) and how many genes it moves, or None when no
+        move is feasible: the draws the bool and the packed moves share, in their order."""
+        n_dropped = n_genes - n_kept
         feasible = np.array([n_kept > 0 and n_dropped > 0, n_dropped > 0, n_kept > 1])
         weights = np.asarray(self.move_probabilities, dtype=float) * feasible
         if weights.sum() <= 0:
-            return
-        move = rng.choice(3, p=weights / weights.sum())
+            return None
+        move = int(rng.choice(3, p=weights / weights.sum()))
         if move == 0:
-            self._swap(child, min(_log_uniform_int(rng, self._max_swap), n_kept, n_dropped), rng)
-        elif move == 1:
-            count = min(self._draw_step(n_kept, rng), n_dropped)
-            child[self._pick(~child, count, n_kept, largest=True, rng=rng)] = True
-        else:
-            count = min(self._draw_step(n_kept, rng), n_kept - 1)
-            child[self._pick(child, count, n_kept, largest=False, rng=rng)] = False
+            return move, min(_log_uniform_int(rng, self._max_swap), n_kept, n_dropped)
+        if move == 1:
+            return move, min(self._draw_step(n_kept, rng), n_dropped)
+        return move, min(self._draw_step(n_kept, rng), n_kept - 1)
+
+    def _frontier_window(self, count: int, n_candidates: int, n_kept: int) -> int:
+        """How many genes at the kept/dropped frontier a biased pick of ``count`` chooses
+        among."""
+        return min(n_candidates, max(2 * count, math.ceil(self.frontier * n_kept)))
 
     def _swap(self, child: np.ndarray, count: int, rng: np.random.Generator) -> None:
         n_kept = int(child.sum())
@@ -137,8 +155,7 @@ class _SparseBinaryEncoding(_BinaryEncoding):
     ) -> np.ndarray:
         """``count`` distinct genes among ``candidates`` (a bool vector)."""
         if rng.random() < 0.5:
-            n_candidates = int(np.count_nonzero(candidates))
-            window = min(n_candidates, max(2 * count, math.ceil(self.frontier * n_kept)))
+            window = self._frontier_window(count, int(np.count_nonzero(candidates)), n_kept)
             pool = _ranked_end(self._order, candidates, window, first=largest)
         else:
             pool = np.flatnonzero(candidates)

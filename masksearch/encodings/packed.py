@@ -17,7 +17,6 @@ the padding bits of the last byte are zero.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numba
@@ -28,7 +27,7 @@ from masksearch.encodings.base import (
     _check_count,
     _check_rng,
     _log_spaced,
-    _log_uniform_int,
+    validated_parents,
 )
 
 __all__ = ["UNPACKED_BYTES", "PackedOperators"]
@@ -134,25 +133,19 @@ class PackedOperators:
         return children
 
     def _mutate_one(self, child: np.ndarray, rng: np.random.Generator) -> None:
-        encoding = self.encoding
         n_kept = _popcount(child)
-        n_dropped = self.n_bits - n_kept
-        feasible = np.array([n_kept > 0 and n_dropped > 0, n_dropped > 0, n_kept > 1])
-        weights = np.asarray(encoding.move_probabilities, dtype=float) * feasible
-        if weights.sum() <= 0:
+        drawn = self.encoding._draw_move(n_kept, self.n_bits, rng)
+        if drawn is None:
             return
-        move = rng.choice(3, p=weights / weights.sum())
+        move, count = drawn
         if move == 0:
-            count = min(_log_uniform_int(rng, encoding._max_swap), n_kept, n_dropped)
             off = self._pick(child, True, count, n_kept, largest=False, rng=rng)
             on = self._pick(child, False, count, n_kept, largest=True, rng=rng)
             _assign(child, off, False)
             _assign(child, on, True)
         elif move == 1:
-            count = min(encoding._draw_step(n_kept, rng), n_dropped)
             _assign(child, self._pick(child, False, count, n_kept, largest=True, rng=rng), True)
         else:
-            count = min(encoding._draw_step(n_kept, rng), n_kept - 1)
             _assign(child, self._pick(child, True, count, n_kept, largest=False, rng=rng), False)
 
     def _pick(
@@ -169,7 +162,7 @@ class PackedOperators:
         chooses them from the bool genome."""
         n_candidates = n_kept if state else self.n_bits - n_kept
         if rng.random() < 0.5:
-            window = min(n_candidates, max(2 * count, math.ceil(self.encoding.frontier * n_kept)))
+            window = self.encoding._frontier_window(count, n_candidates, n_kept)
             order, rank, _, _ = self._tables
             pool = _ranked_end(order, rank, child, state, n_candidates, window, largest)
             return rng.choice(pool, size=count, replace=False)
@@ -180,13 +173,7 @@ class PackedOperators:
     def crossover(
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        _check_rng(rng)
-        parents_a, parents_b = self.validate(first), self.validate(second)
-        if parents_a.shape != parents_b.shape:
-            raise GenomeError(
-                f"crossover needs as many first parents as second ones; got "
-                f"{parents_a.shape[0]} and {parents_b.shape[0]}"
-            )
+        parents_a, parents_b = validated_parents(self.validate, first, second, rng)
         _, _, block, byte_block = self._tables
         take_second = rng.random((parents_a.shape[0], self.encoding._n_blocks)) < 0.5
         children, (kept_a, kept_b, kept_children) = _blend(
