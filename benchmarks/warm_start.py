@@ -3,12 +3,16 @@
     python benchmarks/warm_start.py                       # 3 seeds, the committed results
     python benchmarks/warm_start.py --init-epochs 3       # 3-epoch seeds -> warm_start_e3.*
     python benchmarks/warm_start.py --seeds 1 --budget 1024 --quick   # a smoke run
+    python benchmarks/warm_start.py --init-method supermask-path --init-epochs 4 --no-ablation
+                                        # seeds from one run along 5% -> 2% -> 1% -> warm_start_path_e4.*
 
 Per seed, every row starts from the same committed dense model and judges masks on the same
 5,000 validation images; accuracy is on the test split, with no weight training:
 
 - ``supermask (E ep)``: gradient mask learning (straight-through scores on frozen weights), E
   epochs per target density — the seeds of the searches below when E = ``--init-epochs``;
+  with ``--init-method supermask-path`` the seeds come instead from one run along the targets,
+  densest first (E epochs at 5%, then E/2 at 2% and E/2 at 1%, each continuing the scores);
 - ``supermask, equal time``: the same with as many epochs as the seeded search's whole wall
   time (seeding included) buys, so the comparison is at equal cost;
 - ``search from seeds`` rows: NSGA-II (pymoo) started from the magnitude and supermask masks
@@ -174,6 +178,14 @@ def main() -> None:
     parser.add_argument("--pop-size", type=int, default=64)
     parser.add_argument("--init-epochs", type=int, default=1)
     parser.add_argument(
+        "--init-method",
+        choices=("supermask", "supermask-path"),
+        default="supermask",
+        help="how the seeds are learned: supermask, --init-epochs at every target density; "
+        "supermask-path, --init-epochs at 5%% then half as many at 2%% and at 1%%, "
+        "continuing the same scores",
+    )
+    parser.add_argument(
         "--no-ablation", action="store_true", help="skip the search without the local search"
     )
     parser.add_argument(
@@ -205,8 +217,9 @@ def main() -> None:
             "pop_size": args.pop_size,
             "budget": args.budget,
             "local_search": "gradient-swaps",
-            "init": ["magnitude", "supermask"],
+            "init": ["magnitude", args.init_method],
             "init_epochs": args.init_epochs,
+            "init_method": args.init_method,
         }
     )
     problem = base.problem
@@ -228,7 +241,7 @@ def main() -> None:
         n = len(DENSITIES)
         seed_masks = [ms.Mask.from_flat(problem.layout, g) for g in seeds.genomes[n:]]
         rows = {
-            f"supermask ({args.init_epochs} ep)": {
+            f"{args.init_method} ({args.init_epochs} ep)": {
                 "wall_time": seeds.seconds,
                 "epochs": args.init_epochs,
                 "test_accuracy": {
@@ -253,8 +266,9 @@ def main() -> None:
                 rerun(run, local_search="none"), seeds
             )
         # supermask given at least the main search's whole time (seeding included): the
-        # epochs, over every target density, that fit in it, rounded up
-        per_epoch = seeds.seconds / args.init_epochs
+        # epochs, over every target density, that fit in it, rounded up (an epoch of the
+        # seeding's, per density)
+        per_epoch = seeds.seconds / seeds.epochs * len(DENSITIES)
         main_time = rows[MAIN]["wall_time"]
         equal = max(1, math.ceil(main_time / per_epoch))
         rows[f"supermask, equal time ({equal} ep)"], equal_masks = supermask_row(
@@ -262,7 +276,7 @@ def main() -> None:
         )
         if args.finetune:
             tuned = f" + {args.finetune} ep FT"
-            rows[f"supermask ({args.init_epochs} ep){tuned}"] = finetuned(
+            rows[f"{args.init_method} ({args.init_epochs} ep){tuned}"] = finetuned(
                 problem, seed_by_density, args.finetune, seed
             )
             rows[MAIN + tuned] = finetuned(problem, masks, args.finetune, seed)
@@ -294,6 +308,7 @@ def main() -> None:
         "budget": args.budget,
         "pop_size": args.pop_size,
         "init_epochs": args.init_epochs,
+        "init_method": args.init_method,
         "finetune_epochs": args.finetune,
         "repair_steps": args.repair_steps,
         "environment": started_on,
@@ -310,6 +325,7 @@ def result_suffix(args: argparse.Namespace) -> str:
     # results of other seeding epochs sit beside the default's instead of replacing them
     problem = "" if args.problem == "lenet300_fashion" else "_" + args.problem.split("_")[0]
     epochs = "" if args.init_epochs == 1 else f"_e{args.init_epochs}"
+    epochs = ("_path" if args.init_method == "supermask-path" else "") + epochs
     tuned = f"_ft{args.finetune}" if args.finetune else ""
     tuned += f"_repair{args.repair_steps}" if args.repair_steps else ""
     return problem + epochs + tuned + ("_quick" if args.quick else "")
@@ -367,13 +383,20 @@ def compare(a: dict, b: dict) -> list[str]:
 
 def markdown(payload: dict) -> str:
     summary = payload["summary"]
+    init_method = payload.get("init_method", "supermask")
+    seeding = (
+        f"supermask-path, {payload['init_epochs']} epoch(s) at 5% then half as many at 2% and "
+        "at 1%, one run"
+        if init_method == "supermask-path"
+        else f"supermask, {payload['init_epochs']} epoch(s) per density"
+    )
     lines = [
         f"# Warm-started search against gradient mask learning: {payload['problem']}, masks only",
         "",
         f"Command: `{payload['command']}`  ",
         f"Fitness: {payload['objectives']} on {payload['val_samples']} validation images; "
         f"test accuracy, mean ± std over {len(payload['runs'])} seeds; wall times include the "
-        f"seeding (supermask, {payload['init_epochs']} epoch(s) per density). Searches: "
+        f"seeding ({seeding}). Searches: "
         f"{payload['budget']} exact evaluations, population {payload['pop_size']}.",
         "",
         "| method | wall s | 5% | 2% | 1% |",
@@ -386,7 +409,7 @@ def markdown(payload: dict) -> str:
         lines.append(f"| {name} | {row['wall_time']:.0f} | {cells} |")
     floor = targets(payload, "floor")
     goal = targets(payload, "goal")
-    seeds_row = f"supermask ({payload['init_epochs']} ep)"
+    seeds_row = f"{init_method} ({payload['init_epochs']} ep)"
     floor_format = ".1%"
     if floor is None and payload["init_epochs"] == 1 and seeds_row in summary:
         floor = summary[seeds_row]["mean"]  # LeNet-5: at least the 1-epoch supermask

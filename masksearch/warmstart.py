@@ -68,7 +68,8 @@ def warm_start(
     ``"magnitude"``, ``"supermask"``, ``"wanda"``), a run directory (its whole front), a
     :class:`~masksearch.mask.Mask`, or an array of flat masks or genomes. Data-driven methods
     learn from ``data`` (a Dataset or Split; default ``problem.train_data``); ``supermask``
-    trains ``epochs`` epochs per density. ``densities`` default to the problem's targets.
+    trains ``epochs`` epochs per density; ``supermask-path`` trains ``epochs`` at the densest
+    target, then half as many at each sparser one, continuing the same scores. ``densities`` default to the problem's targets.
     """
     if isinstance(sources, (str, os.PathLike, Mask, np.ndarray)):
         sources = [sources]
@@ -228,6 +229,6 @@ def _from_method(
                 f"warm start {name!r} learns from data: pass data= (a Dataset or its train "
                 "Split), or give the problem train_data"
             )
-    masks = [method.prune(problem.model, data, density) for density in densities]
-    spent = float(epochs * len(densities)) if "epochs" in fields else 0.0
+    masks = method.prune_each(problem.model, data, densities)
+    spent = method.epochs_for(len(densities))
     return as_initial(problem, masks), [f"{name}@{d:g}" for d in densities], spent

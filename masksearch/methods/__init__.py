@@ -5,7 +5,8 @@
 >>> model, mask = methods.make_method("dns").run(model, data, 0.05, epochs=5)
 
 One-shot criteria (:class:`OneShotMethod`): ``magnitude``, ``random``, ``snip``, ``obd``,
-``wanda``, ``supermask`` and ``large_plus_small`` (method A of docs/methods.md: the large
+``wanda``, ``supermask``, ``supermask-path`` (the same along a path of densities, densest
+first, one mask per density from one run) and ``large_plus_small`` (method A of docs/methods.md: the large
 weights plus small ones a GA picks from a pool). Training-time methods
 (:class:`TrainingMethod`): ``han``, ``gmp``, ``dns``, ``imp``, ``small_frequency`` (method B:
 greedy pruning in stages by how often each weight was small during training, with swaps) and
@@ -29,7 +30,7 @@ from masksearch.methods.method_a import MethodA, method_a_vs_magnitude
 from masksearch.methods.method_b import MethodB
 from masksearch.methods.oneshot import OBD, SNIP, Magnitude, RandomPruning, Wanda
 from masksearch.methods.small_frequency import SmallFrequencyGreedy, SmallWeightStatistic
-from masksearch.methods.supermask import Supermask
+from masksearch.methods.supermask import Supermask, SupermaskPath
 from masksearch.methods.training_time import (
     DynamicNetworkSurgery,
     GradualMagnitude,
@@ -58,6 +59,7 @@ __all__ = [
     "SmallFrequencyGreedy",
     "SmallWeightStatistic",
     "Supermask",
+    "SupermaskPath",
     "TrainingMethod",
     "Wanda",
     "large_plus_small_vs_magnitude",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -216,6 +216,28 @@ class OneShotMethod(ABC):
         progress: Progress | None,
     ) -> Mask:
         """Compute the mask; arguments are already validated."""
+
+    def prune_each(
+        self,
+        model: nn.Module,
+        data: Any,
+        densities: Sequence[float],
+        *,
+        scope: str | None = None,
+        progress: Progress | None = None,
+    ) -> list[Mask]:
+        """One mask per density, in the order given (a warm start's seeds). Each is
+        :meth:`prune`'s; a method that shares work across densities overrides this."""
+        return [
+            self.prune(model, data, density, scope=scope, progress=progress)
+            for density in densities
+        ]
+
+    def epochs_for(self, n_densities: int) -> float:
+        """Passes over the train split :meth:`prune_each` makes for ``n_densities`` masks
+        (0 for a method that does not train)."""
+        epochs = getattr(self, "epochs", 0) if getattr(self, "uses_epochs", False) else 0
+        return float(epochs * n_densities)
 
     def _resolve_scope(self, scope: str | None) -> str:
         if scope is None:

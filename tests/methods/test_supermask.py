@@ -75,3 +75,56 @@ def test_refine_refuses_bad_input(trained, digits):
         method.refine(trained, Mask.magnitude(trained, 0.5), digits, epochs=0)
     with pytest.raises(MethodError, match="epochs must be >= 1"):
         make_method("supermask", epochs=0)
+
+
+def test_supermask_path_starts_as_supermask_and_keeps_each_density(trained, digits):
+    before = copy.deepcopy(trained)
+    records = []
+    path = make_method("supermask-path", epochs=2, seed=1)
+    densities = [0.05, 0.2, 0.1]  # any order in, the same order out
+    masks = path.prune_each(trained, digits, densities, progress=records.append)
+    assert [m.n_kept for m in masks] == [round(d * masks[0].n_total) for d in densities]
+    # the densest phase is plain supermask with the same options
+    alone = make_method("supermask", epochs=2, seed=1).prune(trained, digits, 0.2)
+    assert masks[1] == alone
+    for (name, p), (_, q) in zip(
+        trained.named_parameters(), before.named_parameters(), strict=True
+    ):
+        assert torch.equal(p, q), name
+    # 2 epochs at 20%, then 1 epoch (half) at 10% and at 5%
+    used = [r["epochs_used"] for r in records if r["event"] == "epoch"]
+    assert used == [1.0, 2.0, 3.0, 4.0]
+    assert path.epochs_for(3) == 4.0
+    assert [r["density"] for r in records if r["event"] == "done"] == [
+        pytest.approx(m.density) for m in (masks[1], masks[2], masks[0])
+    ]
+
+
+def test_supermask_path_sparser_masks_continue_the_denser_scores(trained, digits):
+    path = make_method("supermask-path", epochs=2, later_epochs=1, seed=0)
+    _, sparse = path.prune_each(trained, digits, [0.2, 0.05])
+    fresh = make_method("supermask", epochs=1, seed=0).prune(trained, digits, 0.05)
+    assert sparse != fresh  # not a new run at 5%: it starts from the 20% scores
+
+    def masked_loss(mask):
+        return training.evaluate(mask.apply(copy.deepcopy(trained)), digits.train).loss
+
+    assert masked_loss(sparse) < masked_loss(Mask.magnitude(trained, 0.05))
+
+
+def test_supermask_path_per_layer_and_single_density(trained, digits):
+    path = make_method("supermask-path", epochs=1, later_epochs=0.5)
+    (one,) = path.prune_each(trained, digits, [0.1])
+    assert one == make_method("supermask", epochs=1).prune(trained, digits, 0.1)
+    assert path.prune(trained, digits, 0.1) == one
+    dense, sparse = path.prune_each(trained, digits, [0.3, 0.1], scope="layer")
+    for name, weight in prunable_weights(trained).items():
+        assert int(dense.tensors[name].sum()) == round(0.3 * weight.numel())
+        assert int(sparse.tensors[name].sum()) == round(0.1 * weight.numel())
+    assert path.epochs_for(2) == 1.5
+
+
+@pytest.mark.parametrize("later", [0, -1.0, "1", True])
+def test_supermask_path_refuses_a_bad_later_epochs(later):
+    with pytest.raises(MethodError, match="later_epochs must be a number of epochs > 0"):
+        make_method("supermask-path", later_epochs=later)
