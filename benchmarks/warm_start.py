@@ -12,7 +12,7 @@ Per seed, every row starts from the same committed dense model and judges masks 
 - ``supermask (E ep)``: gradient mask learning (straight-through scores on frozen weights), E
   epochs per target density — the seeds of the searches below when E = ``--init-epochs``;
   with ``--init-method supermask-path`` the seeds come instead from one run along the targets,
-  densest first (E epochs at 5%, then E/2 at 2% and E/2 at 1%, each continuing the scores);
+  densest first (E epochs at 5%, then 1 at 2% and 1 at 1%, each continuing the scores);
 - ``supermask, equal time``: the same with as many epochs as the seeded search's whole wall
   time (seeding included) buys, so the comparison is at equal cost;
 - ``search from seeds`` rows: NSGA-II (pymoo) started from the magnitude and supermask masks
@@ -59,7 +59,7 @@ from _common import (
 import masksearch as ms
 from masksearch.evaluators import make_evaluator
 from masksearch.front import best_within, density_slack
-from masksearch.methods import make_method
+from masksearch.methods import SupermaskPath, make_method
 from masksearch.training import evaluate, finetune
 
 RESULTS = Path(__file__).parent / "results"
@@ -182,8 +182,14 @@ def main() -> None:
         choices=("supermask", "supermask-path"),
         default="supermask",
         help="how the seeds are learned: supermask, --init-epochs at every target density; "
-        "supermask-path, --init-epochs at 5%% then half as many at 2%% and at 1%%, "
+        "supermask-path, --init-epochs at 5%% then one at 2%% and one at 1%%, "
         "continuing the same scores",
+    )
+    parser.add_argument(
+        "--init-later-epochs",
+        type=float,
+        default=1.0,
+        help="supermask-path: epochs at each target after 5%% (default 1)",
     )
     parser.add_argument(
         "--no-ablation", action="store_true", help="skip the search without the local search"
@@ -202,6 +208,14 @@ def main() -> None:
         metavar="N",
         help="also run the seeded search scored after N SGD steps per mask (repair-aware)",
     )
+    parser.add_argument(
+        "--val-samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="judge masks on the first N validation images (default: the problem's); the "
+        "rest choose the held-out row's masks",
+    )
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -219,7 +233,7 @@ def main() -> None:
             "local_search": "gradient-swaps",
             "init": ["magnitude", args.init_method],
             "init_epochs": args.init_epochs,
-            "init_method": args.init_method,
+            **({"val_samples": args.val_samples} if args.val_samples else {}),
         }
     )
     problem = base.problem
@@ -237,7 +251,13 @@ def main() -> None:
     runs = []
     for seed in range(args.seeds):
         run = rerun(base, seed=seed)
-        seeds = run.warm_start()  # magnitude, then supermask masks: --init-epochs per density
+        if args.init_method == "supermask-path":
+            path = SupermaskPath(
+                epochs=args.init_epochs, later_epochs=args.init_later_epochs, seed=seed
+            )
+            seeds = ms.warm_start(problem, ["magnitude", path])
+        else:
+            seeds = run.warm_start()  # magnitude, then supermask: --init-epochs per density
         n = len(DENSITIES)
         seed_masks = [ms.Mask.from_flat(problem.layout, g) for g in seeds.genomes[n:]]
         rows = {
@@ -309,6 +329,7 @@ def main() -> None:
         "pop_size": args.pop_size,
         "init_epochs": args.init_epochs,
         "init_method": args.init_method,
+        "init_later_epochs": args.init_later_epochs,
         "finetune_epochs": args.finetune,
         "repair_steps": args.repair_steps,
         "environment": started_on,
@@ -325,8 +346,11 @@ def result_suffix(args: argparse.Namespace) -> str:
     # results of other seeding epochs sit beside the default's instead of replacing them
     problem = "" if args.problem == "lenet300_fashion" else "_" + args.problem.split("_")[0]
     epochs = "" if args.init_epochs == 1 else f"_e{args.init_epochs}"
-    epochs = ("_path" if args.init_method == "supermask-path" else "") + epochs
-    tuned = f"_ft{args.finetune}" if args.finetune else ""
+    if args.init_method == "supermask-path":
+        later = "" if args.init_later_epochs == 1 else f"_l{args.init_later_epochs:g}"
+        epochs = "_path" + epochs + later
+    tuned = f"_val{args.val_samples}" if args.val_samples else ""
+    tuned += f"_ft{args.finetune}" if args.finetune else ""
     tuned += f"_repair{args.repair_steps}" if args.repair_steps else ""
     return problem + epochs + tuned + ("_quick" if args.quick else "")
 
@@ -385,8 +409,8 @@ def markdown(payload: dict) -> str:
     summary = payload["summary"]
     init_method = payload.get("init_method", "supermask")
     seeding = (
-        f"supermask-path, {payload['init_epochs']} epoch(s) at 5% then half as many at 2% and "
-        "at 1%, one run"
+        f"supermask-path, {payload['init_epochs']} epoch(s) at 5%, then "
+        f"{payload.get('init_later_epochs', 1)} at 2% and at 1%, one run"
         if init_method == "supermask-path"
         else f"supermask, {payload['init_epochs']} epoch(s) per density"
     )
@@ -411,7 +435,12 @@ def markdown(payload: dict) -> str:
     goal = targets(payload, "goal")
     seeds_row = f"{init_method} ({payload['init_epochs']} ep)"
     floor_format = ".1%"
-    if floor is None and payload["init_epochs"] == 1 and seeds_row in summary:
+    if (
+        floor is None
+        and payload["init_epochs"] == 1
+        and init_method == "supermask"
+        and seeds_row in summary
+    ):
         floor = summary[seeds_row]["mean"]  # LeNet-5: at least the 1-epoch supermask
         floor = {d: floor[str(d)] for d in DENSITIES}
         floor_format = ".2%"
@@ -429,6 +458,9 @@ def markdown(payload: dict) -> str:
             "",
             *compare(a, summary["supermask, equal time"]),
         ]
+        if HELD_OUT in summary:
+            lines += ["", "The held-out pick against supermask at equal wall time:", ""]
+            lines += compare(summary[HELD_OUT], summary["supermask, equal time"])
         seeds = summary.get(seeds_row)
         for searched in [MAIN, HELD_OUT] if seeds and HELD_OUT in summary else []:
             lines += ["", f"{searched} against its seeds ({seeds_row}):", ""]

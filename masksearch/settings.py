@@ -120,13 +120,19 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
     ),
     "init": (
         "comma-separated warm starts the search begins from: magnitude (free), supermask "
-        "(gradient mask learning, --init-epochs per target density), wanda, snip, obd, or a "
+        "(gradient mask learning, --init-epochs per target density), supermask-path (one run "
+        "along the targets, densest first: --init-epochs at the densest, one more at each "
+        "sparser one), wanda, snip, obd, or a "
         "run directory (its front); default: magnitude,supermask on the weights encoding when "
         "the problem has training data, magnitude otherwise. Their cost is reported with the "
         "search's",
         "LIST",
     ),
-    "init_epochs": ("epochs of supermask training per target density (default 1)", "N"),
+    "init_epochs": (
+        "epochs of supermask training per target density (supermask-path: at the densest "
+        "target; default 1)",
+        "N",
+    ),
     "repair_steps": (
         "score every mask after N SGD steps on the weights it keeps (fine-tuning's recipe, "
         "the same training batches for every mask), so the front is chosen for what "

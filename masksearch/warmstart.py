@@ -65,13 +65,15 @@ def warm_start(
     """Seeds for ``problem`` from ``sources``; each one gives a mask per target density.
 
     ``sources`` items: the name of a one-shot method (``masksearch.methods.METHODS``: e.g.
-    ``"magnitude"``, ``"supermask"``, ``"wanda"``), a run directory (its whole front), a
+    ``"magnitude"``, ``"supermask"``, ``"wanda"``) or one built with other options
+    (``SupermaskPath(epochs=4, later_epochs=2)``: ``epochs`` and ``seed`` here do not apply
+    to it), a run directory (its whole front), a
     :class:`~masksearch.mask.Mask`, or an array of flat masks or genomes. Data-driven methods
     learn from ``data`` (a Dataset or Split; default ``problem.train_data``); ``supermask``
     trains ``epochs`` epochs per density; ``supermask-path`` trains ``epochs`` at the densest
-    target, then half as many at each sparser one, continuing the same scores. ``densities`` default to the problem's targets.
+    target, then one more at each sparser one, continuing the same scores. ``densities`` default to the problem's targets.
     """
-    if isinstance(sources, (str, os.PathLike, Mask, np.ndarray)):
+    if isinstance(sources, (str, os.PathLike, Mask, np.ndarray)) or _is_method(sources):
         sources = [sources]
     targets = tuple(problem.densities if densities is None else densities)
     parts: list[np.ndarray] = []
@@ -80,7 +82,7 @@ def warm_start(
     total_epochs = 0.0
     for source in sources:
         started = time.perf_counter()
-        if isinstance(source, str) and not _is_run_dir(source):
+        if (isinstance(source, str) and not _is_run_dir(source)) or _is_method(source):
             genomes, made, spent = _from_method(problem, source, data, targets, epochs, seed)
             total_epochs += spent
         elif isinstance(source, (str, os.PathLike)):
@@ -200,9 +202,15 @@ def _from_run_dir(problem: Any, path: Path) -> np.ndarray:
     return as_initial(problem, results.masks)
 
 
+def _is_method(source: Any) -> bool:
+    from masksearch.methods import OneShotMethod
+
+    return isinstance(source, OneShotMethod)
+
+
 def _from_method(
     problem: Any,
-    name: str,
+    source: Any,
     data: Any,
     densities: Sequence[float],
     epochs: int,
@@ -210,18 +218,23 @@ def _from_method(
 ) -> tuple[np.ndarray, list[str], float]:
     from masksearch.methods import METHODS, make_method
 
-    if name == "magnitude":
-        # the encoding's own magnitude genomes: exact for every encoding, no model pass
-        return problem.encoding.magnitude(densities), [f"magnitude@{d:g}" for d in densities], 0
-    check_source(name)
-    cls = METHODS[name]
-    options: dict[str, Any] = {}
-    fields = cls.__dataclass_fields__
-    if "epochs" in fields:
-        options["epochs"] = epochs
-    if "seed" in fields:
-        options["seed"] = seed
-    method = make_method(name, **options)
+    if _is_method(source):
+        method, name, cls = source, source.name, type(source)
+    else:
+        name = source
+        if name == "magnitude":
+            # the encoding's own magnitude genomes: exact for every encoding, no model pass
+            genomes = problem.encoding.magnitude(densities)
+            return genomes, [f"magnitude@{d:g}" for d in densities], 0
+        check_source(name)
+        cls = METHODS[name]
+        options: dict[str, Any] = {}
+        fields = cls.__dataclass_fields__
+        if "epochs" in fields:
+            options["epochs"] = epochs
+        if "seed" in fields:
+            options["seed"] = seed
+        method = make_method(name, **options)
     if data is None and cls.needs_data:
         data = getattr(problem, "train_data", None)
         if data is None:

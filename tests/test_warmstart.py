@@ -40,6 +40,23 @@ def test_supermask_seeds_beat_magnitude_on_the_validation_data(digits_problem, s
     assert (error[n:] < error[:n]).all()
 
 
+def test_supermask_path_seeds_every_density_from_one_run_and_counts_its_epochs(digits_problem):
+    targets = list(digits_problem.densities)
+    seeds = ms.warm_start(digits_problem, ["supermask-path"], epochs=2, seed=0)
+    assert [label for label in seeds.labels] == [f"supermask-path@{d:g}" for d in targets]
+    assert np.allclose(seeds.genomes.mean(axis=1), targets, atol=1.0 / digits_problem.n_genes)
+    # 2 epochs at the densest target, then 1 at each sparser one
+    assert seeds.epochs == 2 + (len(targets) - 1)
+    # the densest seed is exactly supermask's with the same epochs and seed
+    densest = int(np.argmax(targets))
+    alone = ms.warm_start(
+        digits_problem, ["supermask"], densities=[targets[densest]], epochs=2, seed=0
+    )
+    assert np.array_equal(seeds.genomes[densest], alone.genomes[0])
+    magnitude = digits_problem.evaluate(digits_problem.encoding.magnitude(targets)).F[:, 0]
+    assert (digits_problem.evaluate(seeds.genomes).F[:, 0] < magnitude).all()
+
+
 def test_a_warm_started_search_never_ends_worse_than_its_seeds(digits_problem, seeds):
     result = ms.search(
         digits_problem, ms.make_solver("nsga2", pop_size=16), budget=64, seed=0, initial=seeds
