@@ -57,8 +57,7 @@ from _common import (
 )
 
 import masksearch as ms
-from masksearch.evaluators import make_evaluator
-from masksearch.front import best_within, density_slack
+from masksearch.front import density_slack
 from masksearch.methods import SupermaskPath, make_method
 from masksearch.training import evaluate, finetune
 
@@ -123,15 +122,12 @@ def held_out_row(
     """
     started = time.perf_counter()
     genomes = np.concatenate([result.front.genomes, seeds.genomes])
+    picks = ms.choose_held_out(problem, genomes, held_out, DENSITIES)
+    picks = {str(d): i for d, i in picks.items()}
     masks = problem.encoding.decode(genomes)
-    density = masks.mean(axis=1)
-    slack = density_slack(problem.layout.n_total)
-    candidates = np.flatnonzero(density <= max(DENSITIES) + slack)
-    evaluator = make_evaluator(problem.model, held_out, problem.layout, device=problem.device)
-    loss = np.full(len(genomes), np.inf)
-    loss[candidates] = evaluator(masks[candidates])["loss"]
-    picks = {str(d): best_within(density, loss, d, slack) for d in DENSITIES}
     chosen = {key: ms.Mask.from_flat(problem.layout, masks[i]) for key, i in picks.items()}
+    slack = density_slack(problem.layout.n_total)
+    candidates = np.flatnonzero(masks.mean(axis=1) <= max(DENSITIES) + slack)
     # picks past the front's members are seeds the front had dropped
     from_seeds = [key for key, i in picks.items() if i >= len(result.front.genomes)]
     row = {

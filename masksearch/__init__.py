@@ -29,6 +29,7 @@ from masksearch.models import build as build_model
 from masksearch.problem import Evaluation, PruningProblem
 from masksearch.report import save_run
 from masksearch.search import CheckpointError, Result, search
+from masksearch.selection import choose_held_out
 from masksearch.solvers import SOLVERS, Solver, make_solver
 from masksearch.structured import (
     LatencyTable,
@@ -69,6 +70,7 @@ __all__ = [
     "WarmStart",
     "build_model",
     "build_run",
+    "choose_held_out",
     "evaluate",
     "finetune",
     "get_problem",

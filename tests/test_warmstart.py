@@ -128,3 +128,18 @@ def test_learning_sources_need_training_data(digits_problem):
     seeds = ms.warm_start(bare, ["supermask"], data=train, epochs=1)
     assert len(seeds) == len(bare.densities)
     assert torch.is_tensor(train.x)
+
+
+def test_a_method_with_its_own_options_is_a_source(digits_problem):
+    from masksearch.methods import SupermaskPath
+
+    path = SupermaskPath(epochs=1, later_epochs=0.5, seed=2)
+    seeds = ms.warm_start(digits_problem, path)  # one source, not in a list
+    n = len(digits_problem.densities)
+    assert seeds.labels == tuple(f"supermask-path@{d:g}" for d in digits_problem.densities)
+    assert seeds.epochs == 1 + 0.5 * (n - 1)
+    again = ms.warm_start(digits_problem, ["supermask-path"], epochs=1, seed=2)
+    # the same method by name has later_epochs 1: the densest mask is the same, the others not
+    densest = int(np.argmax(digits_problem.densities))
+    assert np.array_equal(seeds.genomes[densest], again.genomes[densest])
+    assert again.epochs == 1 + (n - 1)
