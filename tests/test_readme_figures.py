@@ -37,6 +37,9 @@ WARM_3 = "benchmarks/results/warm_start_e3.json"
 WARM_3_FT = "benchmarks/results/warm_start_e3_ft1.json"
 WARM_LENET5 = "benchmarks/results/warm_start_lenet5_ft1.json"
 WARM_REPAIR = "benchmarks/results/warm_start_e3_ft1_repair10.json"
+WARM_PATH = "benchmarks/results/warm_start_path_e4.json"
+WARM_PATH_HELD = "benchmarks/results/warm_start_path_e4_val4000.json"
+WARM_PATH_L2 = "benchmarks/results/warm_start_path_e4_l2.json"
 SEARCH_INIT = "benchmarks/results/search_quality_init_e3.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
@@ -721,6 +724,151 @@ def warm_start_figures() -> list[Figure]:
     for row, name in WARM_FT_ROWS:
         figures += summary_row(
             f"warm starts fine-tuned: {name}", row, WARM_3_FT, name, first_column=1
+        )
+    return figures
+
+
+PATH_SEEDS = "supermask-path (4 ep)"
+PATH_PICK = "search from seeds, NSGA-II + gradient swaps, chosen on held-out validation"
+PATH_EQUAL = "supermask, equal time"
+WARM_PATH_ROWS = (
+    ("| path 4+1+1 | supermask-path (the seeds) |", WARM_PATH, PATH_SEEDS),
+    ("| path 4+1+1 | search from the seeds |", WARM_PATH, SEARCH),
+    ("| path 4+1+1 | search on 4,000 images, picked", WARM_PATH_HELD, PATH_PICK),
+    ("| path 4+1+1 | supermask, equal time", WARM_PATH_HELD, PATH_EQUAL),
+    ("| path 4+2+2 | supermask-path (the seeds) |", WARM_PATH_L2, PATH_SEEDS),
+    ("| path 4+2+2 | search from the seeds |", WARM_PATH_L2, SEARCH),
+    ("| path 4+2+2 | supermask, equal time", WARM_PATH_L2, PATH_EQUAL),
+)
+
+
+def warm_path_figures() -> list[Figure]:
+    """The supermask-path block: its table and the gaps its text states."""
+    figures = [
+        Figure(
+            "path: seeding time",
+            phrase(rf"makes all three seeds in ({NUMBER}) s"),
+            WARM_PATH,
+            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        Figure(
+            "path: 3-epoch supermask seeding time",
+            phrase(rf"where 3-epoch supermask takes ({NUMBER}) s"),
+            WARM_3,
+            lambda d: d["summary"]["supermask (3 ep)"]["wall_time"],
+        ),
+        Figure(
+            "path: 2 epochs per sparser target at 2%",
+            phrase(rf"lifts 2% further \(({NUMBER})%\)"),
+            WARM_PATH_L2,
+            lambda d: warm(d, PATH_SEEDS, "0.02", 0),
+        ),
+        Figure(
+            "path: 2 epochs per sparser target at 1%",
+            phrase(rf"but lowers 1% \(({NUMBER})%\)"),
+            WARM_PATH_L2,
+            lambda d: warm(d, PATH_SEEDS, "0.01", 0),
+        ),
+        Figure(
+            "path: search wall time",
+            phrase(rf"floor at every density in ({NUMBER}) s, but"),
+            WARM_PATH,
+            lambda d: d["summary"][SEARCH]["wall_time"],
+        ),
+        gap(
+            "path: search over its seeds at 1%",
+            rf"only helps at 1% \(\+({NUMBER}) over its seeds\)",
+            WARM_PATH,
+            "0.01",
+            SEARCH,
+            PATH_SEEDS,
+        ),
+        Figure(
+            "path: held-out pick wall time",
+            phrase(rf"82\.26% in ({NUMBER}) s, against"),
+            WARM_PATH_HELD,
+            lambda d: d["summary"][PATH_PICK]["wall_time"],
+        ),
+        Figure(
+            "path: equal-time supermask wall time",
+            phrase(rf"3 epochs per density \(({NUMBER}) s\)"),
+            WARM_PATH_HELD,
+            lambda d: d["summary"][PATH_EQUAL]["wall_time"],
+        ),
+        gap(
+            "path: the held-out pick adds to its seeds at 1%",
+            rf"the search adds \+({NUMBER}) to its seeds",
+            WARM_PATH_HELD,
+            "0.01",
+            PATH_PICK,
+            PATH_SEEDS,
+        ),
+    ]
+    for group, density in ((1, "0.05"), (2, "0.02")):
+        figures.append(
+            Figure(
+                f"path: the search lowers its seeds at {density}",
+                phrase(rf"lowers 5% and 2% \(−({NUMBER}), −({NUMBER})\)", group=group),
+                WARM_PATH,
+                lambda d, density=density: (
+                    warm(d, PATH_SEEDS, density, 0) - warm(d, SEARCH, density, 0)
+                ),
+            )
+        )
+        figures.append(
+            Figure(
+                f"path: the search on 4,000 images lowers its seeds at {density}",
+                phrase(rf"lowers 5% and 2% by ({NUMBER}) and ({NUMBER}) points", group=group),
+                WARM_PATH_HELD,
+                lambda d, density=density: (
+                    warm(d, PATH_SEEDS, density, 0) - warm(d, SEARCH, density, 0)
+                ),
+            )
+        )
+    for pattern, density in (
+        (rf"\+({NUMBER}) at 5% and \+{NUMBER} at 1%, beyond", "0.05"),
+        (rf"\+{NUMBER} at 5% and \+({NUMBER}) at 1%, beyond", "0.01"),
+        (rf"\+({NUMBER}) at 2%, within noise", "0.02"),
+    ):
+        figures.append(
+            gap(
+                f"path: held-out pick against equal time at {density}",
+                pattern,
+                WARM_PATH_HELD,
+                density,
+                PATH_PICK,
+                PATH_EQUAL,
+            )
+        )
+    for column, density in enumerate(DENSITIES):
+        figures.append(
+            Figure(
+                f"path: the held-out pick at {density} in the text",
+                phrase(rf"That gives ({NUMBER}) / ({NUMBER}) / ({NUMBER})% in", group=column + 1),
+                WARM_PATH_HELD,
+                lambda d, density=density: warm(d, PATH_PICK, density, 0),
+            )
+        )
+    for row, source in (
+        ("| path 4+1+1 | supermask, equal time", WARM_PATH_HELD),
+        ("| path 4+2+2 | supermask, equal time", WARM_PATH_L2),
+    ):
+        figures.append(
+            Figure(
+                f"path: equal-time epochs {source[-9:-5]}",
+                cell(row, 1, 0),
+                source,
+                lambda d: span(warm_epochs(d)),
+            )
+        )
+    for row, source, name in WARM_PATH_ROWS:
+        figures += summary_row(
+            f"path table: {source[-12:-5]} {name}",
+            row,
+            source,
+            name,
+            first_column=3,
+            wall_column=2,
         )
     return figures
 
@@ -1431,6 +1579,7 @@ FIGURES = [
     *dense_figures(),
     *search_quality_figures(),
     *warm_start_figures(),
+    *warm_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),
     *warm_repair_times(),
