@@ -71,7 +71,8 @@ def warm_start(
     :class:`~masksearch.mask.Mask`, or an array of flat masks or genomes. Data-driven methods
     learn from ``data`` (a Dataset or Split; default ``problem.train_data``); ``supermask``
     trains ``epochs`` epochs per density; ``supermask-path`` trains ``epochs`` at the densest
-    target, then one more at each sparser one, continuing the same scores. ``densities`` default to the problem's targets.
+    target, then one more at each sparser one, continuing the same scores. ``densities``
+    default to the problem's targets.
     """
     if isinstance(sources, (str, os.PathLike, Mask, np.ndarray)) or _is_method(sources):
         sources = [sources]
