@@ -40,6 +40,7 @@ WARM_REPAIR = "benchmarks/results/warm_start_e3_ft1_repair10.json"
 WARM_PATH = "benchmarks/results/warm_start_path_e4.json"
 WARM_PATH_HELD = "benchmarks/results/warm_start_path_e4_val4000.json"
 WARM_PATH_L2 = "benchmarks/results/warm_start_path_e4_l2.json"
+WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2.json"
 SEARCH_INIT = "benchmarks/results/search_quality_init_e3.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
@@ -890,6 +891,73 @@ WARM_LENET5_ROWS = (
 )
 
 
+WARM_LENET5_PATH_ROWS = (
+    ("| LeNet-5 path: supermask-path (the seeds) |", "supermask-path (2 ep)"),
+    ("| LeNet-5 path: search from the seeds (its front's pick) |", SEARCH),
+    ("| LeNet-5 path: the same search, picked on the 3,976 held-out images |", PATH_PICK),
+    ("| LeNet-5 path: supermask, equal time (3 epochs) |", PATH_EQUAL),
+)
+
+
+def warm_lenet5_path_figures() -> list[Figure]:
+    """LeNet-5 from supermask-path seeds: its table, the held-out pick's choices, the gap."""
+    figures = [
+        Figure(
+            "LeNet-5 path: held-out pick takes the search's 1% mask (seeds of 3)",
+            phrase(r"at 1% it takes the search's mask in (\d) seeds of 3"),
+            WARM_LENET5_PATH,
+            lambda d: sum(
+                "0.01" not in row["picked_a_seed_at"]
+                for run in d["runs"]
+                for name, row in run["rows"].items()
+                if name == PATH_PICK
+            ),
+        ),
+        Figure(
+            "LeNet-5 path: the held-out pick at 1%",
+            phrase(rf"worse on the test split \(({NUMBER})% against the seeds'"),
+            WARM_LENET5_PATH,
+            lambda d: warm(d, PATH_PICK, "0.01", 0),
+        ),
+        Figure(
+            "LeNet-5 path: the seeds at 1%",
+            phrase(rf"against the seeds' ({NUMBER})%\)"),
+            WARM_LENET5_PATH,
+            lambda d: warm(d, "supermask-path (2 ep)", "0.01", 0),
+        ),
+        gap(
+            "LeNet-5 path: equal-time supermask ahead at 1%",
+            rf"still ahead at 1% \(by ({NUMBER}) points\)",
+            WARM_LENET5_PATH,
+            "0.01",
+            PATH_EQUAL,
+            PATH_PICK,
+        ),
+    ]
+    for column, density in enumerate(DENSITIES):
+        figures.append(
+            Figure(
+                f"LeNet-5 path: the floor at {density} (1-epoch supermask)",
+                phrase(
+                    rf"floor \(≥ supermask 1 epoch: ({NUMBER}) / ({NUMBER}) / ({NUMBER})%\)",
+                    group=column + 1,
+                ),
+                WARM_LENET5,
+                lambda d, density=density: warm(d, "supermask (1 ep)", density, 0),
+            )
+        )
+    for row, name in WARM_LENET5_PATH_ROWS:
+        figures += summary_row(
+            f"LeNet-5 path: {name}",
+            row,
+            WARM_LENET5_PATH,
+            name,
+            first_column=2,
+            wall_column=1,
+        )
+    return figures
+
+
 WARM_REPAIR_ROWS = (
     ("| search scored on the frozen weights + FT |", SEARCH),
     ("| search scored after 10 repair steps + FT |", SEARCH + ", repair 10"),
@@ -1580,6 +1648,7 @@ FIGURES = [
     *search_quality_figures(),
     *warm_start_figures(),
     *warm_path_figures(),
+    *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),
     *warm_repair_times(),
