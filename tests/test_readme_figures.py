@@ -915,7 +915,7 @@ def warm_lenet5_path_figures() -> list[Figure]:
         ),
         Figure(
             "LeNet-5 path: the held-out pick at 1%",
-            phrase(rf"worse on the test split \(({NUMBER})% against the seeds'"),
+            phrase(rf"the pick averages ({NUMBER})% against the seeds'"),
             WARM_LENET5_PATH,
             lambda d: warm(d, PATH_PICK, "0.01", 0),
         ),
