@@ -188,7 +188,7 @@ def init_choice(config: Mapping[str, Any], problem: Any) -> list[str]:
     if config.get("init"):
         return list(config["init"])
     learns = problem.encoding.name == "weights" and getattr(problem, "train_data", None)
-    return ["magnitude", "supermask"] if learns else ["magnitude"]
+    return ["magnitude", "supermask-path"] if learns else ["magnitude"]
 
 
 def build_warm_start(config: Mapping[str, Any], problem: Any) -> Any:

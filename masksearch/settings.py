@@ -123,7 +123,7 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "(gradient mask learning, --init-epochs per target density), supermask-path (one run "
         "along the targets, densest first: --init-epochs at the densest, one more at each "
         "sparser one), wanda, snip, obd, or a "
-        "run directory (its front); default: magnitude,supermask on the weights encoding when "
+        "run directory (its front); default: magnitude,supermask-path on the weights encoding when "
         "the problem has training data, magnitude otherwise. Their cost is reported with the "
         "search's",
         "LIST",

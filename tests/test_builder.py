@@ -38,7 +38,7 @@ def test_settings_are_resolved_for_the_problem() -> None:
     weights = build_run({**SMALL, "local_search": "auto", "init": None})
     assert weights.settings["local_search"] == "gradient-swaps"
     assert isinstance(weights.local_search, ms.GradientSwaps)
-    assert weights.settings["init"] == ["magnitude", "supermask"]  # it has training data
+    assert weights.settings["init"] == ["magnitude", "supermask-path"]  # it has training data
     assert weights.settings["densities"] == list(catalogue.CATALOGUE["digits_mlp"].densities)
     levels = build_run({**SMALL, "local_search": "auto", "encoding": "levels"})
     assert levels.settings["local_search"] == "none" and levels.local_search is None

@@ -415,10 +415,11 @@ def test_config_files_parse_without_tomllib(tmp_path, monkeypatch):
 def test_default_warm_start_is_recorded_with_its_cost(reference):
     front = json.loads((reference[0] / "front.json").read_text())
     warm = front["warm_start"]
-    assert warm["sources"] == ["magnitude", "supermask"] and warm["epochs"] == 3
+    # supermask-path: 1 epoch at the densest target, then 1 at each of the two others
+    assert warm["sources"] == ["magnitude", "supermask-path"] and warm["epochs"] == 3
     assert warm["seconds"] > 0
     config = json.loads((reference[0] / "config.json").read_text())
-    assert config["init"] == ["magnitude", "supermask"] and config["init_epochs"] == 1
+    assert config["init"] == ["magnitude", "supermask-path"] and config["init_epochs"] == 1
     assert "warm-start masks" in (reference[0] / "report.md").read_text()
 
 
