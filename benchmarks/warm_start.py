@@ -406,7 +406,7 @@ def markdown(payload: dict) -> str:
     init_method = payload.get("init_method", "supermask")
     seeding = (
         f"supermask-path, {payload['init_epochs']} epoch(s) at 5%, then "
-        f"{payload.get('init_later_epochs', 1)} at 2% and at 1%, one run"
+        f"{payload.get('init_later_epochs', 1):g} at 2% and at 1%, one run"
         if init_method == "supermask-path"
         else f"supermask, {payload['init_epochs']} epoch(s) per density"
     )
