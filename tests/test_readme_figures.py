@@ -699,7 +699,8 @@ def warm_start_figures() -> list[Figure]:
                     lambda d, key=key, density=density: percent(d[key][density]),
                 )
             )
-    for row, path, name in WARM_ROWS:
+    # the two LeNet-300-100 warm-start tables share one layout
+    for row, path, name in (*WARM_ROWS, *WARM_PATH_ROWS):
         figures += summary_row(
             f"warm starts table: {path[-12:-5]} {name}",
             row,
@@ -926,15 +927,6 @@ def warm_path_figures() -> list[Figure]:
                 source,
                 lambda d: span(warm_epochs(d)),
             )
-        )
-    for row, source, name in WARM_PATH_ROWS:
-        figures += summary_row(
-            f"path table: {source[-12:-5]} {name}",
-            row,
-            source,
-            name,
-            first_column=3,
-            wall_column=2,
         )
     return figures
 

@@ -61,6 +61,16 @@ def _top_k_masks(
     }
 
 
+def _kept_counts(
+    params: dict[str, nn.Parameter], density: float, scope: str
+) -> dict[str, int] | int:
+    """How many weights a mask at ``density`` keeps: in all (``"global"``) or per tensor."""
+    sizes = {n: p.numel() for n, p in params.items()}
+    if scope == "global":
+        return max(1, round(density * sum(sizes.values())))
+    return layer_counts(sizes, density)
+
+
 def _device_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
     # a stable sort on -score: ties go to the lower index, as in Mask.from_scores
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
@@ -102,11 +112,7 @@ class Supermask(OneShotMethod):
 
     def _prune(self, model, params, split, density, scope, progress) -> Mask:
         scores = self._initial_scores(params)
-        sizes = {n: p.numel() for n, p in params.items()}
-        if scope == "global":
-            counts: dict[str, int] | int = max(1, round(density * sum(sizes.values())))
-        else:
-            counts = layer_counts(sizes, density)
+        counts = _kept_counts(params, density, scope)
         return self._learn(model, params, split, scores, counts, self.epochs, progress)
 
     def refine(
@@ -226,18 +232,13 @@ class SupermaskPath(Supermask):
             return []
         chosen = self._resolve_scope(scope if scope is not None else self.scope)
         params = prunable(model)
-        sizes = {n: p.numel() for n, p in params.items()}
         learner = _ScoreLearner(
             self, model, params, train_split(data), self._initial_scores(params)
         )
         masks: dict[float, Mask] = {}
         with learner.eval_mode():
             for step, density in enumerate(sorted(set(targets), reverse=True)):
-                counts: dict[str, int] | int = (
-                    max(1, round(density * sum(sizes.values())))
-                    if chosen == "global"
-                    else layer_counts(sizes, density)
-                )
+                counts = _kept_counts(params, density, chosen)
                 learner.train(counts, self.epochs if step == 0 else self.later_epochs, progress)
                 masks[density] = learner.mask(counts)
                 emit(progress, self.name, "done", masks[density], scope=chosen)
