@@ -15,6 +15,12 @@ it found better ones:
     held_out = ms.Split(validation.x[4000:], validation.y[4000:])         # choice on the rest
     candidates = np.concatenate([result.front.genomes, seeds.genomes])
     chosen = ms.choose_held_out(problem, candidates, held_out)          # {density: row}
+
+The best of several candidates on a finite held-out set is partly the luckiest one. Given
+``incumbents`` (e.g. the seeds' rows), a challenger replaces the best incumbent at a density only
+when its held-out objective is lower by more than ``margin`` standard errors of the per-image
+difference between the two (a paired comparison on the same images): the search's mask is
+taken where the held-out images show it better beyond noise, and the seed is kept otherwise.
 """
 
 from __future__ import annotations
@@ -23,12 +29,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
 
+from masksearch.evaluators.base import ModelSnapshot
 from masksearch.front import best_within, density_slack
 
 __all__ = ["choose_held_out"]
 
 _OBJECTIVES = ("loss", "error")
+_BATCH = 1024
 
 
 def choose_held_out(
@@ -38,6 +49,8 @@ def choose_held_out(
     densities: Sequence[float] | None = None,
     *,
     objective: str = "loss",
+    incumbents: Sequence[int] | None = None,
+    margin: float = 2.0,
 ) -> dict[float, int]:
     """Row of ``genomes`` with the lowest ``objective`` on ``data`` at each target density.
 
@@ -46,6 +59,10 @@ def choose_held_out(
     ``densities`` default to the problem's targets. A candidate meets a target when it keeps
     at most ``round(target * n_weights)`` weights; the first row wins a tie. Only candidates
     that meet some target are scored.
+
+    With ``incumbents`` (row numbers), the best incumbent that meets a target is kept unless the
+    best other candidate beats it by more than ``margin`` standard errors of their paired
+    per-image difference (of the cross-entropy, or of the 0/1 error).
     """
     from masksearch.evaluators import make_evaluator
 
@@ -58,7 +75,10 @@ def choose_held_out(
         raise TypeError(
             f"data must be a split with x and y (e.g. ms.load(...).val), got {type(data).__name__}"
         )
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
+        raise ValueError(f"margin must be a number of standard errors >= 0, got {margin!r}")
     rows = problem.encoding.validate(np.asarray(genomes))
+    is_incumbent = _incumbent_flags(incumbents, len(rows))
     masks = problem.encoding.decode(rows)
     density = masks.mean(axis=1)
     slack = density_slack(problem.layout.n_total)
@@ -75,5 +95,49 @@ def choose_held_out(
                 f"no candidate keeps at most {target:g} of the weights (the sparsest keeps "
                 f"{density.min():.4f}); add one that sparse, e.g. the warm start's seeds"
             )
+        if is_incumbent is not None and not is_incumbent[position]:
+            # the best challenger must beat the best incumbent beyond the held-out noise
+            kept = best_within(density, np.where(is_incumbent, values, np.inf), target, slack)
+            if kept is not None and np.isfinite(values[kept]):
+                per_image = _per_image(problem, data, masks[[kept, position]], objective)
+                gain = per_image[0] - per_image[1]
+                noise = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
+                if not gain.mean() > margin * noise:
+                    position = kept
         chosen[float(target)] = position
     return chosen
+
+
+def _incumbent_flags(incumbents: Sequence[int] | None, n_rows: int) -> np.ndarray | None:
+    if incumbents is None:
+        return None
+    positions = np.asarray(list(incumbents))
+    if positions.size and (
+        positions.dtype.kind not in "iu" or positions.min() < 0 or positions.max() >= n_rows
+    ):
+        raise ValueError(
+            f"incumbents must be row numbers of genomes (0 to {n_rows - 1}), got "
+            f"{list(incumbents)!r}"
+        )
+    flags = np.zeros(n_rows, dtype=bool)
+    flags[positions.astype(np.int64)] = True
+    return flags
+
+
+def _per_image(problem: Any, data: Any, masks: np.ndarray, objective: str) -> np.ndarray:
+    """Each mask's cross-entropy (or 0/1 error) on every image of ``data``: (masks, images)."""
+    snapshot = ModelSnapshot(problem.model, data, problem.layout, device=problem.device)
+    out = np.empty((len(masks), snapshot.n_samples))
+    with torch.no_grad():
+        for row, mask in enumerate(masks):
+            params = snapshot.masked_params(mask)
+            for start in range(0, snapshot.n_samples, _BATCH):
+                inputs = snapshot.x[start : start + _BATCH]
+                labels = snapshot.y[start : start + _BATCH]
+                logits = functional_call(snapshot.module, params, (inputs,))
+                if objective == "loss":
+                    value = F.cross_entropy(logits, labels, reduction="none")
+                else:
+                    value = (logits.argmax(dim=-1) != labels).to(logits.dtype)
+                out[row, start : start + len(labels)] = value.double().cpu().numpy()
+    return out

@@ -77,3 +77,96 @@ def test_bad_input_is_refused_with_the_reason(digits_problem):
         ms.choose_held_out(problem, genomes, [1, 2, 3])
     with pytest.raises(GenomeError):
         ms.choose_held_out(problem, genomes[:, :-1], problem.test_data)
+
+
+def per_image_losses(problem, mask_row: np.ndarray, split) -> np.ndarray:
+    """Independent: the mask applied to a copy of the model, cross-entropy image by image."""
+    import torch
+    import torch.nn.functional as F
+
+    from masksearch.data import split_tensors
+    from masksearch.device import as_model_input
+
+    model = ms.Mask.from_flat(problem.layout, mask_row).apply(copy.deepcopy(problem.model)).eval()
+    x, y = split_tensors(split)
+    with torch.no_grad():
+        logits = model(as_model_input(x, model, torch.device("cpu")))
+    return F.cross_entropy(logits, y, reduction="none").double().numpy()
+
+
+def near_candidates(problem, seed: int = 0) -> np.ndarray:
+    """Magnitude masks at the targets, then each with a few kept and pruned weights swapped:
+    candidates close enough that the held-out noise decides between some of them."""
+    rng = np.random.default_rng(seed)
+    magnitude = problem.encoding.magnitude(problem.densities)
+    rows = [magnitude]
+    for row in magnitude:
+        for n_swaps in (1, 2, 4, 8, 16):
+            child = row.copy()
+            kept, pruned = np.flatnonzero(child), np.flatnonzero(~child)
+            child[rng.choice(kept, n_swaps, replace=False)] = False
+            child[rng.choice(pruned, n_swaps, replace=False)] = True
+            rows.append(child[None])
+    return np.concatenate(rows)
+
+
+def test_incumbents_are_kept_unless_beaten_beyond_the_margin(digits_problem):
+    problem = digits_problem
+    genomes = near_candidates(problem)
+    held_out = problem.test_data
+    incumbents = list(range(len(problem.densities)))  # the magnitude rows
+    masks = problem.encoding.decode(genomes)
+    outcomes = set()
+    for target in problem.densities:
+        limit = round(target * problem.n_genes)
+        losses = {
+            i: per_image_losses(problem, masks[i], held_out)
+            for i in range(len(genomes))
+            if masks[i].sum() <= limit
+        }
+        best_incumbent = min((i for i in incumbents if i in losses), key=lambda i: losses[i].mean())
+        best = min(losses, key=lambda i: losses[i].mean())
+        gain = losses[best_incumbent] - losses[best]
+        # the paired t statistic, computed here independently of choose_held_out
+        t_stat = (
+            gain.mean() / (gain.std(ddof=1) / np.sqrt(len(gain))) if best != best_incumbent else 0.0
+        )
+        for margin in (0.0, 0.5, 1.0, 2.0, 4.0, 1e9):
+            chosen = ms.choose_held_out(
+                problem,
+                genomes,
+                held_out,
+                densities=[target],
+                incumbents=incumbents,
+                margin=margin,
+            )
+            expected = best if best not in incumbents and t_stat > margin else best_incumbent
+            assert chosen[target] == expected, (target, margin, t_stat)
+            outcomes.add(chosen[target] == best_incumbent)
+    assert outcomes == {True, False}, "the candidates should exercise both outcomes"
+
+
+def test_a_challenger_far_ahead_replaces_the_incumbent(digits_problem):
+    problem = digits_problem
+    target = max(problem.densities)
+    good = problem.encoding.magnitude([target])  # magnitude at the target
+    rng = np.random.default_rng(3)
+    bad = rng.random((1, problem.n_genes)) < target / 4  # random and sparser: far worse
+    genomes = np.concatenate([bad, good])
+    chosen = ms.choose_held_out(
+        problem, genomes, problem.test_data, densities=[target], incumbents=[0]
+    )
+    losses = [per_image_losses(problem, row, problem.test_data).mean() for row in genomes]
+    assert losses[1] < losses[0]
+    assert chosen[target] == 1
+
+
+def test_bad_incumbents_and_margins_are_refused(digits_problem):
+    problem = digits_problem
+    genomes = candidates(problem)
+    with pytest.raises(ValueError, match="incumbents must be row numbers"):
+        ms.choose_held_out(problem, genomes, problem.test_data, incumbents=[len(genomes)])
+    with pytest.raises(ValueError, match="incumbents must be row numbers"):
+        ms.choose_held_out(problem, genomes, problem.test_data, incumbents=[0.5])
+    with pytest.raises(ValueError, match="margin must be a number"):
+        ms.choose_held_out(problem, genomes, problem.test_data, incumbents=[0], margin=-1)
