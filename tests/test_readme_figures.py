@@ -41,6 +41,7 @@ WARM_PATH = "benchmarks/results/warm_start_path_e4.json"
 WARM_PATH_HELD = "benchmarks/results/warm_start_path_e4_val4000.json"
 WARM_PATH_L2 = "benchmarks/results/warm_start_path_e4_l2.json"
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
+WARM_PATH_B12K = "benchmarks/results/warm_start_path_b12288.json"
 WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2.json"
 SEARCH_INIT = "benchmarks/results/search_quality_init_e3.json"
 METHODS = "benchmarks/results/methods.json"
@@ -738,7 +739,9 @@ PATH_EQUAL = "supermask, equal time"
 WARM_PATH_ROWS = (
     ("| path 1+1+1 | supermask-path (the seeds) |", WARM_PATH_E1, "supermask-path (1 ep)"),
     ("| path 1+1+1 | search from the seeds |", WARM_PATH_E1, SEARCH),
-    ("| path 1+1+1 | supermask, equal time", WARM_PATH_E1, PATH_EQUAL),
+    ("| path 1+1+1 | supermask, equal time (2", WARM_PATH_E1, PATH_EQUAL),
+    ("| path 1+1+1 | search from the seeds, 12,288", WARM_PATH_B12K, SEARCH),
+    ("| path 1+1+1 | supermask, equal time to that", WARM_PATH_B12K, PATH_EQUAL),
     ("| path 4+1+1 | supermask-path (the seeds) |", WARM_PATH, PATH_SEEDS),
     ("| path 4+1+1 | search from the seeds |", WARM_PATH, SEARCH),
     ("| path 4+1+1 | search on 4,000 images, picked", WARM_PATH_HELD, PATH_PICK),
@@ -870,6 +873,55 @@ def warm_path_figures() -> list[Figure]:
             PATH_SEEDS,
         ),
     ]
+    b12k_seeds = "supermask-path (1 ep)"
+    figures += [
+        Figure(
+            "path, 12,288 evaluations: the search at 1%",
+            phrase(rf"keeps climbing at 1%: ({NUMBER})% there"),
+            WARM_PATH_B12K,
+            lambda d: warm(d, SEARCH, "0.01", 0),
+        ),
+        gap(
+            "path, 12,288 evaluations: over its seeds at 1%",
+            rf"% there, \+({NUMBER}) over its seeds",
+            WARM_PATH_B12K,
+            "0.01",
+            SEARCH,
+            b12k_seeds,
+        ),
+        Figure(
+            "path, 12,288 evaluations: wall time",
+            phrase(rf"1% goal, in ({NUMBER}) s with the seeding"),
+            WARM_PATH_B12K,
+            lambda d: d["summary"][SEARCH]["wall_time"],
+        ),
+    ]
+    for group, density in ((1, "0.05"), (2, "0.02")):
+        figures.append(
+            Figure(
+                f"path, 12,288 evaluations: over its seeds at {density}",
+                phrase(
+                    rf"within noise of its seeds \(\+({NUMBER}) and \+({NUMBER})\)", group=group
+                ),
+                WARM_PATH_B12K,
+                lambda d, density=density: (
+                    warm(d, SEARCH, density, 0) - warm(d, b12k_seeds, density, 0)
+                ),
+            )
+        )
+        figures.append(
+            Figure(
+                f"path, 12,288 evaluations: equal-time supermask ahead at {density}",
+                phrase(
+                    rf"supermask given the same time leads there by ({NUMBER}) and ({NUMBER})",
+                    group=group,
+                ),
+                WARM_PATH_B12K,
+                lambda d, density=density: (
+                    warm(d, PATH_EQUAL, density, 0) - warm(d, SEARCH, density, 0)
+                ),
+            )
+        )
     for group, density in ((1, "0.05"), (2, "0.02")):
         figures.append(
             Figure(
@@ -915,8 +967,17 @@ def warm_path_figures() -> list[Figure]:
                 lambda d, density=density: warm(d, PATH_PICK, density, 0),
             )
         )
+    figures += [
+        Figure(
+            f"path, 12,288 evaluations: {which} equal-time epochs",
+            cell("| path 1+1+1 | supermask, equal time to that", 1, part),
+            WARM_PATH_B12K,
+            lambda d, pick=pick: pick(warm_epochs(d)),
+        )
+        for which, part, pick in (("fewest", 0, min), ("most", 1, max))
+    ]
     for row, source in (
-        ("| path 1+1+1 | supermask, equal time", WARM_PATH_E1),
+        ("| path 1+1+1 | supermask, equal time (2", WARM_PATH_E1),
         ("| path 4+1+1 | supermask, equal time", WARM_PATH_HELD),
         ("| path 4+2+2 | supermask, equal time", WARM_PATH_L2),
     ):
