@@ -42,7 +42,7 @@ WARM_PATH_HELD = "benchmarks/results/warm_start_path_e4_val4000.json"
 WARM_PATH_L2 = "benchmarks/results/warm_start_path_e4_l2.json"
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
 WARM_PATH_B12K = "benchmarks/results/warm_start_path_b12288.json"
-WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2.json"
+WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2_ft1.json"
 SEARCH_INIT = "benchmarks/results/search_quality_init_e3.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
@@ -736,6 +736,7 @@ def warm_start_figures() -> list[Figure]:
 PATH_SEEDS = "supermask-path (4 ep)"
 PATH_PICK = "search from seeds, NSGA-II + gradient swaps, chosen on held-out validation"
 PATH_EQUAL = "supermask, equal time"
+PATH_GUARDED = PATH_PICK + ", seeds kept unless beaten by 2 SE"
 WARM_PATH_ROWS = (
     ("| path 1+1+1 | supermask-path (the seeds) |", WARM_PATH_E1, "supermask-path (1 ep)"),
     ("| path 1+1+1 | search from the seeds |", WARM_PATH_E1, SEARCH),
@@ -1013,7 +1014,14 @@ WARM_LENET5_PATH_ROWS = (
     ("| LeNet-5 path: supermask-path (the seeds) |", "supermask-path (2 ep)"),
     ("| LeNet-5 path: search from the seeds (its front's pick) |", SEARCH),
     ("| LeNet-5 path: the same search, picked on the 3,976 held-out images |", PATH_PICK),
+    ("| LeNet-5 path: the same, seeds kept unless beaten by 2 SE |", PATH_GUARDED),
     ("| LeNet-5 path: supermask, equal time (3 epochs) |", PATH_EQUAL),
+)
+WARM_LENET5_PATH_FT_ROWS = (
+    ("| LeNet-5 path: the seeds + 1 epoch FT |", "supermask-path (2 ep) + 1 ep FT"),
+    ("| LeNet-5 path: search's pick + 1 epoch FT |", SEARCH + " + 1 ep FT"),
+    ("| LeNet-5 path: supermask, equal time + 1 epoch FT |", "supermask, equal time + 1 ep FT"),
+    ("| LeNet-5 path: DNS, 1 epoch |", "dns (1 ep)"),
 )
 
 
@@ -1049,7 +1057,7 @@ def warm_lenet5_path_figures() -> list[Figure]:
             WARM_LENET5_PATH,
             "0.01",
             PATH_EQUAL,
-            PATH_PICK,
+            PATH_GUARDED,
         ),
     ]
     for column, density in enumerate(DENSITIES):
@@ -1072,6 +1080,32 @@ def warm_lenet5_path_figures() -> list[Figure]:
             name,
             first_column=2,
             wall_column=1,
+        )
+    for row, name in WARM_LENET5_PATH_FT_ROWS:
+        figures += summary_row(f"LeNet-5 path: {name}", row, WARM_LENET5_PATH, name, first_column=2)
+    search_ft, seeds_ft = SEARCH + " + 1 ep FT", "supermask-path (2 ep) + 1 ep FT"
+    for pattern, density, first, second in (
+        (rf"beat DNS at 5% and 2% \(\+({NUMBER}) and", "0.05", search_ft, "dns (1 ep)"),
+        (rf"\+{NUMBER} and \+({NUMBER}) points, beyond", "0.02", search_ft, "dns (1 ep)"),
+        (rf"trail it at 1% \(−({NUMBER}), beyond", "0.01", "dns (1 ep)", search_ft),
+        (
+            rf"the seeds fine-tuned the same way trail by ({NUMBER}) there",
+            "0.01",
+            "dns (1 ep)",
+            seeds_ft,
+        ),
+    ):
+        figures.append(
+            gap(f"LeNet-5 path: {pattern[:24]}", pattern, WARM_LENET5_PATH, density, first, second)
+        )
+    for column, density in enumerate(DENSITIES):
+        figures.append(
+            Figure(
+                f"LeNet-5 path: the seeds after fine-tuning at {density}",
+                phrase(rf"the seeds reach ({NUMBER}) / ({NUMBER}) / ({NUMBER})%", group=column + 1),
+                WARM_LENET5_PATH,
+                lambda d, density=density: warm(d, seeds_ft, density, 0),
+            )
         )
     return figures
 
@@ -1807,3 +1841,19 @@ def test_readme_figure_matches_its_result_file(figure: Figure):
         f"README.md prints {printed} for {figure.name!r}, but {figure.source} gives "
         f"{expected} (tolerance {tolerance:g})"
     )
+
+
+def test_the_guarded_pick_makes_the_plain_picks_choices_where_the_readme_says_so():
+    """README: on LeNet-300-100 the guarded held-out pick chooses as the plain one in every seed."""
+    assert "On LeNet-300-100 it makes the same choices in every seed" in " ".join(readme().split())
+    for run in load(WARM_PATH_HELD)["runs"]:
+        rows = run["rows"]
+        assert rows[PATH_GUARDED]["test_accuracy"] == rows[PATH_PICK]["test_accuracy"], run["seed"]
+
+
+def test_the_guarded_pick_keeps_every_lenet5_seed_where_the_readme_says_so():
+    text = " ".join(readme().split())
+    assert "keeps the seed at every density in every seed" in text
+    for run in load(WARM_LENET5_PATH)["runs"]:
+        picked = run["rows"][PATH_GUARDED]["picked_a_seed_at"]
+        assert sorted(picked) == sorted(map(str, DENSITIES)), run["seed"]
