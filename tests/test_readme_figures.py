@@ -220,11 +220,20 @@ def summary_row(
     return figures
 
 
-def gap(label: str, pattern: str, source: str, density: str, first: str, second: str) -> Figure:
-    """A README difference of two summary rows' means at ``density`` (first minus second)."""
+def gap(
+    label: str,
+    pattern: str,
+    source: str,
+    density: str,
+    first: str,
+    second: str,
+    group: int = 1,
+) -> Figure:
+    """A README difference of two summary rows' means at ``density`` (first minus second),
+    captured by ``pattern``'s group ``group``."""
     return Figure(
         label,
-        phrase(pattern),
+        phrase(pattern, group=group),
         source,
         lambda d: warm(d, first, density, 0) - warm(d, second, density, 0),
     )
@@ -898,52 +907,44 @@ def warm_path_figures() -> list[Figure]:
         ),
     ]
     for group, density in ((1, "0.05"), (2, "0.02")):
-        figures.append(
-            Figure(
+        figures += [
+            gap(
                 f"path, 12,288 evaluations: over its seeds at {density}",
-                phrase(
-                    rf"within noise of its seeds \(\+({NUMBER}) and \+({NUMBER})\)", group=group
-                ),
+                rf"within noise of its seeds \(\+({NUMBER}) and \+({NUMBER})\)",
                 WARM_PATH_B12K,
-                lambda d, density=density: (
-                    warm(d, SEARCH, density, 0) - warm(d, b12k_seeds, density, 0)
-                ),
-            )
-        )
-        figures.append(
-            Figure(
+                density,
+                SEARCH,
+                b12k_seeds,
+                group,
+            ),
+            gap(
                 f"path, 12,288 evaluations: equal-time supermask ahead at {density}",
-                phrase(
-                    rf"supermask given the same time leads there by ({NUMBER}) and ({NUMBER})",
-                    group=group,
-                ),
+                rf"supermask given the same time leads there by ({NUMBER}) and ({NUMBER})",
                 WARM_PATH_B12K,
-                lambda d, density=density: (
-                    warm(d, PATH_EQUAL, density, 0) - warm(d, SEARCH, density, 0)
-                ),
-            )
-        )
-    for group, density in ((1, "0.05"), (2, "0.02")):
-        figures.append(
-            Figure(
+                density,
+                PATH_EQUAL,
+                SEARCH,
+                group,
+            ),
+            gap(
                 f"path: the search lowers its seeds at {density}",
-                phrase(rf"lowers 5% and 2% \(−({NUMBER}), −({NUMBER})\)", group=group),
+                rf"lowers 5% and 2% \(−({NUMBER}), −({NUMBER})\)",
                 WARM_PATH,
-                lambda d, density=density: (
-                    warm(d, PATH_SEEDS, density, 0) - warm(d, SEARCH, density, 0)
-                ),
-            )
-        )
-        figures.append(
-            Figure(
+                density,
+                PATH_SEEDS,
+                SEARCH,
+                group,
+            ),
+            gap(
                 f"path: the search on 4,000 images lowers its seeds at {density}",
-                phrase(rf"lowers 5% and 2% by ({NUMBER}) and ({NUMBER}) points", group=group),
+                rf"lowers 5% and 2% by ({NUMBER}) and ({NUMBER}) points",
                 WARM_PATH_HELD,
-                lambda d, density=density: (
-                    warm(d, PATH_SEEDS, density, 0) - warm(d, SEARCH, density, 0)
-                ),
-            )
-        )
+                density,
+                PATH_SEEDS,
+                SEARCH,
+                group,
+            ),
+        ]
     for pattern, density in (
         (rf"\+({NUMBER}) at 5% and \+{NUMBER} at 1%, beyond", "0.05"),
         (rf"\+{NUMBER} at 5% and \+({NUMBER}) at 1%, beyond", "0.01"),
