@@ -239,6 +239,20 @@ def gap(
     )
 
 
+def means_in_text(label: str, pattern: str, source: str, row: str) -> list[Figure]:
+    """README's "a / b / c%" (``pattern``'s three groups) as summary row ``row``'s means at
+    5 / 2 / 1%."""
+    return [
+        Figure(
+            f"{label} at {density}",
+            phrase(pattern, group=column + 1),
+            source,
+            lambda d, density=density: warm(d, row, density, 0),
+        )
+        for column, density in enumerate(DENSITIES)
+    ]
+
+
 def warm_epochs(d: dict) -> list[int]:
     return [
         value["epochs"]
@@ -960,15 +974,12 @@ def warm_path_figures() -> list[Figure]:
                 PATH_EQUAL,
             )
         )
-    for column, density in enumerate(DENSITIES):
-        figures.append(
-            Figure(
-                f"path: the held-out pick at {density} in the text",
-                phrase(rf"That gives ({NUMBER}) / ({NUMBER}) / ({NUMBER})% in", group=column + 1),
-                WARM_PATH_HELD,
-                lambda d, density=density: warm(d, PATH_PICK, density, 0),
-            )
-        )
+    figures += means_in_text(
+        "path: the held-out pick in the text",
+        rf"That gives ({NUMBER}) / ({NUMBER}) / ({NUMBER})% in",
+        WARM_PATH_HELD,
+        PATH_PICK,
+    )
     figures += [
         Figure(
             f"path, 12,288 evaluations: {which} equal-time epochs",
@@ -1099,15 +1110,12 @@ def warm_lenet5_path_figures() -> list[Figure]:
         figures.append(
             gap(f"LeNet-5 path: {pattern[:24]}", pattern, WARM_LENET5_PATH, density, first, second)
         )
-    for column, density in enumerate(DENSITIES):
-        figures.append(
-            Figure(
-                f"LeNet-5 path: the seeds after fine-tuning at {density}",
-                phrase(rf"the seeds reach ({NUMBER}) / ({NUMBER}) / ({NUMBER})%", group=column + 1),
-                WARM_LENET5_PATH,
-                lambda d, density=density: warm(d, seeds_ft, density, 0),
-            )
-        )
+    figures += means_in_text(
+        "LeNet-5 path: the seeds after fine-tuning",
+        rf"the seeds reach ({NUMBER}) / ({NUMBER}) / ({NUMBER})%",
+        WARM_LENET5_PATH,
+        seeds_ft,
+    )
     return figures
 
 
