@@ -88,6 +88,7 @@ def choose_held_out(
         evaluator = make_evaluator(problem.model, data, problem.layout, device=problem.device)
         values[scored] = evaluator(masks[scored])[objective]
     chosen: dict[float, int] = {}
+    snapshot: ModelSnapshot | None = None  # one copy of the model and data for every paired test
     for target in targets:
         position = best_within(density, values, target, slack)
         if position is None:
@@ -99,7 +100,11 @@ def choose_held_out(
             # the best challenger must beat the best incumbent beyond the held-out noise
             kept = best_within(density, np.where(is_incumbent, values, np.inf), target, slack)
             if kept is not None and np.isfinite(values[kept]):
-                per_image = _per_image(problem, data, masks[[kept, position]], objective)
+                if snapshot is None:
+                    snapshot = ModelSnapshot(
+                        problem.model, data, problem.layout, device=problem.device
+                    )
+                per_image = _per_image(snapshot, masks[[kept, position]], objective)
                 gain = per_image[0] - per_image[1]
                 noise = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
                 if not gain.mean() > margin * noise:
@@ -124,9 +129,9 @@ def _incumbent_flags(incumbents: Sequence[int] | None, n_rows: int) -> np.ndarra
     return flags
 
 
-def _per_image(problem: Any, data: Any, masks: np.ndarray, objective: str) -> np.ndarray:
-    """Each mask's cross-entropy (or 0/1 error) on every image of ``data``: (masks, images)."""
-    snapshot = ModelSnapshot(problem.model, data, problem.layout, device=problem.device)
+def _per_image(snapshot: ModelSnapshot, masks: np.ndarray, objective: str) -> np.ndarray:
+    """Each mask's cross-entropy (or 0/1 error) on every image of the snapshot's data:
+    (masks, images)."""
     out = np.empty((len(masks), snapshot.n_samples))
     with torch.no_grad():
         for row, mask in enumerate(masks):
