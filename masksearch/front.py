@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
+from masksearch.keys import genome_key, packed_key, row_keys  # noqa: F401 (re-exported)
 from masksearch.mask import Mask
 
 # One dominance test for the archive and the solvers; it lives with the solvers (numpy only,
@@ -52,17 +52,6 @@ def best_within(
     if len(candidates) == 0:
         return None
     return int(candidates[np.argmin(values[candidates])])
-
-
-def genome_key(genome: np.ndarray) -> bytes:
-    """The archive's key of a genome; a bool genome is hashed packed (:func:`np.packbits`), so
-    its key is :func:`packed_key` of its packed row."""
-    data = np.packbits(genome) if genome.dtype == np.bool_ else np.ascontiguousarray(genome)
-    return packed_key(data)
-
-
-def packed_key(row: np.ndarray) -> bytes:
-    return hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=16).digest()
 
 
 class ParetoFront:
@@ -113,6 +102,8 @@ class ParetoFront:
         # fronts pickled before genomes were stored packed hold them as an attribute
         genomes = state.pop("genomes", None) if "_stored" not in state else None
         self.__dict__.update(state)
+        # keys are recomputed: a front pickled by another version may hold another hash's keys
+        self._keys_of = None
         if "_stored" not in state:
             self.genomes = genomes
 
@@ -134,10 +125,10 @@ class ParetoFront:
         """
         if len(genomes) == 0:
             return
-        if packed_bits is None:
-            keys = [genome_key(genome) for genome in genomes]
+        if packed_bits is None and genomes.dtype == np.bool_:
+            keys = row_keys(np.packbits(genomes, axis=1))
         else:
-            keys = [packed_key(row) for row in genomes]
+            keys = row_keys(genomes)
         old_keys = self._member_keys()
         seen = set(old_keys)
         new_keys: list[bytes] = []
@@ -150,7 +141,7 @@ class ParetoFront:
         n_old = len(old_keys)
         fresh_rows = np.asarray(fresh, dtype=np.intp)
         all_F = np.concatenate([self.F, F[fresh_rows]])
-        if self.genomes is None:
+        if self._stored is None:  # not self.genomes, which unpacks every member
             all_metrics = {k: np.asarray(v)[fresh_rows] for k, v in metrics.items()}
         else:
             all_metrics = {
@@ -183,10 +174,7 @@ class ParetoFront:
         if self._stored is None:
             return []
         if getattr(self, "_keys_of", None) is not self._stored:
-            if self._n_bits is None:
-                self._keys = [genome_key(genome) for genome in self._stored]
-            else:
-                self._keys = [packed_key(row) for row in self._stored]
+            self._keys = row_keys(self._stored)
             self._keys_of = self._stored
         return list(self._keys)
 

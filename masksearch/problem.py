@@ -13,6 +13,7 @@ from torch import nn
 
 from masksearch.data import Dataset, Split
 from masksearch.encodings import Encoding, GroupsEncoding, make_encoding
+from masksearch.encodings.packed import range_counts
 from masksearch.evaluators import Evaluator, make_evaluator
 from masksearch.evaluators.base import check_fits
 from masksearch.evaluators.repaired import RepairedEvaluator
@@ -206,7 +207,17 @@ class PruningProblem:
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, genomes: np.ndarray) -> Evaluation:
-        genomes = self.encoding.validate(genomes)
+        return self.evaluate_valid(self.encoding.validate(genomes))
+
+    def evaluate_valid(
+        self, genomes: np.ndarray, *, packed: np.ndarray | None = None
+    ) -> Evaluation:
+        """:meth:`evaluate` of genomes the encoding already validated (or made, as the search
+        unpacks them): no second check or copy. ``genomes`` must not change afterwards.
+
+        ``packed``: the same genomes as :func:`numpy.packbits` rows, when the caller has them;
+        where genomes are the masks themselves (``weights``), kept weights are counted there.
+        """
         if len(genomes) == 0:
             raise ValueError(
                 "the solver asked for an empty population; ask() must return >= 1 genome"
@@ -215,11 +226,19 @@ class PruningProblem:
         metrics = {k: np.asarray(v, dtype=np.float64) for k, v in self.evaluator(masks).items()}
         kept = np.zeros(len(masks))
         flops = np.zeros(len(masks))
-        for name in self.layout.names:
+        offsets = self.layout.offsets
+        # a popcount of packed rows is ~20x cheaper than counting bools
+        per_layer_packed = (
+            range_counts(packed, offsets) if masks is genomes and packed is not None else None
+        )
+        for layer, name in enumerate(self.layout.names):
             # every weight of a layer costs the same FLOPs: count per layer, no float matmul;
             # row by row, since count_nonzero(axis=1) is several times slower on bools
             part = self.layout.slice(name)
-            per_layer = np.array([np.count_nonzero(mask[part]) for mask in masks])
+            if per_layer_packed is not None:
+                per_layer = per_layer_packed[:, layer]
+            else:
+                per_layer = np.array([np.count_nonzero(mask[part]) for mask in masks])
             kept += per_layer
             flops += per_layer * self.flops_per_weight[part.start]
         metrics["density"] = kept / self.layout.n_total

@@ -300,9 +300,17 @@ def _evaluate_packed(
     """``problem.evaluate`` of packed genomes, unpacked a chunk at a time; each chunk's bool
     genomes are dropped once scored (the packed rows are what the search keeps)."""
     rows = max(1, packed.UNPACKED_BYTES // packing.n_bits)
+    # unpacked rows are valid by construction: skip evaluate's check and copy (~20% of the
+    # loop's time per genome on LeNet-300-100), unless evaluate was replaced or overridden
+    plain = type(problem).evaluate is PruningProblem.evaluate and "evaluate" not in vars(problem)
     parts = []
     for start in range(0, len(asked), rows):
-        part = problem.evaluate(packing.unpack(asked[start : start + rows]))
+        chunk = asked[start : start + rows]
+        part = (
+            problem.evaluate_valid(packing.unpack(chunk), packed=chunk)
+            if plain
+            else problem.evaluate(packing.unpack(chunk))
+        )
         parts.append((part.F, part.metrics, part.violation))
     return Evaluation(
         F=np.concatenate([F for F, _, _ in parts]),

@@ -205,6 +205,25 @@ def test_density_and_flops_objectives_on_a_conv_model() -> None:
         assert flops == pytest.approx(expected_flops, abs=1e-12)
     # the two objectives differ on these genomes: a FLOPs count of 1 per weight would not pass
     assert np.all(np.abs(F[:, 0] - F[:, 1]) > 0.05)
+    # the search counts kept weights on packed rows (layers of 36 and 216 weights end
+    # mid-byte here): the same objectives, bit for bit
+    packed = problem.evaluate_valid(genomes, packed=np.packbits(genomes, axis=1))
+    np.testing.assert_array_equal(packed.F, F)
+
+
+def test_packed_rows_are_ignored_where_genomes_are_not_masks() -> None:
+    # a channels genome keeps whole rows of weights: its packed bits are not the mask's, so
+    # evaluate_valid must count the decoded masks whatever it is handed
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
+    data = Split(torch.randn(10, 1, 4, 4), torch.randint(0, 3, (10,)))
+    problem = PruningProblem(model, data, encoding="channels", densities=(0.5,))
+    genomes = problem.encoding.magnitude([0.5, 0.2])
+    expected = problem.evaluate(genomes)
+    wrong = np.zeros((2, (problem.n_genes + 7) // 8), dtype=np.uint8)
+    got = problem.evaluate_valid(problem.encoding.validate(genomes), packed=wrong)
+    np.testing.assert_array_equal(got.metrics["density"], expected.metrics["density"])
+    assert np.all(got.metrics["density"] > 0)
 
 
 def test_a_population_is_validated_once_per_evaluation(digits_problem, monkeypatch) -> None:

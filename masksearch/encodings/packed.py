@@ -21,6 +21,7 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from masksearch.encodings.base import (
     GenomeError,
@@ -30,7 +31,7 @@ from masksearch.encodings.base import (
     validated_parents,
 )
 
-__all__ = ["UNPACKED_BYTES", "PackedOperators"]
+__all__ = ["UNPACKED_BYTES", "PackedOperators", "range_counts"]
 
 #: Bool genomes built at once from packed ones, in bytes: bounds the transient bool copies of a
 #: large model's population (64 ResNet-18 genomes are 715 MB as bools).
@@ -66,10 +67,11 @@ class PackedOperators:
         return np.full(self.n_genes, 255, dtype=np.int64)
 
     @property
-    def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(genes by descending score, each gene's place in that order, block per gene, block
-        per byte or -1 where a byte spans two blocks); the first three are the encoding's own
-        arrays where it has them (an 11 M-weight model's would be 130 MB again)."""
+    def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(genes by descending score, each gene's place in that order, block per gene, the
+        bytes whose bits lie in two blocks, and the runs of bytes inside one block as columns
+        of (first byte, end byte, block)); the first three are the encoding's own arrays where
+        it has them (an 11 M-weight model's would be 130 MB again)."""
         tables = self.__dict__.get("_cached_tables")
         if tables is None:
             encoding = self.encoding
@@ -81,7 +83,15 @@ class PackedOperators:
             starts = np.arange(0, self.n_bits, 8)
             ends = np.minimum(starts + 7, self.n_bits - 1)
             byte_block = np.where(block[starts] == block[ends], block[starts], -1)
-            tables = self._cached_tables = (order, rank, block, byte_block)
+            # a crossover copies each run of bytes inside one block whole
+            boundaries = np.flatnonzero(np.diff(np.r_[-2, byte_block, -2]) != 0)
+            run_starts, run_ends = boundaries[:-1], boundaries[1:]
+            owned = byte_block[run_starts] >= 0
+            segments = np.stack(
+                [run_starts[owned], run_ends[owned], byte_block[run_starts[owned]]]
+            ).astype(np.int64)
+            straddling = np.flatnonzero(byte_block < 0)
+            tables = self._cached_tables = (order, rank, block, straddling, segments)
         return tables
 
     # -- conversions -----------------------------------------------------------------------
@@ -90,8 +100,15 @@ class PackedOperators:
         return np.packbits(self.encoding.validate(genomes), axis=1)
 
     def unpack(self, packed: np.ndarray) -> np.ndarray:
-        """Packed rows as the encoding's bool genomes."""
-        return np.unpackbits(packed, axis=1, count=self.n_bits).view(np.bool_)
+        """Packed rows as the encoding's bool genomes (C-contiguous)."""
+        packed = np.ascontiguousarray(packed, dtype=np.uint8)
+        if packed.ndim != 2:
+            return np.unpackbits(packed, axis=-1, count=self.n_bits).view(np.bool_)
+        # eight bools a byte in one 8-byte store, from a table: half np.unpackbits' time
+        words = np.empty(packed.shape, dtype=np.uint64)
+        _unpack_words(packed, _UNPACKED_BYTES, words)
+        genomes = words.view(np.uint8).reshape(len(packed), -1)[:, : self.n_bits]
+        return np.ascontiguousarray(genomes).view(np.bool_)  # copies only to drop padding
 
     def validate(self, genomes: np.ndarray) -> np.ndarray:
         return self.repair(genomes).copy()
@@ -163,7 +180,7 @@ class PackedOperators:
         n_candidates = n_kept if state else self.n_bits - n_kept
         if rng.random() < 0.5:
             window = self.encoding._frontier_window(count, n_candidates, n_kept)
-            order, rank, _, _ = self._tables
+            order, rank = self._tables[:2]
             pool = _ranked_end(order, rank, child, state, n_candidates, window, largest)
             return rng.choice(pool, size=count, replace=False)
         # rng.choice(pool, k) is pool[rng.choice(len(pool), k)]: draw ranks, find those genes
@@ -174,10 +191,10 @@ class PackedOperators:
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         parents_a, parents_b = validated_parents(self.validate, first, second, rng)
-        _, _, block, byte_block = self._tables
+        _, _, block, straddling, segments = self._tables
         take_second = rng.random((parents_a.shape[0], self.encoding._n_blocks)) < 0.5
         children, (kept_a, kept_b, kept_children) = _blend(
-            parents_a, parents_b, take_second, block, byte_block, self.n_bits
+            parents_a, parents_b, take_second, block, straddling, segments, self.n_bits
         )
         differ = parents_a ^ parents_b
         low, high = np.minimum(kept_a, kept_b), np.maximum(kept_a, kept_b)
@@ -204,8 +221,78 @@ _BIT_OFFSETS = np.array(
 )
 
 
+# for each byte value: its eight bits as eight 0/1 bytes, top bit first, in one uint64
+_UNPACKED_BYTES = (
+    np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64).ravel()
+)
+
+
+@numba.njit(cache=True)
+def _unpack_words(packed, table, out):  # pragma: no cover - compiled
+    for row in range(packed.shape[0]):
+        for position in range(packed.shape[1]):
+            out[row, position] = table[packed[row, position]]
+
+
+def range_counts(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Set bits of each packed row between consecutive gene ``offsets`` (kept weights per
+    layer, when genomes are masks): ``(n_rows, len(offsets) - 1)``."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    return _range_counts(np.ascontiguousarray(rows, dtype=np.uint8), offsets)
+
+
+@numba.njit(cache=True)
+def _range_counts(rows, offsets):  # pragma: no cover - compiled
+    counts = np.zeros((rows.shape[0], offsets.size - 1), dtype=np.int64)
+    for r in range(rows.shape[0]):
+        row = rows[r]
+        for part in range(offsets.size - 1):
+            start, end = offsets[part], offsets[part + 1]
+            first_byte = min((start + 7) // 8, end // 8)  # the whole bytes: [first_byte, last)
+            last_byte = max(end // 8, first_byte)
+            total = 0
+            for gene in range(start, min(end, 8 * first_byte)):  # a partial first byte
+                total += (row[gene >> 3] >> (7 - (gene & 7))) & 1
+            for gene in range(max(8 * last_byte, 8 * first_byte, start), end):  # partial last
+                total += (row[gene >> 3] >> (7 - (gene & 7))) & 1
+            counts[r, part] = total + _row_count(row[first_byte:last_byte])
+    return counts
+
+
 def _popcount(row: np.ndarray) -> int:
-    return int(_popcount_rows(row[None, :])[0])
+    return int(_row_count(row))
+
+
+@numba.njit(cache=True)
+def _word(row, start):  # pragma: no cover - compiled
+    """Eight bytes of ``row`` from ``start`` as one little-endian word (LLVM makes this one
+    unaligned load); a word's bit count does not depend on the byte order."""
+    word = np.uint64(0)
+    for k in range(8):
+        word |= np.uint64(row[start + k]) << np.uint64(8 * k)
+    return word
+
+
+@numba.njit(cache=True)
+def _bit_count(word):  # pragma: no cover - compiled
+    """Set bits of a uint64 (the SWAR form, which LLVM turns into one popcnt)."""
+    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
+    word = (word & np.uint64(0x3333333333333333)) + (
+        (word >> np.uint64(2)) & np.uint64(0x3333333333333333)
+    )
+    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((word * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@numba.njit(cache=True)
+def _row_count(row):  # pragma: no cover - compiled
+    n_words = row.size // 8
+    total = 0
+    for w in range(n_words):
+        total += _bit_count(_word(row, 8 * w))
+    for b in range(8 * n_words, row.size):
+        total += _BIT_COUNTS[row[b]]
+    return total
 
 
 @numba.njit(cache=True)
@@ -213,10 +300,7 @@ def _popcount_rows(rows):  # pragma: no cover - compiled
     """Set bits per packed row."""
     counts = np.zeros(rows.shape[0], dtype=np.int64)
     for r in range(rows.shape[0]):
-        total = 0
-        for byte in rows[r]:
-            total += _BIT_COUNTS[byte]
-        counts[r] = total
+        counts[r] = _row_count(rows[r])
     return counts
 
 
@@ -260,12 +344,19 @@ def _ranked_end(order, rank, row, state, n_candidates, window, first):  # pragma
 @numba.njit(cache=True)
 def _extreme_ranks(genes, rank, window, first):  # pragma: no cover - compiled
     """The ``window`` genes of ``genes`` with the lowest (``first``) or highest ranks, by rank
-    ascending; a histogram of ranks narrows the sort to about ``window`` genes."""
-    n_buckets = 1024
-    width = rank.size // n_buckets + 1
+    ascending; a histogram of ranks narrows the sort to about ``window`` genes. The ranks are
+    gathered once (the gather is most of the cost); any bucket width gives the same genes, and
+    a power of two makes a bucket a shift, not a division."""
+    keys = np.empty(genes.size, dtype=np.int64)
+    for index in range(genes.size):
+        keys[index] = rank[genes[index]]
+    shift = 0
+    while (rank.size >> shift) > 1024:
+        shift += 1
+    n_buckets = (rank.size >> shift) + 1
     counts = np.zeros(n_buckets, dtype=np.int64)
-    for gene in genes:
-        counts[rank[gene] // width] += 1
+    for key in keys:
+        counts[key >> shift] += 1
     total = 0
     boundary = 0
     for step in range(n_buckets):
@@ -274,16 +365,15 @@ def _extreme_ranks(genes, rank, window, first):  # pragma: no cover - compiled
         if total >= window:
             break
     chosen = np.empty(total, dtype=np.int64)
+    chosen_keys = np.empty(total, dtype=np.int64)
     found = 0
-    for gene in genes:
-        bucket = rank[gene] // width
+    for index in range(genes.size):
+        bucket = keys[index] >> shift
         if (first and bucket <= boundary) or (not first and bucket >= boundary):
-            chosen[found] = gene
+            chosen[found] = genes[index]
+            chosen_keys[found] = keys[index]
             found += 1
-    keys = np.empty(found, dtype=np.int64)
-    for index in range(found):
-        keys[index] = rank[chosen[index]]
-    chosen = chosen[np.argsort(keys)]
+    chosen = chosen[np.argsort(chosen_keys)]
     if found > window:
         chosen = chosen[:window] if first else chosen[found - window :]
     return chosen
@@ -291,18 +381,26 @@ def _extreme_ranks(genes, rank, window, first):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _set_bits(row, total):  # pragma: no cover - compiled
-    """The ``total`` genes of the set bits of a packed row, ascending (eight writes a nonzero
-    byte, no branch per bit: the loop is bound by mispredictions otherwise)."""
-    genes = np.empty(total + 8, dtype=np.int64)
+    """The ``total`` genes of the set bits of a packed row, ascending within each 8-byte word
+    but not across a word's bytes: a set bit at a time (``x & (x - 1)`` and a count of trailing
+    zeros), so a sparse row costs its set bits, not a mispredicted branch per byte."""
+    genes = np.empty(total, dtype=np.int64)
     found = 0
-    for position in range(row.size):
+    n_words = row.size // 8
+    for w in range(n_words):
+        word = _word(row, 8 * w)
+        while word:
+            # bit p of the little-endian word is bit p % 8 of byte p // 8: gene 7 - p % 8 there
+            bit = trailing_zeros(word)
+            genes[found] = 64 * w + (bit & ~7) + 7 - (bit & 7)
+            found += 1
+            word &= word - np.uint64(1)
+    for position in range(8 * n_words, row.size):
         byte = row[position]
-        if byte == 0:
-            continue
-        for k in range(8):
-            genes[found + k] = 8 * position + _BIT_OFFSETS[byte, k]
-        found += _BIT_COUNTS[byte]
-    return genes[:total]
+        for k in range(_BIT_COUNTS[byte]):
+            genes[found] = 8 * position + _BIT_OFFSETS[byte, k]
+            found += 1
+    return genes
 
 
 @numba.njit(cache=True)
@@ -314,8 +412,28 @@ def _nth_bits(row, ranks, state):  # pragma: no cover - compiled
     genes = np.empty(ranks.size, dtype=np.int64)
     position = 0
     seen = 0
+    n_words = row.size // 8
     for index in np.argsort(ranks):
         target = ranks[index]
+        # whole words from the next word boundary (a word's count is one popcnt), then the
+        # bytes of the word that holds the target
+        word = (position + 7) // 8
+        while seen < target and position < 8 * word:
+            byte = np.int64(row[position]) if state else 255 - np.int64(row[position])
+            if seen + _BIT_COUNTS[byte] > target:
+                break
+            seen += _BIT_COUNTS[byte]
+            position += 1
+        if position == 8 * word:
+            while word < n_words:
+                count = _bit_count(_word(row, 8 * word))
+                if not state:
+                    count = 64 - count
+                if seen + count > target:
+                    break
+                seen += count
+                word += 1
+            position = 8 * word
         while True:
             byte = np.int64(row[position]) if state else 255 - np.int64(row[position])
             if seen + _BIT_COUNTS[byte] > target:
@@ -327,34 +445,41 @@ def _nth_bits(row, ranks, state):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _blend(first, second, take_second, block, byte_block, n_bits):  # pragma: no cover - compiled
+def _blend(
+    first, second, take_second, block, straddling, segments, n_bits
+):  # pragma: no cover - compiled
     """Children taking each block's bits from ``second`` where ``take_second[child, block]``,
-    else from ``first`` (whole bytes at a time where a byte lies inside one block), with the
-    set bits of ``first``, ``second`` and the children per row, counted in the same pass."""
-    n_rows, n_bytes = first.shape
+    else from ``first`` (each run of bytes inside one block copied whole, the bytes that span
+    two blocks bit by bit), with the set bits of ``first``, ``second`` and the children per
+    row."""
+    n_rows = first.shape[0]
     children = np.empty_like(first)
     counts = np.zeros((3, n_rows), dtype=np.int64)
     for r in range(n_rows):
-        kept_first = 0
-        kept_second = 0
-        kept_child = 0
-        for b in range(n_bytes):
-            owner = byte_block[b]
-            if owner >= 0:
-                byte = second[r, b] if take_second[r, owner] else first[r, b]
-            else:
-                byte = np.uint8(0)
-                for bit in range(8):
-                    gene = 8 * b + bit
-                    if gene >= n_bits:
-                        break
-                    source = second[r, b] if take_second[r, block[gene]] else first[r, b]
-                    byte |= source & np.uint8(1 << (7 - bit))
-            children[r, b] = byte
-            kept_first += _BIT_COUNTS[first[r, b]]
-            kept_second += _BIT_COUNTS[second[r, b]]
-            kept_child += _BIT_COUNTS[byte]
-        counts[0, r] = kept_first
-        counts[1, r] = kept_second
-        counts[2, r] = kept_child
+        child, first_row, second_row = children[r], first[r], second[r]
+        for s in range(segments.shape[1]):
+            # unsigned bounds on 1-D rows: no negative-index check, so LLVM copies in bulk
+            # (5x faster than indexing the 2-D arrays)
+            start, end = np.uint64(segments[0, s]), np.uint64(segments[1, s])
+            source = second_row if take_second[r, segments[2, s]] else first_row
+            for position in range(start, end):
+                child[position] = source[position]
+        for b in straddling:
+            children[r, b] = _blend_byte(first, second, take_second, block, n_bits, r, b)
+        counts[0, r] = _row_count(first[r])
+        counts[1, r] = _row_count(second[r])
+        counts[2, r] = _row_count(children[r])
     return children, counts
+
+
+@numba.njit(cache=True)
+def _blend_byte(first, second, take_second, block, n_bits, r, b):  # pragma: no cover - compiled
+    """Byte ``b`` of child ``r`` of :func:`_blend`, a byte whose bits lie in two blocks."""
+    byte = np.uint8(0)
+    for bit in range(8):
+        gene = 8 * b + bit
+        if gene >= n_bits:
+            break
+        source = second[r, b] if take_second[r, block[gene]] else first[r, b]
+        byte |= source & np.uint8(1 << (7 - bit))
+    return byte

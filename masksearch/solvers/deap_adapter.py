@@ -2,7 +2,8 @@
 
 Uses DEAP pieces without DEAP's globals: a local ``base.Toolbox`` (never ``deap.creator``), a
 module-level minimising ``Fitness`` whose weights are set per instance (so individuals pickle),
-and ``tools.selNSGA2`` for multi-objective survival. Everything random runs on the solver's
+and ``tools.selNSGA2``'s survival for multi-objective runs (:func:`nsga2_selection`: its choices,
+in its order, computed on arrays). Everything random runs on the solver's
 numpy generator, never on the global ``random`` module that DEAP's own operators use: the
 variation step re-implements ``algorithms.varAnd`` on whole populations, and tournament
 selection is re-implemented because ``tools.selTournament`` draws from the global ``random``.
@@ -17,7 +18,7 @@ Pseudocode of one generation (ask + tell)::
 from __future__ import annotations
 
 import numpy as np
-from deap import base, tools
+from deap import base
 
 from masksearch.solvers.base import FAILED_OBJECTIVE, GenomeSolver, lexicographic_order
 
@@ -58,12 +59,77 @@ def _select_nsga2(
     """``tools.selNSGA2`` over the feasible individuals, then the least violating ones."""
     feasible = [individual for individual in individuals if individual.violation <= 0]
     if len(feasible) >= k:
-        return tools.selNSGA2(feasible, k)
+        wvalues = np.array([individual.fitness.wvalues for individual in feasible], dtype=float)
+        return [feasible[index] for index in nsga2_selection(wvalues, k)]
     infeasible = sorted(
         (individual for individual in individuals if individual.violation > 0),
         key=lambda individual: individual.violation,
     )
     return feasible + infeasible[: k - len(feasible)]
+
+
+def nsga2_selection(wvalues: np.ndarray, k: int) -> list[int]:
+    """The positions ``tools.selNSGA2`` chooses from individuals with these fitness
+    ``wvalues`` (maximised), in its order: the same result, array operations instead of its
+    O(N²) Python dominance calls (half the DEAP loop's time per genome on LeNet-300-100).
+
+    Reproduced step by step (deap 1.4's ``sortNondominated`` and ``assignCrowdingDist``):
+    equal fitnesses form one group, in order of first appearance; the first front is the
+    undominated groups in that order; each later front lists the groups whose last dominator
+    lies in the front before, in the order that front's groups release them; fronts are added
+    until ``k`` individuals are sorted; crowding distances are summed objective by objective
+    over stable sorts of the previous objective's order; every front but the last is taken
+    whole, and the last by decreasing crowding distance (a stable sort) up to ``k``.
+    """
+    if k <= 0 or len(wvalues) == 0:
+        return []
+    group_of: dict[tuple[float, ...], int] = {}
+    members: list[list[int]] = []
+    for position, row in enumerate(map(tuple, wvalues.tolist())):
+        group = group_of.setdefault(row, len(group_of))
+        if group == len(members):
+            members.append([])
+        members[group].append(position)
+    unique = np.array(list(group_of), dtype=float).reshape(len(group_of), -1)
+    at_least = (unique[:, None, :] >= unique[None, :, :]).all(axis=2)
+    better = (unique[:, None, :] > unique[None, :, :]).any(axis=2)
+    dominates = at_least & better  # [a, b]: group a dominates group b
+    dominators = dominates.sum(axis=0)
+    current = np.flatnonzero(dominators == 0)
+    fronts = [[position for group in current for position in members[group]]]
+    n_sorted, wanted = len(fronts[0]), min(len(wvalues), k)
+    while n_sorted < wanted:
+        released = dominates[current]  # rows: the current front's groups, in order
+        dominators = dominators - released.sum(axis=0)
+        freed = np.flatnonzero((dominators == 0) & released.any(axis=0))
+        # a group joins the next front when its last dominator in this front releases it
+        last = len(current) - 1 - np.argmax(released[::-1][:, freed], axis=0)
+        current = freed[np.lexsort((freed, last))]
+        fronts.append([position for group in current for position in members[group]])
+        n_sorted += len(fronts[-1])
+    chosen = [position for front in fronts[:-1] for position in front]
+    last_front = np.asarray(fronts[-1])
+    distance = _crowding_distance(-wvalues[last_front])  # DEAP's fitness.values
+    by_distance = last_front[np.argsort(-distance, kind="stable")]
+    return chosen + by_distance[: k - len(chosen)].tolist()
+
+
+def _crowding_distance(values: np.ndarray) -> np.ndarray:
+    """``assignCrowdingDist``'s distances of one front, float operation for float operation."""
+    distance = np.zeros(len(values))
+    order = np.arange(len(values))
+    n_obj = values.shape[1]
+    for objective in range(n_obj):
+        order = order[np.argsort(values[order, objective], kind="stable")]
+        distance[order[0]] = distance[order[-1]] = np.inf
+        low, high = values[order[0], objective], values[order[-1], objective]
+        if high == low:
+            continue
+        norm = n_obj * float(high - low)
+        distance[order[1:-1]] += (
+            values[order[2:], objective] - values[order[:-2], objective]
+        ) / norm
+    return distance
 
 
 def _select_tournament(
@@ -92,7 +158,7 @@ class DeapSolver(GenomeSolver):
     """DEAP (µ+λ) with NSGA-II survival ("nsga2") or elitist tournament survival ("ga").
 
     Args:
-        kind: "nsga2" (``tools.selNSGA2``, Deb's feasibility rules first) or "ga" (first
+        kind: "nsga2" (``tools.selNSGA2``'s choices, Deb's feasibility rules first) or "ga" (first
             objective, ties by the others; ``n_elite`` best survive, tournaments fill the rest).
         mu: population size kept between generations.
         lambda_: children asked per generation (default ``mu``).

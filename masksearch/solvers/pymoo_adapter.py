@@ -24,6 +24,7 @@ from pymoo.core.repair import Repair
 from pymoo.core.sampling import Sampling
 from pymoo.core.termination import NoTermination
 
+from masksearch.keys import row_keys
 from masksearch.solvers.base import FAILED_OBJECTIVE, GenomeOperators, GenomeSolver, as_genomes
 
 __all__ = ["PYMOO_ALGORITHMS", "PymooSolver", "reference_directions"]
@@ -118,19 +119,21 @@ class _OperatorRepair(Repair):
 
 
 class _HashDuplicateElimination(DuplicateElimination):
-    """Exact duplicates by hashing genome bytes: O(P) instead of pymoo's O(P^2 n) distances."""
+    """Exact duplicates by 128-bit keys of genome bytes: O(P) instead of pymoo's O(P^2 n)
+    distances."""
 
     def __init__(self, dtype: np.dtype) -> None:
         super().__init__()
         self.dtype = np.dtype(dtype)
 
-    def _key(self, individual) -> bytes:
-        return np.ascontiguousarray(np.asarray(individual.X).astype(self.dtype)).tobytes()
+    def _keys(self, pop) -> list[bytes]:
+        if len(pop) == 0:
+            return []
+        return row_keys(np.stack([np.asarray(ind.X).astype(self.dtype, copy=False) for ind in pop]))
 
     def _do(self, pop, other, is_duplicate):
-        seen = set() if other is None else {self._key(individual) for individual in other}
-        for index, individual in enumerate(pop):
-            key = self._key(individual)
+        seen = set() if other is None else set(self._keys(other))
+        for index, key in enumerate(self._keys(pop)):
             if key in seen:
                 is_duplicate[index] = True
             else:

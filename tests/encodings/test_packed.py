@@ -11,6 +11,8 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from masksearch.encodings import (
     ChannelsEncoding,
@@ -22,8 +24,14 @@ from masksearch.encodings import (
 from masksearch.encodings.packed import PackedOperators
 
 
-@pytest.fixture(params=["weights", "channels"])
+@pytest.fixture(params=["weights", "channels", "mlp-weights"])
 def encoding(request, tiny_conv):
+    if request.param == "mlp-weights":
+        # rows of whole 8-byte words (the compiled kernels' fast paths), blocks of 300 genes
+        # that start mid-byte, and a last word that is not whole
+        torch.manual_seed(3)
+        model = nn.Sequential(nn.Linear(300, 37), nn.ReLU(), nn.Linear(37, 10))
+        return WeightsEncoding(model)
     model = tiny_conv(seed=3)
     return WeightsEncoding(model) if request.param == "weights" else ChannelsEncoding(model)
 
@@ -135,3 +143,23 @@ def test_pickled_operators_leave_their_tables_behind(encoding):
         restored.mutate(genomes, np.random.default_rng(1)),
         operators.mutate(genomes, np.random.default_rng(1)),
     )
+
+
+@pytest.mark.parametrize("n_bytes", [1, 7, 8, 9, 64, 1001])
+@pytest.mark.parametrize("density", [0.0, 0.01, 0.5, 0.99, 1.0])
+def test_bit_kernels_match_numpy_on_unpacked_rows(n_bytes, density):
+    # popcount and the n-th set/clear bit, word by word, against the same on bools
+    rng = np.random.default_rng(n_bytes)
+    bits = rng.random((3, 8 * n_bytes)) < density
+    rows = np.packbits(bits, axis=1)
+    np.testing.assert_array_equal(packed._popcount_rows(rows), bits.sum(axis=1))
+    for row, row_bits in zip(rows, bits, strict=True):
+        for state in (True, False):
+            genes = np.flatnonzero(row_bits == state)
+            if genes.size == 0:
+                continue
+            ranks = rng.choice(genes.size, size=min(genes.size, 12), replace=False)
+            ranks[0] = genes.size - 1  # the last one, past every whole word
+            np.testing.assert_array_equal(
+                packed._nth_bits(row, ranks.astype(np.int64), state), genes[ranks]
+            )

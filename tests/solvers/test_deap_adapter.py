@@ -7,9 +7,10 @@ import random
 import deap.creator
 import numpy as np
 import pytest
+from deap import tools
 
 from masksearch.solvers import DeapSolver, lexicographic_order, non_dominated
-from masksearch.solvers.deap_adapter import MinimisingFitness
+from masksearch.solvers.deap_adapter import DeapIndividual, MinimisingFitness, nsga2_selection
 from masksearch.testing import ToyBinaryOperators, ToyLevelOperators, ToyProblem
 
 
@@ -136,3 +137,21 @@ def test_arguments_are_checked() -> None:
         DeapSolver(cxpb=-0.1)
     with pytest.raises(ValueError, match="tournsize"):
         DeapSolver("ga", tournsize=0)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_nsga2_selection_chooses_what_sel_nsga2_chooses_in_its_order(seed) -> None:
+    # the order matters too: parents are drawn by position. Ties (integer objectives, equal
+    # rows) exercise DEAP's grouping of equal fitnesses and its stable crowding sorts.
+    rng = np.random.default_rng(seed)
+    n, n_obj = int(rng.integers(1, 40)), int(rng.integers(1, 4))
+    k = int(rng.integers(0, n + 2))
+    ties = rng.integers(0, 4, size=(n, n_obj)).astype(float)
+    F = ties if seed % 2 else rng.random((n, n_obj))
+    individuals = [
+        DeapIndividual(np.zeros(1), MinimisingFitness(n_obj, tuple(row)), 0.0) for row in F.tolist()
+    ]
+    position = {id(individual): index for index, individual in enumerate(individuals)}
+    expected = [position[id(chosen)] for chosen in tools.selNSGA2(individuals, k)] if k else []
+    wvalues = np.array([individual.fitness.wvalues for individual in individuals])
+    assert nsga2_selection(wvalues, k) == expected
