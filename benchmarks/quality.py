@@ -10,6 +10,9 @@ densities and over seeds (mean ± std), this compares
   budget counts exact evaluations), ``random`` (the package's random search: half fresh samples,
   half mutations of its archive) and the single-objective ``ga`` and ``evopress`` ((1+λ)-EA),
   which get the budget split evenly over the densities, one run per density;
+  ``nsga2+ls+path`` is ``nsga2+ls`` warm-started from the magnitude masks and ``supermask-path``
+  masks (one epoch at the densest target, one more at each sparser one: ``masksearch run``'s
+  default), their epochs and seconds counted in the row;
 * **one-shot criteria**: global ``magnitude``, ``wanda``, ``snip``;
 * **mask learning on frozen weights**: ``supermask`` (``--ft-epochs`` epochs of score training)
   and ``large_plus_small`` (method A: a GA over its pool encoding, the per-density share of
@@ -84,7 +87,9 @@ from masksearch.training import evaluate, finetune, resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-PROBLEMS = ("lenet300_fashion", "lenet5_fashion")  # catalogued problems
+# catalogued problems; resnet8_fashion (a residual CNN with batch norm) is not in the full
+# default: run it with --models resnet8_fashion (and sparser-than-dense densities that suit it)
+PROBLEMS = ("lenet300_fashion", "lenet5_fashion", "resnet8_fashion")
 # row label -> (registered solver, surrogate screening, one run per density, local search)
 SOLVERS: dict[str, tuple[str, bool, bool, bool]] = {
     "nsga2+ls": ("nsga2", False, False, True),
@@ -95,7 +100,10 @@ SOLVERS: dict[str, tuple[str, bool, bool, bool]] = {
     "random": ("random", False, False, False),
     "ga": ("ga", False, True, False),
     "evopress": ("evopress", False, True, False),
+    "nsga2+ls+path": ("nsga2", False, False, True),
 }
+# warm starts per row (default: the magnitude masks); the seeds' epochs count in the row's budget
+WARM_STARTS: dict[str, list[str]] = {"nsga2+ls+path": ["magnitude", "supermask-path"]}
 ONESHOT = ("magnitude", "wanda", "snip")
 LEARNED = ("supermask", "large_plus_small")
 TRAINING = ("dns", "gmp", "imp", "small_frequency")
@@ -106,8 +114,8 @@ FULL = {
     "models": ["lenet300_fashion", "lenet5_fashion"],
     "densities": [0.05, 0.02, 0.01],
     "seeds": 3,
-    "budget": {"lenet300_fashion": 1500, "lenet5_fashion": 600},
-    "val_samples": {"lenet300_fashion": 1024, "lenet5_fashion": 256},
+    "budget": {"lenet300_fashion": 1500, "lenet5_fashion": 600, "resnet8_fashion": 600},
+    "val_samples": {"lenet300_fashion": 1024, "lenet5_fashion": 256, "resnet8_fashion": 256},
     "train_samples": None,
     "solvers": ",".join(SOLVERS),
     "oneshot": ",".join(ONESHOT + LEARNED),
@@ -117,8 +125,8 @@ QUICK = {
     "models": ["lenet300_fashion"],
     "densities": [0.02],
     "seeds": 1,
-    "budget": {"lenet300_fashion": 256, "lenet5_fashion": 128},
-    "val_samples": {"lenet300_fashion": 512, "lenet5_fashion": 256},
+    "budget": {"lenet300_fashion": 256, "lenet5_fashion": 128, "resnet8_fashion": 128},
+    "val_samples": {"lenet300_fashion": 512, "lenet5_fashion": 256, "resnet8_fashion": 256},
     "train_samples": 4096,
     # a smoke run: the memetic search against plain NSGA-II and the cheap baselines
     "solvers": "nsga2+ls,nsga2",
@@ -128,6 +136,8 @@ QUICK = {
 
 
 def _names(text: str, known: Sequence[str], what: str) -> list[str]:
+    if text.strip() == "none":
+        return []
     # old method names (method_a, method_b) are taken for the new ones
     names = [METHODS.aliases.get(n.strip(), n.strip()) for n in text.split(",") if n.strip()]
     unknown = [name for name in names if name not in known]
@@ -168,8 +178,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="fine-tuning budget, also the training-time methods' budget",
     )
     parser.add_argument("--solvers", default=None, help=f"from {list(SOLVERS)} (default all)")
-    parser.add_argument("--oneshot", default=None, help="mask methods besides the solvers")
-    parser.add_argument("--training", default=None, help="training-time methods")
+    parser.add_argument(
+        "--oneshot", default=None, help="mask methods besides the solvers ('none' for none)"
+    )
+    parser.add_argument("--training", default=None, help="training-time methods ('none')")
+    parser.add_argument(
+        "--stem",
+        default=None,
+        help="result file name (default quality, or quality_quick with --quick); name a "
+        "partial run (e.g. one new row) so it does not overwrite the full results",
+    )
     parser.add_argument(
         "--levels",
         default="0.4,0.5,0.6,0.7,0.8",
@@ -263,7 +281,8 @@ def run_search(
             "solver": registered,
             "pop_size": pop_size,
             "local_search": "gradient-swaps" if local else "none",
-            "init": ["magnitude"],
+            "init": WARM_STARTS.get(label, ["magnitude"]),
+            "init_epochs": 1,
             "budget": budget,
             "seed": seed,
         },
@@ -296,10 +315,13 @@ def run_search(
             "mask": result.front.mask(index),
             "val_accuracy": 1.0 - float(result.front.metrics["error"][index]),
         }
+    warm = result.warm_start or {}
     return {
         "chosen": chosen,
         "n_evals": result.n_evals,
-        "seconds": result.wall_time,
+        "seconds": result.wall_time + warm.get("seconds", 0.0),
+        "seed_epochs": warm.get("epochs", 0.0),
+        "seed_seconds": warm.get("seconds", 0.0),
         "trajectory": trajectory,
     }
 
@@ -332,6 +354,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
     device = str(resolve_device(args.device))
     problem_settings = {
         "problem": model_name,
+        "encoding": "weights",  # resnet8_fashion's catalogue default is channel groups
         "objectives": ["loss", "density"],
         "val_samples": args.val[model_name],
         "device": device,
@@ -433,13 +456,19 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                         test_accuracy=accuracy,
                         finetuned_accuracy=tuned,
                         evaluations=run["n_evals"],
-                        epochs=0,
+                        epochs=run["seed_epochs"],
                         seconds=run["seconds"],
+                        seed_seconds=run["seed_seconds"],
                         finetune_seconds=ft_seconds,
                         budget=(
                             f"{run['n_evals']} evals at this density"
                             if per_run
                             else f"{run['n_evals']} evals for the whole front"
+                        )
+                        + (
+                            f" from seeds of {run['seed_epochs']:g} epoch(s)"
+                            if run["seed_epochs"]
+                            else ""
                         ),
                     )
                     echo(
@@ -777,7 +806,7 @@ def main(argv: Sequence[str] | None = None, echo: Callable[[str], None] = print)
         [run for result in payload["models"].values() for run in result["runs"]]
     )
     payload["seconds"] = time.perf_counter() - started
-    stem = "quality_quick" if args.quick else "quality"
+    stem = args.stem or ("quality_quick" if args.quick else "quality")
     write_results(
         args.out,
         stem,

@@ -3,8 +3,8 @@
 Three measurements of one NSGA-II search (``weights`` encoding, objectives loss and density,
 the global magnitude masks at 5/2/1% density seeded) at a fixed budget of exact evaluations:
 
-* **model size**: LeNet-300-100 and LeNet-5 (trained zoo models, Fashion-MNIST validation
-  images) and ResNet-20 on random data of CIFAR shape (3×32×32, random labels, a randomly
+* **model size**: LeNet-300-100, LeNet-5 and ResNet-8 (a residual CNN with batch norm; trained
+  zoo models, Fashion-MNIST validation images) and ResNet-20 on random data of CIFAR shape (3×32×32, random labels, a randomly
   initialised model) when CIFAR-10 is absent — wall time, evaluations/s, seconds per
   evaluation and per million weights, the evaluator the problem chose;
 * **population size**: LeNet-300-100 with populations of 16 to 256 at the same budget — wall
@@ -49,11 +49,12 @@ from masksearch.training import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
-MODELS = ("lenet300", "lenet5", "resnet20")
+MODELS = ("lenet300", "lenet5", "resnet8", "resnet20")
 # the catalogued problem of each model
 PROBLEMS = {
     "lenet300": "lenet300_fashion",
     "lenet5": "lenet5_fashion",
+    "resnet8": "resnet8_fashion",
     "resnet20": "resnet20_cifar10",
 }
 

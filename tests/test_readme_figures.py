@@ -47,6 +47,7 @@ SEARCH_INIT = "benchmarks/results/search_quality_init_e3.json"
 METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
+QUALITY_WARM = "benchmarks/results/quality_warm.json"
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -1296,6 +1297,62 @@ QUALITY_COLUMNS = (
 )
 
 
+def quality_warm_figures() -> list[Figure]:
+    """The warm-started quality row beside quality.md's gradient mask and DNS rows."""
+    figures = [
+        Figure(
+            "quality warm: minutes",
+            phrase(r"--stem quality_warm --seeds 3`, (\d+) minutes"),
+            QUALITY_WARM,
+            lambda d: d["seconds"] / 60,
+        )
+    ]
+    models = (("LeNet-300-100", "lenet300_fashion"), ("LeNet-5", "lenet5_fashion"))
+    columns = (
+        (1, QUALITY_WARM, "nsga2+ls+path"),
+        (2, QUALITY, "supermask"),
+        (3, QUALITY, "dns"),
+    )
+    for name, model in models:
+        for label, table in (("masks only", "mask"), ("+ 1 epoch of FT", "finetuned")):
+            for column, source, method in columns:
+                if (table, method) == ("mask", "dns"):
+                    continue
+                for part, density in enumerate((0.05, 0.02, 0.01)):
+                    figures.append(
+                        Figure(
+                            f"quality warm table: {model} {table} {method} {density}",
+                            cell(f"| {name}, {label} |", column, part),
+                            source,
+                            lambda d, m=model, t=table, k=method, x=density: quality(
+                                d, m, t, k, x, 0
+                            ),
+                        )
+                    )
+    for model, density, pattern in (
+        ("lenet300_fashion", 0.05, rf"ahead of DNS on LeNet-300-100 \(\+({NUMBER}) at 5%"),
+        ("lenet300_fashion", 0.02, rf"within noise; \+({NUMBER}) and \+{NUMBER} at 2% and 1%"),
+        ("lenet300_fashion", 0.01, rf"within noise; \+{NUMBER} and \+({NUMBER}) at 2% and 1%"),
+        ("lenet5_fashion", 0.05, rf"LeNet-5 at 5% and 2% \(\+({NUMBER}), \+{NUMBER}\)"),
+        ("lenet5_fashion", 0.02, rf"LeNet-5 at 5% and 2% \(\+{NUMBER}, \+({NUMBER})\)"),
+        ("lenet5_fashion", 0.01, rf"behind at LeNet-5's 1% \(−({NUMBER}), within noise\)"),
+    ):
+
+        def gap_to_dns(d: dict, m: str = model, x: float = density) -> float:
+            warm_mean = quality(d, m, "finetuned", "nsga2+ls+path", x, 0)
+            return abs(warm_mean - quality(load(QUALITY), m, "finetuned", "dns", x, 0))
+
+        figures.append(
+            Figure(
+                f"quality warm: FT gap to DNS {model} {density}",
+                phrase(pattern),
+                QUALITY_WARM,
+                gap_to_dns,
+            )
+        )
+    return figures
+
+
 def quality_figures() -> list[Figure]:
     figures = [
         Figure(
@@ -1572,7 +1629,8 @@ def scale_figures() -> list[Figure]:
     for model, text in (
         ("lenet300", r"NSGA-II scores (\d+) LeNet-300-100 masks/s"),
         ("lenet5", r"LeNet-300-100 masks/s \(incremental evaluator\), (\d+) LeNet-5 masks/s"),
-        ("resnet20", r"\(prefix cache\) and (\d+) ResNet-20 masks/s"),
+        ("resnet8", r"LeNet-5 masks/s \(prefix cache\), (\d+) ResNet-8 masks/s"),
+        ("resnet20", r"prefix cache\) and (\d+) ResNet-20 masks/s"),
     ):
         figures.append(
             Figure(
@@ -1616,7 +1674,7 @@ def suite_figures() -> list[Figure]:
         ),
         Figure(
             "suite: scale rerun minutes",
-            phrase(r"with the larger Dask budget above, (" + NUMBER + r") minutes\)"),
+            phrase(r"with the larger Dask budget and ResNet-8 above, (" + NUMBER + r") minutes\)"),
             SCALE,
             lambda d: d["seconds"] / 60,
         ),
@@ -1734,6 +1792,11 @@ def _loop_speed(solver: str, packed: bool) -> Callable[[Any], float]:
     return value
 
 
+def _overhead(d: dict, solver: str) -> dict:
+    """The loop benchmark's row for ``solver`` on the tiny model."""
+    return next(r for r in d["overhead"] if r["solver"] == solver)
+
+
 def loop_figures() -> list[Figure]:
     sentence = (
         rf"moves ({NUMBER}) genomes/s with pymoo's NSGA-II and ({NUMBER}) with DEAP's on "
@@ -1752,6 +1815,50 @@ def loop_figures() -> list[Figure]:
                 (lambda d, p=packed, b=plain: p(d) / b(d)) if ratio else packed,
             )
         )
+    figures += [
+        Figure(
+            "loop: repeats",
+            phrase(rf"median of (\d+) searches of {NUMBER} evaluations"),
+            ENGINE_LOOP,
+            lambda d: d["repeats"],
+        ),
+        Figure(
+            "loop: budget",
+            phrase(rf"median of \d+ searches of ({NUMBER}) evaluations"),
+            ENGINE_LOOP,
+            lambda d: next(r["evaluations"] for r in d["loop"] if r["packed"]),
+        ),
+        Figure(
+            "loop: pymoo per genome, tiny genomes",
+            phrase(rf"pymoo's loop still spends ({NUMBER}) µs per genome"),
+            ENGINE_LOOP,
+            lambda d: 1e6 / _overhead(d, "nsga2")["genomes_per_s"],
+        ),
+        Figure(
+            "loop: pymoo genomes/s, tiny genomes",
+            phrase(rf"µs per genome \(({NUMBER}) genomes/s; DEAP's"),
+            ENGINE_LOOP,
+            lambda d: _overhead(d, "nsga2")["genomes_per_s"],
+        ),
+        Figure(
+            "loop: what the floor leaves pymoo per genome",
+            phrase(rf"which leaves ({NUMBER}) µs per genome at the floor"),
+            ENGINE_LOOP,
+            lambda d: 1e6 / 5_000 - 1e6 / _overhead(d, "nsga2")["genomes_per_s"],
+        ),
+        Figure(
+            "loop: DEAP per genome, tiny genomes",
+            phrase(rf"genomes/s; DEAP's ({NUMBER}) µs\)"),
+            ENGINE_LOOP,
+            lambda d: 1e6 / _overhead(d, "deap-nsga2")["genomes_per_s"],
+        ),
+        Figure(
+            "loop: genes of the tiny model",
+            phrase(r"on a (\d+)-gene MLP, where operators cost"),
+            ENGINE_LOOP,
+            lambda d: _overhead(d, "nsga2")["n_genes"],
+        ),
+    ]
     figures.append(
         Figure(
             "loop: same fronts",
@@ -1816,6 +1923,7 @@ FIGURES = [
     *search_init_figures(),
     *methods_figures(),
     *quality_figures(),
+    *quality_warm_figures(),
     *engine_figures(),
     *screening_figures(),
     *scale_figures(),

@@ -91,8 +91,11 @@ def nsga2_selection(wvalues: np.ndarray, k: int) -> list[int]:
             members.append([])
         members[group].append(position)
     unique = np.array(list(group_of), dtype=float).reshape(len(group_of), -1)
-    at_least = (unique[:, None, :] >= unique[None, :, :]).all(axis=2)
-    better = (unique[:, None, :] > unique[None, :, :]).any(axis=2)
+    at_least = np.ones((len(unique), len(unique)), dtype=bool)
+    better = np.zeros((len(unique), len(unique)), dtype=bool)
+    for column in unique.T:  # one objective at a time: no 3-D arrays, no reductions
+        at_least &= column[:, None] >= column[None, :]
+        better |= column[:, None] > column[None, :]
     dominates = at_least & better  # [a, b]: group a dominates group b
     dominators = dominates.sum(axis=0)
     current = np.flatnonzero(dominators == 0)
