@@ -26,7 +26,10 @@ with NSGA-II (pymoo and DEAP) and EvoPress on LeNet-300-100's ``weights`` encodi
 evaluation replaced by a free stand-in (seeded random losses), so genomes per second measure
 everything around the evaluator: ask/tell, operators, validation, decoding, objectives, the
 archive. Each solver runs twice, evolving packed genomes (the default) and bool genomes
-(``packs_genomes = False``); the two must reach the same front.
+(``packs_genomes = False``); the two must reach the same front. A packed row is the median of
+``--loop-repeats`` searches (5; each must reach the same front), a bool row one search. The
+same packed searches on a 160-gene MLP give each solver's fixed cost per genome, what no
+faster operator can remove.
 
 Unlike the other benchmarks, this one builds no run from settings (``masksearch.builder``): it
 times the evaluators themselves, on samples saved by a preparation job (so that parsing the
