@@ -23,6 +23,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
+from masksearch._bits import bit_count
 from masksearch.encodings.base import (
     GenomeError,
     _check_count,
@@ -274,22 +275,11 @@ def _word(row, start):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _bit_count(word):  # pragma: no cover - compiled
-    """Set bits of a uint64 (the SWAR form, which LLVM turns into one popcnt)."""
-    word = word - ((word >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    word = (word & np.uint64(0x3333333333333333)) + (
-        (word >> np.uint64(2)) & np.uint64(0x3333333333333333)
-    )
-    word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return np.int64((word * np.uint64(0x0101010101010101)) >> np.uint64(56))
-
-
-@numba.njit(cache=True)
 def _row_count(row):  # pragma: no cover - compiled
     n_words = row.size // 8
     total = 0
     for w in range(n_words):
-        total += _bit_count(_word(row, 8 * w))
+        total += bit_count(_word(row, 8 * w))
     for b in range(8 * n_words, row.size):
         total += _BIT_COUNTS[row[b]]
     return total
@@ -426,7 +416,7 @@ def _nth_bits(row, ranks, state):  # pragma: no cover - compiled
             position += 1
         if position == 8 * word:
             while word < n_words:
-                count = _bit_count(_word(row, 8 * word))
+                count = bit_count(_word(row, 8 * word))
                 if not state:
                     count = 64 - count
                 if seen + count > target:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from masksearch._bits import bit_count
+
 
 def _pack(masks: np.ndarray, n_words: int) -> np.ndarray:
     """Rows of bool masks as uint64 words (big-endian bit order within each byte)."""
@@ -74,16 +76,6 @@ def _gene_on(words, gene):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _popcount64(value):  # pragma: no cover - compiled
-    value = value - ((value >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    value = (value & np.uint64(0x3333333333333333)) + (
-        (value >> np.uint64(2)) & np.uint64(0x3333333333333333)
-    )
-    value = (value + (value >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (value * np.uint64(0x0101010101010101)) >> np.uint64(56)
-
-
-@numba.njit(cache=True)
 def _nearest(bits, slots, child, sample, shortlist):  # pragma: no cover - compiled
     """(record, exact Hamming distance) of the remembered mask nearest to ``child``.
 
@@ -94,7 +86,7 @@ def _nearest(bits, slots, child, sample, shortlist):  # pragma: no cover - compi
     for s in range(len(slots)):
         total = 0
         for w in sample:
-            total += np.int64(_popcount64(bits[slots[s], w] ^ child[w]))
+            total += bit_count(bits[slots[s], w] ^ child[w])
         rough[s] = total
     return _shortlisted(bits, slots, child, rough, shortlist)
 
@@ -108,7 +100,7 @@ def _shortlisted(bits, slots, child, rough, shortlist):  # pragma: no cover - co
         slot = slots[order[rank]]
         total = 0
         for w in range(child.shape[0]):
-            total += np.int64(_popcount64(bits[slot, w] ^ child[w]))
+            total += bit_count(bits[slot, w] ^ child[w])
             if total >= best:
                 break
         if total < best:
@@ -130,7 +122,7 @@ def _nearest_batch(
         for r in range(len(records)):
             total = 0
             for w in range(rough_children.shape[1]):
-                total += np.int64(_popcount64(rough_bits[records[r], w] ^ rough_children[c, w]))
+                total += bit_count(rough_bits[records[r], w] ^ rough_children[c, w])
             rough[r] = total
         nearest[c], distance[c] = _shortlisted(bits, records, children[c], rough, shortlist)
     return nearest, distance
@@ -141,7 +133,7 @@ def _flipped(parent, child):  # pragma: no cover - compiled
     """Flat indices (sorted, np.packbits bit order) of the genes where two packed masks differ."""
     count = 0
     for w in range(parent.shape[0]):
-        count += np.int64(_popcount64(parent[w] ^ child[w]))
+        count += bit_count(parent[w] ^ child[w])
     out = np.empty(count, dtype=np.int64)
     _write_flipped(parent, child, out)
     return out
@@ -225,7 +217,7 @@ def _plan_children(
     for c in range(n):
         count = 0
         for w in range(child_words.shape[1]):
-            count += np.int64(_popcount64(bits[parents[c], w] ^ child_words[c, w]))
+            count += bit_count(bits[parents[c], w] ^ child_words[c, w])
         pointers[c + 1] = pointers[c] + count
     flips = np.empty(pointers[n], dtype=np.int64)
     kept = np.empty((n, kept_records.shape[1]), dtype=np.int32)
