@@ -163,3 +163,18 @@ def test_bit_kernels_match_numpy_on_unpacked_rows(n_bytes, density):
             np.testing.assert_array_equal(
                 packed._nth_bits(row, ranks.astype(np.int64), state), genes[ranks]
             )
+
+
+def test_range_counts_equal_counting_the_bools_between_offsets():
+    # ranges inside one byte, across byte and word boundaries, empty ones, the padding byte
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n_genes = int(rng.integers(1, 700))
+        bits = rng.random((3, n_genes)) < rng.random()
+        cuts = np.sort(rng.integers(0, n_genes + 1, size=int(rng.integers(0, 6))))
+        offsets = np.concatenate([[0], cuts, [n_genes]])
+        expected = [
+            [row[a:b].sum() for a, b in zip(offsets[:-1], offsets[1:], strict=True)] for row in bits
+        ]
+        counts = packed.range_counts(np.packbits(bits, axis=1), offsets)
+        np.testing.assert_array_equal(counts, expected)
