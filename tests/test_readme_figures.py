@@ -48,6 +48,7 @@ METHODS = "benchmarks/results/methods.json"
 METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
 QUALITY_WARM = "benchmarks/results/quality_warm.json"
+QUALITY_RESNET8 = "benchmarks/results/quality_resnet8.json"
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -1353,6 +1354,85 @@ def quality_warm_figures() -> list[Figure]:
     return figures
 
 
+def quality_resnet8_figures() -> list[Figure]:
+    """The ResNet-8 quality table and the densities its search's 10% pick kept."""
+    figures = [
+        Figure(
+            "quality resnet8: minutes",
+            phrase(r"--stem quality_resnet8`, (\d+) minutes"),
+            QUALITY_RESNET8,
+            lambda d: d["seconds"] / 60,
+        )
+    ]
+    rows = (
+        ("magnitude", "magnitude"),
+        ("NSGA-II + gradient swaps", "nsga2+ls"),
+        ("gradient mask learning, 1 epoch", "supermask"),
+        ("DNS, 1 epoch", "dns"),
+    )
+    for name, method in rows:
+        for column, table in ((1, "mask"), (2, "finetuned")):
+            if (table, method) == ("mask", "dns"):
+                continue
+            for part, density in enumerate((0.2, 0.1)):
+                figures.append(
+                    Figure(
+                        f"quality resnet8 table: {method} {table} {density}",
+                        cell(f"| ResNet-8, {name} |", column, part),
+                        QUALITY_RESNET8,
+                        lambda d, t=table, k=method, x=density: quality(
+                            d, "resnet8_fashion", t, k, x, 0
+                        ),
+                    )
+                )
+
+    def kept_at_ten(d: dict) -> list[float]:
+        runs = d["models"]["resnet8_fashion"]["runs"]
+        return [
+            percent(r["achieved_density"])
+            for r in runs
+            if r["method"] == "nsga2+ls" and r["density"] == 0.1
+        ]
+
+    figures += [
+        Figure(
+            "quality resnet8: sparsest 10% pick",
+            phrase(rf"keeps ({NUMBER}) to {NUMBER}% of the weights"),
+            QUALITY_RESNET8,
+            lambda d: min(kept_at_ten(d)),
+        ),
+        Figure(
+            "quality resnet8: densest 10% pick",
+            phrase(rf"keeps {NUMBER} to ({NUMBER})% of the weights"),
+            QUALITY_RESNET8,
+            lambda d: max(kept_at_ten(d)),
+        ),
+        Figure(
+            "quality resnet8: 10% pick fine-tuned std",
+            phrase(rf"it reaches {NUMBER} ± ({NUMBER})%"),
+            QUALITY_RESNET8,
+            lambda d: quality(d, "resnet8_fashion", "finetuned", "nsga2+ls", 0.1, 1),
+        ),
+    ]
+    for pattern, table, method in (
+        (rf"At 20% the search lifts that to ({NUMBER})%", "mask", "nsga2+ls"),
+        (rf"\(gradient mask learning: ({NUMBER})%\)", "mask", "supermask"),
+        (rf"\(DNS ({NUMBER})%, the search", "finetuned", "dns"),
+        (rf"the search ({NUMBER})%\)", "finetuned", "nsga2+ls"),
+        (rf"it reaches ({NUMBER}) ± {NUMBER}%", "finetuned", "nsga2+ls"),
+    ):
+        density = 0.1 if pattern.startswith("it reaches") else 0.2
+        figures.append(
+            Figure(
+                f"quality resnet8 text: {method} {table} {density}",
+                phrase(pattern),
+                QUALITY_RESNET8,
+                lambda d, t=table, k=method, x=density: quality(d, "resnet8_fashion", t, k, x, 0),
+            )
+        )
+    return figures
+
+
 def quality_figures() -> list[Figure]:
     figures = [
         Figure(
@@ -1924,6 +2004,7 @@ FIGURES = [
     *methods_figures(),
     *quality_figures(),
     *quality_warm_figures(),
+    *quality_resnet8_figures(),
     *engine_figures(),
     *screening_figures(),
     *scale_figures(),
