@@ -49,6 +49,7 @@ METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
 QUALITY_WARM = "benchmarks/results/quality_warm.json"
 QUALITY_RESNET8 = "benchmarks/results/quality_resnet8.json"
+STRUCTURED_FTPICK = "benchmarks/results/structured_ftpick.json"
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -1433,6 +1434,75 @@ def quality_resnet8_figures() -> list[Figure]:
     return figures
 
 
+def structured_ftpick_figures() -> list[Figure]:
+    """The fine-tuning-aware structured pick: means ± std and the per-seed figures quoted."""
+    figures = []
+    for name, label in (
+        ("search", "search"),
+        ("Torch-Pruning", "torch-pruning magnitude"),
+        ("uniform", "uniform"),
+    ):
+        for part in (0, 1):
+            figures.append(
+                Figure(
+                    f"structured ftpick: {label} after {part}",
+                    phrase(rf"after the same epoch, .*?{name} ({NUMBER}) ± ({NUMBER})%", 1 + part),
+                    STRUCTURED_FTPICK,
+                    lambda d, k=label, i=part: percent(d["summary"][k]["test_after"][i]),
+                )
+            )
+
+    def row(d: dict, seed: int, label: str) -> dict:
+        return d["seeds"][seed]["rows"][label]
+
+    figures += [
+        Figure(
+            "structured ftpick: seed 0 search",
+            phrase(rf"seed 0: ({NUMBER})% against"),
+            STRUCTURED_FTPICK,
+            lambda d: percent(row(d, 0, "search")["test_after"]),
+        ),
+        Figure(
+            "structured ftpick: seed 0 error pick",
+            phrase(rf"seed 0: {NUMBER}% against ({NUMBER})% for the"),
+            STRUCTURED,
+            lambda d: percent(row(d, 0, "search")["test_after"]),
+        ),
+        Figure(
+            "structured ftpick: seed 2 search",
+            phrase(rf"seed 2: ({NUMBER})% against"),
+            STRUCTURED_FTPICK,
+            lambda d: percent(row(d, 2, "search")["test_after"]),
+        ),
+        Figure(
+            "structured ftpick: seed 2 error pick",
+            phrase(rf"seed 2: {NUMBER}% against ({NUMBER})%\)"),
+            STRUCTURED,
+            lambda d: percent(row(d, 2, "search")["test_after"]),
+        ),
+        Figure(
+            "structured ftpick: images",
+            phrase(rf"short fine-tune \(({NUMBER}) training images\)"),
+            STRUCTURED_FTPICK,
+            lambda d: d["config"]["pick_images"],
+        ),
+    ]
+    for index, label in enumerate(("search", "torch-pruning magnitude", "uniform")):
+        figures.append(
+            Figure(
+                f"structured ftpick: seed 1 speedup {label}",
+                phrase(
+                    rf"measured ({NUMBER})× for the search, ({NUMBER})× for Torch-Pruning, "
+                    rf"({NUMBER})× for uniform",
+                    1 + index,
+                ),
+                STRUCTURED_FTPICK,
+                lambda d, k=label: row(d, 1, k)["measured_speedup"],
+            )
+        )
+    return figures
+
+
 def quality_figures() -> list[Figure]:
     figures = [
         Figure(
@@ -2005,6 +2075,7 @@ FIGURES = [
     *quality_figures(),
     *quality_warm_figures(),
     *quality_resnet8_figures(),
+    *structured_ftpick_figures(),
     *engine_figures(),
     *screening_figures(),
     *scale_figures(),
