@@ -1,4 +1,5 @@
-"""Compiled bit helpers shared by the packed genome operators and the packed mask kernels."""
+"""Compiled bit helpers shared by the packed genome operators, the packed mask kernels and the
+genome keys."""
 
 from __future__ import annotations
 
@@ -15,3 +16,13 @@ def bit_count(word):  # pragma: no cover - compiled
     )
     word = (word + (word >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
     return np.int64((word * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@numba.njit(cache=True)
+def word_at(row, start):  # pragma: no cover - compiled
+    """Eight bytes of ``row`` from ``start`` as one little-endian uint64 (LLVM makes this one
+    unaligned load); a word's bit count does not depend on the byte order."""
+    word = np.uint64(0)
+    for k in range(8):
+        word |= np.uint64(row[start + k]) << np.uint64(8 * k)
+    return word

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from masksearch.keys import genome_key, packed_key, row_keys  # noqa: F401 (re-exported)
+from masksearch.keys import row_keys
 from masksearch.mask import Mask
 
 # One dominance test for the archive and the solvers; it lives with the solvers (numpy only,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from masksearch._bits import word_at
+
 __all__ = ["genome_key", "packed_key", "row_keys"]
 
 
@@ -52,14 +54,6 @@ def _round(lane, word):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _word(rows, row, start):  # pragma: no cover - compiled
-    word = np.uint64(0)
-    for k in range(8):
-        word |= np.uint64(rows[row, start + k]) << np.uint64(8 * k)
-    return word
-
-
-@numba.njit(cache=True)
 def _digests(rows):  # pragma: no cover - compiled
     """Two 64-bit digests per row of bytes: four lanes take 32 bytes a step (independent
     multiplies, so the loop is not bound by one chain's latency); the tail and the length are
@@ -67,6 +61,7 @@ def _digests(rows):  # pragma: no cover - compiled
     n_rows, width = rows.shape
     out = np.empty((n_rows, 2), dtype=np.uint64)
     for row in range(n_rows):
+        data = rows[row]
         lane_0 = np.uint64(0x243F6A8885A308D3)
         lane_1 = np.uint64(0x13198A2E03707344)
         lane_2 = np.uint64(0xA4093822299F31D0)
@@ -74,14 +69,14 @@ def _digests(rows):  # pragma: no cover - compiled
         n_steps = width // 32
         for step in range(n_steps):
             start = 32 * step
-            lane_0 = _round(lane_0, _word(rows, row, start))
-            lane_1 = _round(lane_1, _word(rows, row, start + 8))
-            lane_2 = _round(lane_2, _word(rows, row, start + 16))
-            lane_3 = _round(lane_3, _word(rows, row, start + 24))
+            lane_0 = _round(lane_0, word_at(data, start))
+            lane_1 = _round(lane_1, word_at(data, start + 8))
+            lane_2 = _round(lane_2, word_at(data, start + 16))
+            lane_3 = _round(lane_3, word_at(data, start + 24))
         length = np.uint64(width)
         tail = np.uint64(0)
         for position in range(32 * n_steps, width):
-            tail = _round(tail, np.uint64(rows[row, position]) + np.uint64(position))
+            tail = _round(tail, np.uint64(data[position]) + np.uint64(position))
         out[row, 0] = _mix(
             _mix(lane_0 ^ length)
             + _mix(lane_1) * np.uint64(3)

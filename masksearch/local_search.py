@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from masksearch.front import ParetoFront, genome_key
+from masksearch.front import ParetoFront
+from masksearch.keys import genome_key
 from masksearch.mask import check_density
 from masksearch.problem import Evaluation, PruningProblem
 from masksearch.training import resolve_device

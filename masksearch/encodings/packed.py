@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from masksearch._bits import bit_count
+from masksearch._bits import bit_count, word_at
 from masksearch.encodings.base import (
     GenomeError,
     _check_count,
@@ -265,33 +265,14 @@ def _popcount(row: np.ndarray) -> int:
 
 
 @numba.njit(cache=True)
-def _word(row, start):  # pragma: no cover - compiled
-    """Eight bytes of ``row`` from ``start`` as one little-endian word (LLVM makes this one
-    unaligned load); a word's bit count does not depend on the byte order."""
-    word = np.uint64(0)
-    for k in range(8):
-        word |= np.uint64(row[start + k]) << np.uint64(8 * k)
-    return word
-
-
-@numba.njit(cache=True)
 def _row_count(row):  # pragma: no cover - compiled
     n_words = row.size // 8
     total = 0
     for w in range(n_words):
-        total += bit_count(_word(row, 8 * w))
+        total += bit_count(word_at(row, 8 * w))
     for b in range(8 * n_words, row.size):
         total += _BIT_COUNTS[row[b]]
     return total
-
-
-@numba.njit(cache=True)
-def _popcount_rows(rows):  # pragma: no cover - compiled
-    """Set bits per packed row."""
-    counts = np.zeros(rows.shape[0], dtype=np.int64)
-    for r in range(rows.shape[0]):
-        counts[r] = _row_count(rows[r])
-    return counts
 
 
 @numba.njit(cache=True)
@@ -378,7 +359,7 @@ def _set_bits(row, total):  # pragma: no cover - compiled
     found = 0
     n_words = row.size // 8
     for w in range(n_words):
-        word = _word(row, 8 * w)
+        word = word_at(row, 8 * w)
         while word:
             # bit p of the little-endian word is bit p % 8 of byte p // 8: gene 7 - p % 8 there
             bit = trailing_zeros(word)
@@ -416,7 +397,7 @@ def _nth_bits(row, ranks, state):  # pragma: no cover - compiled
             position += 1
         if position == 8 * word:
             while word < n_words:
-                count = bit_count(_word(row, 8 * word))
+                count = bit_count(word_at(row, 8 * word))
                 if not state:
                     count = 64 - count
                 if seen + count > target:

@@ -152,7 +152,7 @@ def test_bit_kernels_match_numpy_on_unpacked_rows(n_bytes, density):
     rng = np.random.default_rng(n_bytes)
     bits = rng.random((3, 8 * n_bytes)) < density
     rows = np.packbits(bits, axis=1)
-    np.testing.assert_array_equal(packed._popcount_rows(rows), bits.sum(axis=1))
+    np.testing.assert_array_equal([packed._row_count(row) for row in rows], bits.sum(axis=1))
     for row, row_bits in zip(rows, bits, strict=True):
         for state in (True, False):
             genes = np.flatnonzero(row_bits == state)
