@@ -1980,7 +1980,7 @@ def loop_figures() -> list[Figure]:
         ),
         Figure(
             "loop: pymoo per genome, tiny genomes",
-            phrase(rf"pymoo's loop still spends ({NUMBER}) µs per genome"),
+            phrase(rf"pymoo's loop spends ({NUMBER}) µs per genome"),
             ENGINE_LOOP,
             lambda d: 1e6 / _overhead(d, "nsga2")["genomes_per_s"],
         ),
@@ -1991,10 +1991,16 @@ def loop_figures() -> list[Figure]:
             lambda d: _overhead(d, "nsga2")["genomes_per_s"],
         ),
         Figure(
-            "loop: what the floor leaves pymoo per genome",
-            phrase(rf"which leaves ({NUMBER}) µs per genome at the floor"),
+            "loop: pymoo short of the floor",
+            phrase(rf"pymoo's is not \(({NUMBER})% short\)"),
             ENGINE_LOOP,
-            lambda d: 1e6 / 5_000 - 1e6 / _overhead(d, "nsga2")["genomes_per_s"],
+            lambda d: 100 * (1 - _loop_speed("nsga2", True)(d) / 5_000),
+        ),
+        Figure(
+            "loop: pymoo per genome, LeNet-300-100",
+            phrase(rf"takes the rest of its ({NUMBER}) µs"),
+            ENGINE_LOOP,
+            lambda d: 1e6 / _loop_speed("nsga2", True)(d),
         ),
         Figure(
             "loop: DEAP per genome, tiny genomes",

@@ -68,8 +68,11 @@ class PackedOperators:
         return np.full(self.n_genes, 255, dtype=np.int64)
 
     @property
-    def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(genes by descending score, each gene's place in that order, block per gene, the
+    def _tables(
+        self,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(genes by descending score, each gene's place in that order, its rank bucket,
+        block per gene, the
         bytes whose bits lie in two blocks, and the runs of bytes inside one block as columns
         of (first byte, end byte, block)); the first three are the encoding's own arrays where
         it has them (an 11 M-weight model's would be 130 MB again)."""
@@ -92,7 +95,12 @@ class PackedOperators:
                 [run_starts[owned], run_ends[owned], byte_block[run_starts[owned]]]
             ).astype(np.int64)
             straddling = np.flatnonzero(byte_block < 0)
-            tables = self._cached_tables = (order, rank, block, straddling, segments)
+            # each gene's rank bucket (at most 1,024 of them), two bytes a gene: a move's pick
+            # among kept genes gathers these for every kept gene, and the full ranks only for
+            # the few in the buckets it takes (a quarter of the memory traffic)
+            shift = _bucket_shift(rank.size)
+            bucket = (rank >> shift).astype(np.uint16)
+            tables = self._cached_tables = (order, rank, bucket, block, straddling, segments)
         return tables
 
     # -- conversions -----------------------------------------------------------------------
@@ -181,8 +189,8 @@ class PackedOperators:
         n_candidates = n_kept if state else self.n_bits - n_kept
         if rng.random() < 0.5:
             window = self.encoding._frontier_window(count, n_candidates, n_kept)
-            order, rank = self._tables[:2]
-            pool = _ranked_end(order, rank, child, state, n_candidates, window, largest)
+            order, rank, bucket = self._tables[:3]
+            pool = _ranked_end(order, rank, bucket, child, state, n_candidates, window, largest)
             return rng.choice(pool, size=count, replace=False)
         # rng.choice(pool, k) is pool[rng.choice(len(pool), k)]: draw ranks, find those genes
         ranks = rng.choice(n_candidates, size=count, replace=False)
@@ -192,7 +200,7 @@ class PackedOperators:
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         parents_a, parents_b = validated_parents(self.validate, first, second, rng)
-        _, _, block, straddling, segments = self._tables
+        _, _, _, block, straddling, segments = self._tables
         take_second = rng.random((parents_a.shape[0], self.encoding._n_blocks)) < 0.5
         children, (kept_a, kept_b, kept_children) = _blend(
             parents_a, parents_b, take_second, block, straddling, segments, self.n_bits
@@ -287,7 +295,7 @@ def _assign(row, genes, value):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _ranked_end(order, rank, row, state, n_candidates, window, first):  # pragma: no cover
+def _ranked_end(order, rank, bucket, row, state, n_candidates, window, first):  # pragma: no cover
     """The first (or last) ``window`` genes of ``order`` whose bit in ``row`` is ``state``, in
     ``order``'s order: ``_ranked_end`` of the bool encoding on a packed row.
 
@@ -296,7 +304,7 @@ def _ranked_end(order, rank, row, state, n_candidates, window, first):  # pragma
     dropped genes are found by scanning ``order``, which reaches them soon from either end.
     """
     if state:
-        return _extreme_ranks(_set_bits(row, n_candidates), rank, window, first)
+        return _extreme_ranks(_set_bits(row, n_candidates), rank, bucket, window, first)
     pool = np.empty(window, dtype=np.int64)
     found = 0
     size = order.size
@@ -312,22 +320,23 @@ def _ranked_end(order, rank, row, state, n_candidates, window, first):  # pragma
     return pool[:found][::-1].copy()
 
 
-@numba.njit(cache=True)
-def _extreme_ranks(genes, rank, window, first):  # pragma: no cover - compiled
-    """The ``window`` genes of ``genes`` with the lowest (``first``) or highest ranks, by rank
-    ascending; a histogram of ranks narrows the sort to about ``window`` genes. The ranks are
-    gathered once (the gather is most of the cost); any bucket width gives the same genes, and
-    a power of two makes a bucket a shift, not a division."""
-    keys = np.empty(genes.size, dtype=np.int64)
-    for index in range(genes.size):
-        keys[index] = rank[genes[index]]
+def _bucket_shift(n_genes: int) -> int:
+    """The smallest shift that puts ranks below ``n_genes`` in at most 1,024 buckets."""
     shift = 0
-    while (rank.size >> shift) > 1024:
+    while (n_genes >> shift) > 1024:
         shift += 1
-    n_buckets = (rank.size >> shift) + 1
+    return shift
+
+
+@numba.njit(cache=True)
+def _extreme_ranks(genes, rank, bucket, window, first):  # pragma: no cover - compiled
+    """The ``window`` genes of ``genes`` with the lowest (``first``) or highest ranks, by rank
+    ascending. A histogram of the genes' rank buckets finds the fewest buckets at that end
+    holding ``window`` genes; only their genes' ranks are gathered and sorted."""
+    n_buckets = 1025  # _bucket_shift's most, plus one for a rank count of 1,024 << shift
     counts = np.zeros(n_buckets, dtype=np.int64)
-    for key in keys:
-        counts[key >> shift] += 1
+    for gene in genes:
+        counts[bucket[gene]] += 1
     total = 0
     boundary = 0
     for step in range(n_buckets):
@@ -338,11 +347,11 @@ def _extreme_ranks(genes, rank, window, first):  # pragma: no cover - compiled
     chosen = np.empty(total, dtype=np.int64)
     chosen_keys = np.empty(total, dtype=np.int64)
     found = 0
-    for index in range(genes.size):
-        bucket = keys[index] >> shift
-        if (first and bucket <= boundary) or (not first and bucket >= boundary):
-            chosen[found] = genes[index]
-            chosen_keys[found] = keys[index]
+    for gene in genes:
+        level = np.int64(bucket[gene])
+        if (first and level <= boundary) or (not first and level >= boundary):
+            chosen[found] = gene
+            chosen_keys[found] = rank[gene]
             found += 1
     chosen = chosen[np.argsort(chosen_keys)]
     if found > window:

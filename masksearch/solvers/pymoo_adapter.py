@@ -117,6 +117,16 @@ class _OperatorRepair(Repair):
         dtype = np.dtype(self.operators.dtype)
         return _canonical(np.asarray(self.operators.repair(_canonical(X, dtype))), dtype)
 
+    def do(self, problem, pop, **kwargs):
+        X = pop.get("X")
+        repaired = self._do(problem, X, **kwargs)
+        if repaired is not X:  # an encoding whose genomes need no repair returns them as they are
+            pop.set("X", repaired)
+        return pop
+
+
+_KEY = "masksearch_genome_key_v1"  # bump when masksearch.keys changes its hash
+
 
 class _HashDuplicateElimination(DuplicateElimination):
     """Exact duplicates by 128-bit keys of genome bytes: O(P) instead of pymoo's O(P^2 n)
@@ -127,9 +137,26 @@ class _HashDuplicateElimination(DuplicateElimination):
         self.dtype = np.dtype(dtype)
 
     def _keys(self, pop) -> list[bytes]:
-        if len(pop) == 0:
-            return []
-        return row_keys(np.stack([np.asarray(ind.X).astype(self.dtype, copy=False) for ind in pop]))
+        # pymoo compares each mating round's children with the whole population: a key is
+        # kept with its individual, next to the genome it was computed from (pymoo replaces
+        # an individual's X, never edits it in place)
+        keys: list[bytes | None] = []
+        missing: list[int] = []
+        for index, individual in enumerate(pop):
+            cached = individual.data.get(_KEY)
+            if cached is not None and cached[0] is individual.X:
+                keys.append(cached[1])
+            else:
+                keys.append(None)
+                missing.append(index)
+        if missing:
+            genomes = np.stack(
+                [np.asarray(pop[index].X).astype(self.dtype, copy=False) for index in missing]
+            )
+            for index, key in zip(missing, row_keys(genomes), strict=True):
+                keys[index] = key
+                pop[index].data[_KEY] = (pop[index].X, key)
+        return keys  # type: ignore[return-value]
 
     def _do(self, pop, other, is_duplicate):
         seen = set() if other is None else set(self._keys(other))
@@ -296,11 +323,11 @@ class PymooSolver(GenomeSolver):
         operators = self.operators
         kind = self.algorithm
         n_obj = 1 if kind == "ga" else self.n_obj
-        constrained = kind != "moead"
+        # pymoo sees the constraint only once a violation arrives (see _tell)
         self._problem = _AskTellProblem(
             self.n_genes,
             n_obj,
-            1 if constrained else 0,
+            0,
             np.asarray(operators.lower, dtype=float),
             np.asarray(operators.upper, dtype=float),
         )
@@ -357,8 +384,10 @@ class PymooSolver(GenomeSolver):
         infills = self._algorithm.ask()
         if infills is None or len(infills) == 0:
             infills = self._restart_infills()
-        X = _canonical(infills.get("X"), self.dtype)
-        infills.set("X", X)  # pymoo keeps canonical genomes from here on, too
+        asked = infills.get("X")
+        X = _canonical(asked, self.dtype)
+        if X is not asked:
+            infills.set("X", X)  # pymoo keeps canonical genomes from here on, too
         self._infills = infills
         return X
 
@@ -384,9 +413,17 @@ class PymooSolver(GenomeSolver):
         # evaluation becomes a huge finite value instead.
         F = np.where(np.isinf(F), FAILED_OBJECTIVE, F)
         told = {"F": F[:, :1] if self.algorithm == "ga" else F}
+        handles_constraints = self.algorithm != "moead"
+        if handles_constraints and not self._problem.n_ieq_constr and np.any(violation > 0):
+            # Until the first violation every candidate was feasible, and pymoo's survival and
+            # tournaments choose among all-feasible candidates as if there were no constraint,
+            # so the constraint is declared only now: an unconstrained search skips pymoo's
+            # per-individual feasibility split (~20 µs a genome). Earlier candidates have no
+            # G, which pymoo counts as feasible, as they were.
+            self._problem.n_ieq_constr = 1
         if self._problem.n_ieq_constr:
             told["G"] = np.minimum(violation, FAILED_OBJECTIVE)[:, None]
-        else:
+        elif not handles_constraints:
             # MOEA/D as pymoo implements it has no constraint handling: death penalty
             told["F"] = np.where(violation[:, None] > 0, FAILED_OBJECTIVE, told["F"])
         self._problem.told = told

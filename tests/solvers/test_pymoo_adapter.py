@@ -206,3 +206,60 @@ def test_injected_elite_enters_pymoo_population(algorithm) -> None:
     population = np.asarray(solver._algorithm.pop.get("X"))  # noqa: SLF001
     assert any(np.array_equal(row.astype(bool), best[0]) for row in population)
     assert solver.ask().dtype == np.bool_  # and the run goes on with canonical genomes
+
+
+class _DeclaredConstraint(PymooSolver):
+    """The constraint declared from the first generation (as before it was declared lazily)."""
+
+    def _setup(self, initial):
+        super()._setup(initial)
+        self._problem.n_ieq_constr = 1
+
+
+@pytest.mark.parametrize("algorithm", ["nsga2", "ga", "nsga3", "smsemoa"])
+def test_constraint_declared_at_the_first_violation_changes_no_choice(algorithm) -> None:
+    # pymoo meets the constraint only once a violation arrives; before that every candidate
+    # was feasible, so every ask must equal a run that declared it from the start
+    operators = ToyBinaryOperators(24)
+    problem = ToyProblem(operators)
+    runs = []
+    for solver in (PymooSolver(algorithm, pop_size=8), _DeclaredConstraint(algorithm, pop_size=8)):
+        solver.setup(24, 2, np.random.default_rng(3), operators=operators)
+        violation_rng = np.random.default_rng(7)
+        asked = []
+        for generation in range(8):
+            genomes = solver.ask()
+            asked.append(genomes)
+            violation = np.zeros(len(genomes))
+            if generation >= 3:  # violations appear mid-run
+                violation = np.where(violation_rng.random(len(genomes)) < 0.5, 1.0, 0.0)
+            solver.tell(genomes, problem.evaluate(genomes), violation)
+        runs.append((asked, solver))
+    (lazy, lazy_solver), (declared, _) = runs
+    assert lazy_solver._problem.n_ieq_constr == 1  # noqa: SLF001
+    for lazy_genomes, declared_genomes in zip(lazy, declared, strict=True):
+        np.testing.assert_array_equal(lazy_genomes, declared_genomes)
+
+
+def test_unconstrained_run_declares_no_pymoo_constraint() -> None:
+    operators = ToyBinaryOperators(16)
+    solver = PymooSolver("nsga2", pop_size=6)
+    run(solver, operators, 3)
+    assert solver._problem.n_ieq_constr == 0  # noqa: SLF001
+
+
+def test_duplicate_keys_follow_a_replaced_genome() -> None:
+    from pymoo.core.population import Population
+
+    from masksearch.keys import row_keys
+    from masksearch.solvers.pymoo_adapter import _HashDuplicateElimination
+
+    rows = np.random.default_rng(0).integers(0, 256, (4, 9), dtype=np.uint8)
+    population = Population.new("X", rows)
+    elimination = _HashDuplicateElimination(np.uint8)
+    assert elimination._keys(population) == row_keys(rows)  # noqa: SLF001
+    population[2].X = rows[0].copy()  # pymoo replaces a genome, it never edits one in place
+    assert elimination._keys(population)[2] == row_keys(rows)[0]  # noqa: SLF001
+    # and duplicates within and across populations are found
+    is_duplicate = elimination._do(population, None, np.zeros(4, dtype=bool))  # noqa: SLF001
+    assert is_duplicate.tolist() == [False, False, True, False]
