@@ -12,7 +12,11 @@ densities and over seeds (mean ± std), this compares
   which get the budget split evenly over the densities, one run per density;
   ``nsga2+ls+path`` is ``nsga2+ls`` warm-started from the magnitude masks and ``supermask-path``
   masks (one epoch at the densest target, one more at each sparser one: ``masksearch run``'s
-  default), their epochs and seconds counted in the row;
+  default), their epochs and seconds counted in the row; a ``+bn`` row (``nsga2+ls+bn``,
+  ``nsga2+ls+path+bn``) scores every candidate after re-estimating the batch-norm statistics on
+  2 batches of 128 training images (the problem's ``recalibrate_bn``), for models with batch
+  norm, whose masks the dense statistics no longer fit; every mask of such a model is then also
+  reported with its statistics re-estimated the same way;
 * **one-shot criteria**: global ``magnitude``, ``wanda``, ``snip``;
 * **mask learning on frozen weights**: ``supermask`` (``--ft-epochs`` epochs of score training)
   and ``large_plus_small`` (method A: a GA over its pool encoding, the per-density share of
@@ -83,7 +87,7 @@ from masksearch import data as datasets
 from masksearch.front import density_slack
 from masksearch.mask import Mask
 from masksearch.methods import METHODS, MethodError, make_method
-from masksearch.training import evaluate, finetune, resolve_device
+from masksearch.training import evaluate, finetune, recalibrate_batch_norm, resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -101,9 +105,22 @@ SOLVERS: dict[str, tuple[str, bool, bool, bool]] = {
     "ga": ("ga", False, True, False),
     "evopress": ("evopress", False, True, False),
     "nsga2+ls+path": ("nsga2", False, False, True),
+    "nsga2+ls+bn": ("nsga2", False, False, True),
+    "nsga2+ls+path+bn": ("nsga2", False, False, True),
 }
 # warm starts per row (default: the magnitude masks); the seeds' epochs count in the row's budget
-WARM_STARTS: dict[str, list[str]] = {"nsga2+ls+path": ["magnitude", "supermask-path"]}
+WARM_STARTS: dict[str, list[str]] = {
+    "nsga2+ls+path": ["magnitude", "supermask-path"],
+    "nsga2+ls+path+bn": ["magnitude", "supermask-path"],
+}
+# batches of 128 training images on which a "+bn" row re-estimates every batch norm's statistics
+# before scoring each candidate (the problem's recalibrate_bn); models without batch norm
+# refuse it
+RECALIBRATE_BN = 2
+PROBLEM_SETTINGS: dict[str, dict[str, Any]] = {
+    "nsga2+ls+bn": {"recalibrate_bn": RECALIBRATE_BN},
+    "nsga2+ls+path+bn": {"recalibrate_bn": RECALIBRATE_BN},
+}
 ONESHOT = ("magnitude", "wanda", "snip")
 LEARNED = ("supermask", "large_plus_small")
 TRAINING = ("dns", "gmp", "imp", "small_frequency")
@@ -245,6 +262,22 @@ def finetuned_accuracy(
     return evaluate(tuned, dataset.test, device=device).accuracy
 
 
+def mask_accuracies(
+    model: torch.nn.Module, mask: Mask, dataset, device: str, has_bn: bool
+) -> dict[str, float | None]:
+    """Test accuracy of ``mask`` on the dense weights as they are and, for a model with batch
+    norm, after re-estimating its statistics as a "+bn" row's candidates were scored (the same
+    RECALIBRATE_BN batches of 128 training images, no gradient step)."""
+    plain = test_accuracy(model, mask, dataset.test, device)
+    if not has_bn:
+        return {"test_accuracy": plain, "test_accuracy_bn": None}
+    pruned = recalibrate_batch_norm(
+        mask.apply(copy.deepcopy(model)), dataset.train, batches=RECALIBRATE_BN, device=device
+    )
+    recalibrated = evaluate(pruned, dataset.test, device=device).accuracy
+    return {"test_accuracy": plain, "test_accuracy_bn": recalibrated}
+
+
 def best_val_accuracy(front, densities: Sequence[float], n_weights: int) -> dict[str, float | None]:
     """The best validation accuracy on the live front at each density bound."""
     if len(front) == 0:
@@ -277,6 +310,7 @@ def run_search(
     run = build(
         {
             **problem_settings,
+            **PROBLEM_SETTINGS.get(label, {}),
             "densities": list(densities),
             "solver": registered,
             "pop_size": pop_size,
@@ -360,6 +394,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
         "device": device,
     }
     dense = build({**problem_settings, "densities": list(args.densities)}).problem.model
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in dense.modules())
     spec = catalogue.CATALOGUE[model_name]
     dataset = datasets.load(spec.dataset)
     if args.train_samples is not None:
@@ -403,7 +438,8 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
             started = time.perf_counter()
             mask = make_method(method).prune(dense, dataset, density)
             seconds = time.perf_counter() - started
-            accuracy = test_accuracy(dense, mask, dataset.test, device)
+            accuracies = mask_accuracies(dense, mask, dataset, device, has_bn)
+            accuracy = accuracies["test_accuracy"]
             for seed in range(args.seeds):
                 tuned, ft_seconds = maybe_finetune(mask, seed)
                 add(
@@ -412,7 +448,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                     density,
                     seed,
                     achieved_density=mask.density,
-                    test_accuracy=accuracy,
+                    **accuracies,
                     finetuned_accuracy=tuned,
                     evaluations=0,
                     epochs=0,
@@ -445,7 +481,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                 )
                 for density, chosen in run["chosen"].items():
                     tuned, ft_seconds = maybe_finetune(chosen["mask"], seed)
-                    accuracy = test_accuracy(dense, chosen["mask"], dataset.test, device)
+                    accuracies = mask_accuracies(dense, chosen["mask"], dataset, device, has_bn)
                     add(
                         solver,
                         "search",
@@ -453,7 +489,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                         seed,
                         achieved_density=chosen["mask"].density,
                         val_accuracy=chosen["val_accuracy"],
-                        test_accuracy=accuracy,
+                        **accuracies,
                         finetuned_accuracy=tuned,
                         evaluations=run["n_evals"],
                         epochs=run["seed_epochs"],
@@ -469,10 +505,12 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                             f" from seeds of {run['seed_epochs']:g} epoch(s)"
                             if run["seed_epochs"]
                             else ""
-                        ),
+                        )
+                        + (", scored with re-estimated BN" if solver in PROBLEM_SETTINGS else ""),
                     )
                     echo(
-                        f"  {solver:>13} {density:.0%} seed {seed}: mask {accuracy:.2%}, "
+                        f"  {solver:>13} {density:.0%} seed {seed}: mask "
+                        f"{accuracies['test_accuracy']:.2%}, "
                         f"fine-tuned {tuned:.2%} ({run['n_evals']} evals, "
                         f"{run['seconds']:.0f} s)"
                     )
@@ -494,7 +532,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                 started = time.perf_counter()
                 mask = make_method(method, **options).prune(dense, dataset, density)
                 seconds = time.perf_counter() - started
-                accuracy = test_accuracy(dense, mask, dataset.test, device)
+                accuracies = mask_accuracies(dense, mask, dataset, device, has_bn)
                 tuned, ft_seconds = maybe_finetune(mask, seed)
                 add(
                     recorded_name(method),
@@ -502,7 +540,7 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                     density,
                     seed,
                     achieved_density=mask.density,
-                    test_accuracy=accuracy,
+                    **accuracies,
                     finetuned_accuracy=tuned,
                     evaluations=options.get("pop_size", 0) * options.get("generations", 0),
                     epochs=options.get("epochs", 0),
@@ -511,7 +549,8 @@ def run_model(model_name: str, args: argparse.Namespace, echo: Callable[[str], N
                     budget=budget_text,
                 )
                 echo(
-                    f"  {method:>13} {density:.0%} seed {seed}: mask {accuracy:.2%}, "
+                    f"  {method:>13} {density:.0%} seed {seed}: mask "
+                    f"{accuracies['test_accuracy']:.2%}, "
                     f"fine-tuned {tuned:.2%} ({seconds:.0f} s)"
                 )
 
@@ -587,7 +626,11 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Mean ± std over seeds per (model, table, method, density)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
-        for table, field in (("mask", "test_accuracy"), ("finetuned", "finetuned_accuracy")):
+        for table, field in (
+            ("mask", "test_accuracy"),
+            ("mask_bn", "test_accuracy_bn"),
+            ("finetuned", "finetuned_accuracy"),
+        ):
             if run.get(field) is not None:
                 key = (run["model"], table, run["method"], run["density"])
                 groups.setdefault(key, []).append({**run, "value": run[field]})
@@ -666,10 +709,17 @@ def markdown(payload: dict[str, Any], plot_name: str) -> str:
         )
         for table, title in (
             ("mask", "Mask only (dense weights, no training)"),
+            (
+                "mask_bn",
+                "Mask only, batch norm re-estimated (dense weights, statistics of "
+                f"{RECALIBRATE_BN} batches of 128 training images, no gradient step)",
+            ),
             ("finetuned", f"Fine-tuned / trained ({config['ft_epochs']} epoch(s))"),
         ):
-            lines += ["", f"### {title}", "", header, rule]
             methods = list(dict.fromkeys(r["method"] for r in summary if r["table"] == table))
+            if not methods:
+                continue  # no batch norm: no re-estimated table
+            lines += ["", f"### {title}", "", header, rule]
             for method in methods:
                 cells, budget = [], ""
                 for density in densities:

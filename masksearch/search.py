@@ -201,10 +201,11 @@ def search(
             solver.tell(genomes, evaluation.F, evaluation.violation)
             exact = np.asarray(evaluation.metrics.get("exact", np.ones(len(genomes))), dtype=bool)
             keep = exact & (evaluation.violation <= 0)
+            every = bool(keep.all())  # the usual case: no copy of the population
             front.update(
-                genomes[keep],
-                evaluation.F[keep],
-                {k: v[keep] for k, v in evaluation.metrics.items()},
+                genomes if every else genomes[keep],
+                evaluation.F if every else evaluation.F[keep],
+                {k: v if every else v[keep] for k, v in evaluation.metrics.items()},
                 packed_bits=None if packing is None else packing.n_bits,
             )
             n_evals += int(exact.sum()) if "exact" in evaluation.metrics else len(genomes)

@@ -199,21 +199,21 @@ class PackedOperators:
     def crossover(
         self, first: np.ndarray, second: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        parents_a, parents_b = validated_parents(self.validate, first, second, rng)
+        # parents are only read: checked, not copied
+        parents_a, parents_b = validated_parents(self.repair, first, second, rng)
         _, _, _, block, straddling, segments = self._tables
         take_second = rng.random((parents_a.shape[0], self.encoding._n_blocks)) < 0.5
         children, (kept_a, kept_b, kept_children) = _blend(
             parents_a, parents_b, take_second, block, straddling, segments, self.n_bits
         )
-        differ = parents_a ^ parents_b
         low, high = np.minimum(kept_a, kept_b), np.maximum(kept_a, kept_b)
         for row, kept in enumerate(kept_children):
             if kept > high[row]:
-                on = children[row] & differ[row]
+                on = children[row] & (parents_a[row] ^ parents_b[row])
                 ranks = rng.choice(_popcount(on), size=kept - high[row], replace=False)
                 _assign(children[row], _nth_bits(on, ranks, True), False)
             elif kept < low[row]:
-                off = ~children[row] & differ[row]
+                off = ~children[row] & (parents_a[row] ^ parents_b[row])
                 ranks = rng.choice(_popcount(off), size=low[row] - kept, replace=False)
                 _assign(children[row], _nth_bits(off, ranks, True), True)
         return children

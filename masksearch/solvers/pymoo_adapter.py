@@ -3,7 +3,9 @@
 pymoo never evaluates anything: it sees a declarative ``Problem`` (gene count, bounds, objective
 count) whose ``_evaluate`` only copies the values handed to ``tell``, so it never holds or
 deep-copies a model. The encoding's operators are wired in as pymoo ``Sampling``, ``Crossover``,
-``Mutation`` and ``Repair`` subclasses that run on pymoo's own seeded ``random_state``.
+``Mutation`` and ``Repair`` subclasses that run on pymoo's own seeded ``random_state``; the
+crossover's and the mutation's ``do`` are pymoo's, draw for draw, with fewer copies of each
+genome (tests hold them equal to pymoo's own).
 Genomes are converted back to the encoding's dtype on every hand-over (pymoo#496: bool
 variables turn into floats after one generation).
 """
@@ -17,12 +19,15 @@ from math import comb
 import numpy as np
 from pymoo.core.crossover import Crossover
 from pymoo.core.duplicate import DuplicateElimination, NoDuplicateElimination
+from pymoo.core.individual import Individual
 from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.core.problem import Problem
 from pymoo.core.repair import Repair
 from pymoo.core.sampling import Sampling
 from pymoo.core.termination import NoTermination
+from pymoo.core.variable import get
+from pymoo.util import default_random_state
 
 from masksearch.keys import row_keys
 from masksearch.solvers.base import FAILED_OBJECTIVE, GenomeOperators, GenomeSolver, as_genomes
@@ -86,13 +91,33 @@ class _OperatorCrossover(Crossover):
         self.operators = operators
 
     def _do(self, problem, X, *args, random_state=None, **kwargs):
+        return np.stack(self._children(X[0], X[1], random_state))
+
+    def _children(self, first, second, random_state) -> list[np.ndarray]:
         dtype = np.dtype(self.operators.dtype)
-        first, second = _canonical(X[0], dtype), _canonical(X[1], dtype)
-        children = [
-            self.operators.crossover(first, second, random_state),
-            self.operators.crossover(second, first, random_state),
+        first, second = _canonical(first, dtype), _canonical(second, dtype)
+        return [
+            _canonical(np.asarray(self.operators.crossover(first, second, random_state)), dtype),
+            _canonical(np.asarray(self.operators.crossover(second, first, random_state)), dtype),
         ]
-        return np.stack([_canonical(np.asarray(child), dtype) for child in children])
+
+    @default_random_state
+    def do(self, problem, pop, parents=None, *args, random_state=None, **kwargs):
+        """pymoo's ``Crossover.do`` for two parents and two children, draw for draw, with one
+        copy of each child where pymoo makes four (a stacked array, a masked assignment, a
+        reshape and a copy per individual): the first children of every mating, then the
+        second ones, a mating without crossover passing its parents on."""
+        matings = [pop[mating] for mating in parents] if parents is not None else pop
+        first = np.stack([mating[0].X for mating in matings])
+        second = np.stack([mating[1].X for mating in matings])
+        crossed = random_state.random(len(matings)) < get(self.prob, size=len(matings))
+        children = self._children(first, second, random_state) if crossed.any() else [first, second]
+        offspring = [
+            Individual(X=(child if crossed[k] else parent)[k].copy())
+            for child, parent in zip(children, (first, second), strict=True)
+            for k in range(len(matings))
+        ]
+        return Population(offspring)
 
 
 class _OperatorMutation(Mutation):
@@ -104,6 +129,18 @@ class _OperatorMutation(Mutation):
         dtype = np.dtype(self.operators.dtype)
         mutated = self.operators.mutate(_canonical(X, dtype), random_state)
         return _canonical(np.asarray(mutated), dtype)
+
+    @default_random_state
+    def do(self, problem, pop, inplace=True, *args, random_state=None, **kwargs):
+        """pymoo's ``Mutation.do``, draw for draw, with one copy of each mutated child where
+        pymoo makes two."""
+        if not inplace:
+            return super().do(problem, pop, inplace, *args, random_state=random_state, **kwargs)
+        mutated = self._do(problem, pop.get("X"), *args, random_state=random_state, **kwargs)
+        chosen = random_state.random(size=len(pop)) <= get(self.prob, size=len(pop))
+        for index in np.flatnonzero(chosen):
+            pop[index].set("X", mutated[index].copy())
+        return pop
 
 
 class _OperatorRepair(Repair):

@@ -263,3 +263,51 @@ def test_duplicate_keys_follow_a_replaced_genome() -> None:
     # and duplicates within and across populations are found
     is_duplicate = elimination._do(population, None, np.zeros(4, dtype=bool))  # noqa: SLF001
     assert is_duplicate.tolist() == [False, False, True, False]
+
+
+def _toy_population(n: int, n_genes: int, seed: int):
+    from pymoo.core.population import Population
+
+    rows = np.random.default_rng(seed).random((n, n_genes)) < 0.5
+    return Population.new("X", rows)
+
+
+@pytest.mark.parametrize("prob", [1.0, 0.5, 0.0])
+def test_crossover_makes_pymoos_children_with_pymoos_draws(prob) -> None:
+    # the adapter's Crossover.do copies each child once; pymoo's own do is the reference
+    from pymoo.core.crossover import Crossover
+
+    from masksearch.solvers.pymoo_adapter import _AskTellProblem, _OperatorCrossover
+
+    operators = ToyBinaryOperators(40)
+    crossover = _OperatorCrossover(operators, prob)
+    problem = _AskTellProblem(40, 2, 0, np.zeros(40), np.ones(40))
+    population = _toy_population(10, 40, seed=1)
+    parents = np.random.default_rng(2).integers(0, 10, (7, 2))
+    ours_rng, reference_rng = np.random.default_rng(5), np.random.default_rng(5)
+    ours = crossover.do(problem, population, parents, random_state=ours_rng)
+    reference = Crossover.do(crossover, problem, population, parents, random_state=reference_rng)
+    np.testing.assert_array_equal(ours.get("X"), reference.get("X").astype(bool))
+    assert ours_rng.random() == reference_rng.random()  # the same draws, no more
+    for individual in ours:
+        assert individual.X.base is None  # owns its genome: no view keeps a batch alive
+        assert individual.X.dtype == np.bool_
+
+
+@pytest.mark.parametrize("prob", [1.0, 0.5])
+def test_mutation_mutates_as_pymoo_does_with_pymoos_draws(prob) -> None:
+    from pymoo.core.mutation import Mutation
+
+    from masksearch.solvers.pymoo_adapter import _AskTellProblem, _OperatorMutation
+
+    operators = ToyBinaryOperators(40)
+    mutation = _OperatorMutation(operators, prob)
+    problem = _AskTellProblem(40, 2, 0, np.zeros(40), np.ones(40))
+    ours_rng, reference_rng = np.random.default_rng(9), np.random.default_rng(9)
+    ours = mutation.do(problem, _toy_population(12, 40, seed=3), random_state=ours_rng)
+    reference = Mutation.do(
+        mutation, problem, _toy_population(12, 40, seed=3), random_state=reference_rng
+    )
+    np.testing.assert_array_equal(ours.get("X"), reference.get("X"))
+    assert ours_rng.random() == reference_rng.random()
+    assert all(individual.X.base is None for individual in ours)
