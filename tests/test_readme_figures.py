@@ -49,6 +49,8 @@ METHODS_MD = "benchmarks/results/methods.md"
 QUALITY = "benchmarks/results/quality.json"
 QUALITY_WARM = "benchmarks/results/quality_warm.json"
 QUALITY_RESNET8 = "benchmarks/results/quality_resnet8.json"
+QUALITY_RESNET8_WARM = "benchmarks/results/quality_resnet8_warm.json"
+QUALITY_RESNET8_BN = "benchmarks/results/quality_resnet8_bn.json"
 STRUCTURED_FTPICK = "benchmarks/results/structured_ftpick.json"
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
@@ -1416,7 +1418,7 @@ def quality_resnet8_figures() -> list[Figure]:
         ),
     ]
     for pattern, table, method in (
-        (rf"At 20% the search lifts that to ({NUMBER})%", "mask", "nsga2+ls"),
+        (rf"at 20% the search lifts that to ({NUMBER})%", "mask", "nsga2+ls"),
         (rf"\(gradient mask learning: ({NUMBER})%\)", "mask", "supermask"),
         (rf"\(DNS ({NUMBER})%, the search", "finetuned", "dns"),
         (rf"the search ({NUMBER})%\)", "finetuned", "nsga2+ls"),
@@ -1431,6 +1433,161 @@ def quality_resnet8_figures() -> list[Figure]:
                 lambda d, t=table, k=method, x=density: quality(d, "resnet8_fashion", t, k, x, 0),
             )
         )
+    return figures
+
+
+def _resnet8(d: dict, table: str, method: str, density: float, part: int = 0) -> float:
+    return quality(d, "resnet8_fashion", table, method, density, part)
+
+
+def _standard_errors(
+    first: tuple[str, str, str], second: tuple[str, str, str], density: float
+) -> float:
+    """How many standard errors of the difference of two means over 3 seeds separate two
+    rows, each given as (results file, table, method)."""
+    (path_a, table_a, method_a), (path_b, table_b, method_b) = first, second
+    a, b = load(path_a), load(path_b)
+    gap = _resnet8(a, table_a, method_a, density) - _resnet8(b, table_b, method_b, density)
+    spread = (
+        _resnet8(a, table_a, method_a, density, 1) ** 2 / 3
+        + _resnet8(b, table_b, method_b, density, 1) ** 2 / 3
+    ) ** 0.5
+    return abs(gap) / spread
+
+
+def _mean_search_seconds(d: dict, method: str) -> float:
+    return statistics.fmean(
+        r["seconds"] for r in d["models"]["resnet8_fashion"]["runs"] if r["method"] == method
+    )
+
+
+def quality_resnet8_warm_figures() -> list[Figure]:
+    """ResNet-8 from the path seeds, and scored on re-estimated batch-norm statistics."""
+    warm, plain, bn = QUALITY_RESNET8_WARM, QUALITY_RESNET8, QUALITY_RESNET8_BN
+    figures = [
+        Figure(
+            "quality resnet8 warm: minutes",
+            phrase(r"--stem quality_resnet8_warm`, (\d+) minutes"),
+            warm,
+            lambda d: d["seconds"] / 60,
+        ),
+        Figure(
+            "quality resnet8 bn: minutes",
+            phrase(r"--stem quality_resnet8_bn`, (\d+) minutes"),
+            bn,
+            lambda d: d["seconds"] / 60,
+        ),
+        Figure(
+            "quality resnet8 bn: search seconds",
+            phrase(rf"a search of ({NUMBER}) s against {NUMBER} s without it"),
+            bn,
+            lambda d: _mean_search_seconds(d, "nsga2+ls+bn"),
+        ),
+        Figure(
+            "quality resnet8: search seconds",
+            phrase(rf"a search of {NUMBER} s against ({NUMBER}) s without it"),
+            plain,
+            lambda d: _mean_search_seconds(d, "nsga2+ls"),
+        ),
+    ]
+    for column, table in ((1, "mask"), (2, "finetuned")):
+        for part, density in enumerate((0.2, 0.1)):
+            figures.append(
+                Figure(
+                    f"quality resnet8 warm table: {table} {density}",
+                    cell("| ResNet-8, the search from path seeds (2 epochs) |", column, part),
+                    warm,
+                    lambda d, t=table, x=density: _resnet8(d, t, "nsga2+ls+path", x),
+                )
+            )
+            for name, method in (
+                ("magnitude", "magnitude"),
+                ("the search from magnitude, scored re-estimated", "nsga2+ls+bn"),
+                ("the search from path seeds, scored re-estimated", "nsga2+ls+path+bn"),
+            ):
+                figures.append(
+                    Figure(
+                        f"quality resnet8 bn table: {method} {table} {density}",
+                        cell(f"| {name} |", column, part),
+                        bn,
+                        lambda d, t=table, k=method, x=density: _resnet8(
+                            d, "mask_bn" if t == "mask" else t, k, x
+                        ),
+                    )
+                )
+    texts = (
+        (rf"seeds it does not fail\*\*: ({NUMBER}) ±", warm, "mask", "nsga2+ls+path", 0.1, 0),
+        (
+            rf"seeds it does not fail\*\*: {NUMBER} ± ({NUMBER})%",
+            warm,
+            "mask",
+            "nsga2+ls+path",
+            0.1,
+            1,
+        ),
+        (rf"learning \(({NUMBER}) ± {NUMBER}%, by", plain, "mask", "supermask", 0.1, 0),
+        (rf"learning \({NUMBER} ± ({NUMBER})%, by", plain, "mask", "supermask", 0.1, 1),
+        (rf"and ({NUMBER})% after fine-tuning, level", warm, "finetuned", "nsga2+ls+path", 0.1, 0),
+        (
+            rf"magnitude \+ fine-tuning \(({NUMBER})%\) and behind",
+            plain,
+            "finetuned",
+            "magnitude",
+            0.1,
+            0,
+        ),
+        (rf"behind DNS \(({NUMBER})%, by", plain, "finetuned", "dns", 0.1, 0),
+        (rf"at 20%, ({NUMBER}) against {NUMBER}%\)", warm, "finetuned", "nsga2+ls+path", 0.2, 0),
+        (rf"at 20%, {NUMBER} against ({NUMBER})%\)", plain, "finetuned", "dns", 0.2, 0),
+        (rf"\(({NUMBER})% fine-tuned, not", bn, "finetuned", "nsga2+ls+bn", 0.1, 0),
+        (
+            rf"the frozen statistics \(({NUMBER}) against",
+            bn,
+            "finetuned",
+            "nsga2+ls+path+bn",
+            0.1,
+            0,
+        ),
+        (
+            rf"the frozen statistics \({NUMBER} against ({NUMBER})% at 10%",
+            warm,
+            "finetuned",
+            "nsga2+ls+path",
+            0.1,
+            0,
+        ),
+        (rf"gave ({NUMBER}) / {NUMBER}% in the first run", plain, "finetuned", "magnitude", 0.2, 0),
+        (rf"gave {NUMBER} / ({NUMBER})% in the first run", plain, "finetuned", "magnitude", 0.1, 0),
+        (rf"and ({NUMBER}) / {NUMBER}% in this one", bn, "finetuned", "magnitude", 0.2, 0),
+        (rf"and {NUMBER} / ({NUMBER})% in this one", bn, "finetuned", "magnitude", 0.1, 0),
+    )
+    for index, (pattern, path, table, method, density, part) in enumerate(texts):
+        figures.append(
+            Figure(
+                f"quality resnet8 warm text {index}: {method} {table} {density}",
+                phrase(pattern),
+                path,
+                lambda d, t=table, k=method, x=density, p=part: _resnet8(d, t, k, x, p),
+            )
+        )
+    figures += [
+        Figure(
+            "quality resnet8 warm: lead over supermask in standard errors",
+            phrase(rf"\(83.05 ± 0.93%, by ({NUMBER}) standard errors"),
+            warm,
+            lambda d: _standard_errors(
+                (warm, "mask", "nsga2+ls+path"), (plain, "mask", "supermask"), 0.1
+            ),
+        ),
+        Figure(
+            "quality resnet8 warm: gap to DNS in standard errors",
+            phrase(rf"\(89.21%, by ({NUMBER}) standard errors"),
+            warm,
+            lambda d: _standard_errors(
+                (warm, "finetuned", "nsga2+ls+path"), (plain, "finetuned", "dns"), 0.1
+            ),
+        ),
+    ]
     return figures
 
 
@@ -2096,6 +2253,7 @@ FIGURES = [
     *quality_figures(),
     *quality_warm_figures(),
     *quality_resnet8_figures(),
+    *quality_resnet8_warm_figures(),
     *structured_ftpick_figures(),
     *engine_figures(),
     *screening_figures(),
