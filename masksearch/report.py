@@ -197,6 +197,30 @@ def at_targets(
     return rows
 
 
+def sparse_pick_warnings(comparison: Sequence[dict[str, Any]]) -> list[str]:
+    """A warning for each target whose best front member keeps under half the weights the
+    target allows.
+
+    More weights rarely hurt, so a pick that sparse means nothing near the target scored better
+    than far sparser masks: the objective could not tell them apart. Seen on ResNet-8 with
+    weight masks at 10% (``benchmarks/results/quality_resnet8.md``): scored on the dense
+    model's batch-norm statistics every mask near 10% is near chance, and the pick kept 0.4%.
+    """
+    warnings = []
+    for row in comparison:
+        member, target = row["member"], row["target"]
+        if member is None or member["density"] >= target / 2:
+            continue
+        warnings.append(
+            f"density <= {target:.4g}: the best mask keeps only {member['density']:.4f} of the "
+            "weights: no mask nearer the target scored better than far sparser ones, so the "
+            "objective cannot tell them apart there (on a model with batch norm: statistics the "
+            "masks no longer fit). Start from learned masks (--init magnitude,supermask-path) "
+            "or score after re-estimating batch norm (--recalibrate-bn 2)"
+        )
+    return warnings
+
+
 def write_report(run: RunDir, problem: Any | None = None) -> Any:
     """Write ``report.md``, ``report.json``, ``front.png`` and ``hypervolume.png`` into ``run``.
 
@@ -379,6 +403,9 @@ def render_markdown(
                 _pct(magnitude.get("test_accuracy")) if magnitude else "–",
             ]
         lines.append("| " + " | ".join(cells) + " |")
+    warnings = sparse_pick_warnings(comparison)
+    if warnings:
+        lines += ["", *(f"**Warning**: {warning}." for warning in warnings)]
     lines += [
         "",
         "Magnitude: global magnitude pruning (largest |w| kept) at exactly that density, "

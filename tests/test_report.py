@@ -130,3 +130,30 @@ def test_a_mask_rounded_to_the_nearest_weight_meets_its_target():
     assert at_targets([member], [], (0.2,))[0]["member"] is None
     slack = density_slack(17024)
     assert at_targets([member], [], (0.2,), slack)[0]["member"] is member
+
+
+def test_a_pick_far_below_its_target_is_flagged_in_the_report_and_the_run_summary():
+    from types import SimpleNamespace
+
+    from masksearch.cli.commands import _run_summary
+    from masksearch.report import render_markdown, sparse_pick_warnings
+
+    members = [
+        {"index": 0, "density": 0.2, "error": 0.1, "accuracy": 0.9, "loss": 0.3},
+        {"index": 1, "density": 0.0045, "error": 0.85, "accuracy": 0.15, "loss": 2.2},
+    ]
+    curve = [{"density": 0.2, "accuracy": 0.3}, {"density": 0.1, "accuracy": 0.1}]
+    comparison = at_targets(members, curve, (0.2, 0.1))
+    (warning,) = sparse_pick_warnings(comparison)  # 0.2 is met at 0.2: no warning there
+    assert warning.startswith("density <= 0.1: the best mask keeps only 0.0045")
+    assert "--init magnitude,supermask-path" in warning and "--recalibrate-bn" in warning
+    # a pick at half the target or more is a normal pick
+    assert sparse_pick_warnings(at_targets(members[:1], curve, (0.4,))) == []
+    text = render_markdown({"problem": "p"}, members, curve, comparison, [], {}, {})
+    assert f"**Warning**: {warning}." in text
+    result = SimpleNamespace(
+        n_evals=10, wall_time=1.0, stopped="budget", front=members, warm_start=None
+    )
+    run = SimpleNamespace(report="r/report.md", path="r")
+    summary = _run_summary(run, result, {"at_targets": comparison})
+    assert f"warning: {warning}" in summary.splitlines()

@@ -182,6 +182,7 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
 
 def _run_summary(run: Any, result: Any, report: dict[str, Any]) -> str:
     from masksearch.progress import format_duration
+    from masksearch.report import sparse_pick_warnings
 
     lines = [
         f"{result.n_evals} evaluations in {format_duration(result.wall_time)} "
@@ -207,6 +208,7 @@ def _run_summary(run: Any, result: Any, report: dict[str, Any]) -> str:
                 f", test {member['test_accuracy']:.2%} (magnitude {magnitude['test_accuracy']:.2%})"
             )
         lines.append(text)
+    lines += [f"warning: {warning}" for warning in sparse_pick_warnings(report["at_targets"])]
     lines.append(f"report: {run.report} (plots front.png, hypervolume.png)")
     if result.stopped == "interrupted":
         lines.append(f"interrupted: continue with `masksearch run --resume {run.path}`")
