@@ -458,7 +458,8 @@ def _loop_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Search loop throughput (free stand-in evaluator)",
         "",
-        f"Command: `python benchmarks/bench_engine.py --loop`; {env['cpu_count']} CPU cores, "
+        f"Command: `python benchmarks/bench_engine.py --loop`; {env['cpu_count']} cores of "
+        f"{(env.get('cpu') or {}).get('model', 'an unnamed CPU')}, "
         f"numpy {env['numpy']}, numba {env['numba']}, pymoo {env['packages'].get('pymoo')}, deap {env['packages'].get('deap')}; "
         f"load average at start {env['load_average_at_start']}. LeNet-300-100 `weights` "
         "encoding (266,200 genes), objectives loss and density, seed 0, after a warm-up search "

@@ -8,7 +8,11 @@ import numpy as np
 
 from masksearch._bits import word_at
 
-__all__ = ["genome_key", "packed_key", "row_keys"]
+__all__ = ["KEY_VERSION", "genome_key", "packed_key", "row_keys"]
+
+#: bumped whenever the keys change, so that keys stored beside genomes (in checkpoints) by
+#: another version are recomputed instead of compared with new ones
+KEY_VERSION = 2  # 1 was blake2b
 
 
 def genome_key(genome: np.ndarray) -> bytes:

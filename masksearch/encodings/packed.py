@@ -44,6 +44,9 @@ class PackedOperators:
     ``ceil(n_genes / 8)`` bytes); a :class:`~masksearch.solvers.GenomeOperators`."""
 
     dtype = np.dtype(np.uint8)
+    #: ``repair`` checks genomes and returns them as they are, never edited (the pymoo adapter
+    #: then keeps pymoo's genomes instead of setting them again)
+    repair_only_checks = True
 
     def __init__(self, encoding: Any) -> None:
         if not getattr(encoding, "packable", False):
@@ -71,11 +74,11 @@ class PackedOperators:
     def _tables(
         self,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(genes by descending score, each gene's place in that order, its rank bucket,
-        block per gene, the
-        bytes whose bits lie in two blocks, and the runs of bytes inside one block as columns
-        of (first byte, end byte, block)); the first three are the encoding's own arrays where
-        it has them (an 11 M-weight model's would be 130 MB again)."""
+        """(genes by descending score, each gene's place in that order, each gene's rank
+        bucket, block per gene, the bytes whose bits lie in two blocks, and the runs of bytes
+        inside one block as columns of (first byte, end byte, block)); the order, the ranks and
+        the blocks are the encoding's own arrays where it has them (an 11 M-weight model's
+        would be 130 MB again)."""
         tables = self.__dict__.get("_cached_tables")
         if tables is None:
             encoding = self.encoding
@@ -320,10 +323,13 @@ def _ranked_end(order, rank, bucket, row, state, n_candidates, window, first):  
     return pool[:found][::-1].copy()
 
 
+_MAX_BUCKET = 1024  # ranks >> _bucket_shift(n) never exceed this: 1,025 buckets at most
+
+
 def _bucket_shift(n_genes: int) -> int:
-    """The smallest shift that puts ranks below ``n_genes`` in at most 1,024 buckets."""
+    """The smallest shift that puts ranks below ``n_genes`` in buckets 0 to ``_MAX_BUCKET``."""
     shift = 0
-    while (n_genes >> shift) > 1024:
+    while (n_genes >> shift) > _MAX_BUCKET:
         shift += 1
     return shift
 
@@ -333,7 +339,7 @@ def _extreme_ranks(genes, rank, bucket, window, first):  # pragma: no cover - co
     """The ``window`` genes of ``genes`` with the lowest (``first``) or highest ranks, by rank
     ascending. A histogram of the genes' rank buckets finds the fewest buckets at that end
     holding ``window`` genes; only their genes' ranks are gathered and sorted."""
-    n_buckets = 1025  # _bucket_shift's most, plus one for a rank count of 1,024 << shift
+    n_buckets = _MAX_BUCKET + 1
     counts = np.zeros(n_buckets, dtype=np.int64)
     for gene in genes:
         counts[bucket[gene]] += 1
@@ -433,7 +439,7 @@ def _blend(
     two blocks bit by bit), with the set bits of ``first``, ``second`` and the children per
     row."""
     n_rows = first.shape[0]
-    children = np.empty_like(first)
+    children = np.empty(first.shape, dtype=np.uint8)  # C order whatever the parents' order
     counts = np.zeros((3, n_rows), dtype=np.int64)
     for r in range(n_rows):
         child, first_row, second_row = children[r], first[r], second[r]

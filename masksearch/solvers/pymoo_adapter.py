@@ -29,7 +29,7 @@ from pymoo.core.termination import NoTermination
 from pymoo.core.variable import get
 from pymoo.util import default_random_state
 
-from masksearch.keys import row_keys
+from masksearch.keys import KEY_VERSION, row_keys
 from masksearch.solvers.base import FAILED_OBJECTIVE, GenomeOperators, GenomeSolver, as_genomes
 
 __all__ = ["PYMOO_ALGORITHMS", "PymooSolver", "reference_directions"]
@@ -157,12 +157,15 @@ class _OperatorRepair(Repair):
     def do(self, problem, pop, **kwargs):
         X = pop.get("X")
         repaired = self._do(problem, X, **kwargs)
-        if repaired is not X:  # an encoding whose genomes need no repair returns them as they are
+        # packed genomes have no invariants: their repair only checks, and returns its input
+        # untouched; any other repair may edit in place and return the same array
+        untouched = repaired is X and getattr(self.operators, "repair_only_checks", False)
+        if not untouched:
             pop.set("X", repaired)
         return pop
 
 
-_KEY = "masksearch_genome_key_v1"  # bump when masksearch.keys changes its hash
+_KEY = f"masksearch_genome_key_v{KEY_VERSION}"
 
 
 class _HashDuplicateElimination(DuplicateElimination):
@@ -177,14 +180,13 @@ class _HashDuplicateElimination(DuplicateElimination):
         # pymoo compares each mating round's children with the whole population: a key is
         # kept with its individual, next to the genome it was computed from (pymoo replaces
         # an individual's X, never edits it in place)
-        keys: list[bytes | None] = []
+        keys = [b""] * len(pop)
         missing: list[int] = []
         for index, individual in enumerate(pop):
             cached = individual.data.get(_KEY)
             if cached is not None and cached[0] is individual.X:
-                keys.append(cached[1])
+                keys[index] = cached[1]
             else:
-                keys.append(None)
                 missing.append(index)
         if missing:
             genomes = np.stack(
@@ -193,7 +195,7 @@ class _HashDuplicateElimination(DuplicateElimination):
             for index, key in zip(missing, row_keys(genomes), strict=True):
                 keys[index] = key
                 pop[index].data[_KEY] = (pop[index].X, key)
-        return keys  # type: ignore[return-value]
+        return keys
 
     def _do(self, pop, other, is_duplicate):
         seen = set() if other is None else set(self._keys(other))

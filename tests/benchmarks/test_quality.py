@@ -44,7 +44,7 @@ def test_recalibrated_mask_accuracy_is_what_a_bn_row_scores(quality):
     rng = np.random.default_rng(0)
     flat = rng.random(layout.n_total) < 0.3
     mask = Mask.from_flat(layout, flat)
-    found = quality.mask_accuracies(model, mask, dataset, "cpu", has_bn=True)
+    found = quality.mask_accuracies(model, mask, dataset.test, dataset.train, "cpu", has_bn=True)
     # the problem a "+bn" row searches with, scoring on the test split instead of validation
     problem = PruningProblem(
         model,
@@ -56,5 +56,21 @@ def test_recalibrated_mask_accuracy_is_what_a_bn_row_scores(quality):
     scored = problem.evaluate(flat[None, :])
     assert found["test_accuracy_bn"] == pytest.approx(1.0 - scored.metrics["error"][0], abs=1e-9)
     assert found["test_accuracy"] != found["test_accuracy_bn"]  # re-estimation changed something
-    plain = quality.mask_accuracies(model, mask, dataset, "cpu", has_bn=False)
+    plain = quality.mask_accuracies(model, mask, dataset.test, dataset.train, "cpu", has_bn=False)
     assert plain == {"test_accuracy": found["test_accuracy"], "test_accuracy_bn": None}
+
+
+def test_bn_rows_are_not_in_the_default_run_and_skip_models_without_batch_norm(quality, capsys):
+    # the full default runs the two LeNets, which have no batch norm to re-estimate
+    defaults = quality.FULL["solvers"].split(",")
+    assert defaults and not set(defaults) & set(quality.PROBLEM_SETTINGS)
+    args = quality.parse_args(
+        [
+            "--models", "lenet300_fashion", "--densities", "0.05", "--seeds", "1",
+            "--solvers", "nsga2+ls+bn", "--oneshot", "none", "--training", "none",
+            "--budget", "32", "--pop-size", "16", "--train-samples", "256",
+        ]
+    )  # fmt: skip
+    result = quality.run_model("lenet300_fashion", args, print)
+    assert result["runs"] == []
+    assert "nsga2+ls+bn: skipped, lenet300_fashion has no batch norm" in capsys.readouterr().out

@@ -217,17 +217,31 @@ class _DeclaredConstraint(PymooSolver):
 
 
 @pytest.mark.parametrize("algorithm", ["nsga2", "ga", "nsga3", "smsemoa"])
-def test_constraint_declared_at_the_first_violation_changes_no_choice(algorithm) -> None:
+@pytest.mark.parametrize("probabilities", [(0.9, 1.0), (0.3, 0.6)])
+def test_constraint_declared_at_the_first_violation_changes_no_choice(
+    algorithm, probabilities
+) -> None:
     # pymoo meets the constraint only once a violation arrives; before that every candidate
-    # was feasible, so every ask must equal a run that declared it from the start
+    # was feasible, so every ask must equal a run that declared it from the start, through a
+    # checkpoint (a pickle round trip) before and after the first violation
+    crossover_prob, mutation_prob = probabilities
     operators = ToyBinaryOperators(24)
     problem = ToyProblem(operators)
     runs = []
-    for solver in (PymooSolver(algorithm, pop_size=8), _DeclaredConstraint(algorithm, pop_size=8)):
+    for solver in (
+        PymooSolver(
+            algorithm, pop_size=8, crossover_prob=crossover_prob, mutation_prob=mutation_prob
+        ),
+        _DeclaredConstraint(
+            algorithm, pop_size=8, crossover_prob=crossover_prob, mutation_prob=mutation_prob
+        ),
+    ):
         solver.setup(24, 2, np.random.default_rng(3), operators=operators)
         violation_rng = np.random.default_rng(7)
         asked = []
         for generation in range(8):
+            if generation in (2, 5):
+                solver = pickle.loads(pickle.dumps(solver))
             genomes = solver.ask()
             asked.append(genomes)
             violation = np.zeros(len(genomes))
@@ -311,3 +325,18 @@ def test_mutation_mutates_as_pymoo_does_with_pymoos_draws(prob) -> None:
     np.testing.assert_array_equal(ours.get("X"), reference.get("X"))
     assert ours_rng.random() == reference_rng.random()
     assert all(individual.X.base is None for individual in ours)
+
+
+class _RepairInPlace(ToyBinaryOperators):
+    """A plug-in encoding whose repair edits its input and returns it (the protocol allows it)."""
+
+    def repair(self, genomes: np.ndarray) -> np.ndarray:
+        genomes[:, 0] = True
+        return genomes
+
+
+def test_a_repair_that_edits_in_place_reaches_pymoos_population() -> None:
+    operators = _RepairInPlace(16)
+    solver = PymooSolver("nsga2", pop_size=8)
+    asked = run(solver, operators, 6)
+    assert all(genomes[:, 0].all() for genomes in asked[1:])  # children are repaired
