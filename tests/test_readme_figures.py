@@ -62,6 +62,7 @@ ENGINE_LOOP_EARLIER = "benchmarks/results/engine_loop_earlier.json"  # the same 
 STRUCTURED_X3 = "benchmarks/results/structured_x3.json"
 SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 QUICKSTART = "docs/quickstart_report.md"
+QUICKSTART_XEON = "docs/quickstart_report_xeon.md"  # the same make run, dense model trained there
 
 Value = float | tuple[float, float]
 
@@ -315,6 +316,37 @@ class Figure:
     source: str
     value: Callable[[Any], Value]
     tolerance: float | None = None
+
+
+def _xeon_target(density: str, column: int) -> Callable[[Any], float]:
+    """A cell of the Xeon quickstart report's "At the target densities" table, in percent."""
+
+    def value(text: str) -> float:
+        (line,) = [x for x in text.splitlines() if x.startswith(f"| {density} |")]
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        return float(cells[column].rstrip("%"))
+
+    return value
+
+
+def quickstart_xeon_figures() -> list[Figure]:
+    figures = []
+    for part, density in enumerate(("0.05", "0.02", "0.01")):
+        figures += [
+            Figure(
+                f"quickstart xeon: magnitude test {density}",
+                phrase(rf"masks score ({NUMBER}) / ({NUMBER}) / ({NUMBER})% on the test", 1 + part),
+                QUICKSTART_XEON,
+                _xeon_target(density, 5),
+            ),
+            Figure(
+                f"quickstart xeon: search test {density}",
+                phrase(rf"`make run` reached ({NUMBER}) / ({NUMBER}) / ({NUMBER})%", 1 + part),
+                QUICKSTART_XEON,
+                _xeon_target(density, 4),
+            ),
+        ]
+    return figures
 
 
 def quickstart_figures() -> list[Figure]:
@@ -2291,6 +2323,7 @@ FIGURES = [
     *quality_figures(),
     *quality_warm_figures(),
     *quality_resnet8_figures(),
+    *quickstart_xeon_figures(),
     *quality_resnet8_warm_figures(),
     *structured_ftpick_figures(),
     *engine_figures(),
