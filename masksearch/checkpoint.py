@@ -115,6 +115,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         "PymooSolver",
         "_AskTellProblem",
         "_ForwardComparator",
+        "_binary_tournament",
         "_HashDuplicateElimination",
         "_OperatorCrossover",
         "_OperatorMutation",

@@ -207,6 +207,58 @@ class _HashDuplicateElimination(DuplicateElimination):
         return is_duplicate
 
 
+def _binary_tournament(pop, P, algorithm, **kwargs) -> np.ndarray:
+    """pymoo's NSGA-II ``binary_tournament`` (``pymoo.algorithms.moo.nsga2``) on arrays: the same
+    winners and the same draws, without its per-tournament Python comparisons.
+
+    A tournament with an infeasible side goes to the smaller violation; between feasible ones,
+    to the dominating side (or the lower rank), else to the larger crowding distance. Each tie
+    draws ``algorithm.random_state.choice([a, b])`` in tournament order, which is the same
+    stream as one ``integers(0, 2, size=ties)`` (tests hold both to pymoo's function).
+    """
+    n_tournaments, n_parents = P.shape
+    if n_parents != 2:
+        raise ValueError("Only implemented for binary tournament!")
+    tournament_type = algorithm.tournament_type
+    if tournament_type not in ("comp_by_dom_and_crowding", "comp_by_rank_and_crowding"):
+        raise ValueError("Unknown tournament type.")
+    first, second = P[:, 0], P[:, 1]
+    violation = np.array([individual.CV[0] for individual in pop], dtype=float)
+    crowding = np.array([individual.get("crowding") for individual in pop], dtype=float)
+    winners = np.full(n_tournaments, -1, dtype=np.int64)
+    tied = np.zeros(n_tournaments, dtype=bool)
+
+    def decide(rows: np.ndarray, a_wins: np.ndarray, b_wins: np.ndarray) -> np.ndarray:
+        """Winners of ``rows`` where one side wins; the rows still open."""
+        winners[rows & a_wins] = first[rows & a_wins]
+        winners[rows & b_wins] = second[rows & b_wins]
+        return rows & ~a_wins & ~b_wins
+
+    infeasible = (violation[first] > 0.0) | (violation[second] > 0.0)
+    va, vb = violation[first], violation[second]
+    tied |= decide(infeasible, va < vb, vb < va)
+    if tournament_type == "comp_by_dom_and_crowding":
+        F = np.array([individual.F for individual in pop], dtype=float)
+        a_somewhere_better = (F[first] < F[second]).any(axis=1)
+        b_somewhere_better = (F[second] < F[first]).any(axis=1)
+        # Dominator.get_relation: a side dominates when it is better somewhere, worse nowhere
+        undecided = decide(
+            ~infeasible,
+            a_somewhere_better & ~b_somewhere_better,
+            b_somewhere_better & ~a_somewhere_better,
+        )
+    else:
+        rank = np.array([individual.get("rank") for individual in pop], dtype=float)
+        undecided = decide(~infeasible, rank[first] < rank[second], rank[second] < rank[first])
+    ca, cb = crowding[first], crowding[second]
+    tied |= decide(undecided, ca > cb, cb > ca)
+    ties = np.flatnonzero(tied)
+    if len(ties):
+        draws = algorithm.random_state.integers(0, 2, size=len(ties))
+        winners[ties] = np.where(draws == 0, first[ties], second[ties])
+    return winners[:, None]
+
+
 # pymoo wraps these tournament comparators in a decorator that pickles under a local name,
 # which breaks checkpointing; a by-name forwarder pickles fine and calls the same function.
 _TOURNAMENT_COMPARATORS = {
@@ -407,10 +459,14 @@ class PymooSolver(GenomeSolver):
                 common["n_offsprings"] = self.n_offsprings
             if kind == "nsga3":
                 common["ref_dirs"] = ref_dirs
-            if kind in _TOURNAMENT_COMPARATORS:
+            if kind in _TOURNAMENT_COMPARATORS or kind == "nsga2":
                 from pymoo.operators.selection.tournament import TournamentSelection
 
-                comparator = _ForwardComparator(*_TOURNAMENT_COMPARATORS[kind])
+                comparator = (
+                    _binary_tournament
+                    if kind == "nsga2"
+                    else _ForwardComparator(*_TOURNAMENT_COMPARATORS[kind])
+                )
                 common.setdefault("selection", TournamentSelection(func_comp=comparator))
             algorithm = algorithm_class(**common)
         # the search loop owns the budget; some constructors (NSGA2) install their own

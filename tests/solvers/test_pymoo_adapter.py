@@ -340,3 +340,37 @@ def test_a_repair_that_edits_in_place_reaches_pymoos_population() -> None:
     solver = PymooSolver("nsga2", pop_size=8)
     asked = run(solver, operators, 6)
     assert all(genomes[:, 0].all() for genomes in asked[1:])  # children are repaired
+
+
+@pytest.mark.parametrize(
+    "tournament_type", ["comp_by_dom_and_crowding", "comp_by_rank_and_crowding"]
+)
+@pytest.mark.parametrize("seed", range(6))
+def test_binary_tournament_picks_pymoos_winners_with_pymoos_draws(tournament_type, seed) -> None:
+    from types import SimpleNamespace
+
+    from pymoo.algorithms.moo.nsga2 import binary_tournament
+    from pymoo.core.individual import Individual
+    from pymoo.core.population import Population
+
+    from masksearch.solvers.pymoo_adapter import _binary_tournament
+
+    rng = np.random.default_rng(seed)
+    n = 20
+    individuals = []
+    for _ in range(n):
+        individual = Individual()
+        # few distinct values, so that violations, objectives and crowding tie often
+        individual.F = rng.integers(0, 3, 2).astype(float)
+        individual.CV = np.array([float(rng.choice([0.0, 0.0, 0.5, 1.0]))])
+        individual.set("rank", int(rng.integers(0, 3)))
+        individual.set("crowding", float(rng.choice([0.1, 0.2, np.inf])))
+        individuals.append(individual)
+    population = Population(individuals)
+    P = rng.integers(0, n, (40, 2))
+    ours = SimpleNamespace(tournament_type=tournament_type, random_state=np.random.default_rng(9))
+    theirs = SimpleNamespace(tournament_type=tournament_type, random_state=np.random.default_rng(9))
+    np.testing.assert_array_equal(
+        _binary_tournament(population, P, ours), binary_tournament(population, P, theirs)
+    )
+    assert ours.random_state.random() == theirs.random_state.random()
