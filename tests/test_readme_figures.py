@@ -58,7 +58,6 @@ SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
 STRUCTURED = "benchmarks/results/structured.json"
 ENGINE_LOOP = "benchmarks/results/engine_loop.json"
-ENGINE_LOOP_EARLIER = "benchmarks/results/engine_loop_earlier.json"  # the same code, run earlier
 STRUCTURED_X3 = "benchmarks/results/structured_x3.json"
 SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 QUICKSTART = "docs/quickstart_report.md"
@@ -2233,17 +2232,11 @@ def loop_figures() -> list[Figure]:
                 _repeat_speed(solver, end),
             )
             for solver, pattern in (
-                ("nsga2", rf"its 5 repeats took ({NUMBER}) to ({NUMBER})"),
-                ("deap-nsga2", rf"\(its 5 repeats: ({NUMBER}) to ({NUMBER})\)"),
+                ("nsga2", rf"pymoo's 5 repeats: ({NUMBER}) to ({NUMBER})"),
+                ("deap-nsga2", rf"DEAP's 5 repeats: ({NUMBER}) to ({NUMBER})"),
             )
             for end in (0, 1)
         ],
-        Figure(
-            "loop: pymoo genomes/s in the earlier run",
-            phrase(rf"the same code gave ({NUMBER}) \(\[engine_loop_earlier.md\]"),
-            ENGINE_LOOP_EARLIER,
-            _loop_speed("nsga2", True),
-        ),
         Figure(
             "loop: DEAP per genome, tiny genomes",
             phrase(rf"genomes/s; DEAP's ({NUMBER}) µs\)"),
