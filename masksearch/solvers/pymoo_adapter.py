@@ -5,7 +5,8 @@ count) whose ``_evaluate`` only copies the values handed to ``tell``, so it neve
 deep-copies a model. The encoding's operators are wired in as pymoo ``Sampling``, ``Crossover``,
 ``Mutation`` and ``Repair`` subclasses that run on pymoo's own seeded ``random_state``; the
 crossover's and the mutation's ``do`` are pymoo's, draw for draw, with fewer copies of each
-genome (tests hold them equal to pymoo's own).
+genome, and NSGA-II's binary tournament is pymoo's computed on arrays (tests hold all three
+equal to pymoo's own).
 Genomes are converted back to the encoding's dtype on every hand-over (pymoo#496: bool
 variables turn into floats after one generation).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable
 from math import comb
 
 import numpy as np
@@ -278,6 +280,16 @@ class _ForwardComparator:
         return comparator(*args, **kwargs)
 
 
+def _tournament_comparator(kind: str) -> Callable[..., np.ndarray] | None:
+    """The mating tournament's comparator for pymoo algorithm ``kind``, None for pymoo's own:
+    NSGA-II's on arrays, the others' through a picklable forwarder."""
+    if kind == "nsga2":
+        return _binary_tournament
+    if kind in _TOURNAMENT_COMPARATORS:
+        return _ForwardComparator(*_TOURNAMENT_COMPARATORS[kind])
+    return None
+
+
 def _algorithm_class(kind: str) -> type:
     if kind == "nsga2":
         from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -459,14 +471,10 @@ class PymooSolver(GenomeSolver):
                 common["n_offsprings"] = self.n_offsprings
             if kind == "nsga3":
                 common["ref_dirs"] = ref_dirs
-            if kind in _TOURNAMENT_COMPARATORS or kind == "nsga2":
+            comparator = _tournament_comparator(kind)
+            if comparator is not None:
                 from pymoo.operators.selection.tournament import TournamentSelection
 
-                comparator = (
-                    _binary_tournament
-                    if kind == "nsga2"
-                    else _ForwardComparator(*_TOURNAMENT_COMPARATORS[kind])
-                )
                 common.setdefault("selection", TournamentSelection(func_comp=comparator))
             algorithm = algorithm_class(**common)
         # the search loop owns the budget; some constructors (NSGA2) install their own
