@@ -43,6 +43,7 @@ import math
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -194,9 +195,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--init-later-epochs",
-        type=float,
+        type=later_epochs,
         default=1.0,
-        help="supermask-path: epochs at each target after 5%% (default 1)",
+        help="supermask-path: epochs at each target after 5%% (default 1), or one number "
+        "per target, 2%% then 1%% (e.g. 2,1)",
     )
     parser.add_argument(
         "--no-ablation", action="store_true", help="skip the search without the local search"
@@ -354,12 +356,30 @@ def main() -> None:
     print(markdown(payload))
 
 
+def later_epochs(text: str) -> float | tuple[float, ...]:
+    """``--init-later-epochs``: one number for every sparser target, or one per target."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of epochs or one per sparser target (e.g. 2,1), got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def later_label(later: float | Sequence[float]) -> str:
+    """``2``, or ``2-1`` for one count per target, for file names."""
+    if isinstance(later, (int, float)):
+        return f"{later:g}"
+    return "-".join(f"{epochs:g}" for epochs in later)
+
+
 def result_suffix(args: argparse.Namespace) -> str:
     # results of other seeding epochs sit beside the default's instead of replacing them
     problem = "" if args.problem == "lenet300_fashion" else "_" + args.problem.split("_")[0]
     epochs = "" if args.init_epochs == 1 else f"_e{args.init_epochs}"
     if args.init_method == "supermask-path":
-        later = "" if args.init_later_epochs == 1 else f"_l{args.init_later_epochs:g}"
+        later = "" if args.init_later_epochs == 1 else f"_l{later_label(args.init_later_epochs)}"
         epochs = "_path" + epochs + later
     tuned = f"_b{args.budget}" if args.budget != DEFAULT_BUDGET[args.problem] else ""
     tuned += f"_val{args.val_samples}" if args.val_samples else ""
@@ -421,9 +441,17 @@ def compare(a: dict, b: dict) -> list[str]:
 def markdown(payload: dict) -> str:
     summary = payload["summary"]
     init_method = payload.get("init_method", "supermask")
+    later = payload.get("init_later_epochs", 1)
+    later_text = (
+        f"{later:g} at 2% and at 1%"
+        if isinstance(later, (int, float))
+        else " and ".join(
+            f"{epochs:g} at {density:.0%}"
+            for epochs, density in zip(later, DENSITIES[1:], strict=True)
+        )
+    )
     seeding = (
-        f"supermask-path, {payload['init_epochs']} epoch(s) at 5%, then "
-        f"{payload.get('init_later_epochs', 1):g} at 2% and at 1%, one run"
+        f"supermask-path, {payload['init_epochs']} epoch(s) at 5%, then {later_text}, one run"
         if init_method == "supermask-path"
         else f"supermask, {payload['init_epochs']} epoch(s) per density"
     )

@@ -40,6 +40,7 @@ WARM_REPAIR = "benchmarks/results/warm_start_e3_ft1_repair10.json"
 WARM_PATH = "benchmarks/results/warm_start_path_e4.json"
 WARM_PATH_HELD = "benchmarks/results/warm_start_path_e4_val4000.json"
 WARM_PATH_L2 = "benchmarks/results/warm_start_path_e4_l2.json"
+WARM_PATH_421 = "benchmarks/results/warm_start_path_e4_l2-1_val4000_ft1.json"  # Xeon, 5 seeds
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
 WARM_PATH_B12K = "benchmarks/results/warm_start_path_b12288.json"
 WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2_ft1.json"
@@ -1041,6 +1042,137 @@ def warm_path_figures() -> list[Figure]:
                 lambda d: span(warm_epochs(d)),
             )
         )
+    return figures
+
+
+WARM_PATH_421_ROWS = (
+    ("| 4+2+1: supermask-path (the seeds) |", PATH_SEEDS, True),
+    ("| 4+2+1: search from the seeds (its front's pick) |", SEARCH, True),
+    ("| 4+2+1: search, picked on the held-out 1,000 images |", PATH_PICK, True),
+    ("| 4+2+1: search, the guarded held-out pick |", PATH_GUARDED, True),
+    ("| 4+2+1: supermask, equal time (3 epochs) |", PATH_EQUAL, True),
+    ("| 4+2+1: the held-out pick + 1 epoch FT |", PATH_PICK + " + 1 ep FT", False),
+    ("| 4+2+1: supermask, equal time + 1 epoch FT |", PATH_EQUAL + " + 1 ep FT", False),
+    ("| 4+2+1: DNS, 1 epoch |", "dns (1 ep)", False),
+)
+
+
+def warm_path_421_figures() -> list[Figure]:
+    """The path with 2 epochs at 2% and 1 at 1% (5 seeds): its table and the gaps its text
+    states, each from the file's per-seed rows."""
+    figures = [
+        Figure(
+            "path 4+2+1: equal-time epochs",
+            phrase(r"\| 4\+2\+1: supermask, equal time \((\d+) epochs\) \|"),
+            WARM_PATH_421,
+            lambda d: span(
+                [
+                    value["epochs"]
+                    for run in d["runs"]
+                    for name, value in run["rows"].items()
+                    if re.fullmatch(r"supermask, equal time \(\d+ ep\)", name)
+                ]
+            ),
+        ),
+        Figure(
+            "path 4+2+1: guarded pick wall time in the text",
+            phrase(rf"floor at every density in ({NUMBER}) s and leads"),
+            WARM_PATH_421,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "path 4+2+1: the 5% phase for seeds 0-2",
+            phrase(rf"Xeon it gives ({NUMBER})% for seeds 0–2"),
+            WARM_PATH_421,
+            lambda d: percent(
+                statistics.fmean(
+                    run["rows"][PATH_SEEDS]["test_accuracy"]["0.05"] for run in d["runs"][:3]
+                )
+            ),
+        ),
+        Figure(
+            "path 4+2+1: the 4+1+1 5% seeds on the EPYC",
+            phrase(rf"for seeds 0–2 \(the result file has each seed\) against ({NUMBER})%"),
+            WARM_PATH,
+            lambda d: warm(d, PATH_SEEDS, "0.05", 0),
+        ),
+    ]
+    for row, name, has_wall in WARM_PATH_421_ROWS:
+        figures += summary_row(
+            f"path 4+2+1: {name}",
+            row,
+            WARM_PATH_421,
+            name,
+            first_column=2,
+            wall_column=1 if has_wall else None,
+        )
+    gaps = (
+        (rf"at 2% \(\+({NUMBER})\) and 1%", "0.02", PATH_GUARDED, PATH_EQUAL),
+        (rf"and 1% \(\+({NUMBER})\), both beyond", "0.01", PATH_GUARDED, PATH_EQUAL),
+        (
+            rf"within noise \(\+({NUMBER})\)\. The search's own share",
+            "0.05",
+            PATH_GUARDED,
+            PATH_EQUAL,
+        ),
+        (rf"share is at 1%: \+({NUMBER}) over its seeds", "0.01", SEARCH, PATH_SEEDS),
+    )
+    for pattern, density, first, second in gaps:
+        figures.append(
+            gap(
+                f"path 4+2+1: {first} over {second} at {density}",
+                pattern,
+                WARM_PATH_421,
+                density,
+                first,
+                second,
+            )
+        )
+    picked_ft, equal_ft = PATH_PICK + " + 1 ep FT", PATH_EQUAL + " + 1 ep FT"
+    for column, density in enumerate(DENSITIES):
+        for rival, pattern in (
+            (
+                "dns (1 ep)",
+                rf"beats DNS at every density \((\+{NUMBER}), (\+{NUMBER}), "
+                rf"(\+{NUMBER}), beyond",
+            ),
+            (
+                equal_ft,
+                rf"fine-tuned the same way \((\+{NUMBER}), (\+{NUMBER}), "
+                rf"(\+{NUMBER}), each beyond",
+            ),
+        ):
+            figures.append(
+                gap(
+                    f"path 4+2+1 FT: over {rival} at {density}",
+                    pattern,
+                    WARM_PATH_421,
+                    density,
+                    picked_ft,
+                    rival,
+                    column + 1,
+                )
+            )
+    seeds_ft = PATH_SEEDS + " + 1 ep FT"
+    figures += [
+        Figure(
+            f"path 4+2+1: the seeds fine-tuned at {density}",
+            phrase(rf"seeds fine-tuned alone do as well \(({NUMBER}) / ({NUMBER})%\)", group),
+            WARM_PATH_421,
+            lambda d, density=density: warm(d, seeds_ft, density, 0),
+        )
+        for group, density in ((1, "0.05"), (2, "0.02"))
+    ]
+    figures.append(
+        gap(
+            "path 4+2+1 FT: the search over its seeds at 1%",
+            rf"at 1% the search adds \+({NUMBER}) to them",
+            WARM_PATH_421,
+            "0.01",
+            picked_ft,
+            seeds_ft,
+        )
+    )
     return figures
 
 
@@ -2323,6 +2455,7 @@ FIGURES = [
     *search_quality_figures(),
     *warm_start_figures(),
     *warm_path_figures(),
+    *warm_path_421_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),

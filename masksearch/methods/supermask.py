@@ -198,24 +198,43 @@ class SupermaskPath(Supermask):
     own: on LeNet-300-100 (``benchmarks/results/warm_start_path_e4.md``), 4 epochs at 5% then
     one each at 2% and 1% take 91 s for the three masks, and the 2% and 1% masks match or beat
     :class:`Supermask`'s trained 3 epochs at each density (157 s in all). A second epoch at
-    each lifts 2% further but lowers 1%, as more epochs at 1% do for :class:`Supermask`. For
-    a single density it is :class:`Supermask`.
+    each lifts 2% further but lowers 1%, as more epochs at 1% do for :class:`Supermask`:
+    ``later_epochs`` may so be one number per sparser target, densest first (``(2, 1)``).
+    For a single density it is :class:`Supermask`.
     """
 
     name: ClassVar[str] = "supermask-path"
 
-    later_epochs: float = 1.0
+    later_epochs: float | tuple[float, ...] = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         later = self.later_epochs
-        if isinstance(later, bool) or not isinstance(later, (int, float)) or not later > 0:
+        if isinstance(later, (list, tuple)):
+            self.later_epochs = later = tuple(later)
+            if not later:
+                raise MethodError("later_epochs must not be empty: give one number per density")
+        for epochs in later if isinstance(later, tuple) else (later,):
+            if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
+                raise MethodError(
+                    "later_epochs must be a number of epochs > 0 (per sparser density) or one "
+                    f"such number per sparser density, got {later!r}"
+                )
+
+    def _later(self, n_sparser: int) -> tuple[float, ...]:
+        """Epochs at each of ``n_sparser`` targets after the densest, densest first."""
+        later = self.later_epochs
+        if not isinstance(later, tuple):
+            return (float(later),) * n_sparser
+        if len(later) != n_sparser:
             raise MethodError(
-                f"later_epochs must be a number of epochs > 0 (per sparser density), got {later!r}"
+                f"later_epochs gives {len(later)} epoch counts ({later!r}) for "
+                f"{n_sparser} target(s) after the densest: give one per sparser target"
             )
+        return tuple(float(epochs) for epochs in later)
 
     def epochs_for(self, n_densities: int) -> float:
-        return float(self.epochs + self.later_epochs * max(0, n_densities - 1))
+        return float(self.epochs + sum(self._later(max(0, n_densities - 1))))
 
     def prune_each(
         self,
@@ -235,11 +254,13 @@ class SupermaskPath(Supermask):
         learner = _ScoreLearner(
             self, model, params, train_split(data), self._initial_scores(params)
         )
+        path = sorted(set(targets), reverse=True)
+        phases = (float(self.epochs), *self._later(len(path) - 1))
         masks: dict[float, Mask] = {}
         with learner.eval_mode():
-            for step, density in enumerate(sorted(set(targets), reverse=True)):
+            for density, epochs in zip(path, phases, strict=True):
                 counts = _kept_counts(params, density, chosen)
-                learner.train(counts, self.epochs if step == 0 else self.later_epochs, progress)
+                learner.train(counts, epochs, progress)
                 masks[density] = learner.mask(counts)
                 emit(progress, self.name, "done", masks[density], scope=chosen)
         return [masks[density] for density in targets]

@@ -124,7 +124,21 @@ def test_supermask_path_per_layer_and_single_density(trained, digits):
     assert path.epochs_for(2) == 1.5
 
 
-@pytest.mark.parametrize("later", [0, -1.0, "1", True])
+def test_supermask_path_takes_one_epoch_count_per_sparser_target(trained, digits):
+    # phases (1, 0.5, 1): the first two masks are those of a path whose later phases are all
+    # 0.5 epochs; the last continues from them for a whole epoch
+    path = make_method("supermask-path", epochs=1, later_epochs=(0.5, 1), seed=0)
+    masks = path.prune_each(trained, digits, [0.1, 0.3, 0.2])
+    halves = make_method("supermask-path", epochs=1, later_epochs=0.5, seed=0)
+    dense, middle, sparse = halves.prune_each(trained, digits, [0.3, 0.2, 0.1])
+    assert masks[1] == dense and masks[2] == middle
+    assert masks[0] != sparse  # its phase at 10% ran twice as long
+    assert path.epochs_for(3) == 2.5
+    with pytest.raises(MethodError, match=r"2 epoch counts .* for 1 target\(s\) after"):
+        path.prune_each(trained, digits, [0.3, 0.1])
+
+
+@pytest.mark.parametrize("later", [0, -1.0, "1", True, (1, 0), (), [1, "2"]])
 def test_supermask_path_refuses_a_bad_later_epochs(later):
-    with pytest.raises(MethodError, match="later_epochs must be a number of epochs > 0"):
+    with pytest.raises(MethodError, match="later_epochs must"):
         make_method("supermask-path", later_epochs=later)
