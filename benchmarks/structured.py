@@ -33,6 +33,8 @@ two threads time in steps of the scheduler's slice. Search and fine-tuning use e
 ``--pick finetune`` keeps, of the front members that reach the speedup, the one most accurate on
 the validation images after a short fine-tune (``--pick-images`` training images), instead of
 the one with the lowest validation error at frozen weights (``structured_ftpick.*``).
+``--widths-only`` searches per-group widths only, each group keeping its most important
+channels by group L2 magnitude (``structured_widths.*``); the baselines are unchanged.
 
 A second part times torchvision's resnet18 and mobilenet_v3_small (random weights, 3×224×224
 input, batch 1) dense and shrunk to group-magnitude genomes at three densities: the table's
@@ -176,8 +178,16 @@ def timed(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int) -> f
 
 
 def run_seed(
-    seed: int, problem: Any, loaded: Any, args: argparse.Namespace, dense_seconds: float
+    seed: int,
+    problem: Any,
+    loaded: Any,
+    args: argparse.Namespace,
+    dense_seconds: float,
+    search_problem: Any = None,
 ) -> dict[str, Any]:
+    """One seed: the search on ``search_problem`` (default ``problem``; ``--widths-only``
+    gives one with the same model weights, data and latency table whose genomes choose only
+    per-group widths), the baselines on ``problem``."""
     model, encoding, table = problem.model, problem.encoding, problem.latency
     initial = np.concatenate(
         [
@@ -187,7 +197,7 @@ def run_seed(
     )
     start = time.perf_counter()
     result = ms.search(
-        problem,
+        problem if search_problem is None else search_problem,
         make_solver("nsga2", pop_size=args.pop_size),
         budget=args.budget,
         seed=seed,
@@ -430,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
         default=6400,
         help="training images of --pick finetune's short fine-tune (default 6400: 50 batches)",
     )
+    parser.add_argument(
+        "--widths-only",
+        action="store_true",
+        help="search per-group widths only, each group keeping its most important channels "
+        "(the groups encoding's widths_only option; results structured_widths.*)",
+    )
     parser.add_argument("--latency-batch", type=int, default=64)
     parser.add_argument("--torchvision-batch", type=int, default=1)
     parser.add_argument("--no-torchvision", action="store_true")
@@ -447,12 +463,25 @@ def main(argv: list[str] | None = None) -> int:
             repair_steps=args.repair_steps,
         )
     table_seconds = time.perf_counter() - start
+    search_problem = None
+    if args.widths_only:
+        # the same model weights, data and (timed once) latency table; the baselines keep
+        # the plain encoding, so their channel choices stay Torch-Pruning's
+        search_problem = ms.catalogue.build(
+            "resnet8_fashion",
+            objectives=("error", "latency"),
+            val_samples=args.val_samples,
+            recalibrate_bn=args.recalibrate_bn,
+            repair_steps=args.repair_steps,
+            encoding_options={"widths_only": True},
+            latency=problem.latency,
+        )
     loaded = ms.data.load("fashion-mnist")
     shape = problem.encoding.input_shape
     dense_seconds = timed(problem.model, shape, args.latency_batch)
     seeds = []
     for seed in range(args.seeds):
-        seeds.append(run_seed(seed, problem, loaded, args, dense_seconds))
+        seeds.append(run_seed(seed, problem, loaded, args, dense_seconds, search_problem))
     payload: dict[str, Any] = {
         "command": "python benchmarks/structured.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -470,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = "structured" + (f"_x{args.speedup:g}" if args.speedup != 2.0 else "")
     stem += f"_repair{args.repair_steps}" if args.repair_steps else ""
     stem += "_ftpick" if args.pick == "finetune" else ""
+    stem += "_widths" if args.widths_only else ""
     stem += "_quick" if args.quick else ""
     names = write_results(OUT, stem, payload, markdown, plot=lambda path: plot(payload, path))
     print(markdown(payload))

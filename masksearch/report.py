@@ -37,12 +37,27 @@ N_MAGNITUDE_POINTS = 10
 
 
 def split_scores(problem: Any, masks: np.ndarray, split: Any) -> dict[str, np.ndarray]:
-    """``{"loss", "error", "accuracy"}`` of flat ``masks`` on ``split`` by an exact evaluator."""
-    from masksearch.evaluators import make_evaluator
+    """``{"loss", "error", "accuracy"}`` of flat ``masks`` on ``split`` by an exact evaluator
+    that scores as the problem does: after its repair steps and batch-norm re-estimation when
+    it has them, so test figures compare like for like with the search's validation ones."""
+    from masksearch.evaluators import RepairedEvaluator, make_evaluator
 
     if len(masks) == 0:
         return {k: np.zeros(0) for k in ("loss", "error", "accuracy")}
-    evaluator = make_evaluator(problem.model, split, problem.layout, device=problem.device)
+    steps = int(getattr(problem, "repair_steps", 0) or 0)
+    recalibrate = int(getattr(problem, "recalibrate_bn", 0) or 0)
+    if steps or recalibrate:
+        evaluator: Any = RepairedEvaluator(
+            problem.model,
+            split,
+            problem.layout,
+            problem.train_data,
+            steps=steps,
+            recalibrate_bn=recalibrate,
+            device=problem.device,
+        )
+    else:
+        evaluator = make_evaluator(problem.model, split, problem.layout, device=problem.device)
     scores = {k: np.asarray(v, dtype=np.float64) for k, v in evaluator(masks).items()}
     scores["accuracy"] = 1.0 - scores["error"]
     return scores
@@ -141,23 +156,42 @@ def run_config(
     return validate_values({k: v for k, v in config.items() if k in CONFIG_KEYS}, "settings")
 
 
-def magnitude_curve(problem: Any, densities: Sequence[float]) -> list[dict[str, float]]:
-    """Global magnitude pruning at each density, scored on validation (and test) data."""
+# the magnitude baseline of an encoding that removes whole channels removes whole channels too:
+# an unstructured mask at the same density is no rival for a smaller, faster model
+MAGNITUDE_BASELINES = {
+    "global": "global magnitude pruning (largest |w| kept) at exactly that density",
+    "groups": "group magnitude pruning (whole channels of every dependency group, the lowest "
+    "group L2 norms removed first, never a group's last channel), nearest that density",
+    "channels": "channel magnitude pruning (whole channels, the lowest L2 norms removed "
+    "first, never a layer's last channel), nearest that density",
+}
+
+
+def magnitude_curve(problem: Any, densities: Sequence[float]) -> list[dict[str, Any]]:
+    """Magnitude pruning at each density, scored on validation (and test) data as the
+    problem scores: global magnitude, or for the ``groups`` and ``channels`` encodings their
+    own whole-channel magnitude pruning (``method`` in each point says which)."""
     densities = sorted({float(d) for d in densities})
     if not densities:
         return []
-    names = problem.layout.names
-    masks = np.stack(
-        [Mask.magnitude(problem.model, density, names=names).flat() for density in densities]
-    )
+    encoding = problem.encoding
+    method = encoding.name if encoding.name in MAGNITUDE_BASELINES else "global"
+    if method == "global":
+        names = problem.layout.names
+        masks = np.stack(
+            [Mask.magnitude(problem.model, density, names=names).flat() for density in densities]
+        )
+    else:
+        masks = encoding.decode(encoding.magnitude(densities))
     val = split_scores(problem, masks, problem.data)
     test = split_scores(problem, masks, problem.test_data) if problem.test_data else None
     curve = []
     for i, _density in enumerate(densities):
-        point = {
+        point: dict[str, Any] = {
             "density": float(masks[i].mean()),
             "accuracy": float(val["accuracy"][i]),
             "loss": float(val["loss"][i]),
+            "method": method,
         }
         if test is not None:
             point["test_accuracy"] = float(test["accuracy"][i])
@@ -406,10 +440,11 @@ def render_markdown(
     warnings = sparse_pick_warnings(comparison)
     if warnings:
         lines += ["", *(f"**Warning**: {warning}." for warning in warnings)]
+    baseline = MAGNITUDE_BASELINES[curve[0].get("method", "global") if curve else "global"]
     lines += [
         "",
-        "Magnitude: global magnitude pruning (largest |w| kept) at exactly that density, "
-        "no fine-tuning. Val = the validation split the search optimised on; test = held out.",
+        f"Magnitude: {baseline}, no fine-tuning. Val = the validation split the search "
+        "optimised on; test = held out.",
         "",
         "![Pareto front against magnitude pruning](front.png)",
         "",

@@ -54,6 +54,7 @@ QUALITY_RESNET8_WARM = "benchmarks/results/quality_resnet8_warm.json"
 QUALITY_RESNET8_BN = "benchmarks/results/quality_resnet8_bn.json"
 QUALITY_RESNET8_SM2 = "benchmarks/results/quality_resnet8_sm2.json"
 STRUCTURED_FTPICK = "benchmarks/results/structured_ftpick.json"
+STRUCTURED_WIDTHS = "benchmarks/results/structured_widths.json"  # Xeon
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -1784,6 +1785,61 @@ def quality_resnet8_warm_figures() -> list[Figure]:
     return figures
 
 
+def structured_widths_figures() -> list[Figure]:
+    """The widths-only structured search: means ± std after FT, the pick before FT, seed 2."""
+    figures = []
+    for name, label in (
+        ("search", "search"),
+        ("Torch-Pruning", "torch-pruning magnitude"),
+        ("uniform", "uniform"),
+    ):
+        for part in (0, 1):
+            figures.append(
+                Figure(
+                    f"structured widths: {label} after {part}",
+                    phrase(
+                        rf"there, after the same epoch: .*?{name} ({NUMBER}) ± ({NUMBER})%",
+                        1 + part,
+                    ),
+                    STRUCTURED_WIDTHS,
+                    lambda d, k=label, i=part: percent(d["summary"][k]["test_after"][i]),
+                )
+            )
+    for group, label in ((1, "search"), (2, "uniform")):
+        figures.append(
+            Figure(
+                f"structured widths: {label} before fine-tuning",
+                phrase(rf"only level with uniform \(({NUMBER}) against ({NUMBER})%\)", group),
+                STRUCTURED_WIDTHS,
+                lambda d, k=label: percent(d["summary"][k]["test_before"][0]),
+            )
+        )
+    seed_2 = "STRUCTURED_WIDTHS seed 2"
+    figures += [
+        Figure(
+            "structured widths: the free search's lead before FT on the EPYC",
+            phrase(rf"the free channel search was ({NUMBER}) points ahead"),
+            STRUCTURED,
+            lambda d: percent(
+                d["summary"]["search"]["test_before"][0] - d["summary"]["uniform"]["test_before"][0]
+            ),
+        ),
+        Figure(
+            f"{seed_2} speedup",
+            phrase(rf"overshot to a measured ({NUMBER})× and fine-tuned to {NUMBER}%"),
+            STRUCTURED_WIDTHS,
+            lambda d: d["seeds"][2]["rows"]["search"]["measured_speedup"],
+        ),
+        Figure(
+            f"{seed_2} accuracy",
+            phrase(rf"overshot to a measured {NUMBER}× and fine-tuned to ({NUMBER})%"),
+            STRUCTURED_WIDTHS,
+            lambda d: percent(d["seeds"][2]["rows"]["search"]["test_after"]),
+        ),
+    ]
+    return figures
+
+
 def structured_ftpick_figures() -> list[Figure]:
     """The fine-tuning-aware structured pick: means ± std and the per-seed figures quoted."""
     figures = []
@@ -2468,6 +2524,7 @@ FIGURES = [
     *quickstart_xeon_figures(),
     *quality_resnet8_warm_figures(),
     *structured_ftpick_figures(),
+    *structured_widths_figures(),
     *engine_figures(),
     *screening_figures(),
     *scale_figures(),

@@ -43,6 +43,11 @@ class GroupsEncoding(_SparseBinaryEncoding):
     channel removes, over the mean of its group (Torch-Pruning's group-magnitude criterion,
     normalised so groups of different widths compare). Every group keeps at least one
     channel: :meth:`validate` turns a group's best channel back on when a genome empties it.
+
+    With ``widths_only=True`` a genome chooses only how many channels each group keeps, and
+    which ones is the importance's: :meth:`validate` keeps each group's top channels, as many
+    as the genome has on there. The search is then over per-group widths (an architecture
+    search, as AMC or MetaPruning do), a far smaller space than the channels' identities.
     """
 
     name = "groups"
@@ -61,6 +66,7 @@ class GroupsEncoding(_SparseBinaryEncoding):
         input_shape: Sequence[int],
         ignored: Sequence[str] | None = None,
         importance: str = "l2",
+        widths_only: bool = False,
     ) -> None:
         if importance not in IMPORTANCES:
             raise ValueError(f"importance must be one of {IMPORTANCES}, got {importance!r}")
@@ -75,6 +81,9 @@ class GroupsEncoding(_SparseBinaryEncoding):
         self.input_shape = tuple(int(s) for s in input_shape)
         self.ignored = None if ignored is None else tuple(ignored)
         self.importance = importance
+        if not isinstance(widths_only, bool):
+            raise TypeError(f"widths_only must be True or False, got {widths_only!r}")
+        self.widths_only = widths_only
         self.n_genes = self.table.n_genes
         self._score = self._scores(model)
         self._order = _descending(self._score)
@@ -89,15 +98,25 @@ class GroupsEncoding(_SparseBinaryEncoding):
             ],
             dtype=np.int64,
         )
+        # each gene's place in its group by descending score (0: the group's best); stable,
+        # so ties go to the lower channel as in the rest of the encoding
+        self._rank_in_group = np.empty(self.n_genes, dtype=np.int64)
+        for g in range(self._n_blocks):
+            part = slice(offsets[g], offsets[g + 1])
+            order = np.argsort(-self._score[part], kind="stable")
+            self._rank_in_group[offsets[g] + order] = np.arange(order.size)
         self._cover_cache: np.ndarray | None = None
 
     @property
     def options(self) -> dict[str, Any]:
-        return {
+        options = {
             "input_shape": list(self.input_shape),
             "ignored": None if self.ignored is None else list(self.ignored),
             "importance": self.importance,
         }
+        if self.widths_only:  # absent when off: run directories from before it read the same
+            options["widths_only"] = True
+        return options
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -144,6 +163,10 @@ class GroupsEncoding(_SparseBinaryEncoding):
         return self._cover_cache
 
     def _check_invariants(self, genomes: np.ndarray) -> np.ndarray:
+        if self.widths_only:
+            kept = np.add.reduceat(genomes.astype(np.int64), self.table.offsets[:-1], axis=1)
+            # at least one channel per group, and the group's top ones by importance
+            return np.maximum(kept, 1)[:, self._block] > self._rank_in_group
         empty = np.logical_not(np.logical_or.reduceat(genomes, self.table.offsets[:-1], axis=1))
         if empty.any():
             rows, groups = np.nonzero(empty)

@@ -252,3 +252,45 @@ def test_problem_fills_in_the_input_shape_and_scores_the_masked_model():
             Split(torch.randn(8, 64), torch.zeros(8).long()),
             objectives=("error", "latency"),
         )
+
+
+def test_widths_only_keeps_each_groups_most_important_channels():
+    model = models.build("resnet20", seed=0)
+    free = GroupsEncoding(model, input_shape=(3, 16, 16))
+    widths = GroupsEncoding(model, input_shape=(3, 16, 16), widths_only=True)
+    rng = np.random.default_rng(5)
+    genomes = rng.random((8, free.n_genes)) < rng.random((8, 1))
+    genomes[0] = False  # every group emptied: one channel each survives
+    fixed = widths.validate(genomes)
+    offsets = free.table.offsets
+    for raw, genome in zip(genomes, fixed, strict=True):
+        for g in range(len(offsets) - 1):
+            part = slice(offsets[g], offsets[g + 1])
+            # the width is the genome's own (at least 1), the channels the top-scoring ones,
+            # checked against a plain sort of the group's scores
+            width = max(1, int(raw[part].sum()))
+            assert int(genome[part].sum()) == width
+            best = np.argsort(-free._score[part], kind="stable")[:width]
+            assert set(np.flatnonzero(genome[part])) == set(best)
+    # a genome already in that form is left as it is, and the operators keep the form
+    assert np.array_equal(widths.validate(fixed), fixed)
+    children = widths.mutate(fixed, rng)
+    assert np.array_equal(widths.validate(children), children)
+    assert not np.array_equal(children, fixed)
+    # global magnitude pruning removes each group's weakest channels: already widths-only
+    magnitude = free.magnitude([0.6, 0.3])
+    assert np.array_equal(widths.magnitude([0.6, 0.3]), magnitude)
+    assert np.array_equal(widths.validate(magnitude), magnitude)
+
+
+def test_widths_only_is_an_option_a_run_directory_rebuilds():
+    model = tiny_residual()
+    widths = GroupsEncoding(model, input_shape=(1, 6, 6), widths_only=True)
+    assert widths.options["widths_only"] is True
+    assert "widths_only" not in GroupsEncoding(model, input_shape=(1, 6, 6)).options
+    rebuilt = make_encoding("groups", tiny_residual(), **widths.options)
+    genome = np.zeros(widths.n_genes, dtype=bool)
+    genome[[0, widths.n_genes - 1]] = True
+    assert np.array_equal(rebuilt.validate(genome), widths.validate(genome))
+    with pytest.raises(TypeError, match="widths_only must be True or False"):
+        GroupsEncoding(model, input_shape=(1, 6, 6), widths_only="yes")
