@@ -98,6 +98,9 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     | _names("masksearch.encodings.pool", "PoolEncoding")
     | _names("masksearch.encodings.levels", "LevelsEncoding")
     | _names("masksearch.encodings.channels", "ChannelsEncoding")
+    # the groups encoding and its channel-group table: frozen dataclasses of arrays and names
+    | _names("masksearch.encodings.groups", "GroupsEncoding")
+    | _names("masksearch.structured.groups", "GroupTable", "ChannelGroup")
     | _names("masksearch.encodings.packed", "PackedOperators")
     | _names("masksearch.front", "ParetoFront")
     | _names("masksearch.local_search", "GradientSwaps")

@@ -41,6 +41,7 @@ WARM_PATH = "benchmarks/results/warm_start_path_e4.json"
 WARM_PATH_HELD = "benchmarks/results/warm_start_path_e4_val4000.json"
 WARM_PATH_L2 = "benchmarks/results/warm_start_path_e4_l2.json"
 WARM_PATH_421 = "benchmarks/results/warm_start_path_e4_l2-1_val4000_ft1.json"  # Xeon, 5 seeds
+WARM_PATH_421_B12K = "benchmarks/results/warm_start_path_e4_l2-1_b12288_val4000.json"  # Xeon
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
 WARM_PATH_B12K = "benchmarks/results/warm_start_path_b12288.json"
 WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2_ft1.json"
@@ -1174,6 +1175,89 @@ def warm_path_421_figures() -> list[Figure]:
             seeds_ft,
         )
     )
+    return figures + warm_path_421_longer_figures()
+
+
+def equal_time_epochs(d: dict) -> tuple[float, float]:
+    return span(
+        [
+            value["epochs"]
+            for run in d["runs"]
+            for name, value in run["rows"].items()
+            if re.fullmatch(r"supermask, equal time \(\d+ ep\)", name)
+        ]
+    )
+
+
+def warm_path_421_longer_figures() -> list[Figure]:
+    """The 4+2+1 path with 12,288 evaluations: what the search adds at 1%, level elsewhere."""
+    longer = WARM_PATH_421_B12K
+    figures = [
+        gap(
+            "path 4+2+1, 12,288 evaluations: over its seeds at 1%",
+            rf"at 1% it adds \+({NUMBER}) points to its seeds",
+            longer,
+            "0.01",
+            PATH_GUARDED,
+            PATH_SEEDS,
+        ),
+        Figure(
+            "path 4+2+1, 12,288 evaluations: 1% mean",
+            phrase(rf"to its seeds \(({NUMBER}) ± {NUMBER}%, beyond"),
+            longer,
+            lambda d: warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+        Figure(
+            "path 4+2+1, 12,288 evaluations: 1% std",
+            phrase(rf"to its seeds \({NUMBER} ± ({NUMBER})%, beyond"),
+            longer,
+            lambda d: warm(d, PATH_GUARDED, "0.01", 1),
+        ),
+        Figure(
+            "path 4+2+1, 12,288 evaluations: search wall time",
+            phrase(rf"beyond two standard errors\) in ({NUMBER}) s, {NUMBER} points above"),
+            longer,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        gap(
+            "path 4+2+1, 12,288 evaluations: over equal time at 1%",
+            rf"s, ({NUMBER}) points above supermask given the same time \(4",
+            longer,
+            "0.01",
+            PATH_GUARDED,
+            PATH_EQUAL,
+        ),
+        Figure(
+            "path 4+2+1, 12,288 evaluations: equal-time epochs",
+            phrase(rf"the same time \(({NUMBER}) epochs per density, {NUMBER} s\)"),
+            longer,
+            equal_time_epochs,
+        ),
+        Figure(
+            "path 4+2+1, 12,288 evaluations: equal-time wall",
+            phrase(rf"the same time \({NUMBER} epochs per density, ({NUMBER}) s\)"),
+            longer,
+            lambda d: d["summary"][PATH_EQUAL]["wall_time"],
+        ),
+        Figure(
+            "path 4+2+1, 12,288 evaluations: short of the 1% goal",
+            phrase(rf"and ({NUMBER}) short of issue 14's 1% goal"),
+            longer,
+            lambda d: 83.0 - warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+    ]
+    for group, density in ((1, "0.05"), (2, "0.02")):
+        figures.append(
+            gap(
+                f"path 4+2+1, 12,288 evaluations: level with equal time at {density}",
+                rf"draws level \(\+({NUMBER}) and \+({NUMBER})\)",
+                longer,
+                density,
+                PATH_GUARDED,
+                PATH_EQUAL,
+                group,
+            )
+        )
     return figures
 
 

@@ -98,13 +98,7 @@ class GroupsEncoding(_SparseBinaryEncoding):
             ],
             dtype=np.int64,
         )
-        # each gene's place in its group by descending score (0: the group's best); stable,
-        # so ties go to the lower channel as in the rest of the encoding
-        self._rank_in_group = np.empty(self.n_genes, dtype=np.int64)
-        for g in range(self._n_blocks):
-            part = slice(offsets[g], offsets[g + 1])
-            order = np.argsort(-self._score[part], kind="stable")
-            self._rank_in_group[offsets[g] + order] = np.arange(order.size)
+        self._rank_in_group = self._ranks_in_groups()
         self._cover_cache: np.ndarray | None = None
 
     @property
@@ -122,6 +116,22 @@ class GroupsEncoding(_SparseBinaryEncoding):
         state = dict(self.__dict__)
         state["_cover_cache"] = None  # rebuilt on demand: it is the size of the layout
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if "widths_only" not in state:  # pickled before the option existed
+            self.widths_only = False
+            self._rank_in_group = self._ranks_in_groups()
+
+    def _ranks_in_groups(self) -> np.ndarray:
+        """Each gene's place in its group by descending score (0: the group's best); stable,
+        so ties go to the lower channel as in the rest of the encoding."""
+        offsets = self.table.offsets
+        ranks = np.empty(self.n_genes, dtype=np.int64)
+        for g in range(len(offsets) - 1):
+            order = np.argsort(-self._score[offsets[g] : offsets[g + 1]], kind="stable")
+            ranks[offsets[g] + order] = np.arange(order.size)
+        return ranks
 
     def _scores(self, model: nn.Module) -> np.ndarray:
         params = dict(model.named_parameters())
