@@ -98,7 +98,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     | _names("masksearch.encodings.pool", "PoolEncoding")
     | _names("masksearch.encodings.levels", "LevelsEncoding")
     | _names("masksearch.encodings.channels", "ChannelsEncoding")
-    # the groups encoding and its channel-group table: frozen dataclasses of arrays and names
+    # the groups encoding (its __setstate__ only fills in defaults and sorts its own arrays)
+    # and its channel-group table (frozen dataclasses of arrays and names)
     | _names("masksearch.encodings.groups", "GroupsEncoding")
     | _names("masksearch.structured.groups", "GroupTable", "ChannelGroup")
     | _names("masksearch.encodings.packed", "PackedOperators")

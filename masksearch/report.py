@@ -158,12 +158,13 @@ def run_config(
 
 # the magnitude baseline of an encoding that removes whole channels removes whole channels too:
 # an unstructured mask at the same density is no rival for a smaller, faster model
-MAGNITUDE_BASELINES = {
+MAGNITUDE_BASELINES: dict[str, str] = {
     "global": "global magnitude pruning (largest |w| kept) at exactly that density",
     "groups": "group magnitude pruning (whole channels of every dependency group, the lowest "
-    "group L2 norms removed first, never a group's last channel), nearest that density",
+    "group L2 norms removed first, never a group's last channel), the densest at or below "
+    "that density",
     "channels": "channel magnitude pruning (whole channels, the lowest L2 norms removed "
-    "first, never a layer's last channel), nearest that density",
+    "first, never a layer's last channel), the densest at or below that density",
 }
 
 
@@ -182,7 +183,8 @@ def magnitude_curve(problem: Any, densities: Sequence[float]) -> list[dict[str, 
             [Mask.magnitude(problem.model, density, names=names).flat() for density in densities]
         )
     else:
-        masks = encoding.decode(encoding.magnitude(densities))
+        # at or below each density, as the front members it is compared with
+        masks = encoding.decode(encoding.magnitude(densities, at_most=True))
     val = split_scores(problem, masks, problem.data)
     test = split_scores(problem, masks, problem.test_data) if problem.test_data else None
     curve = []
@@ -226,7 +228,13 @@ def at_targets(
             [m["density"] for m in members], [m["error"] for m in members], target, slack
         )
         best = None if position is None else members[position]
-        magnitude = min(curve, key=lambda p: abs(p["density"] - target)) if curve else None
+        # a structured baseline's points sit at or below their densities: never compare with
+        # one denser than the target allows, when a point within it exists
+        within = [p for p in curve if p["density"] <= target + slack]
+        candidates = within if within and curve[0].get("method", "global") != "global" else curve
+        magnitude = (
+            min(candidates, key=lambda p: abs(p["density"] - target)) if candidates else None
+        )
         rows.append({"target": float(target), "member": best, "magnitude": magnitude})
     return rows
 
@@ -441,9 +449,11 @@ def render_markdown(
     if warnings:
         lines += ["", *(f"**Warning**: {warning}." for warning in warnings)]
     baseline = MAGNITUDE_BASELINES[curve[0].get("method", "global") if curve else "global"]
+    repair = config.get("repair_steps") or 0
+    scored = f"after the search's {repair} repair steps" if repair else "no fine-tuning"
     lines += [
         "",
-        f"Magnitude: {baseline}, no fine-tuning. Val = the validation split the search "
+        f"Magnitude: {baseline}, {scored}. Val = the validation split the search "
         "optimised on; test = held out.",
         "",
         "![Pareto front against magnitude pruning](front.png)",

@@ -348,6 +348,14 @@ def search_fingerprint(
         "solver": type(solver).__name__,
         "seed": seed,
         "local_search": None if local_search is None else type(local_search).__name__,
+        # the groups encoding's checkpoints resume since its options (widths_only among them)
+        # joined: they are part of its fingerprint from the start. The other encodings'
+        # fingerprints stay as they were, so their older checkpoints still resume.
+        **(
+            {"encoding_options": problem.encoding.options}
+            if problem.encoding.name == "groups"
+            else {}
+        ),
     }
 
 

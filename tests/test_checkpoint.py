@@ -199,9 +199,18 @@ def test_a_groups_search_resumes_from_its_checkpoint(tmp_path) -> None:
     ms.search(problem, first, budget=24, seed=3, checkpoint=path)
     state = load_checkpoint(path, search_fingerprint(problem, first, 3, None))
     assert state["n_evals"] == 24 and type(state["solver"]) is type(first)
+    evaluated = []
+    evaluate = problem.evaluate
+
+    def counting(genomes, *args, **kwargs):
+        evaluated.append(len(genomes))
+        return evaluate(genomes, *args, **kwargs)
+
+    problem.evaluate = counting  # the resumed run scores only what the checkpoint lacks
     resumed = ms.search(
         problem, make_solver("nsga2", pop_size=8), budget=48, seed=3, checkpoint=path, resume=True
     )
+    assert sum(evaluated) == 24
     assert resumed.n_evals == whole.n_evals == 48
     assert np.array_equal(resumed.front.genomes, whole.front.genomes)
     assert np.array_equal(resumed.front.objectives, whole.front.objectives)
@@ -220,3 +229,27 @@ def test_a_groups_encoding_pickled_before_widths_only_loads_as_a_free_one() -> N
     assert np.array_equal(loaded._rank_in_group, encoding._rank_in_group)
     free = GroupsEncoding(_groups_problem().model, input_shape=(1, 6, 6))
     assert np.array_equal(loaded.validate(genomes), free.validate(genomes))
+
+
+def test_a_groups_checkpoint_is_refused_by_a_problem_with_other_encoding_options(
+    tmp_path,
+) -> None:
+    problem = _groups_problem()
+    path = tmp_path / "checkpoint.pkl"
+    ms.search(problem, make_solver("nsga2", pop_size=8), budget=16, seed=0, checkpoint=path)
+    widths = ms.PruningProblem(
+        problem.model,
+        problem.data,
+        encoding="groups",
+        densities=(0.5,),
+        encoding_options={"widths_only": True},
+    )
+    with pytest.raises(CheckpointError, match="encoding_options"):
+        ms.search(
+            widths,
+            make_solver("nsga2", pop_size=8),
+            budget=32,
+            seed=0,
+            checkpoint=path,
+            resume=True,
+        )

@@ -206,11 +206,13 @@ def test_a_structured_problems_magnitude_baseline_removes_whole_channels(recalib
     problem = _small_residual_problem(recalibrate_bn)
     encoding = problem.encoding
     curve = magnitude_curve(problem, [0.7, 0.4])
-    genomes = encoding.magnitude([0.4, 0.7])
     # group magnitude, scored exactly as the problem scores a genome (batch norm re-estimated
     # when the problem does that), not an unstructured weight mask
+    genomes = encoding.magnitude([0.4, 0.7], at_most=True)
     scored = problem.evaluate(genomes)
     assert [point["method"] for point in curve] == ["groups", "groups"]
+    # at or below each density, as the front members it is compared with
+    assert all(p["density"] <= target for p, target in zip(curve, [0.4, 0.7], strict=True))
     assert [point["density"] for point in curve] == pytest.approx(
         encoding.decode(genomes).mean(axis=1).tolist()
     )
@@ -232,3 +234,16 @@ def test_a_weight_problems_magnitude_baseline_is_global(finished):
     assert point["accuracy"] == pytest.approx(
         evaluate(mask.apply(copy.deepcopy(problem.model)), problem.data).accuracy
     )
+
+
+def test_a_structured_baseline_is_never_denser_than_its_target():
+    # one point just over the target, one under it: the under one is compared, even though
+    # the other is nearer; a global curve keeps taking the nearest point
+    over = {"density": 0.2009, "accuracy": 0.9, "loss": 0.1, "method": "groups"}
+    under = {"density": 0.1950, "accuracy": 0.8, "loss": 0.2, "method": "groups"}
+    member = {"index": 0, "density": 0.19, "error": 0.3}
+    (row,) = at_targets([member], [under, over], [0.2])
+    assert row["magnitude"] is under
+    global_curve = [dict(p, method="global") for p in (under, over)]
+    (row,) = at_targets([member], global_curve, [0.2])
+    assert row["magnitude"]["density"] == 0.2009

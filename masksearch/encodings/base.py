@@ -108,6 +108,16 @@ def _check_densities(densities: Sequence[float] | float) -> list[float]:
     return [check_density(value) for value in values]
 
 
+def _prefix_for(curve: np.ndarray, target: float, at_most: bool) -> int:
+    """How many removals of a magnitude order to make: ``curve[m]`` is the density after the
+    first m (decreasing in m). The nearest to ``target``, or with ``at_most`` the densest at or
+    below it (the sparsest reachable when none is)."""
+    if not at_most:
+        return int(np.abs(curve - target).argmin())
+    within = np.flatnonzero(curve <= target + 1e-12)
+    return int(within[0]) if within.size else len(curve) - 1
+
+
 def _read_magnitudes(model: nn.Module, layout: Layout | None) -> tuple[Layout, list[np.ndarray]]:
     """The layout and, per prunable tensor, its flat |w| as float64."""
     if not isinstance(model, nn.Module):

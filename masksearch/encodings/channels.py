@@ -12,6 +12,7 @@ from masksearch.encodings.base import (
     _check_densities,
     _descending,
     _flat_mask,
+    _prefix_for,
     _read_magnitudes,
 )
 from masksearch.encodings.binary import _SparseBinaryEncoding
@@ -153,9 +154,9 @@ class ChannelsEncoding(_SparseBinaryEncoding):
             alive_inputs = keep
         return genome
 
-    def magnitude(self, densities: Sequence[float]) -> np.ndarray:
+    def magnitude(self, densities: Sequence[float], *, at_most: bool = False) -> np.ndarray:
         """Remove the lowest-scoring channels (never a layer's best) until the decoded density
-        is nearest each target."""
+        is nearest each target (with ``at_most``: the densest at or below it)."""
         targets = _check_densities(densities)
         protected = np.zeros(self.n_genes, dtype=bool)
         for layer in range(len(self.out_channels) - 1):
@@ -169,5 +170,5 @@ class ChannelsEncoding(_SparseBinaryEncoding):
         rank[removal] = np.arange(removal.size)
         prefixes = rank[None, :] >= np.arange(removal.size + 1)[:, None]
         curve = self.densities(prefixes)
-        genomes = [prefixes[int(np.abs(curve - target).argmin())] for target in targets]
+        genomes = [prefixes[_prefix_for(curve, target, at_most)] for target in targets]
         return np.array(genomes, dtype=bool).reshape(-1, self.n_genes)

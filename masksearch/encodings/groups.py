@@ -14,6 +14,7 @@ from masksearch.encodings.base import (
     _check_densities,
     _descending,
     _flat_mask,
+    _prefix_for,
 )
 from masksearch.encodings.binary import _SparseBinaryEncoding
 from masksearch.mask import Layout, Mask, MaskError
@@ -218,9 +219,10 @@ class GroupsEncoding(_SparseBinaryEncoding):
             alive[positions] = False
         return 1.0 - removed / self.layout.n_total
 
-    def magnitude(self, densities: Sequence[float]) -> np.ndarray:
+    def magnitude(self, densities: Sequence[float], *, at_most: bool = False) -> np.ndarray:
         """Remove the lowest-scoring channels across all groups (never a group's best) until
-        the density is nearest each target: global group-magnitude pruning."""
+        the density is nearest each target (with ``at_most``: the densest at or below it):
+        global group-magnitude pruning."""
         targets = _check_densities(densities)
         protected = np.zeros(self.n_genes, dtype=bool)
         protected[self._best] = True
@@ -229,7 +231,7 @@ class GroupsEncoding(_SparseBinaryEncoding):
         curve = self._prefix_densities(removal)
         genomes = np.ones((len(targets), self.n_genes), dtype=bool)
         for row, target in enumerate(targets):
-            genomes[row, removal[: int(np.abs(curve - target).argmin())]] = False
+            genomes[row, removal[: _prefix_for(curve, target, at_most)]] = False
         return genomes
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:

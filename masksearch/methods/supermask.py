@@ -226,12 +226,12 @@ class SupermaskPath(Supermask):
         later = self.later_epochs
         if not isinstance(later, tuple):
             return (float(later),) * n_sparser
-        if len(later) != n_sparser:
+        if n_sparser and len(later) != n_sparser:  # a single density needs none of them
             raise MethodError(
                 f"later_epochs gives {len(later)} epoch counts ({later!r}) for "
                 f"{n_sparser} target(s) after the densest: give one per sparser target"
             )
-        return tuple(float(epochs) for epochs in later)
+        return tuple(float(epochs) for epochs in later[:n_sparser])
 
     def epochs_for(self, n_densities: int) -> float:
         return float(self.epochs + sum(self._later(max(0, n_densities - 1))))

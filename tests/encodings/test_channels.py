@@ -95,3 +95,12 @@ def test_channels_magnitude_and_operators(mlp):
 def test_channels_reject_models_that_do_not_chain():
     with pytest.raises(MaskError, match="run in sequence"):
         ChannelsEncoding(models.resnet20(seed=0))
+
+
+def test_channels_magnitude_at_most_never_exceeds_its_target():
+    encoding = ChannelsEncoding(models.digits_mlp(seed=0))
+    targets = [0.52, 0.23, 0.11]
+    nearest = encoding.densities(encoding.magnitude(targets))
+    below = encoding.densities(encoding.magnitude(targets, at_most=True))
+    assert (below <= np.array(targets) + 1e-12).all()
+    assert (below <= nearest + 1e-12).all() and (nearest - below < 0.05).all()

@@ -277,6 +277,10 @@ def test_widths_only_keeps_each_groups_most_important_channels():
     children = widths.mutate(fixed, rng)
     assert np.array_equal(widths.validate(children), children)
     assert not np.array_equal(children, fixed)
+    crossed = widths.crossover(fixed[:4], fixed[4:], rng)
+    sampled = widths.sample(6, rng)
+    for made in (crossed, sampled):
+        assert np.array_equal(widths.validate(made), made)
     # global magnitude pruning removes each group's weakest channels: already widths-only
     magnitude = free.magnitude([0.6, 0.3])
     assert np.array_equal(widths.magnitude([0.6, 0.3]), magnitude)
@@ -294,3 +298,14 @@ def test_widths_only_is_an_option_a_run_directory_rebuilds():
     assert np.array_equal(rebuilt.validate(genome), widths.validate(genome))
     with pytest.raises(TypeError, match="widths_only must be True or False"):
         GroupsEncoding(model, input_shape=(1, 6, 6), widths_only="yes")
+
+
+def test_magnitude_at_most_never_exceeds_its_target():
+    encoding = GroupsEncoding(models.build("resnet20", seed=0), input_shape=(3, 16, 16))
+    targets = [0.63, 0.41, 0.17]
+    nearest = encoding.densities(encoding.magnitude(targets))
+    below = encoding.densities(encoding.magnitude(targets, at_most=True))
+    assert (below <= np.array(targets) + 1e-12).all()
+    # the densest such genome: one channel fewer removed would exceed the target
+    assert (below <= nearest + 1e-12).all()
+    assert (nearest - below < 0.02).all()

@@ -136,6 +136,10 @@ def test_supermask_path_takes_one_epoch_count_per_sparser_target(trained, digits
     assert path.epochs_for(3) == 2.5
     with pytest.raises(MethodError, match=r"2 epoch counts .* for 1 target\(s\) after"):
         path.prune_each(trained, digits, [0.3, 0.1])
+    # one density needs no later phase: it is Supermask's mask, as for a number
+    (single,) = path.prune_each(trained, digits, [0.2])
+    assert single == make_method("supermask", epochs=1, seed=0).prune(trained, digits, 0.2)
+    assert path.epochs_for(1) == 1.0
 
 
 @pytest.mark.parametrize("later", [0, -1.0, "1", True, (1, 0), (), [1, "2"]])
