@@ -200,7 +200,28 @@ def build_warm_start(config: Mapping[str, Any], problem: Any) -> Any:
         init_choice(config, problem),
         epochs=config.get("init_epochs", 1),
         seed=config.get("seed", 0),
+        later_epochs=config.get("init_later_epochs"),
     )
+
+
+def check_later_epochs(config: Mapping[str, Any]) -> None:
+    """``init_later_epochs`` only with supermask-path seeds, and one count per sparser target
+    when it is a list: refused before any seed is trained."""
+    later = config.get("init_later_epochs")
+    if later is None:
+        return
+    sources = list(config.get("init") or [])
+    if "supermask-path" not in sources:
+        raise UserError(
+            "--init-later-epochs sets supermask-path's epochs after the densest target, but "
+            f"--init is {','.join(sources)}: add supermask-path to --init or drop the option"
+        )
+    sparser = len(set(config.get("densities") or [])) - 1
+    if isinstance(later, list) and len(later) != sparser:
+        raise UserError(
+            f"--init-later-epochs gives {len(later)} epoch counts for {sparser} target(s) after "
+            "the densest: give one number for all, or one per sparser target"
+        )
 
 
 def build_local_search(config: Mapping[str, Any], problem: Any) -> Any:
@@ -292,6 +313,7 @@ def build_run(settings: Mapping[str, Any], *, note: Note | None = None) -> Run:
     config = complete_settings(settings)
     problem = build_problem(config, note=note)
     config = resolved_settings(config, problem)
+    check_later_epochs(config)
     solver = build_solver(config)
     local_search = build_local_search(config, problem)
     parallel_evaluator(problem, config)

@@ -133,6 +133,11 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "target; default 1)",
         "N",
     ),
+    "init_later_epochs": (
+        "supermask-path: epochs at each target after the densest, one number for all or one "
+        "per target, densest first (e.g. 2,1 for targets 0.05,0.02,0.01); default 1",
+        "E[,E...]",
+    ),
     "repair_steps": (
         "score every mask after N SGD steps on the weights it keeps (fine-tuning's recipe, "
         "the same training batches for every mask), so the front is chosen for what "
@@ -148,7 +153,14 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
     ),
 }
 # settings a resumed run may not change although its checkpoint does not record them
-RESUME_FIXED_KEYS = (*FINGERPRINT_KEYS, "init", "init_epochs", "repair_steps", "recalibrate_bn")
+RESUME_FIXED_KEYS = (
+    *FINGERPRINT_KEYS,
+    "init",
+    "init_epochs",
+    "init_later_epochs",
+    "repair_steps",
+    "recalibrate_bn",
+)
 LOCAL_SEARCHES = ("auto", "none", "gradient-swaps")
 TABLE_FIELDS = ("solver_options", "encoding_options")
 CONFIG_KEYS = (*RUN_FIELDS, *TABLE_FIELDS)
@@ -174,6 +186,18 @@ def check_number(key: str, value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise UserError(f"{where}: {key} must be a positive number, got {value!r}")
     return float(value)
+
+
+def _epoch_counts(key: str, value: Any, where: str) -> float | list[float]:
+    """One positive number of epochs, or a list of them (``2,1`` on the command line)."""
+    parts = value if isinstance(value, (list, tuple)) else None
+    if isinstance(value, str) and "," in value:
+        parts = [part for part in value.replace(" ", "").split(",") if part]
+    if parts is None:
+        return check_number(key, value, where)
+    if not parts:
+        raise UserError(f"{where}: {key} must be a number or a list of numbers, got {value!r}")
+    return [check_number(key, part, where) for part in parts]
 
 
 def _text(key: str, value: Any, where: str) -> str:
@@ -230,6 +254,8 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
             checked[key] = check_integer(label, value, where, 0)
         elif key == "time":
             checked[key] = check_number(label, value, where)
+        elif key == "init_later_epochs":
+            checked[key] = _epoch_counts(label, value, where)
         elif key in ("objectives", "init"):
             checked[key] = _listing(label, value, where)
         elif key == "densities":

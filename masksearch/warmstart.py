@@ -61,6 +61,7 @@ def warm_start(
     densities: Sequence[float] | None = None,
     epochs: int = 1,
     seed: int = 0,
+    later_epochs: float | Sequence[float] | None = None,
 ) -> WarmStart:
     """Seeds for ``problem`` from ``sources``; each one gives a mask per target density.
 
@@ -71,8 +72,8 @@ def warm_start(
     :class:`~masksearch.mask.Mask`, or an array of flat masks or genomes. Data-driven methods
     learn from ``data`` (a Dataset or Split; default ``problem.train_data``); ``supermask``
     trains ``epochs`` epochs per density; ``supermask-path`` trains ``epochs`` at the densest
-    target, then one more at each sparser one, continuing the same scores. ``densities``
-    default to the problem's targets.
+    target, then ``later_epochs`` (default 1; or one number per sparser target) at each
+    sparser one, continuing the same scores. ``densities`` default to the problem's targets.
     """
     if isinstance(sources, (str, os.PathLike, Mask, np.ndarray)) or _is_method(sources):
         sources = [sources]
@@ -84,7 +85,9 @@ def warm_start(
     for source in sources:
         started = time.perf_counter()
         if (isinstance(source, str) and not _is_run_dir(source)) or _is_method(source):
-            genomes, made, spent = _from_method(problem, source, data, targets, epochs, seed)
+            genomes, made, spent = _from_method(
+                problem, source, data, targets, epochs, seed, later_epochs
+            )
             total_epochs += spent
         elif isinstance(source, (str, os.PathLike)):
             genomes = _from_run_dir(problem, Path(source))
@@ -216,6 +219,7 @@ def _from_method(
     densities: Sequence[float],
     epochs: int,
     seed: int,
+    later_epochs: float | Sequence[float] | None = None,
 ) -> tuple[np.ndarray, list[str], float]:
     from masksearch.methods import METHODS, make_method
 
@@ -235,6 +239,10 @@ def _from_method(
             options["epochs"] = epochs
         if "seed" in fields:
             options["seed"] = seed
+        if "later_epochs" in fields and later_epochs is not None:
+            options["later_epochs"] = (
+                later_epochs if isinstance(later_epochs, (int, float)) else tuple(later_epochs)
+            )
         method = make_method(name, **options)
     if data is None and cls.needs_data:
         data = getattr(problem, "train_data", None)

@@ -63,6 +63,13 @@ def test_deap_and_evopress_receive_pop_size_under_their_own_names() -> None:
         ({"workers": 2, "scheduler": "tcp://x:1"}, "not both"),
         ({"color": "red"}, "unknown setting 'color'"),
         ({"repair_steps": -1}, "repair_steps must be a whole number >= 0"),
+        ({"init_later_epochs": 0}, "init_later_epochs must be a positive number"),
+        ({"init_later_epochs": "2,x"}, "init_later_epochs must be a positive number"),
+        ({"init_later_epochs": 2}, "add supermask-path to --init"),
+        (
+            {"init": ["magnitude", "supermask-path"], "init_later_epochs": "2,1,1"},
+            "3 epoch counts for 2 target(s) after the densest",
+        ),
     ],
 )
 def test_a_wrong_setting_is_one_clear_error(change, fragment) -> None:
@@ -151,3 +158,19 @@ def test_a_pool_run_saved_from_python_is_reported_with_its_encoding_options(tmp_
 def test_a_misspelt_warm_start_fails_before_anything_is_built() -> None:
     with pytest.raises(UserError, match="unknown warm start 'supermaks'"):
         complete_settings({**SMALL, "init": ["magnitude", "supermaks"]})
+
+
+def test_later_epochs_reach_the_supermask_path_seeds() -> None:
+    from masksearch.methods import SupermaskPath
+
+    run = build_run(
+        {**SMALL, "init": ["magnitude", "supermask-path"], "init_later_epochs": "0.5,1"}
+    )
+    assert run.settings["init_later_epochs"] == [0.5, 1.0]
+    seeds = run.warm_start()
+    # the same seeds as the method built by hand, and their cost counted
+    by_hand = ms.warm_start(
+        run.problem, ["magnitude", SupermaskPath(epochs=1, later_epochs=(0.5, 1), seed=1)]
+    )
+    np.testing.assert_array_equal(seeds.genomes, by_hand.genomes)
+    assert seeds.epochs == by_hand.epochs == 2.5

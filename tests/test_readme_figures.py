@@ -1064,6 +1064,12 @@ def warm_path_421_figures() -> list[Figure]:
     states, each from the file's per-seed rows."""
     figures = [
         Figure(
+            "path 4+2+1: the seeds' time in the warm-start section",
+            phrase(rf"2 at 2%, 1 at 1%: ({NUMBER}) s on LeNet-300-100\)"),
+            WARM_PATH_421,
+            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        Figure(
             "path 4+2+1: equal-time epochs",
             phrase(r"\| 4\+2\+1: supermask, equal time \((\d+) epochs\) \|"),
             WARM_PATH_421,
