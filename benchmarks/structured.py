@@ -453,29 +453,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pin_dense_models()
     env = environment("cpu")
-    start = time.perf_counter()
-    with threads(LATENCY_THREADS):  # the latency table is timed while the problem is built
-        problem = ms.catalogue.build(
+
+    def resnet8(**options: Any) -> Any:
+        return ms.catalogue.build(
             "resnet8_fashion",
             objectives=("error", "latency"),
             val_samples=args.val_samples,
             recalibrate_bn=args.recalibrate_bn,
             repair_steps=args.repair_steps,
+            **options,
         )
+
+    start = time.perf_counter()
+    with threads(LATENCY_THREADS):  # the latency table is timed while the problem is built
+        problem = resnet8()
     table_seconds = time.perf_counter() - start
     search_problem = None
     if args.widths_only:
         # the same model weights, data and (timed once) latency table; the baselines keep
         # the plain encoding, so their channel choices stay Torch-Pruning's
-        search_problem = ms.catalogue.build(
-            "resnet8_fashion",
-            objectives=("error", "latency"),
-            val_samples=args.val_samples,
-            recalibrate_bn=args.recalibrate_bn,
-            repair_steps=args.repair_steps,
-            encoding_options={"widths_only": True},
-            latency=problem.latency,
-        )
+        search_problem = resnet8(encoding_options={"widths_only": True}, latency=problem.latency)
     loaded = ms.data.load("fashion-mnist")
     shape = problem.encoding.input_shape
     dense_seconds = timed(problem.model, shape, args.latency_batch)

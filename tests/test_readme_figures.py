@@ -1875,8 +1875,9 @@ def quality_resnet8_warm_figures() -> list[Figure]:
     return figures
 
 
-def structured_widths_figures() -> list[Figure]:
-    """The widths-only structured search: means ± std after FT, the pick before FT, seed 2."""
+def structured_after_figures(tag: str, lead: str, source: str) -> list[Figure]:
+    """A structured variant's "search a ± b%, Torch-Pruning …, uniform …" after fine-tuning,
+    the prose starting at ``lead`` (a regex), as each row's test_after mean ± std."""
     figures = []
     for name, label in (
         ("search", "search"),
@@ -1886,15 +1887,20 @@ def structured_widths_figures() -> list[Figure]:
         for part in (0, 1):
             figures.append(
                 Figure(
-                    f"structured widths: {label} after {part}",
-                    phrase(
-                        rf"there, after the same epoch: .*?{name} ({NUMBER}) ± ({NUMBER})%",
-                        1 + part,
-                    ),
-                    STRUCTURED_WIDTHS,
+                    f"{tag}: {label} after {part}",
+                    phrase(rf"{lead}{name} ({NUMBER}) ± ({NUMBER})%", 1 + part),
+                    source,
                     lambda d, k=label, i=part: percent(d["summary"][k]["test_after"][i]),
                 )
             )
+    return figures
+
+
+def structured_widths_figures() -> list[Figure]:
+    """The widths-only structured search: means ± std after FT, the pick before FT, seed 2."""
+    figures = structured_after_figures(
+        "structured widths", r"there, after the same epoch: .*?", STRUCTURED_WIDTHS
+    )
     for group, label in ((1, "search"), (2, "uniform")):
         figures.append(
             Figure(
@@ -1932,21 +1938,9 @@ def structured_widths_figures() -> list[Figure]:
 
 def structured_ftpick_figures() -> list[Figure]:
     """The fine-tuning-aware structured pick: means ± std and the per-seed figures quoted."""
-    figures = []
-    for name, label in (
-        ("search", "search"),
-        ("Torch-Pruning", "torch-pruning magnitude"),
-        ("uniform", "uniform"),
-    ):
-        for part in (0, 1):
-            figures.append(
-                Figure(
-                    f"structured ftpick: {label} after {part}",
-                    phrase(rf"after the same epoch, .*?{name} ({NUMBER}) ± ({NUMBER})%", 1 + part),
-                    STRUCTURED_FTPICK,
-                    lambda d, k=label, i=part: percent(d["summary"][k]["test_after"][i]),
-                )
-            )
+    figures = structured_after_figures(
+        "structured ftpick", r"after the same epoch, .*?", STRUCTURED_FTPICK
+    )
 
     def row(d: dict, seed: int, label: str) -> dict:
         return d["seeds"][seed]["rows"][label]
