@@ -160,39 +160,10 @@ def test_encoding_checkpoints_load_by_the_old_and_the_new_module_path(
     assert np.array_equal(state["encoding"].decode(genomes), encoding.decode(genomes))
 
 
-def _groups_problem():
-    """A conv net with batch norm and a residual add on random data, groups encoding."""
-    import torch
-    from torch import nn
-
-    from masksearch.data import Split
-
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
-            self.bn1 = nn.BatchNorm2d(8)
-            self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
-            self.bn2 = nn.BatchNorm2d(8)
-            self.fc = nn.Linear(8, 3)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            stream = torch.relu(self.bn1(self.conv1(x)))
-            stream = torch.relu(stream + self.bn2(self.conv2(stream)))
-            return self.fc(stream.mean(dim=(2, 3)))
-
-    generator = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = Net().eval()
-    split = Split(torch.randn(64, 1, 6, 6, generator=generator), torch.arange(64) % 3)
-    return ms.PruningProblem(model, split, encoding="groups", densities=(0.5,))
-
-
-def test_a_groups_search_resumes_from_its_checkpoint(tmp_path) -> None:
+def test_a_groups_search_resumes_from_its_checkpoint(tmp_path, residual_problem) -> None:
     # the structured encoding and its channel-group table load through the allow-list, and
     # the resumed search reaches the uninterrupted one's front
-    problem = _groups_problem()
+    problem = residual_problem()
     path = tmp_path / "checkpoint.pkl"
     whole = ms.search(problem, make_solver("nsga2", pop_size=8), budget=48, seed=3)
     first = make_solver("nsga2", pop_size=8)
@@ -216,10 +187,12 @@ def test_a_groups_search_resumes_from_its_checkpoint(tmp_path) -> None:
     assert np.array_equal(resumed.front.objectives, whole.front.objectives)
 
 
-def test_a_groups_encoding_pickled_before_widths_only_loads_as_a_free_one() -> None:
+def test_a_groups_encoding_pickled_before_widths_only_loads_as_a_free_one(
+    residual_problem,
+) -> None:
     from masksearch.encodings import GroupsEncoding
 
-    encoding = GroupsEncoding(_groups_problem().model, input_shape=(1, 6, 6), widths_only=True)
+    encoding = GroupsEncoding(residual_problem().model, input_shape=(1, 6, 6), widths_only=True)
     rng = np.random.default_rng(1)
     genomes = rng.random((5, encoding.n_genes)) < 0.5
     old = pickle.loads(pickle.dumps(encoding))
@@ -227,21 +200,21 @@ def test_a_groups_encoding_pickled_before_widths_only_loads_as_a_free_one() -> N
     loaded = safe_loads(pickle.dumps(old))
     assert loaded.widths_only is False
     assert np.array_equal(loaded._rank_in_group, encoding._rank_in_group)
-    free = GroupsEncoding(_groups_problem().model, input_shape=(1, 6, 6))
+    free = GroupsEncoding(residual_problem().model, input_shape=(1, 6, 6))
     assert np.array_equal(loaded.validate(genomes), free.validate(genomes))
 
 
 def test_a_groups_checkpoint_is_refused_by_a_problem_with_other_encoding_options(
-    tmp_path,
+    tmp_path, residual_problem
 ) -> None:
-    problem = _groups_problem()
+    problem = residual_problem()
     path = tmp_path / "checkpoint.pkl"
     ms.search(problem, make_solver("nsga2", pop_size=8), budget=16, seed=0, checkpoint=path)
     widths = ms.PruningProblem(
         problem.model,
         problem.data,
         encoding="groups",
-        densities=(0.5,),
+        densities=problem.densities,
         encoding_options={"widths_only": True},
     )
     with pytest.raises(CheckpointError, match="encoding_options"):

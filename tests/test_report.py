@@ -159,51 +159,11 @@ def test_a_pick_far_below_its_target_is_flagged_in_the_report_and_the_run_summar
     assert f"warning: {warning}" in summary.splitlines()
 
 
-def _small_residual_problem(recalibrate_bn: int):
-    """A conv net with batch norm and a residual add on random data, groups encoding."""
-    import torch
-    from torch import nn
-
-    from masksearch import PruningProblem
-    from masksearch.data import Split
-
-    class Net(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 6, 3, padding=1)
-            self.bn1 = nn.BatchNorm2d(6)
-            self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
-            self.bn2 = nn.BatchNorm2d(6)
-            self.fc = nn.Linear(6, 3)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            stream = torch.relu(self.bn1(self.conv1(x)))
-            stream = torch.relu(stream + self.bn2(self.conv2(stream)))
-            return self.fc(stream.mean(dim=(2, 3)))
-
-    generator = torch.Generator().manual_seed(0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = Net().eval()
-        for module in (model.bn1, model.bn2):  # statistics a re-estimation changes
-            module.running_mean.uniform_(-1, 1)
-            module.running_var.uniform_(0.5, 2)
-    split = Split(torch.randn(96, 1, 6, 6, generator=generator), torch.arange(96) % 3)
-    train = Split(torch.randn(256, 1, 6, 6, generator=generator), torch.arange(256) % 3)
-    return PruningProblem(
-        model,
-        split,
-        encoding="groups",
-        densities=(0.6,),
-        test_data=split,
-        train_data=train,
-        recalibrate_bn=recalibrate_bn,
-    )
-
-
 @pytest.mark.parametrize("recalibrate_bn", [0, 2])
-def test_a_structured_problems_magnitude_baseline_removes_whole_channels(recalibrate_bn):
-    problem = _small_residual_problem(recalibrate_bn)
+def test_a_structured_problems_magnitude_baseline_removes_whole_channels(
+    residual_problem, recalibrate_bn
+):
+    problem = residual_problem(recalibrate_bn)
     encoding = problem.encoding
     curve = magnitude_curve(problem, [0.7, 0.4])
     # group magnitude, scored exactly as the problem scores a genome (batch norm re-estimated
