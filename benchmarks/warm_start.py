@@ -5,6 +5,9 @@
     python benchmarks/warm_start.py --seeds 1 --budget 1024 --quick   # a smoke run
     python benchmarks/warm_start.py --init-method supermask-path --init-epochs 4 --no-ablation
                                         # seeds from one run along 5% -> 2% -> 1% -> warm_start_path_e4.*
+    python benchmarks/warm_start.py --init-method supermask-path --init-epochs 6 \
+        --init-later-epochs 2,1 --init-lr 0.02 --init-lr-schedule cosine --no-ablation \
+        --val-samples 4000 --budget 12288   # annealed steps, for the seeds and the equal-time row
 
 Per seed, every row starts from the same committed dense model and judges masks on the same
 5,000 validation images; accuracy is on the test split, with no weight training:
@@ -147,9 +150,9 @@ def held_out_row(
     return row, chosen
 
 
-def supermask_row(problem, epochs: int, seed: int) -> tuple[dict, dict[str, ms.Mask]]:
+def supermask_row(problem, epochs: int, seed: int, recipe: dict) -> tuple[dict, dict[str, ms.Mask]]:
     started = time.perf_counter()
-    method = make_method("supermask", epochs=epochs, seed=seed)
+    method = make_method("supermask", epochs=epochs, seed=seed, **recipe)
     masks = {str(d): method.prune(problem.model, problem.train_data, d) for d in DENSITIES}
     row = {
         "wall_time": time.perf_counter() - started,
@@ -201,6 +204,16 @@ def main() -> None:
         "per target, 2%% then 1%% (e.g. 2,1)",
     )
     parser.add_argument(
+        "--init-lr", type=float, default=0.01, help="supermask's Adam step size (default 0.01)"
+    )
+    parser.add_argument(
+        "--init-lr-schedule",
+        choices=("constant", "cosine"),
+        default="constant",
+        help="supermask's step size within each density: constant, or annealed to 0; the "
+        "equal-time supermask row uses the same recipe",
+    )
+    parser.add_argument(
         "--no-ablation", action="store_true", help="skip the search without the local search"
     )
     parser.add_argument(
@@ -232,6 +245,8 @@ def main() -> None:
         args.budget = DEFAULT_BUDGET[args.problem]
     pin_dense_models()
     started_on = environment("cpu")
+    # the seeds' and the equal-time supermask's step sizes: one recipe for both
+    recipe = {"lr": args.init_lr, "lr_schedule": args.init_lr_schedule}
     # every search runs on one problem (and evaluator), built once from these settings
     base = build(
         {
@@ -244,6 +259,7 @@ def main() -> None:
             "local_search": "gradient-swaps",
             "init": ["magnitude", args.init_method],
             "init_epochs": args.init_epochs,
+            "init_options": recipe,
             **({"val_samples": args.val_samples} if args.val_samples else {}),
         }
     )
@@ -264,7 +280,7 @@ def main() -> None:
         run = rerun(base, seed=seed)
         if args.init_method == "supermask-path":
             path = SupermaskPath(
-                epochs=args.init_epochs, later_epochs=args.init_later_epochs, seed=seed
+                epochs=args.init_epochs, later_epochs=args.init_later_epochs, seed=seed, **recipe
             )
             seeds = ms.warm_start(problem, ["magnitude", path])
         else:
@@ -306,7 +322,7 @@ def main() -> None:
         main_time = rows[MAIN]["wall_time"]
         equal = max(1, math.ceil(main_time / per_epoch))
         rows[f"supermask, equal time ({equal} ep)"], equal_masks = supermask_row(
-            problem, equal, seed
+            problem, equal, seed, recipe
         )
         if args.finetune:
             tuned = f" + {args.finetune} ep FT"
@@ -344,6 +360,8 @@ def main() -> None:
         "init_epochs": args.init_epochs,
         "init_method": args.init_method,
         "init_later_epochs": args.init_later_epochs,
+        "init_lr": args.init_lr,
+        "init_lr_schedule": args.init_lr_schedule,
         "finetune_epochs": args.finetune,
         "repair_steps": args.repair_steps,
         "environment": started_on,
@@ -381,6 +399,10 @@ def result_suffix(args: argparse.Namespace) -> str:
     if args.init_method == "supermask-path":
         later = "" if args.init_later_epochs == 1 else f"_l{later_label(args.init_later_epochs)}"
         epochs = "_path" + epochs + later
+    if args.init_lr_schedule != "constant":
+        epochs += "_cos"
+    if args.init_lr != 0.01:
+        epochs += f"_lr{args.init_lr:g}"
     tuned = f"_b{args.budget}" if args.budget != DEFAULT_BUDGET[args.problem] else ""
     tuned += f"_val{args.val_samples}" if args.val_samples else ""
     tuned += f"_ft{args.finetune}" if args.finetune else ""
@@ -455,6 +477,16 @@ def markdown(payload: dict) -> str:
         if init_method == "supermask-path"
         else f"supermask, {payload['init_epochs']} epoch(s) per density"
     )
+    # older result files predate the recipe options: constant steps of 0.01
+    if (
+        payload.get("init_lr_schedule", "constant") != "constant"
+        or payload.get("init_lr", 0.01) != 0.01
+    ):
+        seeding += (
+            f"; Adam step {payload.get('init_lr', 0.01):g}, "
+            f"{payload.get('init_lr_schedule', 'constant')} within each density (the "
+            "equal-time supermask row uses the same recipe)"
+        )
     lines = [
         f"# Warm-started search against gradient mask learning: {payload['problem']}, masks only",
         "",

@@ -36,6 +36,7 @@ __all__ = [
     "build_run",
     "build_solver",
     "build_warm_start",
+    "check_init_options",
     "complete_settings",
     "fingerprint",
     "init_choice",
@@ -201,6 +202,7 @@ def build_warm_start(config: Mapping[str, Any], problem: Any) -> Any:
         epochs=config.get("init_epochs", 1),
         seed=config.get("seed", 0),
         later_epochs=config.get("init_later_epochs"),
+        options=config.get("init_options"),
     )
 
 
@@ -222,6 +224,26 @@ def check_later_epochs(config: Mapping[str, Any]) -> None:
             f"--init-later-epochs gives {len(later)} epoch counts for {sparser} target(s) after "
             "the densest: give one number for all, or one per sparser target"
         )
+
+
+def check_init_options(config: Mapping[str, Any]) -> None:
+    """``init_options`` taken by a method named in ``init``, with values it accepts: refused
+    before any seed is trained."""
+    options = dict(config.get("init_options") or {})
+    if not options:
+        return
+    from masksearch.methods import METHODS, make_method
+    from masksearch.warmstart import check_options
+
+    sources = list(config.get("init") or [])
+    try:
+        check_options(sources, options)
+        for name in sources:
+            if name in METHODS and name != "magnitude":
+                fields = METHODS[name].__dataclass_fields__
+                make_method(name, **{k: v for k, v in options.items() if k in fields})
+    except (ValueError, TypeError) as error:
+        raise UserError(f"--init-option: {error}") from None
 
 
 def build_local_search(config: Mapping[str, Any], problem: Any) -> Any:
@@ -314,6 +336,7 @@ def build_run(settings: Mapping[str, Any], *, note: Note | None = None) -> Run:
     problem = build_problem(config, note=note)
     config = resolved_settings(config, problem)
     check_later_epochs(config)
+    check_init_options(config)
     solver = build_solver(config)
     local_search = build_local_search(config, problem)
     parallel_evaluator(problem, config)

@@ -158,11 +158,12 @@ RESUME_FIXED_KEYS = (
     "init",
     "init_epochs",
     "init_later_epochs",
+    "init_options",
     "repair_steps",
     "recalibrate_bn",
 )
 LOCAL_SEARCHES = ("auto", "none", "gradient-swaps")
-TABLE_FIELDS = ("solver_options", "encoding_options")
+TABLE_FIELDS = ("solver_options", "encoding_options", "init_options")
 CONFIG_KEYS = (*RUN_FIELDS, *TABLE_FIELDS)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ def warm_start(
     epochs: int = 1,
     seed: int = 0,
     later_epochs: float | Sequence[float] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> WarmStart:
     """Seeds for ``problem`` from ``sources``; each one gives a mask per target density.
 
@@ -73,11 +74,16 @@ def warm_start(
     learn from ``data`` (a Dataset or Split; default ``problem.train_data``); ``supermask``
     trains ``epochs`` epochs per density; ``supermask-path`` trains ``epochs`` at the densest
     target, then ``later_epochs`` (default 1; or one number per sparser target) at each
-    sparser one, continuing the same scores. ``densities`` default to the problem's targets.
+    sparser one, continuing the same scores. ``options`` go to every method named in
+    ``sources`` that has them (``{"lr": 0.02, "lr_schedule": "cosine"}`` for the supermasks);
+    one that no named method has is refused. ``densities`` default to the problem's targets.
     """
     if isinstance(sources, (str, os.PathLike, Mask, np.ndarray)) or _is_method(sources):
         sources = [sources]
+    sources = list(sources)
     targets = tuple(problem.densities if densities is None else densities)
+    options = dict(options or {})
+    check_options(sources, options)
     parts: list[np.ndarray] = []
     labels: list[str] = []
     seconds = 0.0
@@ -86,7 +92,7 @@ def warm_start(
         started = time.perf_counter()
         if (isinstance(source, str) and not _is_run_dir(source)) or _is_method(source):
             genomes, made, spent = _from_method(
-                problem, source, data, targets, epochs, seed, later_epochs
+                problem, source, data, targets, epochs, seed, later_epochs, options
             )
             total_epochs += spent
         elif isinstance(source, (str, os.PathLike)):
@@ -105,6 +111,26 @@ def warm_start(
     _, first = np.unique(genomes, axis=0, return_index=True)
     keep = np.sort(first)
     return WarmStart(genomes[keep], tuple(labels[i] for i in keep), seconds, total_epochs)
+
+
+def check_options(sources: list[Any], options: Mapping[str, Any]) -> None:
+    """Refuse an option that no method named in ``sources`` takes: it would change nothing."""
+    if not options:
+        return
+    from masksearch.methods import METHODS
+
+    own = sorted(set(options) & {"epochs", "seed", "later_epochs"})
+    if own:
+        raise ValueError(f"give {own[0]} as warm_start's own argument, not in options")
+    named = [s for s in sources if isinstance(s, str) and s in METHODS and s != "magnitude"]
+    fields = {field for name in named for field in METHODS[name].__dataclass_fields__}
+    unused = sorted(set(options) - fields)
+    if unused:
+        raise ValueError(
+            f"warm-start option {unused[0]!r} is taken by none of the methods named "
+            f"({', '.join(named) or 'none'}); their options are "
+            f"{', '.join(sorted(fields - {'scope'})) or 'none'}"
+        )
 
 
 def as_initial(problem: Any, initial: Any) -> np.ndarray:
@@ -220,6 +246,7 @@ def _from_method(
     epochs: int,
     seed: int,
     later_epochs: float | Sequence[float] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[np.ndarray, list[str], float]:
     from masksearch.methods import METHODS, make_method
 
@@ -243,6 +270,7 @@ def _from_method(
             options["later_epochs"] = (
                 later_epochs if isinstance(later_epochs, (int, float)) else tuple(later_epochs)
             )
+        options.update({k: v for k, v in (extra or {}).items() if k in fields})
         method = make_method(name, **options)
     if data is None and cls.needs_data:
         data = getattr(problem, "train_data", None)

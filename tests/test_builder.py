@@ -70,6 +70,12 @@ def test_deap_and_evopress_receive_pop_size_under_their_own_names() -> None:
             {"init": ["magnitude", "supermask-path"], "init_later_epochs": "2,1,1"},
             "3 epoch counts for 2 target(s) after the densest",
         ),
+        ({"init_options": ["lr=0.02"]}, "'lr' is taken by none of the methods named"),
+        (
+            {"init": ["supermask-path"], "init_options": ["lr_schedule='cos'"]},
+            "--init-option: lr_schedule must be one of constant, cosine, got 'cos'",
+        ),
+        ({"init": ["supermask"], "init_options": ["lr=-1"]}, "--init-option: lr must be"),
     ],
 )
 def test_a_wrong_setting_is_one_clear_error(change, fragment) -> None:
@@ -174,3 +180,28 @@ def test_later_epochs_reach_the_supermask_path_seeds() -> None:
     )
     np.testing.assert_array_equal(seeds.genomes, by_hand.genomes)
     assert seeds.epochs == by_hand.epochs == 2.5
+
+
+def test_init_options_reach_the_seeds_and_are_fixed_on_resume(tmp_path) -> None:
+    from masksearch.methods import SupermaskPath
+
+    settings = {
+        **SMALL,
+        "init": ["magnitude", "supermask-path"],
+        "init_options": ["lr=0.05", "lr_schedule='cosine'"],
+    }
+    run = build_run(settings)
+    assert run.settings["init_options"] == {"lr": 0.05, "lr_schedule": "cosine"}
+    by_hand = ms.warm_start(
+        run.problem,
+        ["magnitude", SupermaskPath(epochs=1, seed=1, lr=0.05, lr_schedule="cosine")],
+    )
+    np.testing.assert_array_equal(run.warm_start().genomes, by_hand.genomes)
+    out = str(tmp_path / "run")
+    argv = ["run", "--problem", "digits_mlp", "--budget", "32", "--pop-size", "8", "--quiet"]
+    argv += ["--init", "magnitude,supermask-path", "--init-option", "lr_schedule=cosine"]
+    assert main([*argv, "--out", out]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["init_options"] == {"lr_schedule": "cosine"}
+    changed = [*argv[:-1], "lr_schedule='constant'", "--out", out, "--resume", "--budget", "48"]
+    assert main(changed) == 2  # a resumed run keeps the seeds' recipe

@@ -42,6 +42,10 @@ WARM_PATH_HELD = "benchmarks/results/warm_start_path_e4_val4000.json"
 WARM_PATH_L2 = "benchmarks/results/warm_start_path_e4_l2.json"
 WARM_PATH_421 = "benchmarks/results/warm_start_path_e4_l2-1_val4000_ft1.json"  # Xeon, 5 seeds
 WARM_PATH_421_B12K = "benchmarks/results/warm_start_path_e4_l2-1_b12288_val4000.json"  # Xeon
+WARM_PATH_COS = (  # Xeon, 3 seeds
+    "benchmarks/results/warm_start_path_e6_l2-1_cos_lr0.02_b12288_val4000.json"
+)
+SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
 WARM_PATH_B12K = "benchmarks/results/warm_start_path_b12288.json"
 WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2_ft1.json"
@@ -1263,6 +1267,129 @@ def warm_path_421_longer_figures() -> list[Figure]:
                 PATH_EQUAL,
                 group,
             )
+        )
+    return figures
+
+
+PATH_COS_SEEDS = "supermask-path (6 ep)"
+WARM_PATH_COS_ROWS = (
+    ("| 6+2+1 cosine: supermask-path (the seeds) |", PATH_COS_SEEDS),
+    ("| 6+2+1 cosine: search from the seeds (its front's pick) |", SEARCH),
+    ("| 6+2+1 cosine: search, the guarded held-out pick |", PATH_GUARDED),
+    ("| 6+2+1 cosine: supermask with cosine steps, equal time (5 epochs) |", PATH_EQUAL),
+)
+
+
+def warm_path_cosine_figures() -> list[Figure]:
+    """The 6+2+1 path with cosine steps against supermask with the same steps: its table, the
+    gaps and goals its text states."""
+    source = WARM_PATH_COS
+    figures = [
+        Figure(
+            "path cosine: equal-time epochs",
+            phrase(r"\| 6\+2\+1 cosine: supermask with cosine steps, equal time \((\d+) epochs\)"),
+            source,
+            equal_time_epochs,
+        ),
+        Figure(
+            "path cosine: guarded pick wall time in the text",
+            phrase(rf"In ({NUMBER}) s the guarded pick meets"),
+            source,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "path cosine: 5% against the goal",
+            phrase(rf"5% goal \(({NUMBER})% against 88\.5%\)"),
+            source,
+            lambda d: warm(d, PATH_GUARDED, "0.05", 0),
+        ),
+        Figure(
+            "path cosine: short of the 2% goal",
+            phrase(rf"\(({NUMBER}) and {NUMBER} points short\)"),
+            source,
+            lambda d: 86.5 - warm(d, PATH_GUARDED, "0.02", 0),
+        ),
+        Figure(
+            "path cosine: short of the 1% goal",
+            phrase(rf"\({NUMBER} and ({NUMBER}) points short\)"),
+            source,
+            lambda d: 83.0 - warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+        Figure(
+            "path cosine: the 1% seeds",
+            phrase(rf"worse 1% seeds \(({NUMBER})% here"),
+            source,
+            lambda d: warm(d, PATH_COS_SEEDS, "0.01", 0),
+        ),
+        Figure(
+            "path cosine: the 4+2+1 path's 1% seeds",
+            phrase(rf"here, ({NUMBER})% after four constant-step epochs"),
+            WARM_PATH_421,
+            lambda d: warm(d, PATH_SEEDS, "0.01", 0),
+        ),
+        Figure(
+            "path cosine: the 4+2+1 path's 1% search",
+            phrase(rf"the 4\+2\+1 path's above \(({NUMBER})%\)"),
+            WARM_PATH_421_B12K,
+            lambda d: warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+    ]
+    recipes = (
+        ("annealed steps from 0.02 give ({N}) ± {N}%", "cosine", 0.02, "mean"),
+        ("annealed steps from 0.02 give {N} ± ({N})%", "cosine", 0.02, "std"),
+        ("against ({N}) ± {N}% for\\s+the shipped", "constant", 0.01, "mean"),
+        ("against {N} ± ({N})% for\\s+the shipped", "constant", 0.01, "std"),
+        ("annealing from 0.01 \\(({N})%\\)", "cosine", 0.01, "mean"),
+        ("a constant 0.02 \\(({N})%\\)", "constant", 0.02, "mean"),
+    )
+    for pattern, schedule, lr, key in recipes:
+        figures.append(
+            Figure(
+                f"supermask recipe: {schedule} {lr} {key}",
+                phrase(pattern.replace("{N}", NUMBER)),
+                SUPERMASK_RECIPE,
+                lambda d, schedule=schedule, lr=lr, key=key: percent(
+                    next(
+                        row[key]
+                        for row in d["rows"]
+                        if row["lr_schedule"] == schedule and row["lr"] == lr
+                    )
+                ),
+            )
+        )
+    for row, name in WARM_PATH_COS_ROWS:
+        figures += summary_row(
+            f"path cosine: {name}", row, source, name, first_column=2, wall_column=1
+        )
+    gaps = (
+        (rf"own pick is ({NUMBER}) and", "0.05", PATH_COS_SEEDS, SEARCH, 1),
+        (rf"own pick is {NUMBER} and\s+({NUMBER}) points lower", "0.02", PATH_COS_SEEDS, SEARCH, 1),
+        (
+            rf"level with them \(\+({NUMBER}) and \+{NUMBER}, within",
+            "0.05",
+            PATH_GUARDED,
+            PATH_EQUAL,
+            1,
+        ),
+        (
+            rf"level with them \(\+{NUMBER} and \+({NUMBER}), within",
+            "0.02",
+            PATH_GUARDED,
+            PATH_EQUAL,
+            1,
+        ),
+        (
+            rf"the search adds \+({NUMBER})\s+points to its seeds, beyond",
+            "0.01",
+            SEARCH,
+            PATH_COS_SEEDS,
+            1,
+        ),
+        (rf"leads that supermask by ({NUMBER}) points", "0.01", PATH_GUARDED, PATH_EQUAL, 1),
+    )
+    for pattern, density, first, second, group in gaps:
+        figures.append(
+            gap(f"path cosine: {pattern}", pattern, source, density, first, second, group)
         )
     return figures
 
@@ -2596,6 +2723,7 @@ FIGURES = [
     *warm_start_figures(),
     *warm_path_figures(),
     *warm_path_421_figures(),
+    *warm_path_cosine_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),

@@ -143,3 +143,32 @@ def test_a_method_with_its_own_options_is_a_source(digits_problem):
     densest = int(np.argmax(digits_problem.densities))
     assert np.array_equal(seeds.genomes[densest], again.genomes[densest])
     assert again.epochs == 1 + (n - 1)
+
+
+def test_options_reach_the_named_methods_that_take_them(digits_problem):
+    from masksearch.methods import SupermaskPath
+
+    recipe = {"lr": 0.05, "lr_schedule": "cosine"}
+    seeds = ms.warm_start(
+        digits_problem, ["magnitude", "supermask-path"], epochs=1, seed=2, options=recipe
+    )
+    by_hand = ms.warm_start(
+        digits_problem, ["magnitude", SupermaskPath(epochs=1, seed=2, **recipe)]
+    )
+    np.testing.assert_array_equal(seeds.genomes, by_hand.genomes)
+    plain = ms.warm_start(digits_problem, ["magnitude", "supermask-path"], epochs=1, seed=2)
+    assert not np.array_equal(seeds.genomes, plain.genomes)  # the options changed the masks
+
+
+@pytest.mark.parametrize(
+    ("sources", "options", "fragment"),
+    [
+        (["magnitude", "supermask"], {"lr_schdule": "cosine"}, "'lr_schdule' is taken by none"),
+        (["magnitude"], {"lr": 0.02}, "of the methods named (none)"),
+        (["supermask"], {"epochs": 3}, "give epochs as warm_start's own argument"),
+    ],
+)
+def test_an_option_no_named_method_takes_is_refused(digits_problem, sources, options, fragment):
+    with pytest.raises(ValueError) as raised:
+        ms.warm_start(digits_problem, sources, options=options)
+    assert fragment in str(raised.value)

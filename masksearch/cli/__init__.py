@@ -9,6 +9,7 @@
                    [--densities d1,d2] [--val-samples N] [--data-root DIR] [--evaluator KIND]
                    [--local-search none|gradient-swaps]
                    [--solver-option KEY=VALUE ...] [--encoding-option KEY=VALUE ...]
+                   [--init-option KEY=VALUE ...]
                    [--resume [DIR]] [--overwrite] [--quiet | --json]
     masksearch report DIR [--problem REF] [--data-root DIR] [--device DEV]
     masksearch export DIR (--max-density D | --member I) [--finetune EPOCHS] [--problem REF] --out model.pt

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Settings come from, in increasing priority: the defaults, the run directory's "
         "config.json (with --resume), the TOML file CONFIG, and the options below. The TOML "
         "keys are the option names with '_' for '-' (problem, solver, budget, pop_size, ...), "
-        "plus tables [solver_options] and [encoding_options].\n\n"
+        "plus tables [solver_options], [encoding_options] and [init_options].\n\n"
         "Ctrl-C stops after the current generation's checkpoint and still writes the results; "
         "`--resume` continues to the same front an uninterrupted run reaches.",
         epilog="examples:\n"
@@ -115,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="extra encoding option (repeatable), e.g. --encoding-option density=0.05",
+    )
+    run.add_argument(
+        "--init-option",
+        dest="init_options",
+        action="append",
+        metavar="KEY=VALUE",
+        help="option of the --init methods that take it (repeatable), e.g. --init-option "
+        "lr_schedule=cosine --init-option lr=0.02 for supermask(-path)",
     )
     run.add_argument(
         "--resume",

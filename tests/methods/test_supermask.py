@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -146,3 +147,39 @@ def test_supermask_path_takes_one_epoch_count_per_sparser_target(trained, digits
 def test_supermask_path_refuses_a_bad_later_epochs(later):
     with pytest.raises(MethodError, match="later_epochs must"):
         make_method("supermask-path", later_epochs=later)
+
+
+def test_cosine_schedule_anneals_each_call_from_lr_to_zero(trained, digits, monkeypatch):
+    # the step size each Adam step used, read from the optimiser as the step runs
+    used: list[float] = []
+    original = torch.optim.Adam.step
+
+    def step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    path = make_method("supermask-path", epochs=1, lr=0.02, lr_schedule="cosine", seed=0)
+    path.prune_each(trained, digits, [0.3, 0.1])
+    steps = len(used) // 2  # one epoch per density: two equal calls
+    assert len(used) == 2 * steps and steps > 2
+    # each density starts again at lr and ends near 0: half a cosine over its steps
+    expected = [0.01 * (1 + math.cos(math.pi * step / steps)) for step in range(steps)]
+    assert used[:steps] == pytest.approx(expected) and used[steps:] == pytest.approx(expected)
+    assert used[0] == pytest.approx(0.02) and used[steps - 1] < 0.1 * 0.02
+    used.clear()
+    make_method("supermask", epochs=1, lr=0.02).prune(trained, digits, 0.2)
+    assert set(used) == {0.02}  # the default holds the step size
+
+
+def test_cosine_schedule_changes_the_mask_and_stays_seeded(trained, digits):
+    cosine = make_method("supermask", epochs=2, lr=0.05, lr_schedule="cosine", seed=1)
+    first = cosine.prune(trained, digits, 0.1)
+    assert first == cosine.prune(trained, digits, 0.1)
+    assert first != make_method("supermask", epochs=2, lr=0.05, seed=1).prune(trained, digits, 0.1)
+
+
+@pytest.mark.parametrize("schedule", ["cos", "linear", None])
+def test_supermask_refuses_an_unknown_lr_schedule(schedule):
+    with pytest.raises(MethodError, match="lr_schedule must be one of constant, cosine"):
+        make_method("supermask-path", lr_schedule=schedule)
