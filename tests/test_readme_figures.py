@@ -15,6 +15,7 @@ magnitude-only quickstart search) are not listed here.
 from __future__ import annotations
 
 import json
+import math
 import re
 import statistics
 from collections.abc import Callable
@@ -44,6 +45,9 @@ WARM_PATH_421 = "benchmarks/results/warm_start_path_e4_l2-1_val4000_ft1.json"  #
 WARM_PATH_421_B12K = "benchmarks/results/warm_start_path_e4_l2-1_b12288_val4000.json"  # Xeon
 WARM_PATH_COS = (  # Xeon, 3 seeds
     "benchmarks/results/warm_start_path_e6_l2-1_cos_lr0.02_b12288_val4000.json"
+)
+WARM_PATH_COS_421 = (  # Xeon, 3 seeds
+    "benchmarks/results/warm_start_path_e4_l2-1_cos_lr0.02_b12288_val4000.json"
 )
 SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
@@ -1357,6 +1361,79 @@ def warm_path_cosine_figures() -> list[Figure]:
                 ),
             )
         )
+    four = WARM_PATH_COS_421
+    figures += means_in_text(
+        "path cosine 4+2+1: guarded pick",
+        rf"the guarded pick gives ({NUMBER}) / ({NUMBER}) / ({NUMBER})% in",
+        four,
+        PATH_GUARDED,
+    )
+    figures += means_in_text(
+        "path cosine 4+2+1: equal time",
+        rf"against ({NUMBER}) / ({NUMBER}) / ({NUMBER})% for\s+supermask with the same steps",
+        four,
+        PATH_EQUAL,
+    )
+    figures += [
+        Figure(
+            "path cosine 4+2+1: guarded pick wall time",
+            phrase(
+                rf"/ {NUMBER}% in ({NUMBER}) s, against {NUMBER} / {NUMBER} / {NUMBER}% for\s+supermask with"
+            ),
+            four,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "path cosine 4+2+1: equal-time epochs",
+            phrase(r"at equal time \((\d+) epochs; its 5% mask"),
+            four,
+            equal_time_epochs,
+        ),
+        gap(
+            "path cosine 4+2+1: level at 5%",
+            rf"mask is the path's own\): level at\s+5%, \+({NUMBER}) at 2%",
+            four,
+            "0.02",
+            PATH_GUARDED,
+            PATH_EQUAL,
+        ),
+        Figure(
+            "path cosine 4+2+1: 2 SE at 2%",
+            phrase(rf"just past two standard errors, ({NUMBER})\)"),
+            four,
+            lambda d: (
+                2
+                * math.sqrt(
+                    (warm(d, PATH_GUARDED, "0.02", 1) ** 2 + warm(d, PATH_EQUAL, "0.02", 1) ** 2)
+                    / d["summary"][PATH_EQUAL]["n"]
+                )
+            ),
+        ),
+        gap(
+            "path cosine 4+2+1: ahead at 1%",
+            rf"\) and \+({NUMBER}) at 1%\. From these",
+            four,
+            "0.01",
+            PATH_GUARDED,
+            PATH_EQUAL,
+        ),
+        gap(
+            "path cosine 4+2+1: the search at 1%",
+            rf"annealed seeds the\s+search adds \+({NUMBER}) at 1%",
+            four,
+            "0.01",
+            SEARCH,
+            "supermask-path (4 ep)",
+        ),
+        gap(
+            "path cosine 4+2+1: the constant-step search at 1%",
+            rf"where it added \+({NUMBER}) to the constant-step",
+            WARM_PATH_421_B12K,
+            "0.01",
+            PATH_GUARDED,
+            PATH_SEEDS,
+        ),
+    ]
     for row, name in WARM_PATH_COS_ROWS:
         figures += summary_row(
             f"path cosine: {name}", row, source, name, first_column=2, wall_column=1
