@@ -16,6 +16,7 @@ split) so a search's report can state the whole price of its front.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -113,23 +114,30 @@ def warm_start(
     return WarmStart(genomes[keep], tuple(labels[i] for i in keep), seconds, total_epochs)
 
 
+# warm_start's arguments of their own, which its options must not repeat
+_OWN_ARGUMENTS = frozenset({"epochs", "seed", "later_epochs"})
+
+
 def check_options(sources: list[Any], options: Mapping[str, Any]) -> None:
     """Refuse an option that no method named in ``sources`` takes: it would change nothing."""
     if not options:
         return
     from masksearch.methods import METHODS
 
-    own = sorted(set(options) & {"epochs", "seed", "later_epochs"})
+    own = sorted(set(options) & _OWN_ARGUMENTS)
     if own:
-        raise ValueError(f"give {own[0]} as warm_start's own argument, not in options")
+        flag = "--init-" + own[0].replace("_", "-") if own[0] != "seed" else "--seed"
+        raise ValueError(
+            f"give {own[0]} as its own setting (warm_start({own[0]}=...), {flag}), not as an option"
+        )
     named = [s for s in sources if isinstance(s, str) and s in METHODS and s != "magnitude"]
-    fields = {field for name in named for field in METHODS[name].__dataclass_fields__}
+    fields = {field.name for name in named for field in dataclasses.fields(METHODS[name])}
     unused = sorted(set(options) - fields)
     if unused:
         raise ValueError(
             f"warm-start option {unused[0]!r} is taken by none of the methods named "
             f"({', '.join(named) or 'none'}); their options are "
-            f"{', '.join(sorted(fields - {'scope'})) or 'none'}"
+            f"{', '.join(sorted(fields - {'scope'} - _OWN_ARGUMENTS)) or 'none'}"
         )
 
 

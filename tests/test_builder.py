@@ -76,6 +76,10 @@ def test_deap_and_evopress_receive_pop_size_under_their_own_names() -> None:
             "--init-option: lr_schedule must be one of constant, cosine, got 'cos'",
         ),
         ({"init": ["supermask"], "init_options": ["lr=-1"]}, "--init-option: lr must be"),
+        (
+            {"init": ["supermask"], "init_options": ["epochs=3"]},
+            "--init-option: give epochs as its own setting (warm_start(epochs=...), --init-epochs)",
+        ),
     ],
 )
 def test_a_wrong_setting_is_one_clear_error(change, fragment) -> None:

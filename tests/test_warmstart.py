@@ -165,7 +165,13 @@ def test_options_reach_the_named_methods_that_take_them(digits_problem):
     [
         (["magnitude", "supermask"], {"lr_schdule": "cosine"}, "'lr_schdule' is taken by none"),
         (["magnitude"], {"lr": 0.02}, "of the methods named (none)"),
-        (["supermask"], {"epochs": 3}, "give epochs as warm_start's own argument"),
+        # a class-level attribute is not an option
+        (["supermask"], {"name": "x"}, "their options are batch_size, lr, lr_schedule"),
+        (
+            ["supermask"],
+            {"epochs": 3},
+            "give epochs as its own setting (warm_start(epochs=...), --init-epochs)",
+        ),
     ],
 )
 def test_an_option_no_named_method_takes_is_refused(digits_problem, sources, options, fragment):
