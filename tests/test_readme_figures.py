@@ -28,6 +28,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
+# "a / b / c%" as printed across line breaks: three groups
+TRIPLE = rf"({NUMBER})\s*/\s*({NUMBER})\s*/\s*({NUMBER})%"
 
 ENGINE = "benchmarks/results/engine.json"
 ENGINE_MD = "benchmarks/results/engine.md"
@@ -50,6 +52,8 @@ WARM_PATH_COS_421 = (  # Xeon, 3 seeds
     "benchmarks/results/warm_start_path_e4_l2-1_cos_lr0.02_b12288_val4000.json"
 )
 SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
+XEON_PATH = "benchmarks/results/xeon/warm_start_path.json"
+XEON_PATH_COS = "benchmarks/results/xeon/warm_start_path_cos_lr0.02.json"
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
 WARM_PATH_B12K = "benchmarks/results/warm_start_path_b12288.json"
 WARM_LENET5_PATH = "benchmarks/results/warm_start_lenet5_path_e2_ft1.json"
@@ -1434,6 +1438,43 @@ def warm_path_cosine_figures() -> list[Figure]:
             PATH_SEEDS,
         ),
     ]
+    seeds_of_path = "supermask-path (1 ep)"
+    for label, pattern, xeon_file, row_name in (
+        (
+            "default path cosine seeds",
+            rf"same time \({TRIPLE} against",
+            XEON_PATH_COS,
+            seeds_of_path,
+        ),
+        (
+            "default path constant seeds",
+            rf"against {TRIPLE} at 5 / 2 / 1%, {NUMBER} s",
+            XEON_PATH,
+            seeds_of_path,
+        ),
+        (
+            "default path cosine search",
+            rf"constant-step seeds \({TRIPLE} against",
+            XEON_PATH_COS,
+            SEARCH,
+        ),
+        (
+            "default path constant search",
+            rf"against {TRIPLE};\s+3 seeds on the Xeon",
+            XEON_PATH,
+            SEARCH,
+        ),
+    ):
+        figures += means_in_text(label, pattern, xeon_file, row_name)
+    for xeon_file in (XEON_PATH, XEON_PATH_COS):
+        figures.append(
+            Figure(
+                f"default path seeds' time, {xeon_file}",
+                phrase(rf"at 5 / 2 / 1%, ({NUMBER}) s\), but the search"),
+                xeon_file,
+                lambda d: d["summary"][seeds_of_path]["wall_time"],
+            )
+        )
     for row, name in WARM_PATH_COS_ROWS:
         figures += summary_row(
             f"path cosine: {name}", row, source, name, first_column=2, wall_column=1
