@@ -277,11 +277,12 @@ def means_in_text(label: str, pattern: str, source: str, row: str) -> list[Figur
 
 
 def warm_epochs(d: dict) -> list[int]:
+    """Each seed's epochs of the equal-time supermask row (not its fine-tuned twin)."""
     return [
         value["epochs"]
         for run in d["runs"]
         for name, value in run["rows"].items()
-        if name.startswith("supermask, equal time")
+        if re.fullmatch(r"supermask, equal time \(\d+ ep\)", name)
     ]
 
 
@@ -724,7 +725,7 @@ def warm_start_figures() -> list[Figure]:
             "warm starts: equal-time epochs (3-epoch seeds)",
             cell("| 3 epochs | supermask, equal time", 1, 0),
             WARM_3,
-            lambda d: span(warm_epochs(d)),
+            equal_time_epochs,
         ),
         Figure(
             "warm starts: smallest gain over the seeds at 1%",
@@ -1053,7 +1054,7 @@ def warm_path_figures() -> list[Figure]:
                 f"path: equal-time epochs {source[-9:-5]}",
                 cell(row, 1, 0),
                 source,
-                lambda d: span(warm_epochs(d)),
+                equal_time_epochs,
             )
         )
     return figures
@@ -1085,14 +1086,7 @@ def warm_path_421_figures() -> list[Figure]:
             "path 4+2+1: equal-time epochs",
             phrase(r"\| 4\+2\+1: supermask, equal time \((\d+) epochs\) \|"),
             WARM_PATH_421,
-            lambda d: span(
-                [
-                    value["epochs"]
-                    for run in d["runs"]
-                    for name, value in run["rows"].items()
-                    if re.fullmatch(r"supermask, equal time \(\d+ ep\)", name)
-                ]
-            ),
+            equal_time_epochs,
         ),
         Figure(
             "path 4+2+1: guarded pick wall time in the text",
@@ -1197,14 +1191,7 @@ def warm_path_421_figures() -> list[Figure]:
 
 
 def equal_time_epochs(d: dict) -> tuple[float, float]:
-    return span(
-        [
-            value["epochs"]
-            for run in d["runs"]
-            for name, value in run["rows"].items()
-            if re.fullmatch(r"supermask, equal time \(\d+ ep\)", name)
-        ]
-    )
+    return span(warm_epochs(d))
 
 
 def warm_path_421_longer_figures() -> list[Figure]:
