@@ -233,15 +233,14 @@ def check_init_options(config: Mapping[str, Any]) -> None:
     if not options:
         return
     from masksearch.methods import METHODS, make_method
-    from masksearch.warmstart import check_options
+    from masksearch.warmstart import check_options, options_for
 
     sources = list(config.get("init") or [])
     try:
         check_options(sources, options)
         for name in sources:
             if name in METHODS and name != "magnitude":
-                fields = METHODS[name].__dataclass_fields__
-                make_method(name, **{k: v for k, v in options.items() if k in fields})
+                make_method(name, **options_for(METHODS[name], options))
     except (ValueError, TypeError) as error:
         raise UserError(f"--init-option: {error}") from None
 

@@ -114,6 +114,17 @@ def warm_start(
     return WarmStart(genomes[keep], tuple(labels[i] for i in keep), seconds, total_epochs)
 
 
+def _option_names(cls: type) -> set[str]:
+    """The options a method class takes (its dataclass fields, not its class attributes)."""
+    return {field.name for field in dataclasses.fields(cls)}
+
+
+def options_for(cls: type, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` that method class ``cls`` takes."""
+    names = _option_names(cls)
+    return {key: value for key, value in options.items() if key in names}
+
+
 # warm_start's arguments of their own, which its options must not repeat
 _OWN_ARGUMENTS = frozenset({"epochs", "seed", "later_epochs"})
 
@@ -131,7 +142,7 @@ def check_options(sources: list[Any], options: Mapping[str, Any]) -> None:
             f"give {own[0]} as its own setting (warm_start({own[0]}=...), {flag}), not as an option"
         )
     named = [s for s in sources if isinstance(s, str) and s in METHODS and s != "magnitude"]
-    fields = {field.name for name in named for field in dataclasses.fields(METHODS[name])}
+    fields = {field for name in named for field in _option_names(METHODS[name])}
     unused = sorted(set(options) - fields)
     if unused:
         raise ValueError(
@@ -278,7 +289,7 @@ def _from_method(
             options["later_epochs"] = (
                 later_epochs if isinstance(later_epochs, (int, float)) else tuple(later_epochs)
             )
-        options.update({k: v for k, v in (extra or {}).items() if k in fields})
+        options.update(options_for(cls, extra or {}))
         method = make_method(name, **options)
     if data is None and cls.needs_data:
         data = getattr(problem, "train_data", None)
