@@ -8,6 +8,9 @@
     python benchmarks/warm_start.py --init-method supermask-path --init-epochs 6 \
         --init-later-epochs 2,1 --init-lr 0.02 --init-lr-schedule cosine --no-ablation \
         --val-samples 4000 --budget 12288   # annealed steps, for the seeds and the equal-time row
+    python benchmarks/warm_start.py --init-method supermask-path --init-epochs 4 \
+        --init-later-epochs 2,1 --init-lr 0.02 --init-lr-schedule cosine --no-ablation \
+        --fitness-split train --budget 4608   # masks judged on the 55,000 training images
 
 Per seed, every row starts from the same committed dense model and judges masks on the same
 5,000 validation images; accuracy is on the test split, with no weight training:
@@ -238,6 +241,20 @@ def main() -> None:
         help="judge masks on the first N validation images (default: the problem's); the "
         "rest choose the held-out row's masks",
     )
+    parser.add_argument(
+        "--fitness-split",
+        choices=("val", "train"),
+        default="val",
+        help="judge masks on validation images (default) or on training images; with train, "
+        "every validation image is held out for the held-out rows",
+    )
+    parser.add_argument(
+        "--train-samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --fitness-split train: the first N training images (default: all)",
+    )
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -261,11 +278,15 @@ def main() -> None:
             "init_epochs": args.init_epochs,
             "init_options": recipe,
             **({"val_samples": args.val_samples} if args.val_samples else {}),
+            "fitness_split": args.fitness_split,
+            **({"train_samples": args.train_samples} if args.train_samples else {}),
         }
     )
     problem = base.problem
-    # the validation images the fitness leaves out (LeNet-5 judges masks on the first 1,024)
-    validation, used = ms.load("fashion-mnist").val, len(problem.data)
+    # the validation images the fitness leaves out (LeNet-5 judges masks on the first 1,024;
+    # a fitness on training images leaves them all)
+    validation = ms.load("fashion-mnist").val
+    used = 0 if problem.fitness_split == "train" else len(problem.data)
     held_out = None
     if used < len(validation):
         held_out = ms.Split(validation.x[used:], validation.y[used:])
@@ -354,7 +375,9 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/warm_start.py", *sys.argv[1:]]),
         "problem": args.problem,
         "objectives": ["loss", "density"],
-        "val_samples": len(problem.data),
+        "fitness_split": problem.fitness_split,
+        "fitness_samples": len(problem.data),
+        "val_samples": len(problem.data) if problem.fitness_split == "val" else None,
         "budget": args.budget,
         "pop_size": args.pop_size,
         "init_epochs": args.init_epochs,
@@ -372,6 +395,13 @@ def main() -> None:
     }
     write_results(args.out, f"warm_start{result_suffix(args)}", payload, markdown)
     print(markdown(payload))
+
+
+def fitness_images(payload: dict) -> str:
+    """What the fitness judged masks on, in words, for the result file."""
+    if payload.get("fitness_split", "val") == "train":
+        return f"{payload['fitness_samples']} training images (every validation image held out)"
+    return f"{payload['val_samples']} validation images"
 
 
 def later_epochs(text: str) -> float | tuple[float, ...]:
@@ -405,6 +435,8 @@ def result_suffix(args: argparse.Namespace) -> str:
         epochs += f"_lr{args.init_lr:g}"
     tuned = f"_b{args.budget}" if args.budget != DEFAULT_BUDGET[args.problem] else ""
     tuned += f"_val{args.val_samples}" if args.val_samples else ""
+    if args.fitness_split == "train":
+        tuned += f"_train{args.train_samples}" if args.train_samples else "_train"
     tuned += f"_ft{args.finetune}" if args.finetune else ""
     tuned += f"_repair{args.repair_steps}" if args.repair_steps else ""
     return problem + epochs + tuned + ("_quick" if args.quick else "")
@@ -491,7 +523,7 @@ def markdown(payload: dict) -> str:
         f"# Warm-started search against gradient mask learning: {payload['problem']}, masks only",
         "",
         f"Command: `{payload['command']}`  ",
-        f"Fitness: {payload['objectives']} on {payload['val_samples']} validation images; "
+        f"Fitness: {payload['objectives']} on {fitness_images(payload)}; "
         f"test accuracy, mean ± std over {len(payload['runs'])} seeds; wall times include the "
         f"seeding ({seeding}). Searches: "
         f"{payload['budget']} exact evaluations, population {payload['pop_size']}.",

@@ -146,7 +146,8 @@ def build_problem(config: Mapping[str, Any], *, note: Note | None = None) -> Any
             f"(cached in {zoo.cache_dir()})"
         )
     options: dict[str, Any] = {"root": root}
-    keys = ("encoding", "objectives", "densities", "val_samples", "device", "evaluator")
+    keys = ("encoding", "objectives", "densities", "val_samples", "fitness_split", "train_samples")
+    keys += ("device", "evaluator")
     for key in (*keys, "repair_steps", "recalibrate_bn"):
         if key in config:
             options[key] = config[key]
@@ -273,9 +274,18 @@ def parallel_evaluator(problem: Any, config: Mapping[str, Any]) -> None:
         )
 
 
+# settings newer than some checkpoints: at these defaults they are left out of the
+# fingerprint, so a checkpoint written before they existed still resumes
+_LATER_DEFAULTS: dict[str, Any] = {"fitness_split": "val", "train_samples": None}
+
+
 def fingerprint(config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings a checkpoint must share with the run that resumes it."""
-    return {f"config.{k}": json.dumps(config.get(k), sort_keys=True) for k in FINGERPRINT_KEYS}
+    return {
+        f"config.{k}": json.dumps(config.get(k), sort_keys=True)
+        for k in FINGERPRINT_KEYS
+        if not (k in _LATER_DEFAULTS and config.get(k) in (None, _LATER_DEFAULTS[k]))
+    }
 
 
 @dataclass

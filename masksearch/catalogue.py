@@ -246,21 +246,29 @@ def build(
     val_samples: int | None = _UNSET,
     root: str | None = None,
     device: str | None = None,
+    fitness_split: str = "val",
+    train_samples: int | None = None,
     **options: Any,
 ) -> PruningProblem:
     """The one builder of shipped problems: ``spec``'s dense model and data, its defaults
     overridden by the arguments (``val_samples=None``: the whole validation split); other
     ``options`` go to :class:`~masksearch.PruningProblem` (``evaluator``, ``encoding_options``…).
+
+    ``fitness_split="train"`` judges masks on the first ``train_samples`` training images (None:
+    all of them) instead of validation images: a mask chosen on a few thousand validation
+    images fits them (``benchmarks/results/warm_start_path_e4_val4000.md``), one chosen on
+    55,000 training images much less, and the validation split stays unseen for choosing
+    the final masks (:func:`~masksearch.choose_held_out`).
     """
     if isinstance(spec, str):
         spec = _catalogued(spec)
     loaded = datasets.load(spec.dataset, root=root)
     model = zoo.pretrained(spec.model, spec.dataset, root=root, device="cpu")
-    samples = spec.val_samples if val_samples is _UNSET else val_samples
-    val = loaded.val if samples is None else loaded.val.subset(samples)
+    fitness = _fitness_data(loaded, spec, fitness_split, val_samples, train_samples)
     problem = PruningProblem(
         model,
-        val,
+        fitness,
+        fitness_split=fitness_split,
         name=spec.name,
         encoding=encoding or spec.encoding,
         objectives=tuple(objectives or spec.objectives),
@@ -272,6 +280,39 @@ def build(
     )
     problem.source = spec.name
     return problem
+
+
+def _fitness_data(
+    loaded: datasets.Dataset,
+    spec: ProblemSpec,
+    fitness_split: str,
+    val_samples: int | None,
+    train_samples: int | None,
+) -> datasets.Split:
+    """The split masks are judged on, cut to the samples asked for."""
+    if fitness_split == "val":
+        if train_samples is not None:
+            raise ProblemError(
+                f"train_samples={train_samples} counts training images, but masks are judged on "
+                "the validation split; give val_samples, or fitness_split='train'"
+            )
+        samples = spec.val_samples if val_samples is _UNSET else val_samples
+        return loaded.val if samples is None else loaded.val.subset(samples)
+    if fitness_split == "train":
+        if val_samples is not _UNSET and val_samples is not None:
+            raise ProblemError(
+                f"val_samples={val_samples} counts validation images, but fitness_split='train' "
+                "judges masks on training images; give train_samples instead"
+            )
+        if len(loaded.train) == 0:
+            raise ProblemError(f"{spec.name}'s dataset has no training split to judge masks on")
+        if train_samples is None:
+            return loaded.train
+        return loaded.train.subset(train_samples)
+    raise ProblemError(
+        f"fitness_split must be 'val' (validation images, the default) or 'train' (training "
+        f"images), got {fitness_split!r}"
+    )
 
 
 def _catalogued(name: str) -> ProblemSpec:

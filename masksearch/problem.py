@@ -22,6 +22,9 @@ from masksearch.mask import Layout, Mask, check_density, check_finite, prunable_
 from masksearch.structured.latency import LatencyTable
 
 OBJECTIVES = ("error", "loss", "density", "flops", "latency")
+#: what a problem's ``data`` can be: validation images, or training images (the dense weights
+#: saw them, but a mask chosen on many of them fits them less than one chosen on a few thousand)
+FITNESS_SPLITS = ("val", "train")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class PruningProblem:
     ``recalibrate_bn`` > 0 re-estimates batch-norm statistics on that many training batches
     for every mask before scoring it (after any repair steps): for channel pruning, where
     removed channels shift every later batch norm's statistics.
+    ``fitness_split`` says which split ``data`` is, ``"val"`` (the default) or ``"train"``
+    (for settings and reports; the catalogue's ``fitness_split="train"`` judges masks on training
+    images, which leaves the whole validation split for choosing the final masks).
     ``source`` says how to build the problem again (see :mod:`masksearch.catalogue`); the
     catalogue sets it, and a run saved without it can be reported but not exported.
     """
@@ -76,6 +82,7 @@ class PruningProblem:
         repair_steps: int = 0,
         recalibrate_bn: int = 0,
         latency: LatencyTable | None = None,
+        fitness_split: str = "val",
     ) -> None:
         split = data.val if isinstance(data, Dataset) else data
         if test_data is None and isinstance(data, Dataset):
@@ -114,6 +121,12 @@ class PruningProblem:
         # how to build this problem again (a catalogue name, an entry point or
         # 'pkg.module:function'), so `masksearch report/export` and --resume can
         self.source = source
+        if fitness_split not in FITNESS_SPLITS:
+            raise ValueError(
+                f"fitness_split must be one of {FITNESS_SPLITS} (which split `data` is), "
+                f"got {fitness_split!r}"
+            )
+        self.fitness_split = fitness_split
         self.model = model.eval()
         self.data = split
         self.test_data = test_data
@@ -197,7 +210,8 @@ class PruningProblem:
             "encoding": self.encoding.name,
             "objectives": list(self.objectives),
             "densities": [float(d) for d in self.densities],
-            "val_samples": len(self.data),
+            "fitness_split": self.fitness_split,
+            f"{self.fitness_split}_samples": len(self.data),
             "device": str(self.device),
             "repair_steps": self.repair_steps,
             "recalibrate_bn": self.recalibrate_bn,

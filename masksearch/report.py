@@ -239,6 +239,13 @@ def at_targets(
     return rows
 
 
+def fitness_label(config: dict) -> str:
+    """What the search's "val" figures were measured on."""
+    if config.get("fitness_split") == "train":
+        return "training images (`fitness_split = train`)"
+    return "validation split"
+
+
 def sparse_pick_warnings(comparison: Sequence[dict[str, Any]]) -> list[str]:
     """A warning for each target whose best front member keeps under half the weights the
     target allows.
@@ -453,7 +460,7 @@ def render_markdown(
     scored = f"after the search's {repair} repair steps" if repair else "no fine-tuning"
     lines += [
         "",
-        f"Magnitude: {baseline}, {scored}. Val = the validation split the search "
+        f"Magnitude: {baseline}, {scored}. Val = the {fitness_label(config)} the search "
         "optimised on; test = held out.",
         "",
         "![Pareto front against magnitude pruning](front.png)",

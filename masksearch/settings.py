@@ -45,6 +45,8 @@ FINGERPRINT_KEYS = (
     "objectives",
     "densities",
     "val_samples",
+    "fitness_split",
+    "train_samples",
     "pop_size",
     "seed",
     "solver_options",
@@ -109,6 +111,16 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "LIST",
     ),
     "val_samples": ("validation samples each mask is judged on (default: the problem's)", "N"),
+    "fitness_split": (
+        "the split masks are judged on: val (validation images, default) or train (training "
+        "images: slower per evaluation, but the search fits them far less than a few thousand "
+        "validation images, so it gains at every density)",
+        "SPLIT",
+    ),
+    "train_samples": (
+        "with --fitness-split train: judge masks on the first N training images (default: all)",
+        "N",
+    ),
     "data_root": ("where datasets live (else $MASKSEARCH_DATA and the system locations)", "DIR"),
     "evaluator": ("evaluator kind: auto (default), plain, batched, incremental, prefix", "KIND"),
     "local_search": (
@@ -247,7 +259,7 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
         if value is None:
             continue
         label = _flag(key) if where == "command line" else key
-        if key in ("budget", "workers", "val_samples", "init_epochs"):
+        if key in ("budget", "workers", "val_samples", "train_samples", "init_epochs"):
             checked[key] = check_integer(label, value, where, 1)
         elif key == "pop_size":
             checked[key] = check_integer(label, value, where, 2)
@@ -273,6 +285,13 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
                     f"{where}: {label} must be in (0, 1] (fractions of weights kept), got {bad[0]}"
                 )
             checked[key] = densities
+        elif key == "fitness_split":
+            checked[key] = _text(label, value, where)
+            if checked[key] not in ("val", "train"):
+                raise UserError(
+                    f"{where}: {label} must be val (validation images) or train (training "
+                    f"images), got {value!r}"
+                )
         elif key in TABLE_FIELDS:
             checked[key] = _options(label, value, where)
         else:

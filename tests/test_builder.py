@@ -108,6 +108,13 @@ def test_a_repair_aware_run_scores_every_mask_after_its_repair(tmp_path) -> None
 def test_fingerprint_tells_searches_apart() -> None:
     assert fingerprint(SMALL) == fingerprint(dict(SMALL))
     assert fingerprint(SMALL) != fingerprint({**SMALL, "seed": 2})
+    training = {**SMALL, "fitness_split": "train", "train_samples": 300}
+    assert fingerprint(training) != fingerprint(SMALL)
+    assert fingerprint(training) != fingerprint({**training, "train_samples": 200})
+    # a checkpoint written before the fitness split existed still resumes at its defaults
+    assert fingerprint({**SMALL, "fitness_split": "val", "train_samples": None}) == fingerprint(
+        SMALL
+    )
 
 
 def test_search_into_a_directory_makes_a_run_report_and_export_read(tmp_path) -> None:

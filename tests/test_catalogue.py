@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import masksearch as ms
 from masksearch import catalogue
@@ -66,6 +69,35 @@ def test_a_row_builds_with_its_defaults_and_every_override(digits_problem) -> No
     custom = catalogue.get("digits_mlp", densities=(0.3,), val_samples=100, encoding="levels")
     assert custom.densities == (0.3,) and len(custom.data) == 100
     assert custom.encoding.name == "levels"
+
+
+def test_fitness_on_the_training_split_judges_masks_on_training_images() -> None:
+    train = ms.load("digits").train
+    whole = catalogue.get("digits_mlp", fitness_split="train")
+    assert whole.fitness_split == "train" and len(whole.data) == len(train)
+    some = catalogue.get("digits_mlp", fitness_split="train", train_samples=200)
+    assert torch.equal(some.data.x, train.x[:200]) and torch.equal(some.data.y, train.y[:200])
+    settings = some.settings()
+    assert settings["fitness_split"] == "train" and settings["train_samples"] == 200
+    assert "val_samples" not in settings  # no validation image judges a mask
+    default = catalogue.get("digits_mlp")
+    assert default.fitness_split == "val" and default.settings()["val_samples"] == len(default.data)
+    # the same masks score differently on the two splits: the data really changed
+    genomes = default.magnitude_genomes()
+    assert not np.allclose(default.evaluate(genomes).F, some.evaluate(genomes).F)
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"fitness_split": "train", "val_samples": 100}, "give train_samples instead"),
+        ({"train_samples": 100}, "give val_samples, or fitness_split='train'"),
+        ({"fitness_split": "test"}, "must be 'val'"),
+    ],
+)
+def test_a_sample_count_of_the_other_split_is_refused(options, fragment) -> None:
+    with pytest.raises(ProblemError, match=re.escape(fragment)):
+        catalogue.get("digits_mlp", **options)
 
 
 def test_a_module_function_reference_builds_from_the_current_directory(user_module) -> None:

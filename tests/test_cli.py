@@ -286,6 +286,29 @@ def test_local_search_flag_runs_and_is_part_of_the_fingerprint(tmp_path, capsys)
     assert "local_search" in capsys.readouterr().err
 
 
+def test_fitness_split_flag_runs_on_training_images_and_is_part_of_the_fingerprint(
+    tmp_path, capsys
+):
+    out = tmp_path / "train-fitness"
+    flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "24", "--quiet"]
+    flags += ["--init", "magnitude", "--out", str(out)]
+    assert main(["run", *flags, "--fitness-split", "train", "--train-samples", "300"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["fitness_split"] == "train" and config["train_samples"] == 300
+    assert "val_samples" not in config
+    assert "Val = the training images" in (out / "report.md").read_text()
+    # the stored settings rebuild the same problem: resuming goes on, on the same images
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--budget", "40"]) == 0
+    assert "train accuracy" in capsys.readouterr().out  # the summary names what it measured
+    assert main(["run", "--resume", str(out), "--fitness-split", "val", "--budget", "56"]) == 2
+    assert "fitness_split" in capsys.readouterr().err
+    assert main(["run", *flags[:-1], str(tmp_path / "b"), "--fitness-split", "test"]) == 2
+    assert "--fitness-split must be val (validation images) or train" in capsys.readouterr().err
+    assert main(["run", *flags[:-1], str(tmp_path / "c"), "--train-samples", "300"]) == 2
+    assert "give val_samples, or fitness_split='train'" in capsys.readouterr().err
+
+
 def test_local_search_needs_the_weights_encoding(tmp_path, capsys):
     flags = ["--problem", "digits_mlp", "--encoding", "levels", "--budget", "20"]
     assert main(["run", *flags, "--local-search", "gradient-swaps", "--out", str(tmp_path)]) == 2

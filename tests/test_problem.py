@@ -54,6 +54,11 @@ def test_unknown_objective_is_named(digits_problem) -> None:
         PruningProblem(digits_problem.model, digits_problem.data, objectives=("accuracy",))
 
 
+def test_unknown_fitness_split_is_named(digits_problem) -> None:
+    with pytest.raises(ValueError, match=r"fitness_split must be one of \('val', 'train'\)"):
+        PruningProblem(digits_problem.model, digits_problem.data, fitness_split="test")
+
+
 def test_bad_target_density_is_refused(digits_problem) -> None:
     with pytest.raises(MaskError, match=r"density must be in \(0, 1\]"):
         PruningProblem(digits_problem.model, digits_problem.data, densities=(1.5,))

@@ -51,6 +51,9 @@ WARM_PATH_COS = (  # Xeon, 3 seeds
 WARM_PATH_COS_421 = (  # Xeon, 3 seeds
     "benchmarks/results/warm_start_path_e4_l2-1_cos_lr0.02_b12288_val4000.json"
 )
+WARM_PATH_TRAIN = (  # Xeon, 3 seeds, fitness on the training images
+    "benchmarks/results/warm_start_path_e4_l2-1_cos_lr0.02_b4608_train.json"
+)
 SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
 XEON_PATH = "benchmarks/results/xeon/warm_start_path.json"
 XEON_PATH_COS = "benchmarks/results/xeon/warm_start_path_cos_lr0.02.json"
@@ -1499,6 +1502,120 @@ def warm_path_cosine_figures() -> list[Figure]:
     return figures
 
 
+WARM_PATH_TRAIN_ROWS = (
+    ("| training fitness: supermask-path (the seeds) |", PATH_SEEDS),
+    ("| training fitness: search from the seeds (its front's pick) |", SEARCH),
+    ("| training fitness: search, the guarded held-out pick |", PATH_GUARDED),
+    (
+        "| training fitness: supermask with cosine steps, equal time (15–17 epochs) |",
+        PATH_EQUAL,
+    ),
+)
+
+
+def warm_path_train_figures() -> list[Figure]:
+    """The search judged on the training images: its table, and the gaps, goals and costs its
+    text states."""
+    source = WARM_PATH_TRAIN
+    figures = []
+    for row, name in WARM_PATH_TRAIN_ROWS:
+        figures += summary_row(
+            f"training fitness: {name}", row, source, name, first_column=2, wall_column=1
+        )
+    figures += means_in_text(
+        "training fitness: the front's pick in the text",
+        rf"falls below its seeds \({TRIPLE}, where judged",
+        source,
+        SEARCH,
+    )
+    figures += means_in_text(
+        "training fitness: the validation-fitness front's pick",
+        rf"the same seeds led to {TRIPLE} after 12,288",
+        WARM_PATH_COS_421,
+        SEARCH,
+    )
+    figures += [
+        Figure(
+            "training fitness: fewest equal-time epochs",
+            phrase(r"cosine steps, equal time \((\d+)–\d+ epochs\) \|"),
+            source,
+            lambda d: min(warm_epochs(d)),
+        ),
+        Figure(
+            "training fitness: most equal-time epochs",
+            phrase(r"cosine steps, equal time \(\d+–(\d+) epochs\) \|"),
+            source,
+            lambda d: max(warm_epochs(d)),
+        ),
+        Figure(
+            "training fitness: equal-time epochs in the text",
+            phrase(r"given (\d+)–\d+ epochs per density"),
+            source,
+            lambda d: min(warm_epochs(d)),
+        ),
+        Figure(
+            "training fitness: the constant-step 4+2+1 guarded 1% figure",
+            phrase(rf"best guarded 1% figure, ({NUMBER})%"),
+            WARM_PATH_421_B12K,
+            lambda d: warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+        Figure(
+            "training fitness: guarded pick wall time in the text",
+            phrase(rf"floor at every density in ({NUMBER}) s, within its"),
+            source,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "training fitness: its 2% seeds",
+            phrase(rf"2 epochs, already score ({NUMBER})%"),
+            source,
+            lambda d: warm(d, PATH_SEEDS, "0.02", 0),
+        ),
+        Figure(
+            "training fitness: ms per evaluation",
+            phrase(rf"about ({NUMBER}) ms each on 55,000 images"),
+            source,
+            lambda d: 1000 * _per_evaluation(d),
+        ),
+        Figure(
+            "validation fitness: ms per evaluation",
+            phrase(rf"against ({NUMBER}) ms on 4,000"),
+            WARM_PATH_COS_421,
+            lambda d: 1000 * _per_evaluation(d),
+        ),
+    ]
+    for density, column in (("0.05", 1), ("0.02", 2), ("0.01", 3)):
+        goal = {"0.05": 88.5, "0.02": 86.5, "0.01": 83.0}[density]
+        figures.append(
+            Figure(
+                f"training fitness: short of the goal at {density}",
+                phrase(
+                    rf"goal \(({NUMBER}), ({NUMBER}) and ({NUMBER}) points short at 5 / 2 / 1%\)",
+                    group=column,
+                ),
+                source,
+                lambda d, density=density, goal=goal: goal - warm(d, PATH_GUARDED, density, 0),
+            )
+        )
+    gaps = (
+        (rf"adds \+({NUMBER}) points to them, beyond", "0.01", SEARCH, PATH_SEEDS),
+        (rf"beyond noise \(\+({NUMBER}) and \+{NUMBER}\)", "0.05", SEARCH, PATH_SEEDS),
+        (rf"beyond noise \(\+{NUMBER} and \+({NUMBER})\)", "0.02", SEARCH, PATH_SEEDS),
+        (rf"it is ahead at 2% \(\+({NUMBER})\)", "0.02", PATH_GUARDED, PATH_EQUAL),
+        (rf"and at 1% \(\+({NUMBER})\), beyond two", "0.01", PATH_GUARDED, PATH_EQUAL),
+        (rf"trails at 5% \(−({NUMBER})\)", "0.05", PATH_EQUAL, PATH_GUARDED),
+    )
+    for pattern, density, first, second in gaps:
+        figures.append(gap(f"training fitness: {pattern}", pattern, source, density, first, second))
+    return figures
+
+
+def _per_evaluation(d: dict) -> float:
+    """Mean seconds per exact evaluation of the seeded searches."""
+    runs = [run["rows"][SEARCH] for run in d["runs"]]
+    return sum(r["search_time"] for r in runs) / sum(r["n_evals"] for r in runs)
+
+
 SEARCH = "search from seeds, NSGA-II + gradient swaps"
 # README row -> (summary row, has a wall-time column figure)
 WARM_LENET5_ROWS = (
@@ -2829,6 +2946,7 @@ FIGURES = [
     *warm_path_figures(),
     *warm_path_421_figures(),
     *warm_path_cosine_figures(),
+    *warm_path_train_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),

@@ -176,11 +176,16 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
             flush=True,
         )
     elif not quiet:
-        print(_run_summary(run, result, report))
+        print(_run_summary(run, result, report, _fitness_name(config)))
     return EXIT_INTERRUPTED if interrupted else 0
 
 
-def _run_summary(run: Any, result: Any, report: dict[str, Any]) -> str:
+def _fitness_name(config: dict[str, Any]) -> str:
+    """What the search's accuracy was measured on: "val", or "train" (--fitness-split train)."""
+    return "train" if config.get("fitness_split") == "train" else "val"
+
+
+def _run_summary(run: Any, result: Any, report: dict[str, Any], fitness: str = "val") -> str:
     from masksearch.progress import format_duration
     from masksearch.report import sparse_pick_warnings
 
@@ -200,7 +205,8 @@ def _run_summary(run: Any, result: Any, report: dict[str, Any]) -> str:
             lines.append(f"  density <= {row['target']:.4g}: no mask on the front")
             continue
         text = (
-            f"  density <= {row['target']:.4g}: val accuracy {member['accuracy']:.2%} "
+            f"  density <= {row['target']:.4g}: {fitness} accuracy "
+            f"{member['accuracy']:.2%} "
             f"(magnitude {magnitude['accuracy']:.2%})"
         )
         if "test_accuracy" in member and magnitude and "test_accuracy" in magnitude:
@@ -338,8 +344,8 @@ def _export_structured(
         f"exported member #{member['index']} to {written}: {params:,} of {dense:,} parameters "
         f"({params / dense:.1%})"
         + (f", table latency {latency:.3f} of the dense model's" if latency is not None else "")
-        + f", test accuracy {scores.accuracy:.2%} on {scores.n} samples (search: val accuracy "
-        f"{member['accuracy']:.2%}"
+        + f", test accuracy {scores.accuracy:.2%} on {scores.n} samples (search: "
+        f"{problem.fitness_split} accuracy {member['accuracy']:.2%}"
         + (f", then {epochs} epoch(s) of fine-tuning)" if epochs else ", no fine-tuning)")
     )
     print(
@@ -435,7 +441,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(
             f"exported member #{member['index']} to {args.out}: density {kept / total:.4f} "
             f"({kept} of {total} weights), test accuracy {scores.accuracy:.2%} on {scores.n} "
-            f"samples (search: val accuracy {member['accuracy']:.2%}"
+            f"samples (search: {_fitness_name(config)} accuracy {member['accuracy']:.2%}"
             + (f", then {epochs} epoch(s) of fine-tuning)" if epochs else ", no fine-tuning)")
         )
         print(
