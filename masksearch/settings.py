@@ -113,8 +113,8 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
     "val_samples": ("validation samples each mask is judged on (default: the problem's)", "N"),
     "fitness_split": (
         "the split masks are judged on: val (validation images, default) or train (training "
-        "images: slower per evaluation, but the search fits them far less than a few thousand "
-        "validation images, so it gains at every density)",
+        "images: each evaluation costs more, but the search fits them far less than a few "
+        "thousand validation images, and the whole validation split stays unseen)",
         "SPLIT",
     ),
     "train_samples": (

@@ -1578,6 +1578,18 @@ def warm_path_train_figures() -> list[Figure]:
             lambda d: 1000 * _per_evaluation(d),
         ),
         Figure(
+            "training fitness: times the cost per evaluation, Warm starts",
+            phrase(rf"about ({NUMBER}) times the time on LeNet-300-100"),
+            source,
+            lambda d: _per_evaluation(d) / _per_evaluation(load(WARM_PATH_COS_421)),
+        ),
+        Figure(
+            "training fitness: times the cost per evaluation, Results",
+            phrase(rf"on 4,000 \(({NUMBER}) times as much\)"),
+            source,
+            lambda d: _per_evaluation(d) / _per_evaluation(load(WARM_PATH_COS_421)),
+        ),
+        Figure(
             "validation fitness: ms per evaluation",
             phrase(rf"against ({NUMBER}) ms on 4,000"),
             WARM_PATH_COS_421,
@@ -1607,6 +1619,91 @@ def warm_path_train_figures() -> list[Figure]:
     )
     for pattern, density, first, second in gaps:
         figures.append(gap(f"training fitness: {pattern}", pattern, source, density, first, second))
+    return figures
+
+
+WARM_PATH_TRAIN20K = (  # Xeon, 3 seeds, fitness on the first 20,000 training images
+    "benchmarks/results/warm_start_path_e4_l2-1_cos_lr0.02_b9216_train20000.json"
+)
+WARM_PATH_TRAIN20K_ROWS = (
+    (
+        "| first 20,000 training images, 9,216 evaluations: search, the guarded held-out pick |",
+        PATH_GUARDED,
+    ),
+    (
+        "| first 20,000 training images: supermask with cosine steps, equal time (11 epochs) |",
+        PATH_EQUAL,
+    ),
+)
+
+
+def warm_path_train20k_figures() -> list[Figure]:
+    """The search judged on the first 20,000 training images: its rows and its paragraph."""
+    source = WARM_PATH_TRAIN20K
+    figures = []
+    for row, name in WARM_PATH_TRAIN20K_ROWS:
+        figures += summary_row(
+            f"training fitness 20k: {name}", row, source, name, first_column=2, wall_column=1
+        )
+    figures += [
+        Figure(
+            "training fitness 20k: equal-time epochs",
+            phrase(r"shorter time \((\d+) epochs\)"),
+            source,
+            equal_time_epochs,
+        ),
+        Figure(
+            "training fitness 20k: guarded pick at 1% in the text",
+            phrase(rf"guarded pick reaches ({NUMBER})% there"),
+            source,
+            lambda d: warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+        Figure(
+            "training fitness 20k: wall time in the text",
+            phrase(rf"1% goal, in ({NUMBER}) s, with the floor"),
+            source,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        gap(
+            "training fitness 20k: search over its 1% seeds",
+            rf"the search adds \+({NUMBER}) points to its 1% seeds",
+            source,
+            "0.01",
+            SEARCH,
+            PATH_SEEDS,
+        ),
+        gap(
+            "training fitness 20k: tie at 2%",
+            rf"ties at 2% \(\+({NUMBER}), within noise\)",
+            source,
+            "0.02",
+            PATH_GUARDED,
+            PATH_EQUAL,
+        ),
+        gap(
+            "training fitness 20k: behind at 5%",
+            rf"still leads at 5% \(by ({NUMBER}) points\)",
+            source,
+            "0.05",
+            PATH_EQUAL,
+            PATH_GUARDED,
+        ),
+    ]
+    figures += means_in_text(
+        "training fitness 20k: 5% and 2% in the text",
+        rf"seeds' accuracy \(({NUMBER}) / ({NUMBER})%, the 5%",
+        source,
+        PATH_GUARDED,
+    )[:2]
+    for column, (density, goal) in enumerate((("0.05", 88.5), ("0.02", 86.5))):
+        figures.append(
+            Figure(
+                f"training fitness 20k: short of the goal at {density}",
+                phrase(rf"missed by ({NUMBER}) and ({NUMBER}) points\)", group=column + 1),
+                source,
+                lambda d, density=density, goal=goal: goal - warm(d, PATH_GUARDED, density, 0),
+            )
+        )
     return figures
 
 
@@ -2947,6 +3044,7 @@ FIGURES = [
     *warm_path_421_figures(),
     *warm_path_cosine_figures(),
     *warm_path_train_figures(),
+    *warm_path_train20k_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),
