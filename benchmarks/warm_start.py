@@ -11,6 +11,10 @@
     python benchmarks/warm_start.py --init-method supermask-path --init-epochs 4 \
         --init-later-epochs 2,1 --init-lr 0.02 --init-lr-schedule cosine --no-ablation \
         --fitness-split train --budget 4608   # masks judged on the 55,000 training images
+    python benchmarks/warm_start.py --init-method supermask-path --init-epochs 4 \
+        --init-later-epochs 2,1 --init-branch-epochs 4,2,0 --init-lr 0.02 \
+        --init-lr-schedule cosine --no-ablation --fitness-split train --train-samples 20000 \
+        --budget 12288   # 5% and 2% masks from side branches of the path, 4 and 2 epochs longer
 
 Per seed, every row starts from the same committed dense model and judges masks on the same
 5,000 validation images; accuracy is on the test split, with no weight training:
@@ -207,6 +211,14 @@ def main() -> None:
         "per target, 2%% then 1%% (e.g. 2,1)",
     )
     parser.add_argument(
+        "--init-branch-epochs",
+        type=later_epochs,
+        default=0.0,
+        help="supermask-path: epochs more at each target on a side branch (one number, or "
+        "one per target, 5%% then 2%% then 1%%, e.g. 4,2,0); the path goes on from where "
+        "each branch left it (default 0: none)",
+    )
+    parser.add_argument(
         "--init-lr", type=float, default=0.01, help="supermask's Adam step size (default 0.01)"
     )
     parser.add_argument(
@@ -301,7 +313,11 @@ def main() -> None:
         run = rerun(base, seed=seed)
         if args.init_method == "supermask-path":
             path = SupermaskPath(
-                epochs=args.init_epochs, later_epochs=args.init_later_epochs, seed=seed, **recipe
+                epochs=args.init_epochs,
+                later_epochs=args.init_later_epochs,
+                branch_epochs=args.init_branch_epochs,
+                seed=seed,
+                **recipe,
             )
             seeds = ms.warm_start(problem, ["magnitude", path])
         else:
@@ -383,6 +399,7 @@ def main() -> None:
         "init_epochs": args.init_epochs,
         "init_method": args.init_method,
         "init_later_epochs": args.init_later_epochs,
+        "init_branch_epochs": args.init_branch_epochs,
         "init_lr": args.init_lr,
         "init_lr_schedule": args.init_lr_schedule,
         "finetune_epochs": args.finetune,
@@ -429,6 +446,8 @@ def result_suffix(args: argparse.Namespace) -> str:
     if args.init_method == "supermask-path":
         later = "" if args.init_later_epochs == 1 else f"_l{later_label(args.init_later_epochs)}"
         epochs = "_path" + epochs + later
+        if args.init_branch_epochs:
+            epochs += f"_br{later_label(args.init_branch_epochs)}"
     if args.init_lr_schedule != "constant":
         epochs += "_cos"
     if args.init_lr != 0.01:
@@ -492,8 +511,8 @@ def compare(a: dict, b: dict) -> list[str]:
     return lines
 
 
-def markdown(payload: dict) -> str:
-    summary = payload["summary"]
+def seeding_text(payload: dict) -> str:
+    """How the seeds were made, for the report: method, epochs, branches, step sizes."""
     init_method = payload.get("init_method", "supermask")
     later = payload.get("init_later_epochs", 1)
     later_text = (
@@ -509,6 +528,18 @@ def markdown(payload: dict) -> str:
         if init_method == "supermask-path"
         else f"supermask, {payload['init_epochs']} epoch(s) per density"
     )
+    branch = payload.get("init_branch_epochs", 0)
+    if branch:
+        per_target = (branch,) * len(DENSITIES) if isinstance(branch, (int, float)) else branch
+        seeding += (
+            "; side branches of "
+            + ", ".join(
+                f"{epochs:g} more at {density:.0%}"
+                for epochs, density in zip(per_target, DENSITIES, strict=True)
+                if epochs
+            )
+            + " give those targets' masks, the path going on from where each branch left"
+        )
     # older result files predate the recipe options: constant steps of 0.01
     if (
         payload.get("init_lr_schedule", "constant") != "constant"
@@ -519,6 +550,13 @@ def markdown(payload: dict) -> str:
             f"{payload.get('init_lr_schedule', 'constant')} within each density (the "
             "equal-time supermask row uses the same recipe)"
         )
+    return seeding
+
+
+def markdown(payload: dict) -> str:
+    summary = payload["summary"]
+    init_method = payload.get("init_method", "supermask")
+    seeding = seeding_text(payload)
     lines = [
         f"# Warm-started search against gradient mask learning: {payload['problem']}, masks only",
         "",

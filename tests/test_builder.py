@@ -77,6 +77,10 @@ def test_deap_and_evopress_receive_pop_size_under_their_own_names() -> None:
         ),
         ({"init": ["supermask"], "init_options": ["lr=-1"]}, "--init-option: lr must be"),
         (
+            {"init": ["supermask-path"], "init_options": ["branch_epochs=4,2"]},
+            "--init-option branch_epochs=[4,2,0]",
+        ),
+        (
             {"init": ["supermask"], "init_options": ["epochs=3"]},
             "--init-option: give epochs as its own setting (warm_start(epochs=...), --init-epochs)",
         ),
@@ -216,3 +220,22 @@ def test_init_options_reach_the_seeds_and_are_fixed_on_resume(tmp_path) -> None:
     assert config["init_options"] == {"lr_schedule": "cosine"}
     changed = [*argv[:-1], "lr_schedule='constant'", "--out", out, "--resume", "--budget", "48"]
     assert main(changed) == 2  # a resumed run keeps the seeds' recipe
+
+
+def test_branch_epochs_reach_the_seeds_as_a_list_from_the_command_line(tmp_path) -> None:
+    from masksearch.methods import SupermaskPath
+
+    settings = {
+        **SMALL,
+        "init": ["magnitude", "supermask-path"],
+        "init_options": ["branch_epochs=[1, 0, 0]"],
+    }
+    run = build_run(settings)
+    seeds = run.warm_start()
+    by_hand = ms.warm_start(
+        run.problem, ["magnitude", SupermaskPath(epochs=1, seed=1, branch_epochs=(1, 0, 0))]
+    )
+    np.testing.assert_array_equal(seeds.genomes, by_hand.genomes)
+    plain = ms.warm_start(run.problem, ["magnitude", SupermaskPath(epochs=1, seed=1)])
+    assert not np.array_equal(seeds.genomes, plain.genomes)
+    assert seeds.epochs == plain.epochs + 1  # the branch's epoch is counted in the cost

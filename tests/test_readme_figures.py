@@ -1707,6 +1707,121 @@ def warm_path_train20k_figures() -> list[Figure]:
     return figures
 
 
+WARM_PATH_BRANCH = (  # Xeon, 3 seeds, side branches, fitness on 20,000 training images
+    "benchmarks/results/warm_start_path_e4_l2-1_br4-2-0_cos_lr0.02_b12288_train20000.json"
+)
+WARM_PATH_BRANCH_ROWS = (
+    ("| side branches, 20,000 training images, 12,288 evaluations: the seeds |", PATH_SEEDS),
+    ("| side branches: search, the guarded held-out pick |", PATH_GUARDED),
+    ("| side branches: supermask with cosine steps given equal time (15–16 epochs) |", PATH_EQUAL),
+)
+
+
+def warm_path_branch_figures() -> list[Figure]:
+    """Seeds with side branches at 5% and 2%: their rows and their paragraph."""
+    source = WARM_PATH_BRANCH
+    figures = []
+    for row, name in WARM_PATH_BRANCH_ROWS:
+        figures += summary_row(
+            f"side branches: {name}", row, source, name, first_column=2, wall_column=1
+        )
+    figures += means_in_text(
+        "side branches: guarded pick in the text",
+        rf"the guarded pick reaches {TRIPLE} in {NUMBER} s, \*\*issue",
+        source,
+        PATH_GUARDED,
+    )
+    for number, (pattern, where) in enumerate(
+        (
+            (
+                r"side branches: supermask with cosine steps given equal time \((\d+)–\d+ epochs",
+                min,
+            ),
+            (
+                r"side branches: supermask with cosine steps given equal time \(\d+–(\d+) epochs",
+                max,
+            ),
+            (r"the same time \((\d+)–\d+ epochs\) it ties", min),
+            (r"the same time \(\d+–(\d+) epochs\) it ties", max),
+        )
+    ):
+        figures.append(
+            Figure(
+                f"side branches: equal-time epochs {number}",
+                phrase(pattern),
+                source,
+                lambda d, where=where: where(warm_epochs(d)),
+            )
+        )
+    figures += [
+        Figure(
+            "side branches: guarded pick's wall time in the text",
+            phrase(rf"/ {NUMBER}% in ({NUMBER}) s, \*\*issue 14's goal"),
+            source,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "side branches: the seeds' cost",
+            phrase(rf"the seeds cost ({NUMBER}) s instead of {NUMBER} s"),
+            source,
+            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        Figure(
+            "side branches: the plain path's cost",
+            phrase(rf"the seeds cost {NUMBER} s instead of ({NUMBER}) s"),
+            WARM_PATH_TRAIN,
+            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        Figure(
+            "side branches: 5% seeds",
+            phrase(rf"score ({NUMBER})% at 5% instead of {NUMBER}%"),
+            source,
+            lambda d: warm(d, PATH_SEEDS, "0.05", 0),
+        ),
+        Figure(
+            "side branches: the plain path's 5% seeds",
+            phrase(rf"score {NUMBER}% at 5% instead of ({NUMBER})%"),
+            WARM_PATH_TRAIN,
+            lambda d: warm(d, PATH_SEEDS, "0.05", 0),
+        ),
+        Figure(
+            "side branches: 1% seeds are the plain path's",
+            phrase(rf"the plain path's \(({NUMBER})% here as above"),
+            source,
+            lambda d: warm(d, PATH_SEEDS, "0.01", 0),
+        ),
+        Figure(
+            "side branches: the plain path's 1% seeds",
+            phrase(rf"the plain path's \(({NUMBER})% here as above"),
+            WARM_PATH_TRAIN,
+            lambda d: warm(d, PATH_SEEDS, "0.01", 0),
+        ),
+        Figure(
+            "side branches: short of the 2% goal",
+            phrase(rf"The 2% goal is missed by ({NUMBER}) points"),
+            source,
+            lambda d: 86.5 - warm(d, PATH_GUARDED, "0.02", 0),
+        ),
+        Figure(
+            "side branches: what the branch adds to the 2% seeds",
+            phrase(rf"the branch adds \+({NUMBER}) to the 2% seeds"),
+            source,
+            lambda d: (
+                warm(d, PATH_SEEDS, "0.02", 0) - warm(load(WARM_PATH_TRAIN), PATH_SEEDS, "0.02", 0)
+            ),
+        ),
+    ]
+    gaps = (
+        (rf"the search adds \+({NUMBER}) points at 1% and", "0.01", SEARCH, PATH_SEEDS),
+        (rf"ties at 5% \(−({NUMBER}), within noise\)", "0.05", PATH_EQUAL, PATH_GUARDED),
+        (rf"leads by \+({NUMBER}) points at 2%", "0.02", PATH_GUARDED, PATH_EQUAL),
+        (rf"points at 2% and \+({NUMBER}) at 1%, beyond", "0.01", PATH_GUARDED, PATH_EQUAL),
+    )
+    for pattern, density, first, second in gaps:
+        figures.append(gap(f"side branches: {pattern}", pattern, source, density, first, second))
+    return figures
+
+
 def _per_evaluation(d: dict) -> float:
     """Mean seconds per exact evaluation of the seeded searches."""
     runs = [run["rows"][SEARCH] for run in d["runs"]]
@@ -3045,6 +3160,7 @@ FIGURES = [
     *warm_path_cosine_figures(),
     *warm_path_train_figures(),
     *warm_path_train20k_figures(),
+    *warm_path_branch_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),

@@ -48,6 +48,14 @@ class BatchStream:
         self._cursor += self.batch_size
         return self.x[index], self.y[index]
 
+    def state(self) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """Where the stream is: :meth:`set_state` of it replays the same batches."""
+        return self._generator.get_state(), self._order, self._cursor
+
+    def set_state(self, state: tuple[torch.Tensor, torch.Tensor | None, int]) -> None:
+        generator, self._order, self._cursor = state
+        self._generator.set_state(generator)
+
 
 def check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     """One sample through the model, turning torch's shape errors into a plain message."""

@@ -143,6 +143,38 @@ def test_supermask_path_takes_one_epoch_count_per_sparser_target(trained, digits
     assert path.epochs_for(1) == 1.0
 
 
+def test_supermask_path_branch_trains_a_target_longer_and_leaves_the_path_alone(trained, digits):
+    records = []
+    branched = make_method(
+        "supermask-path", epochs=1, later_epochs=0.5, branch_epochs=(1, 0, 0), seed=0
+    )
+    masks = branched.prune_each(trained, digits, [0.3, 0.2, 0.1], progress=records.append)
+    plain = make_method("supermask-path", epochs=1, later_epochs=0.5, seed=0)
+    dense, middle, sparse = plain.prune_each(trained, digits, [0.3, 0.2, 0.1])
+    # the path resumes where the branch left it: the same scores, Adam state and batches
+    assert masks[1] == middle and masks[2] == sparse
+    assert masks[0] != dense and masks[0].n_kept == dense.n_kept
+    # the branch is the path's 30% phase trained one epoch more, at 30%
+    longer = make_method("supermask-path", epochs=1, later_epochs=1, seed=0)
+    _, after_branch = longer.prune_each(trained, digits, [0.3, 0.3 - 1e-9])
+    assert masks[0] == after_branch
+    assert branched.epochs_for(3) == 3.0  # 1 + 0.5 + 0.5 on the path, 1 on the branch
+    used = [r["epochs_used"] for r in records if r["event"] == "epoch"]
+    assert used == sorted(used) and used[-1] == 3.0
+    # one number: a branch at every target
+    assert make_method("supermask-path", epochs=1, branch_epochs=2).epochs_for(2) == 6.0
+    with pytest.raises(MethodError, match=r"2 epoch counts .* for 3 target\(s\)"):
+        make_method("supermask-path", branch_epochs=(1, 0)).prune_each(
+            trained, digits, [0.3, 0.2, 0.1]
+        )
+
+
+@pytest.mark.parametrize("branch", [-1.0, "1", True, (), [1, "2"]])
+def test_supermask_path_refuses_a_bad_branch_epochs(branch):
+    with pytest.raises(MethodError, match="branch_epochs must"):
+        make_method("supermask-path", branch_epochs=branch)
+
+
 @pytest.mark.parametrize("later", [0, -1.0, "1", True, (1, 0), (), [1, "2"]])
 def test_supermask_path_refuses_a_bad_later_epochs(later):
     with pytest.raises(MethodError, match="later_epochs must"):

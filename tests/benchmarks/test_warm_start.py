@@ -1,0 +1,60 @@
+"""``benchmarks/warm_start.py``: result files and the report name the seeding recipe."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from .conftest import load_script
+
+
+@pytest.fixture(scope="module")
+def warm():
+    return load_script("warm_start")
+
+
+def _args(**changes) -> argparse.Namespace:
+    values = {
+        "problem": "lenet300_fashion",
+        "init_method": "supermask-path",
+        "init_epochs": 4,
+        "init_later_epochs": (2.0, 1.0),
+        "init_branch_epochs": 0.0,
+        "init_lr": 0.02,
+        "init_lr_schedule": "cosine",
+        "budget": 12288,
+        "val_samples": None,
+        "fitness_split": "train",
+        "train_samples": 20000,
+        "finetune": 0,
+        "repair_steps": 0,
+        "quick": False,
+    }
+    return argparse.Namespace(**{**values, **changes})
+
+
+def test_branches_get_their_own_result_files(warm) -> None:
+    plain = warm.result_suffix(_args())
+    branched = warm.result_suffix(_args(init_branch_epochs=(4.0, 2.0, 0.0)))
+    assert plain == "_path_e4_l2-1_cos_lr0.02_b12288_train20000"
+    assert branched == "_path_e4_l2-1_br4-2-0_cos_lr0.02_b12288_train20000"
+    parse = warm.later_epochs
+    assert parse("4,2,0") == (4.0, 2.0, 0.0) and parse("3") == 3.0
+    with pytest.raises(argparse.ArgumentTypeError, match="e.g. 2,1"):
+        parse("4,x")
+
+
+def test_the_report_names_each_side_branch(warm) -> None:
+    payload = {
+        "init_method": "supermask-path",
+        "init_epochs": 4,
+        "init_later_epochs": [2.0, 1.0],
+        "init_branch_epochs": [4.0, 2.0, 0.0],
+    }
+    text = warm.seeding_text(payload)
+    assert "4 epoch(s) at 5%, then 2 at 2% and 1 at 1%" in text
+    assert "side branches of 4 more at 5%, 2 more at 2% give" in text
+    assert "at 1%" not in text.split("side branches")[1]  # no branch there
+    assert "side branches" not in warm.seeding_text({**payload, "init_branch_epochs": 0.0})
+    assert "side branches" not in warm.seeding_text({**payload, "init_branch_epochs": None})
