@@ -1822,6 +1822,104 @@ def warm_path_branch_figures() -> list[Figure]:
     return figures
 
 
+WARM_LENET5_BRANCH = (  # Xeon, 3 seeds
+    "benchmarks/results/warm_start_lenet5_path_e3_l1-1_br3-1-0_cos_lr0.02_ft1.json"
+)
+LENET5_SEEDS = "supermask-path (3 ep)"
+WARM_LENET5_BRANCH_ROWS = (
+    ("| LeNet-5 branches: supermask-path (the seeds) |", LENET5_SEEDS, True),
+    ("| LeNet-5 branches: the guarded held-out pick |", PATH_GUARDED, True),
+    ("| LeNet-5 branches: supermask, cosine steps, equal time (5 epochs) |", PATH_EQUAL, True),
+    (
+        "| LeNet-5 branches: the held-out pick (the same masks) + 1 epoch FT |",
+        PATH_PICK + " + 1 ep FT",
+        False,
+    ),
+    ("| LeNet-5 branches: DNS, 1 epoch |", "dns (1 ep)", False),
+)
+
+
+def warm_lenet5_branch_figures() -> list[Figure]:
+    """LeNet-5 from annealed seeds with side branches: its table and its paragraph."""
+    source = WARM_LENET5_BRANCH
+    figures = []
+    for row, name, timed in WARM_LENET5_BRANCH_ROWS:
+        figures += summary_row(
+            f"LeNet-5 branches: {name}",
+            row,
+            source,
+            name,
+            first_column=2,
+            wall_column=1 if timed else None,
+        )
+    figures += [
+        Figure(
+            "LeNet-5 branches: equal-time epochs",
+            phrase(r"cosine steps, equal time \((\d+) epochs\) \| 381"),
+            source,
+            lambda d: span(warm_epochs(d)),
+        ),
+        Figure(
+            "LeNet-5 branches: the guarded pick takes the search's 1% mask (seeds of 3)",
+            phrase(r"takes the search's 1% mask in (\d) seeds of 3"),
+            source,
+            lambda d: sum(
+                "0.01" not in row["picked_a_seed_at"]
+                for run in d["runs"]
+                for name, row in run["rows"].items()
+                if name == PATH_GUARDED
+            ),
+        ),
+        Figure(
+            "LeNet-5 branches: 1% seeds against the constant-step path's",
+            phrase(rf"At 1% the seeds are ({NUMBER}) points below the constant-step"),
+            source,
+            lambda d: (
+                warm(load(WARM_LENET5_PATH), "supermask-path (2 ep)", "0.01", 0)
+                - warm(d, LENET5_SEEDS, "0.01", 0)
+            ),
+        ),
+        Figure(
+            "LeNet-5 branches: the floor at 1%",
+            phrase(rf"misses LeNet-5's floor at 1% \(({NUMBER})%\)"),
+            WARM_LENET5,
+            lambda d: warm(d, "supermask (1 ep)", "0.01", 0),
+        ),
+    ]
+    gaps = (
+        (rf"scores ({NUMBER}) points lower on the test split", "0.01", LENET5_SEEDS, PATH_GUARDED),
+        (
+            rf"ties at 5% \(\+({NUMBER}), within noise\) and trails",
+            "0.05",
+            PATH_GUARDED,
+            PATH_EQUAL,
+        ),
+        (rf"at 2% and 1% \(−({NUMBER}) and −{NUMBER}\)\.", "0.02", PATH_EQUAL, PATH_GUARDED),
+        (rf"at 2% and 1% \(−{NUMBER} and −({NUMBER})\)\.", "0.01", PATH_EQUAL, PATH_GUARDED),
+        (
+            rf"it beats DNS at 5% and 2% \(\+({NUMBER}) and \+{NUMBER}\)",
+            "0.05",
+            PATH_PICK + " + 1 ep FT",
+            "dns (1 ep)",
+        ),
+        (
+            rf"it beats DNS at 5% and 2% \(\+{NUMBER} and \+({NUMBER})\)",
+            "0.02",
+            PATH_PICK + " + 1 ep FT",
+            "dns (1 ep)",
+        ),
+        (
+            rf"and trails at 1% \(−({NUMBER})\), all beyond",
+            "0.01",
+            "dns (1 ep)",
+            PATH_PICK + " + 1 ep FT",
+        ),
+    )
+    for pattern, density, first, second in gaps:
+        figures.append(gap(f"LeNet-5 branches: {pattern}", pattern, source, density, first, second))
+    return figures
+
+
 def _per_evaluation(d: dict) -> float:
     """Mean seconds per exact evaluation of the seeded searches."""
     runs = [run["rows"][SEARCH] for run in d["runs"]]
@@ -3161,6 +3259,7 @@ FIGURES = [
     *warm_path_train_figures(),
     *warm_path_train20k_figures(),
     *warm_path_branch_figures(),
+    *warm_lenet5_branch_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),
