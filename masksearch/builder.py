@@ -227,6 +227,18 @@ def check_later_epochs(config: Mapping[str, Any]) -> None:
         )
 
 
+def check_branch_epochs(config: Mapping[str, Any]) -> None:
+    """supermask-path's ``branch_epochs`` option, when a list, gives one count per target:
+    refused before any seed is trained."""
+    branch = dict(config.get("init_options") or {}).get("branch_epochs")
+    targets = len(set(config.get("densities") or []))
+    if isinstance(branch, (list, tuple)) and len(branch) != targets:
+        raise UserError(
+            f"--init-option branch_epochs gives {len(branch)} epoch counts for {targets} "
+            "target(s): give one number for all, or one per target, densest first (0 for none)"
+        )
+
+
 def check_init_options(config: Mapping[str, Any]) -> None:
     """``init_options`` taken by a method named in ``init``, with values it accepts: refused
     before any seed is trained."""
@@ -345,6 +357,7 @@ def build_run(settings: Mapping[str, Any], *, note: Note | None = None) -> Run:
     problem = build_problem(config, note=note)
     config = resolved_settings(config, problem)
     check_later_epochs(config)
+    check_branch_epochs(config)
     check_init_options(config)
     solver = build_solver(config)
     local_search = build_local_search(config, problem)

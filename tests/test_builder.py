@@ -81,6 +81,10 @@ def test_deap_and_evopress_receive_pop_size_under_their_own_names() -> None:
             "--init-option branch_epochs=[4,2,0]",
         ),
         (
+            {"init": ["supermask-path"], "init_options": ["branch_epochs=[4, 2]"]},
+            "branch_epochs gives 2 epoch counts for 3 target(s)",
+        ),
+        (
             {"init": ["supermask"], "init_options": ["epochs=3"]},
             "--init-option: give epochs as its own setting (warm_start(epochs=...), --init-epochs)",
         ),
