@@ -215,7 +215,7 @@ class SupermaskPath(Supermask):
     :class:`Supermask`'s trained 3 epochs at each density (157 s in all). A second epoch at
     each lifts 2% further but lowers 1%, as more epochs at 1% do for :class:`Supermask`:
     ``later_epochs`` may so be one number per sparser target, densest first (``(2, 1)``).
-    For a single density it is :class:`Supermask`.
+    For a single density it is :class:`Supermask` (with its branch, if any, trained on).
 
     ``branch_epochs`` (one number per target, densest first; 0 = none) trains a target's mask
     longer on a side branch: from where the target's phase on the path ended, that many more
@@ -281,6 +281,17 @@ class SupermaskPath(Supermask):
                 "target(s): give one per target, densest first (0 for no branch)"
             )
         return tuple(float(epochs) for epochs in branch)
+
+    def _prune(self, model, params, split, density, scope, progress) -> Mask:
+        # one target: its phase, then its branch (nothing after it to go back for)
+        (branch,) = self._branches(1)
+        counts = _kept_counts(params, density, scope)
+        learner = _ScoreLearner(self, model, params, split, self._initial_scores(params))
+        with learner.eval_mode():
+            learner.train(counts, self.epochs, progress)
+            if branch > 0:
+                learner.train(counts, branch, progress)
+        return learner.mask(counts)
 
     def epochs_for(self, n_densities: int) -> float:
         n = max(1, n_densities)

@@ -163,6 +163,11 @@ def test_supermask_path_branch_trains_a_target_longer_and_leaves_the_path_alone(
     assert used == sorted(used) and used[-1] == 3.0
     # one number: a branch at every target
     assert make_method("supermask-path", epochs=1, branch_epochs=2).epochs_for(2) == 6.0
+    # one target: prune() and prune_each() train the same phase and branch
+    single = make_method("supermask-path", epochs=1, branch_epochs=0.5, seed=0)
+    (one,) = single.prune_each(trained, digits, [0.2])
+    assert single.prune(trained, digits, 0.2) == one
+    assert one != make_method("supermask", epochs=1, seed=0).prune(trained, digits, 0.2)
     with pytest.raises(MethodError, match=r"2 epoch counts .* for 3 target\(s\)"):
         make_method("supermask-path", branch_epochs=(1, 0)).prune_each(
             trained, digits, [0.3, 0.2, 0.1]
