@@ -265,6 +265,14 @@ def gap(
     )
 
 
+def gaps(label: str, source: str, rows: tuple[tuple[str, str, str, str], ...]) -> list[Figure]:
+    """:func:`gap` of each ``(pattern, density, first, second)``, labelled by its pattern."""
+    return [
+        gap(f"{label}: {pattern}", pattern, source, density, first, second)
+        for pattern, density, first, second in rows
+    ]
+
+
 def means_in_text(label: str, pattern: str, source: str, row: str) -> list[Figure]:
     """README's "a / b / c%" (``pattern``'s three groups) as summary row ``row``'s means at
     5 / 2 / 1%."""
@@ -1609,7 +1617,7 @@ def warm_path_train_figures() -> list[Figure]:
                 lambda d, density=density, goal=goal: goal - warm(d, PATH_GUARDED, density, 0),
             )
         )
-    gaps = (
+    differences = (
         (rf"adds \+({NUMBER}) points to them, beyond", "0.01", SEARCH, PATH_SEEDS),
         (rf"beyond noise \(\+({NUMBER}) and \+{NUMBER}\)", "0.05", SEARCH, PATH_SEEDS),
         (rf"beyond noise \(\+{NUMBER} and \+({NUMBER})\)", "0.02", SEARCH, PATH_SEEDS),
@@ -1617,8 +1625,7 @@ def warm_path_train_figures() -> list[Figure]:
         (rf"and at 1% \(\+({NUMBER})\), beyond two", "0.01", PATH_GUARDED, PATH_EQUAL),
         (rf"trails at 5% \(−({NUMBER})\)", "0.05", PATH_EQUAL, PATH_GUARDED),
     )
-    for pattern, density, first, second in gaps:
-        figures.append(gap(f"training fitness: {pattern}", pattern, source, density, first, second))
+    figures += gaps("training fitness", source, differences)
     return figures
 
 
@@ -1811,14 +1818,13 @@ def warm_path_branch_figures() -> list[Figure]:
             ),
         ),
     ]
-    gaps = (
+    differences = (
         (rf"the search adds \+({NUMBER}) points at 1% and", "0.01", SEARCH, PATH_SEEDS),
         (rf"ties at 5% \(−({NUMBER}), within noise\)", "0.05", PATH_EQUAL, PATH_GUARDED),
         (rf"leads by \+({NUMBER}) points at 2%", "0.02", PATH_GUARDED, PATH_EQUAL),
         (rf"points at 2% and \+({NUMBER}) at 1%, beyond", "0.01", PATH_GUARDED, PATH_EQUAL),
     )
-    for pattern, density, first, second in gaps:
-        figures.append(gap(f"side branches: {pattern}", pattern, source, density, first, second))
+    figures += gaps("side branches", source, differences)
     return figures
 
 
@@ -1886,7 +1892,7 @@ def warm_lenet5_branch_figures() -> list[Figure]:
             lambda d: warm(d, "supermask (1 ep)", "0.01", 0),
         ),
     ]
-    gaps = (
+    differences = (
         (rf"scores ({NUMBER}) points lower on the test split", "0.01", LENET5_SEEDS, PATH_GUARDED),
         (
             rf"ties at 5% \(\+({NUMBER}), within noise\) and trails",
@@ -1915,8 +1921,7 @@ def warm_lenet5_branch_figures() -> list[Figure]:
             PATH_PICK + " + 1 ep FT",
         ),
     )
-    for pattern, density, first, second in gaps:
-        figures.append(gap(f"LeNet-5 branches: {pattern}", pattern, source, density, first, second))
+    figures += gaps("LeNet-5 branches", source, differences)
     return figures
 
 

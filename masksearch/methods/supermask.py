@@ -75,6 +75,27 @@ def _kept_counts(
     return layer_counts(sizes, density)
 
 
+def _epoch_counts(
+    name: str, value: Any, *, zero_allowed: bool, rule: str, per: str, hint: str = ""
+) -> float | tuple[float, ...]:
+    """A method's epochs option: one number, or a non-empty list of them (kept as a tuple)."""
+    if isinstance(value, (list, tuple)):
+        value = tuple(value)
+        if not value:
+            raise MethodError(f"{name} must not be empty: give one number per density")
+    for epochs in value if isinstance(value, tuple) else (value,):
+        if (
+            isinstance(epochs, bool)
+            or not isinstance(epochs, (int, float))
+            or not (epochs >= 0 if zero_allowed else epochs > 0)
+        ):
+            raise MethodError(
+                f"{name} must be a number of epochs {rule} or one such number {per}, "
+                f"got {value!r}{hint}"
+            )
+    return value
+
+
 def _device_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
     # a stable sort on -score: ties go to the lower index, as in Mask.from_scores
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
@@ -234,29 +255,21 @@ class SupermaskPath(Supermask):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        later = self.later_epochs
-        if isinstance(later, (list, tuple)):
-            self.later_epochs = later = tuple(later)
-            if not later:
-                raise MethodError("later_epochs must not be empty: give one number per density")
-        for epochs in later if isinstance(later, tuple) else (later,):
-            if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs > 0:
-                raise MethodError(
-                    "later_epochs must be a number of epochs > 0 (per sparser density) or one "
-                    f"such number per sparser density, got {later!r}"
-                )
-        branch = self.branch_epochs
-        if isinstance(branch, (list, tuple)):
-            self.branch_epochs = branch = tuple(branch)
-            if not branch:
-                raise MethodError("branch_epochs must not be empty: give one number per density")
-        for epochs in branch if isinstance(branch, tuple) else (branch,):
-            if isinstance(epochs, bool) or not isinstance(epochs, (int, float)) or not epochs >= 0:
-                raise MethodError(
-                    "branch_epochs must be a number of epochs >= 0 (0: no branch) or one such "
-                    f"number per target density, densest first, got {branch!r} (on the command "
-                    "line a list is --init-option branch_epochs=[4,2,0])"
-                )
+        self.later_epochs = _epoch_counts(
+            "later_epochs",
+            self.later_epochs,
+            zero_allowed=False,
+            rule="> 0 (per sparser density)",
+            per="per sparser density",
+        )
+        self.branch_epochs = _epoch_counts(
+            "branch_epochs",
+            self.branch_epochs,
+            zero_allowed=True,
+            rule=">= 0 (0: no branch)",
+            per="per target density, densest first",
+            hint=" (on the command line a list is --init-option branch_epochs=[4,2,0])",
+        )
 
     def _later(self, n_sparser: int) -> tuple[float, ...]:
         """Epochs at each of ``n_sparser`` targets after the densest, densest first."""
@@ -283,15 +296,8 @@ class SupermaskPath(Supermask):
         return tuple(float(epochs) for epochs in branch)
 
     def _prune(self, model, params, split, density, scope, progress) -> Mask:
-        # one target: its phase, then its branch (nothing after it to go back for)
-        (branch,) = self._branches(1)
-        counts = _kept_counts(params, density, scope)
-        learner = _ScoreLearner(self, model, params, split, self._initial_scores(params))
-        with learner.eval_mode():
-            learner.train(counts, self.epochs, progress)
-            if branch > 0:
-                learner.train(counts, branch, progress)
-        return learner.mask(counts)
+        ((_, mask),) = self._walk(model, params, split, [density], scope, progress)
+        return mask
 
     def epochs_for(self, n_densities: int) -> float:
         n = max(1, n_densities)
@@ -312,26 +318,32 @@ class SupermaskPath(Supermask):
             return []
         chosen = self._resolve_scope(scope if scope is not None else self.scope)
         params = prunable(model)
-        learner = _ScoreLearner(
-            self, model, params, train_split(data), self._initial_scores(params)
-        )
         path = sorted(set(targets), reverse=True)
+        masks: dict[float, Mask] = {}
+        for density, mask in self._walk(model, params, train_split(data), path, chosen, progress):
+            masks[density] = mask
+            emit(progress, self.name, "done", mask, scope=chosen)
+        return [masks[density] for density in targets]
+
+    def _walk(
+        self, model, params, split, path: Sequence[float], scope: str, progress
+    ) -> Iterator[tuple[float, Mask]]:
+        """Each target of ``path`` (densest first) with its mask, as the path makes it."""
         phases = (float(self.epochs), *self._later(len(path) - 1))
         branches = self._branches(len(path))
-        masks: dict[float, Mask] = {}
+        learner = _ScoreLearner(self, model, params, split, self._initial_scores(params))
         with learner.eval_mode():
             for density, epochs, branch in zip(path, phases, branches, strict=True):
-                counts = _kept_counts(params, density, chosen)
+                counts = _kept_counts(params, density, scope)
                 learner.train(counts, epochs, progress)
                 if branch > 0:
                     left_at = learner.snapshot()
                     learner.train(counts, branch, progress)
-                    masks[density] = learner.mask(counts)
+                    mask = learner.mask(counts)
                     learner.restore(left_at)
                 else:
-                    masks[density] = learner.mask(counts)
-                emit(progress, self.name, "done", masks[density], scope=chosen)
-        return [masks[density] for density in targets]
+                    mask = learner.mask(counts)
+                yield density, mask
 
 
 class _ScoreLearner:
