@@ -15,6 +15,9 @@
         --init-later-epochs 2,1 --init-branch-epochs 4,2,0 --init-lr 0.02 \
         --init-lr-schedule cosine --no-ablation --fitness-split train --train-samples 20000 \
         --budget 12288   # 5% and 2% masks from side branches of the path, 4 and 2 epochs longer
+    python benchmarks/warm_start.py --problem lenet5_fashion --init-method supermask-path \
+        --init-epochs 3 --init-branch-epochs 3,1 --init-sparsest-epochs 2 --init-lr 0.02 \
+        --init-lr-schedule cosine --no-ablation --finetune 1   # the 1% seed from fresh scores
 
 Per seed, every row starts from the same committed dense model and judges masks on the same
 5,000 validation images; accuracy is on the test split, with no weight training:
@@ -23,6 +26,8 @@ Per seed, every row starts from the same committed dense model and judges masks 
   epochs per target density — the seeds of the searches below when E = ``--init-epochs``;
   with ``--init-method supermask-path`` the seeds come instead from one run along the targets,
   densest first (E epochs at 5%, then 1 at 2% and 1 at 1%, each continuing the scores);
+  ``--init-sparsest-epochs K`` ends the path at 2% and learns the 1% seed by supermask from
+  fresh scores, K epochs (on LeNet-5 the path's 1% mask stays below a one-shot supermask's);
 - ``supermask, equal time``: the same with as many epochs as the seeded search's whole wall
   time (seeding included) buys, so the comparison is at equal cost;
 - ``search from seeds`` rows: NSGA-II (pymoo) started from the magnitude and supermask masks
@@ -69,7 +74,7 @@ from _common import (
 
 import masksearch as ms
 from masksearch.front import density_slack
-from masksearch.methods import SupermaskPath, make_method
+from masksearch.methods import Supermask, SupermaskPath, make_method
 from masksearch.training import evaluate, finetune
 
 RESULTS = Path(__file__).parent / "results"
@@ -219,6 +224,15 @@ def main() -> None:
         "each branch left it (default 0: none)",
     )
     parser.add_argument(
+        "--init-sparsest-epochs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="supermask-path: end the path at 2%% and learn the 1%% seed by supermask from "
+        "fresh scores for K epochs, same recipe (the path's later and branch epochs then "
+        "cover 2%% and 5%%, 2%%; default 0: the path goes on to 1%%)",
+    )
+    parser.add_argument(
         "--init-lr", type=float, default=0.01, help="supermask's Adam step size (default 0.01)"
     )
     parser.add_argument(
@@ -319,7 +333,15 @@ def main() -> None:
                 seed=seed,
                 **recipe,
             )
-            seeds = ms.warm_start(problem, ["magnitude", path])
+            if args.init_sparsest_epochs:
+                fresh = Supermask(epochs=args.init_sparsest_epochs, seed=seed, **recipe)
+                seeds = (
+                    ms.warm_start(problem, ["magnitude"])
+                    + ms.warm_start(problem, [path], densities=DENSITIES[:-1])
+                    + ms.warm_start(problem, [fresh], densities=DENSITIES[-1:])
+                )
+            else:
+                seeds = ms.warm_start(problem, ["magnitude", path])
         else:
             seeds = run.warm_start()  # magnitude, then supermask: --init-epochs per density
         n = len(DENSITIES)
@@ -400,6 +422,7 @@ def main() -> None:
         "init_method": args.init_method,
         "init_later_epochs": args.init_later_epochs,
         "init_branch_epochs": args.init_branch_epochs,
+        "init_sparsest_epochs": args.init_sparsest_epochs,
         "init_lr": args.init_lr,
         "init_lr_schedule": args.init_lr_schedule,
         "finetune_epochs": args.finetune,
@@ -448,6 +471,8 @@ def result_suffix(args: argparse.Namespace) -> str:
         epochs = "_path" + epochs + later
         if args.init_branch_epochs:
             epochs += f"_br{later_label(args.init_branch_epochs)}"
+        if args.init_sparsest_epochs:
+            epochs += f"_sp{args.init_sparsest_epochs}"
     if args.init_lr_schedule != "constant":
         epochs += "_cos"
     if args.init_lr != 0.01:
@@ -514,13 +539,16 @@ def compare(a: dict, b: dict) -> list[str]:
 def seeding_text(payload: dict) -> str:
     """How the seeds were made, for the report: method, epochs, branches, step sizes."""
     init_method = payload.get("init_method", "supermask")
+    sparsest = payload.get("init_sparsest_epochs", 0)
+    # with a fresh sparsest seed, the path ends one target earlier
+    targets = DENSITIES[:-1] if sparsest else DENSITIES
     later = payload.get("init_later_epochs", 1)
     later_text = (
-        f"{later:g} at 2% and at 1%"
+        f"{later:g} at " + " and at ".join(f"{density:.0%}" for density in targets[1:])
         if isinstance(later, (int, float))
         else " and ".join(
             f"{epochs:g} at {density:.0%}"
-            for epochs, density in zip(later, DENSITIES[1:], strict=True)
+            for epochs, density in zip(later, targets[1:], strict=True)
         )
     )
     seeding = (
@@ -530,15 +558,19 @@ def seeding_text(payload: dict) -> str:
     )
     branch = payload.get("init_branch_epochs", 0)
     if branch:
-        per_target = (branch,) * len(DENSITIES) if isinstance(branch, (int, float)) else branch
+        per_target = (branch,) * len(targets) if isinstance(branch, (int, float)) else branch
         seeding += (
             "; side branches of "
             + ", ".join(
                 f"{epochs:g} more at {density:.0%}"
-                for epochs, density in zip(per_target, DENSITIES, strict=True)
+                for epochs, density in zip(per_target, targets, strict=True)
                 if epochs
             )
             + " give those targets' masks, the path going on from where each branch left"
+        )
+    if sparsest:
+        seeding += (
+            f"; the {DENSITIES[-1]:.0%} seed from fresh scores, supermask {sparsest:g} epoch(s)"
         )
     # older result files predate the recipe options: constant steps of 0.01
     if (

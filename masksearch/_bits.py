@@ -1,5 +1,5 @@
-"""Compiled bit helpers shared by the packed genome operators, the packed mask kernels and the
-genome keys."""
+"""Compiled bit helpers shared by the packed genome operators, the packed mask kernels, the
+evaluators that take packed masks and the genome keys."""
 
 from __future__ import annotations
 
@@ -48,3 +48,29 @@ def _same_bytes(first, second):  # pragma: no cover - compiled
         if first[index] != second[index]:
             return False
     return True
+
+
+def unpack_bits(packed: np.ndarray, n_bits: int) -> np.ndarray:
+    """:func:`numpy.packbits` rows (uint8, ``(P, ceil(n_bits / 8))``) back as C-contiguous bool
+    rows of ``n_bits``; one row may be given 1-D."""
+    packed = np.ascontiguousarray(packed, dtype=np.uint8)
+    if packed.ndim != 2:
+        return np.unpackbits(packed, axis=-1, count=n_bits).view(np.bool_)
+    # eight bools a byte in one 8-byte store, from a table: half np.unpackbits' time
+    words = np.empty(packed.shape, dtype=np.uint64)
+    _unpack_words(packed, _UNPACKED_BYTES, words)
+    rows = words.view(np.uint8).reshape(len(packed), 8 * packed.shape[1])[:, :n_bits]
+    return np.ascontiguousarray(rows).view(np.bool_)  # copies only to drop padding
+
+
+# for each byte value: its eight bits as eight 0/1 bytes, top bit first, in one uint64
+_UNPACKED_BYTES = (
+    np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64).ravel()
+)
+
+
+@numba.njit(cache=True)
+def _unpack_words(packed, table, out):  # pragma: no cover - compiled
+    for row in range(packed.shape[0]):
+        for position in range(packed.shape[1]):
+            out[row, position] = table[packed[row, position]]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from masksearch._bits import unpack_bits
 from masksearch.data import Dataset, Split
 from masksearch.encodings import Encoding, GroupsEncoding, make_encoding
 from masksearch.encodings.packed import range_counts
@@ -234,36 +235,54 @@ class PruningProblem:
         ``packed``: the same genomes as :func:`numpy.packbits` rows, when the caller has them;
         where genomes are the masks themselves (``weights``), kept weights are counted there.
         """
-        if len(genomes) == 0:
-            raise ValueError(
-                "the solver asked for an empty population; ask() must return >= 1 genome"
-            )
+        _check_not_empty(genomes)
         masks = self.encoding.decode_valid(genomes)
-        metrics = {k: np.asarray(v, dtype=np.float64) for k, v in self.evaluator(masks).items()}
-        kept = np.zeros(len(masks))
-        flops = np.zeros(len(masks))
-        offsets = self.layout.offsets
-        # a popcount of packed rows is ~20x cheaper than counting bools
-        per_layer_packed = (
-            range_counts(packed, offsets) if masks is genomes and packed is not None else None
-        )
-        for layer, name in enumerate(self.layout.names):
-            # every weight of a layer costs the same FLOPs: count per layer, no float matmul;
+        metrics = self.evaluator(masks)
+        if masks is genomes and packed is not None:
+            # a popcount of packed rows is ~20x cheaper than counting bools
+            per_layer = range_counts(packed, self.layout.offsets)
+        else:
             # row by row, since count_nonzero(axis=1) is several times slower on bools
-            part = self.layout.slice(name)
-            if per_layer_packed is not None:
-                per_layer = per_layer_packed[:, layer]
-            else:
-                per_layer = np.array([np.count_nonzero(mask[part]) for mask in masks])
-            kept += per_layer
-            flops += per_layer * self.flops_per_weight[part.start]
+            per_layer = np.array(
+                [
+                    [np.count_nonzero(mask[self.layout.slice(name)]) for name in self.layout.names]
+                    for mask in masks
+                ]
+            ).reshape(len(masks), len(self.layout.names))
+        return self._scored(metrics, per_layer, genomes)
+
+    def evaluate_packed(self, rows: np.ndarray) -> Evaluation:
+        """:meth:`evaluate_valid` of valid genomes given as :func:`numpy.packbits` rows, the
+        form the search keeps them in. Where genomes are the masks (``weights``), the evaluator
+        gets them packed (see :meth:`~masksearch.evaluators.Evaluator.evaluate_packed`) and no
+        bool population is built; otherwise they are unpacked first. The returned
+        :class:`Evaluation` then holds no genomes."""
+        _check_not_empty(rows)
+        evaluate_packed = getattr(self.evaluator, "evaluate_packed", None)
+        if not (self.encoding.genomes_are_masks and self.latency is None and evaluate_packed):
+            return self.evaluate_valid(unpack_bits(rows, self.encoding.n_genes), packed=rows)
+        metrics = evaluate_packed(rows)
+        return self._scored(metrics, range_counts(rows, self.layout.offsets), None)
+
+    def _scored(
+        self, metrics: dict[str, Any], per_layer: np.ndarray, genomes: np.ndarray | None
+    ) -> Evaluation:
+        """The :class:`Evaluation` of an evaluator's ``metrics``, given each candidate's kept
+        weights per layer ``(P, n_layers)``."""
+        metrics = {k: np.asarray(v, dtype=np.float64) for k, v in metrics.items()}
+        kept = np.zeros(len(per_layer))
+        flops = np.zeros(len(per_layer))
+        for layer, name in enumerate(self.layout.names):
+            # every weight of a layer costs the same FLOPs: counts per layer, no float matmul
+            kept += per_layer[:, layer]
+            flops += per_layer[:, layer] * self.flops_per_weight[self.layout.slice(name).start]
         metrics["density"] = kept / self.layout.n_total
         metrics["flops"] = flops / self._total_flops
         metrics["accuracy"] = 1.0 - metrics["error"]
         if self.latency is not None:
             metrics["latency"] = self.latency.relative(genomes)
         F = np.stack([metrics[o] for o in self.objectives], axis=1)
-        violation = np.zeros(len(genomes))
+        violation = np.zeros(len(per_layer))
         if self.max_density is not None:
             violation += np.maximum(0.0, metrics["density"] - self.max_density)
         if self.min_accuracy is not None:
@@ -280,6 +299,11 @@ class PruningProblem:
             f"PruningProblem({self.name!r}, encoding={self.encoding.name!r}, "
             f"n_genes={self.n_genes}, objectives={self.objectives})"
         )
+
+
+def _check_not_empty(genomes: np.ndarray) -> None:
+    if len(genomes) == 0:
+        raise ValueError("the solver asked for an empty population; ask() must return >= 1 genome")
 
 
 def check_repair_steps(

@@ -298,8 +298,9 @@ def _search_into(
 def _evaluate_packed(
     problem: PruningProblem, packing: PackedOperators, asked: np.ndarray
 ) -> Evaluation:
-    """``problem.evaluate`` of packed genomes, unpacked a chunk at a time; each chunk's bool
-    genomes are dropped once scored (the packed rows are what the search keeps)."""
+    """``problem.evaluate`` of packed genomes a chunk at a time: handed over packed where the
+    evaluator reads packed masks (:meth:`PruningProblem.evaluate_packed`), else unpacked, each
+    chunk's bool genomes dropped once scored (the packed rows are what the search keeps)."""
     rows = max(1, packed.UNPACKED_BYTES // packing.n_bits)
     # unpacked rows are valid by construction: skip evaluate's check and copy (~20% of the
     # loop's time per genome on LeNet-300-100), unless evaluate was replaced or overridden
@@ -307,11 +308,7 @@ def _evaluate_packed(
     parts = []
     for start in range(0, len(asked), rows):
         chunk = asked[start : start + rows]
-        part = (
-            problem.evaluate_valid(packing.unpack(chunk), packed=chunk)
-            if plain
-            else problem.evaluate(packing.unpack(chunk))
-        )
+        part = problem.evaluate_packed(chunk) if plain else problem.evaluate(packing.unpack(chunk))
         parts.append((part.F, part.metrics, part.violation))
     return Evaluation(
         F=np.concatenate([F for F, _, _ in parts]),

@@ -44,6 +44,22 @@ class WarmStart:
     def __len__(self) -> int:
         return len(self.genomes)
 
+    def __add__(self, other: WarmStart) -> WarmStart:
+        """Both warm starts' genomes (a genome in both kept once, with its first label) and
+        their summed cost: seeds from sources made at different densities, e.g. a
+        supermask path over the denser targets plus a one-shot supermask at the sparsest."""
+        if not isinstance(other, WarmStart):
+            return NotImplemented
+        if self.genomes.shape[1:] != other.genomes.shape[1:]:
+            raise ValueError(
+                f"cannot add warm starts of genomes of {self.genomes.shape[1:]} and "
+                f"{other.genomes.shape[1:]} genes: make both for the same problem"
+            )
+        genomes, labels = _distinct(
+            np.concatenate([self.genomes, other.genomes]), [*self.labels, *other.labels]
+        )
+        return WarmStart(genomes, labels, self.seconds + other.seconds, self.epochs + other.epochs)
+
     def summary(self) -> dict[str, Any]:
         """JSON-safe description (for ``front.json`` and the report)."""
         return {
@@ -107,11 +123,16 @@ def warm_start(
         labels.extend(made)
     if not parts:
         raise ValueError("warm_start needs at least one source (e.g. 'magnitude')")
-    genomes = np.concatenate(parts)
-    # a mask two sources agree on is evaluated once; the first source keeps its label
+    genomes, kept_labels = _distinct(np.concatenate(parts), labels)
+    return WarmStart(genomes, kept_labels, seconds, total_epochs)
+
+
+def _distinct(genomes: np.ndarray, labels: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``genomes`` without repeats, in order; a mask two sources agree on is evaluated once
+    and the first source keeps its label."""
     _, first = np.unique(genomes, axis=0, return_index=True)
     keep = np.sort(first)
-    return WarmStart(genomes[keep], tuple(labels[i] for i in keep), seconds, total_epochs)
+    return genomes[keep], tuple(labels[i] for i in keep)
 
 
 def _option_names(cls: type) -> set[str]:

@@ -216,13 +216,18 @@ def test_density_and_flops_objectives_on_a_conv_model() -> None:
     np.testing.assert_array_equal(packed.F, F)
 
 
-def test_packed_rows_are_ignored_where_genomes_are_not_masks() -> None:
-    # a channels genome keeps whole rows of weights: its packed bits are not the mask's, so
-    # evaluate_valid must count the decoded masks whatever it is handed
+def _channels_problem() -> PruningProblem:
+    """A problem whose genomes are not masks: a channels gene keeps a whole row of weights."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
     data = Split(torch.randn(10, 1, 4, 4), torch.randint(0, 3, (10,)))
-    problem = PruningProblem(model, data, encoding="channels", densities=(0.5,))
+    return PruningProblem(model, data, encoding="channels", densities=(0.5,))
+
+
+def test_packed_rows_are_ignored_where_genomes_are_not_masks() -> None:
+    # a channels genome keeps whole rows of weights: its packed bits are not the mask's, so
+    # evaluate_valid must count the decoded masks whatever it is handed
+    problem = _channels_problem()
     genomes = problem.encoding.magnitude([0.5, 0.2])
     expected = problem.evaluate(genomes)
     wrong = np.zeros((2, (problem.n_genes + 7) // 8), dtype=np.uint8)
@@ -247,3 +252,36 @@ def test_a_population_is_validated_once_per_evaluation(digits_problem, monkeypat
     np.testing.assert_allclose(
         evaluation.metrics["density"], genomes.sum(axis=1) / digits_problem.layout.n_total
     )
+
+
+def test_packed_genomes_score_as_their_bool_genomes(digits_problem) -> None:
+    # weights genomes are masks: the evaluator gets them packed, and the objectives, metrics
+    # and violations are those of the bool genomes, bit for bit (fresh evaluators both ways)
+    problem = copy.copy(digits_problem)
+    problem.evaluator = copy.deepcopy(digits_problem.evaluator)
+    problem.max_density = 0.03
+    genomes = problem.encoding.sample(6, np.random.default_rng(0))
+    expected = problem.evaluate(genomes)
+    problem.evaluator = copy.deepcopy(digits_problem.evaluator)
+    calls = []
+    inner = problem.evaluator.evaluate_packed
+    problem.evaluator.evaluate_packed = lambda rows: calls.append(rows.dtype) or inner(rows)
+    got = problem.evaluate_packed(np.packbits(genomes, axis=1))
+    assert calls == [np.uint8], "the evaluator must be handed the packed rows"
+    np.testing.assert_array_equal(got.F, expected.F)
+    np.testing.assert_array_equal(got.violation, expected.violation)
+    assert got.violation.max() > 0 and set(got.metrics) == set(expected.metrics)
+    for key in expected.metrics:
+        np.testing.assert_array_equal(got.metrics[key], expected.metrics[key])
+    assert got.genomes is None
+
+
+def test_packed_genomes_that_are_not_masks_are_unpacked_first() -> None:
+    problem = _channels_problem()
+    genomes = problem.encoding.magnitude([0.5, 0.2])
+    expected = problem.evaluate(genomes)
+    got = problem.evaluate_packed(np.packbits(genomes, axis=1))
+    np.testing.assert_array_equal(got.F, expected.F)
+    np.testing.assert_array_equal(got.genomes, genomes)
+    with pytest.raises(ValueError, match="empty population"):
+        problem.evaluate_packed(np.zeros((0, 2), dtype=np.uint8))

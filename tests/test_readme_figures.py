@@ -76,7 +76,6 @@ SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
 STRUCTURED = "benchmarks/results/structured.json"
 ENGINE_LOOP = "benchmarks/results/engine_loop.json"
-ENGINE_LOOP_LATER = "benchmarks/results/engine_loop_later/engine_loop.json"  # same code, rerun
 STRUCTURED_X3 = "benchmarks/results/structured_x3.json"
 SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 QUICKSTART = "docs/quickstart_report.md"
@@ -1845,26 +1844,38 @@ WARM_LENET5_BRANCH_ROWS = (
 )
 
 
-def warm_lenet5_branch_figures() -> list[Figure]:
-    """LeNet-5 from annealed seeds with side branches: its table and its paragraph."""
-    source = WARM_LENET5_BRANCH
+def table_figures(
+    label: str, source: str, rows: tuple[tuple[str, str, bool], ...], equal_wall: int
+) -> list[Figure]:
+    """:func:`summary_row` of each README table row ``(row, summary name, timed)`` (first
+    density in column 2, the wall time in column 1 when timed), and the equal-time supermask
+    row's epochs, read before its wall time ``equal_wall``."""
     figures = []
-    for row, name, timed in WARM_LENET5_BRANCH_ROWS:
+    for row, name, timed in rows:
         figures += summary_row(
-            f"LeNet-5 branches: {name}",
+            f"{label}: {name}",
             row,
             source,
             name,
             first_column=2,
             wall_column=1 if timed else None,
         )
-    figures += [
+    figures.append(
         Figure(
-            "LeNet-5 branches: equal-time epochs",
-            phrase(r"cosine steps, equal time \((\d+) epochs\) \| 381"),
+            f"{label}: equal-time epochs",
+            phrase(rf"cosine steps, equal time \((\d+) epochs\) \| {equal_wall}"),
             source,
             lambda d: span(warm_epochs(d)),
-        ),
+        )
+    )
+    return figures
+
+
+def warm_lenet5_branch_figures() -> list[Figure]:
+    """LeNet-5 from annealed seeds with side branches: its table and its paragraph."""
+    source = WARM_LENET5_BRANCH
+    figures = table_figures("LeNet-5 branches", source, WARM_LENET5_BRANCH_ROWS, 381)
+    figures += [
         Figure(
             "LeNet-5 branches: the guarded pick takes the search's 1% mask (seeds of 3)",
             phrase(r"takes the search's 1% mask in (\d) seeds of 3"),
@@ -1922,6 +1933,92 @@ def warm_lenet5_branch_figures() -> list[Figure]:
         ),
     )
     figures += gaps("LeNet-5 branches", source, differences)
+    return figures
+
+
+WARM_LENET5_FRESH = (  # Xeon, 3 seeds
+    "benchmarks/results/warm_start_lenet5_path_e3_br3-1_sp2_cos_lr0.02_ft1.json"
+)
+PATH_SEARCH = "search from seeds, NSGA-II + gradient swaps"
+WARM_LENET5_FRESH_ROWS = (
+    ("| LeNet-5 fresh 1%: the seeds |", LENET5_SEEDS, True),
+    ("| LeNet-5 fresh 1%: the search's own pick |", PATH_SEARCH, True),
+    ("| LeNet-5 fresh 1%: the guarded held-out pick |", PATH_GUARDED, True),
+    ("| LeNet-5 fresh 1%: supermask, cosine steps, equal time (5 epochs) |", PATH_EQUAL, True),
+    ("| LeNet-5 fresh 1%: the held-out pick + 1 epoch FT |", PATH_PICK + " + 1 ep FT", False),
+    ("| LeNet-5 fresh 1%: DNS, 1 epoch |", "dns (1 ep)", False),
+)
+
+
+def warm_lenet5_fresh_figures() -> list[Figure]:
+    """LeNet-5 with its 1% seed learned from fresh scores: its table and its paragraph."""
+    source = WARM_LENET5_FRESH
+    figures = table_figures("LeNet-5 fresh 1%", source, WARM_LENET5_FRESH_ROWS, 422)
+    figures += [
+        Figure(
+            "LeNet-5 fresh 1%: the 1% seed against the path's",
+            phrase(rf"the 1% seed gains ({NUMBER})\s+points over the path's"),
+            source,
+            lambda d: (
+                warm(d, LENET5_SEEDS, "0.01", 0)
+                - warm(load(WARM_LENET5_BRANCH), LENET5_SEEDS, "0.01", 0)
+            ),
+        ),
+        Figure(
+            "LeNet-5 fresh 1%: 2 SE at 1% against DNS after FT",
+            phrase(rf"ties at 1% \(\+{NUMBER}, 2 SE ({NUMBER})\)"),
+            source,
+            lambda d: (
+                2
+                * math.sqrt(
+                    (
+                        warm(d, PATH_PICK + " + 1 ep FT", "0.01", 1) ** 2
+                        + warm(d, "dns (1 ep)", "0.01", 1) ** 2
+                    )
+                    / d["summary"]["dns (1 ep)"]["n"]
+                )
+            ),
+        ),
+    ]
+    differences = (
+        (rf"ties at 5% \(\+({NUMBER}), within noise\),\s+trails", "0.05", PATH_GUARDED, PATH_EQUAL),
+        (rf"trails at 2% \(−({NUMBER})\) and leads", "0.02", PATH_EQUAL, PATH_GUARDED),
+        (rf"leads at 1% \(\+({NUMBER}), beyond", "0.01", PATH_GUARDED, PATH_EQUAL),
+        (
+            rf"ahead of DNS at 5% and 2% \(\+({NUMBER}) and \+{NUMBER}\) and ties",
+            "0.05",
+            PATH_PICK + " + 1 ep FT",
+            "dns (1 ep)",
+        ),
+        (
+            rf"ahead of DNS at 5% and 2% \(\+{NUMBER} and \+({NUMBER})\) and ties",
+            "0.02",
+            PATH_PICK + " + 1 ep FT",
+            "dns (1 ep)",
+        ),
+        (
+            rf"ties at 1% \(\+({NUMBER}), 2 SE",
+            "0.01",
+            PATH_PICK + " + 1 ep FT",
+            "dns (1 ep)",
+        ),
+    )
+    figures += gaps("LeNet-5 fresh 1%", source, differences)
+    figures.append(
+        Figure(
+            "LeNet-5 fresh 1%: held-out picks keep the seeds (seeds of 3)",
+            phrase(r"Both held-out picks keep the seeds at every density in (\d) seeds of 3"),
+            source,
+            lambda d: sum(
+                all(
+                    row["picked_a_seed_at"] == list(DENSITIES)
+                    for name, row in run["rows"].items()
+                    if name in (PATH_PICK, PATH_GUARDED)
+                )
+                for run in d["runs"]
+            ),
+        )
+    )
     return figures
 
 
@@ -3087,11 +3184,26 @@ def structured_figures() -> list[Figure]:
     return figures
 
 
-def _loop_speed(solver: str, packed: bool) -> Callable[[Any], float]:
+def _loop_row(d: dict, solver: str, packed: bool, bool_masks: bool = False, part: str = "loop"):
+    """The loop benchmark's row: packed or bool genomes, packed ones unpacked for an evaluator
+    that reads bool masks only (``bool_masks``) or not; ``part`` "evaluated" for the rows with
+    the real evaluator."""
+    rows = [
+        r
+        for r in d[part]
+        if r["solver"] == solver
+        and r["packed"] == packed
+        and bool(r.get("bool_masks")) == bool_masks
+    ]
+    assert len(rows) == 1, f"{len(rows)} {part} rows for {solver} packed={packed}"
+    return rows[0]
+
+
+def _loop_speed(
+    solver: str, packed: bool, bool_masks: bool = False, part: str = "loop"
+) -> Callable[[Any], float]:
     def value(d: dict) -> float:
-        rows = [r for r in d["loop"] if r["solver"] == solver and r["packed"] == packed]
-        assert len(rows) == 1, f"{len(rows)} loop rows for {solver} packed={packed}"
-        return rows[0]["genomes_per_s"]
+        return _loop_row(d, solver, packed, bool_masks, part)["genomes_per_s"]
 
     return value
 
@@ -3100,7 +3212,7 @@ def _repeat_speed(solver: str, end: int) -> Callable[[Any], float]:
     """The slowest (``end`` 0) or fastest (1) of a packed loop row's timed repeats."""
 
     def value(d: dict) -> float:
-        row = next(r for r in d["loop"] if r["solver"] == solver and r["packed"])
+        row = _loop_row(d, solver, True)
         speeds = sorted(row["evaluations"] / seconds for seconds in row["seconds_per_repeat"])
         return speeds[-1] if end else speeds[0]
 
@@ -3169,26 +3281,44 @@ def loop_figures() -> list[Figure]:
                 _repeat_speed(solver, end),
             )
             for solver, pattern in (
-                ("nsga2", rf"pymoo's 5 repeats: ({NUMBER}) to ({NUMBER})"),
-                ("deap-nsga2", rf"DEAP's 5 repeats: ({NUMBER}) to ({NUMBER})"),
+                ("nsga2", rf"its 5 repeats span ({NUMBER}) to ({NUMBER})"),
+                ("deap-nsga2", rf"over it in every repeat \(({NUMBER}) to ({NUMBER})\)"),
             )
             for end in (0, 1)
         ],
-        Figure(
-            "loop: pymoo genomes/s in the later run",
-            phrase(rf"10 minutes later, as the shared machine slowed, measured ({NUMBER})"),
-            ENGINE_LOOP_LATER,
-            _loop_speed("nsga2", True),
-        ),
         *[
             Figure(
-                f"loop: pymoo {'slowest' if end == 0 else 'fastest'} repeat in the later run",
-                phrase(rf"\(repeats ({NUMBER}) to ({NUMBER});", 1 + end),
-                ENGINE_LOOP_LATER,
-                _repeat_speed("nsga2", end),
+                f"loop: {solver} unpacked for the evaluator",
+                phrase(
+                    rf"as every search did before, gives ({NUMBER}) and ({NUMBER}) genomes/s", 1 + i
+                ),
+                ENGINE_LOOP,
+                _loop_speed(solver, True, bool_masks=True),
             )
-            for end in (0, 1)
+            for i, solver in enumerate(("nsga2", "deap-nsga2"))
         ],
+        *[
+            Figure(
+                f"loop: incremental evaluator, {'unpacked' if unpacked else 'packed'}",
+                phrase(
+                    rf"on 1,024 images runs ({NUMBER}) evaluations/s on packed masks against "
+                    rf"({NUMBER})",
+                    1 + unpacked,
+                ),
+                ENGINE_LOOP,
+                _loop_speed("nsga2", True, bool_masks=unpacked, part="evaluated"),
+            )
+            for unpacked in (False, True)
+        ],
+        Figure(
+            "loop: incremental evaluator, packed over unpacked",
+            phrase(rf"against {NUMBER}\s+unpacked \(({NUMBER})×, same front\)"),
+            ENGINE_LOOP,
+            lambda d: (
+                _loop_speed("nsga2", True, part="evaluated")(d)
+                / _loop_speed("nsga2", True, bool_masks=True, part="evaluated")(d)
+            ),
+        ),
         Figure(
             "loop: DEAP per genome, tiny genomes",
             phrase(rf"genomes/s; DEAP's ({NUMBER}) µs\)"),
@@ -3207,11 +3337,9 @@ def loop_figures() -> list[Figure]:
             "loop: same fronts",
             phrase(r"packed or not, the fronts are the same \((\d+) of \d+ solvers"),
             ENGINE_LOOP,
+            # every row of a solver (packed, packed unpacked for the evaluator, bool) alike
             lambda d: sum(
-                next(r for r in d["loop"] if r["solver"] == s and r["packed"])["front_digest"]
-                == next(r for r in d["loop"] if r["solver"] == s and not r["packed"])[
-                    "front_digest"
-                ]
+                len({r["front_digest"] for r in d["loop"] if r["solver"] == s}) == 1
                 for s in {r["solver"] for r in d["loop"]}
             ),
         )
@@ -3265,6 +3393,7 @@ FIGURES = [
     *warm_path_train20k_figures(),
     *warm_path_branch_figures(),
     *warm_lenet5_branch_figures(),
+    *warm_lenet5_fresh_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),

@@ -57,6 +57,32 @@ def test_supermask_path_seeds_every_density_from_one_run_and_counts_its_epochs(d
     assert (digits_problem.evaluate(seeds.genomes).F[:, 0] < magnitude).all()
 
 
+def test_warm_starts_made_at_different_densities_add_up(digits_problem, seeds):
+    densest, *sparser = sorted(digits_problem.densities, reverse=True)
+    magnitude = ms.warm_start(digits_problem, ["magnitude"])
+    sparse = ms.warm_start(digits_problem, ["supermask"], densities=sparser, epochs=1, seed=0)
+    total = magnitude + sparse + magnitude  # the repeated magnitude masks are kept once
+    assert total.labels == magnitude.labels + sparse.labels
+    np.testing.assert_array_equal(
+        total.genomes, np.concatenate([magnitude.genomes, sparse.genomes])
+    )
+    assert (total.seconds, total.epochs) == (
+        2 * magnitude.seconds + sparse.seconds,
+        sparse.epochs,
+    )
+    assert total.epochs == len(sparser) and total.summary()["sources"] == [
+        "magnitude",
+        "supermask",
+    ]
+    # the sparser supermask seeds are those of one call over every density
+    np.testing.assert_array_equal(sparse.genomes, seeds.genomes[-len(sparser) :])
+    other = ms.WarmStart(np.zeros((1, digits_problem.n_genes + 1), dtype=bool), ("x",))
+    with pytest.raises(ValueError, match="same problem"):
+        magnitude + other
+    with pytest.raises(TypeError):
+        magnitude + seeds.genomes
+
+
 def test_a_warm_started_search_never_ends_worse_than_its_seeds(digits_problem, seeds):
     result = ms.search(
         digits_problem, ms.make_solver("nsga2", pop_size=16), budget=64, seed=0, initial=seeds

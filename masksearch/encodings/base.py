@@ -183,6 +183,9 @@ class Encoding(ABC):
     #: Whether :class:`~masksearch.encodings.packed.PackedOperators` can run this encoding's
     #: operators on packed genomes (the shipped solvers then evolve those).
     packable: bool = False
+    #: Whether genomes are the flat masks themselves (``decode_valid`` returns them as they
+    #: are): the search then hands packed genomes to the evaluator as packed masks.
+    genomes_are_masks: bool = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.n_genes:,} genes over {self.layout.n_total:,} weights)"

@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from masksearch._bits import bit_count, word_at
+from masksearch._bits import bit_count, unpack_bits, word_at
 from masksearch.encodings.base import (
     GenomeError,
     _check_count,
@@ -113,14 +113,7 @@ class PackedOperators:
 
     def unpack(self, packed: np.ndarray) -> np.ndarray:
         """Packed rows as the encoding's bool genomes (C-contiguous)."""
-        packed = np.ascontiguousarray(packed, dtype=np.uint8)
-        if packed.ndim != 2:
-            return np.unpackbits(packed, axis=-1, count=self.n_bits).view(np.bool_)
-        # eight bools a byte in one 8-byte store, from a table: half np.unpackbits' time
-        words = np.empty(packed.shape, dtype=np.uint64)
-        _unpack_words(packed, _UNPACKED_BYTES, words)
-        genomes = words.view(np.uint8).reshape(len(packed), -1)[:, : self.n_bits]
-        return np.ascontiguousarray(genomes).view(np.bool_)  # copies only to drop padding
+        return unpack_bits(packed, self.n_bits)
 
     def validate(self, genomes: np.ndarray) -> np.ndarray:
         return self.repair(genomes).copy()
@@ -231,19 +224,6 @@ _BIT_OFFSETS = np.array(
     ],
     dtype=np.int64,
 )
-
-
-# for each byte value: its eight bits as eight 0/1 bytes, top bit first, in one uint64
-_UNPACKED_BYTES = (
-    np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).view(np.uint64).ravel()
-)
-
-
-@numba.njit(cache=True)
-def _unpack_words(packed, table, out):  # pragma: no cover - compiled
-    for row in range(packed.shape[0]):
-        for position in range(packed.shape[1]):
-            out[row, position] = table[packed[row, position]]
 
 
 def range_counts(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ class WeightsEncoding(_SparseBinaryEncoding):
     """
 
     name = "weights"
+    genomes_are_masks = True
     #: A swap moves at most this fraction of the genes (at least 1).
     max_swap_fraction: float = 0.0005
     sample_densities = _SAMPLE_DENSITIES

@@ -4,7 +4,8 @@ An evaluator scores a whole population of flat masks (numpy ``bool`` of shape
 ``(P, layout.n_total)``, the concatenation of each prunable parameter's mask in
 :class:`~masksearch.mask.Layout` order) on one data split and returns float64 arrays
 ``{"loss": mean cross-entropy, "error": 1 - accuracy}`` of shape ``(P,)``. Wrappers may add keys
-(``"fidelity"``, ``"exact"``).
+(``"fidelity"``, ``"exact"``). :meth:`Evaluator.evaluate_packed` takes the same masks as
+:func:`numpy.packbits` rows, the form the search keeps genomes in.
 
 Evaluators never change the model they are given: they take a snapshot (a deep copy in eval
 mode, gradients off) when they are built, so later edits of the caller's model do not reach
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from masksearch._bits import unpack_bits
 from masksearch.data import split_tensors
 from masksearch.device import resolve_device
 from masksearch.mask import Layout
@@ -29,6 +31,7 @@ __all__ = [
     "Evaluator",
     "ModelSnapshot",
     "check_masks",
+    "check_packed_masks",
     "empty_metrics",
     "inner_state",
     "load_inner_state",
@@ -65,9 +68,26 @@ class Evaluator(ABC):
             return empty_metrics()
         return self._evaluate(masks)
 
+    def evaluate_packed(self, rows: np.ndarray) -> Metrics:
+        """:meth:`__call__` of masks given as :func:`numpy.packbits` rows (uint8, shape
+        ``(P, ceil(layout.n_total / 8))``, zero padding bits): the search hands packed genomes
+        of the ``weights`` encoding over as they are, and an evaluator that works on bits
+        (incremental, cached) never builds the bool population."""
+        rows = check_packed_masks(rows, self.layout)
+        self.n_calls += 1
+        self.n_candidates += len(rows)
+        if len(rows) == 0:
+            return empty_metrics()
+        return self._evaluate_packed(rows)
+
     @abstractmethod
     def _evaluate(self, masks: np.ndarray) -> Metrics:
         """Metrics of a validated, non-empty population."""
+
+    def _evaluate_packed(self, rows: np.ndarray) -> Metrics:
+        """Metrics of validated, non-empty packed masks; evaluators that read bits override
+        this, the others score the unpacked masks."""
+        return self._evaluate(unpack_bits(rows, self.layout.n_total))
 
     def _take_snapshot(
         self, model: nn.Module, split: _SplitLike, layout: Layout, device: str | torch.device
@@ -135,6 +155,29 @@ def check_masks(masks: Any, layout: Layout) -> np.ndarray:
             "with the encoding first"
         )
     return np.ascontiguousarray(masks)
+
+
+def check_packed_masks(rows: Any, layout: Layout) -> np.ndarray:
+    """Return ``rows`` as C-contiguous :func:`numpy.packbits` rows of ``layout``'s masks; a
+    wrong dtype, width or set padding bit is refused, naming the fix."""
+    n_bytes = (layout.n_total + 7) // 8
+    if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8:
+        kind = rows.dtype if isinstance(rows, np.ndarray) else type(rows).__name__
+        raise TypeError(
+            f"packed masks must be a uint8 numpy array (np.packbits of bool masks), got {kind}"
+        )
+    if rows.ndim != 2 or rows.shape[1] != n_bytes:
+        raise ValueError(
+            f"packed masks must have shape (P, {n_bytes}) — np.packbits(masks, axis=1) of "
+            f"masks over the layout's {layout.n_total} weights — got {rows.shape}"
+        )
+    padding = 8 * n_bytes - layout.n_total
+    if padding and len(rows) and np.any(rows[:, -1] & np.uint8((1 << padding) - 1)):
+        raise ValueError(
+            "packed masks have bits set past the last weight; pack bool masks with "
+            "np.packbits(masks, axis=1)"
+        )
+    return np.ascontiguousarray(rows)
 
 
 def inner_state(evaluator: Evaluator) -> Any:

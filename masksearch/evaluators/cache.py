@@ -9,6 +9,7 @@ decides the last bits of later results).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,8 +23,13 @@ _FORMAT = 1
 
 def mask_key(mask: np.ndarray) -> bytes:
     """16-byte digest of one flat bool mask (its bit-packed bytes and its length)."""
-    digest = hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16)
-    digest.update(len(mask).to_bytes(8, "little"))
+    return _packed_key(np.packbits(mask), len(mask))
+
+
+def _packed_key(packed: np.ndarray, n_bits: int) -> bytes:
+    """:func:`mask_key` of the mask whose :func:`numpy.packbits` row is ``packed``."""
+    digest = hashlib.blake2b(packed.tobytes(), digest_size=16)
+    digest.update(n_bits.to_bytes(8, "little"))
     return digest.digest()
 
 
@@ -57,7 +63,19 @@ class CachedEvaluator(Evaluator):
         return len(self.entries)
 
     def _evaluate(self, masks: np.ndarray) -> Metrics:
-        keys = [mask_key(row) for row in masks]
+        return self._answer([mask_key(row) for row in masks], masks, self.inner)
+
+    def _evaluate_packed(self, rows: np.ndarray) -> Metrics:
+        # the keys hash the packed bytes: packed masks need no packing, nor any unpacking
+        n_total = self.layout.n_total
+        keys = [_packed_key(row, n_total) for row in rows]
+        return self._answer(keys, rows, self.inner.evaluate_packed)
+
+    def _answer(
+        self, keys: list[bytes], masks: np.ndarray, score: Callable[[np.ndarray], Metrics]
+    ) -> Metrics:
+        """Metrics of ``masks`` (bool or packed rows, keyed by ``keys``): cached ones looked up,
+        the first of each other key scored by ``score``."""
         first_of: dict[bytes, int] = {}
         todo: list[int] = []
         for row, key in enumerate(keys):
@@ -68,7 +86,7 @@ class CachedEvaluator(Evaluator):
         self.hits += len(masks) - len(todo)
         fresh: dict[bytes, dict[str, Any]] = {}
         if todo:
-            result = self.inner(masks[todo])
+            result = score(masks[todo])
             for position, row in enumerate(todo):
                 values = {name: array[position] for name, array in result.items()}
                 fresh[keys[row]] = values

@@ -53,6 +53,7 @@ module holds the evaluator and the path of a population through it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -60,6 +61,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from masksearch._bits import unpack_bits
 from masksearch.evaluators._incremental_checkpoint import CheckpointableCache
 from masksearch.evaluators._incremental_stack import UnsupportedModelError, _Layer, linear_stack
 
@@ -247,23 +249,39 @@ class IncrementalEvaluator(CheckpointableCache, Evaluator):
 
     # -- evaluation ---------------------------------------------------------------------
     def _evaluate(self, masks: np.ndarray) -> Metrics:
+        return self._with_threads(_pack(masks, self._n_words), lambda row: masks[row])
+
+    def _evaluate_packed(self, rows: np.ndarray) -> Metrics:
+        # the records are np.packbits rows padded to whole words: no bool population is built,
+        # and only a mask that needs a full pass (rare once parents are cached) is unpacked
+        words = np.zeros((len(rows), 8 * self._n_words), dtype=np.uint8)
+        words[:, : rows.shape[1]] = rows
+        n_total = self.layout.n_total
+        return self._with_threads(
+            words.view(np.uint64), lambda row: unpack_bits(rows[row], n_total)
+        )
+
+    def _with_threads(self, words: np.ndarray, mask_of: Callable[[int], np.ndarray]) -> Metrics:
         previous_threads = numba.get_num_threads()
         if self.threads is not None:
             numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
         try:
-            return self._evaluate_population(masks)
+            return self._evaluate_population(words, mask_of)
         finally:
             numba.set_num_threads(previous_threads)
             self._pinned[:] = False
 
-    def _evaluate_population(self, masks: np.ndarray) -> Metrics:
-        words = _pack(masks, self._n_words)
+    def _evaluate_population(
+        self, words: np.ndarray, mask_of: Callable[[int], np.ndarray]
+    ) -> Metrics:
+        """Metrics of the masks packed in ``words`` (one row of uint64 words each);
+        ``mask_of(row)`` gives a row's bool mask, for a full pass."""
         # identical masks in one population are scored once
         rows, inverse = _distinct_rows(words)
         distinct = words if len(rows) == len(words) else words[rows]
-        loss = np.empty(len(masks), dtype=np.float64)
-        error = np.empty(len(masks), dtype=np.float64)
-        self.stats["cached"] += len(masks) - len(rows)
+        loss = np.empty(len(words), dtype=np.float64)
+        error = np.empty(len(words), dtype=np.float64)
+        self.stats["cached"] += len(words) - len(rows)
         candidates = np.flatnonzero(self._valid)
         if len(candidates):
             nearest, distance = _nearest_batch(
@@ -313,7 +331,7 @@ class IncrementalEvaluator(CheckpointableCache, Evaluator):
                 self._slot_owner[slot] = -1
         self._pinned[:] = False
         for row in full:
-            loss[row], error[row] = self._full_pass(masks[row], words[row])
+            loss[row], error[row] = self._full_pass(mask_of(row), words[row])
             self.stats["full"] += 1
         return {"loss": loss[rows][inverse], "error": error[rows][inverse]}
 

@@ -21,6 +21,7 @@ def _args(**changes) -> argparse.Namespace:
         "init_epochs": 4,
         "init_later_epochs": (2.0, 1.0),
         "init_branch_epochs": 0.0,
+        "init_sparsest_epochs": 0,
         "init_lr": 0.02,
         "init_lr_schedule": "cosine",
         "budget": 12288,
@@ -58,3 +59,28 @@ def test_the_report_names_each_side_branch(warm) -> None:
     assert "at 1%" not in text.split("side branches")[1]  # no branch there
     assert "side branches" not in warm.seeding_text({**payload, "init_branch_epochs": 0.0})
     assert "side branches" not in warm.seeding_text({**payload, "init_branch_epochs": None})
+
+
+def test_a_fresh_sparsest_seed_is_named_and_ends_the_path_earlier(warm) -> None:
+    args = _args(
+        problem="lenet5_fashion",
+        init_epochs=3,
+        init_later_epochs=1.0,
+        init_branch_epochs=(3.0, 1.0),
+        init_sparsest_epochs=2,
+    )
+    assert warm.result_suffix(args) == "_lenet5_path_e3_br3-1_sp2_cos_lr0.02_b12288_train20000"
+    text = warm.seeding_text(
+        {
+            "init_method": "supermask-path",
+            "init_epochs": 3,
+            "init_later_epochs": 1.0,
+            "init_branch_epochs": [3.0, 1.0],
+            "init_sparsest_epochs": 2,
+        }
+    )
+    assert "3 epoch(s) at 5%, then 1 at 2%, one run" in text
+    assert "side branches of 3 more at 5%, 1 more at 2% give" in text
+    assert text.endswith("the 1% seed from fresh scores, supermask 2 epoch(s)")
+    plain = warm.seeding_text({"init_method": "supermask-path", "init_epochs": 4})
+    assert "then 1 at 2% and at 1%, one run" in plain and "fresh" not in plain

@@ -130,3 +130,19 @@ def test_mask_key_separates_masks_and_lengths():
     assert mask_key(base) != mask_key(other)
     assert mask_key(base) != mask_key(np.zeros(15, dtype=bool))  # same packed bytes
     assert mask_key(base) == mask_key(base.copy())
+
+
+def test_packed_masks_share_the_bool_masks_entries(mlp, mlp_split):
+    # keys hash the packed bytes either way: a mask scored as bools is a hit when asked packed,
+    # and the other way round
+    layout = Layout.of(mlp)
+    inner = PlainEvaluator(mlp, mlp_split, layout)
+    cached = CachedEvaluator(inner)
+    masks = random_masks(layout, 4, np.random.default_rng(5))
+    first = cached(masks[:2])
+    again = cached.evaluate_packed(np.packbits(masks[[1, 0, 2, 2]], axis=1))
+    assert inner.n_candidates == 3, "only the one new mask may reach the inner evaluator"
+    np.testing.assert_array_equal(again["loss"][:2], first["loss"][::-1])
+    assert (cached.hits, cached.misses) == (3, 3)
+    cached(masks[[2]])
+    assert inner.n_candidates == 3
