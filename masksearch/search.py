@@ -302,8 +302,9 @@ def _evaluate_packed(
     evaluator reads packed masks (:meth:`PruningProblem.evaluate_packed`), else unpacked, each
     chunk's bool genomes dropped once scored (the packed rows are what the search keeps)."""
     rows = max(1, packed.UNPACKED_BYTES // packing.n_bits)
-    # unpacked rows are valid by construction: skip evaluate's check and copy (~20% of the
-    # loop's time per genome on LeNet-300-100), unless evaluate was replaced or overridden
+    # rows the packed operators made are valid by construction: skip evaluate's check and copy
+    # (~20% of the loop's time per genome on LeNet-300-100), unless evaluate was replaced or
+    # overridden
     plain = type(problem).evaluate is PruningProblem.evaluate and "evaluate" not in vars(problem)
     parts = []
     for start in range(0, len(asked), rows):
