@@ -243,12 +243,10 @@ class PruningProblem:
             per_layer = range_counts(packed, self.layout.offsets)
         else:
             # row by row, since count_nonzero(axis=1) is several times slower on bools
+            parts = [self.layout.slice(name) for name in self.layout.names]
             per_layer = np.array(
-                [
-                    [np.count_nonzero(mask[self.layout.slice(name)]) for name in self.layout.names]
-                    for mask in masks
-                ]
-            ).reshape(len(masks), len(self.layout.names))
+                [[np.count_nonzero(mask[part]) for part in parts] for mask in masks]
+            )
         return self._scored(metrics, per_layer, genomes)
 
     def evaluate_packed(self, rows: np.ndarray) -> Evaluation:

@@ -1844,6 +1844,12 @@ WARM_LENET5_BRANCH_ROWS = (
 )
 
 
+def search_picks(name: str, density: str) -> Callable[[dict], int]:
+    """In how many seeds the held-out pick ``name`` took the search's mask at ``density``
+    (not a seed's)."""
+    return lambda d: sum(density not in run["rows"][name]["picked_a_seed_at"] for run in d["runs"])
+
+
 def table_figures(
     label: str, source: str, rows: tuple[tuple[str, str, bool], ...], equal_wall: int
 ) -> list[Figure]:
@@ -1880,12 +1886,7 @@ def warm_lenet5_branch_figures() -> list[Figure]:
             "LeNet-5 branches: the guarded pick takes the search's 1% mask (seeds of 3)",
             phrase(r"takes the search's 1% mask in (\d) seeds of 3"),
             source,
-            lambda d: sum(
-                "0.01" not in row["picked_a_seed_at"]
-                for run in d["runs"]
-                for name, row in run["rows"].items()
-                if name == PATH_GUARDED
-            ),
+            search_picks(PATH_GUARDED, "0.01"),
         ),
         Figure(
             "LeNet-5 branches: 1% seeds against the constant-step path's",
@@ -2011,9 +2012,8 @@ def warm_lenet5_fresh_figures() -> list[Figure]:
             source,
             lambda d: sum(
                 all(
-                    row["picked_a_seed_at"] == list(DENSITIES)
-                    for name, row in run["rows"].items()
-                    if name in (PATH_PICK, PATH_GUARDED)
+                    run["rows"][name]["picked_a_seed_at"] == list(DENSITIES)
+                    for name in (PATH_PICK, PATH_GUARDED)
                 )
                 for run in d["runs"]
             ),
@@ -2067,12 +2067,7 @@ def warm_lenet5_path_figures() -> list[Figure]:
             "LeNet-5 path: held-out pick takes the search's 1% mask (seeds of 3)",
             phrase(r"at 1% it takes the search's mask in (\d) seeds of 3"),
             WARM_LENET5_PATH,
-            lambda d: sum(
-                "0.01" not in row["picked_a_seed_at"]
-                for run in d["runs"]
-                for name, row in run["rows"].items()
-                if name == PATH_PICK
-            ),
+            search_picks(PATH_PICK, "0.01"),
         ),
         Figure(
             "LeNet-5 path: the held-out pick at 1%",

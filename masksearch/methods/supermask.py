@@ -96,6 +96,18 @@ def _epoch_counts(
     return value
 
 
+def _per_target(
+    name: str, counts: float | tuple[float, ...], n: int, targets: str
+) -> tuple[float, ...]:
+    """An :func:`_epoch_counts` option as ``n`` counts, one per target: one number repeated,
+    or a tuple that must have ``n`` (``targets`` says which, and the fix)."""
+    if not isinstance(counts, tuple):
+        return (float(counts),) * n
+    if n and len(counts) != n:  # a path of a single density needs no later epochs
+        raise MethodError(f"{name} gives {len(counts)} epoch counts ({counts!r}) for {n} {targets}")
+    return tuple(float(epochs) for epochs in counts[:n])
+
+
 def _device_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
     # a stable sort on -score: ties go to the lower index, as in Mask.from_scores
     keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
@@ -273,27 +285,21 @@ class SupermaskPath(Supermask):
 
     def _later(self, n_sparser: int) -> tuple[float, ...]:
         """Epochs at each of ``n_sparser`` targets after the densest, densest first."""
-        later = self.later_epochs
-        if not isinstance(later, tuple):
-            return (float(later),) * n_sparser
-        if n_sparser and len(later) != n_sparser:  # a single density needs none of them
-            raise MethodError(
-                f"later_epochs gives {len(later)} epoch counts ({later!r}) for "
-                f"{n_sparser} target(s) after the densest: give one per sparser target"
-            )
-        return tuple(float(epochs) for epochs in later[:n_sparser])
+        return _per_target(
+            "later_epochs",
+            self.later_epochs,
+            n_sparser,
+            "target(s) after the densest: give one per sparser target",
+        )
 
     def _branches(self, n_targets: int) -> tuple[float, ...]:
         """Side-branch epochs at each of ``n_targets`` targets, densest first."""
-        branch = self.branch_epochs
-        if not isinstance(branch, tuple):
-            return (float(branch),) * n_targets
-        if len(branch) != n_targets:
-            raise MethodError(
-                f"branch_epochs gives {len(branch)} epoch counts ({branch!r}) for {n_targets} "
-                "target(s): give one per target, densest first (0 for no branch)"
-            )
-        return tuple(float(epochs) for epochs in branch)
+        return _per_target(
+            "branch_epochs",
+            self.branch_epochs,
+            n_targets,
+            "target(s): give one per target, densest first (0 for no branch)",
+        )
 
     def _prune(self, model, params, split, density, scope, progress) -> Mask:
         ((_, mask),) = self._walk(model, params, split, [density], scope, progress)
