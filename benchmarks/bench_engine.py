@@ -563,6 +563,7 @@ def _loop_markdown(report: dict[str, Any]) -> str:
         if packed is None or plain is None:
             continue
         speed = packed["genomes_per_s"]
+        repeats = [packed["evaluations"] / seconds for seconds in packed["seconds_per_repeat"]]
         verdict = (
             "goal met"
             if speed >= LOOP_GOAL
@@ -570,9 +571,14 @@ def _loop_markdown(report: dict[str, Any]) -> str:
             if speed >= LOOP_FLOOR
             else "**below the floor**"
         )
+        # a median at a target with a repeat under it is at the target, not safely over it
+        target = LOOP_GOAL if speed >= LOOP_GOAL else LOOP_FLOOR
+        verdict += ", not in every repeat" if speed >= target > min(repeats) else ""
         lines.append(
-            f"- {solver}: {speed:,.0f} genomes/s packed ({speed / plain['genomes_per_s']:.1f}× "
-            f"bool genomes); floor {LOOP_FLOOR:,}, goal {LOOP_GOAL:,}: {verdict}"
+            f"- {solver}: {speed:,.0f} genomes/s packed, median of {len(repeats)} "
+            f"({min(repeats):,.0f} to {max(repeats):,.0f}; "
+            f"{speed / plain['genomes_per_s']:.1f}× bool genomes); floor {LOOP_FLOOR:,}, goal "
+            f"{LOOP_GOAL:,}: {verdict}"
             + ("" if solver != "evopress" else " (targets are for NSGA-II; shown for scale)")
             + f". Same front packed and bool: {packed['front_digest'] == plain['front_digest']}"
             + (

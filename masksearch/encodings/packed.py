@@ -29,6 +29,7 @@ from masksearch.encodings.base import (
     _check_count,
     _check_rng,
     _log_spaced,
+    _log_uniform_int,
     validated_parents,
 )
 
@@ -135,17 +136,24 @@ class PackedOperators:
 
     # -- operators (the encoding's, draw for draw) -------------------------------------------
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """The encoding's sample, built and packed a chunk of rows at a time (64 bool genomes of
-        an 11 M-weight model are 715 MB); the draws are the same, row after row."""
+        """The encoding's sample: its magnitude genomes, packed a chunk of rows at a time (64
+        bool genomes of an 11 M-weight model are 715 MB), each given the encoding's small
+        random swap on the packed row: the same draws, row after row (on bool rows the swaps
+        cost more than the rest of a first generation)."""
         n, rng = _check_count(n), _check_rng(rng)
         encoding = self.encoding
         densities = _log_spaced(n, *encoding.sample_densities) if n else np.empty(0)
         rows = max(1, UNPACKED_BYTES // self.n_bits)
         parts = [
-            np.packbits(encoding._perturbed(encoding.magnitude(chunk), rng), axis=1)
+            np.packbits(encoding.magnitude(chunk), axis=1)
             for chunk in (densities[start : start + rows] for start in range(0, n, rows))
         ]
-        return np.concatenate(parts) if parts else np.zeros((0, self.n_genes), dtype=np.uint8)
+        genomes = np.concatenate(parts) if parts else np.zeros((0, self.n_genes), dtype=np.uint8)
+        for child in genomes:  # rows are views: the swaps edit `genomes` in place
+            n_kept = _popcount(child)
+            count = min(_log_uniform_int(rng, encoding._max_swap), n_kept, self.n_bits - n_kept)
+            self._swap(child, count, n_kept, rng)
+        return genomes
 
     def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_rng(rng)
@@ -161,14 +169,19 @@ class PackedOperators:
             return
         move, count = drawn
         if move == 0:
-            off = self._pick(child, True, count, n_kept, largest=False, rng=rng)
-            on = self._pick(child, False, count, n_kept, largest=True, rng=rng)
-            _assign(child, off, False)
-            _assign(child, on, True)
+            self._swap(child, count, n_kept, rng)
         elif move == 1:
             _assign(child, self._pick(child, False, count, n_kept, largest=True, rng=rng), True)
         else:
             _assign(child, self._pick(child, True, count, n_kept, largest=False, rng=rng), False)
+
+    def _swap(self, child: np.ndarray, count: int, n_kept: int, rng: np.random.Generator) -> None:
+        """``count`` kept genes off and as many dropped genes on, both picked (as ``_pick``
+        picks) before either changes: the encoding's ``_swap``."""
+        off = self._pick(child, True, count, n_kept, largest=False, rng=rng)
+        on = self._pick(child, False, count, n_kept, largest=True, rng=rng)
+        _assign(child, off, False)
+        _assign(child, on, True)
 
     def _pick(
         self,

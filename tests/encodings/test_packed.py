@@ -95,12 +95,13 @@ def test_crossover_equals_the_bool_operator_draw_for_draw(encoding, densities):
 def test_sample_equals_the_bool_operator(encoding, rows_at_once, monkeypatch):
     if rows_at_once is not None:  # a large model's population is built a few rows at a time
         monkeypatch.setattr(packed, "UNPACKED_BYTES", rows_at_once * encoding.n_genes)
-    bool_rng, packed_rng = np.random.default_rng(7), np.random.default_rng(7)
     operators = PackedOperators(encoding)
-    np.testing.assert_array_equal(
-        operators.unpack(operators.sample(5, packed_rng)), encoding.sample(5, bool_rng)
-    )
-    assert _same_generator_state(bool_rng, packed_rng)
+    for seed in range(8):  # the swaps are drawn on packed rows: their picks must be the same
+        bool_rng, packed_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        np.testing.assert_array_equal(
+            operators.unpack(operators.sample(5, packed_rng)), encoding.sample(5, bool_rng)
+        )
+        assert _same_generator_state(bool_rng, packed_rng)
     assert operators.sample(0, packed_rng).shape == (0, operators.n_genes)
 
 
