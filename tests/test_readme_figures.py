@@ -3277,7 +3277,7 @@ def loop_figures() -> list[Figure]:
             )
             for solver, pattern in (
                 ("nsga2", rf"its 5 repeats span ({NUMBER}) to ({NUMBER})"),
-                ("deap-nsga2", rf"but not in every repeat \(({NUMBER}) to ({NUMBER})\)"),
+                ("deap-nsga2", rf"goal of 10,000 in every repeat \(({NUMBER}) to ({NUMBER})\)"),
             )
             for end in (0, 1)
         ],

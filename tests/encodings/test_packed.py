@@ -42,7 +42,12 @@ def _population(encoding, densities, seed):
 
 
 def _same_generator_state(first: np.random.Generator, second: np.random.Generator) -> bool:
-    return first.bit_generator.state == second.bit_generator.state
+    def flat(state: object) -> list:  # MT19937 and Philox keep arrays in their state
+        if isinstance(state, dict):
+            return [(key, flat(value)) for key, value in sorted(state.items())]
+        return np.asarray(state).tolist() if isinstance(state, np.ndarray) else [state]
+
+    return flat(first.bit_generator.state) == flat(second.bit_generator.state)
 
 
 def test_tiny_conv_weights_genomes_do_not_fill_whole_bytes(tiny_conv):
@@ -74,6 +79,35 @@ def test_mutate_equals_the_bool_operator_draw_for_draw(encoding, density):
         got = operators.unpack(operators.mutate(operators.pack(genomes), packed_rng))
         np.testing.assert_array_equal(got, expected)
         assert _same_generator_state(bool_rng, packed_rng)
+
+
+@pytest.mark.parametrize("bit_generator", [np.random.PCG64, np.random.MT19937, np.random.Philox])
+def test_compiled_choice_draws_what_numpy_draws(bit_generator):
+    # both of numpy's algorithms (Floyd's below, a tail shuffle above 10,000 candidates and
+    # 1/50 of them), empty and whole samples; then a float, to catch a half-used 32-bit draw
+    cases = [
+        (1, 1),
+        (2, 2),
+        (7, 0),
+        (100, 7),
+        (133, 133),
+        (10_000, 300),
+        (10_001, 201),
+        (20_000, 399),
+        (20_000, 401),
+        (266_200, 1),
+        (266_200, 5_325),
+        (266_200, 6_000),
+    ]
+    for seed in range(6):
+        for pop_size, size in cases:
+            expected_rng = np.random.Generator(bit_generator(seed))
+            got_rng = np.random.Generator(bit_generator(seed))
+            expected = expected_rng.choice(pop_size, size=size, replace=False)
+            got = packed._choice_indices(got_rng, pop_size, size)
+            np.testing.assert_array_equal(got, expected)
+            assert got_rng.random() == expected_rng.random()
+            assert _same_generator_state(got_rng, expected_rng)
 
 
 @pytest.mark.parametrize("densities", [(0.5, 0.05), (0.02, 0.3), (1.0, 0.01)])
