@@ -150,13 +150,13 @@ class PackedOperators:
             for chunk in (densities[start : start + rows] for start in range(0, n, rows))
         ]
         genomes = np.concatenate(parts) if parts else np.zeros((0, self.n_genes), dtype=np.uint8)
-        _perturb_rows(genomes, rng, *self._move_tables())
+        _mutate_rows(genomes, rng, *self._move_tables(), True)
         return genomes
 
     def mutate(self, genomes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         _check_rng(rng)
         children = self.validate(genomes)
-        _mutate_rows(children, rng, *self._move_tables())
+        _mutate_rows(children, rng, *self._move_tables(), False)
         return children
 
     def _move_tables(self) -> tuple[Any, ...]:
@@ -291,12 +291,18 @@ def _mutate_rows(
     frontier,
     max_swap,
     log_swap_span,
+    only_swaps,
 ):  # pragma: no cover - compiled
-    """``_SparseBinaryEncoding._mutate_one`` on each packed row, in place."""
+    """``_SparseBinaryEncoding._mutate_one`` on each packed row, in place; with
+    ``only_swaps``, its ``_perturbed`` instead (the small swap of each sampled genome)."""
     for r in range(rows.shape[0]):
         child = rows[r]
         n_kept = _row_count(child)
         n_dropped = n_bits - n_kept
+        if only_swaps:
+            count = min(_log_uniform_int(rng, max_swap, log_swap_span), n_kept, n_dropped)
+            _swap(child, count, n_kept, rng, order, rank, bucket, n_bits, frontier)
+            continue
         # _draw_move: which move, by _choice_of_three's float operations, then its size
         weight_swap = swap if n_kept > 0 and n_dropped > 0 else 0.0
         weight_add = add if n_dropped > 0 else 0.0
@@ -328,32 +334,6 @@ def _mutate_rows(
                 child, True, count, n_kept, False, rng, order, rank, bucket, n_bits, frontier
             )
             _assign(child, genes, False)
-
-
-@numba.njit(cache=True)
-def _perturb_rows(
-    rows,
-    rng,
-    order,
-    rank,
-    bucket,
-    n_bits,
-    swap,
-    add,
-    drop,
-    step_low,
-    step_high,
-    frontier,
-    max_swap,
-    log_swap_span,
-):  # pragma: no cover - compiled
-    """``_SparseBinaryEncoding._perturbed`` on each packed row, in place: a small swap (the
-    arguments are :func:`_mutate_rows`'s, the move weights and steps unused)."""
-    for r in range(rows.shape[0]):
-        child = rows[r]
-        n_kept = _row_count(child)
-        count = min(_log_uniform_int(rng, max_swap, log_swap_span), n_kept, n_bits - n_kept)
-        _swap(child, count, n_kept, rng, order, rank, bucket, n_bits, frontier)
 
 
 @numba.njit(cache=True)
