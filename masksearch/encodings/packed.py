@@ -8,9 +8,9 @@ more bytes than the incremental evaluator touches for a child. Packed, a row is 
 on packed rows. It draws exactly the random numbers the encoding draws, in the same order, and
 picks the same genes, so a search reaches the same genomes either way (the tests compare the
 two bit for bit). The mutation is compiled whole, its draws included: Numba calls the same
-bit generator as numpy, and :func:`_choice_indices` is numpy's sampling without replacement. Users never see packed
-genomes: :func:`masksearch.search` packs what it hands a shipped solver and unpacks what the
-solver asks before anything is evaluated or archived.
+bit generator as numpy, and :func:`_choice_indices` is numpy's sampling without replacement.
+Users never see packed genomes: :func:`masksearch.search` packs what it hands a shipped solver
+and unpacks what the solver asks before anything is evaluated or archived.
 
 Bit order is :func:`numpy.packbits`'s: gene ``g`` is bit ``7 - g % 8`` of byte ``g // 8``, and
 the padding bits of the last byte are zero.
@@ -139,8 +139,7 @@ class PackedOperators:
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """The encoding's sample: its magnitude genomes, packed a chunk of rows at a time (64
         bool genomes of an 11 M-weight model are 715 MB), each given the encoding's small
-        random swap on the packed row: the same draws, row after row (on bool rows the swaps
-        cost more than the rest of a first generation)."""
+        random swap on the packed row: the same draws, row after row."""
         n, rng = _check_count(n), _check_rng(rng)
         encoding = self.encoding
         densities = _log_spaced(n, *encoding.sample_densities) if n else np.empty(0)
@@ -382,6 +381,8 @@ def _choice_indices(rng, pop_size, size):  # pragma: no cover - compiled
     algorithms (``Generator.choice`` in numpy/random/_generator.pyx), a tail shuffle of the
     whole range for large samples of large populations and Floyd's with a hash set
     otherwise, each integer in ``[0, j]`` drawn as numpy's ``random_bounded_uint64`` draws it."""
+    if size > pop_size:  # numpy's refusal; the moves never ask for more than there are
+        raise ValueError("Cannot take a larger sample than population when replace is False")
     if pop_size > 10000 and size > pop_size // 50:
         everything = np.arange(pop_size, dtype=np.int64)
         _shuffle_tail(rng, everything, pop_size, max(pop_size - size, 1))

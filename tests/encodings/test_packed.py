@@ -108,6 +108,8 @@ def test_compiled_choice_draws_what_numpy_draws(bit_generator):
             np.testing.assert_array_equal(got, expected)
             assert got_rng.random() == expected_rng.random()
             assert _same_generator_state(got_rng, expected_rng)
+    with pytest.raises(ValueError, match="larger sample than population"):
+        packed._choice_indices(np.random.default_rng(0), 3, 4)
 
 
 @pytest.mark.parametrize("densities", [(0.5, 0.05), (0.02, 0.3), (1.0, 0.01)])
