@@ -116,7 +116,8 @@ class _SparseBinaryEncoding(_BinaryEncoding):
         self, n_kept: int, n_genes: int, rng: np.random.Generator
     ) -> tuple[int, int] | None:
         """A child's move (0 swap, 1 add, 2 drop) and how many genes it moves, or None when no
-        move is feasible: the draws the bool and the packed moves share, in their order."""
+        move is feasible. ``packed._mutate_rows`` makes the same draws, compiled: a change to
+        the moves here must be made there too (the packed tests compare the two bit for bit)."""
         n_dropped = n_genes - n_kept
         feasible = (n_kept > 0 and n_dropped > 0, n_dropped > 0, n_kept > 1)
         weights = [
