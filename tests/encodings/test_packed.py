@@ -98,6 +98,9 @@ def test_compiled_choice_draws_what_numpy_draws(bit_generator):
         (266_200, 1),
         (266_200, 5_325),
         (266_200, 6_000),
+        (2**32 - 1, 3),  # draws up to 2**32 - 2: the last below 32 bits
+        (2**32 + 1, 3),  # draws of 2**32 - 1 and 2**32: next_uint32 whole, then 64-bit
+        (2**40, 9),
     ]
     for seed in range(6):
         for pop_size, size in cases:
@@ -199,6 +202,28 @@ def test_bit_kernels_match_numpy_on_unpacked_rows(n_bytes, density):
             ranks[0] = genes.size - 1  # the last one, past every whole word
             np.testing.assert_array_equal(
                 packed._nth_bits(row, ranks.astype(np.int64), state), genes[ranks]
+            )
+
+
+@pytest.mark.parametrize("n_bytes", [1, 7, 8, 9, 64, 1001])
+@pytest.mark.parametrize("density", [0.01, 0.5, 1.0])
+def test_kept_end_is_the_window_of_set_genes_at_either_end_of_the_order(n_bytes, density):
+    # the rank-bitmap window against sorting the set genes' ranks, windows from one gene to
+    # all of them, at both ends, rows whose length is not a whole number of words
+    rng = np.random.default_rng(n_bytes)
+    n_genes = 8 * n_bytes - int(rng.integers(0, 8))
+    order = rng.permutation(n_genes).astype(np.int64)
+    rank = np.empty(n_genes, dtype=np.int32)
+    rank[order] = np.arange(n_genes)
+    bits = rng.random(n_genes) < density
+    if not bits.any():
+        bits[int(rng.integers(n_genes))] = True
+    row = np.packbits(bits)
+    by_rank = order[np.sort(rank[np.flatnonzero(bits)])]
+    for window in sorted({1, 2, by_rank.size // 3 + 1, by_rank.size}):
+        for first, expected in ((True, by_rank[:window]), (False, by_rank[-window:])):
+            np.testing.assert_array_equal(
+                packed._kept_end(row, order, rank, window, first), expected
             )
 
 
