@@ -71,6 +71,7 @@ QUALITY_RESNET8_BN = "benchmarks/results/quality_resnet8_bn.json"
 QUALITY_RESNET8_SM2 = "benchmarks/results/quality_resnet8_sm2.json"
 STRUCTURED_FTPICK = "benchmarks/results/structured_ftpick.json"
 STRUCTURED_WIDTHS = "benchmarks/results/structured_widths.json"  # Xeon
+STRUCTURED_REPAIR = "benchmarks/results/structured_repair10.json"  # Xeon
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -2692,6 +2693,78 @@ def structured_widths_figures() -> list[Figure]:
     return figures
 
 
+def structured_repair_figures() -> list[Figure]:
+    """The repair-scored structured search: means ± std after FT, the gaps, seeds quoted."""
+    figures = structured_after_figures(
+        "structured repair", r"After the same epoch: .*?", STRUCTURED_REPAIR
+    )
+
+    def after(d: dict, label: str, seed: int | None = None) -> float:
+        if seed is None:
+            return percent(d["summary"][label]["test_after"][0])
+        return percent(d["seeds"][seed]["rows"][label]["test_after"])
+
+    gaps = rf"\(\+({NUMBER}) points over Torch-Pruning, \+({NUMBER}) over uniform\)"
+    figures += [
+        Figure(
+            f"structured repair: lead over {label}",
+            phrase(gaps, 1 + index),
+            STRUCTURED_REPAIR,
+            lambda d, k=label: after(d, "search") - after(d, k),
+        )
+        for index, label in enumerate(("torch-pruning magnitude", "uniform"))
+    ]
+    seed_0 = rf"trails both in seed 0 \(({NUMBER})% against ({NUMBER}) and ({NUMBER})%\)"
+    figures += [
+        Figure(
+            f"structured repair: seed 0 {label}",
+            phrase(seed_0, 1 + index),
+            STRUCTURED_REPAIR,
+            lambda d, k=label: after(d, k, 0),
+        )
+        for index, label in enumerate(("search", "torch-pruning magnitude", "uniform"))
+    ]
+    figures += [
+        Figure(
+            f"structured repair: seed {seed} lead over Torch-Pruning",
+            phrase(rf"Torch-Pruning by ({NUMBER}) and ({NUMBER}) points in seeds 1 and 2", seed),
+            STRUCTURED_REPAIR,
+            lambda d, i=seed: after(d, "search", i) - after(d, "torch-pruning magnitude", i),
+        )
+        for seed in (1, 2)
+    ]
+    figures += [
+        Figure(
+            f"structured repair: Torch-Pruning parameters, seed {seed}",
+            phrase(rf"Torch-Pruning at ({NUMBER}) parameters in seed 1 against ({NUMBER})", group),
+            STRUCTURED_REPAIR,
+            lambda d, i=seed: d["seeds"][i]["rows"]["torch-pruning magnitude"]["params"],
+        )
+        for group, seed in ((1, 1), (2, 0))
+    ]
+    figures += [
+        Figure(
+            "structured repair: search seconds",
+            phrase(rf"Each search took ({NUMBER}) s here"),
+            STRUCTURED_REPAIR,
+            lambda d: statistics.fmean(seed["search_seconds"] for seed in d["seeds"]),
+        ),
+        Figure(
+            "structured repair: search seconds without the repair",
+            phrase(rf"against ({NUMBER}) s without the repair"),
+            STRUCTURED,
+            lambda d: statistics.fmean(seed["search_seconds"] for seed in d["seeds"]),
+        ),
+        Figure(
+            "structured repair: steps",
+            phrase(rf"its kept weights take ({NUMBER}) SGD steps"),
+            STRUCTURED_REPAIR,
+            lambda d: d["config"]["repair_steps"],
+        ),
+    ]
+    return figures
+
+
 def structured_ftpick_figures() -> list[Figure]:
     """The fine-tuning-aware structured pick: means ± std and the per-seed figures quoted."""
     figures = structured_after_figures(
@@ -3401,6 +3474,7 @@ FIGURES = [
     *quickstart_xeon_figures(),
     *quality_resnet8_warm_figures(),
     *structured_ftpick_figures(),
+    *structured_repair_figures(),
     *structured_widths_figures(),
     *engine_figures(),
     *screening_figures(),

@@ -198,3 +198,49 @@ def test_problem_recalibrates_when_asked_and_refuses_what_it_cannot():
             train_data=synthetic_split((12,), 8, classes=3),
             recalibrate_bn=2,
         )
+
+
+def _recalibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Fresh batch-norm statistics, a plain average over ``batches``; back in eval mode."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    model.eval()
+
+
+def test_repair_steps_train_the_pruned_network_on_its_own_statistics():
+    # recalibrate, then the SGD steps (eval mode), then recalibrate again: steps taken on the
+    # dense network's statistics send a channel-pruned ResNet far off (issue 16)
+    model = tiny_convnet()
+    layout = Layout.of(model)
+    train = synthetic_split((1, 8, 8), 48, seed=1)
+    val = synthetic_split((1, 8, 8), 24, seed=2)
+    masks = random_masks(layout, 2, np.random.default_rng(9))
+    lr, momentum = 0.05, 0.9
+    evaluator = RepairedEvaluator(
+        model, val, layout, train, steps=3, recalibrate_bn=2, batch_size=8, lr=lr, momentum=momentum
+    )
+    scores = evaluator(masks)
+    for row, flat in enumerate(masks):
+        reference = Mask.from_flat(layout, flat).apply(copy.deepcopy(model))
+        keep = {n: t.to(torch.float32) for n, t in Mask.from_flat(layout, flat).tensors.items()}
+        _recalibrate(reference, evaluator._bn_batches)
+        optimiser = torch.optim.SGD(reference.parameters(), lr=lr, momentum=momentum)
+        for x, y in evaluator._batches:
+            optimiser.zero_grad()
+            nn.functional.cross_entropy(reference(x), y).backward()
+            for name, param in reference.named_parameters():
+                if name in keep:
+                    param.grad *= keep[name]
+            optimiser.step()
+        _recalibrate(reference, evaluator._bn_batches)
+        with torch.no_grad():
+            logits = reference(val.x)
+        assert scores["loss"][row] == pytest.approx(
+            float(nn.functional.cross_entropy(logits, val.y)), rel=1e-4
+        )
