@@ -225,6 +225,7 @@ def test_kept_end_is_the_window_of_set_genes_at_either_end_of_the_order(n_bytes,
             np.testing.assert_array_equal(
                 packed._kept_end(row, order, rank, window, first), expected
             )
+    assert packed._kept_end(np.zeros_like(row), order, rank, 1, False).size == 0
 
 
 def test_range_counts_equal_counting_the_bools_between_offsets():
