@@ -9,7 +9,8 @@ Fashion-MNIST), ``groups`` encoding, objectives ``("error", "latency")``; latenc
 table (:class:`masksearch.structured.LatencyTable`) timed on this CPU for a batch of
 ``--latency-batch`` images. Per seed, every model is chosen for a *measured* speedup of at least
 ``--speedup`` over the dense model (batch of ``--latency-batch`` images, one thread; the table
-times the chosen models again, so noise can put a figure just under the target):
+times the chosen models again, each beside the dense model, so noise can put a figure just
+under the target; each speedup is the two times measured back to back):
 
 - ``search``: NSGA-II (pymoo) for ``--budget`` evaluations on ``--val-samples`` validation
   images, each candidate scored after its batch-norm statistics are re-estimated on
@@ -73,11 +74,19 @@ def tp_genome(model: torch.nn.Module, encoding: Any, ratio: float, *, uniform: b
     return torch_pruning_genomes(model, encoding, [ratio], importance="l2", uniform=uniform)[0]
 
 
-def speedup_of(
-    model: torch.nn.Module, encoding: Any, genome: np.ndarray, batch: int, dense: float
+def speedup_of(model: torch.nn.Module, encoding: Any, genome: np.ndarray, batch: int) -> float:
+    """Measured speedup of the physically smaller model over the dense one."""
+    return relative_speed(model, shrink(model, genome, encoding.input_shape), encoding, batch)
+
+
+def relative_speed(
+    dense: torch.nn.Module, small: torch.nn.Module, encoding: Any, batch: int
 ) -> float:
-    """Measured speedup of the physically smaller model over the dense one (``dense`` s)."""
-    return dense / timed(shrink(model, genome, encoding.input_shape), encoding.input_shape, batch)
+    """The dense model's time over the small one's, the two timed back to back: this shared
+    machine's speed drifts over a run, and a dense time taken once at the start matched the
+    baselines of later seeds to thinner models."""
+    shape = encoding.input_shape
+    return timed(dense, shape, batch) / timed(small, shape, batch)
 
 
 def matched(
@@ -85,7 +94,6 @@ def matched(
     encoding: Any,
     target: float,
     batch: int,
-    dense: float,
     *,
     uniform: bool,
 ) -> tuple[np.ndarray, float]:
@@ -96,7 +104,7 @@ def matched(
     for _ in range(10):
         middle = (low + high) / 2
         genome = tp_genome(model, encoding, middle, uniform=uniform)
-        if speedup_of(model, encoding, genome, batch, dense) >= target:
+        if speedup_of(model, encoding, genome, batch) >= target:
             high, best = middle, genome
         else:
             low = middle
@@ -104,7 +112,7 @@ def matched(
 
 
 def search_pick(
-    front: Any, model: torch.nn.Module, encoding: Any, target: float, batch: int, dense: float
+    front: Any, model: torch.nn.Module, encoding: Any, target: float, batch: int
 ) -> int:
     """The most accurate front member (validation error) whose measured speedup is at least
     ``target``: members are measured in order of error, from those the table puts within
@@ -113,13 +121,13 @@ def search_pick(
     for index in np.argsort(error, kind="stable"):
         if latency[index] * target > 1.3:
             continue
-        if speedup_of(model, encoding, front.genomes[index], batch, dense) >= target:
+        if speedup_of(model, encoding, front.genomes[index], batch) >= target:
             return int(index)
     raise SystemExit(f"no front member reaches a measured {target}x speedup; raise --budget")
 
 
 def finetune_pick(
-    front: Any, problem: Any, loaded: Any, args: argparse.Namespace, dense: float, seed: int
+    front: Any, problem: Any, loaded: Any, args: argparse.Namespace, seed: int
 ) -> int:
     """The front member, among those whose measured speedup is at least ``args.speedup``, most
     accurate on the validation images after a short fine-tune (BN recalibration, then one pass
@@ -132,7 +140,7 @@ def finetune_pick(
         if latency[index] * args.speedup > 1.3:  # out of the table's reach, as search_pick
             continue
         small = shrink(model, front.genomes[index], shape)
-        if dense / timed(small, shape, args.latency_batch) < args.speedup:
+        if relative_speed(model, small, encoding, args.latency_batch) < args.speedup:
             continue
         if args.recalibrate_bn:
             recalibrate_batch_norm(small, loaded.train, batches=args.recalibrate_bn, seed=seed)
@@ -183,7 +191,6 @@ def run_seed(
     problem: Any,
     loaded: Any,
     args: argparse.Namespace,
-    dense_seconds: float,
     search_problem: Any = None,
 ) -> dict[str, Any]:
     """One seed: the search on ``search_problem`` (default ``problem``; ``--widths-only``
@@ -208,24 +215,24 @@ def run_seed(
     front = result.front
     latency, error = front.metrics["latency"], front.metrics["error"]
     if args.pick == "finetune":
-        pick = finetune_pick(front, problem, loaded, args, dense_seconds, seed)
+        pick = finetune_pick(front, problem, loaded, args, seed)
     else:
-        pick = search_pick(front, model, encoding, args.speedup, args.latency_batch, dense_seconds)
+        pick = search_pick(front, model, encoding, args.speedup, args.latency_batch)
     chosen = {"search": front.genomes[pick]}
     ratios = {}
     for label, uniform in (("torch-pruning magnitude", False), ("uniform", True)):
         chosen[label], ratios[label] = matched(
-            model, encoding, args.speedup, args.latency_batch, dense_seconds, uniform=uniform
+            model, encoding, args.speedup, args.latency_batch, uniform=uniform
         )
     rows = {}
     for label, genome in chosen.items():
         small = shrink(model, genome, encoding.input_shape)
-        # timed again, beside the others: the figure reported, not the one that chose it
-        seconds = timed(small, encoding.input_shape, args.latency_batch)
+        # timed again, beside the dense model: the figure reported, not the one that chose it
+        speedup = relative_speed(model, small, encoding, args.latency_batch)
         before, after = finetuned_accuracy(small, loaded, args.finetune, seed, args.recalibrate_bn)
         rows[label] = {
             "table_latency": float(table.relative(genome)[0]),
-            "measured_speedup": dense_seconds / seconds,
+            "measured_speedup": speedup,
             "params": sum(p.numel() for p in small.parameters()),
             "val_error": float(problem.evaluate(genome[None]).metrics["error"][0]),
             "test_before": before,
@@ -326,7 +333,7 @@ def markdown(payload: dict[str, Any]) -> str:
         f"{100 * payload['dense_test']:.2f}%, {payload['dense_params']:,} parameters, "
         f"{1e3 * payload['dense_seconds']:.1f} ms per batch of {config['latency_batch']} on this "
         f"CPU). Every model was chosen for a measured speedup of at least {config['speedup']}x; "
-        "the speedup column times each chosen model again, beside the others, so timing noise "
+        "the speedup column times each chosen model again, beside the dense model, so timing noise "
         f"can put a seed's figure just under {config['speedup']}x. Search budget "
         f"{config['budget']} evaluations on {config['val_samples']} validation images; every "
         f"model fine-tuned {config['finetune']} epoch(s) with one recipe. The search's model: "
@@ -481,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     dense_seconds = timed(problem.model, shape, args.latency_batch)
     seeds = []
     for seed in range(args.seeds):
-        seeds.append(run_seed(seed, problem, loaded, args, dense_seconds, search_problem))
+        seeds.append(run_seed(seed, problem, loaded, args, search_problem))
     payload: dict[str, Any] = {
         "command": "python benchmarks/structured.py "
         + " ".join(sys.argv[1:] if argv is None else argv),

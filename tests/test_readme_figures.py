@@ -2694,7 +2694,7 @@ def structured_widths_figures() -> list[Figure]:
 
 
 def structured_repair_figures() -> list[Figure]:
-    """The repair-scored structured search: means ± std after FT, the gaps, seeds quoted."""
+    """The repair-scored structured search: means ± std after FT, the picks of each seed."""
     figures = structured_after_figures(
         "structured repair", r"After the same epoch: .*?", STRUCTURED_REPAIR
     )
@@ -2704,48 +2704,43 @@ def structured_repair_figures() -> list[Figure]:
             return percent(d["summary"][label]["test_after"][0])
         return percent(d["seeds"][seed]["rows"][label]["test_after"])
 
-    gaps = rf"\(\+({NUMBER}) points over Torch-Pruning, \+({NUMBER}) over uniform\)"
     figures += [
         Figure(
-            f"structured repair: lead over {label}",
-            phrase(gaps, 1 + index),
+            f"structured repair: the uniform seed's parameters, seed {seed}",
+            phrase(
+                rf"seeds 0 and 1 is the uniform mask it was seeded with \(({NUMBER}) parameters"
+            ),
             STRUCTURED_REPAIR,
-            lambda d, k=label: after(d, "search") - after(d, k),
+            lambda d, i=seed: d["seeds"][i]["rows"]["search"]["params"],
         )
-        for index, label in enumerate(("torch-pruning magnitude", "uniform"))
-    ]
-    seed_0 = rf"trails both in seed 0 \(({NUMBER})% against ({NUMBER}) and ({NUMBER})%\)"
-    figures += [
-        Figure(
-            f"structured repair: seed 0 {label}",
-            phrase(seed_0, 1 + index),
-            STRUCTURED_REPAIR,
-            lambda d, k=label: after(d, k, 0),
-        )
-        for index, label in enumerate(("search", "torch-pruning magnitude", "uniform"))
+        for seed in (0, 1)
     ]
     figures += [
         Figure(
-            f"structured repair: seed {seed} lead over Torch-Pruning",
-            phrase(rf"Torch-Pruning by ({NUMBER}) and ({NUMBER}) points in seeds 1 and 2", seed),
+            f"structured repair: seed {seed}'s pick is uniform's after fine-tuning",
+            phrase(
+                rf"seeds 0 and 1 is the uniform mask it was seeded with \(({NUMBER}) parameters"
+            ),
             STRUCTURED_REPAIR,
-            lambda d, i=seed: after(d, "search", i) - after(d, "torch-pruning magnitude", i),
+            lambda d, i=seed: (
+                d["seeds"][i]["rows"]["uniform"]["params"]
+                + 1e6 * abs(after(d, "search", i) - after(d, "uniform", i))
+            ),
         )
-        for seed in (1, 2)
+        for seed in (0, 1)
     ]
-    figures += [
+    figures.append(
         Figure(
-            f"structured repair: Torch-Pruning parameters, seed {seed}",
-            phrase(rf"Torch-Pruning at ({NUMBER}) parameters in seed 1 against ({NUMBER})", group),
+            "structured repair: seed 2's pick",
+            phrase(rf"in seed 2 a close variant \(({NUMBER}) parameters\)"),
             STRUCTURED_REPAIR,
-            lambda d, i=seed: d["seeds"][i]["rows"]["torch-pruning magnitude"]["params"],
+            lambda d: d["seeds"][2]["rows"]["search"]["params"],
         )
-        for group, seed in ((1, 1), (2, 0))
-    ]
+    )
     figures += [
         Figure(
             "structured repair: search seconds",
-            phrase(rf"Each search took ({NUMBER}) s here"),
+            phrase(rf"Each search took ({NUMBER}) s \({NUMBER} evaluations\), against"),
             STRUCTURED_REPAIR,
             lambda d: statistics.fmean(seed["search_seconds"] for seed in d["seeds"]),
         ),
