@@ -145,6 +145,19 @@ def test_evaluator_refuses_bad_settings(setting):
         RepairedEvaluator(model, val, layout, Split(train.x[:0], train.y[:0]))
 
 
+def _recalibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Fresh batch-norm statistics, a plain average over ``batches``; back in eval mode."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None
+    model.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    model.eval()
+
+
 def test_recalibrated_batch_norm_matches_a_plain_re_estimation():
     model = tiny_convnet()
     layout = Layout.of(model)
@@ -159,15 +172,7 @@ def test_recalibrated_batch_norm_matches_a_plain_re_estimation():
     for row, flat in enumerate(masks):
         # independently: a masked copy, fresh statistics averaged over the same batches
         reference = Mask.from_flat(layout, flat).apply(copy.deepcopy(model))
-        for module in reference.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.reset_running_stats()
-                module.momentum = None
-        reference.train()
-        with torch.no_grad():
-            for x in evaluator._bn_batches:
-                reference(x)
-        reference.eval()
+        _recalibrate(reference, evaluator._bn_batches)
         with torch.no_grad():
             logits = reference(val.x)
         assert scores["loss"][row] == pytest.approx(
@@ -198,19 +203,6 @@ def test_problem_recalibrates_when_asked_and_refuses_what_it_cannot():
             train_data=synthetic_split((12,), 8, classes=3),
             recalibrate_bn=2,
         )
-
-
-def _recalibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
-    """Fresh batch-norm statistics, a plain average over ``batches``; back in eval mode."""
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        for x in batches:
-            model(x)
-    model.eval()
 
 
 def test_repair_steps_train_the_pruned_network_on_its_own_statistics():
