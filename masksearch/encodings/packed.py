@@ -418,7 +418,7 @@ def _shuffle_tail(rng, data, n, first):  # pragma: no cover - compiled
 def _bounded(rng, high):  # pragma: no cover - compiled
     """``rng.integers(0, high, endpoint=True)`` as a ``uint64``, drawn as numpy's
     ``random_bounded_uint64`` draws it (Lemire's method, on 32-bit draws below 2**32).
-    Numba's own ``integers`` allocates a one-element array a call: four times the cost."""
+    Numba's own ``integers`` allocates a one-element array a call, which costs more than the draw."""
     span = np.uint64(high)
     if span == 0:
         return span
