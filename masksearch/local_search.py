@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from masksearch.evaluators.base import CPU_CONV_BATCH, convolutions_on_cpu, cpu_conv_format
 from masksearch.front import ParetoFront
 from masksearch.keys import genome_key
 from masksearch.mask import check_density
@@ -136,16 +137,19 @@ def mask_gradient(problem: PruningProblem, flat_mask: np.ndarray) -> np.ndarray:
     total = len(y)
     was_training = model.training
     model.eval()
+    # convolutions on the CPU run faster in small batches on channels-last weights, as the
+    # evaluators run them
+    batch = CPU_CONV_BATCH if convolutions_on_cpu(params.values()) else _GRADIENT_BATCH
     try:
-        for start in range(0, total, _GRADIENT_BATCH):
+        for start in range(0, total, batch):
             chosen = dict(params)
             for name in layout.names:
                 part = mask[layout.slice(name)].view(params[name].shape)
-                chosen[name] = params[name] * part
+                chosen[name] = cpu_conv_format(params[name] * part)
             logits = functional_call(
-                model, {**chosen, **buffers}, (x[start : start + _GRADIENT_BATCH].to(device),)
+                model, {**chosen, **buffers}, (x[start : start + batch].to(device),)
             )
-            batch_y = y[start : start + _GRADIENT_BATCH].to(device)
+            batch_y = y[start : start + batch].to(device)
             # sum of per-batch means weighted by batch size = the mean over the split
             loss = F.cross_entropy(logits, batch_y, reduction="sum") / total
             loss.backward()

@@ -279,3 +279,37 @@ def test_improved_genomes_are_injected_and_join_the_population(loss_problem) -> 
         # they are in the population the next generation breeds from
         population = {row.tobytes() for row in record["population"]}
         assert all(genome.tobytes() in population for genome in record["genomes"])
+
+
+def test_mask_gradient_of_a_convnet_on_the_cpu_equals_autograd_on_the_pruned_model() -> None:
+    # convolutions go through in batches of 256 on channels-last weights: more than one batch
+    # here, and a first convolution with one input channel
+    from collections import OrderedDict
+
+    from masksearch import PruningProblem
+    from masksearch.data import Split
+
+    generator = torch.Generator().manual_seed(0)
+    model = torch.nn.Sequential(
+        OrderedDict(
+            conv1=torch.nn.Conv2d(1, 4, 3),
+            pool=torch.nn.MaxPool2d(2),
+            conv2=torch.nn.Conv2d(4, 6, 3),
+            flatten=torch.nn.Flatten(),
+            fc=torch.nn.Linear(6, 10),
+        )
+    ).eval()
+    x = torch.randn(600, 1, 8, 8, generator=generator)
+    y = torch.randint(0, 10, (600,), generator=generator)
+    problem = PruningProblem(model, Split(x, y), objectives=("loss", "density"))
+    genome = problem.magnitude_genomes()[0]
+    flat = problem.encoding.decode(genome[None])[0]
+    mask = problem.mask(genome)
+    pruned = mask.apply(copy.deepcopy(model))
+    F.cross_entropy(pruned(x), y).backward()
+    params = dict(pruned.named_parameters())
+    originals = dict(model.named_parameters())
+    expected = np.concatenate(
+        [(params[n].grad * originals[n].detach()).reshape(-1).numpy() for n in mask.names]
+    )
+    np.testing.assert_allclose(mask_gradient(problem, flat), expected, rtol=1e-4, atol=1e-6)

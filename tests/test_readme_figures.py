@@ -2963,6 +2963,20 @@ def engine_figures() -> list[Figure]:
             lambda d: engine_quality(d, "lenet5", "spearman_children_dense_anchor"),
         ),
         Figure(
+            "engine: LeNet-5 plain evaluator masks/s",
+            phrase(r"On LeNet-5 the plain evaluator scores (" + NUMBER + r") masks/s"),
+            ENGINE,
+            lambda d: engine_rows(d, model="lenet5", method="plain", P=64)[0]["candidates_per_s"],
+        ),
+        Figure(
+            "engine: LeNet-5 plain evaluator against the naive loop, same process",
+            phrase(r"masks/s, (" + NUMBER + r")×\s+the naive loop timed in the same process"),
+            ENGINE,
+            lambda d: engine_rows(d, model="lenet5", method="plain", P=64)[0][
+                "speedup_vs_naive_same_process"
+            ],
+        ),
+        Figure(
             "engine: prefix cache speed-up",
             phrase(r"the prefix cache makes a method-A search (" + NUMBER + r")× faster"),
             ENGINE,
@@ -3140,7 +3154,7 @@ def suite_figures() -> list[Figure]:
         ),
         Figure(
             "suite: scale rerun minutes",
-            phrase(r"with the larger Dask budget and ResNet-8 above, (" + NUMBER + r") minutes\)"),
+            phrase(r"the channels-last convolutions above, (" + NUMBER + r") minutes\)"),
             SCALE,
             lambda d: d["seconds"] / 60,
         ),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,10 +29,13 @@ from masksearch.device import resolve_device
 from masksearch.mask import Layout
 
 __all__ = [
+    "CPU_CONV_BATCH",
     "Evaluator",
     "ModelSnapshot",
     "check_masks",
     "check_packed_masks",
+    "convolutions_on_cpu",
+    "cpu_conv_format",
     "empty_metrics",
     "inner_state",
     "load_inner_state",
@@ -270,11 +274,45 @@ class ModelSnapshot:
         ]
 
     def masked_params(self, flat: np.ndarray) -> dict[str, torch.Tensor]:
-        """All parameters and buffers, the prunable ones multiplied by the mask."""
+        """All parameters and buffers, the prunable ones multiplied by the mask (convolution
+        weights channels-last on the CPU, see :func:`cpu_conv_format`)."""
         params = dict(self.params)
         for name, keep in zip(self.layout.names, self.mask_tensors(flat), strict=True):
-            params[name] = params[name] * keep
+            params[name] = cpu_conv_format(params[name] * keep)
         return params
+
+    @property
+    def default_batch_size(self) -> int:
+        """Samples per forward pass when an evaluator is given none: 256 for a model with
+        convolutions on the CPU, whose activations for a whole split spill out of the caches,
+        the whole split otherwise (one matrix product per layer)."""
+        if convolutions_on_cpu(self.params.values()):
+            return min(CPU_CONV_BATCH, self.n_samples)
+        return self.n_samples
+
+
+# samples per pass through a model with convolutions on the CPU: LeNet-5's activations for 256
+# images stay in the caches, where a whole split's spill to memory
+CPU_CONV_BATCH = 256
+
+
+def convolutions_on_cpu(params: Iterable[torch.Tensor]) -> bool:
+    """Whether ``params`` include a convolution weight (4-D) on the CPU."""
+    return any(p.dim() == 4 and p.device.type == "cpu" for p in params)
+
+
+def cpu_conv_format(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` in channels-last memory order if it is a convolution weight on the CPU.
+
+    oneDNN runs convolutions, and the max-pooling after them, several times faster on
+    channels-last tensors; a convolution with a channels-last weight returns a channels-last
+    output, so the format carries through the network. The values are unchanged (the
+    computed outputs differ from NCHW ones only by float rounding). A masked weight must be
+    converted explicitly: a product with a mask can come back in NCHW strides.
+    """
+    if weight.dim() == 4 and weight.device.type == "cpu":
+        return weight.to(memory_format=torch.channels_last)
+    return weight
 
 
 def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:

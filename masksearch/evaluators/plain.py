@@ -27,8 +27,9 @@ class PlainEvaluator(Evaluator):
     """Mean cross-entropy and error of each mask, one ``functional_call`` per candidate.
 
     The masked weights are ``weight * mask`` (exactly what :meth:`Mask.apply` produces), the
-    model runs in eval mode, and ``batch_size`` samples go through at a time (``None``: the
-    whole split at once).
+    model runs in eval mode, and ``batch_size`` samples go through at a time (``None``: 256
+    for images on the CPU, the whole split otherwise; see
+    :attr:`ModelSnapshot.default_batch_size`).
     """
 
     def __init__(
@@ -40,7 +41,7 @@ class PlainEvaluator(Evaluator):
         batch_size: int | None = None,
     ) -> None:
         self._take_snapshot(model, split, layout, device)
-        self.batch_size = _check_batch_size(batch_size, self.n_samples)
+        self.batch_size = _check_batch_size(batch_size, self.snapshot.default_batch_size)
 
     def _evaluate(self, masks: np.ndarray) -> Metrics:
         snap = self.snapshot
@@ -72,9 +73,9 @@ def metrics_of(scores: list[tuple[float, float]]) -> Metrics:
     return {"loss": table[:, 0].copy(), "error": table[:, 1].copy()}
 
 
-def _check_batch_size(batch_size: int | None, n_samples: int) -> int:
+def _check_batch_size(batch_size: int | None, default: int) -> int:
     if batch_size is None:
-        return n_samples
+        return default
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be an int or None, got {batch_size!r}")
     if batch_size < 1:

@@ -28,6 +28,7 @@ from masksearch.evaluators.base import (
     Evaluator,
     Metrics,
     _SplitLike,
+    cpu_conv_format,
     metrics_from_logits,
 )
 from masksearch.evaluators.incremental import UnsupportedModelError
@@ -50,7 +51,7 @@ class PrefixCacheEvaluator(Evaluator):
     """Mean cross-entropy and error of each mask, resuming from cached leading activations.
 
     ``memory_budget`` (bytes, default 256 MiB) bounds the cached activations; ``batch_size``
-    samples go through at a time (``None``: the whole split). ``hits`` counts, per cache point
+    samples go through at a time (``None``: as :class:`PlainEvaluator`). ``hits`` counts, per cache point
     (the index of the module whose input is cached), the candidates that resumed there.
     Works for an ``nn.Sequential`` whose prunable weights the layout names in module order;
     anything else raises :class:`UnsupportedModelError` (use :class:`PlainEvaluator`).
@@ -66,7 +67,7 @@ class PrefixCacheEvaluator(Evaluator):
         memory_budget: int | None = None,
     ) -> None:
         self._take_snapshot(model, split, layout, device)
-        self.batch_size = _check_batch_size(batch_size, self.n_samples)
+        self.batch_size = _check_batch_size(batch_size, self.snapshot.default_batch_size)
         if memory_budget is None:
             memory_budget = _DEFAULT_BUDGET
         if isinstance(memory_budget, bool) or not isinstance(memory_budget, (int, np.integer)):
@@ -167,7 +168,7 @@ class PrefixCacheEvaluator(Evaluator):
         params = dict(stage.params)
         for name, start, stop, shape in stage.prunable:
             keep = torch.from_numpy(np.ascontiguousarray(flat[start:stop])).to(self.device)
-            params[name] = params[name] * keep.view(shape)
+            params[name] = cpu_conv_format(params[name] * keep.view(shape))
         return params
 
     def _store(self, index: int, key: bytes, parts: list[torch.Tensor]) -> None:

@@ -10,7 +10,7 @@ from masksearch.evaluators import PlainEvaluator
 from masksearch.mask import Layout, Mask
 from masksearch.training import evaluate
 
-from .conftest import edge_masks, random_masks
+from .conftest import edge_masks, random_masks, synthetic_split
 
 
 def _independent(model, split, layout, masks):
@@ -68,3 +68,36 @@ def test_the_users_model_is_left_alone(mlp_split):
 def test_bad_batch_size_is_rejected(mlp, mlp_split, bad):
     with pytest.raises((TypeError, ValueError), match="batch_size"):
         PlainEvaluator(mlp, mlp_split, Layout.of(mlp), batch_size=bad)
+
+
+def test_masked_convolution_weights_are_channels_last_on_the_cpu(convnet, conv_split):
+    # conv1 has one input channel, where NCHW and channels-last strides both count as
+    # "contiguous": the weight must carry the channels-last strides for oneDNN to use them
+    layout = Layout.of(convnet)
+    evaluator = PlainEvaluator(convnet, conv_split, layout)
+    flat = random_masks(layout, 1, np.random.default_rng(2))[0]
+    params = evaluator.snapshot.masked_params(flat)
+    for name in layout.names:
+        weight = dict(convnet.named_parameters())[name].detach()
+        expected = weight * torch.from_numpy(flat[layout.slice(name)]).view(weight.shape)
+        assert torch.equal(params[name], expected), name
+        if weight.dim() == 4:
+            in_channels, height, width = weight.shape[1:]
+            channels_last = (in_channels * height * width, 1, width * in_channels, in_channels)
+            assert params[name].stride() == channels_last, name
+        else:
+            assert params[name].is_contiguous(), name
+
+
+def test_convolutions_go_through_the_cpu_in_batches_of_256_by_default(convnet, mlp, mlp_split):
+    split = synthetic_split((1, 8, 8), 600, seed=6)
+    layout = Layout.of(convnet)
+    masks = random_masks(layout, 3, np.random.default_rng(3))
+    default = PlainEvaluator(convnet, split, layout)
+    assert default.batch_size == 256
+    # a model without convolutions keeps one pass over the whole split
+    assert PlainEvaluator(mlp, mlp_split, Layout.of(mlp)).batch_size == len(mlp_split.y)
+    result = default(masks)
+    losses, errors = _independent(convnet, split, layout, masks)
+    np.testing.assert_allclose(result["loss"], losses, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(result["error"], errors)
