@@ -2023,6 +2023,65 @@ def warm_lenet5_fresh_figures() -> list[Figure]:
     return figures
 
 
+WARM_LENET5_TRAIN = (  # Xeon, 3 seeds
+    "benchmarks/results/warm_start_lenet5_path_e3_br3-1_sp2_cos_lr0.02_b2048_train4000.json"
+)
+WARM_LENET5_TRAIN_ROWS = (
+    ("| LeNet-5 training fitness: the seeds |", LENET5_SEEDS, True),
+    ("| LeNet-5 training fitness: the search's own pick |", PATH_SEARCH, True),
+    ("| LeNet-5 training fitness: the guarded held-out pick |", PATH_GUARDED, True),
+    (
+        "| LeNet-5 training fitness: supermask, cosine steps, equal time (8 epochs) |",
+        PATH_EQUAL,
+        True,
+    ),
+)
+
+
+def warm_lenet5_train_figures() -> list[Figure]:
+    """LeNet-5 judged on 4,000 training images: its table and its paragraph."""
+    source = WARM_LENET5_TRAIN
+    figures = table_figures("LeNet-5 training fitness", source, WARM_LENET5_TRAIN_ROWS, 595)
+    differences = (
+        (rf"\(−({NUMBER}) at 2% and −{NUMBER} at 1%", "0.02", LENET5_SEEDS, PATH_SEARCH),
+        (rf"at 2% and −({NUMBER}) at 1%, within noise", "0.01", LENET5_SEEDS, PATH_SEARCH),
+        (rf"within noise; −({NUMBER})\s+at 5%\)", "0.05", LENET5_SEEDS, PATH_SEARCH),
+        (rf"level at 5% \(−({NUMBER})\), behind at 2%", "0.05", PATH_EQUAL, PATH_GUARDED),
+        (rf"behind at 2% \(−({NUMBER}), beyond two", "0.02", PATH_EQUAL, PATH_GUARDED),
+        (rf"ahead at 1%\s+\(\+({NUMBER})\), where eight", "0.01", PATH_GUARDED, PATH_EQUAL),
+    )
+    figures += gaps("LeNet-5 training fitness", source, differences)
+    figures += [
+        Figure(
+            "LeNet-5 training fitness: the guarded pick takes the search's 1% mask (seeds of 3)",
+            phrase(r"picks the search's 1% mask in (\d) seeds of 3, whose held-out"),
+            source,
+            search_picks(PATH_GUARDED, "0.01"),
+        ),
+        Figure(
+            "LeNet-5 training fitness: search seconds per seed",
+            phrase(r"search took (\d+) s per seed for its"),
+            source,
+            lambda d: (
+                sum(run["rows"][PATH_SEARCH]["search_time"] for run in d["runs"]) / len(d["runs"])
+            ),
+        ),
+        Figure(
+            "LeNet-5 training fitness: evaluations",
+            phrase(rf"for its ({NUMBER}) evaluations, with the convolutions"),
+            source,
+            lambda d: d["budget"],
+        ),
+        Figure(
+            "LeNet-5 training fitness: training images",
+            phrase(rf"evaluations on the first ({NUMBER}) training images, all"),
+            source,
+            lambda d: d["fitness_samples"],
+        ),
+    ]
+    return figures
+
+
 def _per_evaluation(d: dict) -> float:
     """Mean seconds per exact evaluation of the seeded searches."""
     runs = [run["rows"][SEARCH] for run in d["runs"]]
@@ -3473,6 +3532,7 @@ FIGURES = [
     *warm_path_branch_figures(),
     *warm_lenet5_branch_figures(),
     *warm_lenet5_fresh_figures(),
+    *warm_lenet5_train_figures(),
     *warm_lenet5_path_figures(),
     *warm_lenet5_figures(),
     *warm_repair_figures(),
