@@ -291,8 +291,8 @@ class ModelSnapshot:
         return self.n_samples
 
 
-# samples per pass through a model with convolutions on the CPU: LeNet-5's activations for 256
-# images stay in the caches, where a whole split's spill to memory
+# samples per pass through a model with convolutions on the CPU: small passes keep the
+# activations close to the cores (the LeNet-5 rows of benchmarks/results/engine.md time it)
 CPU_CONV_BATCH = 256
 
 
@@ -304,8 +304,8 @@ def convolutions_on_cpu(params: Iterable[torch.Tensor]) -> bool:
 def cpu_conv_format(weight: torch.Tensor) -> torch.Tensor:
     """``weight`` in channels-last memory order if it is a convolution weight on the CPU.
 
-    oneDNN runs convolutions, and the max-pooling after them, several times faster on
-    channels-last tensors; a convolution with a channels-last weight returns a channels-last
+    oneDNN runs convolutions, and the max-pooling after them, faster on channels-last
+    tensors; a convolution with a channels-last weight returns a channels-last
     output, so the format carries through the network. The values are unchanged (the
     computed outputs differ from NCHW ones only by float rounding). A masked weight must be
     converted explicitly: a product with a mask can come back in NCHW strides.

@@ -28,7 +28,7 @@ class PlainEvaluator(Evaluator):
 
     The masked weights are ``weight * mask`` (exactly what :meth:`Mask.apply` produces), the
     model runs in eval mode, and ``batch_size`` samples go through at a time (``None``: 256
-    for images on the CPU, the whole split otherwise; see
+    for a model with convolutions on the CPU, the whole split otherwise; see
     :attr:`ModelSnapshot.default_batch_size`).
     """
 

@@ -51,8 +51,9 @@ class PrefixCacheEvaluator(Evaluator):
     """Mean cross-entropy and error of each mask, resuming from cached leading activations.
 
     ``memory_budget`` (bytes, default 256 MiB) bounds the cached activations; ``batch_size``
-    samples go through at a time (``None``: as :class:`PlainEvaluator`). ``hits`` counts, per cache point
-    (the index of the module whose input is cached), the candidates that resumed there.
+    samples go through at a time (``None``: as :class:`PlainEvaluator`). ``hits`` counts, per
+    cache point (the index of the module whose input is cached), the candidates that resumed
+    there.
     Works for an ``nn.Sequential`` whose prunable weights the layout names in module order;
     anything else raises :class:`UnsupportedModelError` (use :class:`PlainEvaluator`).
     """
