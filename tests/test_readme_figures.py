@@ -2045,7 +2045,7 @@ def warm_lenet5_train_figures() -> list[Figure]:
     differences = (
         (rf"\(−({NUMBER}) at 2% and −{NUMBER} at 1%", "0.02", LENET5_SEEDS, PATH_SEARCH),
         (rf"at 2% and −({NUMBER}) at 1%, within noise", "0.01", LENET5_SEEDS, PATH_SEARCH),
-        (rf"within noise; −({NUMBER})\s+at 5%\)", "0.05", LENET5_SEEDS, PATH_SEARCH),
+        (rf"within noise; −({NUMBER}) at 5%, beyond", "0.05", LENET5_SEEDS, PATH_SEARCH),
         (rf"level at 5% \(−({NUMBER})\), behind at 2%", "0.05", PATH_EQUAL, PATH_GUARDED),
         (rf"behind at 2% \(−({NUMBER}), beyond two", "0.02", PATH_EQUAL, PATH_GUARDED),
         (rf"ahead at 1%\s+\(\+({NUMBER})\), where eight", "0.01", PATH_GUARDED, PATH_EQUAL),
