@@ -79,5 +79,7 @@ def _check_batch_size(batch_size: int | None, default: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be an int or None, got {batch_size!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1 (or None for the whole split), got {batch_size}")
+        raise ValueError(
+            f"batch_size must be >= 1 (or None for the evaluator's default), got {batch_size}"
+        )
     return int(batch_size)
