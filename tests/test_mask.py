@@ -10,7 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from masksearch.mask import Layout, Mask, MaskError, check_finite, prunable_parameters
+from masksearch.mask import (
+    Layout,
+    Mask,
+    MaskError,
+    check_finite,
+    prunable_parameters,
+    top_k_keep,
+)
 from masksearch.models import digits_mlp, lenet5
 
 
@@ -76,6 +83,38 @@ def test_ties_are_broken_by_lower_index() -> None:
     scores = {"w": torch.ones(10)}
     mask = Mask.from_scores(scores, 0.3)
     assert mask.tensors["w"].tolist() == [True] * 3 + [False] * 7
+
+
+def _sorted_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The definition: the first ``k`` of a stable sort on ``-scores``."""
+    keep = torch.zeros(scores.numel(), dtype=torch.bool)
+    keep[torch.sort(-scores, stable=True).indices[:k]] = True
+    return keep
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kind", ["distinct", "few levels", "signed zeros", "all equal", "with NaN", "with inf"]
+)
+def test_top_k_keep_chooses_what_a_stable_sort_chooses(kind: str, dtype: torch.dtype) -> None:
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(5_000, generator=generator, dtype=torch.float64)
+    if kind == "few levels":  # every threshold falls inside a long run of ties
+        scores = torch.randint(0, 7, (5_000,), generator=generator).to(torch.float64)
+    elif kind == "signed zeros":
+        scores = torch.where(scores > 0, 0.0, -0.0) * torch.randint(0, 2, (5_000,))
+    elif kind == "all equal":
+        scores = torch.full((5_000,), 0.25, dtype=torch.float64)
+    elif kind == "with NaN":
+        scores[::7] = float("nan")
+    elif kind == "with inf":
+        scores[::11] = float("inf")
+        scores[1::13] = float("-inf")
+    scores = scores.to(dtype)
+    for k in (0, 1, 2, 37, 714, 2_500, 4_999, 5_000, 6_000):
+        keep = top_k_keep(scores, k)
+        assert keep.dtype == torch.bool and int(keep.sum()) == min(k, 5_000)
+        assert torch.equal(keep, _sorted_top_k(scores, k)), (kind, k)
 
 
 @pytest.mark.parametrize("density", [0.0, -0.1, 1.5, float("nan"), "half"])

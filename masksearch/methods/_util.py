@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import torch
 
-from masksearch.mask import Mask
+from masksearch.mask import Mask, top_k_keep
 
 # how a target density is shared out over the layers: by a global magnitude ranking
 # (global_counts) or the same fraction everywhere (layer_counts)
@@ -16,11 +16,7 @@ ALLOCATIONS = ("global", "layer")
 def stable_top_k(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Bool tensor (shape of ``scores``) keeping the ``k`` highest; ties go to the lower index."""
     flat = scores.detach().reshape(-1).to("cpu", torch.float64)
-    keep = torch.zeros(flat.numel(), dtype=torch.bool)
-    if k > 0:
-        order = torch.sort(-flat, stable=True).indices[:k]
-        keep[order] = True
-    return keep.reshape(scores.shape)
+    return top_k_keep(flat, k).reshape(scores.shape)
 
 
 def keep_top_per_layer(

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from masksearch.mask import Mask, MaskError, check_density
+from masksearch.mask import Mask, MaskError, check_density, top_k_keep
 from masksearch.methods._trainer import BatchStream, check_fits
 from masksearch.methods._util import layer_counts, stable_top_k
 from masksearch.methods.base import (
@@ -56,12 +56,11 @@ def _top_k_masks(
     """Global top-``counts`` (an int) or per-tensor top-``counts[name]`` of the scores."""
     if isinstance(counts, int):
         flat = torch.cat([s.detach().reshape(-1) for s in scores.values()])
-        keep = _device_top_k(flat, counts)
+        keep = top_k_keep(flat, counts)
         chunks = torch.split(keep, [s.numel() for s in scores.values()])
         return {n: c.reshape(s.shape) for (n, s), c in zip(scores.items(), chunks, strict=True)}
     return {
-        n: _device_top_k(s.detach().reshape(-1), counts[n]).reshape(s.shape)
-        for n, s in scores.items()
+        n: top_k_keep(s.detach().reshape(-1), counts[n]).reshape(s.shape) for n, s in scores.items()
     }
 
 
@@ -106,13 +105,6 @@ def _per_target(
     if n and len(counts) != n:  # a path of a single density needs no later epochs
         raise MethodError(f"{name} gives {len(counts)} epoch counts ({counts!r}) for {n} {targets}")
     return tuple(float(epochs) for epochs in counts[:n])
-
-
-def _device_top_k(flat: torch.Tensor, k: int) -> torch.Tensor:
-    # a stable sort on -score: ties go to the lower index, as in Mask.from_scores
-    keep = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
-    keep[torch.sort(-flat, stable=True).indices[:k]] = True
-    return keep
 
 
 @register
