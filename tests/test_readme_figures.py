@@ -79,6 +79,9 @@ STRUCTURED = "benchmarks/results/structured.json"
 ENGINE_LOOP = "benchmarks/results/engine_loop.json"
 STRUCTURED_X3 = "benchmarks/results/structured_x3.json"
 SCALE_MEMORY = "benchmarks/results/scale_memory.json"
+TOPK = "benchmarks/results/topk.json"  # EPYC without AVX-512
+FAST_PATH = "benchmarks/results/epyc-avx2/warm_start_path.json"  # timed with the fast top-k
+FAST_PATH_COS = "benchmarks/results/epyc-avx2/warm_start_path_e4_l2-1_cos_lr0.02.json"
 QUICKSTART = "docs/quickstart_report.md"
 QUICKSTART_XEON = "docs/quickstart_report_xeon.md"  # the same make run, dense model trained there
 
@@ -479,21 +482,6 @@ def quickstart_figures() -> list[Figure]:
             phrase(r"The warm start costs (\d+) s"),
             QUICKSTART,
             lambda _: clock(report_find(r"that took (\d+:\d\d) to make")),
-        ),
-        Figure(
-            "warm starts: default seeding time",
-            phrase(r"`supermask-path` with 1 epoch \((\d+) s on LeNet-300-100, below\)"),
-            QUICKSTART,
-            lambda _: clock(report_find(r"that took (\d+:\d\d) to make")),
-        ),
-        Figure(
-            "warm starts: seconds per density",
-            phrase(r"about (\d+) s per epoch on LeNet-300-100"),
-            QUICKSTART,
-            lambda _: scaled(
-                clock(report_find(r"that took (\d+:\d\d) to make")),
-                1 / float(report_find(r"(\d+) epochs of training")),
-            ),
         ),
     ]
     for position, density in enumerate(("0.05", "0.02", "0.01")):
@@ -1083,16 +1071,134 @@ WARM_PATH_421_ROWS = (
 )
 
 
+def topk_call(problem: str, column: str) -> Callable[[dict], float]:
+    """Milliseconds of one top-k call at 5% on scores of ``problem``'s size."""
+
+    def value(d: dict) -> float:
+        (row,) = [r for r in d["calls"] if r["problem"] == problem and r["density"] == 0.05]
+        return row[column]
+
+    return value
+
+
+def topk_epoch(problem: str, column: str) -> Callable[[dict], float]:
+    return lambda d: next(r[column] for r in d["epochs"] if r["problem"] == problem)
+
+
+def fast_topk_figures() -> list[Figure]:
+    """The faster top-k: its timings, and the equal-time comparison rerun with it."""
+    figures = [
+        Figure(
+            f"top-k {problem} {column}",
+            phrase(pattern, group),
+            TOPK,
+            value(problem, column),
+        )
+        for problem, pattern, value in (
+            (
+                "lenet300_fashion",
+                rf"({NUMBER}) ms instead of ({NUMBER}) ms for LeNet-300",
+                topk_call,
+            ),
+            ("lenet5_fashion", rf"({NUMBER}) ms instead of ({NUMBER}) ms for LeNet-5", topk_call),
+            ("lenet300_fashion", rf"({NUMBER}) s instead of ({NUMBER}) s on LeNet-300", topk_epoch),
+            ("lenet5_fashion", rf"({NUMBER}) s instead of ({NUMBER}) s on LeNet-5", topk_epoch),
+        )
+        for group, column in (
+            (1, "topk_ms" if value is topk_call else "topk_s"),
+            (2, "sort_ms" if value is topk_call else "sort_s"),
+        )
+    ]
+    rows = (
+        ("| 1+1+1 now | supermask-path (the seeds) |", FAST_PATH, "supermask-path (1 ep)"),
+        ("| 1+1+1 now | search from the seeds |", FAST_PATH, SEARCH),
+        ("| 1+1+1 now | supermask, equal time", FAST_PATH, PATH_EQUAL),
+        ("| 4+2+1 cosine now | supermask-path (the seeds) |", FAST_PATH_COS, PATH_SEEDS),
+        ("| 4+2+1 cosine now | search from the seeds |", FAST_PATH_COS, SEARCH),
+        ("| 4+2+1 cosine now | supermask with cosine", FAST_PATH_COS, PATH_EQUAL),
+    )
+    for row, source, name in rows:
+        figures += summary_row(
+            f"fast top-k: {row}", row, source, name, first_column=3, wall_column=2
+        )
+    for row, source, part, pick in (
+        ("| 1+1+1 now | supermask, equal time", FAST_PATH, 0, min),
+        ("| 1+1+1 now | supermask, equal time", FAST_PATH, 1, max),
+        ("| 4+2+1 cosine now | supermask with cosine", FAST_PATH_COS, 0, min),
+    ):
+        figures.append(
+            Figure(
+                f"fast top-k: equal-time epochs {row} {part}",
+                cell(row, 1, part),
+                source,
+                lambda d, pick=pick: pick(warm_epochs(d)),
+            )
+        )
+    seeds_e1 = "supermask-path (1 ep)"
+    figures += gaps(
+        "fast top-k",
+        FAST_PATH,
+        (
+            (rf"leads only at 1% \(\+({NUMBER}) and", "0.01", SEARCH, PATH_EQUAL),
+            (rf"at 5% it trails by ({NUMBER}) and", "0.05", PATH_EQUAL, SEARCH),
+            (rf"at 2% by ({NUMBER}) from the 1\+1\+1 seeds", "0.02", PATH_EQUAL, SEARCH),
+        ),
+    )
+    figures += gaps(
+        "fast top-k cosine",
+        FAST_PATH_COS,
+        (
+            (rf"leads only at 1% \(\+{NUMBER} and \+({NUMBER}) points", "0.01", SEARCH, PATH_EQUAL),
+            (rf"at 5% it trails by {NUMBER} and ({NUMBER}) points", "0.05", PATH_EQUAL, SEARCH),
+            (rf"and ({NUMBER}) from the 4\+2\+1 seeds", "0.02", PATH_EQUAL, SEARCH),
+        ),
+    )
+    figures += [
+        Figure(
+            "fast top-k: the default's 1% lead over the 4+2+1 search",
+            phrase(rf"with a 1% mask ({NUMBER}) points better"),
+            FAST_PATH,
+            lambda d: warm(d, SEARCH, "0.01", 0) - warm(load(FAST_PATH_COS), SEARCH, "0.01", 0),
+        ),
+        Figure(
+            "fast top-k: the 4+2+1 seeds' time",
+            phrase(rf"which now cost ({NUMBER}) s"),
+            FAST_PATH_COS,
+            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        Figure(
+            "fast top-k: the 4+2+1 search's time",
+            phrase(rf"at every density in ({NUMBER}) s; from"),
+            FAST_PATH_COS,
+            lambda d: d["summary"][SEARCH]["wall_time"],
+        ),
+        Figure(
+            "fast top-k: the default seeds' time",
+            phrase(rf"with 1 epoch \(({NUMBER}) s on LeNet-300-100 with the faster top-k"),
+            FAST_PATH,
+            lambda d: d["summary"][seeds_e1]["wall_time"],
+        ),
+        Figure(
+            "fast top-k: the 4+2+1 seeds' time in Warm starts",
+            phrase(rf"2 at 2%, 1 at 1%: ({NUMBER}) s on LeNet-300-100 with annealed"),
+            FAST_PATH_COS,
+            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        Figure(
+            "fast top-k: seconds per epoch in Warm starts",
+            phrase(rf"about ({NUMBER}) s per epoch on LeNet-300-100"),
+            TOPK,
+            topk_epoch("lenet300_fashion", "topk_s"),
+            tolerance=0.5,
+        ),
+    ]
+    return figures
+
+
 def warm_path_421_figures() -> list[Figure]:
     """The path with 2 epochs at 2% and 1 at 1% (5 seeds): its table and the gaps its text
     states, each from the file's per-seed rows."""
     figures = [
-        Figure(
-            "path 4+2+1: the seeds' time in the warm-start section",
-            phrase(rf"2 at 2%, 1 at 1%: ({NUMBER}) s on LeNet-300-100\)"),
-            WARM_PATH_421,
-            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
-        ),
         Figure(
             "path 4+2+1: equal-time epochs",
             phrase(r"\| 4\+2\+1: supermask, equal time \((\d+) epochs\) \|"),
@@ -3525,6 +3631,7 @@ FIGURES = [
     *search_quality_figures(),
     *warm_start_figures(),
     *warm_path_figures(),
+    *fast_topk_figures(),
     *warm_path_421_figures(),
     *warm_path_cosine_figures(),
     *warm_path_train_figures(),
@@ -3597,3 +3704,10 @@ def test_the_guarded_pick_keeps_every_lenet5_seed_where_the_readme_says_so():
     for run in load(WARM_LENET5_PATH)["runs"]:
         picked = run["rows"][PATH_GUARDED]["picked_a_seed_at"]
         assert sorted(picked) == sorted(map(str, DENSITIES)), run["seed"]
+
+
+def test_the_fast_top_k_chose_the_sorts_masks_where_the_readme_says_so():
+    assert "with identical masks" in " ".join(readme().split())
+    result = load(TOPK)
+    assert result["epochs"], "topk.json holds no supermask epochs: run it without --quick"
+    assert all(row["same_mask"] for row in result["calls"] + result["epochs"])
