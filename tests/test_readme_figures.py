@@ -1071,6 +1071,11 @@ WARM_PATH_421_ROWS = (
 )
 
 
+def row_time(label: str, pattern: str, source: str, row: str) -> Figure:
+    """The wall time of summary row ``row``, captured by ``pattern``'s group 1."""
+    return Figure(label, phrase(pattern), source, lambda d: d["summary"][row]["wall_time"])
+
+
 def topk_call(problem: str, column: str) -> Callable[[dict], float]:
     """Milliseconds of one top-k call at 5% on scores of ``problem``'s size."""
 
@@ -1160,35 +1165,35 @@ def fast_topk_figures() -> list[Figure]:
             FAST_PATH,
             lambda d: warm(d, SEARCH, "0.01", 0) - warm(load(FAST_PATH_COS), SEARCH, "0.01", 0),
         ),
-        Figure(
+        row_time(
             "fast top-k: the 4+2+1 seeds' time",
-            phrase(rf"which now cost ({NUMBER}) s"),
+            rf"which now cost ({NUMBER}) s",
             FAST_PATH_COS,
-            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+            PATH_SEEDS,
         ),
-        Figure(
+        row_time(
             "fast top-k: the 4+2+1 search's time",
-            phrase(rf"at every density in ({NUMBER}) s; from"),
+            rf"at every density in ({NUMBER}) s; from",
             FAST_PATH_COS,
-            lambda d: d["summary"][SEARCH]["wall_time"],
+            SEARCH,
         ),
-        Figure(
+        row_time(
             "fast top-k: the default seeds' time",
-            phrase(rf"with 1 epoch \(({NUMBER}) s on LeNet-300-100 with the faster top-k"),
+            rf"with 1 epoch \(({NUMBER}) s on LeNet-300-100 with the faster top-k",
             FAST_PATH,
-            lambda d: d["summary"][seeds_e1]["wall_time"],
+            seeds_e1,
         ),
-        Figure(
+        row_time(
             "fast top-k: the default seeds' time in the quick start",
-            phrase(rf"\(({NUMBER}) s since supermask's faster top-k"),
+            rf"\(({NUMBER}) s since supermask's faster top-k",
             FAST_PATH,
-            lambda d: d["summary"][seeds_e1]["wall_time"],
+            seeds_e1,
         ),
-        Figure(
+        row_time(
             "fast top-k: the 4+2+1 seeds' time in Warm starts",
-            phrase(rf"2 at 2%, 1 at 1%: ({NUMBER}) s on LeNet-300-100 with annealed"),
+            rf"2 at 2%, 1 at 1%: ({NUMBER}) s on LeNet-300-100 with annealed",
             FAST_PATH_COS,
-            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+            PATH_SEEDS,
         ),
         Figure(
             "fast top-k: seconds per epoch in Warm starts",
