@@ -1076,46 +1076,52 @@ def row_time(label: str, pattern: str, source: str, row: str) -> Figure:
     return Figure(label, phrase(pattern), source, lambda d: d["summary"][row]["wall_time"])
 
 
-def topk_call(problem: str, column: str) -> Callable[[dict], float]:
-    """Milliseconds of one top-k call at 5% on scores of ``problem``'s size."""
+def topk_timing(part: str, problem: str, column: str) -> Callable[[dict], float]:
+    """``column`` of ``problem``'s row in topk.json's ``part``: ``"calls"`` (the one at 5%)
+    or ``"epochs"``."""
 
     def value(d: dict) -> float:
-        (row,) = [r for r in d["calls"] if r["problem"] == problem and r["density"] == 0.05]
+        (row,) = [r for r in d[part] if r["problem"] == problem and r.get("density", 0.05) == 0.05]
         return row[column]
 
     return value
-
-
-def topk_epoch(problem: str, column: str) -> Callable[[dict], float]:
-    return lambda d: next(r[column] for r in d["epochs"] if r["problem"] == problem)
 
 
 def fast_topk_figures() -> list[Figure]:
     """The faster top-k: its timings, and the equal-time comparison rerun with it."""
     figures = [
         Figure(
-            f"top-k {problem} {column}",
+            f"top-k {problem} {part}: {method}",
             phrase(pattern, group),
             TOPK,
-            value(problem, column),
+            topk_timing(part, problem, f"{method}_{unit}"),
         )
-        for problem, pattern, value in (
+        for part, unit, problem, pattern in (
             (
+                "calls",
+                "ms",
                 "lenet300_fashion",
                 rf"({NUMBER}) ms instead of ({NUMBER}) ms for LeNet-300",
-                topk_call,
             ),
-            ("lenet5_fashion", rf"({NUMBER}) ms instead of ({NUMBER}) ms for LeNet-5", topk_call),
-            ("lenet300_fashion", rf"({NUMBER}) s instead of ({NUMBER}) s on LeNet-300", topk_epoch),
-            ("lenet5_fashion", rf"({NUMBER}) s instead of ({NUMBER}) s on LeNet-5", topk_epoch),
+            (
+                "calls",
+                "ms",
+                "lenet5_fashion",
+                rf"({NUMBER}) ms instead of ({NUMBER}) ms for LeNet-5",
+            ),
+            (
+                "epochs",
+                "s",
+                "lenet300_fashion",
+                rf"({NUMBER}) s instead of ({NUMBER}) s on LeNet-300",
+            ),
+            ("epochs", "s", "lenet5_fashion", rf"({NUMBER}) s instead of ({NUMBER}) s on LeNet-5"),
         )
-        for group, column in (
-            (1, "topk_ms" if value is topk_call else "topk_s"),
-            (2, "sort_ms" if value is topk_call else "sort_s"),
-        )
+        for group, method in ((1, "topk"), (2, "sort"))
     ]
+    seeds_e1 = "supermask-path (1 ep)"
     rows = (
-        ("| 1+1+1 now | supermask-path (the seeds) |", FAST_PATH, "supermask-path (1 ep)"),
+        ("| 1+1+1 now | supermask-path (the seeds) |", FAST_PATH, seeds_e1),
         ("| 1+1+1 now | search from the seeds |", FAST_PATH, SEARCH),
         ("| 1+1+1 now | supermask, equal time", FAST_PATH, PATH_EQUAL),
         ("| 4+2+1 cosine now | supermask-path (the seeds) |", FAST_PATH_COS, PATH_SEEDS),
@@ -1139,7 +1145,6 @@ def fast_topk_figures() -> list[Figure]:
                 lambda d, pick=pick: pick(warm_epochs(d)),
             )
         )
-    seeds_e1 = "supermask-path (1 ep)"
     figures += gaps(
         "fast top-k",
         FAST_PATH,
@@ -1199,7 +1204,7 @@ def fast_topk_figures() -> list[Figure]:
             "fast top-k: seconds per epoch in Warm starts",
             phrase(rf"about ({NUMBER}) s per epoch on LeNet-300-100"),
             TOPK,
-            topk_epoch("lenet300_fashion", "topk_s"),
+            topk_timing("epochs", "lenet300_fashion", "topk_s"),
             tolerance=0.5,
         ),
     ]
