@@ -518,37 +518,38 @@ def _nth_bits(row, ranks, state):  # pragma: no cover - compiled
     without unpacking. Ranks must be below the number of such genes, so the zero padding of
     the last byte is never reached."""
     genes = np.empty(ranks.size, dtype=np.int64)
-    position = 0
-    seen = 0
     n_words = row.size // 8
+    flip = np.uint64(0) if state else ~np.uint64(0)
+    word = 0
+    seen = 0  # bits equal to state in the words before ``word``
     for index in np.argsort(ranks):
         target = ranks[index]
-        # whole words from the next word boundary (a word's count is one popcnt), then the
-        # bytes of the word that holds the target
-        word = (position + 7) // 8
-        while seen < target and position < 8 * word:
-            byte = np.int64(row[position]) if state else 255 - np.int64(row[position])
-            if seen + _BIT_COUNTS[byte] > target:
+        # whole words up to the one that holds the target (a word's count is one popcnt),
+        # then its bytes, read from the word in a register
+        while word < n_words:
+            count = bit_count(word_at(row, 8 * word) ^ flip)
+            if seen + count > target:
                 break
-            seen += _BIT_COUNTS[byte]
-            position += 1
-        if position == 8 * word:
-            while word < n_words:
-                count = bit_count(word_at(row, 8 * word))
-                if not state:
-                    count = 64 - count
-                if seen + count > target:
-                    break
-                seen += count
-                word += 1
+            seen += count
+            word += 1
+        left = target - seen
+        if word < n_words:
+            bits = word_at(row, 8 * word) ^ flip
             position = 8 * word
-        while True:
+            byte = np.int64(bits & np.uint64(0xFF))
+            while left >= _BIT_COUNTS[byte]:
+                left -= _BIT_COUNTS[byte]
+                bits >>= np.uint64(8)  # the little-endian word's next byte
+                byte = np.int64(bits & np.uint64(0xFF))
+                position += 1
+        else:  # the bytes after the last whole word
+            position = 8 * n_words
             byte = np.int64(row[position]) if state else 255 - np.int64(row[position])
-            if seen + _BIT_COUNTS[byte] > target:
-                break
-            seen += _BIT_COUNTS[byte]
-            position += 1
-        genes[index] = 8 * position + _BIT_OFFSETS[byte, target - seen]
+            while left >= _BIT_COUNTS[byte]:
+                left -= _BIT_COUNTS[byte]
+                position += 1
+                byte = np.int64(row[position]) if state else 255 - np.int64(row[position])
+        genes[index] = 8 * position + _BIT_OFFSETS[byte, left]
     return genes
 
 

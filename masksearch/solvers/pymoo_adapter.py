@@ -21,6 +21,7 @@ from math import comb
 import numpy as np
 from pymoo.core.crossover import Crossover
 from pymoo.core.duplicate import DuplicateElimination, NoDuplicateElimination
+from pymoo.core.evaluator import Evaluator
 from pymoo.core.individual import Individual
 from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
@@ -46,6 +47,13 @@ def _canonical(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return as_genomes(X, X.shape[-1], dtype, what="pymoo genomes")
 
 
+def _genomes_of(pop: Population) -> np.ndarray:
+    """``pop.get("X")``: the same array, without pymoo's attribute lookups per member."""
+    if len(pop) == 0:
+        return pop.get("X")
+    return np.array([member.X for member in pop])
+
+
 class _AskTellProblem(Problem):
     """The search space as pymoo sees it; objective values arrive through ``tell`` only."""
 
@@ -58,12 +66,35 @@ class _AskTellProblem(Problem):
         self.told: dict[str, np.ndarray] | None = None
 
     def _evaluate(self, X: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
-        if self.told is None or len(X) != len(self.told["F"]):
+        out.update(self._told_for(len(X)))
+
+    def _told_for(self, n: int) -> dict[str, np.ndarray]:
+        if self.told is None or n != len(self.told["F"]):
             raise RuntimeError(
                 "pymoo asked to evaluate genomes itself; masksearch evaluates them in the search "
                 "loop and passes the values through PymooSolver.tell()"
             )
-        out.update(self.told)
+        return self.told
+
+    def told_values(self, n: int, return_values_of: list[str]) -> dict[str, np.ndarray]:
+        """What ``evaluate(X, return_values_of=..., return_as_dictionary=True)`` returns for
+        ``n`` candidates, without ``X``: the told values, the missing ones filled as pymoo
+        fills them, as float64."""
+        out = self._format_dict(dict(self._told_for(n)), n, return_values_of)
+        return {key: np.array(value, dtype=np.float64) for key, value in out.items()}
+
+
+class _ToldEvaluator(Evaluator):
+    """pymoo's ``Evaluator`` for values the search loop computed: ``_eval`` sets what pymoo's
+    sets, without stacking the population's genomes into the array pymoo hands a problem
+    (a copy of every genome a generation, which this problem never reads)."""
+
+    def _eval(self, problem, pop, evaluate_values_of, **kwargs):
+        out = problem.told_values(len(pop), list(evaluate_values_of))
+        for key, values in out.items():
+            pop.set(key, values)
+        for individual in pop:
+            individual.evaluated.update(out)
 
 
 class _OperatorSampling(Sampling):
@@ -109,15 +140,22 @@ class _OperatorCrossover(Crossover):
         copy of each child where pymoo makes four (a stacked array, a masked assignment, a
         reshape and a copy per individual): the first children of every mating, then the
         second ones, a mating without crossover passing its parents on."""
-        matings = [pop[mating] for mating in parents] if parents is not None else pop
-        first = np.stack([mating[0].X for mating in matings])
-        second = np.stack([mating[1].X for mating in matings])
-        crossed = random_state.random(len(matings)) < get(self.prob, size=len(matings))
+        if parents is not None:
+            # the parents' genomes straight from their indices: a Population per mating, as
+            # pymoo builds, costs more than the crossover of a small genome
+            parents = np.asarray(parents)
+            first = np.stack([pop[index].X for index in parents[:, 0]])
+            second = np.stack([pop[index].X for index in parents[:, 1]])
+        else:
+            first = np.stack([mating[0].X for mating in pop])
+            second = np.stack([mating[1].X for mating in pop])
+        n_matings = len(first)
+        crossed = random_state.random(n_matings) < get(self.prob, size=n_matings)
         children = self._children(first, second, random_state) if crossed.any() else [first, second]
         offspring = [
             Individual(X=(child if crossed[k] else parent)[k].copy())
             for child, parent in zip(children, (first, second), strict=True)
-            for k in range(len(matings))
+            for k in range(n_matings)
         ]
         return Population(offspring)
 
@@ -138,7 +176,7 @@ class _OperatorMutation(Mutation):
         pymoo makes two."""
         if not inplace:
             return super().do(problem, pop, inplace, *args, random_state=random_state, **kwargs)
-        mutated = self._do(problem, pop.get("X"), *args, random_state=random_state, **kwargs)
+        mutated = self._do(problem, _genomes_of(pop), *args, random_state=random_state, **kwargs)
         chosen = random_state.random(size=len(pop)) <= get(self.prob, size=len(pop))
         for index in np.flatnonzero(chosen):
             pop[index].set("X", mutated[index].copy())
@@ -157,7 +195,7 @@ class _OperatorRepair(Repair):
         return _canonical(np.asarray(self.operators.repair(_canonical(X, dtype))), dtype)
 
     def do(self, problem, pop, **kwargs):
-        X = pop.get("X")
+        X = _genomes_of(pop)
         repaired = self._do(problem, X, **kwargs)
         # packed genomes have no invariants: their repair only checks, and returns its input
         # untouched; any other repair may edit in place and return the same array
@@ -292,7 +330,7 @@ def _tournament_comparator(kind: str) -> Callable[..., np.ndarray] | None:
 
 def _algorithm_class(kind: str) -> type:
     if kind == "nsga2":
-        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from masksearch.solvers._pymoo_nsga2 import NSGA2
 
         return NSGA2
     if kind == "ga":
@@ -477,6 +515,7 @@ class PymooSolver(GenomeSolver):
 
                 common.setdefault("selection", TournamentSelection(func_comp=comparator))
             algorithm = algorithm_class(**common)
+        algorithm.evaluator = _ToldEvaluator()
         # the search loop owns the budget; some constructors (NSGA2) install their own
         # termination, which only setup() can override
         algorithm.setup(self._problem, termination=NoTermination(), verbose=False)
@@ -487,7 +526,7 @@ class PymooSolver(GenomeSolver):
         infills = self._algorithm.ask()
         if infills is None or len(infills) == 0:
             infills = self._restart_infills()
-        asked = infills.get("X")
+        asked = _genomes_of(infills)
         X = _canonical(asked, self.dtype)
         if X is not asked:
             infills.set("X", X)  # pymoo keeps canonical genomes from here on, too

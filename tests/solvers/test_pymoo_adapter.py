@@ -374,3 +374,57 @@ def test_binary_tournament_picks_pymoos_winners_with_pymoos_draws(tournament_typ
         _binary_tournament(population, P, ours), binary_tournament(population, P, theirs)
     )
     assert ours.random_state.random() == theirs.random_state.random()
+
+
+@pytest.mark.parametrize("n_ieq_constr", [0, 1])
+def test_told_evaluator_sets_what_pymoos_evaluator_sets(n_ieq_constr) -> None:
+    # the adapter's evaluator skips stacking the genomes; pymoo's own is the reference
+    from pymoo.core.evaluator import Evaluator
+
+    from masksearch.solvers.pymoo_adapter import _AskTellProblem, _ToldEvaluator
+
+    problem = _AskTellProblem(40, 2, n_ieq_constr, np.zeros(40), np.ones(40))
+    told_rng = np.random.default_rng(4)
+    told = {"F": told_rng.random((9, 2))}
+    if n_ieq_constr:
+        told["G"] = np.where(told_rng.random((9, 1)) < 0.5, 0.0, told_rng.random((9, 1)))
+    populations = []
+    for evaluator in (_ToldEvaluator(), Evaluator()):
+        population = _toy_population(9, 40, seed=6)
+        problem.told = told
+        evaluator.eval(problem, population, skip_already_evaluated=False)
+        problem.told = None
+        populations.append((evaluator, population))
+    (ours, ours_population), (reference, reference_population) = populations
+    assert ours.n_eval == reference.n_eval == 9
+    for mine, theirs in zip(ours_population, reference_population, strict=True):
+        assert mine.evaluated == theirs.evaluated
+        for key in ("F", "G", "H", "CV", "FEAS"):
+            np.testing.assert_array_equal(mine.get(key), theirs.get(key))
+            assert mine.get(key).dtype == theirs.get(key).dtype
+        assert mine.F.base is None  # owns its values: no view keeps the batch alive
+    problem.told = {"F": told["F"][:3]}
+    with pytest.raises(RuntimeError, match="PymooSolver.tell"):
+        _ToldEvaluator().eval(problem, _toy_population(9, 40, seed=6))
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_nsga2_keeps_pymoos_optimum(constrained) -> None:
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+
+    solver = (_DeclaredConstraint if constrained else PymooSolver)("nsga2", pop_size=10)
+    operators = ToyBinaryOperators(24)
+    solver.setup(24, 2, np.random.default_rng(2), operators=operators)
+    problem = ToyProblem(operators)
+    violation_rng = np.random.default_rng(8)
+    for _ in range(6):
+        genomes = solver.ask()
+        violation = np.zeros(len(genomes))
+        if constrained:
+            violation = np.where(violation_rng.random(len(genomes)) < 0.7, 1.0, 0.0)
+        solver.tell(genomes, problem.evaluate(genomes), violation)
+        algorithm = solver._algorithm  # noqa: SLF001
+        ours = algorithm.opt.get("X")
+        NSGA2._set_optimum(algorithm)  # pymoo's own, on the same population
+        np.testing.assert_array_equal(ours, algorithm.opt.get("X"))
+        assert len(ours) > 0
