@@ -77,6 +77,8 @@ SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
 STRUCTURED = "benchmarks/results/structured.json"
 ENGINE_LOOP = "benchmarks/results/engine_loop.json"
+ENGINE_LOOP_EPYC = "benchmarks/results/epyc-avx2/engine_loop.json"
+ENGINE_LOOP_EPYC_BEFORE = "benchmarks/results/epyc-avx2/engine_loop_e0b41d3.json"
 STRUCTURED_X3 = "benchmarks/results/structured_x3.json"
 SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 TOPK = "benchmarks/results/topk.json"  # EPYC without AVX-512
@@ -3604,6 +3606,58 @@ def loop_figures() -> list[Figure]:
             ),
         )
     )
+    # the adapter changes, timed on the EPYC against their parent commit
+    for name, pattern, source, value in (
+        (
+            "tiny µs before",
+            rf"fixed\s+cost on the 160-gene MLP from ({NUMBER}) µs",
+            ENGINE_LOOP_EPYC_BEFORE,
+            lambda d: 1e6 / _overhead(d, "nsga2")["genomes_per_s"],
+        ),
+        (
+            "tiny µs after",
+            rf"MLP from {NUMBER} µs to ({NUMBER}) µs a genome",
+            ENGINE_LOOP_EPYC,
+            lambda d: 1e6 / _overhead(d, "nsga2")["genomes_per_s"],
+        ),
+        (
+            "tiny genomes/s before",
+            rf"µs a genome \(({NUMBER}) to {NUMBER} genomes/s",
+            ENGINE_LOOP_EPYC_BEFORE,
+            lambda d: _overhead(d, "nsga2")["genomes_per_s"],
+        ),
+        (
+            "tiny genomes/s after",
+            rf"µs a genome \({NUMBER} to ({NUMBER}) genomes/s",
+            ENGINE_LOOP_EPYC,
+            lambda d: _overhead(d, "nsga2")["genomes_per_s"],
+        ),
+        (
+            "LeNet-300 after",
+            rf"leaves pymoo's loop where\s+it was: ({NUMBER}) genomes/s against",
+            ENGINE_LOOP_EPYC,
+            _loop_speed("nsga2", True),
+        ),
+        (
+            "LeNet-300 before",
+            rf"it was: {NUMBER} genomes/s against ({NUMBER}),",
+            ENGINE_LOOP_EPYC_BEFORE,
+            _loop_speed("nsga2", True),
+        ),
+        (
+            "LeNet-300 slowest repeat",
+            rf"within the spread of the repeats \(({NUMBER}) to",
+            ENGINE_LOOP_EPYC,
+            _repeat_speed("nsga2", 0),
+        ),
+        (
+            "LeNet-300 fastest repeat",
+            rf"within the spread of the repeats \({NUMBER} to ({NUMBER})\)",
+            ENGINE_LOOP_EPYC,
+            _repeat_speed("nsga2", 1),
+        ),
+    ):
+        figures.append(Figure(f"loop on the EPYC: {name}", phrase(pattern), source, value))
     for label, pattern in (
         ("search", r"the order after fine-tuning is the same: search"),
         ("torch-pruning magnitude", r"Torch-Pruning"),
