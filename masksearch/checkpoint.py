@@ -125,7 +125,10 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         "_OperatorMutation",
         "_OperatorRepair",
         "_OperatorSampling",
+        "_ToldEvaluator",
     )
+    # pymoo's NSGA-II with a faster optimum (no __setstate__ or __reduce__ of its own)
+    | _names("masksearch.solvers._pymoo_nsga2", "NSGA2")
     | _names("masksearch.solvers.simple", "EvoPressSolver", "RandomSearch")
     | _names("deap.base", "Toolbox", "Fitness")
     | _names("pymoo.algorithms.moo.moead", "MOEAD", "ParallelMOEAD", "NeighborhoodSelection")
