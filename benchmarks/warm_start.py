@@ -281,6 +281,14 @@ def main() -> None:
         metavar="N",
         help="with --fitness-split train: the first N training images (default: all)",
     )
+    parser.add_argument(
+        "--max-density",
+        type=float,
+        default=None,
+        metavar="D",
+        help="masks denser than D are infeasible for the searches (the problem's max_density), "
+        "so the population stays at the target densities (default: none, the whole front)",
+    )
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -306,7 +314,8 @@ def main() -> None:
             **({"val_samples": args.val_samples} if args.val_samples else {}),
             "fitness_split": args.fitness_split,
             **({"train_samples": args.train_samples} if args.train_samples else {}),
-        }
+        },
+        max_density=args.max_density,
     )
     problem = base.problem
     # the validation images the fitness leaves out (LeNet-5 judges masks on the first 1,024;
@@ -319,7 +328,9 @@ def main() -> None:
     repaired_base = None
     if args.repair_steps:
         # its own problem: the same model and data, every mask scored after its repair
-        repaired_base = build({**base.settings, "repair_steps": args.repair_steps})
+        repaired_base = build(
+            {**base.settings, "repair_steps": args.repair_steps}, max_density=args.max_density
+        )
     repaired_name = f"search from seeds, NSGA-II + gradient swaps, repair {args.repair_steps}"
 
     runs = []
@@ -427,6 +438,7 @@ def main() -> None:
         "init_lr_schedule": args.init_lr_schedule,
         "finetune_epochs": args.finetune,
         "repair_steps": args.repair_steps,
+        "max_density": args.max_density,
         "environment": started_on,
         "floor": FLOOR.get(args.problem),
         "goal": GOAL[args.problem],
@@ -483,6 +495,7 @@ def result_suffix(args: argparse.Namespace) -> str:
         tuned += f"_train{args.train_samples}" if args.train_samples else "_train"
     tuned += f"_ft{args.finetune}" if args.finetune else ""
     tuned += f"_repair{args.repair_steps}" if args.repair_steps else ""
+    tuned += f"_max{args.max_density:g}" if args.max_density is not None else ""
     return problem + epochs + tuned + ("_quick" if args.quick else "")
 
 

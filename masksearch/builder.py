@@ -148,7 +148,7 @@ def build_problem(config: Mapping[str, Any], *, note: Note | None = None) -> Any
     options: dict[str, Any] = {"root": root}
     keys = ("encoding", "objectives", "densities", "val_samples", "fitness_split", "train_samples")
     keys += ("device", "evaluator")
-    for key in (*keys, "repair_steps", "recalibrate_bn"):
+    for key in (*keys, "repair_steps", "recalibrate_bn", "max_density"):
         if key in config:
             options[key] = config[key]
     if config.get("encoding_options"):
@@ -288,7 +288,11 @@ def parallel_evaluator(problem: Any, config: Mapping[str, Any]) -> None:
 
 # settings newer than some checkpoints: at these defaults they are left out of the
 # fingerprint, so a checkpoint written before they existed still resumes
-_LATER_DEFAULTS: dict[str, Any] = {"fitness_split": "val", "train_samples": None}
+_LATER_DEFAULTS: dict[str, Any] = {
+    "fitness_split": "val",
+    "train_samples": None,
+    "max_density": None,
+}
 
 
 def fingerprint(config: Mapping[str, Any]) -> dict[str, Any]:

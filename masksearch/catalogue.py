@@ -138,6 +138,7 @@ _PROBLEM_KEYWORDS = frozenset(
         "encoding_options",
         "repair_steps",
         "recalibrate_bn",
+        "max_density",
     }
 )
 

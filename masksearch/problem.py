@@ -216,6 +216,8 @@ class PruningProblem:
             "device": str(self.device),
             "repair_steps": self.repair_steps,
             "recalibrate_bn": self.recalibrate_bn,
+            # only when set: run directories from before the setting keep their settings
+            **({"max_density": self.max_density} if self.max_density is not None else {}),
         }
 
     def magnitude_genomes(self) -> np.ndarray:

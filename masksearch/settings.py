@@ -44,6 +44,7 @@ FINGERPRINT_KEYS = (
     "encoding",
     "objectives",
     "densities",
+    "max_density",
     "val_samples",
     "fitness_split",
     "train_samples",
@@ -109,6 +110,12 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "comma-separated target densities: magnitude masks there seed the search and "
         "the report compares at them (default: the problem's)",
         "LIST",
+    ),
+    "max_density": (
+        "masks keeping more than this fraction of the weights are infeasible, so the search "
+        "spends its evaluations at the target densities, on sparser and so cheaper forward "
+        "passes (default: none, the whole front)",
+        "D",
     ),
     "val_samples": ("validation samples each mask is judged on (default: the problem's)", "N"),
     "fitness_split": (
@@ -267,6 +274,13 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
             checked[key] = check_integer(label, value, where, 0)
         elif key == "time":
             checked[key] = check_number(label, value, where)
+        elif key == "max_density":
+            checked[key] = check_number(label, value, where)
+            if not 0.0 < checked[key] <= 1.0:
+                raise UserError(
+                    f"{where}: {label} must be in (0, 1] (the fraction of weights kept), got "
+                    f"{checked[key]:g}; for a sparsity of s use 1 - s"
+                )
         elif key == "init_later_epochs":
             checked[key] = _epoch_counts(label, value, where)
         elif key in ("objectives", "init"):

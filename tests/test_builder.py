@@ -123,6 +123,9 @@ def test_fingerprint_tells_searches_apart() -> None:
     assert fingerprint({**SMALL, "fitness_split": "val", "train_samples": None}) == fingerprint(
         SMALL
     )
+    # nor did the density cap: no cap is the run it was
+    assert fingerprint({**SMALL, "max_density": None}) == fingerprint(SMALL)
+    assert fingerprint({**SMALL, "max_density": 0.1}) != fingerprint(SMALL)
 
 
 def test_search_into_a_directory_makes_a_run_report_and_export_read(tmp_path) -> None:

@@ -309,6 +309,28 @@ def test_fitness_split_flag_runs_on_training_images_and_is_part_of_the_fingerpri
     assert "give val_samples, or fitness_split='train'" in capsys.readouterr().err
 
 
+def test_max_density_flag_keeps_the_front_at_the_targets_and_is_part_of_the_fingerprint(
+    tmp_path, capsys
+):
+    out = tmp_path / "capped"
+    flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "40", "--quiet"]
+    flags += ["--init", "magnitude", "--out", str(out)]
+    assert main(["run", *flags, "--max-density", "0.12"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["max_density"] == 0.12
+    members = json.loads((out / "front.json").read_text())["members"]
+    assert members and max(member["density"] for member in members) <= 0.12
+    # the stored cap rebuilds the same problem; another cap is another search: refused
+    assert main(["run", "--resume", str(out), "--budget", "56"]) == 0
+    members = json.loads((out / "front.json").read_text())["members"]
+    assert max(member["density"] for member in members) <= 0.12
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--max-density", "0.2", "--budget", "72"]) == 2
+    assert "max_density" in capsys.readouterr().err
+    assert main(["run", *flags[:-1], str(tmp_path / "b"), "--max-density", "1.5"]) == 2
+    assert "--max-density must be in (0, 1]" in capsys.readouterr().err
+
+
 def test_local_search_needs_the_weights_encoding(tmp_path, capsys):
     flags = ["--problem", "digits_mlp", "--encoding", "levels", "--budget", "20"]
     assert main(["run", *flags, "--local-search", "gradient-swaps", "--out", str(tmp_path)]) == 2
