@@ -84,6 +84,9 @@ SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 TOPK = "benchmarks/results/topk.json"  # EPYC without AVX-512
 FAST_PATH = "benchmarks/results/epyc-avx2/warm_start_path.json"  # timed with the fast top-k
 FAST_PATH_COS = "benchmarks/results/epyc-avx2/warm_start_path_e4_l2-1_cos_lr0.02.json"
+CAPPED = "benchmarks/results/epyc-avx2/warm_start_path_max0.06.json"  # --max-density 0.06
+CAPPED_6144 = "benchmarks/results/epyc-avx2/warm_start_path_b6144_max0.06.json"
+CAPPED_COS = "benchmarks/results/epyc-avx2/warm_start_path_e4_l2-1_cos_lr0.02_b6144_max0.06.json"
 QUICKSTART = "docs/quickstart_report.md"
 QUICKSTART_XEON = "docs/quickstart_report_xeon.md"  # the same make run, dense model trained there
 
@@ -1087,6 +1090,97 @@ def topk_timing(part: str, problem: str, column: str) -> Callable[[dict], float]
         return row[column]
 
     return value
+
+
+def search_evaluations(d: dict) -> int:
+    (n_evals,) = {run["rows"][SEARCH]["n_evals"] for run in d["runs"]}
+    return n_evals
+
+
+def density_cap_figures() -> list[Figure]:
+    """The search capped at 6% density against the uncapped one, and supermask at equal time."""
+    figures = []
+    rows = (
+        ("| no cap (above) |", FAST_PATH, SEARCH),
+        ("| capped at 6% | 3,072 |", CAPPED, SEARCH),
+        ("| capped at 6% | 6,144 |", CAPPED_6144, SEARCH),
+        ("| supermask, equal time to that", CAPPED_6144, PATH_EQUAL),
+    )
+    for row, source, name in rows:
+        figures += summary_row(f"cap: {row}", row, source, name, first_column=4, wall_column=3)
+        if name == SEARCH:
+            figures += [
+                Figure(f"cap: {row} evaluations", cell(row, 1), source, search_evaluations),
+                Figure(
+                    f"cap: {row} search s",
+                    cell(row, 2),
+                    source,
+                    lambda d: _search_seconds(d, SEARCH),
+                ),
+            ]
+    figures.append(
+        Figure(
+            "cap: equal-time epochs",
+            phrase(r"supermask, equal time to that \((\d+) epochs\)"),
+            CAPPED_6144,
+            lambda d: max(warm_epochs(d)),
+        )
+    )
+    figures += [
+        Figure(
+            f"cap: search time {label}",
+            phrase(
+                rf"the\s+same 3,072 evaluations take ({NUMBER}) s instead of ({NUMBER}) s", group
+            ),
+            source,
+            lambda d: _search_seconds(d, SEARCH),
+        )
+        for group, label, source in ((1, "capped", CAPPED), (2, "uncapped", FAST_PATH))
+    ]
+    figures += [
+        Figure(
+            "cap: the 1% goal",
+            phrase(rf"reach issue 14's 1% goal \(({NUMBER})%"),
+            CAPPED_6144,
+            lambda d: warm(d, SEARCH, "0.01", 0),
+        ),
+        row_time(
+            "cap: the 6,144 search's time", rf"further down\) in ({NUMBER}) s,", CAPPED_6144, SEARCH
+        ),
+    ]
+    figures += means_in_text(
+        "cap: 4+2+1 search",
+        rf"meet the floor at every density in {NUMBER} s, at ({NUMBER}) / ({NUMBER}) / ({NUMBER})%",
+        CAPPED_COS,
+        SEARCH,
+    )
+    figures += [
+        row_time(
+            "cap: 4+2+1 time",
+            rf"meet the floor at every density in ({NUMBER}) s, at",
+            CAPPED_COS,
+            SEARCH,
+        ),
+        *[
+            Figure(
+                f"cap: 4+2+1 seeds at {density}",
+                phrase(rf"lower the seeds'\s+5% and 2% masks \(({NUMBER}) / ({NUMBER})%\)", group),
+                CAPPED_COS,
+                lambda d, density=density: warm(d, PATH_SEEDS, density, 0),
+            )
+            for group, density in ((1, "0.05"), (2, "0.02"))
+        ],
+    ]
+    figures += gaps(
+        "cap",
+        CAPPED_6144,
+        (
+            (rf"in {NUMBER} s, ({NUMBER}) points ahead of supermask", "0.01", SEARCH, PATH_EQUAL),
+            (rf"supermask is still ahead, by ({NUMBER}) and", "0.05", PATH_EQUAL, SEARCH),
+            (rf"still ahead, by {NUMBER} and ({NUMBER}) points", "0.02", PATH_EQUAL, SEARCH),
+        ),
+    )
+    return figures
 
 
 def fast_topk_figures() -> list[Figure]:
@@ -3702,6 +3796,7 @@ FIGURES = [
     *warm_start_figures(),
     *warm_path_figures(),
     *fast_topk_figures(),
+    *density_cap_figures(),
     *warm_path_421_figures(),
     *warm_path_cosine_figures(),
     *warm_path_train_figures(),
