@@ -281,9 +281,11 @@ def gaps(label: str, source: str, rows: tuple[tuple[str, str, str, str], ...]) -
     ]
 
 
-def means_in_text(label: str, pattern: str, source: str, row: str) -> list[Figure]:
-    """README's "a / b / c%" (``pattern``'s three groups) as summary row ``row``'s means at
-    5 / 2 / 1%."""
+def means_in_text(
+    label: str, pattern: str, source: str, row: str, densities: tuple[str, ...] | None = None
+) -> list[Figure]:
+    """README's "a / b / c%" (``pattern``'s groups, one per density) as summary row ``row``'s
+    means at ``densities`` (default 5 / 2 / 1%)."""
     return [
         Figure(
             f"{label} at {density}",
@@ -291,7 +293,7 @@ def means_in_text(label: str, pattern: str, source: str, row: str) -> list[Figur
             source,
             lambda d, density=density: warm(d, row, density, 0),
         )
-        for column, density in enumerate(DENSITIES)
+        for column, density in enumerate(densities or DENSITIES)
     ]
 
 
@@ -1161,15 +1163,13 @@ def density_cap_figures() -> list[Figure]:
             CAPPED_COS,
             SEARCH,
         ),
-        *[
-            Figure(
-                f"cap: 4+2+1 seeds at {density}",
-                phrase(rf"lower the seeds'\s+5% and 2% masks \(({NUMBER}) / ({NUMBER})%\)", group),
-                CAPPED_COS,
-                lambda d, density=density: warm(d, PATH_SEEDS, density, 0),
-            )
-            for group, density in ((1, "0.05"), (2, "0.02"))
-        ],
+        *means_in_text(
+            "cap: 4+2+1 seeds",
+            rf"lower the seeds'\s+5% and 2% masks \(({NUMBER}) / ({NUMBER})%\)",
+            CAPPED_COS,
+            PATH_SEEDS,
+            densities=("0.05", "0.02"),
+        ),
     ]
     figures += gaps(
         "cap",
@@ -1397,15 +1397,13 @@ def warm_path_421_figures() -> list[Figure]:
                 )
             )
     seeds_ft = PATH_SEEDS + " + 1 ep FT"
-    figures += [
-        Figure(
-            f"path 4+2+1: the seeds fine-tuned at {density}",
-            phrase(rf"seeds fine-tuned alone do as well \(({NUMBER}) / ({NUMBER})%\)", group),
-            WARM_PATH_421,
-            lambda d, density=density: warm(d, seeds_ft, density, 0),
-        )
-        for group, density in ((1, "0.05"), (2, "0.02"))
-    ]
+    figures += means_in_text(
+        "path 4+2+1: the seeds fine-tuned",
+        rf"seeds fine-tuned alone do as well \(({NUMBER}) / ({NUMBER})%\)",
+        WARM_PATH_421,
+        seeds_ft,
+        densities=("0.05", "0.02"),
+    )
     figures.append(
         gap(
             "path 4+2+1 FT: the search over its seeds at 1%",
