@@ -30,6 +30,7 @@ def _args(**changes) -> argparse.Namespace:
         "train_samples": 20000,
         "finetune": 0,
         "repair_steps": 0,
+        "max_density": None,
         "quick": False,
     }
     return argparse.Namespace(**{**values, **changes})
@@ -40,6 +41,8 @@ def test_branches_get_their_own_result_files(warm) -> None:
     branched = warm.result_suffix(_args(init_branch_epochs=(4.0, 2.0, 0.0)))
     assert plain == "_path_e4_l2-1_cos_lr0.02_b12288_train20000"
     assert branched == "_path_e4_l2-1_br4-2-0_cos_lr0.02_b12288_train20000"
+    capped = warm.result_suffix(_args(max_density=0.06))
+    assert capped == "_path_e4_l2-1_cos_lr0.02_b12288_train20000_max0.06"
     parse = warm.later_epochs
     assert parse("4,2,0") == (4.0, 2.0, 0.0) and parse("3") == 3.0
     with pytest.raises(argparse.ArgumentTypeError, match="e.g. 2,1"):
