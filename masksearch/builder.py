@@ -81,6 +81,14 @@ def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
                 )
             options["density"] = float(targets[0])
         config["encoding_options"] = options
+    if "max_density" in config:
+        cap = config["max_density"]
+        above = [d for d in config.get("densities") or getattr(source, "densities", ()) if d > cap]
+        if above:
+            raise UserError(
+                f"max_density {cap:g} is below the target density {max(above):g}, where no "
+                "mask would then be feasible; raise max_density or leave that density out"
+            )
     for source in config.get("init") or ():
         _check_init(source)
     if "budget" not in config and "time" not in config:

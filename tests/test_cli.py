@@ -312,23 +312,32 @@ def test_fitness_split_flag_runs_on_training_images_and_is_part_of_the_fingerpri
 def test_max_density_flag_keeps_the_front_at_the_targets_and_is_part_of_the_fingerprint(
     tmp_path, capsys
 ):
-    out = tmp_path / "capped"
     flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "40", "--quiet"]
-    flags += ["--init", "magnitude", "--out", str(out)]
-    assert main(["run", *flags, "--max-density", "0.12"]) == 0
-    config = json.loads((out / "config.json").read_text())
-    assert config["max_density"] == 0.12
-    members = json.loads((out / "front.json").read_text())["members"]
-    assert members and max(member["density"] for member in members) <= 0.12
+    flags += ["--init", "magnitude", "--densities", "0.1,0.05", "--out"]
+
+    def densest(out) -> float:
+        members = json.loads((out / "front.json").read_text())["members"]
+        return max(member["density"] for member in members)
+
+    # uncapped, the same search's front reaches far denser masks than the cap
+    assert main(["run", *flags, str(tmp_path / "free")]) == 0
+    assert densest(tmp_path / "free") > 0.2
+    out = tmp_path / "capped"
+    assert main(["run", *flags, str(out), "--max-density", "0.12"]) == 0
+    assert json.loads((out / "config.json").read_text())["max_density"] == 0.12
+    assert densest(out) <= 0.12
     # the stored cap rebuilds the same problem; another cap is another search: refused
     assert main(["run", "--resume", str(out), "--budget", "56"]) == 0
-    members = json.loads((out / "front.json").read_text())["members"]
-    assert max(member["density"] for member in members) <= 0.12
+    assert densest(out) <= 0.12
     capsys.readouterr()
     assert main(["run", "--resume", str(out), "--max-density", "0.2", "--budget", "72"]) == 2
     assert "max_density" in capsys.readouterr().err
-    assert main(["run", *flags[:-1], str(tmp_path / "b"), "--max-density", "1.5"]) == 2
+    assert main(["run", *flags, str(tmp_path / "b"), "--max-density", "1.5"]) == 2
     assert "--max-density must be in (0, 1]" in capsys.readouterr().err
+    # below a target density nothing there could be feasible: refused before any work
+    assert main(["run", *flags, str(tmp_path / "c"), "--max-density", "0.07"]) == 2
+    assert "max_density 0.07 is below the target density 0.1" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_local_search_needs_the_weights_encoding(tmp_path, capsys):
