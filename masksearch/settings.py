@@ -208,6 +208,17 @@ def check_number(key: str, value: Any, where: str) -> float:
     return float(value)
 
 
+def check_density_value(key: str, value: Any, where: str) -> float:
+    """A fraction of weights kept, in (0, 1]."""
+    density = check_number(key, value, where)
+    if density > 1.0:
+        raise UserError(
+            f"{where}: {key} must be in (0, 1] (the fraction of weights kept), got "
+            f"{density:g}; for a sparsity of s use 1 - s"
+        )
+    return density
+
+
 def _epoch_counts(key: str, value: Any, where: str) -> float | list[float]:
     """One positive number of epochs, or a list of them (``2,1`` on the command line)."""
     parts = value if isinstance(value, (list, tuple)) else None
@@ -275,12 +286,7 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
         elif key == "time":
             checked[key] = check_number(label, value, where)
         elif key == "max_density":
-            checked[key] = check_number(label, value, where)
-            if not 0.0 < checked[key] <= 1.0:
-                raise UserError(
-                    f"{where}: {label} must be in (0, 1] (the fraction of weights kept), got "
-                    f"{checked[key]:g}; for a sparsity of s use 1 - s"
-                )
+            checked[key] = check_density_value(label, value, where)
         elif key == "init_later_epochs":
             checked[key] = _epoch_counts(label, value, where)
         elif key in ("objectives", "init"):

@@ -13,7 +13,13 @@ from masksearch.builder import build_problem, build_run, fingerprint
 from masksearch.cli.config import resolve_run_config
 from masksearch.cli.parser import EXIT_INTERRUPTED
 from masksearch.front import density_slack
-from masksearch.settings import UserError, check_integer, check_number, validate_values
+from masksearch.settings import (
+    UserError,
+    check_density_value,
+    check_integer,
+    check_number,
+    validate_values,
+)
 
 __all__ = ["cmd_export", "cmd_problems", "cmd_report", "cmd_run"]
 
@@ -377,12 +383,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise UserError(f"the front has members 0..{len(members) - 1}; no member {position}")
         member = matches[0]
     else:
-        max_density = check_number("--max-density", args.max_density, "command line")
-        if not 0.0 < max_density <= 1.0:
-            raise UserError(
-                f"--max-density must be in (0, 1] (the fraction of weights kept), got "
-                f"{max_density:g}; for a sparsity of s use 1 - s"
-            )
+        max_density = check_density_value("--max-density", args.max_density, "command line")
         slack = density_slack(results.document.get("n_weights"))
         position = best_within(
             [m["density"] for m in members], [m["error"] for m in members], max_density, slack
