@@ -69,11 +69,11 @@ def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         )
     if "encoding" in config:
         _check_encoding(config["encoding"])
+    targets = config.get("densities") or getattr(source, "densities", None) or ()
     if config.get("encoding") == "pool":
         # the pool encoding searches one density: by default the first target density
         options = dict(config.get("encoding_options") or {})
         if "density" not in options:
-            targets = config.get("densities") or getattr(source, "densities", None)
             if not targets:
                 raise UserError(
                     "the pool encoding searches one density: give densities or "
@@ -83,7 +83,7 @@ def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
         config["encoding_options"] = options
     if "max_density" in config:
         cap = config["max_density"]
-        above = [d for d in config.get("densities") or getattr(source, "densities", ()) if d > cap]
+        above = [d for d in targets if d > cap]
         if above:
             raise UserError(
                 f"max_density {cap:g} is below the target density {max(above):g}, where no "
