@@ -3787,6 +3787,237 @@ def loop_figures() -> list[Figure]:
     return figures
 
 
+BRANCH_CAPPED = (  # EPYC, 3 seeds, faster top-k, side branches, --max-density 0.06
+    "benchmarks/results/epyc-avx2/"
+    "warm_start_path_e4_l2-1_br4-2-0_cos_lr0.02_b12288_train20000_max0.06.json"
+)
+
+
+def branch_capped_figures() -> list[Figure]:
+    """The side-branch run capped at 6% on the EPYC: its table and paragraph."""
+    source = BRANCH_CAPPED
+    rows = (
+        ("| branches capped at 6%: the seeds |", PATH_SEEDS),
+        ("| branches capped at 6%: the search's own pick |", SEARCH),
+        ("| branches capped at 6%: search, the guarded held-out pick |", PATH_GUARDED),
+        ("| branches capped at 6%: supermask with cosine steps given equal time", PATH_EQUAL),
+    )
+    figures = []
+    for row, name in rows:
+        figures += summary_row(
+            f"capped branches: {row}", row, source, name, first_column=2, wall_column=1
+        )
+    figures += [
+        Figure(
+            f"capped branches: equal-time epochs {which}",
+            phrase(
+                r"6%: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)", group
+            ),
+            source,
+            lambda d, pick=pick: pick(warm_epochs(d)),
+        )
+        for which, group, pick in (("fewest", 1, min), ("most", 2, max))
+    ]
+    figures += [
+        Figure(
+            f"capped branches: prose epochs {which}",
+            phrase(r"now trains (\d+)–(\d+)\s+epochs per density", group),
+            source,
+            lambda d, pick=pick: pick(warm_epochs(d)),
+        )
+        for which, group, pick in (("fewest", 1, min), ("most", 2, max))
+    ]
+    figures += [
+        row_time(
+            "capped branches: seeds time", rf"The seeds now take ({NUMBER}) s", source, PATH_SEEDS
+        ),
+        Figure(
+            "capped branches: search time",
+            phrase(rf"and the capped search ({NUMBER}) s"),
+            source,
+            lambda d: _search_seconds(d, SEARCH),
+        ),
+        row_time(
+            "capped branches: whole run",
+            rf"the whole run takes ({NUMBER}) s where",
+            source,
+            PATH_GUARDED,
+        ),
+        Figure(
+            "capped branches: the uncapped Xeon run",
+            phrase(rf"the\s+uncapped one took ({NUMBER}) s on the Xeon"),
+            WARM_PATH_BRANCH,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "capped branches: 1% short of the goal",
+            phrase(rf"the 1% goal is missed by ({NUMBER}) points"),
+            source,
+            lambda d: 83.0 - warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+        Figure(
+            "capped branches: 1% pick",
+            phrase(rf"missed by {NUMBER} points\s+\(({NUMBER})%\)"),
+            source,
+            lambda d: warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+        Figure(
+            "capped branches: equal time ran short",
+            phrase(r"its row ran (\d+)% shorter than the"),
+            source,
+            lambda d: (
+                100.0
+                * (
+                    1.0
+                    - d["summary"][PATH_EQUAL]["wall_time"]
+                    / d["summary"][PATH_GUARDED]["wall_time"]
+                )
+            ),
+        ),
+        Figure(
+            "capped branches: supermask 5 epochs at 2%",
+            phrase(rf"with 5 epochs it reached ({NUMBER})% at 2%"),
+            FAST_PATH_COS,
+            lambda d: warm(d, PATH_EQUAL, "0.02", 0),
+        ),
+        Figure(
+            "capped branches: lead over that at 2%",
+            phrase(rf"Against that figure the lead at 2% is \+({NUMBER})"),
+            source,
+            lambda d: (
+                warm(d, PATH_GUARDED, "0.02", 0) - warm(load(FAST_PATH_COS), PATH_EQUAL, "0.02", 0)
+            ),
+        ),
+    ]
+    figures += gaps(
+        "capped branches",
+        source,
+        (
+            (rf"The search adds \+({NUMBER}) points at 1%", "0.01", SEARCH, PATH_SEEDS),
+            (
+                rf"level at 5% \(\+({NUMBER}), within noise\) and ahead at 2%",
+                "0.05",
+                PATH_GUARDED,
+                PATH_EQUAL,
+            ),
+            (rf"ahead at 2% and 1%, by \+({NUMBER}) and", "0.02", PATH_GUARDED, PATH_EQUAL),
+            (
+                rf"by \+{NUMBER} and \+({NUMBER}) points \(beyond",
+                "0.01",
+                PATH_GUARDED,
+                PATH_EQUAL,
+            ),
+        ),
+    )
+    return figures
+
+
+def scorecard_figures() -> list[Figure]:
+    """Issue 14 at a glance: each cell is a mean (or a difference of means) of the run it names."""
+    branch, fresh, held_ft = WARM_PATH_BRANCH, WARM_LENET5_FRESH, WARM_PATH_421
+    picked_ft = PATH_PICK + " + 1 ep FT"
+    rows = (  # README row, source, summary row of the three density cells
+        ("| LeNet-300-100 floor:", branch, PATH_GUARDED),
+        ("| LeNet-300-100 goal:", branch, PATH_GUARDED),
+        ("| LeNet-5 floor:", fresh, PATH_GUARDED),
+        ("| LeNet-5 goal:", fresh, PATH_GUARDED),
+        ("| LeNet-300-100 + 1 epoch of FT", held_ft, picked_ft),
+        ("| LeNet-5 + 1 epoch of FT", fresh, picked_ft),
+    )
+    figures = []
+    for row, source, name in rows:
+        for column, density in enumerate(DENSITIES):
+            figures.append(
+                Figure(
+                    f"scorecard: {row} at {density}",
+                    cell(row, 1 + column),
+                    source,
+                    lambda d, name=name, density=density: warm(d, name, density, 0),
+                )
+            )
+    # the references printed in the first column: DNS and LeNet-5's 1-epoch supermask
+    references = (
+        ("| LeNet-5 floor:", WARM_LENET5, "supermask (1 ep)", 2),
+        ("| LeNet-300-100 + 1 epoch of FT", held_ft, "dns (1 ep)", 4),
+        ("| LeNet-5 + 1 epoch of FT", fresh, "dns (1 ep)", 3),
+    )
+    for row, source, name, first in references:
+        for offset, density in enumerate(DENSITIES):
+            figures.append(
+                Figure(
+                    f"scorecard: {row} reference at {density}",
+                    cell(row, 0, first + offset),
+                    source,
+                    lambda d, name=name, density=density: warm(d, name, density, 0),
+                )
+            )
+    differences = (  # README row, summary rows (first minus second), sign as printed
+        ("| lead over supermask", PATH_GUARDED, PATH_EQUAL),
+        ("| what the search adds", PATH_GUARDED, PATH_SEEDS),
+    )
+    for row, first, second in differences:
+        for column, density in enumerate(DENSITIES):
+            figures.append(
+                Figure(
+                    f"scorecard: {row} at {density}",
+                    _signed_cell(row, 1 + column),
+                    BRANCH_CAPPED,
+                    lambda d, first=first, second=second, density=density: (
+                        warm(d, first, density, 0) - warm(d, second, density, 0)
+                    ),
+                )
+            )
+    goal = {"0.02": 86.5}
+    figures += [
+        Figure(
+            "scorecard: capped wall time",
+            cell("| lead over supermask", 4, 1),
+            BRANCH_CAPPED,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "scorecard: LeNet-300-100 2% short by",
+            cell("| LeNet-300-100 goal:", 5, 3),
+            branch,
+            lambda d: goal["0.02"] - warm(d, PATH_GUARDED, "0.02", 0),
+        ),
+        Figure(
+            "scorecard: LeNet-300-100 wall time",
+            cell("| LeNet-300-100 floor:", 4, 1),
+            branch,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "scorecard: LeNet-5 wall time",
+            cell("| LeNet-5 floor:", 4, 1),
+            fresh,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+    ]
+    figures += [
+        Figure(
+            f"scorecard: LeNet-5 {density} short by",
+            cell("| LeNet-5 goal:", 5, part),
+            fresh,
+            lambda d, density=density, goal=goal: goal - warm(d, PATH_GUARDED, density, 0),
+        )
+        for density, part, goal in (("0.02", 3, 87.0), ("0.01", 4, 84.0))
+    ]
+    return figures
+
+
+def _signed_cell(row: str, column: int) -> Callable[[str], str]:
+    """A cell printed with its sign (+0.79, −0.11, as README prints differences)."""
+
+    def locate(text: str) -> str:
+        printed = cell(row, column)(text)
+        (line,) = [x for x in text.splitlines() if x.startswith(row)]
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        return ("-" if cells[column].startswith("−") else "") + printed
+
+    return locate
+
+
 FIGURES = [
     *quickstart_figures(),
     *dense_figures(),
@@ -3823,6 +4054,8 @@ FIGURES = [
     *suite_figures(),
     *structured_figures(),
     *loop_figures(),
+    *scorecard_figures(),
+    *branch_capped_figures(),
 ]
 
 
