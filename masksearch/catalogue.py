@@ -277,10 +277,19 @@ def build(
         device=device or spec.device,
         test_data=loaded.test,
         train_data=loaded.train,
+        held_out_data=_held_out(loaded.val, fitness_split, len(fitness)),
         **options,
     )
     problem.source = spec.name
     return problem
+
+
+def _held_out(validation: datasets.Split, fitness_split: str, n_fitness: int) -> datasets.Split:
+    """The validation images the fitness does not judge masks on: all of them when it judges
+    training images, else those past the first ``n_fitness`` (``val_samples``)."""
+    if fitness_split == "train":
+        return validation
+    return datasets.Split(validation.x[n_fitness:], validation.y[n_fitness:])
 
 
 def _fitness_data(

@@ -59,6 +59,10 @@ class PruningProblem:
     ``fitness_split`` says which split ``data`` is, ``"val"`` (the default) or ``"train"``
     (for settings and reports; the catalogue's ``fitness_split="train"`` judges masks on training
     images, which leaves the whole validation split for choosing the final masks).
+    ``held_out_data`` are validation images the fitness does not use, on which
+    :func:`~masksearch.choose_held_out` (and ``masksearch export --pick held-out``) chooses the
+    final masks; the catalogue sets them (the validation split past ``val_samples``, or all of
+    it when the fitness is on training images).
     ``source`` says how to build the problem again (see :mod:`masksearch.catalogue`); the
     catalogue sets it, and a run saved without it can be reported but not exported.
     """
@@ -84,6 +88,7 @@ class PruningProblem:
         recalibrate_bn: int = 0,
         latency: LatencyTable | None = None,
         fitness_split: str = "val",
+        held_out_data: Split | None = None,
     ) -> None:
         split = data.val if isinstance(data, Dataset) else data
         if test_data is None and isinstance(data, Dataset):
@@ -116,6 +121,15 @@ class PruningProblem:
         check_finite_inputs(split.x, "validation inputs")
         if test_data is not None:
             check_finite_inputs(test_data.x, "test inputs")
+        if held_out_data is not None:
+            if not hasattr(held_out_data, "x") or not hasattr(held_out_data, "y"):
+                raise TypeError(
+                    "held_out_data must be a masksearch Split (x, y tensors), got "
+                    f"{type(held_out_data).__name__}"
+                )
+            check_finite_inputs(held_out_data.x, "held-out inputs")
+            if len(held_out_data) == 0:
+                held_out_data = None  # no image left over: nothing to choose on
         check_fits(model, split.x, split.y)
 
         self.name = name
@@ -131,6 +145,7 @@ class PruningProblem:
         self.model = model.eval()
         self.data = split
         self.test_data = test_data
+        self.held_out_data = held_out_data
         # what warm starts that learn (supermask, wanda) read; never used to judge a mask
         self.train_data = train_data
         self.objectives = objectives

@@ -106,6 +106,16 @@ def save_results(run: RunDir, result: Any, problem: Any) -> dict[str, Any]:
     return document
 
 
+def save_seeds(run: RunDir, problem: Any, initial: Any) -> None:
+    """Write the masks a search starts from (``initial``, as :func:`masksearch.search` takes it)
+    to ``seeds.npz``: ``masksearch export --pick held-out`` keeps a seed unless a front member
+    beats it on held-out images."""
+    from masksearch.warmstart import as_initial
+
+    genomes = as_initial(problem, initial)
+    save_masks(run.seeds, problem.layout, problem.encoding.decode(genomes), genomes)
+
+
 def save_run(
     out: str | os.PathLike[str],
     result: Any,

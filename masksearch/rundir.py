@@ -10,6 +10,7 @@
     DIR/front.json        one row per Pareto-front member: metrics + its row in masks.npz, and
                           the SHA-256 of masks.npz (written last: it seals the set)
     DIR/masks.npz         the members' flat masks, bit-packed, with the layout (names, shapes)
+    DIR/seeds.npz         the warm start's masks the search began from, in the same form
     DIR/report.md         tables and plots (front.png, hypervolume.png); report.json: the numbers
     DIR/.lock             held (``flock``) by the one process writing the directory; its PID
 
@@ -89,6 +90,7 @@ class RunDir:
         "history": "history.json",
         "front": "front.json",
         "masks": "masks.npz",
+        "seeds": "seeds.npz",
         "report": "report.md",
         "report_json": "report.json",
         "front_plot": "front.png",

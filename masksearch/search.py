@@ -263,7 +263,7 @@ def _search_into(
 ) -> Result:
     from masksearch.device import resolve_device
     from masksearch.progress import LogFile
-    from masksearch.report import run_config, save_results, write_report
+    from masksearch.report import run_config, save_results, save_seeds, write_report
     from masksearch.rundir import RunDir
 
     run = RunDir(out)
@@ -289,6 +289,9 @@ def _search_into(
             run.log, densities=problem.densities, slack=density_slack(problem.layout.n_total)
         )
         options["callbacks"] = (log, *options["callbacks"])
+        if not (resume and Path(options["checkpoint"]).exists()):
+            initial = options["initial"]
+            save_seeds(run, problem, problem.magnitude_genomes() if initial is None else initial)
         result = search(problem, solver, **options)
         save_results(run, result, problem)
         write_report(run, problem)

@@ -11,10 +11,9 @@ it found better ones:
 .. code-block:: python
 
     problem = ms.get_problem("lenet300_fashion", val_samples=4000)  # fitness on 4,000 images
-    validation = ms.load("fashion-mnist").val
-    held_out = ms.Split(validation.x[4000:], validation.y[4000:])         # choice on the rest
     candidates = np.concatenate([result.front.genomes, seeds.genomes])
-    chosen = ms.choose_held_out(problem, candidates, held_out)          # {density: row}
+    chosen = ms.choose_held_out(problem, candidates)  # {density: row}, on the other 1,000
+                                                      # (problem.held_out_data; or pass data=)
 
 The best of several candidates on a finite held-out set is partly the luckiest one. Given
 ``incumbents`` (e.g. the seeds' rows), a challenger replaces the best incumbent at a density only
@@ -45,7 +44,7 @@ _BATCH = 1024
 def choose_held_out(
     problem: Any,
     genomes: np.ndarray,
-    data: Any,
+    data: Any = None,
     densities: Sequence[float] | None = None,
     *,
     objective: str = "loss",
@@ -55,7 +54,9 @@ def choose_held_out(
     """Row of ``genomes`` with the lowest ``objective`` on ``data`` at each target density.
 
     ``genomes`` are candidates of ``problem``'s encoding (e.g. a front's genomes stacked on a
-    warm start's); ``data`` is a split (``x``, ``y``) the search's fitness did not use;
+    warm start's), or flat masks (one column per prunable weight); ``data`` is a split (``x``, ``y``) the search's fitness did not use (default:
+    ``problem.held_out_data``, which the catalogue's problems have when their fitness leaves
+    validation images over);
     ``densities`` default to the problem's targets. A candidate meets a target when it keeps
     at most ``round(target * n_weights)`` weights; the first row wins a tie. Only candidates
     that meet some target are scored.
@@ -66,6 +67,20 @@ def choose_held_out(
     """
     from masksearch.evaluators import make_evaluator
 
+    if data is None:
+        data = getattr(problem, "held_out_data", None)
+        if data is None:
+            raise ValueError(
+                "no held-out images to choose on: the problem judges masks on all of its "
+                "validation images. Pass data=, or build the problem with val_samples below the "
+                "validation split's size or fitness_split='train'"
+            )
+    if getattr(problem, "repair_steps", 0) or getattr(problem, "recalibrate_bn", 0):
+        raise ValueError(
+            "choose_held_out scores masks on the frozen weights, but this problem scores them "
+            "after repair steps or a batch-norm recalibration, which the held-out scores would "
+            "leave out; choose on the problem's own objective instead"
+        )
     if objective not in _OBJECTIVES:
         raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
     targets = tuple(problem.densities if densities is None else densities)
@@ -77,13 +92,12 @@ def choose_held_out(
         )
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
         raise ValueError(f"margin must be a number of standard errors >= 0, got {margin!r}")
-    rows = problem.encoding.validate(np.asarray(genomes))
-    is_incumbent = _incumbent_flags(incumbents, len(rows))
-    masks = problem.encoding.decode(rows)
+    masks = _candidate_masks(problem, genomes)
+    is_incumbent = _incumbent_flags(incumbents, len(masks))
     density = masks.mean(axis=1)
     slack = density_slack(problem.layout.n_total)
     scored = np.flatnonzero(density <= max(targets) + slack)
-    values = np.full(len(rows), np.inf)
+    values = np.full(len(masks), np.inf)
     if len(scored):
         evaluator = make_evaluator(problem.model, data, problem.layout, device=problem.device)
         values[scored] = evaluator(masks[scored])[objective]
@@ -111,6 +125,18 @@ def choose_held_out(
                     position = kept
         chosen[float(target)] = position
     return chosen
+
+
+def _candidate_masks(problem: Any, genomes: np.ndarray) -> np.ndarray:
+    """Flat bool masks of the candidates: genomes of the problem's encoding, or rows that are
+    already flat masks (one column per prunable weight, as run directories store them)."""
+    rows = np.asarray(genomes)
+    n_total = problem.layout.n_total
+    if rows.ndim == 2 and rows.shape[1] == n_total != problem.n_genes:
+        if rows.dtype != bool and not np.isin(rows, (0, 1)).all():
+            raise ValueError("flat masks must hold only 0/1 (or booleans)")
+        return rows.astype(bool, copy=False)
+    return problem.encoding.decode(problem.encoding.validate(rows))
 
 
 def _incumbent_flags(incumbents: Sequence[int] | None, n_rows: int) -> np.ndarray | None:

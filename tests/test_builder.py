@@ -11,6 +11,7 @@ import masksearch as ms
 from masksearch import catalogue
 from masksearch.builder import build_run, complete_settings, fingerprint
 from masksearch.cli import main
+from masksearch.rundir import load_masks
 from masksearch.settings import UserError
 
 SMALL = {
@@ -139,6 +140,13 @@ def test_search_into_a_directory_makes_a_run_report_and_export_read(tmp_path) ->
     assert len(members) == len(result.front)
     assert main(["report", str(out)]) == 0
     assert main(["export", str(out), "--member", "0", "--out", str(tmp_path / "m.pt")]) == 0
+    # the masks the search began from are kept for export --pick held-out: here the
+    # magnitude masks at the targets
+    _, seeds = load_masks(out / "seeds.npz")
+    assert len(seeds) == result.warm_start["n_genomes"]
+    np.testing.assert_array_equal(
+        seeds, run.problem.encoding.decode(run.problem.magnitude_genomes())
+    )
 
     # an existing run is never replaced by accident; resume=True continues it
     with pytest.raises(FileExistsError, match="resume=True"):

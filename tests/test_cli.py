@@ -7,6 +7,7 @@ on a machine without the data.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from masksearch import data, models
+from masksearch.catalogue import get as get_problem
 from masksearch.cli import build_parser, main
 from masksearch.mask import Mask
 from masksearch.rundir import load_masks
@@ -123,6 +125,87 @@ def test_report_then_export_gives_the_front_members_model(reference, env, tmp_pa
     # the forward pass ran through the prune hooks: the effective weights are masked
     assert bool((model.fc1.weight[~mask.tensors["fc1.weight"]] == 0).all())
     assert accuracy == pytest.approx(chosen["test_accuracy"], abs=1e-12)
+
+
+def held_out_losses(problem, masks: np.ndarray, target: float) -> dict[int, float]:
+    """Each mask's loss on digits' whole validation split (the images a fitness on training
+    images never judged), by a plain pruned copy of the dense model: the rows within
+    ``target``."""
+    validation = data.load("digits").val
+    losses = {}
+    for row, flat in enumerate(masks):
+        if flat.sum() <= round(target * flat.size):
+            pruned = Mask.from_flat(problem.layout, flat).apply(copy.deepcopy(problem.model))
+            losses[row] = evaluate(pruned, validation).loss
+    return losses
+
+
+def exported_mask(path: Path) -> np.ndarray:
+    model = models.build("digits_mlp")
+    Mask.ones(model).to_prune(model)
+    model.load_state_dict(torch.load(path))
+    return Mask.from_pruned(model).flat()
+
+
+def test_export_pick_held_out_chooses_on_images_the_search_never_judged(tmp_path, capsys):
+    out = tmp_path / "train-fitness"
+    flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "40"]
+    flags += ["--fitness-split", "train", "--train-samples", "300", "--out", str(out)]
+    assert main(["run", *flags]) == 0
+    assert "--pick held-out" in capsys.readouterr().out  # the summary says how to use them
+    # the seeds the search began from (magnitude, then supermask-path: the default --init),
+    # stored beside the front
+    problem = get_problem("digits_mlp", fitness_split="train", train_samples=300)
+    _, seeds = load_masks(out / "seeds.npz")
+    warm = json.loads((out / "front.json").read_text())["warm_start"]
+    assert warm["sources"] == ["magnitude", "supermask-path"] and len(seeds) == warm["n_genomes"]
+    magnitude = problem.encoding.decode(problem.magnitude_genomes())
+    np.testing.assert_array_equal(seeds[: len(magnitude)], magnitude)
+    members, masks = front_of(out)
+    candidates = np.concatenate([masks, seeds])
+    target = 0.1
+
+    # margin 0: the candidate with the lowest held-out loss, front member or seed
+    exported = tmp_path / "lowest.pt"
+    argv = ["export", str(out), "--max-density", str(target), "--pick", "held-out"]
+    assert main([*argv, "--margin", "0", "--json", "--out", str(exported)]) == 0
+    losses = held_out_losses(problem, candidates, target)
+    best = min(losses, key=losses.get)
+    np.testing.assert_array_equal(exported_mask(exported), candidates[best])
+    # a margin no member can pass keeps the best seed, and says so
+    exported = tmp_path / "seed.pt"
+    assert main([*argv, "--margin", "1e9", "--json", "--out", str(exported)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    seed_losses = {row: loss for row, loss in losses.items() if row >= len(masks)}
+    best_seed = min(seed_losses, key=seed_losses.get)
+    assert summary["member"] is None and summary["seed"] == best_seed - len(masks)
+    np.testing.assert_array_equal(exported_mask(exported), candidates[best_seed])
+    assert summary["density"] == pytest.approx(candidates[best_seed].mean())
+
+    # a run from before seeds.npz existed: the front's members only, with a note
+    (out / "seeds.npz").unlink()
+    exported = tmp_path / "front.pt"
+    assert main([*argv, "--margin", "0", "--out", str(exported)]) == 0
+    assert "choosing among the front's members only" in capsys.readouterr().err
+    front_losses = {row: loss for row, loss in losses.items() if row < len(masks)}
+    np.testing.assert_array_equal(
+        exported_mask(exported), masks[min(front_losses, key=front_losses.get)]
+    )
+
+
+def test_export_pick_held_out_refuses_what_it_cannot_do(reference, tmp_path, capsys):
+    out, _ = reference  # judged on every validation image: none left to choose on
+    argv = ["export", str(out), "--out", str(tmp_path / "m.pt")]
+    capsys.readouterr()
+    assert main([*argv, "--max-density", "0.3", "--pick", "held-out"]) == 2
+    assert "--val-samples N" in capsys.readouterr().err
+    assert main([*argv, "--max-density", "0.3", "--pick", "best"]) == 2
+    assert "--pick must be fitness or held-out" in capsys.readouterr().err
+    assert main([*argv, "--member", "0", "--pick", "held-out"]) == 2
+    assert "drop --member" in capsys.readouterr().err
+    assert main([*argv, "--max-density", "0.3", "--margin", "-1"]) == 2
+    assert "--margin is a number of standard errors >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
 
 
 def wait_for_generations(process: subprocess.Popen, log: Path, count: int) -> None:

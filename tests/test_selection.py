@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 
 import masksearch as ms
 from masksearch.encodings import GenomeError
@@ -170,3 +171,30 @@ def test_bad_incumbents_and_margins_are_refused(digits_problem):
         ms.choose_held_out(problem, genomes, problem.test_data, incumbents=[0.5])
     with pytest.raises(ValueError, match="margin must be a number"):
         ms.choose_held_out(problem, genomes, problem.test_data, incumbents=[0], margin=-1)
+
+
+def test_the_problems_held_out_images_are_the_default_and_their_absence_is_explained():
+    # judged on 200 of digits' 300 validation images: the other 100 are held out
+    problem = ms.get_problem("digits_mlp", val_samples=200)
+    validation = ms.load("digits").val
+    assert len(problem.data) == 200 and len(problem.held_out_data) == 100
+    assert torch.equal(problem.held_out_data.x, validation.x[200:])
+    genomes = candidates(problem, seed=2)
+    assert ms.choose_held_out(problem, genomes) == ms.choose_held_out(
+        problem, genomes, problem.held_out_data
+    )
+    # rows given as flat masks (as run directories store them) choose as the genomes do
+    flat = problem.encoding.decode(genomes).astype(np.uint8)
+    assert ms.choose_held_out(problem, flat) == ms.choose_held_out(problem, genomes)
+    everything = ms.get_problem("digits_mlp")  # every validation image judges the masks
+    assert everything.held_out_data is None
+    with pytest.raises(ValueError, match="no held-out images to choose on"):
+        ms.choose_held_out(everything, genomes)
+    on_training = ms.get_problem("digits_mlp", fitness_split="train")
+    assert torch.equal(on_training.held_out_data.y, validation.y)
+
+
+def test_a_problem_scored_after_a_repair_is_not_chosen_on_frozen_weights():
+    problem = ms.get_problem("digits_mlp", val_samples=200, repair_steps=2)
+    with pytest.raises(ValueError, match="frozen weights"):
+        ms.choose_held_out(problem, candidates(problem))

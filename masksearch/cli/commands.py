@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from masksearch.builder import build_problem, build_run, fingerprint
 from masksearch.cli.config import resolve_run_config
 from masksearch.cli.parser import EXIT_INTERRUPTED
@@ -75,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, run: Any) -> int:
     from masksearch import progress as progress_module
-    from masksearch.report import save_results, write_report
+    from masksearch.report import save_results, save_seeds, write_report
     from masksearch.rundir import RunDir
     from masksearch.search import search
 
@@ -119,6 +121,7 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
             f"warm start: {len(initial)} masks in {initial.seconds:.1f} s"
             + (f" ({initial.epochs:g} epochs of training)" if initial.epochs else "")
         )
+        save_seeds(run, problem, initial)
 
     densities = problem.densities
     slack = density_slack(problem.layout.n_total)
@@ -182,7 +185,8 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
             flush=True,
         )
     elif not quiet:
-        print(_run_summary(run, result, report, _fitness_name(config)))
+        held_out = problem.held_out_data is not None
+        print(_run_summary(run, result, report, _fitness_name(config), held_out))
     return EXIT_INTERRUPTED if interrupted else 0
 
 
@@ -191,7 +195,9 @@ def _fitness_name(config: dict[str, Any]) -> str:
     return "train" if config.get("fitness_split") == "train" else "val"
 
 
-def _run_summary(run: Any, result: Any, report: dict[str, Any], fitness: str = "val") -> str:
+def _run_summary(
+    run: Any, result: Any, report: dict[str, Any], fitness: str = "val", held_out: bool = False
+) -> str:
     from masksearch.progress import format_duration
     from masksearch.report import sparse_pick_warnings
 
@@ -230,6 +236,12 @@ def _run_summary(run: Any, result: Any, report: dict[str, Any], fitness: str = "
             f"export: masksearch export {run.path} --max-density {target:g} --finetune 2 "
             "--out model.pt"
         )
+        if held_out:
+            # the search fitted the images it judged masks on; others are left to choose on
+            lines.append(
+                f"        masksearch export {run.path} --max-density {target:g} --pick held-out "
+                "--out model.pt   (chosen on validation images the search never judged on)"
+            )
     return "\n".join(lines)
 
 
@@ -322,7 +334,7 @@ def _export_structured(
         )
     if epochs:
         if not args.json:
-            print(f"fine-tuning member #{member['index']} for {epochs} epoch(s)", file=sys.stderr)
+            print(f"fine-tuning {_member_name(member)} for {epochs} epoch(s)", file=sys.stderr)
         train(small, problem.train_data, epochs=epochs, lr=lr, seed=seed, device=problem.device)
     small = small.to("cpu").eval()
     scores = evaluate(small, problem.test_data if problem.test_data is not None else problem.data)
@@ -332,6 +344,7 @@ def _export_structured(
     summary = {
         "out": str(written),
         "member": member["index"],
+        **({"seed": member["seed"]} if member.get("index") is None else {}),
         "params": params,
         "dense_params": dense,
         "density": member["density"],
@@ -347,7 +360,7 @@ def _export_structured(
         return 0
     latency = member.get("latency")
     print(
-        f"exported member #{member['index']} to {written}: {params:,} of {dense:,} parameters "
+        f"exported {_member_name(member)} to {written}: {params:,} of {dense:,} parameters "
         f"({params / dense:.1%})"
         + (f", table latency {latency:.3f} of the dense model's" if latency is not None else "")
         + f", test accuracy {scores.accuracy:.2%} on {scores.n} samples (search: "
@@ -361,6 +374,92 @@ def _export_structured(
     return 0
 
 
+def _held_out_pick(
+    run: Any, results: Any, problem: Any, max_density: float, margin: float, quiet: bool
+) -> tuple[dict[str, Any], np.ndarray]:
+    """``export --pick held-out``: the front member or warm-start seed with the lowest loss on
+    the validation images the search never judged masks on, a seed kept unless a front member
+    beats it by ``margin`` standard errors (:func:`masksearch.choose_held_out`)."""
+    from masksearch.rundir import load_masks
+    from masksearch.selection import choose_held_out
+
+    if problem.held_out_data is None:
+        raise UserError(
+            f"--pick held-out needs validation images the search did not judge masks on, and "
+            f"{run.path} judged them on all of its validation images; search with --val-samples "
+            "N (fewer than the split holds) or --fitness-split train (a problem of your own: "
+            "PruningProblem(held_out_data=...)), or export with --pick fitness"
+        )
+    candidates = results.masks
+    n_front = len(candidates)
+    if run.seeds.exists():
+        try:
+            layout, seeds = load_masks(run.seeds)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        if layout.n_total != results.layout.n_total:
+            raise UserError(f"{run.seeds} does not match {run.masks}; the run directory is damaged")
+        candidates = np.concatenate([candidates, seeds])
+    elif not quiet:
+        print(
+            f"note: {run.path} has no {run.seeds.name} (the masks its search began from): "
+            "choosing among the front's members only",
+            file=sys.stderr,
+        )
+    try:
+        chosen = choose_held_out(
+            problem,
+            candidates,
+            densities=[max_density],
+            incumbents=range(n_front, len(candidates)),
+            margin=margin,
+        )[float(max_density)]
+    except ValueError as error:
+        raise UserError(f"--pick held-out: {error}") from None
+    flat = candidates[chosen]
+    if chosen < n_front:
+        member = next(m for m in results.members if int(m["index"]) == chosen)
+    else:
+        scores = problem.evaluator(flat[None])
+        member = {
+            "index": None,
+            "seed": chosen - n_front,
+            "density": float(flat.mean()),
+            "accuracy": 1.0 - float(scores["error"][0]),
+        }
+    if not quiet:
+        print(
+            f"held-out pick on {len(problem.held_out_data)} validation images: "
+            + (
+                f"front member #{chosen}"
+                if chosen < n_front
+                else f"warm-start seed #{chosen - n_front} (no front member beat it by "
+                f"{margin:g} standard errors)"
+            ),
+            file=sys.stderr,
+        )
+    return member, flat
+
+
+def _margin(text: Any) -> float:
+    try:
+        margin = float(str(text).strip())
+    except ValueError:
+        margin = float("nan")
+    if not (np.isfinite(margin) and margin >= 0):
+        raise UserError(
+            f"command line: --margin is a number of standard errors >= 0 (0 takes the lowest "
+            f"held-out loss), got {text!r}"
+        )
+    return margin
+
+
+def _member_name(member: dict[str, Any]) -> str:
+    if member.get("index") is None:
+        return f"warm-start seed #{member['seed']}"
+    return f"member #{member['index']}"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
@@ -372,6 +471,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file path such as {out / 'model.pt'}")
+    if args.pick not in ("fitness", "held-out"):
+        raise UserError(f"--pick must be fitness or held-out, got {args.pick!r}")
+    if args.pick == "held-out" and args.member is not None:
+        raise UserError("--pick held-out chooses among the masks at --max-density; drop --member")
     results = run.read_results()
     members = results.members
     if not members:
@@ -388,14 +491,15 @@ def cmd_export(args: argparse.Namespace) -> int:
         position = best_within(
             [m["density"] for m in members], [m["error"] for m in members], max_density, slack
         )
-        if position is None:
+        if position is None and args.pick != "held-out":
             sparsest = min(m["density"] for m in members)
             raise UserError(
                 f"no mask on the front has density <= {max_density:g}; the sparsest has "
                 f"{sparsest:.4f}. Raise --max-density or search with that target density "
                 "(--densities)"
             )
-        member = members[position]
+        member = members[position] if position is not None else None
+    margin = _margin(args.margin)
     epochs = check_integer("--finetune", args.finetune, "command line", 0)
     lr = check_number("--lr", args.lr, "command line")
     seed = check_integer("--seed", args.seed, "command line", 0)
@@ -403,7 +507,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     problem = _rebuild_problem(config)
     if problem is None:
         raise _unbuildable(run)
-    mask = Mask.from_flat(results.layout, results.masks[int(member["index"])])
+    if args.pick == "held-out":
+        member, flat = _held_out_pick(run, results, problem, max_density, margin, args.json)
+    else:
+        flat = results.masks[int(member["index"])]
+    mask = Mask.from_flat(results.layout, flat)
     model = copy.deepcopy(problem.model)
     mask.validate(model)
     test = problem.test_data if problem.test_data is not None else problem.data
@@ -416,7 +524,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _export_structured(args, problem, member, mask, epochs, lr, seed)
     if epochs:
         if not args.json:
-            print(f"fine-tuning member #{member['index']} for {epochs} epoch(s)", file=sys.stderr)
+            print(f"fine-tuning {_member_name(member)} for {epochs} epoch(s)", file=sys.stderr)
         finetune(
             model, mask, problem.train_data, epochs=epochs, lr=lr, seed=seed, device=problem.device
         )
@@ -429,6 +537,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     summary = {
         "out": str(args.out),
         "member": member["index"],
+        **({"seed": member["seed"]} if member.get("index") is None else {}),
         "density": kept / total,
         "search_val_accuracy": member["accuracy"],
         "finetune_epochs": epochs,
@@ -440,7 +549,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         print(
-            f"exported member #{member['index']} to {args.out}: density {kept / total:.4f} "
+            f"exported {_member_name(member)} to {args.out}: density {kept / total:.4f} "
             f"({kept} of {total} weights), test accuracy {scores.accuracy:.2%} on {scores.n} "
             f"samples (search: {_fitness_name(config)} accuracy {member['accuracy']:.2%}"
             + (f", then {epochs} epoch(s) of fine-tuning)" if epochs else ", no fine-tuning)")

@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
         epilog="example:\n"
         "  masksearch export runs/quickstart --max-density 0.05 --finetune 2 --out model.pt\n"
+        "  masksearch export runs/long --max-density 0.02 --pick held-out --out model.pt\n"
         "  masksearch export runs/resnet8 --max-density 0.3 --structured --finetune 1 "
         "--out small.pt2",
     )
@@ -181,6 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="take the most accurate (lowest validation error) member with density <= D",
     )
     choice.add_argument("--member", metavar="I", help="take front member I (`index` in front.json)")
+    export.add_argument(
+        "--pick",
+        metavar="HOW",
+        default="fitness",
+        help="how --max-density chooses: fitness (default: the member most accurate on the "
+        "images the search judged masks on) or held-out (the front member or warm-start seed "
+        "with the lowest loss on validation images the search never judged masks on, a seed "
+        "kept unless a member beats it by --margin standard errors; needs a run with "
+        "--val-samples below the split's size or --fitness-split train)",
+    )
+    export.add_argument(
+        "--margin",
+        metavar="SE",
+        default="2",
+        help="with --pick held-out: standard errors by which a front member must beat the "
+        "best seed on the held-out images (default 2; 0 takes the lowest held-out loss)",
+    )
     export.add_argument("--out", required=True, metavar="PATH", help="file to write (model.pt)")
     export.add_argument(
         "--structured",
