@@ -128,15 +128,15 @@ def save_run(
     then work on it; they rebuild the problem from ``problem.source`` (set by
     :mod:`masksearch.catalogue`, or ``PruningProblem(source="pkg.module:function")``) or from
     their ``--problem`` option. ``settings`` (e.g. :attr:`masksearch.builder.Run.settings`) are
-    stored beside the problem's own. Replaces a run already in ``out``, its checkpoint and log
-    included (they belong to the search it replaces); ``search(..., out=DIR)`` writes the same
+    stored beside the problem's own. Replaces a run already in ``out``, its checkpoint, log and
+    seeds included (they belong to the search it replaces); ``search(..., out=DIR)`` writes the same
     directory as the search goes, resumable.
     """
     from masksearch.device import resolve_device
 
     run = RunDir(out)
     with run.lock():
-        for stale in (run.checkpoint, run.log):
+        for stale in (run.checkpoint, run.log, run.seeds):
             stale.unlink(missing_ok=True)
         config = run_config(problem, result.seed, run.path, settings)
         run.record_start(config, device=str(resolve_device(problem.device)), resume=False)

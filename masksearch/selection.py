@@ -50,20 +50,24 @@ def choose_held_out(
     objective: str = "loss",
     incumbents: Sequence[int] | None = None,
     margin: float = 2.0,
+    flat_masks: bool = False,
 ) -> dict[float, int]:
     """Row of ``genomes`` with the lowest ``objective`` on ``data`` at each target density.
 
     ``genomes`` are candidates of ``problem``'s encoding (e.g. a front's genomes stacked on a
-    warm start's), or flat masks (one column per prunable weight); ``data`` is a split (``x``, ``y``) the search's fitness did not use (default:
-    ``problem.held_out_data``, which the catalogue's problems have when their fitness leaves
-    validation images over);
-    ``densities`` default to the problem's targets. A candidate meets a target when it keeps
+    warm start's), or with ``flat_masks=True`` flat masks (one column per prunable weight, as
+    run directories store them); ``data`` is a split (``x``, ``y``) the search's fitness did
+    not use (default: ``problem.held_out_data``, which the catalogue's problems have when their
+    fitness leaves validation images over); ``densities`` default to the problem's targets. A candidate meets a target when it keeps
     at most ``round(target * n_weights)`` weights; the first row wins a tie. Only candidates
     that meet some target are scored.
 
     With ``incumbents`` (row numbers), the best incumbent that meets a target is kept unless the
     best other candidate beats it by more than ``margin`` standard errors of their paired
     per-image difference (of the cross-entropy, or of the 0/1 error).
+
+    Masks are scored on the frozen weights, so a problem that scores them after repair steps
+    or a batch-norm recalibration is refused.
     """
     from masksearch.evaluators import make_evaluator
 
@@ -92,7 +96,7 @@ def choose_held_out(
         )
     if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not margin >= 0:
         raise ValueError(f"margin must be a number of standard errors >= 0, got {margin!r}")
-    masks = _candidate_masks(problem, genomes)
+    masks = _candidate_masks(problem, genomes, flat_masks)
     is_incumbent = _incumbent_flags(incumbents, len(masks))
     density = masks.mean(axis=1)
     slack = density_slack(problem.layout.n_total)
@@ -127,16 +131,21 @@ def choose_held_out(
     return chosen
 
 
-def _candidate_masks(problem: Any, genomes: np.ndarray) -> np.ndarray:
-    """Flat bool masks of the candidates: genomes of the problem's encoding, or rows that are
-    already flat masks (one column per prunable weight, as run directories store them)."""
+def _candidate_masks(problem: Any, genomes: np.ndarray, flat_masks: bool) -> np.ndarray:
+    """Flat bool masks of the candidates: genomes of the problem's encoding, decoded, or rows
+    that are flat masks already."""
     rows = np.asarray(genomes)
+    if not flat_masks:
+        return problem.encoding.decode(problem.encoding.validate(rows))
     n_total = problem.layout.n_total
-    if rows.ndim == 2 and rows.shape[1] == n_total != problem.n_genes:
-        if rows.dtype != bool and not np.isin(rows, (0, 1)).all():
-            raise ValueError("flat masks must hold only 0/1 (or booleans)")
-        return rows.astype(bool, copy=False)
-    return problem.encoding.decode(problem.encoding.validate(rows))
+    if rows.ndim != 2 or rows.shape[1] != n_total:
+        raise ValueError(
+            f"flat masks must have shape (candidates, {n_total}), one column per prunable "
+            f"weight; got {rows.shape}"
+        )
+    if rows.dtype != bool and not np.isin(rows, (0, 1)).all():
+        raise ValueError("flat masks must hold only 0/1 (or booleans)")
+    return rows.astype(bool, copy=False)
 
 
 def _incumbent_flags(incumbents: Sequence[int] | None, n_rows: int) -> np.ndarray | None:

@@ -149,48 +149,57 @@ def exported_mask(path: Path) -> np.ndarray:
 
 def test_export_pick_held_out_chooses_on_images_the_search_never_judged(tmp_path, capsys):
     out = tmp_path / "train-fitness"
-    flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "40"]
-    flags += ["--fitness-split", "train", "--train-samples", "300", "--out", str(out)]
+    flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "40", "--init"]
+    flags += ["magnitude", "--fitness-split", "train", "--train-samples", "300", "--out", str(out)]
     assert main(["run", *flags]) == 0
     assert "--pick held-out" in capsys.readouterr().out  # the summary says how to use them
-    # the seeds the search began from (magnitude, then supermask-path: the default --init),
-    # stored beside the front
+    # the seeds the search began from, the magnitude masks, are stored beside the front
     problem = get_problem("digits_mlp", fitness_split="train", train_samples=300)
     _, seeds = load_masks(out / "seeds.npz")
-    warm = json.loads((out / "front.json").read_text())["warm_start"]
-    assert warm["sources"] == ["magnitude", "supermask-path"] and len(seeds) == warm["n_genomes"]
-    magnitude = problem.encoding.decode(problem.magnitude_genomes())
-    np.testing.assert_array_equal(seeds[: len(magnitude)], magnitude)
+    np.testing.assert_array_equal(seeds, problem.encoding.decode(problem.magnitude_genomes()))
+    stored = (out / "seeds.npz").read_bytes()
+    assert main(["run", "--resume", str(out), "--budget", "56", "--quiet"]) == 0
+    assert (out / "seeds.npz").read_bytes() == stored  # a resumed run keeps its seeds
     members, masks = front_of(out)
     candidates = np.concatenate([masks, seeds])
     target = 0.1
-
-    # margin 0: the candidate with the lowest held-out loss, front member or seed
-    exported = tmp_path / "lowest.pt"
-    argv = ["export", str(out), "--max-density", str(target), "--pick", "held-out"]
-    assert main([*argv, "--margin", "0", "--json", "--out", str(exported)]) == 0
     losses = held_out_losses(problem, candidates, target)
     best = min(losses, key=losses.get)
-    np.testing.assert_array_equal(exported_mask(exported), candidates[best])
+    # the searched masks beat the magnitude seeds on images they were never judged on
+    assert best < len(masks)
+
+    argv = ["export", str(out), "--max-density", str(target), "--pick", "held-out"]
+    for margin in ("0", "2"):  # the lowest held-out loss; the default guard lets it through
+        exported = tmp_path / f"margin{margin}.pt"
+        assert main([*argv, "--margin", margin, "--json", "--out", str(exported)]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["pick"] == "held-out" and summary["member"] == best
+        assert summary["candidates"] == {"front": len(masks), "seeds": len(seeds)}
+        np.testing.assert_array_equal(exported_mask(exported), candidates[best])
     # a margin no member can pass keeps the best seed, and says so
     exported = tmp_path / "seed.pt"
     assert main([*argv, "--margin", "1e9", "--json", "--out", str(exported)]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     seed_losses = {row: loss for row, loss in losses.items() if row >= len(masks)}
     best_seed = min(seed_losses, key=seed_losses.get)
-    assert summary["member"] is None and summary["seed"] == best_seed - len(masks)
+    assert summary["member"] is None and summary["warm_start_seed"] == best_seed - len(masks)
     np.testing.assert_array_equal(exported_mask(exported), candidates[best_seed])
     assert summary["density"] == pytest.approx(candidates[best_seed].mean())
+    assert main([*argv, "--margin", "1e9", "--out", str(exported)]) == 0
+    printed = capsys.readouterr()
+    assert f"exported warm-start seed #{best_seed - len(masks)}" in printed.out
+    assert "no front member beat it by 1e+09 standard errors" in printed.err
+    # nothing that sparse among the candidates: refused with what to change
+    assert main(["export", str(out), "--max-density", "0.001", "--pick", "held-out", "--out",
+                 str(tmp_path / "none.pt")]) == 2  # fmt: skip
+    assert "Raise --max-density" in capsys.readouterr().err
 
-    # a run from before seeds.npz existed: the front's members only, with a note
+    # a run without seeds.npz (saved by ms.save_run): the front's members only, with a note
     (out / "seeds.npz").unlink()
     exported = tmp_path / "front.pt"
     assert main([*argv, "--margin", "0", "--out", str(exported)]) == 0
     assert "choosing among the front's members only" in capsys.readouterr().err
-    front_losses = {row: loss for row, loss in losses.items() if row < len(masks)}
-    np.testing.assert_array_equal(
-        exported_mask(exported), masks[min(front_losses, key=front_losses.get)]
-    )
+    np.testing.assert_array_equal(exported_mask(exported), masks[best])
 
 
 def test_export_pick_held_out_refuses_what_it_cannot_do(reference, tmp_path, capsys):
@@ -203,8 +212,10 @@ def test_export_pick_held_out_refuses_what_it_cannot_do(reference, tmp_path, cap
     assert "--pick must be fitness or held-out" in capsys.readouterr().err
     assert main([*argv, "--member", "0", "--pick", "held-out"]) == 2
     assert "drop --member" in capsys.readouterr().err
-    assert main([*argv, "--max-density", "0.3", "--margin", "-1"]) == 2
+    assert main([*argv, "--max-density", "0.3", "--pick", "held-out", "--margin", "-1"]) == 2
     assert "--margin is a number of standard errors >= 0" in capsys.readouterr().err
+    assert main([*argv, "--max-density", "0.3", "--margin", "1"]) == 2
+    assert "--margin applies to --pick held-out only" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
 
 

@@ -183,9 +183,6 @@ def test_the_problems_held_out_images_are_the_default_and_their_absence_is_expla
     assert ms.choose_held_out(problem, genomes) == ms.choose_held_out(
         problem, genomes, problem.held_out_data
     )
-    # rows given as flat masks (as run directories store them) choose as the genomes do
-    flat = problem.encoding.decode(genomes).astype(np.uint8)
-    assert ms.choose_held_out(problem, flat) == ms.choose_held_out(problem, genomes)
     everything = ms.get_problem("digits_mlp")  # every validation image judges the masks
     assert everything.held_out_data is None
     with pytest.raises(ValueError, match="no held-out images to choose on"):
@@ -198,3 +195,17 @@ def test_a_problem_scored_after_a_repair_is_not_chosen_on_frozen_weights():
     problem = ms.get_problem("digits_mlp", val_samples=200, repair_steps=2)
     with pytest.raises(ValueError, match="frozen weights"):
         ms.choose_held_out(problem, candidates(problem))
+
+
+def test_flat_masks_choose_as_the_genomes_they_decode_to():
+    # levels genomes (one density level per layer) are not masks: the flag says which rows are
+    problem = ms.get_problem("digits_mlp", encoding="levels", val_samples=200)
+    genomes = problem.encoding.sample(12, np.random.default_rng(0))
+    flat = problem.encoding.decode(genomes).astype(np.uint8)
+    targets = [0.5, 0.3]
+    chosen = ms.choose_held_out(problem, genomes, densities=targets)
+    assert ms.choose_held_out(problem, flat, densities=targets, flat_masks=True) == chosen
+    with pytest.raises(ValueError, match="one column per prunable weight"):
+        ms.choose_held_out(problem, genomes, densities=targets, flat_masks=True)
+    with pytest.raises(ValueError, match="only 0/1"):
+        ms.choose_held_out(problem, 2 * flat, densities=targets, flat_masks=True)

@@ -344,7 +344,7 @@ def _export_structured(
     summary = {
         "out": str(written),
         "member": member["index"],
-        **({"seed": member["seed"]} if member.get("index") is None else {}),
+        **_pick_fields(member),
         "params": params,
         "dense_params": dense,
         "density": member["density"],
@@ -390,6 +390,11 @@ def _held_out_pick(
             "N (fewer than the split holds) or --fitness-split train (a problem of your own: "
             "PruningProblem(held_out_data=...)), or export with --pick fitness"
         )
+    if problem.repair_steps or problem.recalibrate_bn:
+        raise UserError(
+            f"--pick held-out scores masks on the frozen weights, but {run.path} scored them "
+            "after repair steps or a batch-norm recalibration; export with --pick fitness"
+        )
     candidates = results.masks
     n_front = len(candidates)
     if run.seeds.exists():
@@ -397,14 +402,24 @@ def _held_out_pick(
             layout, seeds = load_masks(run.seeds)
         except ValueError as error:
             raise UserError(str(error)) from None
-        if layout.n_total != results.layout.n_total:
-            raise UserError(f"{run.seeds} does not match {run.masks}; the run directory is damaged")
+        if layout != results.layout:
+            raise UserError(
+                f"{run.seeds} holds masks of another model than {run.masks} (left by another "
+                f"search?); delete {run.seeds.name} to choose among the front's members only"
+            )
         candidates = np.concatenate([candidates, seeds])
     elif not quiet:
         print(
             f"note: {run.path} has no {run.seeds.name} (the masks its search began from): "
             "choosing among the front's members only",
             file=sys.stderr,
+        )
+    densities = candidates.mean(axis=1)
+    if not (densities <= max_density + density_slack(candidates.shape[1])).any():
+        raise UserError(
+            f"no front member or warm-start seed has density <= {max_density:g}; the sparsest "
+            f"has {densities.min():.4f}. Raise --max-density or search with that target "
+            "density (--densities)"
         )
     try:
         chosen = choose_held_out(
@@ -413,23 +428,26 @@ def _held_out_pick(
             densities=[max_density],
             incumbents=range(n_front, len(candidates)),
             margin=margin,
+            flat_masks=True,
         )[float(max_density)]
     except ValueError as error:
         raise UserError(f"--pick held-out: {error}") from None
     flat = candidates[chosen]
     if chosen < n_front:
-        member = next(m for m in results.members if int(m["index"]) == chosen)
+        member = dict(next(m for m in results.members if int(m["index"]) == chosen))
     else:
         scores = problem.evaluator(flat[None])
         member = {
             "index": None,
-            "seed": chosen - n_front,
+            "warm_start_seed": chosen - n_front,
             "density": float(flat.mean()),
             "accuracy": 1.0 - float(scores["error"][0]),
         }
+    member["candidates"] = {"front": n_front, "seeds": len(candidates) - n_front}
     if not quiet:
         print(
-            f"held-out pick on {len(problem.held_out_data)} validation images: "
+            f"held-out pick on {len(problem.held_out_data)} validation images, among "
+            f"{n_front} front members and {len(candidates) - n_front} warm-start seeds: "
             + (
                 f"front member #{chosen}"
                 if chosen < n_front
@@ -442,6 +460,8 @@ def _held_out_pick(
 
 
 def _margin(text: Any) -> float:
+    if text is None:
+        return 2.0
     try:
         margin = float(str(text).strip())
     except ValueError:
@@ -456,8 +476,16 @@ def _margin(text: Any) -> float:
 
 def _member_name(member: dict[str, Any]) -> str:
     if member.get("index") is None:
-        return f"warm-start seed #{member['seed']}"
+        return f"warm-start seed #{member['warm_start_seed']}"
     return f"member #{member['index']}"
+
+
+def _pick_fields(member: dict[str, Any]) -> dict[str, Any]:
+    """What ``--json`` adds after a held-out pick: which seed, among how many candidates."""
+    if "candidates" not in member:
+        return {}
+    seed = {"warm_start_seed": member["warm_start_seed"]} if member["index"] is None else {}
+    return {**seed, "pick": "held-out", "candidates": member["candidates"]}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -475,6 +503,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"--pick must be fitness or held-out, got {args.pick!r}")
     if args.pick == "held-out" and args.member is not None:
         raise UserError("--pick held-out chooses among the masks at --max-density; drop --member")
+    if args.pick == "fitness" and args.margin is not None:
+        raise UserError("--margin applies to --pick held-out only; drop it or add --pick held-out")
     results = run.read_results()
     members = results.members
     if not members:
@@ -537,7 +567,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     summary = {
         "out": str(args.out),
         "member": member["index"],
-        **({"seed": member["seed"]} if member.get("index") is None else {}),
+        **_pick_fields(member),
         "density": kept / total,
         "search_val_accuracy": member["accuracy"],
         "finetune_epochs": epochs,

@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n"
         "  masksearch export runs/quickstart --max-density 0.05 --finetune 2 --out model.pt\n"
         "  masksearch export runs/long --max-density 0.02 --pick held-out --out model.pt\n"
+        "    (runs/long searched with --fitness-split train, or --val-samples N)\n"
         "  masksearch export runs/resnet8 --max-density 0.3 --structured --finetune 1 "
         "--out small.pt2",
     )
@@ -195,7 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--margin",
         metavar="SE",
-        default="2",
         help="with --pick held-out: standard errors by which a front member must beat the "
         "best seed on the held-out images (default 2; 0 takes the lowest held-out loss)",
     )
