@@ -3143,7 +3143,7 @@ def engine_figures() -> list[Figure]:
     return [
         Figure(
             "engine: validation images",
-            phrase(r"Fitness engine\*\* — LeNet-300-100, (" + NUMBER + r") validation images"),
+            phrase(r"### Fitness engine LeNet-300-100, (" + NUMBER + r") validation images"),
             ENGINE_MD,
             lambda text: float(re.search(r"(\d+) Fashion-MNIST validation samples", text)[1]),
         ),
