@@ -21,7 +21,7 @@ import numpy as np
 from masksearch.front import best_within, density_slack
 from masksearch.mask import Mask
 from masksearch.progress import format_duration
-from masksearch.rundir import RunDir, file_sha256, save_masks
+from masksearch.rundir import RunDir, file_sha256, load_masks, save_masks
 
 __all__ = [
     "magnitude_curve",
@@ -249,6 +249,69 @@ def at_targets(
     return rows
 
 
+def held_out_picks(
+    run: RunDir, results: Any, problem: Any, targets: Sequence[float]
+) -> dict[str, Any] | None:
+    """At each target density, the guarded held-out pick among the front's members and the
+    run's seeds (``seeds.npz``), as ``masksearch export --pick held-out`` makes it, with its
+    held-out and test accuracy. None when the problem has no held-out images, or scores masks
+    after a repair (the pick scores frozen weights)."""
+    from masksearch.selection import choose_held_out
+
+    if (
+        problem is None
+        or getattr(problem, "held_out_data", None) is None
+        or problem.repair_steps
+        or problem.recalibrate_bn
+        or not targets
+        or len(results.masks) == 0
+    ):
+        return None
+    candidates, n_front = results.masks, len(results.masks)
+    if run.seeds.exists():
+        layout, seeds = load_masks(run.seeds)
+        if layout == results.layout:
+            candidates = np.concatenate([candidates, seeds])
+    density = candidates.mean(axis=1)
+    slack = density_slack(results.layout.n_total)
+    reachable = [float(t) for t in targets if (density <= t + slack).any()]
+    chosen = (
+        choose_held_out(
+            problem,
+            candidates,
+            densities=reachable,
+            incumbents=range(n_front, len(candidates)),
+            flat_masks=True,
+        )
+        if reachable
+        else {}
+    )
+    rows = sorted(set(chosen.values()))
+    held = split_scores(problem, candidates[rows], problem.held_out_data)
+    test = split_scores(problem, candidates[rows], problem.test_data) if problem.test_data else None
+    picks = []
+    for target in map(float, targets):
+        if target not in chosen:
+            picks.append({"target": target, "source": None})
+            continue
+        row, at = chosen[target], rows.index(chosen[target])
+        picks.append(
+            {
+                "target": target,
+                "source": "front" if row < n_front else "seed",
+                "index": row if row < n_front else row - n_front,
+                "density": float(density[row]),
+                "held_out_accuracy": float(held["accuracy"][at]),
+                "test_accuracy": None if test is None else float(test["accuracy"][at]),
+            }
+        )
+    return {
+        "images": len(problem.held_out_data),
+        "seeds": len(candidates) - n_front,
+        "picks": picks,
+    }
+
+
 def fitness_label(config: dict) -> str:
     """What the search's "val" figures were measured on."""
     if config.get("fitness_split") == "train":
@@ -302,10 +365,16 @@ def write_report(run: RunDir, problem: Any | None = None) -> Any:
         for member, accuracy, loss in zip(members, test["accuracy"], test["loss"], strict=True):
             member["test_accuracy"], member["test_loss"] = float(accuracy), float(loss)
     comparison = at_targets(members, curve, targets, density_slack(front.get("n_weights")))
-    run.write_json("report_json", {"magnitude": curve, "at_targets": comparison, "front": members})
+    held_out = held_out_picks(run, results, problem, targets)
+    report = {"magnitude": curve, "at_targets": comparison, "front": members}
+    if held_out is not None:
+        report["held_out"] = held_out
+    run.write_json("report_json", report)
     plot_front(run.front_plot, members, curve, targets, title=_title(front, config))
     plot_hypervolume(run.hypervolume_plot, history, title=_title(front, config))
-    text = render_markdown(front, members, curve, comparison, history, config, environment)
+    text = render_markdown(
+        front, members, curve, comparison, history, config, environment, held_out=held_out
+    )
     from masksearch.io import atomic_write_text
 
     return atomic_write_text(text, run.report)
@@ -403,6 +472,35 @@ def _save_figure(figure: Any, path: str | os.PathLike[str]) -> None:
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
 
 
+def _held_out_section(held_out: dict[str, Any], has_test: bool) -> list[str]:
+    """The report's table of the guarded held-out picks (``export --pick held-out``)."""
+    lines = [
+        "",
+        "## Chosen on held-out images",
+        "",
+        f"At each target, the front member or warm-start seed ({held_out['seeds']} seeds) with "
+        f"the lowest loss on the {held_out['images']} validation images the search never judged "
+        "masks on, a seed kept unless a member beats it by two standard errors: what "
+        "`masksearch export DIR --max-density D --pick held-out` exports.",
+        "",
+        "| density ≤ | pick | density | held-out acc |" + (" test acc |" if has_test else ""),
+        "|---|---|---|---|" + ("---|" if has_test else ""),
+    ]
+    for pick in held_out["picks"]:
+        if pick["source"] is None:
+            cells = [f"{pick['target']:.4g}", "none", "–", "–"] + (["–"] if has_test else [])
+        else:
+            name = "member" if pick["source"] == "front" else "warm-start seed"
+            cells = [
+                f"{pick['target']:.4g}",
+                f"{name} #{pick['index']}",
+                f"{pick['density']:.4f}",
+                _pct(pick["held_out_accuracy"]),
+            ] + ([_pct(pick["test_accuracy"])] if has_test else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}%"
 
@@ -415,6 +513,8 @@ def render_markdown(
     history: list[dict[str, Any]],
     config: dict[str, Any],
     environment: dict[str, Any],
+    *,
+    held_out: dict[str, Any] | None = None,
 ) -> str:
     """The text of ``report.md``."""
     has_test = bool(members) and "test_accuracy" in members[0]
@@ -472,6 +572,7 @@ def render_markdown(
         "",
         f"Magnitude: {baseline}, {scored}. Val = the {fitness_label(config)} the search "
         "optimised on; test = held out.",
+        *(_held_out_section(held_out, has_test) if held_out is not None else []),
         "",
         "![Pareto front against magnitude pruning](front.png)",
         "",

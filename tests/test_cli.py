@@ -168,6 +168,14 @@ def test_export_pick_held_out_chooses_on_images_the_search_never_judged(tmp_path
     # the searched masks beat the magnitude seeds on images they were never judged on
     assert best < len(masks)
 
+    # the report shows the choice the export makes with the default margin
+    (report_pick,) = [
+        pick
+        for pick in json.loads((out / "report.json").read_text())["held_out"]["picks"]
+        if pick["target"] == target
+    ]
+    assert report_pick["source"] == "front" and report_pick["index"] == best
+
     argv = ["export", str(out), "--max-density", str(target), "--pick", "held-out"]
     for margin in ("0", "2"):  # the lowest held-out loss; the default guard lets it through
         exported = tmp_path / f"margin{margin}.pt"

@@ -102,6 +102,36 @@ def test_report_files_and_tables(finished):
     assert set(np.round(problem.densities, 6)) <= set(densities)
 
 
+def test_the_report_shows_the_pick_made_on_held_out_images(finished):
+    run, _, problem = finished  # judged on 150 validation images: the other 150 are held out
+    report = json.loads(run.report_json.read_text())
+    held_out = report["held_out"]
+    assert held_out["images"] == len(problem.held_out_data) == 150
+    assert held_out["seeds"] == 0  # saved without seeds.npz: the front's members only
+    members, masks = json.loads(run.front.read_text())["members"], load_masks(run.masks)[1]
+    for pick in held_out["picks"]:
+        target = pick["target"]
+        # an independent computation: each member within the target, pruned and evaluated
+        within = [m for m in members if masks[m["index"]].sum() <= round(target * masks.shape[1])]
+        scores = {
+            m["index"]: evaluate(
+                Mask.from_flat(problem.layout, masks[m["index"]]).apply(
+                    copy.deepcopy(problem.model)
+                ),
+                problem.held_out_data,
+            )
+            for m in within
+        }
+        best = min(scores, key=lambda index: scores[index].loss)
+        assert pick["source"] == "front" and pick["index"] == best
+        assert pick["held_out_accuracy"] == pytest.approx(scores[best].accuracy)
+        chosen = next(m for m in members if m["index"] == best)
+        assert pick["test_accuracy"] == pytest.approx(chosen["test_accuracy"])
+    text = run.report.read_text()
+    assert "## Chosen on held-out images" in text
+    assert "the 150 validation images the search never judged" in text
+
+
 def test_report_regenerates_from_the_saved_files(finished):
     run, _, problem = finished
     before = json.loads(run.report_json.read_text())
