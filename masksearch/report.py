@@ -269,7 +269,10 @@ def held_out_picks(
         return None
     candidates, n_front = results.masks, len(results.masks)
     if run.seeds.exists():
-        layout, seeds = load_masks(run.seeds)
+        try:
+            layout, seeds = load_masks(run.seeds)
+        except ValueError:
+            layout, seeds = None, None  # unreadable: the export refuses it and says why
         if layout == results.layout:
             candidates = np.concatenate([candidates, seeds])
     density = candidates.mean(axis=1)
@@ -478,9 +481,13 @@ def _held_out_section(held_out: dict[str, Any], has_test: bool) -> list[str]:
         "",
         "## Chosen on held-out images",
         "",
-        f"At each target, the front member or warm-start seed ({held_out['seeds']} seeds) with "
-        f"the lowest loss on the {held_out['images']} validation images the search never judged "
-        "masks on, a seed kept unless a member beats it by two standard errors: what "
+        (
+            f"At each target, the front member or warm-start seed ({held_out['seeds']} seeds) "
+            if held_out["seeds"]
+            else "At each target, the front member (the run kept no warm-start seeds) "
+        )
+        + f"with the lowest loss on the {held_out['images']} validation images the search never "
+        "judged masks on, a seed kept unless a member beats it by two standard errors: what "
         "`masksearch export DIR --max-density D --pick held-out` exports.",
         "",
         "| density ≤ | pick | density | held-out acc |" + (" test acc |" if has_test else ""),

@@ -4060,14 +4060,26 @@ def scorecard_figures() -> list[Figure]:
             ("LeNet-5", "| LeNet-5 floor:", fresh),
         )
     ]
-    figures.append(
+    figures += [
         Figure(
             "scorecard: LeNet-300-100 2% short by",
-            cell("| LeNet-300-100 goal:", 5, 3),
+            cell("| LeNet-300-100 goal:", 5, 5),
             branch,
             lambda d: 86.5 - warm(d, PATH_GUARDED, "0.02", 0),
-        )
-    )
+        ),
+        Figure(
+            "scorecard: LeNet-300-100 1% goal met by",
+            cell("| LeNet-300-100 goal:", 5, 2),
+            branch,
+            lambda d: warm(d, PATH_GUARDED, "0.01", 0) - 83.0,
+        ),
+        Figure(
+            "scorecard: the EPYC rerun misses the 1% goal by",
+            cell("| LeNet-300-100 goal:", 5, 3),
+            BRANCH_CAPPED,
+            lambda d: 83.0 - warm(d, PATH_GUARDED, "0.01", 0),
+        ),
+    ]
     figures += [
         Figure(
             f"scorecard: LeNet-5 {density} short by",
