@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from _common import build, environment, pin_dense_models, test_accuracy, write_results
+from warm_start import compare
 
 import masksearch as ms
 from masksearch.methods import make_method
@@ -198,23 +199,17 @@ def markdown(payload: dict) -> str:
                 for d, v in run["densities"].items()
             )
         )
-    lines += ["", "Differences of means (2 SE of the difference):", ""]
-    for density in map(str, DENSITIES):
-        a, b = summary["guarded"][density], summary["tuned"][density]
-        n = len(runs)
-        two_se = 2 * ((a["std"] ** 2 + b["std"] ** 2) / n) ** 0.5
-        difference = 100 * (a["mean"] - b["mean"])
-        verdict = (
-            "ahead"
-            if difference > 100 * two_se
-            else "behind"
-            if -difference > 100 * two_se
-            else "within noise"
-        )
-        lines.append(
-            f"- {float(density):.0%}: guarded pick − tuned supermask {difference:+.2f} "
-            f"(2 SE {100 * two_se:.2f}): {verdict}"
-        )
+    lines += ["", "The guarded pick against the tuned supermask (2 SE of the difference):", ""]
+
+    def as_row(key: str) -> dict:
+        """A summary row in warm_start.py's form, for its compare()."""
+        return {
+            "mean": {d: summary[key][d]["mean"] for d in summary[key]},
+            "std": {d: summary[key][d]["std"] for d in summary[key]},
+            "n": len(runs),
+        }
+
+    lines += compare(as_row("guarded"), as_row("tuned"))
     return "\n".join(lines) + "\n"
 
 
