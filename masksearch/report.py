@@ -21,7 +21,7 @@ import numpy as np
 from masksearch.front import best_within, density_slack
 from masksearch.mask import Mask
 from masksearch.progress import format_duration
-from masksearch.rundir import RunDir, file_sha256, load_masks, save_masks
+from masksearch.rundir import RunDir, file_sha256, save_masks
 
 __all__ = [
     "magnitude_curve",
@@ -256,25 +256,23 @@ def held_out_picks(
     run's seeds (``seeds.npz``), as ``masksearch export --pick held-out`` makes it, with its
     held-out and test accuracy. None when the problem has no held-out images, or scores masks
     after a repair (the pick scores frozen weights)."""
-    from masksearch.selection import choose_held_out
+    from masksearch.selection import choose_held_out, scored_after_repair
 
     if (
         problem is None
         or getattr(problem, "held_out_data", None) is None
-        or problem.repair_steps
-        or problem.recalibrate_bn
+        or scored_after_repair(problem)
         or not targets
         or len(results.masks) == 0
     ):
         return None
     candidates, n_front = results.masks, len(results.masks)
-    if run.seeds.exists():
-        try:
-            layout, seeds = load_masks(run.seeds)
-        except ValueError:
-            layout, seeds = None, None  # unreadable: the export refuses it and says why
-        if layout == results.layout:
-            candidates = np.concatenate([candidates, seeds])
+    try:
+        seeds = run.read_seeds(results.layout)
+    except ValueError:
+        seeds = None  # unreadable or another model's: the export refuses it and says why
+    if seeds is not None:
+        candidates = np.concatenate([candidates, seeds])
     density = candidates.mean(axis=1)
     slack = density_slack(results.layout.n_total)
     reachable = [float(t) for t in targets if (density <= t + slack).any()]

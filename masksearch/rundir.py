@@ -178,6 +178,20 @@ class RunDir:
         finally:
             os.close(handle)  # releases the lock
 
+    def read_seeds(self, layout: Layout) -> np.ndarray | None:
+        """The flat masks of ``seeds.npz`` (the warm start the search began from), None when
+        the run kept none; ValueError when the file is unreadable or holds masks of another
+        layout than ``layout`` (the results')."""
+        if not self.seeds.exists():
+            return None
+        stored, seeds = load_masks(self.seeds)
+        if stored != layout:
+            raise ValueError(
+                f"{self.seeds} holds masks of another model than {self.masks} (left by another "
+                f"search?); delete {self.seeds.name} to choose among the front's members only"
+            )
+        return seeds
+
     def read_results(self) -> Results:
         """``front.json`` and ``masks.npz``, checked to be whole and to belong together."""
         document = self.read_json("front")

@@ -79,7 +79,7 @@ def choose_held_out(
                 "validation images. Pass data=, or build the problem with val_samples below the "
                 "validation split's size or fitness_split='train'"
             )
-    if getattr(problem, "repair_steps", 0) or getattr(problem, "recalibrate_bn", 0):
+    if scored_after_repair(problem):
         raise ValueError(
             "choose_held_out scores masks on the frozen weights, but this problem scores them "
             "after repair steps or a batch-norm recalibration, which the held-out scores would "
@@ -129,6 +129,12 @@ def choose_held_out(
                     position = kept
         chosen[float(target)] = position
     return chosen
+
+
+def scored_after_repair(problem: Any) -> bool:
+    """Whether ``problem`` scores masks after repair steps or a batch-norm recalibration, which
+    a choice on the frozen weights (:func:`choose_held_out`) would leave out."""
+    return bool(getattr(problem, "repair_steps", 0) or getattr(problem, "recalibrate_bn", 0))
 
 
 def _candidate_masks(problem: Any, genomes: np.ndarray, flat_masks: bool) -> np.ndarray:

@@ -1349,28 +1349,21 @@ def warm_path_421_figures() -> list[Figure]:
             first_column=2,
             wall_column=1 if has_wall else None,
         )
-    gaps = (
-        (rf"at 2% \(\+({NUMBER})\) and 1%", "0.02", PATH_GUARDED, PATH_EQUAL),
-        (rf"and 1% \(\+({NUMBER})\), both beyond", "0.01", PATH_GUARDED, PATH_EQUAL),
+    figures += gaps(
+        "path 4+2+1",
+        WARM_PATH_421,
         (
-            rf"within noise \(\+({NUMBER})\)\. The search's own share",
-            "0.05",
-            PATH_GUARDED,
-            PATH_EQUAL,
+            (rf"at 2% \(\+({NUMBER})\) and 1%", "0.02", PATH_GUARDED, PATH_EQUAL),
+            (rf"and 1% \(\+({NUMBER})\), both beyond", "0.01", PATH_GUARDED, PATH_EQUAL),
+            (
+                rf"within noise \(\+({NUMBER})\)\. The search's own share",
+                "0.05",
+                PATH_GUARDED,
+                PATH_EQUAL,
+            ),
+            (rf"share is at 1%: \+({NUMBER}) over its seeds", "0.01", SEARCH, PATH_SEEDS),
         ),
-        (rf"share is at 1%: \+({NUMBER}) over its seeds", "0.01", SEARCH, PATH_SEEDS),
     )
-    for pattern, density, first, second in gaps:
-        figures.append(
-            gap(
-                f"path 4+2+1: {first} over {second} at {density}",
-                pattern,
-                WARM_PATH_421,
-                density,
-                first,
-                second,
-            )
-        )
     picked_ft, equal_ft = PATH_PICK + " + 1 ep FT", PATH_EQUAL + " + 1 ep FT"
     for column, density in enumerate(DENSITIES):
         for rival, pattern in (

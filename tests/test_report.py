@@ -135,6 +135,17 @@ def test_the_report_shows_the_pick_made_on_held_out_images(finished):
     )
 
 
+def test_seeds_of_another_model_are_refused_with_the_fix(tmp_path):
+    run = RunDir(tmp_path)
+    layout = Layout(("a.weight",), ((3, 4),))
+    assert run.read_seeds(layout) is None  # a run that kept no seeds
+    masks = np.random.default_rng(0).random((2, 12)) < 0.5
+    save_masks(run.seeds, layout, masks)
+    np.testing.assert_array_equal(run.read_seeds(layout), masks)
+    with pytest.raises(ValueError, match="delete seeds.npz"):
+        run.read_seeds(Layout(("a.weight",), ((4, 3),)))
+
+
 def test_report_regenerates_from_the_saved_files(finished):
     run, _, problem = finished
     before = json.loads(run.report_json.read_text())

@@ -380,8 +380,7 @@ def _held_out_pick(
     """``export --pick held-out``: the front member or warm-start seed with the lowest loss on
     the validation images the search never judged masks on, a seed kept unless a front member
     beats it by ``margin`` standard errors (:func:`masksearch.choose_held_out`)."""
-    from masksearch.rundir import load_masks
-    from masksearch.selection import choose_held_out
+    from masksearch.selection import choose_held_out, scored_after_repair
 
     if problem.held_out_data is None:
         raise UserError(
@@ -390,23 +389,18 @@ def _held_out_pick(
             "N (fewer than the split holds) or --fitness-split train (a problem of your own: "
             "PruningProblem(held_out_data=...)), or export with --pick fitness"
         )
-    if problem.repair_steps or problem.recalibrate_bn:
+    if scored_after_repair(problem):
         raise UserError(
             f"--pick held-out scores masks on the frozen weights, but {run.path} scored them "
             "after repair steps or a batch-norm recalibration; export with --pick fitness"
         )
     candidates = results.masks
     n_front = len(candidates)
-    if run.seeds.exists():
-        try:
-            layout, seeds = load_masks(run.seeds)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-        if layout != results.layout:
-            raise UserError(
-                f"{run.seeds} holds masks of another model than {run.masks} (left by another "
-                f"search?); delete {run.seeds.name} to choose among the front's members only"
-            )
+    try:
+        seeds = run.read_seeds(results.layout)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if seeds is not None:
         candidates = np.concatenate([candidates, seeds])
     elif not quiet:
         print(
