@@ -55,6 +55,7 @@ WARM_PATH_TRAIN = (  # Xeon, 3 seeds, fitness on the training images
     "benchmarks/results/warm_start_path_e4_l2-1_cos_lr0.02_b4608_train.json"
 )
 SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
+PATH_SHAPES = "benchmarks/results/path_shapes.json"  # EPYC without AVX-512
 XEON_PATH = "benchmarks/results/xeon/warm_start_path.json"
 XEON_PATH_COS = "benchmarks/results/xeon/warm_start_path_cos_lr0.02.json"
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
@@ -4097,6 +4098,59 @@ def _signed_cell(row: str, column: int) -> Callable[[str], str]:
     return locate
 
 
+def path_shapes_figures() -> list[Figure]:
+    """The 2% mask along other paths (``path_shapes.py``): the table and the gaps in its text."""
+
+    def shape(d: dict, start: str) -> dict:
+        (row,) = [row for row in d["rows"] if row["shape"].startswith(start)]
+        return row
+
+    figures = []
+    for row_start, label in (
+        ("| 4 at 5%, 2 at 2%, branch of 2", "4 at 5%, 2 at 2%, branch of 2"),
+        ("| 4 at 5%, 2 at 2%, branch of 6", "4 at 5%, 2 at 2%, branch of 6"),
+        ("| 4 at 5%, 1 at 3%", "4 at 5%, 1 at 3%"),
+        ("| 4 at 5%, 2 at 3%", "4 at 5%, 2 at 3%"),
+        ("| 8 at 5%", "8 at 5%"),
+    ):
+        for part, key in ((0, "mean"), (1, "std")):
+            figures.append(
+                Figure(
+                    f"path shapes: {label} {key}",
+                    cell(row_start, 2, part),
+                    PATH_SHAPES,
+                    lambda d, label=label, key=key: percent(shape(d, label)[key]),
+                )
+            )
+        figures.append(
+            Figure(
+                f"path shapes: {label} epochs",
+                cell(row_start, 1),
+                PATH_SHAPES,
+                lambda d, label=label: shape(d, label)["epochs"],
+            )
+        )
+    best = "4 at 5%, 2 at 2%, branch of 2"
+    for pattern, label in (
+        (
+            rf"a branch of 6 epochs instead of 2 lowers it by ({NUMBER})",
+            "4 at 5%, 2 at 2%, branch of 6",
+        ),
+        (rf"a step of one epoch at 3% by ({NUMBER})", "4 at 5%, 1 at 3%"),
+        (rf"two epochs at 3% and a branch of 4 by ({NUMBER})", "4 at 5%, 2 at 3%"),
+        (rf"eight epochs at 5% instead of four by ({NUMBER})", "8 at 5%"),
+    ):
+        figures.append(
+            Figure(
+                f"path shapes: gap {label}",
+                phrase(pattern),
+                PATH_SHAPES,
+                lambda d, label=label: percent(shape(d, best)["mean"] - shape(d, label)["mean"]),
+            )
+        )
+    return figures
+
+
 FIGURES = [
     *quickstart_figures(),
     *dense_figures(),
@@ -4136,6 +4190,7 @@ FIGURES = [
     *scorecard_figures(),
     *branch_capped_figures(),
     *tuned_supermask_figures(),
+    *path_shapes_figures(),
 ]
 
 
