@@ -15,9 +15,10 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/masksearch run --out runs/quickstart --overwrite
 
-## test: the whole test suite (fails when no test ran)
+## test: the whole test suite (fails when no test ran), one worker per core, each test
+## module on one worker (its module-scoped fixtures then run once); `pytest` alone runs serially
 test: $(BIN)/.installed
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadscope
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
