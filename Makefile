@@ -15,10 +15,9 @@ $(BIN)/.installed: pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/masksearch run --out runs/quickstart --overwrite
 
-## test: the whole test suite (fails when no test ran), one worker per core, each test
-## module on one worker (its module-scoped fixtures then run once); `pytest` alone runs serially
+## test: the whole test suite (fails when no test ran)
 test: $(BIN)/.installed
-	$(BIN)/pytest -q -n auto --dist loadscope
+	$(BIN)/pytest -q
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/run_all.py
