@@ -3902,6 +3902,12 @@ def _tuned(d: dict, key: str, density: str) -> float:
     return percent(d["summary"][key][density]["mean"])
 
 
+def _tuned_two_se(d: dict, density: str) -> float:
+    """Two standard errors of the guarded pick's lead over the tuned supermask, in points."""
+    spread = [d["summary"][key][density]["std"] ** 2 for key in ("guarded", "tuned")]
+    return 200 * (sum(spread) / len(d["runs"])) ** 0.5
+
+
 def tuned_supermask_figures() -> list[Figure]:
     """Supermask with its epochs chosen on validation: the paragraph and the scorecard row."""
     figures = [
@@ -3959,17 +3965,7 @@ def tuned_supermask_figures() -> list[Figure]:
             "tuned supermask: 2 SE at 2%",
             phrase(rf"at 2% barely: two standard errors are ({NUMBER})"),
             TUNED,
-            lambda d: (
-                200
-                * (
-                    (
-                        d["summary"]["guarded"]["0.02"]["std"] ** 2
-                        + d["summary"]["tuned"]["0.02"]["std"] ** 2
-                    )
-                    / len(d["runs"])
-                )
-                ** 0.5
-            ),
+            lambda d: _tuned_two_se(d, "0.02"),
         )
     )
     return figures
@@ -4197,17 +4193,7 @@ def branch_capped_20k_figures() -> list[Figure]:
             "capped 20k: tuned 2 SE at 2%",
             phrase(rf"within noise at 2% \(\+{NUMBER}, two standard\s+errors ({NUMBER})\)"),
             TUNED_20K,
-            lambda d: (
-                200
-                * (
-                    (
-                        d["summary"]["guarded"]["0.02"]["std"] ** 2
-                        + d["summary"]["tuned"]["0.02"]["std"] ** 2
-                    )
-                    / len(d["runs"])
-                )
-                ** 0.5
-            ),
+            lambda d: _tuned_two_se(d, "0.02"),
         ),
     ]
     figures += gaps(
