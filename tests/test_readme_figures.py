@@ -3787,6 +3787,20 @@ BRANCH_CAPPED = (  # EPYC, 3 seeds, faster top-k, side branches, --max-density 0
 )
 
 
+def epoch_range(label: str, pattern: str, source: str) -> list[Figure]:
+    """README's "N–M" epochs (``pattern``'s two groups) as the fewest and the most epochs the
+    equal-time supermask row trained in any seed."""
+    return [
+        Figure(
+            f"{label} {which}",
+            phrase(pattern, group),
+            source,
+            lambda d, pick=pick: pick(warm_epochs(d)),
+        )
+        for which, group, pick in (("fewest", 1, min), ("most", 2, max))
+    ]
+
+
 def branch_capped_figures() -> list[Figure]:
     """The side-branch run capped at 6% on the EPYC: its table and paragraph."""
     source = BRANCH_CAPPED
@@ -3801,26 +3815,14 @@ def branch_capped_figures() -> list[Figure]:
         figures += summary_row(
             f"capped branches: {row}", row, source, name, first_column=2, wall_column=1
         )
-    figures += [
-        Figure(
-            f"capped branches: equal-time epochs {which}",
-            phrase(
-                r"6%: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)", group
-            ),
-            source,
-            lambda d, pick=pick: pick(warm_epochs(d)),
-        )
-        for which, group, pick in (("fewest", 1, min), ("most", 2, max))
-    ]
-    figures += [
-        Figure(
-            f"capped branches: prose epochs {which}",
-            phrase(r"now trains (\d+)–(\d+)\s+epochs per density", group),
-            source,
-            lambda d, pick=pick: pick(warm_epochs(d)),
-        )
-        for which, group, pick in (("fewest", 1, min), ("most", 2, max))
-    ]
+    figures += epoch_range(
+        "capped branches: equal-time epochs",
+        r"6%: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
+        source,
+    )
+    figures += epoch_range(
+        "capped branches: prose epochs", r"now trains (\d+)–(\d+)\s+epochs per density", source
+    )
     figures += [
         row_time(
             "capped branches: seeds time", rf"The seeds now take ({NUMBER}) s", source, PATH_SEEDS
@@ -3902,6 +3904,19 @@ def _tuned(d: dict, key: str, density: str) -> float:
     return percent(d["summary"][key][density]["mean"])
 
 
+def tuned_leads(label: str, source: str, leads: tuple[tuple[str, str], ...]) -> list[Figure]:
+    """The guarded pick's lead over the tuned supermask at each ``(pattern, density)``."""
+    return [
+        Figure(
+            f"{label} {pattern}",
+            phrase(pattern),
+            source,
+            lambda d, density=density: _tuned(d, "guarded", density) - _tuned(d, "tuned", density),
+        )
+        for pattern, density in leads
+    ]
+
+
 def _tuned_two_se(d: dict, density: str) -> float:
     """Two standard errors of the guarded pick's lead over the tuned supermask, in points."""
     spread = [d["summary"][key][density]["std"] ** 2 for key in ("guarded", "tuned")]
@@ -3942,15 +3957,7 @@ def tuned_supermask_figures() -> list[Figure]:
         (rf"leads at 2% by \+({NUMBER}) and at 1%", "0.02"),
         (rf"and at 1% by \+({NUMBER})\s+points, beyond", "0.01"),
     )
-    figures += [
-        Figure(
-            f"tuned supermask: lead {pattern}",
-            phrase(pattern),
-            TUNED,
-            lambda d, density=density: _tuned(d, "guarded", density) - _tuned(d, "tuned", density),
-        )
-        for pattern, density in leads
-    ]
+    figures += tuned_leads("tuned supermask: lead", TUNED, leads)
     figures += [
         Figure(
             f"tuned supermask: scorecard {density}",
@@ -4110,18 +4117,11 @@ def branch_capped_20k_figures() -> list[Figure]:
         figures += summary_row(
             f"capped 20k: {row}", row, source, name, first_column=2, wall_column=1
         )
-    figures += [
-        Figure(
-            f"capped 20k: equal-time epochs {which}",
-            phrase(
-                r"20,480 evaluations: supermask with cosine steps given equal time \((\d+)–(\d+)",
-                group,
-            ),
-            source,
-            lambda d, pick=pick: pick(warm_epochs(d)),
-        )
-        for which, group, pick in (("fewest", 1, min), ("most", 2, max))
-    ]
+    figures += epoch_range(
+        "capped 20k: equal-time epochs",
+        r"20,480 evaluations: supermask with cosine steps given equal time \((\d+)–(\d+)",
+        source,
+    )
     figures += [
         Figure(
             f"capped 20k: tuned supermask at {density} {'std' if part else 'mean'}",
@@ -4226,7 +4226,7 @@ def branch_capped_20k_figures() -> list[Figure]:
             PATH_SEEDS,
         )
     )
-    tuned_leads = (
+    leads = (
         (rf"2 at 1% in every seed\) it is level at 5% \(\+({NUMBER})\)", "0.05"),
         (
             rf"in every seed\) it is level at 5% \(\+{NUMBER}\), within noise at 2% \(\+({NUMBER}),",
@@ -4237,15 +4237,7 @@ def branch_capped_20k_figures() -> list[Figure]:
         (rf"within noise at 2% \(\+({NUMBER}),\s+where the same run", "0.02"),
         (rf"ahead at 1% \(\+({NUMBER})\), and that", "0.01"),
     )
-    figures += [
-        Figure(
-            f"capped 20k: tuned lead {pattern}",
-            phrase(pattern),
-            TUNED_20K,
-            lambda d, density=density: _tuned(d, "guarded", density) - _tuned(d, "tuned", density),
-        )
-        for pattern, density in tuned_leads
-    ]
+    figures += tuned_leads("capped 20k: tuned lead", TUNED_20K, leads)
     return figures
 
 
