@@ -90,6 +90,8 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.seeds < 1:  # no seed would leave an empty table that looks like a result
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     pin_dense_models()
     started_on = environment("cpu")
     problem = build({"problem": "lenet300_fashion", "objectives": ["loss", "density"]}).problem

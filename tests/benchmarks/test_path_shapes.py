@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -75,3 +77,16 @@ def test_the_summary_and_its_table(shapes) -> None:
     )
     assert "| a path | 8 | 86.12% ± 0.23% | 86.10% / 86.35% / 85.90% | 31 |" in table
     assert "`python benchmarks/path_shapes.py`; Some CPU" in table
+
+
+def test_no_seeds_is_refused_before_any_training() -> None:
+    from .conftest import BENCHMARKS
+
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "path_shapes.py"), "--seeds", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2
+    assert "--seeds must be >= 1, got 0" in finished.stderr
