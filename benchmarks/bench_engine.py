@@ -41,7 +41,7 @@ models — neither of which run settings can name.
 Usage::
 
     python benchmarks/bench_engine.py            # full run → benchmarks/results/engine.{json,md}
-    python benchmarks/bench_engine.py --quick    # lenet300, P=64, random weights → engine-quick.*
+    python benchmarks/bench_engine.py --quick    # lenet300, P=64, random weights, no pools → engine-quick.*
     python benchmarks/bench_engine.py --device cuda
     python benchmarks/bench_engine.py --loop     # the search loop alone → engine_loop.{json,md}
 """
@@ -659,7 +659,9 @@ def _jobs(
                         "generations": 3 if args.quick else 8,
                     }
                 )
-            if args.device == "cpu":
+            # quick mode leaves the pools out: their start-up is most of their time, and
+            # scale.py's quick run (same suite) already sends evaluations to a Dask cluster
+            if args.device == "cpu" and not args.quick:
                 for method in ("joblib", "dask"):
                     jobs.append(
                         {**base, "model": model, "population": population, "method": method}
@@ -803,7 +805,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="lenet300, P=64, random weights")
+    parser.add_argument("--quick", action="store_true", help="lenet300, P=64, random weights, no joblib/Dask pools")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--random-weights", action="store_true", help="skip zoo training")
     parser.add_argument("--models", nargs="+", default=None)

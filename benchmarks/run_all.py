@@ -58,7 +58,7 @@ SUITE = (
     Entry(
         "search_quality",
         "search_quality.py",
-        quick=("--quick", "--time", "20", "--solvers", "nsga2+ls", "--pop-size", "32"),
+        quick=("--quick", "--time", "8", "--solvers", "nsga2+ls", "--pop-size", "32"),
         # a fixed budget rather than a time limit, so that a rerun reproduces the fronts;
         # NSGA-II without the local search is among quality.py's rows
         full=("--budget", "20000", "--solvers", "nsga2+ls,deap-nsga2+ls,ga+ls"),
