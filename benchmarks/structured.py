@@ -37,6 +37,9 @@ the validation images after a short fine-tune (``--pick-images`` training images
 the one with the lowest validation error at frozen weights (``structured_ftpick.*``).
 ``--widths-only`` searches per-group widths only, each group keeping its most important
 channels by group L2 magnitude (``structured_widths.*``); the baselines are unchanged.
+``--widths 64,16,4,4,16,64`` (repeatable) adds a hand-set architecture as a row: one channel
+count per group in the encoding's order, each group keeping its most important channels; it is
+not matched to the speedup, its measured speedup is reported (``structured_hand.*``).
 
 A second part times torchvision's resnet18 and mobilenet_v3_small (random weights, 3×224×224
 input, batch 1) dense and shrunk to group-magnitude genomes at three densities: the table's
@@ -224,6 +227,8 @@ def run_seed(
         chosen[label], ratios[label] = matched(
             model, encoding, args.speedup, args.latency_batch, uniform=uniform
         )
+    for widths in args.widths or ():
+        chosen[widths_label(widths)] = encoding.widths_genome(widths)
     rows = {}
     for label, genome in chosen.items():
         small = shrink(model, genome, encoding.input_shape)
@@ -309,14 +314,26 @@ def torchvision_part(batch: int, repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-LABELS = ("search", "torch-pruning magnitude", "uniform")
 FIELDS = ("measured_speedup", "table_latency", "params", "val_error", "test_before", "test_after")
+
+
+def widths_label(widths: tuple[int, ...]) -> str:
+    return "widths " + ",".join(str(width) for width in widths)
+
+
+def parse_widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--widths takes comma-separated channel counts, one per group, got {text!r}"
+        ) from None
 
 
 def summarise(seeds: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
     """Per method and field, [mean, std] over seeds."""
     summary: dict[str, dict[str, list[float]]] = {}
-    for label in LABELS:
+    for label in seeds[0]["rows"]:  # search, the two baselines, any --widths rows
         summary[label] = {}
         for field in FIELDS:
             values = np.array([s["rows"][label][field] for s in seeds], dtype=float)
@@ -343,7 +360,14 @@ def markdown(payload: dict[str, Any]) -> str:
             if config.get("pick") == "finetune"
             else "the front member with the lowest validation error that reaches the speedup"
         )
-        + f". Mean ± std over {len(payload['seeds'])} seed(s); accuracy on the test split.",
+        + f". Mean ± std over {len(payload['seeds'])} seed(s); accuracy on the test split."
+        + (
+            " Rows `widths …` are hand-set architectures (channels kept per group, in the "
+            "encoding's order: " + ", ".join(payload["groups"]) + "), each group keeping its "
+            "most important channels; they are not matched to the speedup."
+            if config.get("widths")
+            else ""
+        ),
         "",
         "| method | measured speedup | table latency | parameters | val error | test, pruned "
         "+ BN recalibrated | test, + FT |",
@@ -456,6 +480,13 @@ def main(argv: list[str] | None = None) -> int:
         help="search per-group widths only, each group keeping its most important channels "
         "(the groups encoding's widths_only option; results structured_widths.*)",
     )
+    parser.add_argument(
+        "--widths",
+        type=parse_widths,
+        action="append",
+        help="a hand-set architecture to add as a row: channels kept per group, comma-separated "
+        "in the groups encoding's order (repeatable; results structured_hand.*)",
+    )
     parser.add_argument("--latency-batch", type=int, default=64)
     parser.add_argument("--torchvision-batch", type=int, default=1)
     parser.add_argument("--no-torchvision", action="store_true")
@@ -478,6 +509,11 @@ def main(argv: list[str] | None = None) -> int:
     with threads(LATENCY_THREADS):  # the latency table is timed while the problem is built
         problem = resnet8()
     table_seconds = time.perf_counter() - start
+    for widths in args.widths or ():
+        try:
+            problem.encoding.widths_genome(widths)
+        except ValueError as error:
+            parser.error(f"--widths {','.join(map(str, widths))}: {error}")
     search_problem = None
     if args.widths_only:
         # the same model weights, data and (timed once) latency table; the baselines keep
@@ -497,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         "dense_test": evaluate(problem.model, loaded.test).accuracy,
         "dense_params": sum(p.numel() for p in problem.model.parameters()),
         "dense_seconds": dense_seconds,
+        "groups": [f"{group.root} ({group.channels})" for group in problem.encoding.table.groups],
         "table_seconds": table_seconds,
         "seeds": seeds,
         "summary": summarise(seeds),
@@ -507,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     stem += f"_repair{args.repair_steps}" if args.repair_steps else ""
     stem += "_ftpick" if args.pick == "finetune" else ""
     stem += "_widths" if args.widths_only else ""
+    stem += "_hand" if args.widths else ""
     stem += "_quick" if args.quick else ""
     names = write_results(OUT, stem, payload, markdown, plot=lambda path: plot(payload, path))
     print(markdown(payload))

@@ -73,6 +73,7 @@ QUALITY_RESNET8_SM2 = "benchmarks/results/quality_resnet8_sm2.json"
 STRUCTURED_FTPICK = "benchmarks/results/structured_ftpick.json"
 STRUCTURED_WIDTHS = "benchmarks/results/structured_widths.json"  # Xeon
 STRUCTURED_REPAIR = "benchmarks/results/structured_repair10.json"  # Xeon
+STRUCTURED_HAND = "benchmarks/results/structured_hand.json"  # EPYC without AVX-512
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -2962,6 +2963,127 @@ def structured_widths_figures() -> list[Figure]:
     return figures
 
 
+def structured_hand_figures() -> list[Figure]:
+    """The hand-set architectures (``--widths``) against uniform, and the noisy search row."""
+    late, mild = "widths 64,16,4,4,16,64", "widths 48,18,6,6,18,48"
+
+    def summary(label: str, field: str, part: int = 0, scale: float = 1.0):
+        return lambda d: scale * d["summary"][label][field][part]
+
+    figures = [
+        Figure(
+            "structured hand: late-wide parameters",
+            phrase(rf"to 4 channels keeps ({NUMBER}) parameters at a measured"),
+            STRUCTURED_HAND,
+            summary(late, "params"),
+        ),
+        Figure(
+            "structured hand: late-wide speedup",
+            phrase(rf"parameters at a measured ({NUMBER})× — {NUMBER} times"),
+            STRUCTURED_HAND,
+            summary(late, "measured_speedup"),
+        ),
+        Figure(
+            "structured hand: times uniform's parameters",
+            phrase(rf"— ({NUMBER}) times uniform pruning's"),
+            STRUCTURED_HAND,
+            lambda d: d["summary"][late]["params"][0] / d["summary"]["uniform"]["params"][0],
+        ),
+        Figure(
+            "structured hand: uniform parameters",
+            phrase(rf"uniform pruning's ({NUMBER}) at {NUMBER}×"),
+            STRUCTURED_HAND,
+            summary("uniform", "params"),
+        ),
+        Figure(
+            "structured hand: uniform speedup",
+            phrase(rf"uniform pruning's {NUMBER} at ({NUMBER})×"),
+            STRUCTURED_HAND,
+            summary("uniform", "measured_speedup"),
+        ),
+        Figure(
+            "structured hand: late-wide points below uniform",
+            phrase(rf"({NUMBER}) points below uniform's"),
+            STRUCTURED_HAND,
+            lambda d: percent(
+                d["summary"]["uniform"]["test_after"][0] - d["summary"][late]["test_after"][0]
+            ),
+        ),
+        Figure(
+            "structured hand: mild parameters",
+            phrase(rf"48,18,6,6,18,48: ({NUMBER}) parameters"),
+            STRUCTURED_HAND,
+            summary(mild, "params"),
+        ),
+        Figure(
+            "structured hand: mild table latency",
+            phrase(rf"table latency ({NUMBER}) against uniform's"),
+            STRUCTURED_HAND,
+            summary(mild, "table_latency"),
+        ),
+        Figure(
+            "structured hand: uniform table latency",
+            phrase(rf"against uniform's ({NUMBER}), measured"),
+            STRUCTURED_HAND,
+            summary("uniform", "table_latency"),
+        ),
+        Figure(
+            "structured hand: mild speedup",
+            phrase(rf"against uniform's {NUMBER}, measured ({NUMBER})×\)"),
+            STRUCTURED_HAND,
+            summary(mild, "measured_speedup"),
+        ),
+    ]
+    for tag, label, lead in (
+        ("late-wide", late, r"after the same epoch it scores "),
+        ("uniform", "uniform", r"points below uniform's "),
+        ("mild", mild, r"measured {NUMBER}×\) fine-tunes to "),
+        ("search", "search", r"this run's search row \("),
+    ):
+        for part in (0, 1):
+            figures.append(
+                Figure(
+                    f"structured hand: {tag} after FT {part}",
+                    phrase(
+                        lead.replace("{NUMBER}", NUMBER) + rf"({NUMBER}) ± ({NUMBER})%", 1 + part
+                    ),
+                    STRUCTURED_HAND,
+                    summary(label, "test_after", part, 100.0),
+                )
+            )
+    for seed, group in ((0, 1), (1, 2), (2, 3)):
+        figures.append(
+            Figure(
+                f"structured hand: late-wide speedup, seed {seed}",
+                phrase(rf"measured ({NUMBER})×, ({NUMBER})× and ({NUMBER})× in the three", group),
+                STRUCTURED_HAND,
+                lambda d, s=seed: d["seeds"][s]["rows"][late]["measured_speedup"],
+            )
+        )
+    seed_0 = lambda field: lambda d: d["seeds"][0]["rows"]["search"][field]  # noqa: E731
+    figures += [
+        Figure(
+            "structured hand: the search's seed-0 speedup",
+            phrase(rf"measured ({NUMBER})× when timed again"),
+            STRUCTURED_HAND,
+            seed_0("measured_speedup"),
+        ),
+        Figure(
+            "structured hand: the search's seed-0 table latency",
+            phrase(rf"again \(table latency ({NUMBER})\)"),
+            STRUCTURED_HAND,
+            seed_0("table_latency"),
+        ),
+        Figure(
+            "structured hand: the search's seed-0 accuracy",
+            phrase(rf"and fine-tuned to ({NUMBER})%, so this run"),
+            STRUCTURED_HAND,
+            lambda d: percent(d["seeds"][0]["rows"]["search"]["test_after"]),
+        ),
+    ]
+    return figures
+
+
 def structured_repair_figures() -> list[Figure]:
     """The repair-scored structured search: means ± std after FT, the picks of each seed."""
     figures = structured_after_figures(
@@ -4324,6 +4446,7 @@ FIGURES = [
     *structured_ftpick_figures(),
     *structured_repair_figures(),
     *structured_widths_figures(),
+    *structured_hand_figures(),
     *engine_figures(),
     *screening_figures(),
     *scale_figures(),

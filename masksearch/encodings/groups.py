@@ -195,6 +195,30 @@ class GroupsEncoding(_SparseBinaryEncoding):
         genomes = self.validate(genomes)
         return np.add.reduceat(genomes.astype(np.int64), self.table.offsets[:-1], axis=1)
 
+    def widths_genome(self, widths: Sequence[int]) -> np.ndarray:
+        """``(n_genes,)`` the genome of a hand-set architecture: group ``g`` keeps its
+        ``widths[g]`` most important channels (the encoding's importance, ties to the lower
+        channel), in the order of ``table.groups``."""
+        sizes = np.diff(self.table.offsets)
+        names = ", ".join(f"{group.root} ({group.channels})" for group in self.table.groups)
+        try:
+            counts = np.array([int(width) for width in widths], dtype=np.int64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"widths must be whole channel counts, got {widths!r}") from error
+        if counts.shape != sizes.shape:
+            raise ValueError(
+                f"widths needs one channel count per group, {sizes.size} here in this order: "
+                f"{names}; got {counts.size}"
+            )
+        bad = np.flatnonzero((counts < 1) | (counts > sizes))
+        if bad.size:
+            g = int(bad[0])
+            raise ValueError(
+                f"group {g} ({self.table.groups[g].root}) has {sizes[g]} channels and keeps at "
+                f"least 1: width {counts[g]} is out of range (groups: {names})"
+            )
+        return self._rank_in_group < counts[self._block]
+
     def encode(self, mask: Mask) -> np.ndarray:
         """Keep a channel when any position it would remove is kept (exact for decoded
         genomes); for other masks, when at least half of them are."""

@@ -309,3 +309,31 @@ def test_magnitude_at_most_never_exceeds_its_target():
     # the densest such genome: one channel fewer removed would exceed the target
     assert (below <= nearest + 1e-12).all()
     assert (nearest - below < 0.02).all()
+
+
+def test_widths_genome_keeps_each_groups_top_channels_and_refuses_bad_widths():
+    model = models.build("resnet20", seed=0)
+    encoding = GroupsEncoding(model, input_shape=(3, 16, 16))
+    sizes = np.diff(encoding.table.offsets)
+    widths = [max(1, size // (g + 2)) for g, size in enumerate(sizes)]
+    genome = encoding.widths_genome(widths)
+    assert genome.shape == (encoding.n_genes,) and genome.dtype == bool
+    # the same channels as a plain sort of each group's scores, and valid as it is
+    for g, width in enumerate(widths):
+        part = slice(encoding.table.offsets[g], encoding.table.offsets[g + 1])
+        best = np.argsort(-encoding._score[part], kind="stable")[:width]
+        assert set(np.flatnonzero(genome[part])) == set(best)
+    assert np.array_equal(encoding.kept_channels(genome[None])[0], widths)
+    assert np.array_equal(encoding.validate(genome[None])[0], genome)
+    # full widths keep every channel
+    assert encoding.widths_genome(sizes).all()
+    with pytest.raises(ValueError, match=f"one channel count per group, {sizes.size} here"):
+        encoding.widths_genome(widths[:-1])
+    too_wide = list(widths)
+    too_wide[1] = int(sizes[1]) + 1
+    with pytest.raises(ValueError, match="group 1 .* out of range"):
+        encoding.widths_genome(too_wide)
+    with pytest.raises(ValueError, match="out of range"):
+        encoding.widths_genome([0, *widths[1:]])
+    with pytest.raises(ValueError, match="whole channel counts"):
+        encoding.widths_genome(["wide", *widths[1:]])

@@ -1,0 +1,61 @@
+"""``benchmarks/structured.py``'s hand-set architecture rows (``--widths``): parsing, refusal
+and how they reach the summary and the table. The benchmark itself runs for half an hour."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from .conftest import load_script
+
+
+def test_widths_are_parsed_and_bad_ones_refused_by_argparse() -> None:
+    structured = load_script("structured")
+    assert structured.parse_widths("64,16,4") == (64, 16, 4)
+    assert structured.widths_label((64, 16, 4)) == "widths 64,16,4"
+    with pytest.raises(argparse.ArgumentTypeError, match="comma-separated channel counts"):
+        structured.parse_widths("64,wide")
+
+
+def _row(test_after: float) -> dict[str, float]:
+    return {
+        "measured_speedup": 2.0,
+        "table_latency": 0.5,
+        "params": 1000,
+        "val_error": 0.5,
+        "test_before": 0.4,
+        "test_after": test_after,
+    }
+
+
+def test_hand_rows_are_summarised_and_tabled_after_the_methods() -> None:
+    structured = load_script("structured")
+    labels = ("search", "torch-pruning magnitude", "uniform", "widths 8,4")
+    seeds = [
+        {
+            "seed": s,
+            "search_seconds": 1.0,
+            "n_evals": 8,
+            "rows": {k: _row(0.8 + s / 10) for k in labels},
+        }
+        for s in range(2)
+    ]
+    summary = structured.summarise(seeds)
+    assert tuple(summary) == labels
+    # mean and (population) std of the seeds' values, computed by hand
+    assert summary["widths 8,4"]["test_after"] == pytest.approx([0.85, 0.05])
+    payload = {
+        "command": "python benchmarks/structured.py --widths 8,4",
+        "config": {
+            "latency_batch": 64, "speedup": 2.0, "budget": 8, "val_samples": 16,
+            "finetune": 1, "pick": "error", "widths": [(8, 4)], "torchvision_batch": 1,
+        },
+        "dense_test": 0.9, "dense_params": 2000, "dense_seconds": 0.01, "table_seconds": 1.0,
+        "groups": ["a (16)", "b (8)"], "seeds": seeds, "summary": summary,
+    }  # fmt: skip
+    table = structured.markdown(payload)
+    assert "| widths 8,4 | 2.00× ± 0.00 |" in table
+    assert "in the encoding's order: a (16), b (8)" in table
+    payload["config"]["widths"] = None
+    assert "hand-set" not in structured.markdown(payload)
