@@ -805,7 +805,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="lenet300, P=64, random weights, no joblib/Dask pools")
+    parser.add_argument(
+        "--quick", action="store_true", help="lenet300, P=64, random weights, no joblib/Dask pools"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--random-weights", action="store_true", help="skip zoo training")
     parser.add_argument("--models", nargs="+", default=None)
