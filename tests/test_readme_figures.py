@@ -74,6 +74,7 @@ STRUCTURED_FTPICK = "benchmarks/results/structured_ftpick.json"
 STRUCTURED_WIDTHS = "benchmarks/results/structured_widths.json"  # Xeon
 STRUCTURED_REPAIR = "benchmarks/results/structured_repair10.json"  # Xeon
 STRUCTURED_HAND = "benchmarks/results/structured_hand.json"  # EPYC without AVX-512
+STRUCTURED_T3 = "benchmarks/results/structured_t3.json"  # EPYC without AVX-512
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -3084,6 +3085,74 @@ def structured_hand_figures() -> list[Figure]:
     return figures
 
 
+def structured_t3_figures() -> list[Figure]:
+    """Speedups timed as the median of three ratios: re-timed speedups, means after FT."""
+    figures = structured_after_figures(
+        "structured t3", r"Fine-tuned for the same epoch: .*?", STRUCTURED_T3
+    )
+    summary = lambda label, field: lambda d: d["summary"][label][field][0]  # noqa: E731
+    figures += [
+        Figure(
+            "structured t3: dense time",
+            phrase(rf"the dense model at ({NUMBER}) ms a batch"),
+            STRUCTURED_T3,
+            lambda d: 1e3 * d["dense_seconds"],
+        ),
+        Figure(
+            "structured t3: the first run's dense time",
+            phrase(rf"where the first run timed ({NUMBER}) ms"),
+            STRUCTURED,
+            lambda d: 1e3 * d["dense_seconds"],
+        ),
+        Figure(
+            "structured t3: search re-timed",
+            phrase(rf"timed again the search's read ({NUMBER})×"),
+            STRUCTURED_T3,
+            summary("search", "measured_speedup"),
+        ),
+        Figure(
+            "structured t3: Torch-Pruning re-timed",
+            phrase(rf"and Torch-Pruning's ({NUMBER})× on average"),
+            STRUCTURED_T3,
+            summary("torch-pruning magnitude", "measured_speedup"),
+        ),
+        Figure(
+            "structured t3: uniform re-timed",
+            phrase(rf"\(uniform's ({NUMBER})×\)"),
+            STRUCTURED_T3,
+            summary("uniform", "measured_speedup"),
+        ),
+        Figure(
+            "structured t3: lead over Torch-Pruning",
+            phrase(rf"a lead of ({NUMBER}) points over Torch-Pruning"),
+            STRUCTURED_T3,
+            lambda d: percent(
+                d["summary"]["search"]["test_after"][0]
+                - d["summary"]["torch-pruning magnitude"]["test_after"][0]
+            ),
+        ),
+        Figure(
+            "structured t3: uniform table latency",
+            phrase(rf"fastest \(table latency ({NUMBER}), against"),
+            STRUCTURED_T3,
+            summary("uniform", "table_latency"),
+        ),
+        Figure(
+            "structured t3: search table latency",
+            phrase(rf"against ({NUMBER}) for the search's"),
+            STRUCTURED_T3,
+            summary("search", "table_latency"),
+        ),
+        Figure(
+            "structured t3: Torch-Pruning table latency",
+            phrase(rf"search's and ({NUMBER}) for Torch-Pruning's\)"),
+            STRUCTURED_T3,
+            summary("torch-pruning magnitude", "table_latency"),
+        ),
+    ]
+    return figures
+
+
 def structured_repair_figures() -> list[Figure]:
     """The repair-scored structured search: means ± std after FT, the picks of each seed."""
     figures = structured_after_figures(
@@ -4447,6 +4516,7 @@ FIGURES = [
     *structured_repair_figures(),
     *structured_widths_figures(),
     *structured_hand_figures(),
+    *structured_t3_figures(),
     *engine_figures(),
     *screening_figures(),
     *scale_figures(),

@@ -59,3 +59,24 @@ def test_hand_rows_are_summarised_and_tabled_after_the_methods() -> None:
     assert "in the encoding's order: a (16), b (8)" in table
     payload["config"]["widths"] = None
     assert "hand-set" not in structured.markdown(payload)
+
+
+def test_a_measured_speedup_is_the_median_of_back_to_back_ratios(monkeypatch) -> None:
+    structured = load_script("structured")
+    # dense, small, dense, small, ...: ratios 2.0, 4.0, 2.5 → median 2.5; one timing → 2.0
+    times = iter([2.0, 1.0, 4.0, 1.0, 5.0, 2.0])
+    monkeypatch.setattr(structured, "timed", lambda model, shape, batch: next(times))
+    encoding = argparse.Namespace(input_shape=(1, 28, 28))
+    monkeypatch.setattr(structured, "SPEED_TIMINGS", 3)
+    assert structured.relative_speed(None, None, encoding, 64) == 2.5
+    times = iter([2.0, 1.0, 4.0, 1.0])
+    monkeypatch.setattr(structured, "SPEED_TIMINGS", 1)
+    assert structured.relative_speed(None, None, encoding, 64) == 2.0
+
+
+def test_timings_below_one_are_refused_before_any_work(capsys) -> None:
+    structured = load_script("structured")
+    with pytest.raises(SystemExit) as exited:
+        structured.main(["--timings", "0"])
+    assert exited.value.code == 2
+    assert "--timings must be at least 1, got 0" in capsys.readouterr().err
