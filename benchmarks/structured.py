@@ -38,9 +38,10 @@ the one with the lowest validation error at frozen weights (``structured_ftpick.
 ``--widths-only`` searches per-group widths only, each group keeping its most important
 channels by group L2 magnitude (``structured_widths.*``); the baselines are unchanged.
 ``--timings N`` makes every measured speedup the median of N back-to-back ratios (one is
-noisy on a shared machine; ``structured_t{N}.*``). ``--widths 64,16,4,4,16,64`` (repeatable) adds a hand-set architecture as a row: one channel
-count per group in the encoding's order, each group keeping its most important channels; it is
-not matched to the speedup, its measured speedup is reported (``structured_hand.*``).
+noisy on a shared machine; ``structured_t{N}.*``). ``--widths 64,16,4,4,16,64`` (repeatable)
+adds a hand-set architecture as a row: one channel count per group in the encoding's order,
+each group keeping its most important channels; it is not matched to the speedup, its
+measured speedup is reported (``structured_hand.*``).
 
 A second part times torchvision's resnet18 and mobilenet_v3_small (random weights, 3×224×224
 input, batch 1) dense and shrunk to group-magnitude genomes at three densities: the table's
