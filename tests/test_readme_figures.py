@@ -2903,6 +2903,13 @@ def quality_resnet8_warm_figures() -> list[Figure]:
     return figures
 
 
+def structured_lead(field: str) -> Callable[[Any], float]:
+    """The search's lead over Torch-Pruning's magnitude pruning in ``field``, in points."""
+    return lambda d: percent(
+        d["summary"]["search"][field][0] - d["summary"]["torch-pruning magnitude"][field][0]
+    )
+
+
 def structured_after_figures(tag: str, lead: str, source: str) -> list[Figure]:
     """A structured variant's "search a ± b%, Torch-Pruning …, uniform …" after fine-tuning,
     the prose starting at ``lead`` (a regex), as each row's test_after mean ± std."""
@@ -3126,10 +3133,7 @@ def structured_t3_figures() -> list[Figure]:
             "structured t3: lead over Torch-Pruning",
             phrase(rf"a lead of ({NUMBER}) points over Torch-Pruning"),
             STRUCTURED_T3,
-            lambda d: percent(
-                d["summary"]["search"]["test_after"][0]
-                - d["summary"]["torch-pruning magnitude"]["test_after"][0]
-            ),
+            structured_lead("test_after"),
         ),
         Figure(
             "structured t3: uniform table latency",
@@ -3674,10 +3678,7 @@ def structured_figures() -> list[Figure]:
             "structured: lead before fine-tuning",
             phrase(rf"before fine-tuning \(\+({NUMBER}) points over Torch-Pruning\)"),
             STRUCTURED,
-            lambda d: percent(
-                d["summary"]["search"]["test_before"][0]
-                - d["summary"]["torch-pruning magnitude"]["test_before"][0]
-            ),
+            structured_lead("test_before"),
         ),
     ]
     for row, label in STRUCTURED_ROWS:
