@@ -18,7 +18,7 @@ import json
 import math
 import re
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -254,6 +254,19 @@ def summary_row(
                     lambda d, density=density, part=part: warm(d, cells_of or name, density, part),
                 )
             )
+    return figures
+
+
+def timed_table_rows(
+    tag: str, rows: Sequence[tuple[str, str]], source: str, *, by_row: bool = False
+) -> list[Figure]:
+    """:func:`summary_row` for each ``(README row, summary name)`` of a table with the wall
+    time in column 1 and 5% in column 2; each figure is named by ``tag`` and the summary name
+    (or the README row, ``by_row``)."""
+    figures = []
+    for row, name in rows:
+        label = f"{tag}: {row if by_row else name}"
+        figures += summary_row(label, row, source, name, first_column=2, wall_column=1)
     return figures
 
 
@@ -1685,10 +1698,7 @@ def warm_path_cosine_figures() -> list[Figure]:
                 lambda d: d["summary"][seeds_of_path]["wall_time"],
             )
         )
-    for row, name in WARM_PATH_COS_ROWS:
-        figures += summary_row(
-            f"path cosine: {name}", row, source, name, first_column=2, wall_column=1
-        )
+    figures += timed_table_rows("path cosine", WARM_PATH_COS_ROWS, source)
     gaps = (
         (rf"own pick is ({NUMBER}) and", "0.05", PATH_COS_SEEDS, SEARCH, 1),
         (rf"own pick is {NUMBER} and\s+({NUMBER}) points lower", "0.02", PATH_COS_SEEDS, SEARCH, 1),
@@ -1738,10 +1748,7 @@ def warm_path_train_figures() -> list[Figure]:
     text states."""
     source = WARM_PATH_TRAIN
     figures = []
-    for row, name in WARM_PATH_TRAIN_ROWS:
-        figures += summary_row(
-            f"training fitness: {name}", row, source, name, first_column=2, wall_column=1
-        )
+    figures += timed_table_rows("training fitness", WARM_PATH_TRAIN_ROWS, source)
     figures += means_in_text(
         "training fitness: the front's pick in the text",
         rf"falls below its seeds \({TRIPLE}, where judged",
@@ -1860,10 +1867,7 @@ def warm_path_train20k_figures() -> list[Figure]:
     """The search judged on the first 20,000 training images: its rows and its paragraph."""
     source = WARM_PATH_TRAIN20K
     figures = []
-    for row, name in WARM_PATH_TRAIN20K_ROWS:
-        figures += summary_row(
-            f"training fitness 20k: {name}", row, source, name, first_column=2, wall_column=1
-        )
+    figures += timed_table_rows("training fitness 20k", WARM_PATH_TRAIN20K_ROWS, source)
     figures += [
         Figure(
             "training fitness 20k: equal-time epochs",
@@ -1940,10 +1944,7 @@ def warm_path_branch_figures() -> list[Figure]:
     """Seeds with side branches at 5% and 2%: their rows and their paragraph."""
     source = WARM_PATH_BRANCH
     figures = []
-    for row, name in WARM_PATH_BRANCH_ROWS:
-        figures += summary_row(
-            f"side branches: {name}", row, source, name, first_column=2, wall_column=1
-        )
+    figures += timed_table_rows("side branches", WARM_PATH_BRANCH_ROWS, source)
     figures += means_in_text(
         "side branches: guarded pick in the text",
         rf"the guarded pick reaches {TRIPLE} in {NUMBER} s, \*\*issue",
@@ -4003,10 +4004,7 @@ def branch_capped_figures() -> list[Figure]:
         ("| branches capped at 6%: supermask with cosine steps given equal time", PATH_EQUAL),
     )
     figures = []
-    for row, name in rows:
-        figures += summary_row(
-            f"capped branches: {row}", row, source, name, first_column=2, wall_column=1
-        )
+    figures += timed_table_rows("capped branches", rows, source, by_row=True)
     figures += epoch_range(
         "capped branches: equal-time epochs",
         r"6%: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
@@ -4300,15 +4298,13 @@ def branch_capped_20k_figures() -> list[Figure]:
     epoch-tuned rival."""
     source = BRANCH_CAPPED_20K
     figures = []
-    for row, name in (
+    rows = (
         ("| 20,480 evaluations: the seeds |", PATH_SEEDS),
         ("| 20,480 evaluations: the search's own pick |", SEARCH),
         ("| 20,480 evaluations: search, the guarded held-out pick |", PATH_GUARDED),
         ("| 20,480 evaluations: supermask with cosine steps given equal time", PATH_EQUAL),
-    ):
-        figures += summary_row(
-            f"capped 20k: {row}", row, source, name, first_column=2, wall_column=1
-        )
+    )
+    figures += timed_table_rows("capped 20k", rows, source, by_row=True)
     figures += epoch_range(
         "capped 20k: equal-time epochs",
         r"20,480 evaluations: supermask with cosine steps given equal time \((\d+)–(\d+)",
