@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import re
 import struct
 from pathlib import Path
 
@@ -97,6 +98,51 @@ def test_digits_shapes_splits_and_standardization():
         np.testing.assert_array_equal(split.y.numpy(), bunch.target[indices])
     # Splits are disjoint and cover the whole set.
     assert sorted(np.concatenate(parts).tolist()) == list(range(len(bunch.target)))
+
+
+def test_digits_arrays_equal_sklearn_load_digits_bit_for_bit():
+    from sklearn.datasets import load_digits
+
+    data._digits_arrays.cache_clear()
+    images, labels = data._digits_arrays()
+    bunch = load_digits()
+    assert images.dtype == np.float64 and labels.dtype == np.int64
+    np.testing.assert_array_equal(images, bunch.images[:, None])
+    np.testing.assert_array_equal(labels, bunch.target)
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        (b"1,2,3\n4,5,6\n", "holds a (2, 3) table, expected (1797, 65)"),
+        (b"1,2,x\n", "cannot be read as comma-separated numbers"),
+    ],
+)
+def test_a_damaged_digits_file_is_named_in_the_error(
+    tmp_path, monkeypatch, content, complaint
+) -> None:
+    damaged = tmp_path / "digits.csv.gz"
+    damaged.write_bytes(gzip.compress(content))
+    monkeypatch.setattr(data, "digits_file", lambda: damaged)
+    data._digits_arrays.cache_clear()
+    try:
+        with pytest.raises(data.DatasetCorruptError, match=re.escape(complaint)) as raised:
+            data.load("digits")
+        assert raised.value.path == damaged
+    finally:
+        data._digits_arrays.cache_clear()  # later tests read the real file again
+
+
+def test_digits_without_scikit_learn_says_how_to_install_it(monkeypatch) -> None:
+    import importlib.util
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "sklearn" else found(name)
+    )
+    with pytest.raises(data.DatasetNotFoundError, match="pip install scikit-learn"):
+        data.locate("digits")
+    assert not data.available("digits")
 
 
 def test_loads_are_deterministic_and_independent():
