@@ -38,7 +38,9 @@ the one with the lowest validation error at frozen weights (``structured_ftpick.
 ``--widths-only`` searches per-group widths only, each group keeping its most important
 channels by group L2 magnitude (``structured_widths.*``); the baselines are unchanged.
 ``--timings N`` makes every measured speedup the median of N back-to-back ratios (one is
-noisy on a shared machine; ``structured_t{N}.*``). ``--widths 64,16,4,4,16,64`` (repeatable)
+noisy on a shared machine; ``structured_t{N}.*``); ``--confirm N`` chooses a candidate only
+when N independent measured speedups all reach the target (``structured_c{N}.*``): the first of
+many candidates to pass one measurement tends to be a lucky timing. ``--widths 64,16,4,4,16,64`` (repeatable)
 adds a hand-set architecture as a row: one channel count per group in the encoding's order,
 each group keeping its most important channels; it is not matched to the speedup, its
 measured speedup is reported (``structured_hand.*``).
@@ -79,9 +81,17 @@ def tp_genome(model: torch.nn.Module, encoding: Any, ratio: float, *, uniform: b
     return torch_pruning_genomes(model, encoding, [ratio], importance="l2", uniform=uniform)[0]
 
 
-def speedup_of(model: torch.nn.Module, encoding: Any, genome: np.ndarray, batch: int) -> float:
-    """Measured speedup of the physically smaller model over the dense one."""
-    return relative_speed(model, shrink(model, genome, encoding.input_shape), encoding, batch)
+def reaches(
+    model: torch.nn.Module, encoding: Any, genome: np.ndarray, batch: int, target: float
+) -> bool:
+    """Whether the physically smaller model is at least ``target`` times faster than the dense
+    one in each of ``SPEED_CHECKS`` independent measurements (``--confirm``). Every method
+    keeps the first of many candidates to pass, and of candidates near the target the first to
+    pass tends to be a lucky timing (timed again, the chosen models averaged 1.82x to 1.88x
+    against a 2x target); a second measurement that must pass as well takes most of that luck
+    out."""
+    small = shrink(model, genome, encoding.input_shape)
+    return all(relative_speed(model, small, encoding, batch) >= target for _ in range(SPEED_CHECKS))
 
 
 def relative_speed(
@@ -111,7 +121,7 @@ def matched(
     for _ in range(10):
         middle = (low + high) / 2
         genome = tp_genome(model, encoding, middle, uniform=uniform)
-        if speedup_of(model, encoding, genome, batch) >= target:
+        if reaches(model, encoding, genome, batch, target):
             high, best = middle, genome
         else:
             low = middle
@@ -128,7 +138,7 @@ def search_pick(
     for index in np.argsort(error, kind="stable"):
         if latency[index] * target > 1.3:
             continue
-        if speedup_of(model, encoding, front.genomes[index], batch) >= target:
+        if reaches(model, encoding, front.genomes[index], batch, target):
             return int(index)
     raise SystemExit(f"no front member reaches a measured {target}x speedup; raise --budget")
 
@@ -146,9 +156,9 @@ def finetune_pick(
     for index in np.argsort(front.metrics["error"], kind="stable"):
         if latency[index] * args.speedup > 1.3:  # out of the table's reach, as search_pick
             continue
-        small = shrink(model, front.genomes[index], shape)
-        if relative_speed(model, small, encoding, args.latency_batch) < args.speedup:
+        if not reaches(model, encoding, front.genomes[index], args.latency_batch, args.speedup):
             continue
+        small = shrink(model, front.genomes[index], shape)
         if args.recalibrate_bn:
             recalibrate_batch_norm(small, loaded.train, batches=args.recalibrate_bn, seed=seed)
         train(small, loaded.train.subset(args.pick_images), epochs=1, seed=seed, **FINETUNE)
@@ -188,6 +198,8 @@ def threads(count: int) -> Iterator[None]:
 LATENCY_THREADS = 1
 #: back-to-back dense/small ratios per measured speedup, their median kept (``--timings``)
 SPEED_TIMINGS = 1
+#: independent measured speedups a candidate must each reach to be chosen (``--confirm``)
+SPEED_CHECKS = 1
 
 
 def timed(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int) -> float:
@@ -361,6 +373,11 @@ def markdown(payload: dict[str, Any]) -> str:
             if config.get("timings", 1) != 1
             else ""
         )
+        + (
+            f", in each of {config['confirm']} independent measurements"
+            if config.get("confirm", 1) != 1
+            else ""
+        )
         + "; "
         "the speedup column times each chosen model again, beside the dense model, so timing noise "
         f"can put a seed's figure just under {config['speedup']}x. Search budget "
@@ -506,15 +523,24 @@ def main(argv: list[str] | None = None) -> int:
         help="back-to-back dense/small timing ratios per measured speedup, the median kept "
         "(default 1; results structured_t{N}.* otherwise)",
     )
+    parser.add_argument(
+        "--confirm",
+        type=int,
+        default=1,
+        help="independent measured speedups (each a median of --timings ratios) a candidate "
+        "must all reach to be chosen, against the winner's curse of the first candidate to "
+        "pass (default 1; results structured_c{N}.* otherwise)",
+    )
     parser.add_argument("--latency-batch", type=int, default=64)
     parser.add_argument("--torchvision-batch", type=int, default=1)
     parser.add_argument("--no-torchvision", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smoke run: write *_quick results")
     args = parser.parse_args(argv)
-    if args.timings < 1:
-        parser.error(f"--timings must be at least 1, got {args.timings}")
-    global SPEED_TIMINGS
-    SPEED_TIMINGS = args.timings
+    for flag in ("timings", "confirm"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    global SPEED_TIMINGS, SPEED_CHECKS
+    SPEED_TIMINGS, SPEED_CHECKS = args.timings, args.confirm
     pin_dense_models()
     env = environment("cpu")
 
@@ -569,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     stem += "_widths" if args.widths_only else ""
     stem += "_hand" if args.widths else ""
     stem += f"_t{args.timings}" if args.timings != 1 else ""
+    stem += f"_c{args.confirm}" if args.confirm != 1 else ""
     stem += "_quick" if args.quick else ""
     names = write_results(OUT, stem, payload, markdown, plot=lambda path: plot(payload, path))
     print(markdown(payload))

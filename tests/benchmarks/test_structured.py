@@ -74,9 +74,39 @@ def test_a_measured_speedup_is_the_median_of_back_to_back_ratios(monkeypatch) ->
     assert structured.relative_speed(None, None, encoding, 64) == 2.0
 
 
-def test_timings_below_one_are_refused_before_any_work(capsys) -> None:
+@pytest.mark.parametrize("flag", ["--timings", "--confirm"])
+def test_timings_and_confirmations_below_one_are_refused_before_any_work(capsys, flag) -> None:
     structured = load_script("structured")
     with pytest.raises(SystemExit) as exited:
-        structured.main(["--timings", "0"])
+        structured.main([flag, "0"])
     assert exited.value.code == 2
-    assert "--timings must be at least 1, got 0" in capsys.readouterr().err
+    assert f"{flag} must be at least 1, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("checks", "speeds", "expected", "measured"),
+    [
+        (1, [2.1], True, 1),
+        (2, [2.1, 1.9], False, 2),  # a lucky first timing, not confirmed
+        (2, [2.1, 2.05], True, 2),
+        (3, [1.9, 2.5, 2.5], False, 1),  # a first failure ends the checks
+    ],
+)
+def test_a_candidate_reaches_the_target_only_when_every_check_does(
+    monkeypatch, checks, speeds, expected, measured
+) -> None:
+    structured = load_script("structured")
+    calls = iter(speeds)
+    taken = []
+
+    def relative_speed(dense, small, encoding, batch):
+        taken.append(small)
+        return next(calls)
+
+    monkeypatch.setattr(structured, "shrink", lambda model, genome, shape: ("small", genome))
+    monkeypatch.setattr(structured, "relative_speed", relative_speed)
+    monkeypatch.setattr(structured, "SPEED_CHECKS", checks)
+    encoding = argparse.Namespace(input_shape=(1, 28, 28))
+    assert structured.reaches(None, encoding, "genome", 64, 2.0) is expected
+    assert len(taken) == measured
+    assert set(taken) == {("small", "genome")}  # one shrunk model, timed each time
