@@ -75,6 +75,7 @@ STRUCTURED_WIDTHS = "benchmarks/results/structured_widths.json"  # Xeon
 STRUCTURED_REPAIR = "benchmarks/results/structured_repair10.json"  # Xeon
 STRUCTURED_HAND = "benchmarks/results/structured_hand.json"  # EPYC without AVX-512
 STRUCTURED_T3 = "benchmarks/results/structured_t3.json"  # EPYC without AVX-512
+STRUCTURED_C2 = "benchmarks/results/structured_t3_c2.json"  # EPYC without AVX-512
 SCREENING = "benchmarks/results/screening.json"
 SCALE = "benchmarks/results/scale.json"
 SUITE_LOG = "benchmarks/results/logs/run_all.log"
@@ -3158,6 +3159,81 @@ def structured_t3_figures() -> list[Figure]:
     return figures
 
 
+def structured_c2_figures() -> list[Figure]:
+    """Speedups confirmed by a second measurement: re-timed speedups, the one model under 2×,
+    means after FT, the leads and seed 2's deficit."""
+    figures = structured_after_figures(
+        "structured c2", r"Fine-tuned for one epoch: .*?", STRUCTURED_C2
+    )
+    summary = lambda label, field: lambda d: d["summary"][label][field][0]  # noqa: E731
+    row = lambda seed, label: lambda d: d["seeds"][seed]["rows"][label]  # noqa: E731
+    figures += [
+        Figure(
+            f"structured c2: {label} re-timed",
+            phrase(pattern),
+            STRUCTURED_C2,
+            summary(label, "measured_speedup"),
+        )
+        for label, pattern in (
+            ("search", rf"now read ({NUMBER})× \(search\)"),
+            ("torch-pruning magnitude", rf"\(search\), ({NUMBER})× \(Torch-Pruning\)"),
+            ("uniform", rf"and ({NUMBER})× \(uniform\) on average"),
+        )
+    ]
+    figures += [
+        Figure(
+            "structured c2: uniform seed 2 re-timed",
+            phrase(rf"uniform's in seed 2, ({NUMBER})×"),
+            STRUCTURED_C2,
+            lambda d: row(2, "uniform")(d)["measured_speedup"],
+        ),
+        Figure(
+            "structured c2: every other model at 2x or more",
+            phrase(r"with (\d+) of the 9 models under 2×"),
+            STRUCTURED_C2,
+            lambda d: sum(
+                r["measured_speedup"] < 2 for sd in d["seeds"] for r in sd["rows"].values()
+            ),
+        ),
+        Figure(
+            "structured c2: lead over Torch-Pruning (heading)",
+            phrase(rf"the lead is ({NUMBER}) points\*\*"),
+            STRUCTURED_C2,
+            structured_lead("test_after"),
+        ),
+        Figure(
+            "structured c2: lead over Torch-Pruning",
+            phrase(rf"The search leads Torch-Pruning by ({NUMBER}) points"),
+            STRUCTURED_C2,
+            structured_lead("test_after"),
+        ),
+        Figure(
+            "structured c2: seed 2 behind Torch-Pruning",
+            phrase(rf"({NUMBER}) behind in seed 2\)"),
+            STRUCTURED_C2,
+            lambda d: percent(
+                row(2, "torch-pruning magnitude")(d)["test_after"]
+                - row(2, "search")(d)["test_after"]
+            ),
+        ),
+        Figure(
+            "structured c2: lead over uniform",
+            phrase(rf"leads uniform by ({NUMBER}), within noise"),
+            STRUCTURED_C2,
+            lambda d: percent(
+                d["summary"]["search"]["test_after"][0] - d["summary"]["uniform"]["test_after"][0]
+            ),
+        ),
+        Figure(
+            "structured c2: lead before fine-tuning",
+            phrase(rf"it is ({NUMBER}) points ahead of Torch-Pruning"),
+            STRUCTURED_C2,
+            structured_lead("test_before"),
+        ),
+    ]
+    return figures
+
+
 def structured_repair_figures() -> list[Figure]:
     """The repair-scored structured search: means ± std after FT, the picks of each seed."""
     figures = structured_after_figures(
@@ -4514,6 +4590,7 @@ FIGURES = [
     *structured_widths_figures(),
     *structured_hand_figures(),
     *structured_t3_figures(),
+    *structured_c2_figures(),
     *engine_figures(),
     *screening_figures(),
     *scale_figures(),
