@@ -40,10 +40,10 @@ channels by group L2 magnitude (``structured_widths.*``); the baselines are unch
 ``--timings N`` makes every measured speedup the median of N back-to-back ratios (one is
 noisy on a shared machine; ``structured_t{N}.*``); ``--confirm N`` chooses a candidate only
 when N independent measured speedups all reach the target (``structured_c{N}.*``): the first of
-many candidates to pass one measurement tends to be a lucky timing. ``--widths 64,16,4,4,16,64`` (repeatable)
-adds a hand-set architecture as a row: one channel count per group in the encoding's order,
-each group keeping its most important channels; it is not matched to the speedup, its
-measured speedup is reported (``structured_hand.*``).
+many candidates to pass one measurement tends to be a lucky timing.
+``--widths 64,16,4,4,16,64`` (repeatable) adds a hand-set architecture as a row: one channel
+count per group in the encoding's order, each group keeping its most important channels; it is
+not matched to the speedup, its measured speedup is reported (``structured_hand.*``).
 
 A second part times torchvision's resnet18 and mobilenet_v3_small (random weights, 3×224×224
 input, batch 1) dense and shrunk to group-magnitude genomes at three densities: the table's
