@@ -1,6 +1,7 @@
 """Smoke test of the benchmark suite: ``benchmarks/run_all.py --quick`` end to end.
 
-One quick run (a few minutes on 2 CPU cores) into a temporary folder; the tests then check that
+One quick run (a few minutes on 2 CPU cores) into a temporary folder, started as soon as
+collection finds these tests and run beside the rest of the suite; the tests then check that
 every benchmark's files exist and parse, that the quick run left nothing in the committed
 results folder, and that the search beats global magnitude at the quick run's density.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,11 +20,7 @@ from masksearch import catalogue
 from masksearch import data as datasets
 from masksearch.mask import Mask
 
-from .conftest import load_script
-
-ROOT = Path(__file__).resolve().parents[2]
-RUN_ALL = ROOT / "benchmarks" / "run_all.py"
-COMMITTED = ROOT / "benchmarks" / "results"
+from .conftest import COMMITTED, QUICK_SUITE, ROOT, load_script
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,20 +31,11 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def quick_run(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, subprocess.CompletedProcess, set[Path]]:
-    out = tmp_path_factory.mktemp("bench_quick")
-    before = set(COMMITTED.iterdir()) if COMMITTED.exists() else set()
-    finished = subprocess.run(
-        [sys.executable, str(RUN_ALL), "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,  # generous: a loaded machine runs the ~5-minute suite slower
-    )
-    after = set(COMMITTED.iterdir()) if COMMITTED.exists() else set()
-    return out, finished, after - before
+def quick_run() -> tuple[Path, subprocess.CompletedProcess, set[Path]]:
+    """The quick suite's output folder, its finished process and the files it added to the
+    committed results. It was started when collection found these tests (see conftest)."""
+    # generous: a loaded machine runs the ~5-minute suite slower
+    return QUICK_SUITE.result(timeout=1800)
 
 
 def test_every_benchmark_ran_and_wrote_files_that_parse(quick_run) -> None:
