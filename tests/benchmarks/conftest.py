@@ -86,6 +86,7 @@ QUICK_SUITE = QuickSuiteRun()
 QUICK_SUITE_TESTS = "tests/benchmarks/test_run_all.py::test_"
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they deselect
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Start the quick suite now and move the tests that wait for it to the end, so that the
     rest of the suite runs meanwhile. Not under pytest-xdist, where every worker collects
