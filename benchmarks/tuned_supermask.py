@@ -71,6 +71,8 @@ def main() -> None:
     problem = build({"problem": source["problem"], "objectives": ["loss", "density"]}).problem
     validation = ms.load("fashion-mnist").val
     recipe = {"lr": source["init_lr"], "lr_schedule": source["init_lr_schedule"]}
+    if source.get("init_batch_size", 128) != 128:  # the seeds' batches, where they were not 128
+        recipe["batch_size"] = source["init_batch_size"]
     runs = []
     for run in source["runs"][: args.seeds]:
         seed = run["seed"]
@@ -160,6 +162,12 @@ def summarise(runs: list[dict], source: dict) -> dict:
     return {"tuned": chosen, "guarded": guarded, "equal_time": equal}
 
 
+def recipe_text(recipe: dict) -> str:
+    """``Adam 0.02, cosine steps``, and the batch size where the seeds' was not 128."""
+    text = f"Adam {recipe['lr']:g}, {recipe['lr_schedule']} steps"
+    return text + (f", batches of {recipe['batch_size']}" if "batch_size" in recipe else "")
+
+
 def markdown(payload: dict) -> str:
     summary = payload["summary"]
     runs = payload["runs"]
@@ -168,7 +176,7 @@ def markdown(payload: dict) -> str:
         "# Supermask with its epochs chosen on validation images, at a search's time (issue 14)",
         "",
         f"Command: `{payload['command']}`; {environment_.get('cpu', {}).get('model', 'CPU')}. "
-        f"Recipe: Adam {payload['recipe']['lr']:g}, {payload['recipe']['lr_schedule']} steps. "
+        f"Recipe: {recipe_text(payload['recipe'])}. "
         "Per seed and density, runs of 1, 2, 4… epochs from fresh scores within the equal-time "
         "row's epochs; the mask with the lowest loss on the validation split is kept. Test "
         f"accuracy, masks only, mean ± std over {len(runs)} seeds.",

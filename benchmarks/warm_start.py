@@ -236,6 +236,14 @@ def main() -> None:
         "--init-lr", type=float, default=0.01, help="supermask's Adam step size (default 0.01)"
     )
     parser.add_argument(
+        "--init-batch-size",
+        type=int,
+        default=128,
+        metavar="N",
+        help="supermask's mini-batch size (default 128); the equal-time supermask row uses "
+        "the same",
+    )
+    parser.add_argument(
         "--init-lr-schedule",
         choices=("constant", "cosine"),
         default="constant",
@@ -297,7 +305,11 @@ def main() -> None:
     pin_dense_models()
     started_on = environment("cpu")
     # the seeds' and the equal-time supermask's step sizes: one recipe for both
+    if args.init_batch_size < 1:
+        parser.error(f"--init-batch-size must be >= 1, got {args.init_batch_size}")
     recipe = {"lr": args.init_lr, "lr_schedule": args.init_lr_schedule}
+    if args.init_batch_size != 128:  # older result files and commands leave supermask's default
+        recipe["batch_size"] = args.init_batch_size
     # every search runs on one problem (and evaluator), built once from these settings
     base = build(
         {
@@ -436,6 +448,7 @@ def main() -> None:
         "init_sparsest_epochs": args.init_sparsest_epochs,
         "init_lr": args.init_lr,
         "init_lr_schedule": args.init_lr_schedule,
+        "init_batch_size": args.init_batch_size,
         "finetune_epochs": args.finetune,
         "repair_steps": args.repair_steps,
         "max_density": args.max_density,
@@ -489,6 +502,8 @@ def result_suffix(args: argparse.Namespace) -> str:
         epochs += "_cos"
     if args.init_lr != 0.01:
         epochs += f"_lr{args.init_lr:g}"
+    if args.init_batch_size != 128:
+        epochs += f"_bs{args.init_batch_size}"
     tuned = f"_b{args.budget}" if args.budget != DEFAULT_BUDGET[args.problem] else ""
     tuned += f"_val{args.val_samples}" if args.val_samples else ""
     if args.fitness_split == "train":
@@ -595,6 +610,8 @@ def seeding_text(payload: dict) -> str:
             f"{payload.get('init_lr_schedule', 'constant')} within each density (the "
             "equal-time supermask row uses the same recipe)"
         )
+    if payload.get("init_batch_size", 128) != 128:
+        seeding += f"; supermask in batches of {payload['init_batch_size']}"
     return seeding
 
 

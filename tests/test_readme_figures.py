@@ -56,6 +56,7 @@ WARM_PATH_TRAIN = (  # Xeon, 3 seeds, fitness on the training images
 )
 SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
 PATH_SHAPES = "benchmarks/results/path_shapes.json"  # EPYC without AVX-512
+PATH_BATCHES = "benchmarks/results/path_batches.json"  # EPYC without AVX-512
 XEON_PATH = "benchmarks/results/xeon/warm_start_path.json"
 XEON_PATH_COS = "benchmarks/results/xeon/warm_start_path_cos_lr0.02.json"
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
@@ -4558,6 +4559,123 @@ def path_shapes_figures() -> list[Figure]:
     return figures
 
 
+def path_batches_figures() -> list[Figure]:
+    """The seeds' path with other batch and step sizes (``path_batches.py``): its table."""
+
+    def recipe(d: dict, name: str) -> dict:
+        (row,) = [row for row in d["rows"] if row["recipe"] == name]
+        return row
+
+    names = [
+        "batches of 128, Adam from 0.02",
+        "batches of 64, Adam from 0.02",
+        "batches of 64, Adam from 0.01",
+        "batches of 128, Adam from 0.01",
+        "batches of 256, Adam from 0.01",
+        "batches of 256, Adam from 0.02",
+        "batches of 256, Adam from 0.04",
+        "batches of 256, Adam from 0.02, every phase twice as long",
+        "batches of 512, Adam from 0.02, every phase twice as long",
+    ]
+    figures = []
+    for name in names:
+        row_start = f"| {name} |"
+        figures.append(
+            Figure(
+                f"path batches: {name} epochs",
+                cell(row_start, 1),
+                PATH_BATCHES,
+                lambda d, name=name: recipe(d, name)["epochs"],
+            )
+        )
+        for column, density in ((2, "0.05"), (3, "0.02"), (4, "0.01")):
+            for part, key in ((0, "mean"), (1, "std")):
+                figures.append(
+                    Figure(
+                        f"path batches: {name} {density} {key}",
+                        cell(row_start, column, part),
+                        PATH_BATCHES,
+                        lambda d, name=name, density=density, key=key: percent(
+                            recipe(d, name)[key][density]
+                        ),
+                    )
+                )
+        figures.append(
+            Figure(
+                f"path batches: {name} seconds",
+                cell(row_start, 5),
+                PATH_BATCHES,
+                lambda d, name=name: recipe(d, name)["seconds"],
+            )
+        )
+    own, small, cheap = names[0], names[2], names[5]
+
+    def gap(name: str, density: str, base: str = own) -> Callable[[dict], float]:
+        return lambda d: percent(
+            recipe(d, name)["mean"][density] - recipe(d, base)["mean"][density]
+        )
+
+    def two_se(d: dict) -> float:
+        first, second = recipe(d, cheap), recipe(d, own)
+        variance = sum(
+            row["std"]["0.01"] ** 2 / len(row["test_accuracy"]["0.01"]) for row in (first, second)
+        )
+        return percent(2 * variance**0.5)
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (
+            rf"is ({NUMBER}) points above the run's own",
+            "2% gain, batches of 64",
+            gap(small, "0.02"),
+        ),
+        (
+            rf"at ({NUMBER}) times its time",
+            "time ratio, batches of 64",
+            lambda d: recipe(d, small)["seconds"] / recipe(d, own)["seconds"],
+        ),
+        (
+            rf"stays ({NUMBER}) points above every recipe",
+            "2% goal gap",
+            lambda d: 86.5 - max(percent(row["mean"]["0.02"]) for row in d["rows"]),
+        ),
+        (
+            rf"\(−({NUMBER}) and −{NUMBER} points\)",
+            "5% loss, batches of 256",
+            gap(own, "0.05", cheap),
+        ),
+        (
+            rf"\(−{NUMBER} and −({NUMBER}) points\)",
+            "2% loss, batches of 256",
+            gap(own, "0.02", cheap),
+        ),
+        (
+            rf"\(({NUMBER}) s against {NUMBER} s a run\)",
+            "time, batches of 256",
+            lambda d: recipe(d, cheap)["seconds"],
+        ),
+        (
+            rf"\({NUMBER} s against ({NUMBER}) s a run\)",
+            "time, own",
+            lambda d: recipe(d, own)["seconds"],
+        ),
+        (rf"and 1% seeds ({NUMBER}) points better", "1% gain, batches of 256", gap(cheap, "0.01")),
+        (
+            rf"\(({NUMBER})% against {NUMBER}%; two standard errors",
+            "1%, batches of 256",
+            lambda d: percent(recipe(d, cheap)["mean"]["0.01"]),
+        ),
+        (
+            rf"\({NUMBER}% against ({NUMBER})%; two standard errors",
+            "1%, own",
+            lambda d: percent(recipe(d, own)["mean"]["0.01"]),
+        ),
+        (rf"against {NUMBER}%; two standard errors ({NUMBER})\)", "1% two SE", two_se),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"path batches: {label}", phrase(pattern), PATH_BATCHES, value))
+    return figures
+
+
 FIGURES = [
     *quickstart_figures(),
     *dense_figures(),
@@ -4601,6 +4719,7 @@ FIGURES = [
     *branch_capped_figures(),
     *tuned_supermask_figures(),
     *path_shapes_figures(),
+    *path_batches_figures(),
     *branch_capped_20k_figures(),
 ]
 

@@ -95,3 +95,9 @@ def test_the_lowest_validation_loss_is_chosen_not_the_best_test_accuracy(tuned) 
         {"epochs": 4, "val_loss": 0.35, "test_accuracy": 0.81},
     ]
     assert tuned.chosen_rung(rungs)["epochs"] == 2
+
+
+def test_the_recipe_names_the_batch_size_only_where_it_was_set(tuned) -> None:
+    assert tuned.recipe_text({"lr": 0.02, "lr_schedule": "cosine"}) == "Adam 0.02, cosine steps"
+    recipe = {"lr": 0.02, "lr_schedule": "cosine", "batch_size": 256}
+    assert tuned.recipe_text(recipe) == "Adam 0.02, cosine steps, batches of 256"

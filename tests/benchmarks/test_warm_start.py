@@ -24,6 +24,7 @@ def _args(**changes) -> argparse.Namespace:
         "init_sparsest_epochs": 0,
         "init_lr": 0.02,
         "init_lr_schedule": "cosine",
+        "init_batch_size": 128,
         "budget": 12288,
         "val_samples": None,
         "fitness_split": "train",
@@ -87,3 +88,30 @@ def test_a_fresh_sparsest_seed_is_named_and_ends_the_path_earlier(warm) -> None:
     assert text.endswith("the 1% seed from fresh scores, supermask 2 epoch(s)")
     plain = warm.seeding_text({"init_method": "supermask-path", "init_epochs": 4})
     assert "then 1 at 2% and at 1%, one run" in plain and "fresh" not in plain
+
+
+def test_another_batch_size_gets_its_own_files_and_is_named(warm) -> None:
+    assert warm.result_suffix(_args(init_batch_size=256)) == (
+        "_path_e4_l2-1_cos_lr0.02_bs256_b12288_train20000"
+    )
+    payload = {"init_method": "supermask-path", "init_epochs": 4, "init_later_epochs": 1.0}
+    assert "batches of 256" in warm.seeding_text({**payload, "init_batch_size": 256})
+    # the default, and older result files without the field, say nothing of batches
+    assert "batches" not in warm.seeding_text({**payload, "init_batch_size": 128})
+    assert "batches" not in warm.seeding_text(payload)
+
+
+def test_a_batch_size_below_one_is_refused_before_any_training() -> None:
+    import subprocess
+    import sys
+
+    from .conftest import BENCHMARKS
+
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "warm_start.py"), "--init-batch-size", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2
+    assert "--init-batch-size must be >= 1, got 0" in finished.stderr
