@@ -77,6 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, run: Any) -> int:
     from masksearch import progress as progress_module
+    from masksearch._jit import search_kernels, uncached
     from masksearch.report import save_results, save_seeds, write_report
     from masksearch.rundir import RunDir
     from masksearch.search import search
@@ -141,6 +142,12 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
         + (f"time limit {time_limit:g} s" if time_limit else "")
         + f", seed {config['seed']} -> {run.path}"
     )
+    if uncached(search_kernels(problem.encoding.packable)):
+        note(
+            "compiling masksearch's Numba kernels for this CPU: the first search after "
+            "installing spends about a minute on it in its first generation (cached for later "
+            "runs)"
+        )
     callbacks: list[Any] = [progress_module.LogFile(run.log, densities=densities, slack=slack)]
     if display is not None:
         callbacks.append(display)
