@@ -12,6 +12,7 @@ masksearch at import time: ``run_all.py`` imports it and stays lean.
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import json
 import os
@@ -64,6 +65,21 @@ def pin_dense_models() -> Path:
     """
     os.environ.setdefault(CACHE_VARIABLE, str(DENSE_MODELS))
     return Path(os.environ[CACHE_VARIABLE])
+
+
+def ablation_args(description: str, out: Path) -> argparse.Namespace:
+    """``--seeds`` (default 3; below 1 refused, since no seed would leave an empty table that
+    looks like a result), ``--quick`` and ``--out`` (default ``out``), parsed."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: short phases, _quick files"
+    )
+    parser.add_argument("--out", type=Path, default=out)
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    return args
 
 
 # -- runs --------------------------------------------------------------------------------------

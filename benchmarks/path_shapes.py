@@ -14,13 +14,19 @@ Test accuracy of the 2% mask, mean ± std over seeds; the same seeds (batch orde
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import build, environment, pin_dense_models, test_accuracy, write_results
+from _common import (
+    ablation_args,
+    build,
+    environment,
+    pin_dense_models,
+    test_accuracy,
+    write_results,
+)
 
 from masksearch.methods import make_method
 
@@ -83,15 +89,7 @@ def summarise(label: str, epochs: float, accuracies: list[float], seconds: list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: short phases, _quick files"
-    )
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-    if args.seeds < 1:  # no seed would leave an empty table that looks like a result
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    args = ablation_args(__doc__.splitlines()[0], RESULTS)
     pin_dense_models()
     started_on = environment("cpu")
     problem = build({"problem": "lenet300_fashion", "objectives": ["loss", "density"]}).problem
