@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from _common import build, environment, pin_dense_models, test_accuracy, write_results
-from warm_start import compare
+from warm_start import DEFAULT_BATCH, compare
 
 import masksearch as ms
 from masksearch.methods import make_method
@@ -71,7 +71,7 @@ def main() -> None:
     problem = build({"problem": source["problem"], "objectives": ["loss", "density"]}).problem
     validation = ms.load("fashion-mnist").val
     recipe = {"lr": source["init_lr"], "lr_schedule": source["init_lr_schedule"]}
-    if source.get("init_batch_size", 128) != 128:  # the seeds' batches, where they were not 128
+    if source.get("init_batch_size", DEFAULT_BATCH) != DEFAULT_BATCH:  # the seeds' batches
         recipe["batch_size"] = source["init_batch_size"]
     runs = []
     for run in source["runs"][: args.seeds]:
@@ -163,7 +163,7 @@ def summarise(runs: list[dict], source: dict) -> dict:
 
 
 def recipe_text(recipe: dict) -> str:
-    """``Adam 0.02, cosine steps``, and the batch size where the seeds' was not 128."""
+    """``Adam 0.02, cosine steps``, and the batch size where the seeds' was not supermask's."""
     text = f"Adam {recipe['lr']:g}, {recipe['lr_schedule']} steps"
     return text + (f", batches of {recipe['batch_size']}" if "batch_size" in recipe else "")
 

@@ -77,6 +77,9 @@ from masksearch.front import density_slack
 from masksearch.methods import Supermask, SupermaskPath, make_method
 from masksearch.training import evaluate, finetune
 
+#: supermask's own mini-batch size: the seeds' unless ``--init-batch-size`` says otherwise
+DEFAULT_BATCH = Supermask.batch_size
+
 RESULTS = Path(__file__).parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
 # issue 14's acceptance, masks only, mean of 3 seeds; LeNet-5's floor is the 1-epoch supermask
@@ -238,10 +241,10 @@ def main() -> None:
     parser.add_argument(
         "--init-batch-size",
         type=int,
-        default=128,
+        default=DEFAULT_BATCH,
         metavar="N",
-        help="supermask's mini-batch size (default 128); the equal-time supermask row uses "
-        "the same",
+        help=f"supermask's mini-batch size (default {DEFAULT_BATCH}); the equal-time "
+        "supermask row uses the same",
     )
     parser.add_argument(
         "--init-lr-schedule",
@@ -300,15 +303,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="suffix result files with _quick")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.init_batch_size < 1:
+        parser.error(f"--init-batch-size must be >= 1, got {args.init_batch_size}")
     if args.budget is None:
         args.budget = DEFAULT_BUDGET[args.problem]
     pin_dense_models()
     started_on = environment("cpu")
-    # the seeds' and the equal-time supermask's step sizes: one recipe for both
-    if args.init_batch_size < 1:
-        parser.error(f"--init-batch-size must be >= 1, got {args.init_batch_size}")
+    # the seeds' and the equal-time supermask's step sizes and batches: one recipe for both
     recipe = {"lr": args.init_lr, "lr_schedule": args.init_lr_schedule}
-    if args.init_batch_size != 128:  # older result files and commands leave supermask's default
+    if args.init_batch_size != DEFAULT_BATCH:  # older result files leave supermask's default
         recipe["batch_size"] = args.init_batch_size
     # every search runs on one problem (and evaluator), built once from these settings
     base = build(
@@ -502,7 +505,7 @@ def result_suffix(args: argparse.Namespace) -> str:
         epochs += "_cos"
     if args.init_lr != 0.01:
         epochs += f"_lr{args.init_lr:g}"
-    if args.init_batch_size != 128:
+    if args.init_batch_size != DEFAULT_BATCH:
         epochs += f"_bs{args.init_batch_size}"
     tuned = f"_b{args.budget}" if args.budget != DEFAULT_BUDGET[args.problem] else ""
     tuned += f"_val{args.val_samples}" if args.val_samples else ""
@@ -610,7 +613,7 @@ def seeding_text(payload: dict) -> str:
             f"{payload.get('init_lr_schedule', 'constant')} within each density (the "
             "equal-time supermask row uses the same recipe)"
         )
-    if payload.get("init_batch_size", 128) != 128:
+    if payload.get("init_batch_size", DEFAULT_BATCH) != DEFAULT_BATCH:
         seeding += f"; supermask in batches of {payload['init_batch_size']}"
     return seeding
 
