@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from masksearch import PruningProblem
+from masksearch import data as datasets
 from masksearch.data import Split
 from masksearch.mask import Layout, Mask
 
@@ -60,6 +61,9 @@ def test_recalibrated_mask_accuracy_is_what_a_bn_row_scores(quality):
     assert plain == {"test_accuracy": found["test_accuracy"], "test_accuracy_bn": None}
 
 
+@pytest.mark.skipif(
+    not datasets.available("fashion-mnist"), reason="builds lenet300_fashion: needs Fashion-MNIST"
+)
 def test_bn_rows_are_not_in_the_default_run_and_skip_models_without_batch_norm(quality, capsys):
     # the full default runs the two LeNets, which have no batch norm to re-estimate
     defaults = quality.FULL["solvers"].split(",")
