@@ -15,7 +15,9 @@ Test accuracy of the three masks, mean ± std over seeds; the same seeds per row
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,14 @@ def label(batch_size: int, lr: float, multiplier: int) -> str:
     return f"batches of {batch_size}, Adam from {lr:g}{longer}"
 
 
-def method_for(batch_size: int, lr: float, multiplier: int, seed: int, quick: bool = False) -> Any:
+def method_for(
+    batch_size: int,
+    lr: float,
+    multiplier: int,
+    seed: int,
+    quick: bool = False,
+    label_smoothing: float = 0.0,
+) -> Any:
     """The path of one recipe (when ``quick``: one epoch at 5%, then a quarter epoch per
     later phase and branch, whatever the recipe's length)."""
     if quick:
@@ -75,6 +84,7 @@ def method_for(batch_size: int, lr: float, multiplier: int, seed: int, quick: bo
         lr=lr,
         lr_schedule="cosine",
         batch_size=batch_size,
+        label_smoothing=label_smoothing,
         seed=seed,
     )
 
@@ -97,20 +107,20 @@ def summarise(
     }
 
 
-def main() -> None:
-    args = ablation_args(__doc__.splitlines()[0], RESULTS)
-    pin_dense_models()
-    started_on = environment("cpu")
-    problem = build({"problem": "lenet300_fashion", "objectives": ["loss", "density"]}).problem
+def learn_rows(
+    problem: Any, seeds: int, recipes: Sequence[tuple[str, Callable[[int], Any]]]
+) -> list[dict]:
+    """Each recipe's path (``(name, seed -> method)``) learned from the problem's dense model
+    in every seed, seed by seed: its masks' test accuracies and seconds, as :func:`summarise`
+    rows in the recipes' order."""
     per_recipe: dict[str, tuple[float, list[list[float]], list[float]]] = {}
-    for seed in range(args.seeds):
-        for recipe in RECIPES:
-            method = method_for(*recipe, seed=seed, quick=args.quick)
+    for seed in range(seeds):
+        for name, method_of in recipes:
+            method = method_of(seed)
             started = time.perf_counter()
             masks = method.prune_each(problem.model, problem.train_data, DENSITIES)
             seconds = time.perf_counter() - started
             accuracies = [test_accuracy(problem.model, m, problem.test_data) for m in masks]
-            name = label(*recipe)
             _, per_seed, times = per_recipe.setdefault(
                 name, (method.epochs_for(len(DENSITIES)), [], [])
             )
@@ -118,6 +128,17 @@ def main() -> None:
             times.append(seconds)
             shown = " / ".join(f"{a:.2%}" for a in accuracies)
             print(f"seed {seed}  {name:55s} {shown}  {seconds:.0f} s", flush=True)
+    return [summarise(name, *values) for name, values in per_recipe.items()]
+
+
+def main() -> None:
+    args = ablation_args(__doc__.splitlines()[0], RESULTS)
+    pin_dense_models()
+    started_on = environment("cpu")
+    problem = build({"problem": "lenet300_fashion", "objectives": ["loss", "density"]}).problem
+    recipes = [
+        (label(*recipe), functools.partial(_method_of, recipe, args.quick)) for recipe in RECIPES
+    ]
     payload = {
         "command": "python benchmarks/path_batches.py"
         + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
@@ -125,10 +146,14 @@ def main() -> None:
         "densities": list(DENSITIES),
         "seeds": args.seeds,
         "environment": started_on,
-        "rows": [summarise(name, *values) for name, values in per_recipe.items()],
+        "rows": learn_rows(problem, args.seeds, recipes),
     }
     write_results(args.out, "path_batches" + ("_quick" if args.quick else ""), payload, markdown)
     print(markdown(payload))
+
+
+def _method_of(recipe: tuple[int, float, int], quick: bool, seed: int) -> Any:
+    return method_for(*recipe, seed=seed, quick=quick)
 
 
 def markdown(payload: dict) -> str:

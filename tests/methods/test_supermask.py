@@ -220,3 +220,31 @@ def test_cosine_schedule_changes_the_mask_and_stays_seeded(trained, digits):
 def test_supermask_refuses_an_unknown_lr_schedule(schedule):
     with pytest.raises(MethodError, match="lr_schedule must be one of constant, cosine"):
         make_method("supermask-path", lr_schedule=schedule)
+
+
+def test_label_smoothing_is_the_loss_every_step_and_changes_the_mask(trained, digits, monkeypatch):
+    import masksearch.methods.supermask as supermask_module
+
+    seen: list[float] = []
+    original = supermask_module.F.cross_entropy
+
+    def cross_entropy(logits, labels, **kwargs):
+        seen.append(kwargs.get("label_smoothing", 0.0))
+        return original(logits, labels, **kwargs)
+
+    monkeypatch.setattr(supermask_module.F, "cross_entropy", cross_entropy)
+    smoothed = make_method("supermask", epochs=2, lr=0.05, label_smoothing=0.2, seed=1)
+    first = smoothed.prune(trained, digits, 0.1)
+    assert seen and set(seen) == {0.2}
+    assert first == smoothed.prune(trained, digits, 0.1)  # still seeded
+    seen.clear()
+    plain = make_method("supermask", epochs=2, lr=0.05, seed=1).prune(trained, digits, 0.1)
+    assert set(seen) == {0.0}  # the default trains on the plain labels
+    assert first != plain
+    assert first.n_kept == plain.n_kept
+
+
+@pytest.mark.parametrize("smoothing", [-0.1, 1.0, 1.5, "0.1", True, None])
+def test_supermask_refuses_label_smoothing_outside_zero_to_one(smoothing):
+    with pytest.raises(MethodError, match=r"label_smoothing must be a number in \[0, 1\)"):
+        make_method("supermask-path", label_smoothing=smoothing)
