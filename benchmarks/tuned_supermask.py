@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from _common import build, environment, pin_dense_models, test_accuracy, write_results
-from warm_start import DEFAULT_BATCH, compare
+from warm_start import DEFAULT_BATCH, GUARDED_ERROR, compare
 
 import masksearch as ms
 from masksearch.methods import make_method
@@ -70,9 +70,7 @@ def main() -> None:
     started_on = environment("cpu")
     problem = build({"problem": source["problem"], "objectives": ["loss", "density"]}).problem
     validation = ms.load("fashion-mnist").val
-    recipe = {"lr": source["init_lr"], "lr_schedule": source["init_lr_schedule"]}
-    if source.get("init_batch_size", DEFAULT_BATCH) != DEFAULT_BATCH:  # the seeds' batches
-        recipe["batch_size"] = source["init_batch_size"]
+    recipe = source_recipe(source)
     runs = []
     for run in source["runs"][: args.seeds]:
         seed = run["seed"]
@@ -139,7 +137,7 @@ def summarise(runs: list[dict], source: dict) -> dict:
         }
 
     seeds = {run["seed"] for run in runs}
-    chosen, guarded, equal = {}, {}, {}
+    chosen, guarded, on_error, equal = {}, {}, {}, {}
     for density in map(str, DENSITIES):
         chosen[density] = mean_std(
             [
@@ -153,19 +151,37 @@ def summarise(runs: list[dict], source: dict) -> dict:
         )
         rows = [run["rows"] for run in source["runs"] if run["seed"] in seeds]
         guarded[density] = mean_std([row[GUARDED]["test_accuracy"][density] for row in rows])
+        if all(GUARDED_ERROR in row for row in rows):  # newer runs guard on the error too
+            on_error[density] = mean_std(
+                [row[GUARDED_ERROR]["test_accuracy"][density] for row in rows]
+            )
         equal[density] = mean_std(
             [
                 next(r for n, r in row.items() if EQUAL_TIME.fullmatch(n))["test_accuracy"][density]
                 for row in rows
             ]
         )
-    return {"tuned": chosen, "guarded": guarded, "equal_time": equal}
+    summary = {"tuned": chosen, "guarded": guarded, "equal_time": equal}
+    return {**summary, "guarded_error": on_error} if on_error else summary
+
+
+def source_recipe(source: dict) -> dict:
+    """The seeds' supermask options in a ``warm_start.py`` result: step size and schedule, and
+    the batch size and label smoothing where they were set (older files have neither)."""
+    recipe = {"lr": source["init_lr"], "lr_schedule": source["init_lr_schedule"]}
+    if source.get("init_batch_size", DEFAULT_BATCH) != DEFAULT_BATCH:
+        recipe["batch_size"] = source["init_batch_size"]
+    if source.get("init_label_smoothing", 0.0):
+        recipe["label_smoothing"] = source["init_label_smoothing"]
+    return recipe
 
 
 def recipe_text(recipe: dict) -> str:
     """``Adam 0.02, cosine steps``, and the batch size where the seeds' was not supermask's."""
     text = f"Adam {recipe['lr']:g}, {recipe['lr_schedule']} steps"
-    return text + (f", batches of {recipe['batch_size']}" if "batch_size" in recipe else "")
+    text += f", batches of {recipe['batch_size']}" if "batch_size" in recipe else ""
+    smoothing = recipe.get("label_smoothing", 0.0)
+    return text + (f", label smoothing {smoothing:g}" if smoothing else "")
 
 
 def markdown(payload: dict) -> str:
@@ -186,10 +202,11 @@ def markdown(payload: dict) -> str:
     ]
     names = (
         ("search, the guarded held-out pick (the source run)", "guarded"),
+        ("search, the pick guarded on held-out error (the source run)", "guarded_error"),
         ("supermask, equal time, every epoch at once (the source run)", "equal_time"),
         ("supermask, equal time, epochs chosen on validation", "tuned"),
     )
-    for label, key in names:
+    for label, key in [(label, key) for label, key in names if key in summary]:
         cells = [
             f"{100 * summary[key][d]['mean']:.2f}% ± {100 * summary[key][d]['std']:.2f}%"
             for d in map(str, DENSITIES)
@@ -207,7 +224,6 @@ def markdown(payload: dict) -> str:
                 for d, v in run["densities"].items()
             )
         )
-    lines += ["", "The guarded pick against the tuned supermask (2 SE of the difference):", ""]
 
     def as_row(key: str) -> dict:
         """A summary row in warm_start.py's form, for its compare()."""
@@ -217,7 +233,10 @@ def markdown(payload: dict) -> str:
             "n": len(runs),
         }
 
-    lines += compare(as_row("guarded"), as_row("tuned"))
+    for key, which in (("guarded", "guarded pick"), ("guarded_error", "pick guarded on error")):
+        if key in summary:
+            lines += ["", f"The {which} against the tuned supermask (2 SE of the difference):", ""]
+            lines += compare(as_row(key), as_row("tuned"))
     return "\n".join(lines) + "\n"
 
 

@@ -250,13 +250,17 @@ def at_targets(
 
 
 def held_out_picks(
-    run: RunDir, results: Any, problem: Any, targets: Sequence[float]
+    run: RunDir,
+    results: Any,
+    problem: Any,
+    targets: Sequence[float],
+    pick: str = "held-out",
 ) -> dict[str, Any] | None:
     """At each target density, the guarded held-out pick among the front's members and the
-    run's seeds (``seeds.npz``), as ``masksearch export --pick held-out`` makes it, with its
+    run's seeds (``seeds.npz``), as ``masksearch export --pick {pick}`` makes it, with its
     held-out and test accuracy. None when the problem has no held-out images, or scores masks
     after a repair (the pick scores frozen weights)."""
-    from masksearch.selection import choose_held_out, scored_after_repair
+    from masksearch.selection import HELD_OUT_PICKS, choose_held_out, scored_after_repair
 
     if (
         problem is None
@@ -281,6 +285,7 @@ def held_out_picks(
             problem,
             candidates,
             densities=reachable,
+            objective=HELD_OUT_PICKS[pick],
             incumbents=range(n_front, len(candidates)),
             flat_masks=True,
         )
@@ -309,6 +314,7 @@ def held_out_picks(
     return {
         "images": len(problem.held_out_data),
         "seeds": len(candidates) - n_front,
+        "pick": pick,
         "picks": picks,
     }
 
@@ -366,7 +372,9 @@ def write_report(run: RunDir, problem: Any | None = None) -> Any:
         for member, accuracy, loss in zip(members, test["accuracy"], test["loss"], strict=True):
             member["test_accuracy"], member["test_loss"] = float(accuracy), float(loss)
     comparison = at_targets(members, curve, targets, density_slack(front.get("n_weights")))
-    held_out = held_out_picks(run, results, problem, targets)
+    from masksearch.selection import held_out_pick_for
+
+    held_out = held_out_picks(run, results, problem, targets, held_out_pick_for(config))
     report = {"magnitude": curve, "at_targets": comparison, "front": members}
     if held_out is not None:
         report["held_out"] = held_out
@@ -474,7 +482,9 @@ def _save_figure(figure: Any, path: str | os.PathLike[str]) -> None:
 
 
 def _held_out_section(held_out: dict[str, Any], has_test: bool) -> list[str]:
-    """The report's table of the guarded held-out picks (``export --pick held-out``)."""
+    """The report's table of the guarded held-out picks (``export --pick held-out[-error]``)."""
+    pick = held_out.get("pick", "held-out")  # reports written before the error pick: loss
+    objective = "0/1 error" if pick == "held-out-error" else "loss"
     lines = [
         "",
         "## Chosen on held-out images",
@@ -484,9 +494,9 @@ def _held_out_section(held_out: dict[str, Any], has_test: bool) -> list[str]:
             if held_out["seeds"]
             else "At each target, the front member (the run kept no warm-start seeds) "
         )
-        + f"with the lowest loss on the {held_out['images']} validation images the search never "
-        "judged masks on, a seed kept unless a member beats it by two standard errors: what "
-        "`masksearch export DIR --max-density D --pick held-out` exports.",
+        + f"with the lowest {objective} on the {held_out['images']} validation images the "
+        "search never judged masks on, a seed kept unless a member beats it by two standard "
+        f"errors: what `masksearch export DIR --max-density D --pick {pick}` exports.",
         "",
         "| density ≤ | pick | density | held-out acc |" + (" test acc |" if has_test else ""),
         "|---|---|---|---|" + ("---|" if has_test else ""),

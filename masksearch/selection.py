@@ -20,6 +20,11 @@ The best of several candidates on a finite held-out set is partly the luckiest o
 when its held-out objective is lower by more than ``margin`` standard errors of the per-image
 difference between the two (a paired comparison on the same images): the search's mask is
 taken where the held-out images show it better beyond noise, and the seed is kept otherwise.
+
+Seeds learned on another loss than the search's (supermask with ``label_smoothing``) have a
+higher cross-entropy than their accuracy deserves: against them the search's masks win on the
+held-out loss while scoring worse. Compare on the 0/1 error then (``objective="error"``,
+``masksearch export --pick held-out-error``; :func:`held_out_pick_for` says which a run needs).
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from torch.func import functional_call
 from masksearch.evaluators.base import ModelSnapshot
 from masksearch.front import best_within, density_slack
 
-__all__ = ["choose_held_out"]
+__all__ = ["HELD_OUT_PICKS", "choose_held_out", "held_out_pick_for"]
 
 _OBJECTIVES = ("loss", "error")
+#: ``masksearch export --pick`` values that choose on held-out images, and their objective
+HELD_OUT_PICKS = {"held-out": "loss", "held-out-error": "error"}
 _BATCH = 1024
 
 
@@ -129,6 +136,14 @@ def choose_held_out(
                     position = kept
         chosen[float(target)] = position
     return chosen
+
+
+def held_out_pick_for(config: dict[str, Any]) -> str:
+    """The held-out pick a run's settings call for: ``held-out-error`` when its seeds learned
+    with label smoothing (their cross-entropy is not comparable with the search's masks'),
+    else ``held-out`` (the loss, finer-grained than the 0/1 error)."""
+    options = config.get("init_options") or {}
+    return "held-out-error" if options.get("label_smoothing") else "held-out"
 
 
 def scored_after_repair(problem: Any) -> bool:

@@ -127,16 +127,19 @@ def test_report_then_export_gives_the_front_members_model(reference, env, tmp_pa
     assert accuracy == pytest.approx(chosen["test_accuracy"], abs=1e-12)
 
 
-def held_out_losses(problem, masks: np.ndarray, target: float) -> dict[int, float]:
-    """Each mask's loss on digits' whole validation split (the images a fitness on training
-    images never judged), by a plain pruned copy of the dense model: the rows within
-    ``target``."""
+def held_out_losses(
+    problem, masks: np.ndarray, target: float, objective: str = "loss"
+) -> dict[int, float]:
+    """Each mask's loss (or 0/1 error) on digits' whole validation split (the images a fitness
+    on training images never judged), by a plain pruned copy of the dense model: the rows
+    within ``target``."""
     validation = data.load("digits").val
     losses = {}
     for row, flat in enumerate(masks):
         if flat.sum() <= round(target * flat.size):
             pruned = Mask.from_flat(problem.layout, flat).apply(copy.deepcopy(problem.model))
-            losses[row] = evaluate(pruned, validation).loss
+            scores = evaluate(pruned, validation)
+            losses[row] = scores.loss if objective == "loss" else 1.0 - scores.accuracy
     return losses
 
 
@@ -202,6 +205,27 @@ def test_export_pick_held_out_chooses_on_images_the_search_never_judged(tmp_path
                  str(tmp_path / "none.pt")]) == 2  # fmt: skip
     assert "Raise --max-density" in capsys.readouterr().err
 
+    # on the 0/1 error instead: the candidate with the lowest held-out error (the first of
+    # equals), a front member only where its error is lower than the best seed's (margin 0),
+    # and with a margin nothing passes, the seed with the lowest error
+    errors = held_out_losses(problem, candidates, target, objective="error")
+
+    def first_lowest(rows: list[int]) -> int:
+        return min(rows, key=lambda row: (errors[row], row))
+
+    best_seed = first_lowest([row for row in errors if row >= len(masks)])
+    best_any = first_lowest(list(errors))
+    lowest = best_any if errors[best_any] < errors[best_seed] else best_seed
+    on_error = ["export", str(out), "--max-density", str(target), "--pick", "held-out-error"]
+    for margin, expected in (("0", lowest), ("1e9", best_seed)):
+        exported = tmp_path / f"error{margin}.pt"
+        assert main([*on_error, "--margin", margin, "--json", "--out", str(exported)]) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary["pick"] == "held-out-error"
+        np.testing.assert_array_equal(exported_mask(exported), candidates[expected])
+    assert main([*on_error, "--out", str(tmp_path / "error.pt")]) == 0
+    assert "held-out pick on the error of" in capsys.readouterr().err
+
     # a run without seeds.npz (saved by ms.save_run): the front's members only, with a note
     (out / "seeds.npz").unlink()
     exported = tmp_path / "front.pt"
@@ -217,13 +241,17 @@ def test_export_pick_held_out_refuses_what_it_cannot_do(reference, tmp_path, cap
     assert main([*argv, "--max-density", "0.3", "--pick", "held-out"]) == 2
     assert "--val-samples N" in capsys.readouterr().err
     assert main([*argv, "--max-density", "0.3", "--pick", "best"]) == 2
-    assert "--pick must be fitness or held-out" in capsys.readouterr().err
+    assert "--pick must be fitness, held-out or held-out-error" in capsys.readouterr().err
     assert main([*argv, "--member", "0", "--pick", "held-out"]) == 2
     assert "drop --member" in capsys.readouterr().err
     assert main([*argv, "--max-density", "0.3", "--pick", "held-out", "--margin", "-1"]) == 2
     assert "--margin is a number of standard errors >= 0" in capsys.readouterr().err
     assert main([*argv, "--max-density", "0.3", "--margin", "1"]) == 2
-    assert "--margin applies to --pick held-out only" in capsys.readouterr().err
+    assert "--margin applies to --pick held-out (or held-out-error) only" in capsys.readouterr().err
+    assert main([*argv, "--member", "0", "--pick", "held-out-error"]) == 2
+    assert "--pick held-out-error chooses among the masks at --max-density" in (
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -763,3 +791,16 @@ def test_structured_export_needs_a_groups_run(reference, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "--encoding groups" in error and "without --structured" in error
     assert not model.exists()
+
+
+def test_a_run_seeded_with_label_smoothing_points_to_the_pick_on_the_error(tmp_path, capsys):
+    out = tmp_path / "smoothed"
+    flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "24", "--fitness-split"]
+    flags += ["train", "--train-samples", "300", "--init", "magnitude,supermask-path"]
+    flags += ["--init-option", "label_smoothing=0.1", "--out", str(out)]
+    assert main(["run", *flags]) == 0
+    printed = capsys.readouterr().out
+    assert "--pick held-out-error" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["held_out"]["pick"] == "held-out-error"
+    assert "--pick held-out-error` exports" in " ".join((out / "report.md").read_text().split())

@@ -57,6 +57,7 @@ WARM_PATH_TRAIN = (  # Xeon, 3 seeds, fitness on the training images
 SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
 PATH_SHAPES = "benchmarks/results/path_shapes.json"  # EPYC without AVX-512
 PATH_BATCHES = "benchmarks/results/path_batches.json"  # EPYC without AVX-512
+PATH_SMOOTHING = "benchmarks/results/path_smoothing.json"  # EPYC with AVX-512
 XEON_PATH = "benchmarks/results/xeon/warm_start_path.json"
 XEON_PATH_COS = "benchmarks/results/xeon/warm_start_path_cos_lr0.02.json"
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
@@ -4559,13 +4560,50 @@ def path_shapes_figures() -> list[Figure]:
     return figures
 
 
+def _recipe(d: dict, name: str) -> dict:
+    """The row of a ``path_batches.py``-style result for recipe ``name``."""
+    (row,) = [row for row in d["rows"] if row["recipe"] == name]
+    return row
+
+
+def recipe_table_figures(label: str, source: str, names: list[str]) -> list[Figure]:
+    """Every cell of a ``path_batches.py``-style table: epochs, mean ± std per density, seconds."""
+    figures = []
+    for name in names:
+        row_start = f"| {name} |"
+        figures.append(
+            Figure(
+                f"{label}: {name} epochs",
+                cell(row_start, 1),
+                source,
+                lambda d, name=name: _recipe(d, name)["epochs"],
+            )
+        )
+        for column, density in ((2, "0.05"), (3, "0.02"), (4, "0.01")):
+            for part, key in ((0, "mean"), (1, "std")):
+                figures.append(
+                    Figure(
+                        f"{label}: {name} {density} {key}",
+                        cell(row_start, column, part),
+                        source,
+                        lambda d, name=name, density=density, key=key: percent(
+                            _recipe(d, name)[key][density]
+                        ),
+                    )
+                )
+        figures.append(
+            Figure(
+                f"{label}: {name} seconds",
+                cell(row_start, 5),
+                source,
+                lambda d, name=name: _recipe(d, name)["seconds"],
+            )
+        )
+    return figures
+
+
 def path_batches_figures() -> list[Figure]:
     """The seeds' path with other batch and step sizes (``path_batches.py``): its table."""
-
-    def recipe(d: dict, name: str) -> dict:
-        (row,) = [row for row in d["rows"] if row["recipe"] == name]
-        return row
-
     names = [
         "batches of 128, Adam from 0.02",
         "batches of 64, Adam from 0.02",
@@ -4577,46 +4615,16 @@ def path_batches_figures() -> list[Figure]:
         "batches of 256, Adam from 0.02, every phase twice as long",
         "batches of 512, Adam from 0.02, every phase twice as long",
     ]
-    figures = []
-    for name in names:
-        row_start = f"| {name} |"
-        figures.append(
-            Figure(
-                f"path batches: {name} epochs",
-                cell(row_start, 1),
-                PATH_BATCHES,
-                lambda d, name=name: recipe(d, name)["epochs"],
-            )
-        )
-        for column, density in ((2, "0.05"), (3, "0.02"), (4, "0.01")):
-            for part, key in ((0, "mean"), (1, "std")):
-                figures.append(
-                    Figure(
-                        f"path batches: {name} {density} {key}",
-                        cell(row_start, column, part),
-                        PATH_BATCHES,
-                        lambda d, name=name, density=density, key=key: percent(
-                            recipe(d, name)[key][density]
-                        ),
-                    )
-                )
-        figures.append(
-            Figure(
-                f"path batches: {name} seconds",
-                cell(row_start, 5),
-                PATH_BATCHES,
-                lambda d, name=name: recipe(d, name)["seconds"],
-            )
-        )
+    figures = recipe_table_figures("path batches", PATH_BATCHES, names)
     own, small, cheap = names[0], names[2], names[5]
 
     def gap(name: str, density: str, base: str = own) -> Callable[[dict], float]:
         return lambda d: percent(
-            recipe(d, name)["mean"][density] - recipe(d, base)["mean"][density]
+            _recipe(d, name)["mean"][density] - _recipe(d, base)["mean"][density]
         )
 
     def two_se(d: dict) -> float:
-        first, second = recipe(d, cheap), recipe(d, own)
+        first, second = _recipe(d, cheap), _recipe(d, own)
         variance = sum(
             row["std"]["0.01"] ** 2 / len(row["test_accuracy"]["0.01"]) for row in (first, second)
         )
@@ -4631,7 +4639,7 @@ def path_batches_figures() -> list[Figure]:
         (
             rf"at ({NUMBER}) times its time",
             "time ratio, batches of 64",
-            lambda d: recipe(d, small)["seconds"] / recipe(d, own)["seconds"],
+            lambda d: _recipe(d, small)["seconds"] / _recipe(d, own)["seconds"],
         ),
         (
             rf"stays ({NUMBER}) points above every recipe",
@@ -4651,28 +4659,87 @@ def path_batches_figures() -> list[Figure]:
         (
             rf"\(({NUMBER}) s against {NUMBER} s a run\)",
             "time, batches of 256",
-            lambda d: recipe(d, cheap)["seconds"],
+            lambda d: _recipe(d, cheap)["seconds"],
         ),
         (
             rf"\({NUMBER} s against ({NUMBER}) s a run\)",
             "time, own",
-            lambda d: recipe(d, own)["seconds"],
+            lambda d: _recipe(d, own)["seconds"],
         ),
         (rf"and 1% seeds ({NUMBER}) points better", "1% gain, batches of 256", gap(cheap, "0.01")),
         (
             rf"\(({NUMBER})% against {NUMBER}%; two standard errors",
             "1%, batches of 256",
-            lambda d: percent(recipe(d, cheap)["mean"]["0.01"]),
+            lambda d: percent(_recipe(d, cheap)["mean"]["0.01"]),
         ),
         (
             rf"\({NUMBER}% against ({NUMBER})%; two standard errors",
             "1%, own",
-            lambda d: percent(recipe(d, own)["mean"]["0.01"]),
+            lambda d: percent(_recipe(d, own)["mean"]["0.01"]),
         ),
         (rf"against {NUMBER}%; two standard errors ({NUMBER})\)", "1% two SE", two_se),
     ]
     for pattern, label, value in texts:
         figures.append(Figure(f"path batches: {label}", phrase(pattern), PATH_BATCHES, value))
+    return figures
+
+
+def path_smoothing_figures() -> list[Figure]:
+    """The seeds' path with label smoothing (``path_smoothing.py``): its table and text."""
+    plain, smoothed = "batches of 256, plain labels", "batches of 256, label smoothing 0.1"
+    plain_128, smoothed_128 = "batches of 128, plain labels", "batches of 128, label smoothing 0.1"
+    most = "batches of 256, label smoothing 0.3"
+    names = [
+        plain,
+        "batches of 256, label smoothing 0.05",
+        smoothed,
+        "batches of 256, label smoothing 0.2",
+        most,
+        plain_128,
+        smoothed_128,
+    ]
+    figures = recipe_table_figures("path smoothing", PATH_SMOOTHING, names)
+
+    def gap(name: str, density: str, base: str = plain) -> Callable[[dict], float]:
+        return lambda d: percent(
+            _recipe(d, name)["mean"][density] - _recipe(d, base)["mean"][density]
+        )
+
+    def two_se(d: dict) -> float:
+        rows = (_recipe(d, smoothed), _recipe(d, plain))
+        variance = sum(row["std"]["0.02"] ** 2 / len(row["test_accuracy"]["0.02"]) for row in rows)
+        return percent(2 * variance**0.5)
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (rf"lifts the 2% mask by ({NUMBER}) points", "2% gain at 0.1", gap(smoothed, "0.02")),
+        (rf"\(two standard errors ({NUMBER})\) and the 1% mask", "2% two SE", two_se),
+        (rf"and the 1% mask by ({NUMBER}), and leaves", "1% gain at 0.1", gap(smoothed, "0.01")),
+        (rf"the 5% mask level \(−({NUMBER})\)", "5% loss at 0.1", gap(plain, "0.05", smoothed)),
+        (rf"\(by ({NUMBER}) points at 0.3\)", "1% gain at 0.3", gap(most, "0.01")),
+        (rf"at 5% \(−({NUMBER}) at 0.3\)", "5% loss at 0.3", gap(plain, "0.05", most)),
+        (
+            rf"gives the 2% mask only ({NUMBER}) points, within noise",
+            "2% gain, batches of 128",
+            gap(smoothed_128, "0.02", plain_128),
+        ),
+        (
+            rf"within noise, and the 1% mask ({NUMBER})\.",
+            "1% gain, batches of 128",
+            gap(smoothed_128, "0.01", plain_128),
+        ),
+        (
+            rf"The best 2% seeds measured, ({NUMBER})%",
+            "best 2%",
+            lambda d: max(percent(row["mean"]["0.02"]) for row in d["rows"]),
+        ),
+        (
+            rf"are still ({NUMBER}) points below issue 14's 2% goal",
+            "2% goal gap",
+            lambda d: 86.5 - max(percent(row["mean"]["0.02"]) for row in d["rows"]),
+        ),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"path smoothing: {label}", phrase(pattern), PATH_SMOOTHING, value))
     return figures
 
 
@@ -4785,6 +4852,169 @@ def batch_256_figures() -> list[Figure]:
     return figures
 
 
+SMOOTHED_AVX512 = (  # AVX-512 EPYC, 3 seeds, the batch-256 capped run from seeds smoothed by 0.1
+    "benchmarks/results/epyc-avx512/"
+    "warm_start_path_e4_l2-1_br4-2-0_cos_lr0.02_bs256_ls0.1_b12288_train20000_max0.06.json"
+)
+PLAIN_AVX512 = (  # the same run from plain seeds, same machine
+    "benchmarks/results/epyc-avx512/"
+    "warm_start_path_e4_l2-1_br4-2-0_cos_lr0.02_bs256_b12288_train20000_max0.06.json"
+)
+GUARDED_ERROR = SEARCH + ", chosen on held-out error, seeds kept unless beaten by 2 SE"
+
+
+def smoothed_seeds_figures() -> list[Figure]:
+    """Label-smoothed seeds, chosen on the held-out error: both runs' table and the text."""
+    figures = timed_table_rows(
+        "smoothed",
+        (
+            ("| plain labels: the seeds |", PATH_SEEDS),
+            ("| plain labels: search, the guarded held-out pick |", PATH_GUARDED),
+            ("| plain labels: search, guarded on the held-out error |", GUARDED_ERROR),
+            ("| plain labels: supermask with cosine steps given equal time", PATH_EQUAL),
+        ),
+        PLAIN_AVX512,
+        by_row=True,
+    )
+    figures += timed_table_rows(
+        "smoothed",
+        (
+            ("| smoothed 0.1: the seeds |", PATH_SEEDS),
+            ("| smoothed 0.1: the search's own pick |", SEARCH),
+            ("| smoothed 0.1: search, the guarded held-out pick |", PATH_GUARDED),
+            ("| smoothed 0.1: search, guarded on the held-out error |", GUARDED_ERROR),
+            ("| smoothed 0.1: supermask with cosine steps given equal time", PATH_EQUAL),
+        ),
+        SMOOTHED_AVX512,
+        by_row=True,
+    )
+    figures += epoch_range(
+        "smoothed: plain equal-time epochs",
+        r"plain labels: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
+        PLAIN_AVX512,
+    )
+    figures += epoch_range(
+        "smoothed: smoothed equal-time epochs",
+        r"smoothed 0.1: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
+        SMOOTHED_AVX512,
+    )
+
+    def against_plain(density: str) -> Callable[[dict], float]:
+        return lambda d: (
+            warm(d, GUARDED_ERROR, density, 0) - warm(load(PLAIN_AVX512), PATH_GUARDED, density, 0)
+        )
+
+    def two_se_at_2(d: dict) -> float:
+        plain = load(PLAIN_AVX512)["summary"][PATH_GUARDED]
+        smoothed = d["summary"][GUARDED_ERROR]
+        variance = sum(row["std"]["0.02"] ** 2 / len(d["runs"]) for row in (plain, smoothed))
+        return percent(2 * variance**0.5)
+
+    def below_seeds(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, PATH_SEEDS, density, 0) - warm(d, PATH_GUARDED, density, 0)
+
+    def against_equal(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, GUARDED_ERROR, density, 0) - warm(d, PATH_EQUAL, density, 0)
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (
+            rf"are taken, ({NUMBER}) and {NUMBER} points below the seeds",
+            "5% loss",
+            below_seeds("0.05"),
+        ),
+        (
+            rf"are taken, {NUMBER} and ({NUMBER}) points below the seeds",
+            "2% loss",
+            below_seeds("0.02"),
+        ),
+        (
+            rf"1% masks are the search's, ({NUMBER}) points above their seeds",
+            "1% gain",
+            lambda d: warm(d, GUARDED_ERROR, "0.01", 0) - warm(d, PATH_SEEDS, "0.01", 0),
+        ),
+        (
+            rf"level at 5% \(−({NUMBER}) points\) and at 1%",
+            "5% vs plain",
+            lambda d: -against_plain("0.05")(d),
+        ),
+        (
+            rf"\) and at 1% \(−({NUMBER})\) and {NUMBER} points",
+            "1% vs plain",
+            lambda d: -against_plain("0.01")(d),
+        ),
+        (rf"and ({NUMBER}) points better at 2%", "2% vs plain", against_plain("0.02")),
+        (rf"better at 2% \(two standard errors ({NUMBER})\)", "2% vs plain, 2 SE", two_se_at_2),
+        (
+            rf"({NUMBER})%, the best 2% masks measured",
+            "best 2%",
+            lambda d: warm(d, GUARDED_ERROR, "0.02", 0),
+        ),
+        (
+            rf"still ({NUMBER}) points short of issue 14's 2% goal",
+            "2% goal gap",
+            lambda d: 86.5 - warm(d, GUARDED_ERROR, "0.02", 0),
+        ),
+        (
+            rf"on this machine \(({NUMBER}) and {NUMBER}%; the run",
+            "5%, smoothed",
+            lambda d: warm(d, GUARDED_ERROR, "0.05", 0),
+        ),
+        (
+            rf"on this machine \({NUMBER} and ({NUMBER})%; the run",
+            "5%, plain",
+            lambda d: warm(load(PLAIN_AVX512), PATH_GUARDED, "0.05", 0),
+        ),
+        (
+            rf"the run of the previous section measured ({NUMBER})%",
+            "5%, EPYC without AVX-512",
+            lambda d: warm(load(BATCH_256), PATH_GUARDED, "0.05", 0),
+        ),
+        (
+            rf"takes worse 1% masks \(−({NUMBER}) points\)",
+            "plain: error guard at 1%",
+            lambda d: (
+                warm(load(PLAIN_AVX512), PATH_GUARDED, "0.01", 0)
+                - warm(load(PLAIN_AVX512), GUARDED_ERROR, "0.01", 0)
+            ),
+        ),
+        (
+            rf"level at 5% \(\+({NUMBER})\) and ahead at 2%",
+            "5% vs equal time",
+            against_equal("0.05"),
+        ),
+        (
+            rf"ahead at 2% \(\+({NUMBER}) points\) and at 1% \(\+{NUMBER}\), both beyond",
+            "2% vs equal time",
+            against_equal("0.02"),
+        ),
+        (
+            rf"ahead at 2% \(\+{NUMBER} points\) and at 1% \(\+({NUMBER})\), both beyond",
+            "1% vs equal time",
+            against_equal("0.01"),
+        ),
+    ]
+    texts += [
+        (
+            rf"its run reaches ({NUMBER})% at 2%, {NUMBER} points short",
+            "at a glance: 2%",
+            lambda d: warm(d, GUARDED_ERROR, "0.02", 0),
+        ),
+        (
+            rf"its run reaches {NUMBER}% at 2%, ({NUMBER}) points short",
+            "at a glance: 2% gap",
+            lambda d: 86.5 - warm(d, GUARDED_ERROR, "0.02", 0),
+        ),
+        (
+            rf"same run from plain seeds reaches ({NUMBER})% \(Label-smoothed",
+            "at a glance: plain 2%",
+            lambda d: warm(load(PLAIN_AVX512), PATH_GUARDED, "0.02", 0),
+        ),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"smoothed: {label}", phrase(pattern), SMOOTHED_AVX512, value))
+    return figures
+
+
 FIGURES = [
     *quickstart_figures(),
     *dense_figures(),
@@ -4829,6 +5059,8 @@ FIGURES = [
     *tuned_supermask_figures(),
     *path_shapes_figures(),
     *path_batches_figures(),
+    *path_smoothing_figures(),
+    *smoothed_seeds_figures(),
     *batch_256_figures(),
     *branch_capped_20k_figures(),
 ]

@@ -251,3 +251,36 @@ def test_a_structured_baseline_is_never_denser_than_its_target():
     global_curve = [dict(p, method="global") for p in (under, over)]
     (row,) = at_targets([member], global_curve, [0.2])
     assert row["magnitude"]["density"] == 0.2009
+
+
+def test_the_pick_on_the_error_is_the_lowest_held_out_error_and_says_so(finished):
+    from masksearch.report import _held_out_section, held_out_picks
+
+    run, _, problem = finished
+    results = run.read_results()
+    targets = list(problem.densities)
+    held_out = held_out_picks(run, results, problem, targets, pick="held-out-error")
+    assert held_out["pick"] == "held-out-error"
+    members, masks = json.loads(run.front.read_text())["members"], load_masks(run.masks)[1]
+    for pick in held_out["picks"]:
+        within = [
+            m["index"]
+            for m in members
+            if masks[m["index"]].sum() <= round(pick["target"] * masks.shape[1])
+        ]
+        errors = {
+            index: 1.0
+            - evaluate(
+                Mask.from_flat(problem.layout, masks[index]).apply(copy.deepcopy(problem.model)),
+                problem.held_out_data,
+            ).accuracy
+            for index in within
+        }
+        # the lowest error; of equals, the first row of the stored masks
+        best = min(errors, key=lambda index: (errors[index], index))
+        assert pick["source"] == "front" and pick["index"] == best
+    text = " ".join(_held_out_section(held_out, has_test=True))
+    assert "with the lowest 0/1 error on the 150 validation images" in text
+    assert "--pick held-out-error` exports" in text
+    plain = " ".join(_held_out_section({**held_out, "pick": "held-out"}, has_test=True))
+    assert "with the lowest loss on the 150" in plain and "--pick held-out` exports" in plain

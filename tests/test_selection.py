@@ -209,3 +209,13 @@ def test_flat_masks_choose_as_the_genomes_they_decode_to():
         ms.choose_held_out(problem, genomes, densities=targets, flat_masks=True)
     with pytest.raises(ValueError, match="only 0/1"):
         ms.choose_held_out(problem, 2 * flat, densities=targets, flat_masks=True)
+
+
+def test_the_pick_a_run_needs_follows_its_seeds_loss():
+    from masksearch.selection import HELD_OUT_PICKS, held_out_pick_for
+
+    assert held_out_pick_for({}) == "held-out"
+    assert held_out_pick_for({"init_options": {"lr": 0.02}}) == "held-out"
+    assert held_out_pick_for({"init_options": {"label_smoothing": 0.0}}) == "held-out"
+    assert held_out_pick_for({"init_options": {"label_smoothing": 0.1}}) == "held-out-error"
+    assert HELD_OUT_PICKS == {"held-out": "loss", "held-out-error": "error"}

@@ -192,8 +192,10 @@ def _run_locked(args: argparse.Namespace, config: dict[str, Any], resume: bool, 
             flush=True,
         )
     elif not quiet:
-        held_out = problem.held_out_data is not None
-        print(_run_summary(run, result, report, _fitness_name(config), held_out))
+        from masksearch.selection import held_out_pick_for
+
+        pick = held_out_pick_for(config) if problem.held_out_data is not None else None
+        print(_run_summary(run, result, report, _fitness_name(config), pick))
     return EXIT_INTERRUPTED if interrupted else 0
 
 
@@ -203,7 +205,11 @@ def _fitness_name(config: dict[str, Any]) -> str:
 
 
 def _run_summary(
-    run: Any, result: Any, report: dict[str, Any], fitness: str = "val", held_out: bool = False
+    run: Any,
+    result: Any,
+    report: dict[str, Any],
+    fitness: str = "val",
+    held_out_pick: str | None = None,
 ) -> str:
     from masksearch.progress import format_duration
     from masksearch.report import sparse_pick_warnings
@@ -243,10 +249,11 @@ def _run_summary(
             f"export: masksearch export {run.path} --max-density {target:g} --finetune 2 "
             "--out model.pt"
         )
-        if held_out:
+        if held_out_pick:
             # the search fitted the images it judged masks on; others are left to choose on
             lines.append(
-                f"        masksearch export {run.path} --max-density {target:g} --pick held-out "
+                f"        masksearch export {run.path} --max-density {target:g} "
+                f"--pick {held_out_pick} "
                 "--out model.pt   (chosen on validation images the search never judged on)"
             )
     return "\n".join(lines)
@@ -382,23 +389,31 @@ def _export_structured(
 
 
 def _held_out_pick(
-    run: Any, results: Any, problem: Any, max_density: float, margin: float, quiet: bool
+    run: Any,
+    results: Any,
+    problem: Any,
+    max_density: float,
+    margin: float,
+    quiet: bool,
+    pick: str = "held-out",
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """``export --pick held-out``: the front member or warm-start seed with the lowest loss on
-    the validation images the search never judged masks on, a seed kept unless a front member
-    beats it by ``margin`` standard errors (:func:`masksearch.choose_held_out`)."""
-    from masksearch.selection import choose_held_out, scored_after_repair
+    """``export --pick held-out``: the front member or warm-start seed with the lowest loss
+    (``held-out-error``: 0/1 error) on the validation images the search never judged masks
+    on, a seed kept unless a front member beats it by ``margin`` standard errors
+    (:func:`masksearch.choose_held_out`)."""
+    from masksearch.selection import HELD_OUT_PICKS, choose_held_out, scored_after_repair
 
+    objective = HELD_OUT_PICKS[pick]
     if problem.held_out_data is None:
         raise UserError(
-            f"--pick held-out needs validation images the search did not judge masks on, and "
+            f"--pick {pick} needs validation images the search did not judge masks on, and "
             f"{run.path} judged them on all of its validation images; search with --val-samples "
             "N (fewer than the split holds) or --fitness-split train (a problem of your own: "
             "PruningProblem(held_out_data=...)), or export with --pick fitness"
         )
     if scored_after_repair(problem):
         raise UserError(
-            f"--pick held-out scores masks on the frozen weights, but {run.path} scored them "
+            f"--pick {pick} scores masks on the frozen weights, but {run.path} scored them "
             "after repair steps or a batch-norm recalibration; export with --pick fitness"
         )
     candidates = results.masks
@@ -427,12 +442,13 @@ def _held_out_pick(
             problem,
             candidates,
             densities=[max_density],
+            objective=objective,
             incumbents=range(n_front, len(candidates)),
             margin=margin,
             flat_masks=True,
         )[float(max_density)]
     except ValueError as error:
-        raise UserError(f"--pick held-out: {error}") from None
+        raise UserError(f"--pick {pick}: {error}") from None
     flat = candidates[chosen]
     if chosen < n_front:
         member = dict(next(m for m in results.members if int(m["index"]) == chosen))
@@ -445,9 +461,11 @@ def _held_out_pick(
             "accuracy": 1.0 - float(scores["error"][0]),
         }
     member["candidates"] = {"front": n_front, "seeds": len(candidates) - n_front}
+    member["pick"] = pick
     if not quiet:
         print(
-            f"held-out pick on {len(problem.held_out_data)} validation images, among "
+            f"held-out pick on the {objective} of {len(problem.held_out_data)} validation "
+            "images, among "
             f"{n_front} front members and {len(candidates) - n_front} warm-start seeds: "
             + (
                 f"front member #{chosen}"
@@ -486,13 +504,14 @@ def _pick_fields(member: dict[str, Any]) -> dict[str, Any]:
     if "candidates" not in member:
         return {}
     seed = {"warm_start_seed": member["warm_start_seed"]} if member["index"] is None else {}
-    return {**seed, "pick": "held-out", "candidates": member["candidates"]}
+    return {**seed, "pick": member["pick"], "candidates": member["candidates"]}
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
     from masksearch.mask import Mask
+    from masksearch.selection import HELD_OUT_PICKS
     from masksearch.training import evaluate, finetune
 
     run, config = _load_run(args.dir, args)
@@ -500,12 +519,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file path such as {out / 'model.pt'}")
-    if args.pick not in ("fitness", "held-out"):
-        raise UserError(f"--pick must be fitness or held-out, got {args.pick!r}")
-    if args.pick == "held-out" and args.member is not None:
-        raise UserError("--pick held-out chooses among the masks at --max-density; drop --member")
+    if args.pick not in ("fitness", *HELD_OUT_PICKS):
+        raise UserError(f"--pick must be fitness, held-out or held-out-error, got {args.pick!r}")
+    if args.pick in HELD_OUT_PICKS and args.member is not None:
+        raise UserError(
+            f"--pick {args.pick} chooses among the masks at --max-density; drop --member"
+        )
     if args.pick == "fitness" and args.margin is not None:
-        raise UserError("--margin applies to --pick held-out only; drop it or add --pick held-out")
+        raise UserError(
+            "--margin applies to --pick held-out (or held-out-error) only; drop it or add "
+            "--pick held-out"
+        )
     results = run.read_results()
     members = results.members
     if not members:
@@ -522,7 +546,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         position = best_within(
             [m["density"] for m in members], [m["error"] for m in members], max_density, slack
         )
-        if position is None and args.pick != "held-out":
+        if position is None and args.pick not in HELD_OUT_PICKS:
             sparsest = min(m["density"] for m in members)
             raise UserError(
                 f"no mask on the front has density <= {max_density:g}; the sparsest has "
@@ -538,8 +562,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     problem = _rebuild_problem(config)
     if problem is None:
         raise _unbuildable(run)
-    if args.pick == "held-out":
-        member, flat = _held_out_pick(run, results, problem, max_density, margin, args.json)
+    if args.pick in HELD_OUT_PICKS:
+        member, flat = _held_out_pick(
+            run, results, problem, max_density, margin, args.json, args.pick
+        )
     else:
         flat = results.masks[int(member["index"])]
     mask = Mask.from_flat(results.layout, flat)

@@ -191,12 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
         "images the search judged masks on) or held-out (the front member or warm-start seed "
         "with the lowest loss on validation images the search never judged masks on, a seed "
         "kept unless a member beats it by --margin standard errors; needs a run with "
-        "--val-samples below the split's size or --fitness-split train)",
+        "--val-samples below the split's size or --fitness-split train), or held-out-error "
+        "(the same on the 0/1 error: for seeds learned on another loss than the search's, "
+        "e.g. --init-option label_smoothing=0.1, whose higher cross-entropy says nothing of "
+        "their accuracy)",
     )
     export.add_argument(
         "--margin",
         metavar="SE",
-        help="with --pick held-out: standard errors by which a front member must beat the "
+        help="with --pick held-out(-error): standard errors by which a front member must beat the "
         "best seed on the held-out images (default 2; 0 takes the lowest held-out loss)",
     )
     export.add_argument("--out", required=True, metavar="PATH", help="file to write (model.pt)")

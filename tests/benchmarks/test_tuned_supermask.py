@@ -54,6 +54,10 @@ GUARDED = (
     "search from seeds, NSGA-II + gradient swaps, chosen on held-out validation, "
     "seeds kept unless beaten by 2 SE"
 )
+GUARDED_ERROR = (
+    "search from seeds, NSGA-II + gradient swaps, chosen on held-out error, "
+    "seeds kept unless beaten by 2 SE"
+)
 
 
 def test_a_validation_fitness_result_is_refused(tuned, tmp_path, monkeypatch, capsys) -> None:
@@ -86,6 +90,30 @@ def test_the_summary_takes_each_seeds_chosen_rung(tuned, tmp_path) -> None:
     assert summary["tuned"]["0.05"]["mean"] == pytest.approx(0.15)
     assert summary["guarded"]["0.02"]["mean"] == pytest.approx(0.86)
     assert summary["equal_time"]["0.01"]["std"] == 0.0
+    assert "guarded_error" not in summary  # older runs have no pick guarded on the error
+    # newer runs also guard on the held-out error: summarised and shown beside the loss's
+    on_error = {"test_accuracy": {"0.05": 0.89, "0.02": 0.87, "0.01": 0.84}, "wall_time": 11.0}
+    newer = {
+        "runs": [{**run, "rows": {**run["rows"], GUARDED_ERROR: on_error}} for run in source_runs]
+    }
+    summary = tuned.summarise(runs, newer)
+    assert summary["guarded_error"]["0.02"]["mean"] == pytest.approx(0.87)
+    assert summary["guarded"]["0.02"]["mean"] == pytest.approx(0.86)
+    payload = {
+        "command": "python benchmarks/tuned_supermask.py x.json",
+        "environment": {"cpu": {"model": "Some CPU"}},
+        "recipe": {"lr": 0.02, "lr_schedule": "cosine"},
+        "runs": [
+            {**run, "budget_epochs": 3, "wall_time": 9.0, "equal_time_wall_time": 10.0}
+            for run in runs
+        ],
+        "summary": summary,
+    }
+    text = tuned.markdown(payload)
+    assert (
+        "| search, the pick guarded on held-out error (the source run) | 89.00% ± 0.00% |" in text
+    )
+    assert "The pick guarded on error against the tuned supermask" in text
 
 
 def test_the_lowest_validation_loss_is_chosen_not_the_best_test_accuracy(tuned) -> None:
@@ -101,3 +129,24 @@ def test_the_recipe_names_the_batch_size_only_where_it_was_set(tuned) -> None:
     assert tuned.recipe_text({"lr": 0.02, "lr_schedule": "cosine"}) == "Adam 0.02, cosine steps"
     recipe = {"lr": 0.02, "lr_schedule": "cosine", "batch_size": 256}
     assert tuned.recipe_text(recipe) == "Adam 0.02, cosine steps, batches of 256"
+    smoothed = {**recipe, "label_smoothing": 0.1}
+    assert tuned.recipe_text(smoothed) == (
+        "Adam 0.02, cosine steps, batches of 256, label smoothing 0.1"
+    )
+
+
+def test_the_recipe_is_the_seeds_own(tuned) -> None:
+    from masksearch.methods import make_method
+
+    older = {"init_lr": 0.02, "init_lr_schedule": "cosine"}
+    assert tuned.source_recipe(older) == {"lr": 0.02, "lr_schedule": "cosine"}
+    assert tuned.source_recipe({**older, "init_batch_size": 128}) == tuned.source_recipe(older)
+    source = {**older, "init_batch_size": 256, "init_label_smoothing": 0.1}
+    recipe = tuned.source_recipe(source)
+    method = make_method("supermask", epochs=1, **recipe)
+    assert (method.lr, method.lr_schedule, method.batch_size, method.label_smoothing) == (
+        0.02,
+        "cosine",
+        256,
+        0.1,
+    )

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import copy
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
+import torch
 
 from .conftest import load_script
 
@@ -25,6 +29,7 @@ def _args(**changes) -> argparse.Namespace:
         "init_lr": 0.02,
         "init_lr_schedule": "cosine",
         "init_batch_size": 128,
+        "init_label_smoothing": 0.0,
         "budget": 12288,
         "val_samples": None,
         "fitness_split": "train",
@@ -101,17 +106,94 @@ def test_another_batch_size_gets_its_own_files_and_is_named(warm) -> None:
     assert "batches" not in warm.seeding_text(payload)
 
 
-def test_a_batch_size_below_one_is_refused_before_any_training() -> None:
+def test_label_smoothing_gets_its_own_files_and_is_named(warm) -> None:
+    assert warm.result_suffix(_args(init_batch_size=256, init_label_smoothing=0.1)) == (
+        "_path_e4_l2-1_cos_lr0.02_bs256_ls0.1_b12288_train20000"
+    )
+    payload = {"init_method": "supermask-path", "init_epochs": 4, "init_later_epochs": 1.0}
+    named = warm.seeding_text({**payload, "init_label_smoothing": 0.1})
+    assert named.endswith("supermask's loss with label smoothing 0.1")
+    # none, and older result files without the field, say nothing of it
+    assert "smoothing" not in warm.seeding_text({**payload, "init_label_smoothing": 0.0})
+    assert "smoothing" not in warm.seeding_text(payload)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--init-batch-size", "0", "--init-batch-size must be >= 1, got 0"),
+        ("--init-label-smoothing", "1", "--init-label-smoothing must be in [0, 1), got 1.0"),
+        ("--init-label-smoothing", "-0.1", "--init-label-smoothing must be in [0, 1), got -0.1"),
+    ],
+)
+def test_a_bad_recipe_option_is_refused_before_any_training(option, value, message) -> None:
     import subprocess
     import sys
 
     from .conftest import BENCHMARKS
 
     finished = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "warm_start.py"), "--init-batch-size", "0"],
+        [sys.executable, str(BENCHMARKS / "warm_start.py"), option, value],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert finished.returncode == 2
-    assert "--init-batch-size must be >= 1, got 0" in finished.stderr
+    assert message in finished.stderr
+
+
+def _error_by_hand(model, flat: np.ndarray, layout, split) -> float:
+    """0/1 error of ``model`` with the flat mask applied by multiplying each weight tensor."""
+    masked = copy.deepcopy(model)
+    offset = 0
+    with torch.no_grad():
+        for name in layout.names:
+            weight = masked.get_parameter(name)
+            size = weight.numel()
+            keep = torch.from_numpy(flat[offset : offset + size].reshape(weight.shape))
+            weight.mul_(keep.to(weight.dtype))
+            offset += size
+        predictions = masked(split.x).argmax(1)
+    return float((predictions != split.y).float().mean())
+
+
+def test_held_out_rows_choose_on_the_objective_and_guard_the_seeds(warm, digits_problem) -> None:
+    problem = digits_problem
+    layout = problem.layout
+    rng = np.random.default_rng(0)
+
+    def masks_at(density: float, count: int) -> np.ndarray:
+        kept = round(density * layout.n_total)
+        rows = np.zeros((count, layout.n_total), dtype=bool)
+        for row in rows:
+            row[rng.choice(layout.n_total, kept, replace=False)] = True
+        return rows
+
+    front = np.concatenate([masks_at(d, 4) for d in warm.DENSITIES])
+    seed_masks = np.concatenate([masks_at(d, 1) for d in warm.DENSITIES])
+    result = SimpleNamespace(front=SimpleNamespace(genomes=front))
+    seeds = SimpleNamespace(genomes=seed_masks)
+    held_out = problem.test_data
+    candidates = np.concatenate([front, seed_masks])
+    errors = np.array([_error_by_hand(problem.model, m, layout, held_out) for m in candidates])
+    _, chosen = warm.held_out_row(problem, result, seeds, held_out, objective="error")
+    for density in warm.DENSITIES:
+        eligible = np.flatnonzero(candidates.sum(1) <= round(density * layout.n_total))
+        best = eligible[np.argmin(errors[eligible])]  # the first wins a tie, as documented
+        assert np.array_equal(chosen[str(density)].flat(), candidates[best])
+    # guarded: the best seed is kept unless a front member's error is lower by 2 SE
+    _, guarded = warm.held_out_row(
+        problem, result, seeds, held_out, guarded=True, objective="error"
+    )
+    for density in warm.DENSITIES:
+        picked = guarded[str(density)].flat()
+        seed_best = [
+            row
+            for row in range(len(front), len(candidates))
+            if candidates[row].sum() <= round(density * layout.n_total)
+        ]
+        best_seed = min(seed_best, key=lambda row: (errors[row], row))
+        if not np.array_equal(picked, candidates[best_seed]):
+            # a challenger was taken: it must be strictly better on the error
+            (row,) = [r for r in range(len(candidates)) if np.array_equal(candidates[r], picked)]
+            assert errors[row] < errors[best_seed]
