@@ -192,7 +192,11 @@ def test_options_reach_the_named_methods_that_take_them(digits_problem):
         (["magnitude", "supermask"], {"lr_schdule": "cosine"}, "'lr_schdule' is taken by none"),
         (["magnitude"], {"lr": 0.02}, "of the methods named (none)"),
         # a class-level attribute is not an option
-        (["supermask"], {"name": "x"}, "their options are batch_size, lr, lr_schedule"),
+        (
+            ["supermask"],
+            {"name": "x"},
+            "their options are batch_size, label_smoothing, lr, lr_schedule",
+        ),
         (
             ["supermask"],
             {"epochs": 3},
