@@ -131,25 +131,41 @@ def learn_rows(
     return [summarise(name, *values) for name, values in per_recipe.items()]
 
 
-def main() -> None:
-    args = ablation_args(__doc__.splitlines()[0], RESULTS)
+def run_recipes(
+    script: str,
+    description: str,
+    recipes_of: Callable[[bool], Sequence[tuple[str, Callable[[int], Any]]]],
+    markdown_of: Callable[[dict], str],
+    extra: dict | None = None,
+) -> None:
+    """A seed-path ablation's whole run: ``--seeds/--quick/--out`` parsed, the recipes
+    (``recipes_of(quick)``) learned by :func:`learn_rows` on LeNet-300-100 from the committed
+    dense model, and ``benchmarks/results/<script>.{json,md}`` written (``extra`` added to the
+    payload)."""
+    args = ablation_args(description, RESULTS)
     pin_dense_models()
     started_on = environment("cpu")
     problem = build({"problem": "lenet300_fashion", "objectives": ["loss", "density"]}).problem
-    recipes = [
-        (label(*recipe), functools.partial(_method_of, recipe, args.quick)) for recipe in RECIPES
-    ]
     payload = {
-        "command": "python benchmarks/path_batches.py"
+        "command": f"python benchmarks/{script}.py"
         + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
         + (" --quick" if args.quick else ""),
         "densities": list(DENSITIES),
         "seeds": args.seeds,
         "environment": started_on,
-        "rows": learn_rows(problem, args.seeds, recipes),
+        **(extra or {}),
+        "rows": learn_rows(problem, args.seeds, recipes_of(args.quick)),
     }
-    write_results(args.out, "path_batches" + ("_quick" if args.quick else ""), payload, markdown)
-    print(markdown(payload))
+    write_results(args.out, script + ("_quick" if args.quick else ""), payload, markdown_of)
+    print(markdown_of(payload))
+
+
+def main() -> None:
+    run_recipes("path_batches", __doc__.splitlines()[0], _recipes, markdown)
+
+
+def _recipes(quick: bool) -> list[tuple[str, Callable[[int], Any]]]:
+    return [(label(*recipe), functools.partial(_method_of, recipe, quick)) for recipe in RECIPES]
 
 
 def _method_of(recipe: tuple[int, float, int], quick: bool, seed: int) -> Any:

@@ -17,14 +17,12 @@ per row.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from _common import ablation_args, build, environment, pin_dense_models, write_results
-from path_batches import DENSITIES, learn_rows, method_for
 from path_batches import markdown as batches_markdown
+from path_batches import method_for, run_recipes
 
-RESULTS = Path(__file__).parent / "results"
 # (batch size, label smoothing); Adam from 0.02 throughout, phases as the best runs'
 RECIPES: tuple[tuple[int, float], ...] = (
     (256, 0.0),
@@ -44,25 +42,11 @@ def label(batch_size: int, smoothing: float) -> str:
 
 
 def main() -> None:
-    args = ablation_args(__doc__.splitlines()[0], RESULTS)
-    pin_dense_models()
-    started_on = environment("cpu")
-    problem = build({"problem": "lenet300_fashion", "objectives": ["loss", "density"]}).problem
-    recipes = [
-        (label(*recipe), functools.partial(_method_of, recipe, args.quick)) for recipe in RECIPES
-    ]
-    payload = {
-        "command": "python benchmarks/path_smoothing.py"
-        + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
-        + (" --quick" if args.quick else ""),
-        "densities": list(DENSITIES),
-        "seeds": args.seeds,
-        "environment": started_on,
-        "lr": LR,
-        "rows": learn_rows(problem, args.seeds, recipes),
-    }
-    write_results(args.out, "path_smoothing" + ("_quick" if args.quick else ""), payload, markdown)
-    print(markdown(payload))
+    run_recipes("path_smoothing", __doc__.splitlines()[0], _recipes, markdown, {"lr": LR})
+
+
+def _recipes(quick: bool) -> list[tuple[str, Callable[[int], Any]]]:
+    return [(label(*recipe), functools.partial(_method_of, recipe, quick)) for recipe in RECIPES]
 
 
 def _method_of(recipe: tuple[int, float], quick: bool, seed: int) -> Any:

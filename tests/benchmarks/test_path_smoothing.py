@@ -60,18 +60,18 @@ def test_learn_rows_gives_each_recipe_every_seed_in_order(smoothing, digits_prob
         (smoothing.label(64, 0.0), lambda seed: smoothing._method_of((64, 0.0), True, seed)),
         (smoothing.label(64, 0.2), lambda seed: smoothing._method_of((64, 0.2), True, seed)),
     ]
-    rows = smoothing.learn_rows(digits_problem, 2, recipes)
+    rows = load_script("path_batches").learn_rows(digits_problem, 2, recipes)
     assert [row["recipe"] for row in rows] == [name for name, _ in recipes]
     for row, (_, method_of) in zip(rows, recipes, strict=True):
         assert all(len(row["test_accuracy"][d]) == 2 for d in ("0.05", "0.02", "0.01"))
         # seed 1's accuracies, from its masks learned again and applied by hand
         masks = method_of(1).prune_each(
-            digits_problem.model, digits_problem.train_data, smoothing.DENSITIES
+            digits_problem.model, digits_problem.train_data, (0.05, 0.02, 0.01)
         )
         by_hand = [
             _accuracy_by_hand(digits_problem.model, m, digits_problem.test_data) for m in masks
         ]
-        found = [row["test_accuracy"][f"{d:g}"][1] for d in smoothing.DENSITIES]
+        found = [row["test_accuracy"][d][1] for d in ("0.05", "0.02", "0.01")]
         assert found == pytest.approx(by_hand, abs=1e-9)
         assert row["mean"]["0.02"] == pytest.approx(np.mean(row["test_accuracy"]["0.02"]))
     assert rows[0]["test_accuracy"] != rows[1]["test_accuracy"]  # the smoothing mattered
