@@ -4861,6 +4861,7 @@ PLAIN_AVX512 = (  # the same run from plain seeds, same machine
     "warm_start_path_e4_l2-1_br4-2-0_cos_lr0.02_bs256_b12288_train20000_max0.06.json"
 )
 GUARDED_ERROR = SEARCH + ", chosen on held-out error, seeds kept unless beaten by 2 SE"
+TUNED_SMOOTHED = SMOOTHED_AVX512.replace(".json", "_tuned_supermask.json")
 
 
 def smoothed_seeds_figures() -> list[Figure]:
@@ -4992,6 +4993,44 @@ def smoothed_seeds_figures() -> list[Figure]:
             "1% vs equal time",
             against_equal("0.01"),
         ),
+    ]
+    tuned = load(TUNED_SMOOTHED)["summary"]
+
+    def tuned_mean(density: str) -> Callable[[dict], float]:
+        return lambda d: percent(tuned["tuned"][density]["mean"])
+
+    def against_tuned(density: str) -> Callable[[dict], float]:
+        return lambda d: (
+            warm(d, GUARDED_ERROR, density, 0) - percent(tuned["tuned"][density]["mean"])
+        )
+
+    texts += [
+        (
+            rf"within the same time .*?; ({NUMBER}) / {NUMBER} / {NUMBER}%\)",
+            "tuned 5%",
+            tuned_mean("0.05"),
+        ),
+        (
+            rf"within the same time .*?; {NUMBER} / ({NUMBER}) / {NUMBER}%\)",
+            "tuned 2%",
+            tuned_mean("0.02"),
+        ),
+        (
+            rf"within the same time .*?; {NUMBER} / {NUMBER} / ({NUMBER})%\)",
+            "tuned 1%",
+            tuned_mean("0.01"),
+        ),
+        (
+            rf"is behind at 5% \(−({NUMBER}) points, beyond",
+            "vs tuned 5%",
+            lambda d: -against_tuned("0.05")(d),
+        ),
+        (
+            rf"level at 2% \(\+({NUMBER}), within noise\) and ahead at 1%",
+            "vs tuned 2%",
+            against_tuned("0.02"),
+        ),
+        (rf"and ahead at 1% \(\+({NUMBER}), beyond them\)", "vs tuned 1%", against_tuned("0.01")),
     ]
     texts += [
         (
