@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from _common import build, environment, pin_dense_models, test_accuracy, write_results
-from warm_start import DEFAULT_BATCH, GUARDED_ERROR, compare
+from warm_start import GUARDED_ERROR, compare, seeds_recipe
 
 import masksearch as ms
 from masksearch.methods import make_method
@@ -70,7 +70,7 @@ def main() -> None:
     started_on = environment("cpu")
     problem = build({"problem": source["problem"], "objectives": ["loss", "density"]}).problem
     validation = ms.load("fashion-mnist").val
-    recipe = source_recipe(source)
+    recipe = seeds_recipe(source)
     runs = []
     for run in source["runs"][: args.seeds]:
         seed = run["seed"]
@@ -163,17 +163,6 @@ def summarise(runs: list[dict], source: dict) -> dict:
         )
     summary = {"tuned": chosen, "guarded": guarded, "equal_time": equal}
     return {**summary, "guarded_error": on_error} if on_error else summary
-
-
-def source_recipe(source: dict) -> dict:
-    """The seeds' supermask options in a ``warm_start.py`` result: step size and schedule, and
-    the batch size and label smoothing where they were set (older files have neither)."""
-    recipe = {"lr": source["init_lr"], "lr_schedule": source["init_lr_schedule"]}
-    if source.get("init_batch_size", DEFAULT_BATCH) != DEFAULT_BATCH:
-        recipe["batch_size"] = source["init_batch_size"]
-    if source.get("init_label_smoothing", 0.0):
-        recipe["label_smoothing"] = source["init_label_smoothing"]
-    return recipe
 
 
 def recipe_text(recipe: dict) -> str:

@@ -105,6 +105,18 @@ GUARDED = HELD_OUT + ", seeds kept unless beaten by 2 SE"
 GUARDED_ERROR = MAIN + ", chosen on held-out error, seeds kept unless beaten by 2 SE"
 
 
+def seeds_recipe(settings: dict) -> dict:
+    """The seeds' (and the equal-time supermask's) options from ``warm_start.py``'s settings,
+    as parsed or as a result file records them: step size and schedule, and the batch size and
+    label smoothing where they were set (older result files have neither)."""
+    recipe = {"lr": settings["init_lr"], "lr_schedule": settings["init_lr_schedule"]}
+    if settings.get("init_batch_size", DEFAULT_BATCH) != DEFAULT_BATCH:
+        recipe["batch_size"] = settings["init_batch_size"]
+    if settings.get("init_label_smoothing", 0.0):
+        recipe["label_smoothing"] = settings["init_label_smoothing"]
+    return recipe
+
+
 def score(problem, mask: ms.Mask) -> float:
     return test_accuracy(problem.model, mask, problem.test_data, problem.device)
 
@@ -330,12 +342,8 @@ def main() -> None:
         args.budget = DEFAULT_BUDGET[args.problem]
     pin_dense_models()
     started_on = environment("cpu")
-    # the seeds' and the equal-time supermask's step sizes and batches: one recipe for both
-    recipe = {"lr": args.init_lr, "lr_schedule": args.init_lr_schedule}
-    if args.init_batch_size != DEFAULT_BATCH:  # older result files leave supermask's default
-        recipe["batch_size"] = args.init_batch_size
-    if args.init_label_smoothing:
-        recipe["label_smoothing"] = args.init_label_smoothing
+    # the seeds' and the equal-time supermask's options: one recipe for both
+    recipe = seeds_recipe(vars(args))
     # every search runs on one problem (and evaluator), built once from these settings
     base = build(
         {
@@ -406,17 +414,18 @@ def main() -> None:
         }
         seed_by_density = {str(d): m for d, m in zip(DENSITIES, seed_masks, strict=True)}
         rows[MAIN], masks, result = search_row(run, seeds)
-        held_out_masks = None
-        if held_out is not None:
-            row, held_out_masks = held_out_row(problem, result, seeds, held_out)
-            row["wall_time"] = rows[MAIN]["wall_time"] + row["selection_time"]
-            rows[HELD_OUT] = row
-            row, _ = held_out_row(problem, result, seeds, held_out, guarded=True)
-            row["wall_time"] = rows[MAIN]["wall_time"] + row["selection_time"]
-            rows[GUARDED] = row
-            row, _ = held_out_row(problem, result, seeds, held_out, guarded=True, objective="error")
-            row["wall_time"] = rows[MAIN]["wall_time"] + row["selection_time"]
-            rows[GUARDED_ERROR] = row
+        picked: dict[str, dict[str, ms.Mask]] = {}
+        picks = (  # row name, guarded, objective
+            (HELD_OUT, False, "loss"),
+            (GUARDED, True, "loss"),
+            (GUARDED_ERROR, True, "error"),
+        )
+        for name, guarded, objective in picks if held_out is not None else ():
+            rows[name], picked[name] = held_out_row(
+                problem, result, seeds, held_out, guarded=guarded, objective=objective
+            )
+            rows[name]["wall_time"] = rows[MAIN]["wall_time"] + rows[name]["selection_time"]
+        held_out_masks = picked.get(HELD_OUT)  # the masks fine-tuned for the held-out row
         repaired_masks = None
         if repaired_base is not None:
             rows[repaired_name], repaired_masks, _ = search_row(

@@ -483,8 +483,10 @@ def _save_figure(figure: Any, path: str | os.PathLike[str]) -> None:
 
 def _held_out_section(held_out: dict[str, Any], has_test: bool) -> list[str]:
     """The report's table of the guarded held-out picks (``export --pick held-out[-error]``)."""
+    from masksearch.selection import HELD_OUT_PICKS
+
     pick = held_out.get("pick", "held-out")  # reports written before the error pick: loss
-    objective = "0/1 error" if pick == "held-out-error" else "loss"
+    objective = {"loss": "loss", "error": "0/1 error"}[HELD_OUT_PICKS[pick]]
     lines = [
         "",
         "## Chosen on held-out images",

@@ -139,10 +139,10 @@ def test_the_recipe_is_the_seeds_own(tuned) -> None:
     from masksearch.methods import make_method
 
     older = {"init_lr": 0.02, "init_lr_schedule": "cosine"}
-    assert tuned.source_recipe(older) == {"lr": 0.02, "lr_schedule": "cosine"}
-    assert tuned.source_recipe({**older, "init_batch_size": 128}) == tuned.source_recipe(older)
+    assert tuned.seeds_recipe(older) == {"lr": 0.02, "lr_schedule": "cosine"}
+    assert tuned.seeds_recipe({**older, "init_batch_size": 128}) == tuned.seeds_recipe(older)
     source = {**older, "init_batch_size": 256, "init_label_smoothing": 0.1}
-    recipe = tuned.source_recipe(source)
+    recipe = tuned.seeds_recipe(source)
     method = make_method("supermask", epochs=1, **recipe)
     assert (method.lr, method.lr_schedule, method.batch_size, method.label_smoothing) == (
         0.02,
