@@ -64,7 +64,28 @@ def pin_dense_models() -> Path:
     on first use and written there, to be committed with the results it produced.
     """
     os.environ.setdefault(CACHE_VARIABLE, str(DENSE_MODELS))
+    in_use = dense_models_in_use()
+    if in_use != str(DENSE_MODELS.relative_to(ROOT)):
+        # a relative $MASKSEARCH_CACHE follows the working directory: from benchmarks/ it
+        # names an empty folder, and the models are silently trained anew there
+        print(
+            f"warning: dense models from {in_use} (${CACHE_VARIABLE}), not the committed "
+            f"{DENSE_MODELS.relative_to(ROOT)}: the figures will not be the committed models'",
+            file=sys.stderr,
+        )
     return Path(os.environ[CACHE_VARIABLE])
+
+
+def dense_models_in_use() -> str | None:
+    """Where the zoo finds its dense models: the committed folder repository-relative, any other
+    as an absolute path (``$MASKSEARCH_CACHE`` may be relative to the working directory)."""
+    value = os.environ.get(CACHE_VARIABLE)
+    if value is None:
+        return None
+    resolved = Path(value).resolve()
+    if resolved == DENSE_MODELS.resolve():
+        return str(DENSE_MODELS.relative_to(ROOT))
+    return str(resolved)
 
 
 def ablation_args(description: str, out: Path) -> argparse.Namespace:
@@ -302,7 +323,7 @@ def environment(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu": cpu(),
-        "dense_models": os.environ.get(CACHE_VARIABLE),
+        "dense_models": dense_models_in_use(),
         "cpu_count": os.cpu_count(),
         "load_average_at_start": list(os.getloadavg()),
         "device": device,

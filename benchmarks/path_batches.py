@@ -137,21 +137,23 @@ def run_recipes(
     recipes_of: Callable[[bool], Sequence[tuple[str, Callable[[int], Any]]]],
     markdown_of: Callable[[dict], str],
     extra: dict | None = None,
+    problem_name: str = "lenet300_fashion",
 ) -> None:
     """A seed-path ablation's whole run: ``--seeds/--quick/--out`` parsed, the recipes
-    (``recipes_of(quick)``) learned by :func:`learn_rows` on LeNet-300-100 from the committed
-    dense model, and ``benchmarks/results/<script>.{json,md}`` written (``extra`` added to the
-    payload)."""
+    (``recipes_of(quick)``) learned by :func:`learn_rows` on ``problem_name`` (LeNet-300-100
+    unless said) from the committed dense model, and ``benchmarks/results/<script>.{json,md}``
+    written (``extra`` added to the payload)."""
     args = ablation_args(description, RESULTS)
     pin_dense_models()
     started_on = environment("cpu")
-    problem = build({"problem": "lenet300_fashion", "objectives": ["loss", "density"]}).problem
+    problem = build({"problem": problem_name, "objectives": ["loss", "density"]}).problem
     payload = {
         "command": f"python benchmarks/{script}.py"
         + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
         + (" --quick" if args.quick else ""),
         "densities": list(DENSITIES),
         "seeds": args.seeds,
+        "problem": problem_name,
         "environment": started_on,
         **(extra or {}),
         "rows": learn_rows(problem, args.seeds, recipes_of(args.quick)),

@@ -89,3 +89,30 @@ def test_the_suite_is_declared_once_for_both_modes(tmp_path: Path) -> None:
     quality = next(b for b in full if b.name == "quality")
     assert str(tmp_path / "methods.json") in quality.args  # {out} filled in
     assert run_all.suite(True, tmp_path, "cpu", 2, ["methods"])[0].args[-2:] == ["--seeds", "2"]
+
+
+def test_dense_models_are_recorded_as_the_committed_folder_from_any_directory(
+    common, monkeypatch, tmp_path: Path, capsys
+) -> None:
+    committed = common.DENSE_MODELS
+    monkeypatch.setenv(common.CACHE_VARIABLE, str(committed))
+    assert common.dense_models_in_use() == "benchmarks/results/dense"
+    # the relative form, from the repository root, is the same folder
+    monkeypatch.chdir(common.ROOT)
+    monkeypatch.setenv(common.CACHE_VARIABLE, "benchmarks/results/dense")
+    assert common.dense_models_in_use() == "benchmarks/results/dense"
+    common.pin_dense_models()
+    assert "warning" not in capsys.readouterr().err
+    # ... but not from benchmarks/: there it names another folder, said aloud and recorded whole
+    monkeypatch.chdir(common.ROOT / "benchmarks")
+    elsewhere = str((common.ROOT / "benchmarks" / "benchmarks" / "results" / "dense").resolve())
+    assert common.dense_models_in_use() == elsewhere
+    assert common.pin_dense_models() == Path("benchmarks/results/dense")
+    err = capsys.readouterr().err
+    assert f"dense models from {elsewhere}" in err
+    assert "not the committed benchmarks/results/dense" in err
+    monkeypatch.setenv(common.CACHE_VARIABLE, str(tmp_path))
+    assert common.environment("cpu")["dense_models"] == str(tmp_path.resolve())
+    monkeypatch.delenv(common.CACHE_VARIABLE)
+    assert common.pin_dense_models() == committed
+    assert common.environment("cpu")["dense_models"] == "benchmarks/results/dense"
