@@ -28,6 +28,7 @@ Per seed, every row starts from the same committed dense model and judges masks 
   densest first (E epochs at 5%, then 1 at 2% and 1 at 1%, each continuing the scores);
   ``--init-sparsest-epochs K`` ends the path at 2% and learns the 1% seed by supermask from
   fresh scores, K epochs (on LeNet-5 the path's 1% mask stays below a one-shot supermask's);
+  ``K2,K1`` ends it at 5% and learns the 2% seed from fresh scores too;
 - ``supermask, equal time``: the same with as many epochs as the seeded search's whole wall
   time (seeding included) buys, so the comparison is at equal cost;
 - ``search from seeds`` rows: NSGA-II (pymoo) started from the magnitude and supermask masks
@@ -60,6 +61,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import (
@@ -251,12 +253,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--init-sparsest-epochs",
-        type=int,
+        type=sparsest_epochs,
         default=0,
         metavar="K",
         help="supermask-path: end the path at 2%% and learn the 1%% seed by supermask from "
         "fresh scores for K epochs, same recipe (the path's later and branch epochs then "
-        "cover 2%% and 5%%, 2%%; default 0: the path goes on to 1%%)",
+        "cover 2%% and 5%%, 2%%); K2,K1 ends it at 5%% and learns the 2%% and 1%% seeds "
+        "from fresh scores, K2 and K1 epochs (default 0: the path goes on to 1%%)",
     )
     parser.add_argument(
         "--init-lr", type=float, default=0.01, help="supermask's Adam step size (default 0.01)"
@@ -391,12 +394,11 @@ def main() -> None:
                 **recipe,
             )
             if args.init_sparsest_epochs:
-                fresh = Supermask(epochs=args.init_sparsest_epochs, seed=seed, **recipe)
-                seeds = (
-                    ms.warm_start(problem, ["magnitude"])
-                    + ms.warm_start(problem, [path], densities=DENSITIES[:-1])
-                    + ms.warm_start(problem, [fresh], densities=DENSITIES[-1:])
-                )
+                fresh = [
+                    Supermask(epochs=epochs, seed=seed, **recipe)
+                    for epochs in fresh_epochs(args.init_sparsest_epochs)
+                ]
+                seeds = path_seeds(problem, path, fresh)
             else:
                 seeds = ms.warm_start(problem, ["magnitude", path])
         else:
@@ -519,6 +521,40 @@ def later_epochs(text: str) -> float | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def path_seeds(problem: Any, path: Any, fresh: Sequence[Any]) -> ms.WarmStart:
+    """The magnitude masks, then ``path``'s at the denser targets and each of ``fresh``'s
+    (supermasks from fresh scores) at one of the sparsest, densest first; their costs added."""
+    on_path = len(DENSITIES) - len(fresh)
+    seeds = ms.warm_start(problem, ["magnitude"]) + ms.warm_start(
+        problem, [path], densities=DENSITIES[:on_path]
+    )
+    for method, density in zip(fresh, DENSITIES[on_path:], strict=True):
+        seeds = seeds + ms.warm_start(problem, [method], densities=(density,))
+    return seeds
+
+
+def sparsest_epochs(text: str) -> int | tuple[int, ...]:
+    """``--init-sparsest-epochs``: epochs of the fresh 1% seed, or of the fresh 2% and 1%
+    seeds (K2,K1)."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not 1 <= len(values) < len(DENSITIES) or min(values) < 1 and values != (0,):
+        raise argparse.ArgumentTypeError(
+            f"expected the epochs of the fresh 1% seed (e.g. 2) or of the fresh 2% and 1% seeds "
+            f"(e.g. 5,2), whole numbers >= 1, got {text!r}"
+        )
+    return values[0] if len(values) == 1 else values
+
+
+def fresh_epochs(sparsest: int | Sequence[int]) -> tuple[int, ...]:
+    """The epochs of each seed learned from fresh scores, densest first (none for 0)."""
+    if isinstance(sparsest, int):
+        return (sparsest,) if sparsest else ()
+    return tuple(sparsest)
+
+
 def later_label(later: float | Sequence[float]) -> str:
     """``2``, or ``2-1`` for one count per target, for file names."""
     if isinstance(later, (int, float)):
@@ -536,7 +572,7 @@ def result_suffix(args: argparse.Namespace) -> str:
         if args.init_branch_epochs:
             epochs += f"_br{later_label(args.init_branch_epochs)}"
         if args.init_sparsest_epochs:
-            epochs += f"_sp{args.init_sparsest_epochs}"
+            epochs += f"_sp{later_label(args.init_sparsest_epochs)}"
     if args.init_lr_schedule != "constant":
         epochs += "_cos"
     if args.init_lr != 0.01:
@@ -608,9 +644,9 @@ def compare(a: dict, b: dict) -> list[str]:
 def seeding_text(payload: dict) -> str:
     """How the seeds were made, for the report: method, epochs, branches, step sizes."""
     init_method = payload.get("init_method", "supermask")
-    sparsest = payload.get("init_sparsest_epochs", 0)
-    # with a fresh sparsest seed, the path ends one target earlier
-    targets = DENSITIES[:-1] if sparsest else DENSITIES
+    fresh = fresh_epochs(payload.get("init_sparsest_epochs", 0))
+    # with fresh sparsest seeds, the path ends as many targets earlier
+    targets = DENSITIES[: len(DENSITIES) - len(fresh)]
     later = payload.get("init_later_epochs", 1)
     later_text = (
         f"{later:g} at " + " and at ".join(f"{density:.0%}" for density in targets[1:])
@@ -620,8 +656,9 @@ def seeding_text(payload: dict) -> str:
             for epochs, density in zip(later, targets[1:], strict=True)
         )
     )
+    then = f", then {later_text}, one run" if len(targets) > 1 else ""
     seeding = (
-        f"supermask-path, {payload['init_epochs']} epoch(s) at 5%, then {later_text}, one run"
+        f"supermask-path, {payload['init_epochs']} epoch(s) at 5%{then}"
         if init_method == "supermask-path"
         else f"supermask, {payload['init_epochs']} epoch(s) per density"
     )
@@ -637,9 +674,10 @@ def seeding_text(payload: dict) -> str:
             )
             + " give those targets' masks, the path going on from where each branch left"
         )
-    if sparsest:
-        seeding += (
-            f"; the {DENSITIES[-1]:.0%} seed from fresh scores, supermask {sparsest:g} epoch(s)"
+    if fresh:
+        seeding += "; " + ", ".join(
+            f"the {density:.0%} seed from fresh scores, supermask {epochs} epoch(s)"
+            for epochs, density in zip(fresh, DENSITIES[len(targets) :], strict=True)
         )
     # older result files predate the recipe options: constant steps of 0.01
     if (

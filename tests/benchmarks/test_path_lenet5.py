@@ -21,7 +21,7 @@ def test_the_first_recipe_is_the_best_lenet5_runs_seeding(lenet5) -> None:
     # warm_start.py --problem lenet5_fashion --init-method supermask-path --init-epochs 3
     # --init-branch-epochs 3,1 --init-sparsest-epochs 2 --init-lr 0.02 --init-lr-schedule cosine
     method = lenet5.method_for(lenet5.RECIPES[0], seed=4)
-    path, fresh = method.path, method.fresh
+    path, (fresh,) = method.path, method.fresh
     assert (path.epochs, path.later_epochs, path.branch_epochs) == (3, 1.0, (3.0, 1.0))
     assert (path.lr, path.lr_schedule, path.batch_size, path.label_smoothing) == (
         0.02,
@@ -40,21 +40,32 @@ def test_the_first_recipe_is_the_best_lenet5_runs_seeding(lenet5) -> None:
 
 
 @pytest.mark.parametrize("recipe_index", range(4))
-def test_each_recipe_gives_both_runs_its_batches_and_loss(lenet5, recipe_index: int) -> None:
+def test_each_recipe_gives_every_run_its_batches_and_loss(lenet5, recipe_index: int) -> None:
     recipe = lenet5.RECIPES[recipe_index]
     method = lenet5._method_of(recipe, False, 2)
-    for part in (method.path, method.fresh):
+    for part in (method.path, *method.fresh):
         assert (part.batch_size, part.label_smoothing, part.seed) == (
             recipe.batch_size,
             recipe.label_smoothing,
             2,
         )
-    later, branch_at_2 = recipe.later_epochs, recipe.branch_epochs[1]
-    assert method.epochs_for(3) == pytest.approx(
-        3 + later + recipe.branch_epochs[0] + branch_at_2 + recipe.sparsest_epochs
-    )
-    quick = lenet5._method_of(recipe, True, 2)
-    assert quick.epochs_for(3) == pytest.approx(1 + 0.25 * 3 + 1)
+    if recipe.fresh_epochs_at_2:
+        # the path ends at 5%: its phase and branch there, then two fresh runs
+        assert [m.epochs for m in method.fresh] == [recipe.fresh_epochs_at_2, 2]
+        expected = 3 + recipe.branch_epochs[0] + recipe.fresh_epochs_at_2 + 2
+        quick = 1 + 0.25 + 1 + 1
+    else:
+        assert [m.epochs for m in method.fresh] == [recipe.sparsest_epochs]
+        expected = (
+            3
+            + recipe.later_epochs
+            + recipe.branch_epochs[0]
+            + recipe.branch_epochs[1]
+            + recipe.sparsest_epochs
+        )
+        quick = 1 + 0.25 * 3 + 1
+    assert method.epochs_for(3) == pytest.approx(expected)
+    assert lenet5._method_of(recipe, True, 2).epochs_for(3) == pytest.approx(quick)
 
 
 def test_labels_are_distinct_and_name_what_changed(lenet5) -> None:
@@ -62,7 +73,9 @@ def test_labels_are_distinct_and_name_what_changed(lenet5) -> None:
     assert len(set(labels)) == len(labels) == len(set(lenet5.RECIPES))
     assert labels[0] == "batches of 128, plain labels"
     assert labels[2] == "batches of 256, label smoothing 0.1"
-    assert labels[3].endswith("2% for 2+2 epochs, 1% for 3")
+    assert labels[3].endswith("2% from fresh scores (5 epochs)")
+    longer = lenet5.Recipe(later_epochs=2.0, branch_epochs=(3.0, 2.0), sparsest_epochs=3)
+    assert longer.label().endswith("2% for 2+2 epochs, 1% for 3")
 
 
 def test_the_seeding_is_a_path_then_a_fresh_sparsest_mask(lenet5, digits_problem) -> None:
@@ -81,17 +94,23 @@ def test_the_seeding_is_a_path_then_a_fresh_sparsest_mask(lenet5, digits_problem
         np.testing.assert_array_equal(flat, by_hand.flat())
 
 
-def test_longer_sparse_phases_leave_the_5_percent_mask_alone(lenet5, digits_problem) -> None:
+def test_a_fresh_2_percent_mask_leaves_the_5_and_1_percent_masks_alone(
+    lenet5, digits_problem
+) -> None:
     # what lets the table read each density's change on its own
-    short, longer = (
-        lenet5.method_for(recipe, seed=0).prune_each(
+    on_path, fresh = (
+        lenet5.method_for(recipe, seed=0, quick=True).prune_each(
             digits_problem.model, digits_problem.train_data, DENSITIES
         )
         for recipe in (lenet5.RECIPES[1], lenet5.RECIPES[3])
     )
-    np.testing.assert_array_equal(short[0].flat(), longer[0].flat())
-    assert not np.array_equal(short[1].flat(), longer[1].flat())
-    assert not np.array_equal(short[2].flat(), longer[2].flat())
+    np.testing.assert_array_equal(on_path[0].flat(), fresh[0].flat())
+    np.testing.assert_array_equal(on_path[2].flat(), fresh[2].flat())
+    assert not np.array_equal(on_path[1].flat(), fresh[1].flat())
+    by_hand = Supermask(epochs=1, lr=0.02, lr_schedule="cosine", label_smoothing=0.1, seed=0).prune(
+        digits_problem.model, digits_problem.train_data, 0.02
+    )
+    np.testing.assert_array_equal(fresh[1].flat(), by_hand.flat())
 
 
 def test_the_table_names_lenet5_and_keeps_path_batches_columns(lenet5) -> None:

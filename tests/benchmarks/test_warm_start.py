@@ -95,6 +95,57 @@ def test_a_fresh_sparsest_seed_is_named_and_ends_the_path_earlier(warm) -> None:
     assert "then 1 at 2% and at 1%, one run" in plain and "fresh" not in plain
 
 
+def test_fresh_2_and_1_percent_seeds_end_the_path_at_5_percent(warm) -> None:
+    parse = warm.sparsest_epochs
+    assert parse("2") == 2 and parse("5,2") == (5, 2) and parse("0") == 0
+    for bad in ("5,2,1", "x", "0,2", "2.5", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="e.g. 5,2"):
+            parse(bad)
+    assert warm.fresh_epochs(0) == () and warm.fresh_epochs(2) == (2,)
+    assert warm.fresh_epochs([5, 2]) == (5, 2)
+    args = _args(
+        problem="lenet5_fashion",
+        init_epochs=3,
+        init_later_epochs=1.0,
+        init_branch_epochs=3.0,
+        init_sparsest_epochs=(5, 2),
+    )
+    assert warm.result_suffix(args) == "_lenet5_path_e3_br3_sp5-2_cos_lr0.02_b12288_train20000"
+    text = warm.seeding_text(
+        {
+            "init_method": "supermask-path",
+            "init_epochs": 3,
+            "init_later_epochs": 1.0,
+            "init_branch_epochs": 3.0,
+            "init_sparsest_epochs": [5, 2],
+        }
+    )
+    assert text.startswith("supermask-path, 3 epoch(s) at 5%; side branches of 3 more at 5% give")
+    assert text.endswith(
+        "the 2% seed from fresh scores, supermask 5 epoch(s), "
+        "the 1% seed from fresh scores, supermask 2 epoch(s)"
+    )
+
+
+def test_path_seeds_are_magnitude_then_the_path_then_each_fresh_mask(warm, digits_problem) -> None:
+    options = {"lr": 0.02, "lr_schedule": "cosine", "seed": 3}
+    path = warm.SupermaskPath(epochs=1, branch_epochs=0.5, **options)
+    fresh = [warm.Supermask(epochs=1, **options), warm.Supermask(epochs=2, **options)]
+    seeds = warm.path_seeds(digits_problem, path, fresh)
+    model, data = digits_problem.model, digits_problem.train_data
+    expected = [
+        # the problem's own targets for magnitude (digits: denser than the benchmark's)
+        *(warm.make_method("magnitude").prune(model, data, d) for d in digits_problem.densities),
+        path.prune(model, data, 0.05),
+        fresh[0].prune(model, data, 0.02),
+        fresh[1].prune(model, data, 0.01),
+    ]
+    assert seeds.genomes.shape[0] == len(expected)
+    for genome, mask in zip(seeds.genomes, expected, strict=True):
+        np.testing.assert_array_equal(genome.astype(bool), mask.flat().astype(bool))
+    assert seeds.epochs == pytest.approx(1 + 0.5 + 1 + 2)
+
+
 def test_another_batch_size_gets_its_own_files_and_is_named(warm) -> None:
     assert warm.result_suffix(_args(init_batch_size=256)) == (
         "_path_e4_l2-1_cos_lr0.02_bs256_b12288_train20000"
