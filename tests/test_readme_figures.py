@@ -58,6 +58,7 @@ SUPERMASK_RECIPE = "benchmarks/results/supermask_recipe_d050_e4.json"  # Xeon
 PATH_SHAPES = "benchmarks/results/path_shapes.json"  # EPYC without AVX-512
 PATH_BATCHES = "benchmarks/results/path_batches.json"  # EPYC without AVX-512
 PATH_SMOOTHING = "benchmarks/results/path_smoothing.json"  # EPYC with AVX-512
+PATH_LENET5 = "benchmarks/results/path_lenet5.json"  # EPYC with AVX-512
 XEON_PATH = "benchmarks/results/xeon/warm_start_path.json"
 XEON_PATH_COS = "benchmarks/results/xeon/warm_start_path_cos_lr0.02.json"
 WARM_PATH_E1 = "benchmarks/results/warm_start_path.json"
@@ -4257,15 +4258,17 @@ def test_validation_chose_the_epochs_the_readme_says():
 
 def scorecard_figures() -> list[Figure]:
     """Issue 14 at a glance: each cell is a mean (or a difference of means) of the run it names."""
-    branch, fresh, held_ft = BRANCH_CAPPED_20K, WARM_LENET5_FRESH, WARM_PATH_421
+    branch, held_ft = BRANCH_CAPPED_20K, WARM_PATH_421
+    # LeNet-5's best run: smoothed seeds, the pick guarded on the error (the seeds themselves)
+    lenet5, lenet5_pick, lenet5_ft = SMOOTHED_LENET5, GUARDED_ERROR, LENET5_SEEDS + " + 1 ep FT"
     picked_ft = PATH_PICK + " + 1 ep FT"
     rows = (  # README row, source, summary row of the three density cells
         ("| LeNet-300-100 floor:", branch, PATH_GUARDED),
         ("| LeNet-300-100 goal:", branch, PATH_GUARDED),
-        ("| LeNet-5 floor:", fresh, PATH_GUARDED),
-        ("| LeNet-5 goal:", fresh, PATH_GUARDED),
+        ("| LeNet-5 floor:", lenet5, lenet5_pick),
+        ("| LeNet-5 goal:", lenet5, lenet5_pick),
         ("| LeNet-300-100 + 1 epoch of FT", held_ft, picked_ft),
-        ("| LeNet-5 + 1 epoch of FT", fresh, picked_ft),
+        ("| LeNet-5 + 1 epoch of FT", lenet5, lenet5_ft),
     )
     figures = []
     for row, source, name in rows:
@@ -4282,7 +4285,7 @@ def scorecard_figures() -> list[Figure]:
     references = (
         ("| LeNet-5 floor:", WARM_LENET5, "supermask (1 ep)", 2),
         ("| LeNet-300-100 + 1 epoch of FT", held_ft, "dns (1 ep)", 4),
-        ("| LeNet-5 + 1 epoch of FT", fresh, "dns (1 ep)", 3),
+        ("| LeNet-5 + 1 epoch of FT", lenet5, "dns (1 ep)", 3),
     )
     for row, source, name, first in references:
         for offset, density in enumerate(DENSITIES):
@@ -4315,12 +4318,12 @@ def scorecard_figures() -> list[Figure]:
             f"scorecard: {label} wall time",
             cell(row, 4, part),
             source,
-            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+            lambda d, name=name: d["summary"][name]["wall_time"],
         )
-        for label, row, source, part in (
-            ("capped", "| lead over supermask", branch, 0),
-            ("LeNet-300-100", "| LeNet-300-100 floor:", branch, 3),
-            ("LeNet-5", "| LeNet-5 floor:", fresh, 1),
+        for label, row, source, name, part in (
+            ("capped", "| lead over supermask", branch, PATH_GUARDED, 0),
+            ("LeNet-300-100", "| LeNet-300-100 floor:", branch, PATH_GUARDED, 3),
+            ("LeNet-5", "| LeNet-5 floor:", lenet5, lenet5_pick, 2),
         )
     ]
     figures += [
@@ -4341,8 +4344,8 @@ def scorecard_figures() -> list[Figure]:
         Figure(
             f"scorecard: LeNet-5 {density} short by",
             cell("| LeNet-5 goal:", 5, part),
-            fresh,
-            lambda d, density=density, goal=goal: goal - warm(d, PATH_GUARDED, density, 0),
+            lenet5,
+            lambda d, density=density, goal=goal: goal - warm(d, lenet5_pick, density, 0),
         )
         for density, part, goal in (("0.02", 3, 87.0), ("0.01", 4, 84.0))
     ]
@@ -4566,11 +4569,14 @@ def _recipe(d: dict, name: str) -> dict:
     return row
 
 
-def recipe_table_figures(label: str, source: str, names: list[str]) -> list[Figure]:
-    """Every cell of a ``path_batches.py``-style table: epochs, mean ± std per density, seconds."""
+def recipe_table_figures(
+    label: str, source: str, names: list[str], prefix: str = ""
+) -> list[Figure]:
+    """Every cell of a ``path_batches.py``-style table: epochs, mean ± std per density, seconds
+    (each README row names its recipe after ``prefix``)."""
     figures = []
     for name in names:
-        row_start = f"| {name} |"
+        row_start = f"| {prefix}{name} |"
         figures.append(
             Figure(
                 f"{label}: {name} epochs",
@@ -4740,6 +4746,191 @@ def path_smoothing_figures() -> list[Figure]:
     ]
     for pattern, label, value in texts:
         figures.append(Figure(f"path smoothing: {label}", phrase(pattern), PATH_SMOOTHING, value))
+    return figures
+
+
+def path_lenet5_figures() -> list[Figure]:
+    """LeNet-5's seeds with label smoothing (``path_lenet5.py``): its table and text."""
+    plain, smoothed = "batches of 128, plain labels", "batches of 128, label smoothing 0.1"
+    smoothed_256 = "batches of 256, label smoothing 0.1"
+    fresh = "batches of 128, label smoothing 0.1, 2% from fresh scores (5 epochs)"
+    figures = recipe_table_figures(
+        "path lenet5", PATH_LENET5, [plain, smoothed, smoothed_256, fresh], prefix="LeNet-5: "
+    )
+
+    def gap(name: str, density: str, base: str) -> Callable[[dict], float]:
+        return lambda d: percent(
+            _recipe(d, name)["mean"][density] - _recipe(d, base)["mean"][density]
+        )
+
+    def two_se(name: str, base: str, density: str) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            rows = (_recipe(d, name), _recipe(d, base))
+            variance = sum(
+                row["std"][density] ** 2 / len(row["test_accuracy"][density]) for row in rows
+            )
+            return percent(2 * variance**0.5)
+
+        return value
+
+    def best(density: str) -> Callable[[dict], float]:
+        return lambda d: max(percent(row["mean"][density]) for row in d["rows"])
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (rf"the 1% mask by ({NUMBER}) points \(two", "1% gain", gap(smoothed, "0.01", plain)),
+        (
+            rf"standard errors ({NUMBER})\) and the 2% mask",
+            "1% two SE",
+            two_se(smoothed, plain, "0.01"),
+        ),
+        (rf"and the 2% mask by ({NUMBER}) \(two", "2% gain", gap(smoothed, "0.02", plain)),
+        (
+            rf"errors ({NUMBER})\), and leaves the 5%",
+            "2% two SE",
+            two_se(smoothed, plain, "0.02"),
+        ),
+        (rf"the 5% mask level \(\+({NUMBER})\)", "5% gain", gap(smoothed, "0.05", plain)),
+        (
+            rf"\(\+({NUMBER}) over batches of 128, within noise\)",
+            "2% gain 256",
+            gap(smoothed_256, "0.02", smoothed),
+        ),
+        (rf"costs at 1% \(−({NUMBER})\)", "1% loss 256", gap(smoothed, "0.01", smoothed_256)),
+        (
+            rf"the smoothed 2% mask gains ({NUMBER}) points more",
+            "fresh 2% gain",
+            gap(fresh, "0.02", smoothed),
+        ),
+        (
+            rf"points more \(two standard errors ({NUMBER})\)",
+            "fresh 2% two SE",
+            two_se(fresh, smoothed, "0.02"),
+        ),
+        (rf"\)\: ({NUMBER})%, the best LeNet-5 2% masks", "best 2%", best("0.02")),
+        (
+            rf"\(87 and 84%\) by ({NUMBER}) and",
+            "2% goal gap",
+            lambda d: 87.0 - best("0.02")(d),
+        ),
+        (
+            rf"\(87 and 84%\) by {NUMBER} and ({NUMBER}) points\.",
+            "1% goal gap",
+            lambda d: 84.0 - best("0.01")(d),
+        ),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"path lenet5: {label}", phrase(pattern), PATH_LENET5, value))
+    return figures
+
+
+SMOOTHED_LENET5 = (  # AVX-512 EPYC, 3 seeds, LeNet-5's fresh-1% run from seeds smoothed by 0.1
+    "benchmarks/results/epyc-avx512/warm_start_lenet5_path_e3_br3-1_sp2_cos_lr0.02_ls0.1_ft1.json"
+)
+
+
+def smoothed_lenet5_figures() -> list[Figure]:
+    """LeNet-5 from smoothed seeds, chosen on the held-out error: its table and paragraph."""
+    source = SMOOTHED_LENET5
+    seeds_ft, dns = LENET5_SEEDS + " + 1 ep FT", "dns (1 ep)"
+    rows = (
+        ("| LeNet-5 smoothed: the seeds |", LENET5_SEEDS, True),
+        ("| LeNet-5 smoothed: the search's own pick |", PATH_SEARCH, True),
+        ("| LeNet-5 smoothed: the guarded held-out pick |", PATH_GUARDED, True),
+        ("| LeNet-5 smoothed: guarded on the held-out error |", GUARDED_ERROR, True),
+        ("| LeNet-5 smoothed: supermask, cosine steps, equal time (5 epochs) |", PATH_EQUAL, True),
+        ("| LeNet-5 smoothed: the seeds + 1 epoch FT |", seeds_ft, False),
+        (
+            "| LeNet-5 smoothed: supermask, equal time + 1 epoch FT |",
+            PATH_EQUAL + " + 1 ep FT",
+            False,
+        ),
+        ("| LeNet-5 smoothed: DNS, 1 epoch |", dns, False),
+    )
+    figures = table_figures("LeNet-5 smoothed", source, rows, 223)
+    below = rf"\(by ({NUMBER}), ({NUMBER}) and ({NUMBER}) points at 5%, 2% and 1%\)"
+    ahead_of_dns = rf"two standard errors: \+({NUMBER}), \+({NUMBER}) and \+({NUMBER}) points"
+    for group, density in enumerate(("0.05", "0.02", "0.01"), start=1):
+        figures.append(
+            gap(
+                f"LeNet-5 smoothed: below the seeds {density}",
+                below,
+                source,
+                density,
+                LENET5_SEEDS,
+                PATH_SEARCH,
+                group,
+            )
+        )
+        figures.append(
+            gap(
+                f"LeNet-5 smoothed: FT over DNS {density}",
+                ahead_of_dns,
+                source,
+                density,
+                seeds_ft,
+                dns,
+                group,
+            )
+        )
+    figures += gaps(
+        "LeNet-5 smoothed",
+        source,
+        (
+            (rf"is level at 5% \(\+({NUMBER})\), behind at 2%", "0.05", GUARDED_ERROR, PATH_EQUAL),
+            (
+                rf"behind at 2% \(−({NUMBER}) points\) and ahead at 1%",
+                "0.02",
+                PATH_EQUAL,
+                GUARDED_ERROR,
+            ),
+            (rf"and ahead at 1% \(\+({NUMBER})\), both beyond", "0.01", GUARDED_ERROR, PATH_EQUAL),
+        ),
+    )
+    figures += [
+        Figure(
+            f"LeNet-5 smoothed: {density} goal gap",
+            phrase(rf"\(87 and 84%\) are missed by ({NUMBER}) and ({NUMBER}) points", group),
+            source,
+            lambda d, density=density, goal=goal: goal - warm(d, GUARDED_ERROR, density, 0),
+        )
+        for group, density, goal in ((1, "0.02", 87.0), (2, "0.01", 84.0))
+    ]
+    figures.append(
+        Figure(
+            "LeNet-5 smoothed: 2 SE at 1% against DNS after FT",
+            phrase(rf"\(two standard errors ({NUMBER}) at 1%\)"),
+            source,
+            lambda d: (
+                2
+                * math.sqrt(
+                    (warm(d, seeds_ft, "0.01", 1) ** 2 + warm(d, dns, "0.01", 1) ** 2)
+                    / d["summary"][dns]["n"]
+                )
+            ),
+        )
+    )
+    figures.append(
+        Figure(
+            "LeNet-5 smoothed: the loss guard took the search's masks (seeds x densities)",
+            lambda text: (
+                "9" if "on the held-out loss takes those masks in every seed" in text else "0"
+            ),
+            source,
+            lambda d: sum(
+                search_picks(PATH_GUARDED, density)(d) for density in ("0.05", "0.02", "0.01")
+            ),
+        )
+    )
+    figures.append(
+        Figure(
+            "LeNet-5 smoothed: the error guard kept the seeds (seeds x densities)",
+            lambda text: "0" if "the seeds stay at every density in every seed" in text else "9",
+            source,
+            lambda d: sum(
+                search_picks(GUARDED_ERROR, density)(d) for density in ("0.05", "0.02", "0.01")
+            ),
+        )
+    )
     return figures
 
 
@@ -5099,6 +5290,8 @@ FIGURES = [
     *path_shapes_figures(),
     *path_batches_figures(),
     *path_smoothing_figures(),
+    *path_lenet5_figures(),
+    *smoothed_lenet5_figures(),
     *smoothed_seeds_figures(),
     *batch_256_figures(),
     *branch_capped_20k_figures(),
