@@ -162,6 +162,17 @@ def run_recipes(
     print(markdown_of(payload))
 
 
+def recipe_markdown(payload: dict, title: str, setup: str) -> str:
+    """A seed-path ablation's page: ``title``, the command and CPU, ``setup`` (model, path,
+    steps), then :func:`markdown`'s table."""
+    table = markdown(payload).split("\n", 4)[4]  # the table, without this script's header
+    cpu = payload["environment"].get("cpu", {}).get("model", "CPU")
+    return (
+        f"# {title}\n\nCommand: `{payload['command']}`; {cpu}. {setup}; test accuracy (plain), "
+        f"mean ± std over {payload['seeds']} seeds (the same seeds per row).\n\n" + table
+    )
+
+
 def main() -> None:
     run_recipes("path_batches", __doc__.splitlines()[0], _recipes, markdown)
 

@@ -1,4 +1,4 @@
-"""LeNet-5's seeds: label smoothing, batch size and longer sparse phases, masks only.
+"""LeNet-5's seeds: label smoothing, batch size and a fresh 2% mask, masks only.
 
     python benchmarks/path_lenet5.py                    # 4 recipes, 3 seeds (about 35 minutes)
     python benchmarks/path_lenet5.py --seeds 1 --quick   # a smoke run (short phases)
@@ -25,8 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from path_batches import markdown as batches_markdown
-from path_batches import run_recipes
+from path_batches import recipe_markdown, run_recipes
 
 from masksearch.methods import Supermask, SupermaskPath
 
@@ -136,15 +135,12 @@ def _method_of(recipe: Recipe, quick: bool, seed: int) -> PathThenFresh:
 
 
 def markdown(payload: dict) -> str:
-    table = batches_markdown(payload).split("\n", 4)[4]  # path_batches' table, its header cut
-    cpu = payload["environment"].get("cpu", {}).get("model", "CPU")
-    return (
-        "# supermask-path on LeNet-5: label smoothing, batch size, longer sparse phases\n\n"
-        f"Command: `{payload['command']}`; {cpu}. LeNet-5 on Fashion-MNIST; the 5% and 2% "
-        "masks from one path (3 epochs at 5%, then 1 at 2%, side branches of 3 and 1, unless "
-        "said), the 1% mask by supermask from fresh scores (2 epochs unless said), Adam from "
-        f"{payload['lr']:g} annealed within each phase; test accuracy (plain), mean ± std over "
-        f"{payload['seeds']} seeds (the same seeds per row).\n\n" + table
+    return recipe_markdown(
+        payload,
+        "supermask-path on LeNet-5: label smoothing, batch size, a fresh 2% mask",
+        "LeNet-5 on Fashion-MNIST; the 5% and 2% masks from one path (3 epochs at 5%, then 1 "
+        "at 2%, side branches of 3 and 1, unless said), the 1% mask by supermask from fresh "
+        f"scores (2 epochs unless said), Adam from {payload['lr']:g} annealed within each phase",
     )
 
 

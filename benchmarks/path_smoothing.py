@@ -20,8 +20,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from path_batches import markdown as batches_markdown
-from path_batches import method_for, run_recipes
+from path_batches import method_for, recipe_markdown, run_recipes
 
 # (batch size, label smoothing); Adam from 0.02 throughout, phases as the best runs'
 RECIPES: tuple[tuple[int, float], ...] = (
@@ -55,14 +54,12 @@ def _method_of(recipe: tuple[int, float], quick: bool, seed: int) -> Any:
 
 
 def markdown(payload: dict) -> str:
-    table = batches_markdown(payload).split("\n", 4)[4]  # path_batches' table, its header cut
-    cpu = payload["environment"].get("cpu", {}).get("model", "CPU")
-    return (
-        "# supermask-path: label smoothing in the seeds' loss, masks only\n\n"
-        f"Command: `{payload['command']}`; {cpu}. LeNet-300-100 on Fashion-MNIST; the path of "
-        "4 epochs at 5%, 2 at 2% and 1 at 1% with side branches of 4 and 2 at 5% and 2%, Adam "
-        f"from {payload['lr']:g} annealed within each phase; test accuracy (plain), mean ± std "
-        f"over {payload['seeds']} seeds (the same seeds per row).\n\n" + table
+    return recipe_markdown(
+        payload,
+        "supermask-path: label smoothing in the seeds' loss, masks only",
+        "LeNet-300-100 on Fashion-MNIST; the path of 4 epochs at 5%, 2 at 2% and 1 at 1% with "
+        "side branches of 4 and 2 at 5% and 2%, Adam from "
+        f"{payload['lr']:g} annealed within each phase",
     )
 
 

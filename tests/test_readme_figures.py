@@ -4569,6 +4569,24 @@ def _recipe(d: dict, name: str) -> dict:
     return row
 
 
+def recipe_gap(name: str, density: str, base: str) -> Callable[[dict], float]:
+    """Recipe ``name``'s mean at ``density`` minus recipe ``base``'s, in points."""
+    return lambda d: percent(_recipe(d, name)["mean"][density] - _recipe(d, base)["mean"][density])
+
+
+def recipe_two_se(name: str, base: str, density: str) -> Callable[[dict], float]:
+    """Two standard errors of :func:`recipe_gap`, in points."""
+
+    def value(d: dict) -> float:
+        rows = (_recipe(d, name), _recipe(d, base))
+        variance = sum(
+            row["std"][density] ** 2 / len(row["test_accuracy"][density]) for row in rows
+        )
+        return percent(2 * variance**0.5)
+
+    return value
+
+
 def recipe_table_figures(
     label: str, source: str, names: list[str], prefix: str = ""
 ) -> list[Figure]:
@@ -4707,14 +4725,9 @@ def path_smoothing_figures() -> list[Figure]:
     figures = recipe_table_figures("path smoothing", PATH_SMOOTHING, names)
 
     def gap(name: str, density: str, base: str = plain) -> Callable[[dict], float]:
-        return lambda d: percent(
-            _recipe(d, name)["mean"][density] - _recipe(d, base)["mean"][density]
-        )
+        return recipe_gap(name, density, base)
 
-    def two_se(d: dict) -> float:
-        rows = (_recipe(d, smoothed), _recipe(d, plain))
-        variance = sum(row["std"]["0.02"] ** 2 / len(row["test_accuracy"]["0.02"]) for row in rows)
-        return percent(2 * variance**0.5)
+    two_se = recipe_two_se(smoothed, plain, "0.02")
 
     texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         (rf"lifts the 2% mask by ({NUMBER}) points", "2% gain at 0.1", gap(smoothed, "0.02")),
@@ -4758,20 +4771,7 @@ def path_lenet5_figures() -> list[Figure]:
         "path lenet5", PATH_LENET5, [plain, smoothed, smoothed_256, fresh], prefix="LeNet-5: "
     )
 
-    def gap(name: str, density: str, base: str) -> Callable[[dict], float]:
-        return lambda d: percent(
-            _recipe(d, name)["mean"][density] - _recipe(d, base)["mean"][density]
-        )
-
-    def two_se(name: str, base: str, density: str) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            rows = (_recipe(d, name), _recipe(d, base))
-            variance = sum(
-                row["std"][density] ** 2 / len(row["test_accuracy"][density]) for row in rows
-            )
-            return percent(2 * variance**0.5)
-
-        return value
+    gap, two_se = recipe_gap, recipe_two_se
 
     def best(density: str) -> Callable[[dict], float]:
         return lambda d: max(percent(row["mean"][density]) for row in d["rows"])
