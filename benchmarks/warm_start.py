@@ -540,7 +540,7 @@ def sparsest_epochs(text: str) -> int | tuple[int, ...]:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
         values = ()
-    if not 1 <= len(values) < len(DENSITIES) or min(values) < 1 and values != (0,):
+    if not 1 <= len(values) < len(DENSITIES) or (min(values) < 1 and values != (0,)):
         raise argparse.ArgumentTypeError(
             f"expected the epochs of the fresh 1% seed (e.g. 2) or of the fresh 2% and 1% seeds "
             f"(e.g. 5,2), whole numbers >= 1, got {text!r}"
