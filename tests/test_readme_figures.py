@@ -4825,6 +4825,25 @@ def path_lenet5_figures() -> list[Figure]:
     return figures
 
 
+def gaps_by_density(label: str, pattern: str, source: str, first: str, second: str) -> list[Figure]:
+    """:func:`gap` at 5%, 2% and 1%, read from ``pattern``'s groups 1, 2 and 3."""
+    return [
+        gap(f"{label} {density}", pattern, source, density, first, second, group)
+        for group, density in enumerate(DENSITIES, start=1)
+    ]
+
+
+def two_se_of_gap(first: str, second: str, density: str) -> Callable[[dict], float]:
+    """Two standard errors of the difference of two summary rows' means at ``density``."""
+    return lambda d: (
+        2
+        * math.sqrt(
+            (warm(d, first, density, 1) ** 2 + warm(d, second, density, 1) ** 2)
+            / d["summary"][second]["n"]
+        )
+    )
+
+
 SMOOTHED_LENET5 = (  # AVX-512 EPYC, 3 seeds, LeNet-5's fresh-1% run from seeds smoothed by 0.1
     "benchmarks/results/epyc-avx512/warm_start_lenet5_path_e3_br3-1_sp2_cos_lr0.02_ls0.1_ft1.json"
 )
@@ -4851,29 +4870,10 @@ def smoothed_lenet5_figures() -> list[Figure]:
     figures = table_figures("LeNet-5 smoothed", source, rows, 223)
     below = rf"\(by ({NUMBER}), ({NUMBER}) and ({NUMBER}) points at 5%, 2% and 1%\)"
     ahead_of_dns = rf"two standard errors: \+({NUMBER}), \+({NUMBER}) and \+({NUMBER}) points"
-    for group, density in enumerate(("0.05", "0.02", "0.01"), start=1):
-        figures.append(
-            gap(
-                f"LeNet-5 smoothed: below the seeds {density}",
-                below,
-                source,
-                density,
-                LENET5_SEEDS,
-                PATH_SEARCH,
-                group,
-            )
-        )
-        figures.append(
-            gap(
-                f"LeNet-5 smoothed: FT over DNS {density}",
-                ahead_of_dns,
-                source,
-                density,
-                seeds_ft,
-                dns,
-                group,
-            )
-        )
+    figures += gaps_by_density(
+        "LeNet-5 smoothed: below the seeds", below, source, LENET5_SEEDS, PATH_SEARCH
+    )
+    figures += gaps_by_density("LeNet-5 smoothed: FT over DNS", ahead_of_dns, source, seeds_ft, dns)
     figures += gaps(
         "LeNet-5 smoothed",
         source,
@@ -4902,13 +4902,7 @@ def smoothed_lenet5_figures() -> list[Figure]:
             "LeNet-5 smoothed: 2 SE at 1% against DNS after FT",
             phrase(rf"\(two standard errors ({NUMBER}) at 1%\)"),
             source,
-            lambda d: (
-                2
-                * math.sqrt(
-                    (warm(d, seeds_ft, "0.01", 1) ** 2 + warm(d, dns, "0.01", 1) ** 2)
-                    / d["summary"][dns]["n"]
-                )
-            ),
+            two_se_of_gap(seeds_ft, dns, "0.01"),
         )
     )
     figures.append(
@@ -4953,18 +4947,9 @@ def fresh_2_lenet5_figures() -> list[Figure]:
     )
     figures = table_figures("LeNet-5 fresh 2%", source, rows, 265)
     below = rf"far below them \(by ({NUMBER}), ({NUMBER}) and ({NUMBER}) points\)"
-    for group, density in enumerate(("0.05", "0.02", "0.01"), start=1):
-        figures.append(
-            gap(
-                f"LeNet-5 fresh 2%: below the seeds {density}",
-                below,
-                source,
-                density,
-                LENET5_SEEDS,
-                PATH_SEARCH,
-                group,
-            )
-        )
+    figures += gaps_by_density(
+        "LeNet-5 fresh 2%: below the seeds", below, source, LENET5_SEEDS, PATH_SEARCH
+    )
     figures += gaps(
         "LeNet-5 fresh 2%",
         source,
@@ -4976,13 +4961,7 @@ def fresh_2_lenet5_figures() -> list[Figure]:
     )
 
     def two_se(density: str) -> Callable[[dict], float]:
-        return lambda d: (
-            2
-            * math.sqrt(
-                (warm(d, GUARDED_ERROR, density, 1) ** 2 + warm(d, PATH_EQUAL, density, 1) ** 2)
-                / d["summary"][PATH_EQUAL]["n"]
-            )
-        )
+        return two_se_of_gap(GUARDED_ERROR, PATH_EQUAL, density)
 
     figures += [
         Figure(
