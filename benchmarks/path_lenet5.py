@@ -21,11 +21,12 @@ std over seeds; the same seeds per row.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from path_batches import recipe_markdown, run_recipes
+from warm_start import PathThenFresh
 
 from masksearch.methods import Supermask, SupermaskPath
 
@@ -66,28 +67,6 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(batch_size=256, label_smoothing=0.1),
     Recipe(label_smoothing=0.1, fresh_epochs_at_2=5),
 )
-
-
-@dataclass(frozen=True)
-class PathThenFresh:
-    """A supermask path over the denser targets, then supermask from fresh scores at each of
-    the sparsest (``fresh``, densest first): the seeding of ``warm_start.py
-    --init-sparsest-epochs``, as one method."""
-
-    path: SupermaskPath
-    fresh: tuple[Supermask, ...]
-
-    def prune_each(self, model: Any, data: Any, densities: Sequence[float]) -> list[Any]:
-        split = len(densities) - len(self.fresh)
-        return self.path.prune_each(model, data, densities[:split]) + [
-            method.prune(model, data, density)
-            for method, density in zip(self.fresh, densities[split:], strict=True)
-        ]
-
-    def epochs_for(self, n_densities: int) -> float:
-        return self.path.epochs_for(n_densities - len(self.fresh)) + sum(
-            method.epochs_for(1) for method in self.fresh
-        )
 
 
 def method_for(recipe: Recipe, seed: int, quick: bool = False) -> PathThenFresh:

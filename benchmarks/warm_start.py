@@ -60,6 +60,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,12 @@ GUARDED = HELD_OUT + ", seeds kept unless beaten by 2 SE"
 # the same guard on the 0/1 error: seeds trained on another loss than the search's (label
 # smoothing) can lose to its masks on held-out cross-entropy while scoring better
 GUARDED_ERROR = MAIN + ", chosen on held-out error, seeds kept unless beaten by 2 SE"
+# the picks made on held-out images: row, guarded, objective, how the page names the pick
+HELD_OUT_ROWS = (
+    (HELD_OUT, False, "loss", "held-out pick"),
+    (GUARDED, True, "loss", "guarded held-out pick"),
+    (GUARDED_ERROR, True, "error", "pick guarded on held-out error"),
+)
 
 
 def seeds_recipe(settings: dict) -> dict:
@@ -394,11 +401,11 @@ def main() -> None:
                 **recipe,
             )
             if args.init_sparsest_epochs:
-                fresh = [
+                fresh = tuple(
                     Supermask(epochs=epochs, seed=seed, **recipe)
                     for epochs in fresh_epochs(args.init_sparsest_epochs)
-                ]
-                seeds = path_seeds(problem, path, fresh)
+                )
+                seeds = path_seeds(problem, PathThenFresh(path, fresh))
             else:
                 seeds = ms.warm_start(problem, ["magnitude", path])
         else:
@@ -417,12 +424,7 @@ def main() -> None:
         seed_by_density = {str(d): m for d, m in zip(DENSITIES, seed_masks, strict=True)}
         rows[MAIN], masks, result = search_row(run, seeds)
         picked: dict[str, dict[str, ms.Mask]] = {}
-        picks = (  # row name, guarded, objective
-            (HELD_OUT, False, "loss"),
-            (GUARDED, True, "loss"),
-            (GUARDED_ERROR, True, "error"),
-        )
-        for name, guarded, objective in picks if held_out is not None else ():
+        for name, guarded, objective, _ in HELD_OUT_ROWS if held_out is not None else ():
             rows[name], picked[name] = held_out_row(
                 problem, result, seeds, held_out, guarded=guarded, objective=objective
             )
@@ -521,15 +523,42 @@ def later_epochs(text: str) -> float | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
-def path_seeds(problem: Any, path: Any, fresh: Sequence[Any]) -> ms.WarmStart:
-    """The magnitude masks, then ``path``'s at the denser targets and each of ``fresh``'s
-    (supermasks from fresh scores) at one of the sparsest, densest first; their costs added."""
-    on_path = len(DENSITIES) - len(fresh)
-    seeds = ms.warm_start(problem, ["magnitude"]) + ms.warm_start(
-        problem, [path], densities=DENSITIES[:on_path]
-    )
-    for method, density in zip(fresh, DENSITIES[on_path:], strict=True):
-        seeds = seeds + ms.warm_start(problem, [method], densities=(density,))
+@dataclass(frozen=True)
+class PathThenFresh:
+    """A supermask path over the denser targets, then supermask from fresh scores at each of
+    the sparsest (``fresh``, densest first): ``--init-sparsest-epochs``'s seeding as one
+    method (``prune_each``, ``epochs_for``), or as warm starts (:func:`path_seeds`)."""
+
+    path: SupermaskPath
+    fresh: tuple[Supermask, ...]
+
+    def parts(self, densities: Sequence[float]) -> list[tuple[Any, tuple[float, ...]]]:
+        """Each method with the targets it learns, densest first."""
+        on_path = len(densities) - len(self.fresh)
+        return [(self.path, tuple(densities[:on_path]))] + [
+            (method, (density,))
+            for method, density in zip(self.fresh, densities[on_path:], strict=True)
+        ]
+
+    def prune_each(self, model: Any, data: Any, densities: Sequence[float]) -> list[ms.Mask]:
+        return [
+            mask
+            for method, targets in self.parts(densities)
+            for mask in method.prune_each(model, data, targets)
+        ]
+
+    def epochs_for(self, n_densities: int) -> float:
+        return self.path.epochs_for(n_densities - len(self.fresh)) + sum(
+            method.epochs_for(1) for method in self.fresh
+        )
+
+
+def path_seeds(problem: Any, seeding: PathThenFresh) -> ms.WarmStart:
+    """The magnitude masks, then each part of ``seeding``'s at its targets, densest first;
+    their costs added."""
+    seeds = ms.warm_start(problem, ["magnitude"])
+    for method, targets in seeding.parts(DENSITIES):
+        seeds = seeds + ms.warm_start(problem, [method], densities=targets)
     return seeds
 
 
@@ -744,17 +773,13 @@ def markdown(payload: dict) -> str:
             "",
             *compare(a, summary["supermask, equal time"]),
         ]
-        for picked, which in (
-            (HELD_OUT, "held-out pick"),
-            (GUARDED, "guarded held-out pick"),
-            (GUARDED_ERROR, "pick guarded on held-out error"),
-        ):
+        for picked, _, _, which in HELD_OUT_ROWS:
             if picked in summary:
                 lines += ["", f"The {which} against supermask at equal wall time:", ""]
                 lines += compare(summary[picked], summary["supermask, equal time"])
         seeds = summary.get(seeds_row)
-        picks = [MAIN, HELD_OUT, GUARDED, GUARDED_ERROR]
-        for searched in picks if seeds and HELD_OUT in summary else []:
+        searches = [MAIN, *(row for row, _, _, _ in HELD_OUT_ROWS)]
+        for searched in searches if seeds and HELD_OUT in summary else []:
             if searched not in summary:
                 continue
             lines += ["", f"{searched} against its seeds ({seeds_row}):", ""]

@@ -131,7 +131,7 @@ def test_path_seeds_are_magnitude_then_the_path_then_each_fresh_mask(warm, digit
     options = {"lr": 0.02, "lr_schedule": "cosine", "seed": 3}
     path = warm.SupermaskPath(epochs=1, branch_epochs=0.5, **options)
     fresh = [warm.Supermask(epochs=1, **options), warm.Supermask(epochs=2, **options)]
-    seeds = warm.path_seeds(digits_problem, path, fresh)
+    seeds = warm.path_seeds(digits_problem, warm.PathThenFresh(path, tuple(fresh)))
     model, data = digits_problem.model, digits_problem.train_data
     expected = [
         # the problem's own targets for magnitude (digits: denser than the benchmark's)
