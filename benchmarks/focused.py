@@ -1,0 +1,224 @@
+"""A search's whole budget at one density: does it lift its gradient-learned seed there?
+
+    python benchmarks/focused.py                     # 3 densities, 3 seeds (about 20 minutes)
+    python benchmarks/focused.py --seeds 1 --quick   # a smoke run (a small budget)
+
+In the front-wide runs of ``warm_start.py`` the search adds to its supermask seeds at 1% only;
+at 5% and 2% its best masks are the seeds. A front-wide search spreads its evaluations over
+every density, so this asks the narrower question: given all of its evaluations at one
+density, does the search beat the seed there? For each target density, a single-objective
+GA with the gradient-swap local search minimises the loss on the fitness images under a
+density cap at the target (masks denser than it are infeasible), started from the seed and
+the magnitude mask at that density. The seeds are those of the plain-label run on the
+AVX-512 EPYC (the supermask path of 4 epochs at 5%, 2 at 2%, 1 at 1%, side branches of 4 and
+2, Adam from 0.02 annealed within each phase, batches of 256), whose objective the search
+shares; the fitness is the mean cross-entropy on the first 20,000 training images, as in the
+best front-wide runs. Reported per density, mean ± std over seeds: test accuracy of the seed,
+of the search's own pick (its best fitness) and of the pick made on the 5,000 validation
+images the fitness never saw, the seed kept unless beaten by two standard errors of the
+paired per-image loss; and the fitness and held-out loss of the seed and of the search's pick,
+which say whether the search lowers its objective and whether that carries over.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import ablation_args, build, environment, pin_dense_models, rerun, write_results
+
+import masksearch as ms
+from masksearch.methods import SupermaskPath
+from masksearch.training import evaluate
+
+RESULTS = Path(__file__).parent / "results"
+DENSITIES = (0.05, 0.02, 0.01)
+BUDGET = 8192
+QUICK_BUDGET = 256
+TRAIN_SAMPLES = 20_000
+# the plain-label seeds of warm_start.py's capped AVX-512 EPYC run
+RECIPE = {"lr": 0.02, "lr_schedule": "cosine", "batch_size": 256}
+PATH = {"epochs": 4, "later_epochs": (2, 1), "branch_epochs": (4, 2, 0)}
+QUICK_PATH = {"epochs": 1, "later_epochs": (0.25, 0.25), "branch_epochs": (0.25, 0.25, 0)}
+ROWS = ("seed", "search's own pick", "held-out pick, seed kept unless beaten")
+
+
+def split_metrics(model: Any, mask: ms.Mask, split: Any) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of ``model`` with ``mask`` on ``split``."""
+    result = evaluate(mask.apply(copy.deepcopy(model)), split, device="cpu")
+    return result.loss, result.accuracy
+
+
+def focused_search(run: ms.Run, seeds: ms.WarmStart, density: float) -> ms.Result:
+    """``run``'s search (a single-objective GA) capped at ``density``, from the seeds made at it."""
+    problem = run.problem
+    at_target = np.flatnonzero(
+        np.abs(problem.encoding.decode(seeds.genomes).mean(axis=1) - density) < 0.5e-3
+    )
+    if len(at_target) == 0:
+        raise ValueError(f"no seed at density {density:g}: {seeds.labels}")
+    initial = ms.WarmStart(
+        seeds.genomes[at_target],
+        tuple(seeds.labels[i] for i in at_target),
+        seeds.seconds,
+        seeds.epochs,
+    )
+    problem.max_density = density
+    return run.search(initial=initial)
+
+
+def one_density(run: ms.Run, seeds: ms.WarmStart, density: float, held_out: Any) -> dict[str, Any]:
+    """The seed at ``density`` against the focused search's picks: accuracies and losses."""
+    problem = run.problem
+    started = time.perf_counter()
+    result = focused_search(run, seeds, density)
+    seconds = time.perf_counter() - started
+    seed_row = seeds.labels.index(f"supermask-path@{density:g}")
+    genomes = np.concatenate([result.front.genomes, seeds.genomes[seed_row : seed_row + 1]])
+    n_front = len(result.front.genomes)
+    own = result.front.index(max_density=density)
+    picks = ms.choose_held_out(
+        problem, genomes, held_out, [density], objective="loss", incumbents=[n_front]
+    )
+    chosen = {"seed": n_front, "search's own pick": own, ROWS[2]: picks[density]}
+    masks = problem.encoding.decode(genomes)
+    row: dict[str, Any] = {
+        "density": density,
+        "search_seconds": seconds,
+        "n_evals": result.n_evals,
+        "held_out_kept_seed": bool(picks[density] == n_front),
+    }
+    for name, index in chosen.items():
+        mask = ms.Mask.from_flat(problem.layout, masks[index])
+        fitness, _ = split_metrics(problem.model, mask, problem.data)
+        held_loss, _ = split_metrics(problem.model, mask, held_out)
+        _, test = split_metrics(problem.model, mask, problem.test_data)
+        row[name] = {
+            "density": float(masks[index].mean()),
+            "fitness_loss": fitness,
+            "held_out_loss": held_loss,
+            "test_accuracy": test,
+        }
+    return row
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per density: each row's figures over seeds (mean, std, per seed)."""
+    table = []
+    for density in DENSITIES:
+        rows = [row for run in runs for row in run["densities"] if row["density"] == density]
+        entry: dict[str, Any] = {
+            "density": density,
+            "search_seconds": float(np.mean([r["search_seconds"] for r in rows])),
+            "n_evals": float(np.mean([r["n_evals"] for r in rows])),
+            "held_out_kept_seed": sum(r["held_out_kept_seed"] for r in rows),
+            "n_seeds": len(rows),
+        }
+        for name in ROWS:
+            entry[name] = {}
+            for metric in ("test_accuracy", "fitness_loss", "held_out_loss"):
+                values = [r[name][metric] for r in rows]
+                entry[name][metric] = {
+                    "values": values,
+                    "mean": float(np.mean(values)),
+                    "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                }
+        table.append(entry)
+    return table
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    cpu = payload["environment"].get("cpu", {}).get("model", "CPU")
+    lines = [
+        "# A search's whole budget at one density (issue 14)",
+        "",
+        f"Command: `{payload['command']}`; {cpu}. LeNet-300-100 on Fashion-MNIST, masks only. "
+        f"Per density, a single-objective GA with gradient swaps, {payload['budget']:,} "
+        "evaluations, masks denser than the target infeasible, started from the supermask-path "
+        "seed and the magnitude mask at the target (seeds: 4 epochs at 5%, 2 at 2%, 1 at 1%, "
+        "side branches of 4 and 2, Adam from 0.02 annealed, batches of 256, plain labels). "
+        f"Fitness: mean cross-entropy on the first {payload['train_samples']:,} training "
+        f"images; held out: the {payload['held_out_samples']:,} validation images; test "
+        f"accuracy on the test split. Mean ± std over {payload['seeds']} seeds.",
+        "",
+        "| density | mask | test accuracy | fitness loss | held-out loss |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for entry in payload["table"]:
+        for name in ROWS:
+            figures = entry[name]
+            lines.append(
+                f"| {entry['density']:.0%} | {name} | "
+                f"{100 * figures['test_accuracy']['mean']:.2f} ± "
+                f"{100 * figures['test_accuracy']['std']:.2f} | "
+                f"{figures['fitness_loss']['mean']:.4f} ± {figures['fitness_loss']['std']:.4f} | "
+                f"{figures['held_out_loss']['mean']:.4f} ± "
+                f"{figures['held_out_loss']['std']:.4f} |"
+            )
+    lines += ["", "| density | evaluations | search s | held-out pick kept the seed |"]
+    lines.append("|---:|---:|---:|---|")
+    for entry in payload["table"]:
+        lines.append(
+            f"| {entry['density']:.0%} | {entry['n_evals']:,.0f} | "
+            f"{entry['search_seconds']:.0f} | {entry['held_out_kept_seed']} of "
+            f"{entry['n_seeds']} seeds |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    args = ablation_args(__doc__.splitlines()[0], RESULTS)
+    pin_dense_models()
+    started_on = environment("cpu")
+    budget = QUICK_BUDGET if args.quick else BUDGET
+    base = build(
+        {
+            "problem": "lenet300_fashion",
+            "objectives": ["loss"],
+            "densities": list(DENSITIES),
+            "solver": "ga",
+            "pop_size": 64,
+            "budget": budget,
+            "local_search": "gradient-swaps",
+            "init": ["magnitude"],
+            "fitness_split": "train",
+            "train_samples": TRAIN_SAMPLES,
+        }
+    )
+    problem = base.problem
+    held_out = ms.load("fashion-mnist").val  # the fitness is on training images: all of it
+    runs = []
+    for seed in range(args.seeds):
+        path = SupermaskPath(seed=seed, **(QUICK_PATH if args.quick else PATH), **RECIPE)
+        seeds = ms.warm_start(problem, ["magnitude", path])
+        rows = []
+        for density in DENSITIES:
+            row = one_density(rerun(base, seed=seed), seeds, density, held_out)
+            rows.append(row)
+            shown = " / ".join(f"{name}: {100 * row[name]['test_accuracy']:.2f}" for name in ROWS)
+            print(
+                f"seed {seed}  {density:.0%}  {shown}  ({row['search_seconds']:.0f} s)", flush=True
+            )
+        runs.append({"seed": seed, "seeding_seconds": seeds.seconds, "densities": rows})
+    payload = {
+        "command": "python benchmarks/focused.py"
+        + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
+        + (" --quick" if args.quick else ""),
+        "budget": budget,
+        "train_samples": TRAIN_SAMPLES,
+        "held_out_samples": len(held_out),
+        "seeds": args.seeds,
+        "environment": started_on,
+        "runs": runs,
+        "table": summarise(runs),
+    }
+    stem = "focused" + ("_quick" if args.quick else "")
+    write_results(args.out, stem, payload, markdown)
+    print(markdown(payload))
+
+
+if __name__ == "__main__":
+    main()
