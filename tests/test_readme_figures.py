@@ -4833,6 +4833,111 @@ def gaps_by_density(label: str, pattern: str, source: str, first: str, second: s
     ]
 
 
+FOCUSED = "benchmarks/results/focused.json"  # AVX-512 EPYC, 3 seeds
+FOCUSED_SEED, FOCUSED_OWN = "seed", "search's own pick"
+
+
+def focused_figures() -> list[Figure]:
+    """All the budget at one density (``focused.py``): its table and paragraph."""
+
+    def entry(d: dict, density: float) -> dict:
+        (found,) = [e for e in d["table"] if e["density"] == density]
+        return found
+
+    def stat(row: str, density: float, metric: str, part: str) -> Callable[[dict], float]:
+        scale = 100.0 if metric == "test_accuracy" else 1.0
+        return lambda d: scale * entry(d, density)[row][metric][part]
+
+    def change(density: float, metric: str) -> Callable[[dict], float]:
+        """The own pick's mean minus the seed's (test accuracy in points)."""
+        return lambda d: (
+            stat(FOCUSED_OWN, density, metric, "mean")(d)
+            - stat(FOCUSED_SEED, density, metric, "mean")(d)
+        )
+
+    def two_se(density: float) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            found = entry(d, density)
+            stds = [100 * found[row]["test_accuracy"]["std"] for row in (FOCUSED_SEED, FOCUSED_OWN)]
+            return 2 * math.sqrt(sum(x * x for x in stds) / found["n_seeds"])
+
+        return value
+
+    figures = []
+    for density in (0.05, 0.02, 0.01):
+        for row, shown in ((FOCUSED_SEED, "the seed"), (FOCUSED_OWN, "the search's own pick")):
+            start = f"| {density:.0%}: {shown} |"
+            for column, metric, part, index in (
+                (1, "test_accuracy", "mean", 0),
+                (1, "test_accuracy", "std", 1),
+                (2, "fitness_loss", "mean", 0),
+                (3, "held_out_loss", "mean", 0),
+            ):
+                figures.append(
+                    Figure(
+                        f"focused: {start} {metric} {part}",
+                        cell(start, column, index),
+                        FOCUSED,
+                        stat(row, density, metric, part),
+                    )
+                )
+    drops = r"fitness loss at every density \(by ({NUMBER}), ({NUMBER}) and ({NUMBER})\)"
+    for group, density in enumerate((0.05, 0.02, 0.01), start=1):
+        figures.append(
+            Figure(
+                f"focused: fitness drop at {density:g}",
+                phrase(drops.format(NUMBER=NUMBER), group),
+                FOCUSED,
+                lambda d, density=density: -change(density, "fitness_loss")(d),
+            )
+        )
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (
+            rf"held-out loss rises \(\+({NUMBER})\)",
+            "5% held-out rise",
+            change(0.05, "held_out_loss"),
+        ),
+        (rf"test accuracy is level \(\+({NUMBER}) points", "5% gap", change(0.05, "test_accuracy")),
+        (rf"level \(\+{NUMBER} points, two standard errors ({NUMBER})\)", "5% 2 SE", two_se(0.05)),
+        (
+            rf"at 2% the held-out loss falls by ({NUMBER})",
+            "2% held-out fall",
+            lambda d: -change(0.02, "held_out_loss")(d),
+        ),
+        (
+            rf"own pick is ({NUMBER}) points above the seed on",
+            "2% gap",
+            change(0.02, "test_accuracy"),
+        ),
+        (rf"test split \(two standard errors ({NUMBER}); above", "2% 2 SE", two_se(0.02)),
+        (
+            rf"at 1% the held-out loss falls by ({NUMBER})",
+            "1% held-out fall",
+            lambda d: -change(0.01, "held_out_loss")(d),
+        ),
+        (rf"and it is ({NUMBER}) points above the seed", "1% gap", change(0.01, "test_accuracy")),
+        (rf"above the seed \(two standard errors ({NUMBER})\)\. So", "1% 2 SE", two_se(0.01)),
+        (
+            rf"keeps the seed in ({NUMBER}) of 3 seeds",
+            "2% guard kept",
+            lambda d: entry(d, 0.02)["held_out_kept_seed"],
+        ),
+        (
+            rf"level with the seed at 5% \(\+({NUMBER}) points\)",
+            "glance 5% gap",
+            change(0.05, "test_accuracy"),
+        ),
+        (
+            rf"\(\+{NUMBER} points\) and ({NUMBER}) points above it at 2%",
+            "glance 2% gap",
+            change(0.02, "test_accuracy"),
+        ),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"focused: {label}", phrase(pattern), FOCUSED, value))
+    return figures
+
+
 def two_se_of_gap(first: str, second: str, density: str) -> Callable[[dict], float]:
     """Two standard errors of the difference of two summary rows' means at ``density``."""
     return lambda d: (
@@ -5372,6 +5477,7 @@ FIGURES = [
     *smoothed_seeds_figures(),
     *batch_256_figures(),
     *branch_capped_20k_figures(),
+    *focused_figures(),
 ]
 
 
@@ -5455,3 +5561,16 @@ def test_the_search_lifts_its_one_percent_seeds_in_every_run_as_the_readme_says(
     assert len(gains) >= 20 and min(gains) > 0
     assert float(match[1]) == pytest.approx(min(gains), abs=0.005)
     assert float(match[2]) == pytest.approx(max(gains), abs=0.005)
+
+
+def test_the_focused_searchs_per_seed_claims_hold_as_the_readme_says():
+    """README (All the budget at one density): at 2% the own pick is above its seed in every
+    seed; at 1% the guard takes the search's mask in every seed."""
+    text = " ".join(readme().split())
+    assert "above it in every seed), yet the guarded held-out pick keeps the seed" in text
+    assert "the guard takes the search's mask in every seed" in text
+    for run in load(FOCUSED)["runs"]:
+        (two,) = [row for row in run["densities"] if row["density"] == 0.02]
+        (one,) = [row for row in run["densities"] if row["density"] == 0.01]
+        assert two[FOCUSED_OWN]["test_accuracy"] > two[FOCUSED_SEED]["test_accuracy"], run["seed"]
+        assert not one["held_out_kept_seed"], run["seed"]
