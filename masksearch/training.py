@@ -101,6 +101,9 @@ def train(
     mask: Mask | None = None,
     lr_schedule: str = "constant",
     progress: Callable[[dict[str, Any]], None] | None = None,
+    teacher: nn.Module | None = None,
+    distill_temperature: float = 4.0,
+    distill_weight: float = 0.9,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place with mini-batch cross-entropy; return the per-epoch log.
 
@@ -110,6 +113,12 @@ def train(
     :func:`finetune`). Each log entry (also passed to ``progress``) holds ``epoch`` (from 1),
     ``loss`` (mean training loss of the epoch), ``lr`` (at the epoch's first step) and
     ``seconds``.
+
+    With a ``teacher`` (e.g. the dense model a pruned one came from) the loss is knowledge
+    distillation (Hinton et al. 2015): ``distill_weight`` × T² × KL(teacher ‖ model) on both
+    logits softened by ``distill_temperature`` T, plus ``1 - distill_weight`` × the
+    cross-entropy. The teacher runs once, in eval mode, over the whole split before training
+    (its logits are fixed), and is never changed.
     """
     _check_positive_int("epochs", epochs)
     _check_positive_int("batch_size", batch_size)
@@ -122,6 +131,11 @@ def train(
         raise ValueError(f"unknown lr_schedule {lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if teacher is not None:
+        _check_positive_float("distill_temperature", distill_temperature)
+        _check_non_negative_float("distill_weight", distill_weight)
+        if distill_weight > 1:
+            raise ValueError(f"distill_weight must be in [0, 1], got {distill_weight}")
     x, y = split_tensors(split)
     _check_finite_weights(model)
     target = resolve_device(device)
@@ -132,6 +146,9 @@ def train(
     model.eval()
     with torch.no_grad():
         _check_fits(model, x, y, target)
+    soft_targets = None
+    if teacher is not None:
+        soft_targets = _teacher_log_probs(teacher, model, x, target, distill_temperature)
     model.train()
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -168,7 +185,12 @@ def train(
                 index = order[start : start + batch_size]
                 inputs, labels = x[index], y[index]
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(inputs), labels)
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, labels)
+                if soft_targets is not None:
+                    loss = (1.0 - distill_weight) * loss + distill_weight * _distillation(
+                        logits, soft_targets[index], distill_temperature
+                    )
                 loss.backward()
                 _zero_pruned_grads(pruned)
                 opt.step()
@@ -206,6 +228,9 @@ def finetune(
     device: str | torch.device = "cpu",
     lr_schedule: str = "constant",
     progress: Callable[[dict[str, Any]], None] | None = None,
+    teacher: nn.Module | None = None,
+    distill_temperature: float = 4.0,
+    distill_weight: float = 0.9,
 ) -> list[dict[str, Any]]:
     """Train the weights ``mask`` keeps; every pruned weight stays exactly 0.0.
 
@@ -229,10 +254,60 @@ def finetune(
         mask=mask,
         lr_schedule=lr_schedule,
         progress=progress,
+        teacher=teacher,
+        distill_temperature=distill_temperature,
+        distill_weight=distill_weight,
     )
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _teacher_log_probs(
+    teacher: nn.Module,
+    student: nn.Module,
+    x: torch.Tensor,
+    device: torch.device,
+    temperature: float,
+    batch_size: int = 1024,
+) -> torch.Tensor:
+    """The teacher's log-probabilities at ``temperature`` for every sample of ``x``, on
+    ``device``; refused readably when its outputs do not match the student's."""
+    teacher.to(device)
+    was_training = teacher.training
+    teacher.eval()
+    parts = []
+    try:
+        with torch.no_grad():
+            first = as_model_input(x[:1], student, device)
+            try:
+                shapes = (tuple(teacher(first).shape), tuple(student(first).shape))
+            except RuntimeError as error:
+                raise ValueError(
+                    f"the teacher {type(teacher).__name__} does not take the data of shape "
+                    f"{tuple(x.shape[1:])} (per sample): {error}"
+                ) from None
+            if shapes[0] != shapes[1]:
+                raise ValueError(
+                    f"the teacher returns outputs of shape {shapes[0]} for one sample and the "
+                    f"model {shapes[1]}: distillation needs the same classes"
+                )
+            for start in range(0, len(x), batch_size):
+                inputs = as_model_input(x[start : start + batch_size], student, device)
+                parts.append(F.log_softmax(teacher(inputs).float() / temperature, dim=1))
+    finally:
+        teacher.train(was_training)
+    return torch.cat(parts)
+
+
+def _distillation(
+    logits: torch.Tensor, teacher_log_probs: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """T² × KL(teacher ‖ student) of logits softened by T, mean over the batch: the T² keeps
+    the gradients' scale independent of T (Hinton et al. 2015)."""
+    student = F.log_softmax(logits / temperature, dim=1)
+    kl = F.kl_div(student, teacher_log_probs, reduction="batchmean", log_target=True)
+    return temperature * temperature * kl
 
 
 def recalibrate_batch_norm(

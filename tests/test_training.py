@@ -378,3 +378,109 @@ def test_first_sgd_step_already_trains_the_pruned_network():
     )
     for name, param in model.named_parameters():
         torch.testing.assert_close(param.detach(), expected[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+# -- knowledge distillation ----------------------------------------------------------------
+
+
+def test_distillation_step_matches_the_loss_computed_by_hand():
+    """One full-batch SGD step with a teacher moves the weights by -lr × the gradient of
+    (1 - a) CE + a T² KL(teacher ‖ student), computed here from torch's primitives."""
+    split = _blobs(96)
+    teacher, start = models.digits_mlp(seed=3), models.digits_mlp(seed=0)
+    weight, temperature, lr = 0.7, 3.0, 0.1
+    model = models.digits_mlp(seed=0)
+    training.train(
+        model,
+        split,
+        epochs=1,
+        lr=lr,
+        momentum=0.0,
+        batch_size=96,
+        teacher=teacher,
+        distill_temperature=temperature,
+        distill_weight=weight,
+    )
+    start.train()
+    logits = start(split.x)
+    with torch.no_grad():
+        target = torch.softmax(teacher.eval()(split.x) / temperature, dim=1)
+    student = torch.log_softmax(logits / temperature, dim=1)
+    kl = (target * (target.log() - student)).sum(dim=1).mean()
+    loss = (1 - weight) * F.cross_entropy(logits, split.y) + weight * temperature**2 * kl
+    loss.backward()
+    for (name, moved), (_, original) in zip(
+        model.named_parameters(), start.named_parameters(), strict=True
+    ):
+        expected = original.detach() - lr * original.grad
+        torch.testing.assert_close(moved.detach(), expected, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_distillation_weight_zero_is_plain_training_and_the_teacher_is_untouched():
+    split = _blobs()
+    teacher = models.digits_mlp(seed=5)
+    teacher_state = {k: v.clone() for k, v in teacher.state_dict().items()}
+    plain, distilled = models.digits_mlp(seed=0), models.digits_mlp(seed=0)
+    training.train(plain, split, epochs=1, seed=2)
+    training.train(distilled, split, epochs=1, seed=2, teacher=teacher, distill_weight=0.0)
+    assert all(
+        torch.equal(plain.state_dict()[k], distilled.state_dict()[k]) for k in plain.state_dict()
+    )
+    assert all(torch.equal(teacher.state_dict()[k], v) for k, v in teacher_state.items())
+    # and a real weight changes what is learned
+    training.train(models.digits_mlp(seed=0), split, epochs=1, seed=2, teacher=teacher)
+    other = models.digits_mlp(seed=0)
+    training.train(other, split, epochs=1, seed=2, teacher=teacher, distill_weight=0.5)
+    assert not torch.equal(other.fc1.weight, plain.fc1.weight)
+
+
+def test_finetune_with_a_teacher_keeps_pruned_weights_zero_and_moves_toward_the_teacher():
+    split = _blobs()
+    dense = models.digits_mlp(seed=0)
+    training.train(dense, split, epochs=3, lr=0.05)
+    pruned = models.digits_mlp(seed=0)
+    pruned.load_state_dict(dense.state_dict())
+    mask = _random_mask(pruned, density=0.3)
+
+    def disagreement(model: nn.Module) -> float:
+        with torch.no_grad():
+            return float(
+                F.kl_div(
+                    torch.log_softmax(model.eval()(split.x), 1),
+                    torch.log_softmax(dense.eval()(split.x), 1),
+                    reduction="batchmean",
+                    log_target=True,
+                )
+            )
+
+    training.train(pruned, split, epochs=1, lr=1e-9, mask=mask)  # applies the mask only
+    before = disagreement(pruned)
+    training.finetune(pruned, mask, split, epochs=2, lr=0.05, teacher=dense, distill_weight=1.0)
+    params = dict(pruned.named_parameters())
+    assert all((params[n][~m] == 0).all() for n, m in mask.tensors.items())
+    assert disagreement(pruned) < before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"distill_weight": 1.5}, ValueError, r"distill_weight must be in \[0, 1\], got 1.5"),
+        ({"distill_weight": -0.1}, ValueError, "distill_weight must be >= 0"),
+        ({"distill_temperature": 0.0}, ValueError, "distill_temperature must be > 0"),
+        ({"distill_temperature": float("nan")}, TypeError, "distill_temperature must be a finite"),
+    ],
+)
+def test_bad_distillation_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        training.train(
+            models.digits_mlp(), _blobs(), epochs=1, teacher=models.digits_mlp(), **kwargs
+        )
+
+
+def test_a_teacher_with_other_classes_or_inputs_is_refused_by_name():
+    five_classes = nn.Sequential(nn.Flatten(), nn.Linear(64, 5))
+    with pytest.raises(ValueError, match="distillation needs the same classes"):
+        training.train(models.digits_mlp(), _blobs(), epochs=1, teacher=five_classes)
+    wrong_input = nn.Sequential(nn.Flatten(), nn.Linear(100, 10))
+    with pytest.raises(ValueError, match="the teacher Sequential does not take the data"):
+        training.train(models.digits_mlp(), _blobs(), epochs=1, teacher=wrong_input)
