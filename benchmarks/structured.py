@@ -53,6 +53,7 @@ estimate against the measured latency of the physically smaller model.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from collections.abc import Iterator
@@ -71,6 +72,8 @@ from masksearch.training import evaluate, recalibrate_batch_norm, train
 
 OUT = Path(__file__).resolve().parent / "results"
 FINETUNE = {"lr": 0.01, "momentum": 0.9, "batch_size": 128}
+# --distill: the same recipe, the loss distilled from the dense model (Hinton et al.'s T and a)
+DISTILL = {"distill_temperature": 4.0, "distill_weight": 0.9}
 # warm-start ratios of the Torch-Pruning baselines (fraction of channels removed)
 RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -172,13 +175,21 @@ def finetune_pick(
 
 
 def finetuned_accuracy(
-    model: torch.nn.Module, loaded: Any, epochs: int, seed: int, batches: int
+    model: torch.nn.Module,
+    loaded: Any,
+    epochs: int,
+    seed: int,
+    batches: int,
+    teacher: torch.nn.Module | None = None,
 ) -> tuple[float, float]:
+    """Test accuracy after the batch-norm recalibration and after fine-tuning (by knowledge
+    distillation from ``teacher`` when given, :data:`DISTILL`)."""
     if batches:
         recalibrate_batch_norm(model, loaded.train, batches=batches, seed=seed)
     before = evaluate(model, loaded.test).accuracy
     if epochs:
-        train(model, loaded.train, epochs=epochs, seed=seed, **FINETUNE)
+        distill = {"teacher": teacher, **DISTILL} if teacher is not None else {}
+        train(model, loaded.train, epochs=epochs, seed=seed, **FINETUNE, **distill)
     model.eval()
     return before, evaluate(model, loaded.test).accuracy
 
@@ -252,6 +263,8 @@ def run_seed(
         small = shrink(model, genome, encoding.input_shape)
         # timed again, beside the dense model: the figure reported, not the one that chose it
         speedup = relative_speed(model, small, encoding, args.latency_batch)
+        # the distilled fine-tune starts from the same pruned model (recalibrated alike)
+        distilled = copy.deepcopy(small) if args.distill else None
         before, after = finetuned_accuracy(small, loaded, args.finetune, seed, args.recalibrate_bn)
         rows[label] = {
             "table_latency": float(table.relative(genome)[0]),
@@ -262,10 +275,15 @@ def run_seed(
             "test_after": after,
             "ratio": ratios.get(label),
         }
+        if distilled is not None:
+            rows[label]["test_after_kd"] = finetuned_accuracy(
+                distilled, loaded, args.finetune, seed, args.recalibrate_bn, teacher=model
+            )[1]
         print(
             f"seed {seed} {label:24s} table {rows[label]['table_latency']:.3f} measured "
             f"{rows[label]['measured_speedup']:.2f}x params {rows[label]['params']:,} "
-            f"test {100 * before:.2f} -> {100 * after:.2f}",
+            f"test {100 * before:.2f} -> {100 * after:.2f}"
+            + (f" (distilled {100 * rows[label]['test_after_kd']:.2f})" if args.distill else ""),
             flush=True,
         )
     return {
@@ -353,7 +371,8 @@ def summarise(seeds: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
     summary: dict[str, dict[str, list[float]]] = {}
     for label in seeds[0]["rows"]:  # search, the two baselines, any --widths rows
         summary[label] = {}
-        for field in FIELDS:
+        distilled = ("test_after_kd",) if "test_after_kd" in seeds[0]["rows"][label] else ()
+        for field in (*FIELDS, *distilled):
             values = np.array([s["rows"][label][field] for s in seeds], dtype=float)
             summary[label][field] = [float(values.mean()), float(values.std())]
     return summary
@@ -361,6 +380,7 @@ def summarise(seeds: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
 
 def markdown(payload: dict[str, Any]) -> str:
     config = payload["config"]
+    distilled = bool(config.get("distill"))
     lines = [
         "# Structured pruning: channel-group search vs Torch-Pruning (issue 16)",
         "",
@@ -382,7 +402,15 @@ def markdown(payload: dict[str, Any]) -> str:
         "the speedup column times each chosen model again, beside the dense model, so timing noise "
         f"can put a seed's figure just under {config['speedup']}x. Search budget "
         f"{config['budget']} evaluations on {config['val_samples']} validation images; every "
-        f"model fine-tuned {config['finetune']} epoch(s) with one recipe. The search's model: "
+        f"model fine-tuned {config['finetune']} epoch(s) with one recipe"
+        + (
+            " (and, from the same start, by knowledge distillation from the dense model: "
+            f"temperature {DISTILL['distill_temperature']:g}, weight "
+            f"{DISTILL['distill_weight']:g} on the softened KL, the rest on the labels)"
+            if distilled
+            else ""
+        )
+        + ". The search's model: "
         + (
             f"of the front members that reach the speedup, the most accurate on the validation "
             f"images after a short fine-tune ({config['pick_images']:,} training images)"
@@ -399,8 +427,8 @@ def markdown(payload: dict[str, Any]) -> str:
         ),
         "",
         "| method | measured speedup | table latency | parameters | val error | test, pruned "
-        "+ BN recalibrated | test, + FT |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "+ BN recalibrated | test, + FT |" + (" test, + distilled FT |" if distilled else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if distilled else ""),
     ]
     for label, row in payload["summary"].items():
         lines.append(
@@ -409,6 +437,11 @@ def markdown(payload: dict[str, Any]) -> str:
             f"| {100 * row['val_error'][0]:.2f} | {100 * row['test_before'][0]:.2f} ± "
             f"{100 * row['test_before'][1]:.2f} | {100 * row['test_after'][0]:.2f} ± "
             f"{100 * row['test_after'][1]:.2f} |"
+            + (
+                f" {100 * row['test_after_kd'][0]:.2f} ± {100 * row['test_after_kd'][1]:.2f} |"
+                if distilled
+                else ""
+            )
         )
     lines += [
         "",
@@ -531,6 +564,12 @@ def main(argv: list[str] | None = None) -> int:
         "must all reach to be chosen, against the winner's curse of the first candidate to "
         "pass (default 1; results structured_c{N}.* otherwise)",
     )
+    parser.add_argument(
+        "--distill",
+        action="store_true",
+        help="also fine-tune every chosen model, from the same start, by knowledge distillation "
+        "from the dense model (results structured_kd.* or with _kd)",
+    )
     parser.add_argument("--latency-batch", type=int, default=64)
     parser.add_argument("--torchvision-batch", type=int, default=1)
     parser.add_argument("--no-torchvision", action="store_true")
@@ -596,6 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     stem += "_hand" if args.widths else ""
     stem += f"_t{args.timings}" if args.timings != 1 else ""
     stem += f"_c{args.confirm}" if args.confirm != 1 else ""
+    stem += "_kd" if args.distill else ""
     stem += "_quick" if args.quick else ""
     names = write_results(OUT, stem, payload, markdown, plot=lambda path: plot(payload, path))
     print(markdown(payload))

@@ -109,3 +109,57 @@ def test_a_candidate_reaches_the_target_only_when_every_check_does(
     assert structured.reaches(None, "small", encoding, 64, 2.0) is expected
     assert len(taken) == measured
     assert set(taken) == {"small"}  # the one shrunk model, timed each time
+
+
+def test_distilled_fine_tuning_gets_its_own_column_files_and_recipe() -> None:
+    structured = load_script("structured")
+    labels = ("search", "torch-pruning magnitude", "uniform")
+    seeds = [
+        {
+            "seed": s,
+            "search_seconds": 1.0,
+            "n_evals": 8,
+            "rows": {k: {**_row(0.8), "test_after_kd": 0.81 + s / 100} for k in labels},
+        }
+        for s in range(2)
+    ]
+    summary = structured.summarise(seeds)
+    assert summary["uniform"]["test_after_kd"] == pytest.approx([0.815, 0.005])
+    payload = {
+        "command": "python benchmarks/structured.py --distill",
+        "config": {
+            "latency_batch": 64, "speedup": 2.0, "budget": 8, "val_samples": 16,
+            "finetune": 1, "pick": "error", "widths": None, "torchvision_batch": 1,
+            "distill": True,
+        },
+        "dense_test": 0.9, "dense_params": 2000, "dense_seconds": 0.01, "table_seconds": 1.0,
+        "groups": ["a (16)"], "seeds": seeds, "summary": summary,
+    }  # fmt: skip
+    table = structured.markdown(payload)
+    assert "| test, + FT | test, + distilled FT |" in table
+    assert "| 80.00 ± 0.00 | 81.50 ± 0.50 |" in table
+    assert "temperature 4, weight 0.9" in table
+    # without --distill: no column, and rows without the field are summarised as before
+    plain = [{**s, "rows": {k: _row(0.8) for k in labels}} for s in seeds]
+    payload.update(summary=structured.summarise(plain), seeds=plain)
+    payload["config"]["distill"] = False
+    assert "distilled" not in structured.markdown(payload)
+    assert "test_after_kd" not in payload["summary"]["search"]
+
+
+def test_the_distilled_fine_tune_is_the_recipe_with_the_dense_teacher(monkeypatch) -> None:
+    structured = load_script("structured")
+    calls = []
+    monkeypatch.setattr(structured, "train", lambda model, split, **kw: calls.append(kw))
+    monkeypatch.setattr(structured, "evaluate", lambda *a, **kw: type("S", (), {"accuracy": 0.5}))
+    teacher = object()
+    loaded = type("L", (), {"train": "train", "test": "test"})
+
+    class Model:
+        def eval(self) -> None:
+            pass
+
+    structured.finetuned_accuracy(Model(), loaded, 1, 3, 0)
+    structured.finetuned_accuracy(Model(), loaded, 1, 3, 0, teacher=teacher)
+    assert calls[0] == {"epochs": 1, "seed": 3, **structured.FINETUNE}
+    assert calls[1] == {**calls[0], "teacher": teacher, **structured.DISTILL}
