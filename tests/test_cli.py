@@ -804,3 +804,37 @@ def test_a_run_seeded_with_label_smoothing_points_to_the_pick_on_the_error(tmp_p
     report = json.loads((out / "report.json").read_text())
     assert report["held_out"]["pick"] == "held-out-error"
     assert "--pick held-out-error` exports" in " ".join((out / "report.md").read_text().split())
+
+
+def test_export_distill_fine_tunes_from_the_dense_model(tmp_path, digits_problem, capsys) -> None:
+    import masksearch as ms
+    from masksearch import training
+
+    result = ms.search(digits_problem, ms.make_solver("nsga2", pop_size=16), budget=48, seed=0)
+    out = tmp_path / "saved"
+    ms.save_run(out, result, digits_problem)
+    members, masks = front_of(out)
+    export = ["export", str(out), "--member", "0", "--finetune", "1", "--json", "--out"]
+    summaries = {}
+    for name, extra in (("plain", []), ("distilled", ["--distill"])):
+        assert main([*export, str(tmp_path / f"{name}.pt"), *extra]) == 0
+        summaries[name] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summaries["plain"]["distilled"] is False and summaries["distilled"]["distilled"] is True
+    # the same fine-tune by hand: the front member's mask, the dense model as the teacher
+    mask = Mask.from_flat(digits_problem.layout, masks[members[0]["index"]])
+    model = copy.deepcopy(digits_problem.model)
+    training.finetune(
+        model, mask, digits_problem.train_data, epochs=1, lr=0.01, seed=0,
+        teacher=digits_problem.model,
+    )  # fmt: skip
+    mask.to_prune(model.eval())
+    saved = torch.load(tmp_path / "distilled.pt", weights_only=True)
+    assert saved.keys() == model.state_dict().keys()
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    plain = torch.load(tmp_path / "plain.pt", weights_only=True)
+    assert not torch.equal(plain["fc1.weight_orig"], saved["fc1.weight_orig"])
+    # distillation is a way to fine-tune: without --finetune it is refused, readably
+    assert main([*export[:4], "--out", str(tmp_path / "none.pt"), "--distill"]) == 2
+    assert (
+        "--distill is how the model is fine-tuned; add --finetune EPOCHS" in capsys.readouterr().err
+    )

@@ -12,7 +12,7 @@
                    [--init-option KEY=VALUE ...]
                    [--resume [DIR]] [--overwrite] [--quiet | --json]
     masksearch report DIR [--problem REF] [--data-root DIR] [--device DEV]
-    masksearch export DIR (--max-density D | --member I) [--finetune EPOCHS] [--problem REF] --out model.pt
+    masksearch export DIR (--max-density D | --member I) [--finetune EPOCHS [--distill]] [--problem REF] --out model.pt
 
 Every user error (a bad option or config value, an unknown problem, a missing dataset, a damaged
 or foreign checkpoint) ends with one line ``masksearch: error: ...`` on stderr and exit code 2;

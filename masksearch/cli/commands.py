@@ -348,8 +348,16 @@ def _export_structured(
         )
     if epochs:
         if not args.json:
-            print(f"fine-tuning {_member_name(member)} for {epochs} epoch(s)", file=sys.stderr)
-        train(small, problem.train_data, epochs=epochs, lr=lr, seed=seed, device=problem.device)
+            print(f"{_tuning(args)} {_member_name(member)}: {epochs} epoch(s)", file=sys.stderr)
+        train(
+            small,
+            problem.train_data,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            device=problem.device,
+            **_distillation(args, problem),
+        )
     small = small.to("cpu").eval()
     scores = evaluate(small, problem.test_data if problem.test_data is not None else problem.data)
     written = save_structured(small, args.out, encoding.input_shape)
@@ -365,6 +373,7 @@ def _export_structured(
         "latency": member.get("latency"),
         "search_val_accuracy": member["accuracy"],
         "finetune_epochs": epochs,
+        "distilled": bool(args.distill and epochs),
         "test_accuracy": scores.accuracy,
         "test_loss": scores.loss,
         "test_samples": scores.n,
@@ -379,7 +388,7 @@ def _export_structured(
         + (f", table latency {latency:.3f} of the dense model's" if latency is not None else "")
         + f", test accuracy {scores.accuracy:.2%} on {scores.n} samples (search: "
         f"{problem.fitness_split} accuracy {member['accuracy']:.2%}"
-        + (f", then {epochs} epoch(s) of fine-tuning)" if epochs else ", no fine-tuning)")
+        + (f", then {epochs} epoch(s) of {_tuning(args)})" if epochs else ", no fine-tuning)")
     )
     print(
         f"load it without masksearch: model = torch.export.load({str(written)!r}).module() "
@@ -507,6 +516,15 @@ def _pick_fields(member: dict[str, Any]) -> dict[str, Any]:
     return {**seed, "pick": member["pick"], "candidates": member["candidates"]}
 
 
+def _distillation(args: argparse.Namespace, problem: Any) -> dict[str, Any]:
+    """``train``'s distillation arguments for ``export --distill``: the dense model teaches."""
+    return {"teacher": problem.model} if args.distill else {}
+
+
+def _tuning(args: argparse.Namespace) -> str:
+    return "fine-tuning distilled from the dense model" if args.distill else "fine-tuning"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from masksearch.front import best_within
     from masksearch.io import atomic_torch_save
@@ -577,13 +595,22 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"--finetune needs training data, and problem {config['problem']} has none "
             "(give PruningProblem(train_data=...)); export with --finetune 0"
         )
+    if args.distill and not epochs:
+        raise UserError("--distill is how the model is fine-tuned; add --finetune EPOCHS")
     if args.structured:
         return _export_structured(args, problem, member, mask, epochs, lr, seed)
     if epochs:
         if not args.json:
-            print(f"fine-tuning {_member_name(member)} for {epochs} epoch(s)", file=sys.stderr)
+            print(f"{_tuning(args)} {_member_name(member)}: {epochs} epoch(s)", file=sys.stderr)
         finetune(
-            model, mask, problem.train_data, epochs=epochs, lr=lr, seed=seed, device=problem.device
+            model,
+            mask,
+            problem.train_data,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            device=problem.device,
+            **_distillation(args, problem),
         )
     model = model.to("cpu").eval()
     mask.to_prune(model)
@@ -598,6 +625,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         "density": kept / total,
         "search_val_accuracy": member["accuracy"],
         "finetune_epochs": epochs,
+        "distilled": bool(args.distill and epochs),
         "test_accuracy": scores.accuracy,
         "test_loss": scores.loss,
         "test_samples": scores.n,
@@ -609,7 +637,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"exported {_member_name(member)} to {args.out}: density {kept / total:.4f} "
             f"({kept} of {total} weights), test accuracy {scores.accuracy:.2%} on {scores.n} "
             f"samples (search: {_fitness_name(config)} accuracy {member['accuracy']:.2%}"
-            + (f", then {epochs} epoch(s) of fine-tuning)" if epochs else ", no fine-tuning)")
+            + (f", then {epochs} epoch(s) of {_tuning(args)})" if epochs else ", no fine-tuning)")
         )
         print(
             "load it: model = <same architecture>; masksearch.Mask.ones(model).to_prune(model); "

@@ -219,6 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--lr", metavar="LR", default="0.01", help="fine-tuning learning rate (default 0.01)"
     )
+    export.add_argument(
+        "--distill",
+        action="store_true",
+        help="fine-tune by knowledge distillation from the run's dense model (temperature 4, "
+        "0.9 of the loss on its softened outputs, 0.1 on the labels) instead of the labels alone",
+    )
     export.add_argument("--seed", metavar="S", default="0", help="fine-tuning seed (default 0)")
     export.add_argument("--problem", metavar="REF", help=_PROBLEM_OVERRIDE)
     export.add_argument("--data-root", metavar="DIR", help="override the run's data root")
