@@ -330,7 +330,7 @@ def _export_structured(
     """``export --structured``: the member's channels removed for real, saved with torch.export."""
     from masksearch.encodings import GroupsEncoding
     from masksearch.structured import save_structured, shrink
-    from masksearch.training import evaluate, recalibrate_batch_norm, train
+    from masksearch.training import evaluate, recalibrate_batch_norm
 
     encoding = problem.encoding
     if not isinstance(encoding, GroupsEncoding):
@@ -346,18 +346,7 @@ def _export_structured(
         recalibrate_batch_norm(
             small, problem.train_data, batches=problem.recalibrate_bn, device=problem.device
         )
-    if epochs:
-        if not args.json:
-            print(f"{_tuning(args)} {_member_name(member)}: {epochs} epoch(s)", file=sys.stderr)
-        train(
-            small,
-            problem.train_data,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            device=problem.device,
-            **_distillation(args, problem),
-        )
+    _fine_tune(args, problem, member, small, epochs, lr, seed)
     small = small.to("cpu").eval()
     scores = evaluate(small, problem.test_data if problem.test_data is not None else problem.data)
     written = save_structured(small, args.out, encoding.input_shape)
@@ -516,9 +505,35 @@ def _pick_fields(member: dict[str, Any]) -> dict[str, Any]:
     return {**seed, "pick": member["pick"], "candidates": member["candidates"]}
 
 
-def _distillation(args: argparse.Namespace, problem: Any) -> dict[str, Any]:
-    """``train``'s distillation arguments for ``export --distill``: the dense model teaches."""
-    return {"teacher": problem.model} if args.distill else {}
+def _fine_tune(
+    args: argparse.Namespace,
+    problem: Any,
+    member: dict[str, Any],
+    model: Any,
+    epochs: int,
+    lr: float,
+    seed: int,
+    mask: Any = None,
+) -> None:
+    """``export --finetune``: ``model`` trained in place on the problem's train split (the
+    weights ``mask`` prunes kept at zero), under ``--distill`` taught by the dense model."""
+    from masksearch.training import train
+
+    if not epochs:
+        return
+    if not args.json:
+        print(f"{_tuning(args)} {_member_name(member)}: {epochs} epoch(s)", file=sys.stderr)
+    teacher = {"teacher": problem.model} if args.distill else {}
+    train(
+        model,
+        problem.train_data,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        device=problem.device,
+        mask=mask,
+        **teacher,
+    )
 
 
 def _tuning(args: argparse.Namespace) -> str:
@@ -530,7 +545,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from masksearch.io import atomic_torch_save
     from masksearch.mask import Mask
     from masksearch.selection import HELD_OUT_PICKS
-    from masksearch.training import evaluate, finetune
+    from masksearch.training import evaluate
 
     run, config = _load_run(args.dir, args)
     _require_results(run)
@@ -599,19 +614,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError("--distill is how the model is fine-tuned; add --finetune EPOCHS")
     if args.structured:
         return _export_structured(args, problem, member, mask, epochs, lr, seed)
-    if epochs:
-        if not args.json:
-            print(f"{_tuning(args)} {_member_name(member)}: {epochs} epoch(s)", file=sys.stderr)
-        finetune(
-            model,
-            mask,
-            problem.train_data,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            device=problem.device,
-            **_distillation(args, problem),
-        )
+    _fine_tune(args, problem, member, model, epochs, lr, seed, mask)
     model = model.to("cpu").eval()
     mask.to_prune(model)
     scores = evaluate(model, test)
