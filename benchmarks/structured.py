@@ -44,6 +44,8 @@ many candidates to pass one measurement tends to be a lucky timing.
 ``--widths 64,16,4,4,16,64`` (repeatable) adds a hand-set architecture as a row: one channel
 count per group in the encoding's order, each group keeping its most important channels; it is
 not matched to the speedup, its measured speedup is reported (``structured_hand.*``).
+``--distill`` also fine-tunes every chosen model, from the same pruned and recalibrated start,
+by knowledge distillation from the dense model (:data:`DISTILL`; its own column, ``_kd``).
 
 A second part times torchvision's resnet18 and mobilenet_v3_small (random weights, 3×224×224
 input, batch 1) dense and shrunk to group-magnitude genomes at three densities: the table's

@@ -2936,6 +2936,86 @@ def structured_after_figures(tag: str, lead: str, source: str) -> list[Figure]:
     return figures
 
 
+STRUCTURED_KD = "benchmarks/results/structured_t3_c2_kd.json"  # AVX-512 EPYC, 3 seeds
+KD_ROWS = (
+    ("search", "search"),
+    ("torch-pruning magnitude", "Torch-Pruning, global magnitude"),
+    ("uniform", "uniform per-layer"),
+)
+
+
+def structured_kd_figures() -> list[Figure]:
+    """Distilled fine-tuning (``structured.py --distill``): its table and paragraph."""
+    summary = lambda label, field, i: lambda d: d["summary"][label][field][i]  # noqa: E731
+    points = lambda label, field, i: lambda d: percent(summary(label, field, i)(d))  # noqa: E731
+    figures = []
+    for label, shown in KD_ROWS:
+        start = f"| distilled run: {shown} |"
+        cells = (
+            (1, 0, "speedup", summary(label, "measured_speedup", 0)),
+            (2, 0, "parameters", summary(label, "params", 0)),
+            (3, 0, "after FT", points(label, "test_after", 0)),
+            (3, 1, "after FT std", points(label, "test_after", 1)),
+            (4, 0, "after distilled FT", points(label, "test_after_kd", 0)),
+            (4, 1, "after distilled FT std", points(label, "test_after_kd", 1)),
+        )
+        figures += [
+            Figure(
+                f"structured kd: {label} {name}", cell(start, column, part), STRUCTURED_KD, value
+            )
+            for column, part, name, value in cells
+        ]
+
+    def gain(label: str) -> Callable[[dict], float]:
+        return lambda d: points(label, "test_after_kd", 0)(d) - points(label, "test_after", 0)(d)
+
+    def lead(field: str, rival: str) -> Callable[[dict], float]:
+        return lambda d: points("search", field, 0)(d) - points(rival, field, 0)(d)
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (rf"lifts the search's models by ({NUMBER})", "search gain", gain("search")),
+        (
+            rf"Torch-Pruning's by ({NUMBER})",
+            "tp gain",
+            gain("torch-pruning magnitude"),
+        ),
+        (rf"uniform pruning's by ({NUMBER}) points", "uniform gain", gain("uniform")),
+        (
+            rf"the search leads Torch-Pruning by ({NUMBER}) points after distilled",
+            "kd lead tp",
+            lead("test_after_kd", "torch-pruning magnitude"),
+        ),
+        (
+            rf"and by −({NUMBER}) after plain fine-tuning in the same run",
+            "plain deficit to tp",
+            lambda d: -lead("test_after", "torch-pruning magnitude")(d),
+        ),
+        (
+            rf"against uniform pruning it is ({NUMBER}) points behind",
+            "kd behind uniform",
+            lambda d: -lead("test_after_kd", "uniform")(d),
+        ),
+        (
+            rf"the search's is ({NUMBER}) points ahead of Torch-Pruning's before fine-tuning",
+            "before FT lead",
+            lead("test_before", "torch-pruning magnitude"),
+        ),
+    ]
+    figures += [
+        Figure(f"structured kd: {label}", phrase(pattern), STRUCTURED_KD, value)
+        for pattern, label, value in texts
+    ]
+    figures.append(
+        Figure(
+            "structured kd: the c2 run's lead",
+            phrase(rf"\(the run above measured \+({NUMBER}) on another CPU"),
+            STRUCTURED_C2,
+            structured_lead("test_after"),
+        )
+    )
+    return figures
+
+
 def structured_widths_figures() -> list[Figure]:
     """The widths-only structured search: means ± std after FT, the pick before FT, seed 2."""
     figures = structured_after_figures(
@@ -5478,6 +5558,7 @@ FIGURES = [
     *batch_256_figures(),
     *branch_capped_20k_figures(),
     *focused_figures(),
+    *structured_kd_figures(),
 ]
 
 
