@@ -522,7 +522,8 @@ def _fine_tune(
     if not epochs:
         return
     if not args.json:
-        print(f"{_tuning(args)} {_member_name(member)}: {epochs} epoch(s)", file=sys.stderr)
+        taught = ", distilled from the dense model" if args.distill else ""
+        print(f"fine-tuning {_member_name(member)}: {epochs} epoch(s){taught}", file=sys.stderr)
     teacher = {"teacher": problem.model} if args.distill else {}
     train(
         model,
