@@ -783,6 +783,21 @@ def test_a_groups_run_exports_a_physically_smaller_model(tmp_path, monkeypatch, 
     accuracy = (predicted == problem.test_data.y).float().mean().item()
     assert summary["test_accuracy"] == pytest.approx(accuracy)
 
+    # distilled: the smaller model fine-tuned with the dense model as its teacher, as by hand
+    from masksearch.structured import shrink
+    from masksearch.training import train
+
+    distilled = tmp_path / "distilled.pt2"
+    export = [*export[:6], str(distilled), "--json", "--finetune", "1", "--distill"]
+    assert main(export) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["distilled"] is True
+    by_hand = shrink(problem.model, genome, problem.encoding.input_shape)
+    train(by_hand, problem.train_data, epochs=1, lr=0.01, seed=0, teacher=problem.model)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            torch.export.load(str(distilled)).module()(x), by_hand.eval()(x), atol=1e-4, rtol=1e-4
+        )
+
 
 def test_structured_export_needs_a_groups_run(reference, tmp_path, capsys):
     model = tmp_path / "m.pt2"
