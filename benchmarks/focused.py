@@ -46,19 +46,19 @@ QUICK_PATH = {"epochs": 1, "later_epochs": (0.25, 0.25), "branch_epochs": (0.25,
 ROWS = ("seed", "search's own pick", "held-out pick, seed kept unless beaten")
 
 
-def split_metrics(model: Any, mask: ms.Mask, split: Any) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) of ``model`` with ``mask`` on ``split``."""
-    result = evaluate(mask.apply(copy.deepcopy(model)), split, device="cpu")
-    return result.loss, result.accuracy
+def split_scores(model: Any, mask: ms.Mask, splits: list[Any]) -> list[Any]:
+    """:func:`~masksearch.training.evaluate` (accuracy, mean cross-entropy) of one masked copy
+    of ``model`` on each of ``splits``."""
+    masked = mask.apply(copy.deepcopy(model))
+    return [evaluate(masked, split, device="cpu") for split in splits]
 
 
 def focused_search(run: ms.Run, seeds: ms.WarmStart, density: float) -> ms.Result:
     """``run``'s search (a single-objective GA) capped at ``density``, from the seeds made at it."""
     problem = run.problem
-    at_target = np.flatnonzero(
-        np.abs(problem.encoding.decode(seeds.genomes).mean(axis=1) - density) < 0.5e-3
-    )
-    if len(at_target) == 0:
+    # warm starts label each genome "<source>@<density>"
+    at_target = [i for i, label in enumerate(seeds.labels) if label.endswith(f"@{density:g}")]
+    if not at_target:
         raise ValueError(f"no seed at density {density:g}: {seeds.labels}")
     initial = ms.WarmStart(
         seeds.genomes[at_target],
@@ -93,14 +93,14 @@ def one_density(run: ms.Run, seeds: ms.WarmStart, density: float, held_out: Any)
     }
     for name, index in chosen.items():
         mask = ms.Mask.from_flat(problem.layout, masks[index])
-        fitness, _ = split_metrics(problem.model, mask, problem.data)
-        held_loss, _ = split_metrics(problem.model, mask, held_out)
-        _, test = split_metrics(problem.model, mask, problem.test_data)
+        fitness, held, test = split_scores(
+            problem.model, mask, [problem.data, held_out, problem.test_data]
+        )
         row[name] = {
             "density": float(masks[index].mean()),
-            "fitness_loss": fitness,
-            "held_out_loss": held_loss,
-            "test_accuracy": test,
+            "fitness_loss": fitness.loss,
+            "held_out_loss": held.loss,
+            "test_accuracy": test.accuracy,
         }
     return row
 
