@@ -2,6 +2,7 @@
 
     python benchmarks/focused.py                     # 3 densities, 3 seeds (about 20 minutes)
     python benchmarks/focused.py --seeds 1 --quick   # a smoke run (a small budget)
+    python benchmarks/focused.py --label-smoothing 0.1 --densities 0.02  # smoothed seeds + loss
 
 In the front-wide runs of ``warm_start.py`` the search adds to its supermask seeds at 1% only;
 at 5% and 2% its best masks are the seeds. A front-wide search spreads its evaluations over
@@ -18,21 +19,27 @@ of the search's own pick (its best fitness) and of the pick made on the 5,000 va
 images the fitness never saw, the seed kept unless beaten by two standard errors of the
 paired per-image loss; and the fitness and held-out loss of the seed and of the search's pick,
 which say whether the search lowers its objective and whether that carries over.
+
+``--label-smoothing E`` learns the seeds with label smoothing E and gives the search, the
+held-out guard and the reported losses the same smoothed loss (``PruningProblem``'s
+``label_smoothing``), so seeds and search lower one objective; ``--densities`` picks targets.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ablation_args, build, environment, pin_dense_models, rerun, write_results
+import torch
+import torch.nn.functional as F
+from _common import build, environment, pin_dense_models, rerun, write_results
 
 import masksearch as ms
 from masksearch.methods import SupermaskPath
-from masksearch.training import evaluate
 
 RESULTS = Path(__file__).parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
@@ -44,13 +51,23 @@ RECIPE = {"lr": 0.02, "lr_schedule": "cosine", "batch_size": 256}
 PATH = {"epochs": 4, "later_epochs": (2, 1), "branch_epochs": (4, 2, 0)}
 QUICK_PATH = {"epochs": 1, "later_epochs": (0.25, 0.25), "branch_epochs": (0.25, 0.25, 0)}
 ROWS = ("seed", "search's own pick", "held-out pick, seed kept unless beaten")
+_BATCH = 10_000
 
 
-def split_scores(model: Any, mask: ms.Mask, splits: list[Any]) -> list[Any]:
-    """:func:`~masksearch.training.evaluate` (accuracy, mean cross-entropy) of one masked copy
-    of ``model`` on each of ``splits``."""
-    masked = mask.apply(copy.deepcopy(model))
-    return [evaluate(masked, split, device="cpu") for split in splits]
+def split_scores(
+    model: Any, mask: ms.Mask, splits: list[Any], label_smoothing: float = 0.0
+) -> list[tuple[float, float]]:
+    """(accuracy, mean cross-entropy smoothed by ``label_smoothing``) of one masked copy of
+    ``model`` on each of ``splits``."""
+    masked = mask.apply(copy.deepcopy(model)).eval()
+    scores = []
+    with torch.no_grad():
+        for split in splits:
+            logits = torch.cat([masked(x) for x in split.x.split(_BATCH)])
+            loss = F.cross_entropy(logits, split.y, label_smoothing=label_smoothing)
+            accuracy = (logits.argmax(dim=1) == split.y).double().mean()
+            scores.append((float(accuracy), float(loss)))
+    return scores
 
 
 def focused_search(run: ms.Run, seeds: ms.WarmStart, density: float) -> ms.Result:
@@ -94,21 +111,26 @@ def one_density(run: ms.Run, seeds: ms.WarmStart, density: float, held_out: Any)
     for name, index in chosen.items():
         mask = ms.Mask.from_flat(problem.layout, masks[index])
         fitness, held, test = split_scores(
-            problem.model, mask, [problem.data, held_out, problem.test_data]
+            problem.model,
+            mask,
+            [problem.data, held_out, problem.test_data],
+            problem.label_smoothing,
         )
         row[name] = {
             "density": float(masks[index].mean()),
-            "fitness_loss": fitness.loss,
-            "held_out_loss": held.loss,
-            "test_accuracy": test.accuracy,
+            "fitness_loss": fitness[1],
+            "held_out_loss": held[1],
+            "test_accuracy": test[0],
         }
     return row
 
 
-def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(
+    runs: list[dict[str, Any]], densities: tuple[float, ...] = DENSITIES
+) -> list[dict[str, Any]]:
     """Per density: each row's figures over seeds (mean, std, per seed)."""
     table = []
-    for density in DENSITIES:
+    for density in densities:
         rows = [row for run in runs for row in run["densities"] if row["density"] == density]
         entry: dict[str, Any] = {
             "density": density,
@@ -132,6 +154,9 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(payload: dict[str, Any]) -> str:
     cpu = payload["environment"].get("cpu", {}).get("model", "CPU")
+    smoothing = payload.get("label_smoothing", 0.0)
+    labels = f"label smoothing {smoothing:g}" if smoothing else "plain labels"
+    loss = f"cross-entropy label-smoothed by {smoothing:g}" if smoothing else "cross-entropy"
     lines = [
         "# A search's whole budget at one density (issue 14)",
         "",
@@ -139,9 +164,9 @@ def markdown(payload: dict[str, Any]) -> str:
         f"Per density, a single-objective GA with gradient swaps, {payload['budget']:,} "
         "evaluations, masks denser than the target infeasible, started from the supermask-path "
         "seed and the magnitude mask at the target (seeds: 4 epochs at 5%, 2 at 2%, 1 at 1%, "
-        "side branches of 4 and 2, Adam from 0.02 annealed, batches of 256, plain labels). "
-        f"Fitness: mean cross-entropy on the first {payload['train_samples']:,} training "
-        f"images; held out: the {payload['held_out_samples']:,} validation images; test "
+        f"side branches of 4 and 2, Adam from 0.02 annealed, batches of 256, {labels}). "
+        f"Fitness: mean {loss} on the first {payload['train_samples']:,} training "
+        f"images (the held-out loss the same); held out: the {payload['held_out_samples']:,} validation images; test "
         f"accuracy on the test split. Mean ± std over {payload['seeds']} seeds.",
         "",
         "| density | mask | test accuracy | fitness loss | held-out loss |",
@@ -169,8 +194,49 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: _quick files")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        metavar="E",
+        help="the seeds' label smoothing and the search's smoothed loss (default 0: plain)",
+    )
+    parser.add_argument(
+        "--densities",
+        default=",".join(f"{d:g}" for d in DENSITIES),
+        help="comma-separated target densities, from 0.05,0.02,0.01 (default: all three)",
+    )
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    try:
+        args.densities = tuple(float(part) for part in args.densities.split(","))
+    except ValueError:
+        parser.error(f"--densities must be numbers, got {args.densities!r}")
+    unknown = [d for d in args.densities if d not in DENSITIES]
+    if unknown or not args.densities:
+        parser.error(f"--densities must be among {DENSITIES} (where seeds are made), got {unknown}")
+    return args
+
+
+def result_stem(args: argparse.Namespace) -> str:
+    stem = "focused"
+    if args.label_smoothing:
+        stem += f"_ls{args.label_smoothing:g}"
+    if args.densities != DENSITIES:
+        stem += "_d" + "-".join(f"{d:g}" for d in args.densities)
+    return stem + ("_quick" if args.quick else "")
+
+
 def main() -> None:
-    args = ablation_args(__doc__.splitlines()[0], RESULTS)
+    args = parse_args()
     pin_dense_models()
     started_on = environment("cpu")
     budget = QUICK_BUDGET if args.quick else BUDGET
@@ -186,16 +252,21 @@ def main() -> None:
             "init": ["magnitude"],
             "fitness_split": "train",
             "train_samples": TRAIN_SAMPLES,
+            **({"label_smoothing": args.label_smoothing} if args.label_smoothing else {}),
         }
     )
     problem = base.problem
     held_out = ms.load("fashion-mnist").val  # the fitness is on training images: all of it
     runs = []
     for seed in range(args.seeds):
-        path = SupermaskPath(seed=seed, **(QUICK_PATH if args.quick else PATH), **RECIPE)
+        recipe = {
+            **RECIPE,
+            **({"label_smoothing": args.label_smoothing} if args.label_smoothing else {}),
+        }
+        path = SupermaskPath(seed=seed, **(QUICK_PATH if args.quick else PATH), **recipe)
         seeds = ms.warm_start(problem, ["magnitude", path])
         rows = []
-        for density in DENSITIES:
+        for density in args.densities:
             row = one_density(rerun(base, seed=seed), seeds, density, held_out)
             rows.append(row)
             shown = " / ".join(f"{name}: {100 * row[name]['test_accuracy']:.2f}" for name in ROWS)
@@ -206,17 +277,24 @@ def main() -> None:
     payload = {
         "command": "python benchmarks/focused.py"
         + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
+        + (f" --label-smoothing {args.label_smoothing:g}" if args.label_smoothing else "")
+        + (
+            " --densities " + ",".join(f"{d:g}" for d in args.densities)
+            if args.densities != DENSITIES
+            else ""
+        )
         + (" --quick" if args.quick else ""),
+        "label_smoothing": args.label_smoothing,
+        "densities": list(args.densities),
         "budget": budget,
         "train_samples": TRAIN_SAMPLES,
         "held_out_samples": len(held_out),
         "seeds": args.seeds,
         "environment": started_on,
         "runs": runs,
-        "table": summarise(runs),
+        "table": summarise(runs, args.densities),
     }
-    stem = "focused" + ("_quick" if args.quick else "")
-    write_results(args.out, stem, payload, markdown)
+    write_results(args.out, result_stem(args), payload, markdown)
     print(markdown(payload))
 
 

@@ -288,6 +288,15 @@ def main() -> None:
         "supermask row uses the same",
     )
     parser.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=0.0,
+        metavar="EPS",
+        help="label smoothing of the loss the searches minimise and the held-out guard "
+        "compares, in [0, 1) (default 0: the plain cross-entropy); give the seeds' "
+        "--init-label-smoothing to search on the loss they learned",
+    )
+    parser.add_argument(
         "--init-lr-schedule",
         choices=("constant", "cosine"),
         default="constant",
@@ -348,6 +357,8 @@ def main() -> None:
         parser.error(f"--init-batch-size must be >= 1, got {args.init_batch_size}")
     if not 0.0 <= args.init_label_smoothing < 1.0:
         parser.error(f"--init-label-smoothing must be in [0, 1), got {args.init_label_smoothing}")
+    if not 0.0 <= args.label_smoothing < 1.0:
+        parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     if args.budget is None:
         args.budget = DEFAULT_BUDGET[args.problem]
     pin_dense_models()
@@ -370,6 +381,7 @@ def main() -> None:
             **({"val_samples": args.val_samples} if args.val_samples else {}),
             "fitness_split": args.fitness_split,
             **({"train_samples": args.train_samples} if args.train_samples else {}),
+            **({"label_smoothing": args.label_smoothing} if args.label_smoothing else {}),
         },
         max_density=args.max_density,
     )
@@ -492,6 +504,7 @@ def main() -> None:
         "init_lr_schedule": args.init_lr_schedule,
         "init_batch_size": args.init_batch_size,
         "init_label_smoothing": args.init_label_smoothing,
+        "label_smoothing": args.label_smoothing,
         "finetune_epochs": args.finetune,
         "repair_steps": args.repair_steps,
         "max_density": args.max_density,
@@ -508,8 +521,15 @@ def main() -> None:
 def fitness_images(payload: dict) -> str:
     """What the fitness judged masks on, in words, for the result file."""
     if payload.get("fitness_split", "val") == "train":
-        return f"{payload['fitness_samples']} training images (every validation image held out)"
-    return f"{payload['val_samples']} validation images"
+        images = f"{payload['fitness_samples']} training images (every validation image held out)"
+    else:
+        images = f"{payload['val_samples']} validation images"
+    if payload.get("label_smoothing", 0.0):
+        images += (
+            f", the loss label-smoothed by {payload['label_smoothing']:g} (as is the held-out "
+            "guard's)"
+        )
+    return images
 
 
 def later_epochs(text: str) -> float | tuple[float, ...]:
@@ -617,6 +637,7 @@ def result_suffix(args: argparse.Namespace) -> str:
     tuned += f"_ft{args.finetune}" if args.finetune else ""
     tuned += f"_repair{args.repair_steps}" if args.repair_steps else ""
     tuned += f"_max{args.max_density:g}" if args.max_density is not None else ""
+    tuned += f"_objls{args.label_smoothing:g}" if args.label_smoothing else ""
     return problem + epochs + tuned + ("_quick" if args.quick else "")
 
 

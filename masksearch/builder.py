@@ -156,7 +156,7 @@ def build_problem(config: Mapping[str, Any], *, note: Note | None = None) -> Any
     options: dict[str, Any] = {"root": root}
     keys = ("encoding", "objectives", "densities", "val_samples", "fitness_split", "train_samples")
     keys += ("device", "evaluator")
-    for key in (*keys, "repair_steps", "recalibrate_bn", "max_density"):
+    for key in (*keys, "repair_steps", "recalibrate_bn", "max_density", "label_smoothing"):
         if key in config:
             options[key] = config[key]
     if config.get("encoding_options"):
@@ -300,6 +300,7 @@ _LATER_DEFAULTS: dict[str, Any] = {
     "fitness_split": "val",
     "train_samples": None,
     "max_density": None,
+    "label_smoothing": 0.0,
 }
 
 

@@ -117,7 +117,8 @@ def check_local_search(local_search: object) -> LocalSearch:
 
 
 def mask_gradient(problem: PruningProblem, flat_mask: np.ndarray) -> np.ndarray:
-    """Gradient of the mean validation loss with respect to each prunable weight's mask bit.
+    """Gradient of the mean validation loss (the problem's: smoothed by its
+    ``label_smoothing``) with respect to each prunable weight's mask bit.
 
     ``flat_mask`` is one mask over ``problem.layout`` (bool, ``(n_total,)``). Returns float32
     ``(n_total,)``: ``∂L/∂m_i`` at ``m = flat_mask`` (defined for kept and dropped weights).
@@ -151,7 +152,15 @@ def mask_gradient(problem: PruningProblem, flat_mask: np.ndarray) -> np.ndarray:
             )
             batch_y = y[start : start + batch].to(device)
             # sum of per-batch means weighted by batch size = the mean over the split
-            loss = F.cross_entropy(logits, batch_y, reduction="sum") / total
+            loss = (
+                F.cross_entropy(
+                    logits,
+                    batch_y,
+                    reduction="sum",
+                    label_smoothing=problem.label_smoothing,
+                )
+                / total
+            )
             loss.backward()
     finally:
         model.train(was_training)

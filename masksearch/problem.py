@@ -16,7 +16,7 @@ from masksearch.data import Dataset, Split
 from masksearch.encodings import Encoding, GroupsEncoding, make_encoding
 from masksearch.encodings.packed import range_counts
 from masksearch.evaluators import Evaluator, make_evaluator
-from masksearch.evaluators.base import check_fits
+from masksearch.evaluators.base import check_fits, check_label_smoothing
 from masksearch.evaluators.repaired import RepairedEvaluator
 from masksearch.evaluators.repaired import check_repair_steps as check_steps
 from masksearch.mask import Layout, Mask, check_density, check_finite, prunable_parameters
@@ -43,7 +43,8 @@ class PruningProblem:
     """A model, the data its masks are judged on, a genome encoding and the objectives.
 
     ``objectives`` are minimised and chosen from ``error`` (1 - accuracy), ``loss`` (mean
-    cross-entropy), ``density`` (kept / prunable weights) and ``flops`` (kept / prunable
+    cross-entropy; with ``label_smoothing`` ε > 0 the label-smoothed one, ``(1 − ε)·CE +
+    ε·mean_k(−log p_k)``, the loss of masks learned with smoothed labels), ``density`` (kept / prunable weights) and ``flops`` (kept / prunable
     multiply-accumulates of one forward pass) and ``latency`` (the ``groups`` encoding only:
     measured latency of the physically smaller model over the dense one's, from a per-layer
     :class:`~masksearch.structured.LatencyTable` timed on ``device`` and cached; pass
@@ -89,6 +90,7 @@ class PruningProblem:
         latency: LatencyTable | None = None,
         fitness_split: str = "val",
         held_out_data: Split | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         split = data.val if isinstance(data, Dataset) else data
         if test_data is None and isinstance(data, Dataset):
@@ -115,6 +117,7 @@ class PruningProblem:
         if min_accuracy is not None and not 0.0 <= min_accuracy <= 1.0:
             raise ValueError(f"min_accuracy must be in [0, 1], got {min_accuracy}")
         self.min_accuracy = min_accuracy
+        self.label_smoothing = check_label_smoothing(label_smoothing)
         prunable_parameters(model)  # a model with nothing to prune fails here, readably
         check_finite(model)
         # NaN or inf inputs would only surface as NaN losses, long after the cause
@@ -172,12 +175,25 @@ class PruningProblem:
                 steps=self.repair_steps,
                 recalibrate_bn=self.recalibrate_bn,
                 device=device,
+                label_smoothing=self.label_smoothing,
             )
         elif isinstance(evaluator, str):
             self.evaluator = make_evaluator(
-                model, split, self.layout, kind=evaluator, device=device
+                model,
+                split,
+                self.layout,
+                kind=evaluator,
+                device=device,
+                label_smoothing=self.label_smoothing,
             )
         else:
+            given = getattr(evaluator, "label_smoothing", self.label_smoothing)
+            if given != self.label_smoothing:
+                raise ValueError(
+                    f"the evaluator smooths its loss by {given} but the problem's "
+                    f"label_smoothing is {self.label_smoothing}; build the evaluator with "
+                    f"label_smoothing={self.label_smoothing}, or pass the evaluator kind"
+                )
             self.evaluator = evaluator
         self.flops_per_weight = weight_flops(model, self.layout, split.x[:1])
         # summed once: 266,200 floats summed per population cost ~3 µs a genome in the loop
@@ -233,6 +249,7 @@ class PruningProblem:
             "recalibrate_bn": self.recalibrate_bn,
             # only when set: run directories from before the setting keep their settings
             **({"max_density": self.max_density} if self.max_density is not None else {}),
+            **({"label_smoothing": self.label_smoothing} if self.label_smoothing else {}),
         }
 
     def magnitude_genomes(self) -> np.ndarray:

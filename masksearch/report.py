@@ -39,13 +39,14 @@ N_MAGNITUDE_POINTS = 10
 def split_scores(problem: Any, masks: np.ndarray, split: Any) -> dict[str, np.ndarray]:
     """``{"loss", "error", "accuracy"}`` of flat ``masks`` on ``split`` by an exact evaluator
     that scores as the problem does: after its repair steps and batch-norm re-estimation when
-    it has them, so test figures compare like for like with the search's validation ones."""
+    it has them, the loss smoothed by its ``label_smoothing``, so test figures compare like for like with the search's validation ones."""
     from masksearch.evaluators import RepairedEvaluator, make_evaluator
 
     if len(masks) == 0:
         return {k: np.zeros(0) for k in ("loss", "error", "accuracy")}
     steps = int(getattr(problem, "repair_steps", 0) or 0)
     recalibrate = int(getattr(problem, "recalibrate_bn", 0) or 0)
+    smoothing = float(getattr(problem, "label_smoothing", 0.0))
     if steps or recalibrate:
         evaluator: Any = RepairedEvaluator(
             problem.model,
@@ -55,9 +56,12 @@ def split_scores(problem: Any, masks: np.ndarray, split: Any) -> dict[str, np.nd
             steps=steps,
             recalibrate_bn=recalibrate,
             device=problem.device,
+            label_smoothing=smoothing,
         )
     else:
-        evaluator = make_evaluator(problem.model, split, problem.layout, device=problem.device)
+        evaluator = make_evaluator(
+            problem.model, split, problem.layout, device=problem.device, label_smoothing=smoothing
+        )
     scores = {k: np.asarray(v, dtype=np.float64) for k, v in evaluator(masks).items()}
     scores["accuracy"] = 1.0 - scores["error"]
     return scores
@@ -588,7 +592,13 @@ def render_markdown(
     lines += [
         "",
         f"Magnitude: {baseline}, {scored}. Val = the {fitness_label(config)} the search "
-        "optimised on; test = held out.",
+        "optimised on; test = held out."
+        + (
+            f" Losses are label-smoothed (ε = {config['label_smoothing']:g}), as the search "
+            "minimised them."
+            if config.get("label_smoothing")
+            else ""
+        ),
         *(_held_out_section(held_out, has_test) if held_out is not None else []),
         "",
         "![Pareto front against magnitude pruning](front.png)",

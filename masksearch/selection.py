@@ -21,9 +21,10 @@ when its held-out objective is lower by more than ``margin`` standard errors of 
 difference between the two (a paired comparison on the same images): the search's mask is
 taken where the held-out images show it better beyond noise, and the seed is kept otherwise.
 
-Seeds learned on another loss than the search's (supermask with ``label_smoothing``) have a
-higher cross-entropy than their accuracy deserves: against them the search's masks win on the
-held-out loss while scoring worse. Compare on the 0/1 error then (``objective="error"``,
+Seeds learned on another loss than the search's (supermask with ``label_smoothing`` while the
+problem's loss is the plain cross-entropy) have a higher cross-entropy than their accuracy
+deserves: against them the search's masks win on the held-out loss while scoring worse. Give the
+problem the seeds' ``label_smoothing``, or compare on the 0/1 error (``objective="error"``,
 ``masksearch export --pick held-out-error``; :func:`held_out_pick_for` says which a run needs).
 """
 
@@ -71,7 +72,8 @@ def choose_held_out(
 
     With ``incumbents`` (row numbers), the best incumbent that meets a target is kept unless the
     best other candidate beats it by more than ``margin`` standard errors of their paired
-    per-image difference (of the cross-entropy, or of the 0/1 error).
+    per-image difference (of the cross-entropy, or of the 0/1 error). The cross-entropy is the
+    problem's: smoothed by its ``label_smoothing``.
 
     Masks are scored on the frozen weights, so a problem that scores them after repair steps
     or a batch-norm recalibration is refused.
@@ -94,6 +96,7 @@ def choose_held_out(
         )
     if objective not in _OBJECTIVES:
         raise ValueError(f"objective must be one of {_OBJECTIVES}, got {objective!r}")
+    smoothing = float(getattr(problem, "label_smoothing", 0.0))
     targets = tuple(problem.densities if densities is None else densities)
     if not targets:
         raise ValueError("choose_held_out needs at least one target density")
@@ -110,7 +113,9 @@ def choose_held_out(
     scored = np.flatnonzero(density <= max(targets) + slack)
     values = np.full(len(masks), np.inf)
     if len(scored):
-        evaluator = make_evaluator(problem.model, data, problem.layout, device=problem.device)
+        evaluator = make_evaluator(
+            problem.model, data, problem.layout, device=problem.device, label_smoothing=smoothing
+        )
         values[scored] = evaluator(masks[scored])[objective]
     chosen: dict[float, int] = {}
     snapshot: ModelSnapshot | None = None  # one copy of the model and data for every paired test
@@ -129,7 +134,7 @@ def choose_held_out(
                     snapshot = ModelSnapshot(
                         problem.model, data, problem.layout, device=problem.device
                     )
-                per_image = _per_image(snapshot, masks[[kept, position]], objective)
+                per_image = _per_image(snapshot, masks[[kept, position]], objective, smoothing)
                 gain = per_image[0] - per_image[1]
                 noise = gain.std(ddof=1) / np.sqrt(len(gain)) if len(gain) > 1 else 0.0
                 if not gain.mean() > margin * noise:
@@ -140,10 +145,12 @@ def choose_held_out(
 
 def held_out_pick_for(config: dict[str, Any]) -> str:
     """The held-out pick a run's settings call for: ``held-out-error`` when its seeds learned
-    with label smoothing (their cross-entropy is not comparable with the search's masks'),
-    else ``held-out`` (the loss, finer-grained than the 0/1 error)."""
-    options = config.get("init_options") or {}
-    return "held-out-error" if options.get("label_smoothing") else "held-out"
+    with another label smoothing than the problem's loss has (their cross-entropy is not
+    comparable with the search's masks'), else ``held-out`` (the loss, finer-grained than the
+    0/1 error)."""
+    seeds = float((config.get("init_options") or {}).get("label_smoothing") or 0.0)
+    search = float(config.get("label_smoothing") or 0.0)
+    return "held-out-error" if seeds != search else "held-out"
 
 
 def scored_after_repair(problem: Any) -> bool:
@@ -185,9 +192,11 @@ def _incumbent_flags(incumbents: Sequence[int] | None, n_rows: int) -> np.ndarra
     return flags
 
 
-def _per_image(snapshot: ModelSnapshot, masks: np.ndarray, objective: str) -> np.ndarray:
-    """Each mask's cross-entropy (or 0/1 error) on every image of the snapshot's data:
-    (masks, images)."""
+def _per_image(
+    snapshot: ModelSnapshot, masks: np.ndarray, objective: str, label_smoothing: float
+) -> np.ndarray:
+    """Each mask's cross-entropy (smoothed by ``label_smoothing``; or 0/1 error) on every
+    image of the snapshot's data: (masks, images)."""
     out = np.empty((len(masks), snapshot.n_samples))
     with torch.no_grad():
         for row, mask in enumerate(masks):
@@ -197,7 +206,9 @@ def _per_image(snapshot: ModelSnapshot, masks: np.ndarray, objective: str) -> np
                 labels = snapshot.y[start : start + _BATCH]
                 logits = functional_call(snapshot.module, params, (inputs,))
                 if objective == "loss":
-                    value = F.cross_entropy(logits, labels, reduction="none")
+                    value = F.cross_entropy(
+                        logits, labels, reduction="none", label_smoothing=label_smoothing
+                    )
                 else:
                     value = (logits.argmax(dim=-1) != labels).to(logits.dtype)
                 out[row, start : start + len(labels)] = value.double().cpu().numpy()

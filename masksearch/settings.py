@@ -48,6 +48,7 @@ FINGERPRINT_KEYS = (
     "val_samples",
     "fitness_split",
     "train_samples",
+    "label_smoothing",
     "pop_size",
     "seed",
     "solver_options",
@@ -128,6 +129,13 @@ RUN_FIELDS: dict[str, tuple[str, str | None]] = {
         "with --fitness-split train: judge masks on the first N training images (default: all)",
         "N",
     ),
+    "label_smoothing": (
+        "smooth the labels of the loss the search minimises and the held-out pick compares: "
+        "(1 - E) x cross-entropy + E x the mean cross-entropy over all classes (default 0: "
+        "plain). Give seeds learned with --init-option label_smoothing=E the same E, so the "
+        "search and its seeds lower one loss",
+        "E",
+    ),
     "data_root": ("where datasets live (else $MASKSEARCH_DATA and the system locations)", "DIR"),
     "evaluator": ("evaluator kind: auto (default), plain, batched, incremental, prefix", "KIND"),
     "local_search": (
@@ -205,6 +213,19 @@ def check_number(key: str, value: Any, where: str) -> float:
             value = float(value.strip())
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise UserError(f"{where}: {key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _smoothing(key: str, value: Any, where: str) -> float:
+    """A label smoothing, in [0, 1)."""
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            value = float(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise UserError(
+            f"{where}: {key} must be a number in [0, 1) (0: the plain cross-entropy; 0.1 is "
+            f"usual), got {value!r}"
+        )
     return float(value)
 
 
@@ -287,6 +308,8 @@ def validate_values(values: dict[str, Any], where: str) -> dict[str, Any]:
             checked[key] = check_number(label, value, where)
         elif key == "max_density":
             checked[key] = check_density_value(label, value, where)
+        elif key == "label_smoothing":
+            checked[key] = _smoothing(label, value, where)
         elif key == "init_later_epochs":
             checked[key] = _epoch_counts(label, value, where)
         elif key in ("objectives", "init"):

@@ -439,6 +439,33 @@ def test_fitness_split_flag_runs_on_training_images_and_is_part_of_the_fingerpri
     assert "give val_samples, or fitness_split='train'" in capsys.readouterr().err
 
 
+def test_label_smoothing_flag_smooths_the_loss_and_is_part_of_the_fingerprint(tmp_path, capsys):
+    out = tmp_path / "smoothed"
+    flags = ["--problem", "digits_mlp", "--pop-size", "8", "--budget", "24", "--quiet"]
+    flags += ["--init", "magnitude", "--objectives", "loss,density", "--out"]
+    assert main(["run", *flags, str(out), "--label-smoothing", "0.2"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["label_smoothing"] == 0.2
+    # the front's losses are the smoothed ones, as a masked forward pass gives them by hand
+    members = json.loads((out / "front.json").read_text())["members"]
+    layout, masks = load_masks(out / "masks.npz")
+    problem = get_problem("digits_mlp")
+    for member in members[:3]:
+        model = Mask.from_flat(layout, masks[member["index"]]).apply(copy.deepcopy(problem.model))
+        with torch.no_grad():
+            log_p = torch.log_softmax(model(problem.data.x).double(), dim=1)
+        label = -log_p.gather(1, problem.data.y.view(-1, 1)).squeeze(1)
+        expected = float((0.8 * label - 0.2 * log_p.mean(dim=1)).mean())
+        assert member["loss"] == pytest.approx(expected, abs=2e-6)
+    assert "label-smoothed (ε = 0.2)" in (out / "report.md").read_text()
+    # another smoothing is another search: refused on resume
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out), "--label-smoothing", "0", "--budget", "40"]) == 2
+    assert "label_smoothing" in capsys.readouterr().err
+    assert main(["run", *flags, str(tmp_path / "b"), "--label-smoothing", "1"]) == 2
+    assert "--label-smoothing must be a number in [0, 1)" in capsys.readouterr().err
+
+
 def test_max_density_flag_keeps_the_front_at_the_targets_and_is_part_of_the_fingerprint(
     tmp_path, capsys
 ):

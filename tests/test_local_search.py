@@ -80,6 +80,29 @@ def test_check_local_search_names_what_is_wrong() -> None:
         check_local_search(ImproveTakesOne())
 
 
+def test_mask_gradient_follows_the_problems_label_smoothing() -> None:
+    smoothed = catalogue.digits_mlp(objectives=("loss", "density"), label_smoothing=0.2)
+    genome = smoothed.magnitude_genomes()[0]
+    flat = smoothed.encoding.decode(genome[None])[0]
+    pruned = smoothed.mask(genome).apply(copy.deepcopy(smoothed.model))
+    # by the formula, not torch's label_smoothing: 0.8 · CE + 0.2 · mean over classes
+    log_p = torch.log_softmax(pruned(smoothed.data.x), dim=1)
+    label = -log_p.gather(1, smoothed.data.y.view(-1, 1)).squeeze(1)
+    (0.8 * label + 0.2 * -log_p.mean(dim=1)).mean().backward()
+    params = dict(pruned.named_parameters())
+    originals = dict(smoothed.model.named_parameters())
+    expected = np.concatenate(
+        [
+            (params[n].grad * originals[n].detach()).reshape(-1).numpy()
+            for n in smoothed.layout.names
+        ]
+    )
+    got = mask_gradient(smoothed, flat)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    plain = catalogue.digits_mlp(objectives=("loss", "density"))
+    assert np.abs(mask_gradient(plain, flat) - got).max() > 1e-4
+
+
 def test_mask_gradient_rejects_a_wrong_shape(loss_problem) -> None:
     with pytest.raises(ValueError, match="flat mask"):
         mask_gradient(loss_problem, np.ones(5, dtype=bool))

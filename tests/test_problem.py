@@ -54,6 +54,42 @@ def test_unknown_objective_is_named(digits_problem) -> None:
         PruningProblem(digits_problem.model, digits_problem.data, objectives=("accuracy",))
 
 
+@pytest.mark.parametrize("evaluator", ["plain", "incremental", "batched"])
+def test_the_loss_objective_is_smoothed_as_the_problem_says(digits_problem, evaluator) -> None:
+    problem = PruningProblem(
+        digits_problem.model,
+        digits_problem.data,
+        objectives=("loss", "density"),
+        label_smoothing=0.1,
+        evaluator=evaluator,
+    )
+    assert problem.settings()["label_smoothing"] == 0.1
+    genomes = problem.encoding.magnitude([0.3, 0.1])
+    losses = problem.evaluate(genomes).F[:, 0]
+    for genome, loss in zip(genomes, losses, strict=True):
+        pruned = problem.mask(genome).apply(copy.deepcopy(problem.model))
+        with torch.no_grad():
+            log_p = torch.log_softmax(pruned(problem.data.x).double(), dim=1)
+        label = -log_p.gather(1, problem.data.y.view(-1, 1)).squeeze(1)
+        assert loss == pytest.approx(
+            float((0.9 * label - 0.1 * log_p.mean(dim=1)).mean()), abs=2e-6
+        )
+    # the plain problem's settings say nothing of smoothing (run directories stay as they were)
+    assert "label_smoothing" not in digits_problem.settings()
+
+
+def test_an_evaluator_smoothing_another_loss_is_refused(digits_problem) -> None:
+    from masksearch.evaluators import PlainEvaluator
+
+    plain = PlainEvaluator(digits_problem.model, digits_problem.data, digits_problem.layout)
+    with pytest.raises(ValueError, match="smooths its loss by 0.0 but the problem's"):
+        PruningProblem(
+            digits_problem.model, digits_problem.data, evaluator=plain, label_smoothing=0.1
+        )
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        PruningProblem(digits_problem.model, digits_problem.data, label_smoothing=1.0)
+
+
 def test_unknown_fitness_split_is_named(digits_problem) -> None:
     with pytest.raises(ValueError, match=r"fitness_split must be one of \('val', 'train'\)"):
         PruningProblem(digits_problem.model, digits_problem.data, fitness_split="test")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import masksearch as ms
+from masksearch import catalogue
 from masksearch.encodings import GenomeError
 from masksearch.training import evaluate
 
@@ -45,6 +46,35 @@ def test_each_target_gets_the_candidate_with_the_lowest_held_out_loss(digits_pro
         best = min(losses.values())
         assert row in within
         assert losses[row] == pytest.approx(best, abs=1e-5)
+
+
+def test_the_held_out_loss_is_the_problems_smoothed_loss():
+    problem = catalogue.digits_mlp(label_smoothing=0.3)
+    genomes = candidates(problem)
+    held_out = problem.test_data
+    masks = problem.encoding.decode(genomes)
+
+    def smoothed(row: int) -> float:
+        model = ms.Mask.from_flat(problem.layout, masks[row]).apply(copy.deepcopy(problem.model))
+        with torch.no_grad():
+            log_p = torch.log_softmax(model(held_out.x), dim=1)
+        label = -log_p.gather(1, held_out.y.view(-1, 1)).squeeze(1)
+        return float((0.7 * label + 0.3 * -log_p.mean(dim=1)).mean())
+
+    chosen = ms.choose_held_out(problem, genomes, held_out)
+    for target, row in chosen.items():
+        within = [
+            i for i in range(len(genomes)) if masks[i].sum() <= round(target * problem.n_genes)
+        ]
+        assert smoothed(row) == pytest.approx(min(smoothed(i) for i in within), abs=1e-5)
+    # with no margin the paired per-image comparison replaces the worst incumbent by the best
+    target = problem.densities[0]
+    within = [i for i in range(len(genomes)) if masks[i].sum() <= round(target * problem.n_genes)]
+    worst = max(within, key=smoothed)
+    again = ms.choose_held_out(
+        problem, genomes, held_out, densities=(target,), incumbents=[worst], margin=0.0
+    )
+    assert again[target] == chosen[target] != worst
 
 
 def test_error_as_the_objective_and_chosen_densities(digits_problem):
@@ -218,4 +248,8 @@ def test_the_pick_a_run_needs_follows_its_seeds_loss():
     assert held_out_pick_for({"init_options": {"lr": 0.02}}) == "held-out"
     assert held_out_pick_for({"init_options": {"label_smoothing": 0.0}}) == "held-out"
     assert held_out_pick_for({"init_options": {"label_smoothing": 0.1}}) == "held-out-error"
+    # a search on the seeds' own smoothed loss compares on it again
+    smoothed = {"init_options": {"label_smoothing": 0.1}, "label_smoothing": 0.1}
+    assert held_out_pick_for(smoothed) == "held-out"
+    assert held_out_pick_for({"label_smoothing": 0.1}) == "held-out-error"
     assert HELD_OUT_PICKS == {"held-out": "loss", "held-out-error": "error"}

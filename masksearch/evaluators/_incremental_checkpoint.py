@@ -43,6 +43,7 @@ class CheckpointableCache(ActivationCache, ABC):
     """
 
     layout: Layout
+    label_smoothing: float
 
     @abstractmethod
     def _forward(self, mask: np.ndarray, out: np.ndarray) -> tuple[float, float, np.ndarray]:
@@ -100,6 +101,7 @@ class CheckpointableCache(ActivationCache, ABC):
             "n_samples": self.n_samples,
             "capacity": self.capacity,
             "n_records": self.n_records,
+            "label_smoothing": self.label_smoothing,
             "clock": int(self._clock),
             "records": {
                 "valid": valid,
@@ -139,7 +141,10 @@ class CheckpointableCache(ActivationCache, ABC):
             "n_samples": self.n_samples,
             "capacity": self.capacity,
             "n_records": self.n_records,
+            "label_smoothing": self.label_smoothing,
         }
+        # states saved before the loss could be smoothed hold plain cross-entropies
+        state = {"label_smoothing": 0.0, **state}
         for key, value in ours.items():
             if state[key] != value:
                 raise ValueError(

@@ -67,6 +67,7 @@ def _score_children(
     relu,
     inputs_t,
     labels,
+    smoothing,
     rows_scratch,
     dense_scratch,
     workers,
@@ -97,6 +98,7 @@ def _score_children(
                 relu,
                 inputs_t,
                 labels,
+                smoothing,
                 rows_scratch[worker],
                 dense_scratch[worker],
                 block,
@@ -120,6 +122,7 @@ def _score_one(
     relu,
     inputs_t,
     labels,
+    smoothing,
     rows_buffer,
     dense_buffer,
     block,
@@ -217,7 +220,9 @@ def _score_one(
             elif state == _STATE_ROWS and len(mine):
                 for i in range(n_changed):
                     written[changed[i]] = rows_buffer[first_row + i]
-    return _cross_entropy(dense_buffer[row_start[n_layers - 1] :], relu[n_layers - 1], labels)
+    return _cross_entropy(
+        dense_buffer[row_start[n_layers - 1] :], relu[n_layers - 1], labels, smoothing
+    )
 
 
 @numba.njit(cache=True)
@@ -422,8 +427,9 @@ def _dense_layer(
 
 
 @numba.njit(cache=True, fastmath=_FASTMATH)
-def _cross_entropy(logits, last_relu, labels):  # pragma: no cover - compiled
-    """(Σ cross-entropy, # correct) of logits stored classes × samples.
+def _cross_entropy(logits, last_relu, labels, smoothing):  # pragma: no cover - compiled
+    """(Σ cross-entropy, # correct) of logits stored classes × samples; ``smoothing`` ε > 0
+    gives the label-smoothed loss ``log Σ exp − (1 − ε)·z_label − ε·mean(z)``.
 
     The max-subtracted log-sum-exp is summed in float32 (each term in (0, 1], the sum in
     [1, classes]) and every sample's loss accumulated in float64; the predicted class is the
@@ -469,6 +475,17 @@ def _cross_entropy(logits, last_relu, labels):  # pragma: no cover - compiled
     for s in range(n_samples):
         loss += np.float64(top[s]) - np.float64(_act(logits[labels[s], s], last_relu))
         hits += best[s] == labels[s]
+    if smoothing != 0.0:
+        # −log p_k = lse − z_k, so the smoothed loss moves ε of the label's logit to the mean
+        mean = np.zeros(n_samples, dtype=np.float32)
+        for o in range(width):
+            row = logits[o]
+            for s in range(n_samples):
+                mean[s] += _act(row[s], last_relu)
+        share = np.float64(smoothing)
+        for s in range(n_samples):
+            label_logit = np.float64(_act(logits[labels[s], s], last_relu))
+            loss += share * (label_logit - np.float64(mean[s]) / width)
     # Σ log(sum) as the log of products of a few sums: one log per chunk, not per sample
     for low in range(0, n_samples, _LOG_CHUNK):
         product = 1.0

@@ -3,7 +3,10 @@
 An evaluator scores a whole population of flat masks (numpy ``bool`` of shape
 ``(P, layout.n_total)``, the concatenation of each prunable parameter's mask in
 :class:`~masksearch.mask.Layout` order) on one data split and returns float64 arrays
-``{"loss": mean cross-entropy, "error": 1 - accuracy}`` of shape ``(P,)``. Wrappers may add keys
+``{"loss": mean cross-entropy, "error": 1 - accuracy}`` of shape ``(P,)``; with
+``label_smoothing`` ε > 0 the loss is the label-smoothed cross-entropy ``(1 − ε)·CE + ε·mean_k(−log
+p_k)``, as ``torch.nn.functional.cross_entropy(..., label_smoothing=ε)`` defines it (the loss of
+masks learned with smoothed labels). Wrappers may add keys
 (``"fidelity"``, ``"exact"``). :meth:`Evaluator.evaluate_packed` takes the same masks as
 :func:`numpy.packbits` rows, the form the search keeps genomes in.
 
@@ -32,6 +35,7 @@ __all__ = [
     "CPU_CONV_BATCH",
     "Evaluator",
     "ModelSnapshot",
+    "check_label_smoothing",
     "check_masks",
     "check_packed_masks",
     "convolutions_on_cpu",
@@ -94,10 +98,16 @@ class Evaluator(ABC):
         return self._evaluate(unpack_bits(rows, self.layout.n_total))
 
     def _take_snapshot(
-        self, model: nn.Module, split: _SplitLike, layout: Layout, device: str | torch.device
+        self,
+        model: nn.Module,
+        split: _SplitLike,
+        layout: Layout,
+        device: str | torch.device,
+        label_smoothing: float = 0.0,
     ) -> ModelSnapshot:
         """The private model copy, plus what every exact evaluator exposes: ``snapshot``,
-        ``layout``, ``device`` and ``n_samples``."""
+        ``layout``, ``device``, ``n_samples`` and ``label_smoothing``."""
+        self.label_smoothing = check_label_smoothing(label_smoothing)
         self.snapshot = ModelSnapshot(model, split, layout, device)
         self.layout = layout
         self.device = self.snapshot.device
@@ -131,6 +141,18 @@ def check_fits(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
             f"labels range over [{int(y.min())}, {int(y.max())}] but the model has "
             f"{logits.shape[1]} outputs; the data does not belong to this model"
         )
+
+
+def check_label_smoothing(value: Any) -> float:
+    """``value`` as the label smoothing of a loss: a number in [0, 1), refused otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"label_smoothing must be a number in [0, 1), got {value!r}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(
+            f"label_smoothing must be in [0, 1) (0: the plain cross-entropy; 0.1 is usual), "
+            f"got {value!r}"
+        )
+    return float(value)
 
 
 def check_masks(masks: Any, layout: Layout) -> np.ndarray:
@@ -315,8 +337,14 @@ def cpu_conv_format(weight: torch.Tensor) -> torch.Tensor:
     return weight
 
 
-def metrics_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
+def metrics_from_logits(
+    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+) -> tuple[float, int]:
     """(sum of cross-entropy, number correct) of one batch of logits."""
-    loss_sum = float(torch.nn.functional.cross_entropy(logits, labels, reduction="sum"))
+    loss_sum = float(
+        torch.nn.functional.cross_entropy(
+            logits, labels, reduction="sum", label_smoothing=label_smoothing
+        )
+    )
     correct = int((logits.argmax(dim=-1) == labels).sum())
     return loss_sum, correct

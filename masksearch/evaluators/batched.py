@@ -46,7 +46,8 @@ class BatchedEvaluator(Evaluator):
     the stacked weights and activations of one pass; ``chunk_size`` overrides the derived
     number of candidates per pass and ``batch_size`` the samples per pass (default: the whole
     split while it fits the budget). Works for any model :func:`torch.func.vmap` can batch
-    (Linear, Conv, pooling, eval-mode BatchNorm, residual blocks).
+    (Linear, Conv, pooling, eval-mode BatchNorm, residual blocks). ``label_smoothing`` > 0
+    smooths the loss (see :mod:`masksearch.evaluators.base`).
     """
 
     def __init__(
@@ -58,8 +59,9 @@ class BatchedEvaluator(Evaluator):
         chunk_size: int | None = None,
         batch_size: int | None = None,
         memory_budget: int | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
-        self._take_snapshot(model, split, layout, device)
+        self._take_snapshot(model, split, layout, device, label_smoothing)
         snap = self.snapshot
         self._flat_weights = torch.cat([snap.params[n].reshape(-1) for n in layout.names])
         self._fixed = {n: t for n, t in snap.params.items() if n not in set(layout.names)}
@@ -113,7 +115,7 @@ class BatchedEvaluator(Evaluator):
                     stop = start + self.batch_size
                     logits = forward(weights, snap.x[start:stop])  # (C, B, classes)
                     labels = snap.y[start:stop]
-                    loss_sum += _cross_entropy_sums(logits, labels)
+                    loss_sum += _cross_entropy_sums(logits, labels, self.label_smoothing)
                     hits += (logits.argmax(dim=-1) == labels).sum(dim=1)
                 stop = first + len(chunk)
                 losses[first:stop] = loss_sum.cpu().numpy() / snap.n_samples
@@ -121,11 +123,16 @@ class BatchedEvaluator(Evaluator):
         return {"loss": losses, "error": 1.0 - correct / snap.n_samples}
 
 
-def _cross_entropy_sums(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum over samples of the cross-entropy, per candidate: logits (C, B, K) → (C,) float64."""
+def _cross_entropy_sums(
+    logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """Sum over samples of the cross-entropy (smoothed by ``label_smoothing``), per candidate:
+    logits (C, B, K) → (C,) float64."""
     log_probs = torch.log_softmax(logits, dim=-1)
-    picked = log_probs.gather(-1, labels.view(1, -1, 1).expand(len(logits), -1, 1))
-    return -picked.squeeze(-1).double().sum(dim=1)
+    picked = log_probs.gather(-1, labels.view(1, -1, 1).expand(len(logits), -1, 1)).squeeze(-1)
+    if label_smoothing:
+        picked = (1.0 - label_smoothing) * picked + label_smoothing * log_probs.mean(dim=-1)
+    return -picked.double().sum(dim=1)
 
 
 def _activation_elements(module: nn.Module, one_sample: torch.Tensor) -> int:

@@ -149,9 +149,10 @@ class IncrementalEvaluator(CheckpointableCache, Evaluator):
         threads: int | None = None,
         prefault: bool = False,
         records: int | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         stack = linear_stack(model, layout)
-        self._take_snapshot(model, split, layout, device)
+        self._take_snapshot(model, split, layout, device, label_smoothing)
         if self.device.type != "cpu":
             raise ValueError(
                 "incremental evaluation runs on the CPU; on a GPU use kind='batched' "
@@ -457,6 +458,7 @@ class IncrementalEvaluator(CheckpointableCache, Evaluator):
             self._relu,
             self._inputs_t,
             self._labels,
+            self.label_smoothing,
             self._rows_scratch,
             self._dense_scratch,
             workers,
@@ -525,7 +527,11 @@ class IncrementalEvaluator(CheckpointableCache, Evaluator):
                     z += torch.from_numpy(self._bias[layer.rows])[:, None]
                 hidden = torch.relu(z) if layer.relu else z
             log_probs = torch.log_softmax(hidden, dim=0)
-            loss = -float(log_probs.gather(0, labels.view(1, -1)).double().sum()) / self.n_samples
+            picked = log_probs.gather(0, labels.view(1, -1))
+            if self.label_smoothing:
+                smoothing = self.label_smoothing
+                picked = (1.0 - smoothing) * picked + smoothing * log_probs.mean(dim=0)
+            loss = -float(picked.double().sum()) / self.n_samples
             error = 1.0 - int((hidden.argmax(dim=0) == labels).sum()) / self.n_samples
         return loss, error, kept
 

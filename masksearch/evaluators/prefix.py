@@ -53,7 +53,7 @@ class PrefixCacheEvaluator(Evaluator):
     ``memory_budget`` (bytes, default 256 MiB) bounds the cached activations; ``batch_size``
     samples go through at a time (``None``: as :class:`PlainEvaluator`). ``hits`` counts, per
     cache point (the index of the module whose input is cached), the candidates that resumed
-    there.
+    there. ``label_smoothing`` > 0 smooths the loss (see :mod:`masksearch.evaluators.base`).
     Works for an ``nn.Sequential`` whose prunable weights the layout names in module order;
     anything else raises :class:`UnsupportedModelError` (use :class:`PlainEvaluator`).
     """
@@ -66,8 +66,9 @@ class PrefixCacheEvaluator(Evaluator):
         device: str | torch.device = "cpu",
         batch_size: int | None = None,
         memory_budget: int | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
-        self._take_snapshot(model, split, layout, device)
+        self._take_snapshot(model, split, layout, device, label_smoothing)
         self.batch_size = _check_batch_size(batch_size, self.snapshot.default_batch_size)
         if memory_budget is None:
             memory_budget = _DEFAULT_BUDGET
@@ -154,7 +155,9 @@ class PrefixCacheEvaluator(Evaluator):
                         if index in stored:
                             stored[index].append(value)
                         value = torch.func.functional_call(stage.module, params[offset], (value,))
-                    batch_loss, batch_correct = metrics_from_logits(value, snap.y[first:stop])
+                    batch_loss, batch_correct = metrics_from_logits(
+                        value, snap.y[first:stop], self.label_smoothing
+                    )
                     loss_sum += batch_loss
                     correct += batch_correct
                 for index, parts in stored.items():

@@ -38,6 +38,8 @@ class RepairedEvaluator(Evaluator):
     their masks) with fine-tuning's recipe (SGD, ``lr``, ``momentum``; biases and other
     parameters train too; pruned weights stay exactly 0.0), and is then scored on ``split``.
     The model stays in eval mode throughout (batch-norm statistics and dropout as in scoring).
+    ``label_smoothing`` > 0 smooths the loss the candidate is scored on, not the repair's
+    steps (they stand for fine-tuning, which trains on the plain cross-entropy).
     ``steps=0`` scores the masked dense weights, as :class:`PlainEvaluator` does.
 
     ``recalibrate_bn`` > 0 re-estimates every batch norm's running mean and variance on that
@@ -66,6 +68,7 @@ class RepairedEvaluator(Evaluator):
         device: str | torch.device = "cpu",
         eval_batch_size: int | None = None,
         recalibrate_bn: int = 0,
+        label_smoothing: float = 0.0,
     ) -> None:
         steps = check_repair_steps(steps)
         recalibrate_bn = check_repair_steps(recalibrate_bn, "recalibrate_bn")
@@ -73,7 +76,7 @@ class RepairedEvaluator(Evaluator):
             raise ValueError(
                 f"repair needs lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}"
             )
-        self._take_snapshot(model, split, layout, device)
+        self._take_snapshot(model, split, layout, device, label_smoothing)
         snap = self.snapshot
         if len(train) == 0:
             raise ValueError("the repair's training data is empty; pass the training split")
@@ -169,7 +172,12 @@ class RepairedEvaluator(Evaluator):
     def _evaluate(self, masks: np.ndarray) -> Metrics:
         return metrics_of(
             [
-                score_params(self.snapshot, self.repaired_params(flat), self.eval_batch_size)
+                score_params(
+                    self.snapshot,
+                    self.repaired_params(flat),
+                    self.eval_batch_size,
+                    self.label_smoothing,
+                )
                 for flat in masks
             ]
         )

@@ -46,7 +46,14 @@ from masksearch.evaluators._surrogate_kernels import (
     _population_delta,
     _side_totals,
 )
-from masksearch.evaluators.base import Evaluator, Metrics, ModelSnapshot, _SplitLike, check_masks
+from masksearch.evaluators.base import (
+    Evaluator,
+    Metrics,
+    ModelSnapshot,
+    _SplitLike,
+    check_label_smoothing,
+    check_masks,
+)
 from masksearch.evaluators.batched import random_subset
 from masksearch.front import non_dominated
 from masksearch.mask import Layout
@@ -79,6 +86,8 @@ class SurrogateEvaluator(Evaluator):
     reference. Building
     with float16 briefly needs the float32 table as well. The result holds ``"loss"``,
     ``"error"`` (NaN: the surrogate does not predict accuracy) and ``"exact"`` (all False).
+    ``label_smoothing`` > 0 expands the label-smoothed loss (see
+    :mod:`masksearch.evaluators.base`).
     """
 
     def __init__(
@@ -91,6 +100,7 @@ class SurrogateEvaluator(Evaluator):
         seed: int = 0,
         anchor: np.ndarray | None = None,
         precision: str = "float16",
+        label_smoothing: float = 0.0,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"unknown precision {precision!r}; choose one of {list(PRECISIONS)}")
@@ -102,6 +112,7 @@ class SurrogateEvaluator(Evaluator):
                 f"n_samples must be in 1..{snapshot.n_samples} (the split's size), got {n_samples}"
             )
         self.layout = layout
+        self.label_smoothing = check_label_smoothing(label_smoothing)
         self.n_samples = snapshot.n_samples
         self.n_gradients = int(n_samples)
         self._snapshot = snapshot
@@ -126,13 +137,15 @@ class SurrogateEvaluator(Evaluator):
         snapshot = self._snapshot
         params = snapshot.masked_params(anchor)
         weights = torch.cat([snapshot.params[n].reshape(-1) for n in self.layout.names])
-        base_loss, mean_gradient = _loss_and_gradient(snapshot, params)
+        base_loss, mean_gradient = _loss_and_gradient(snapshot, params, self.label_smoothing)
         self.anchor = anchor
         self.base_loss = base_loss
         gw = (mean_gradient.double() * weights.double()).cpu().numpy()
         if self.hw.dtype == np.float32:
             self._gw = self.gw = gw
-            _fill_per_sample_gradients(snapshot, params, self._subset, weights, self.hw)
+            _fill_per_sample_gradients(
+                snapshot, params, self._subset, weights, self.hw, self.label_smoothing
+            )
         else:
             # children() then reads 4 bytes of gw per gene instead of 8 (a table half the
             # size stays in cache more often); rounding gw to float32 moves it by < 6e-8 of
@@ -140,7 +153,9 @@ class SurrogateEvaluator(Evaluator):
             self._gw = gw.astype(np.float32)
             self.gw = self._gw.astype(np.float64)
             exact = np.empty(self.hw.shape, dtype=np.float32)
-            _fill_per_sample_gradients(snapshot, params, self._subset, weights, exact)
+            _fill_per_sample_gradients(
+                snapshot, params, self._subset, weights, exact, self.label_smoothing
+            )
             self.hw_scale = _float16_scale(exact)
             np.multiply(exact, np.float32(self.hw_scale), out=exact)  # a power of two: exact
             self.hw[...] = exact
@@ -373,7 +388,7 @@ def _aligned_empty(shape: tuple[int, int], dtype: type[np.generic]) -> np.ndarra
 
 
 def _loss_and_gradient(
-    snapshot: ModelSnapshot, params: dict[str, torch.Tensor]
+    snapshot: ModelSnapshot, params: dict[str, torch.Tensor], label_smoothing: float = 0.0
 ) -> tuple[float, torch.Tensor]:
     """Mean loss on the split at ``params`` and its gradient w.r.t. the layout's weights."""
     names = snapshot.layout.names
@@ -383,7 +398,12 @@ def _loss_and_gradient(
     gradients = [torch.zeros_like(weights[n]) for n in names]
     for start in range(0, snapshot.n_samples, 1024):
         logits = functional_call(snapshot.module, params, (snapshot.x[start : start + 1024],))
-        loss = F.cross_entropy(logits, snapshot.y[start : start + 1024], reduction="sum")
+        loss = F.cross_entropy(
+            logits,
+            snapshot.y[start : start + 1024],
+            reduction="sum",
+            label_smoothing=label_smoothing,
+        )
         parts = torch.autograd.grad(loss, [weights[n] for n in names])
         total += float(loss.detach())
         for accumulated, part in zip(gradients, parts, strict=True):
@@ -398,6 +418,7 @@ def _fill_per_sample_gradients(
     subset: _SplitLike,
     weights: torch.Tensor,
     out: np.ndarray,
+    label_smoothing: float = 0.0,
 ) -> None:
     """Write ``g_{n,i}·w_i`` (gradients at ``params``) into ``out``, shape ``(n_weights, N)``."""
     names = snapshot.layout.names
@@ -406,7 +427,7 @@ def _fill_per_sample_gradients(
 
     def sample_loss(chosen: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
         logits = functional_call(snapshot.module, {**fixed, **chosen}, (x[None],))
-        return F.cross_entropy(logits, y[None])
+        return F.cross_entropy(logits, y[None], label_smoothing=label_smoothing)
 
     per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
     x = subset.x.to(snapshot.device, snapshot.x.dtype)

@@ -112,6 +112,73 @@ def test_each_rows_figures_are_those_of_its_mask_computed_by_hand(
     assert row["n_evals"] >= 48
 
 
+def test_a_smoothed_problems_rows_report_its_smoothed_losses(focused, digits_seeds) -> None:
+    run = build_run(
+        {
+            "problem": "digits_mlp",
+            "objectives": ["loss"],
+            "densities": list(TARGETS),
+            "solver": "ga",
+            "pop_size": 8,
+            "budget": 24,
+            "local_search": "gradient-swaps",
+            "init": ["magnitude"],
+            "label_smoothing": 0.2,
+        }
+    )
+    problem = run.problem
+    held_out = ms.Split(problem.train_data.x[:300], problem.train_data.y[:300])
+    density = TARGETS[0]
+    row = focused.one_density(run, digits_seeds, density, held_out)
+    seed = digits_seeds.genomes[digits_seeds.labels.index(f"supermask-path@{density:g}")]
+    seed_mask = problem.encoding.decode(seed[None])[0]
+    for split, key in ((problem.data, "fitness_loss"), (held_out, "held_out_loss")):
+        log_p = torch.log_softmax(
+            _masked_logits(problem.model, problem.layout, seed_mask, split.x), dim=1
+        )
+        label = -log_p.gather(1, split.y.view(-1, 1)).squeeze(1)
+        expected = float((0.8 * label - 0.2 * log_p.mean(dim=1)).mean())
+        assert row["seed"][key] == pytest.approx(expected, rel=1e-5)
+    # the search minimised the same smoothed loss: its pick is never above the seed's
+    assert row["search's own pick"]["fitness_loss"] <= row["seed"]["fitness_loss"] + 1e-5
+
+
+def test_smoothed_and_single_density_runs_get_their_own_files(focused) -> None:
+    import argparse
+
+    def stem(**changes) -> str:
+        values = {"label_smoothing": 0.0, "densities": focused.DENSITIES, "quick": False}
+        return focused.result_stem(argparse.Namespace(**{**values, **changes}))
+
+    assert stem() == "focused"
+    assert stem(label_smoothing=0.1, densities=(0.02,)) == "focused_ls0.1_d0.02"
+    assert stem(quick=True, densities=(0.05, 0.01)) == "focused_d0.05-0.01_quick"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--label-smoothing", "1", "--label-smoothing must be in [0, 1), got 1.0"),
+        ("--densities", "0.03", "--densities must be among (0.05, 0.02, 0.01)"),
+        ("--densities", "x", "--densities must be numbers, got 'x'"),
+    ],
+)
+def test_bad_options_are_refused_before_any_work(option, value, message) -> None:
+    import subprocess
+    import sys
+
+    from .conftest import BENCHMARKS
+
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "focused.py"), option, value],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2
+    assert message in finished.stderr
+
+
 def _synthetic_runs(focused) -> list[dict]:
     rng = np.random.default_rng(3)
     runs = []

@@ -30,6 +30,7 @@ def _args(**changes) -> argparse.Namespace:
         "init_lr_schedule": "cosine",
         "init_batch_size": 128,
         "init_label_smoothing": 0.0,
+        "label_smoothing": 0.0,
         "budget": 12288,
         "val_samples": None,
         "fitness_split": "train",
@@ -169,12 +170,25 @@ def test_label_smoothing_gets_its_own_files_and_is_named(warm) -> None:
     assert "smoothing" not in warm.seeding_text(payload)
 
 
+def test_a_smoothed_objective_gets_its_own_files_and_is_named(warm) -> None:
+    smoothed = _args(init_batch_size=256, init_label_smoothing=0.1, label_smoothing=0.1)
+    assert warm.result_suffix(smoothed) == (
+        "_path_e4_l2-1_cos_lr0.02_bs256_ls0.1_b12288_train20000_objls0.1"
+    )
+    payload = {"fitness_split": "train", "fitness_samples": 20000}
+    assert "label-smoothed by 0.1" in warm.fitness_images({**payload, "label_smoothing": 0.1})
+    # the plain objective, and older result files without the field, say nothing of it
+    assert "smoothed" not in warm.fitness_images({**payload, "label_smoothing": 0.0})
+    assert "smoothed" not in warm.fitness_images(payload)
+
+
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
         ("--init-batch-size", "0", "--init-batch-size must be >= 1, got 0"),
         ("--init-label-smoothing", "1", "--init-label-smoothing must be in [0, 1), got 1.0"),
         ("--init-label-smoothing", "-0.1", "--init-label-smoothing must be in [0, 1), got -0.1"),
+        ("--label-smoothing", "1", "--label-smoothing must be in [0, 1), got 1.0"),
     ],
 )
 def test_a_bad_recipe_option_is_refused_before_any_training(option, value, message) -> None:

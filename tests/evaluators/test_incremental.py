@@ -384,9 +384,10 @@ def test_memory_is_bounded_by_the_settings(lenet300, mnist_like):
         IncrementalEvaluator(lenet300, mnist_like, layout, records=0)
 
 
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
 @pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0, 3000.0])
 @pytest.mark.parametrize("last_relu", [False, True])
-def test_float32_cross_entropy_matches_torch(scale, last_relu):
+def test_float32_cross_entropy_matches_torch(scale, last_relu, smoothing):
     rng = np.random.default_rng(16)
     logits = (rng.standard_normal((10, 700)) * scale).astype(np.float32)
     labels = rng.integers(0, 10, 700)
@@ -398,11 +399,11 @@ def test_float32_cross_entropy_matches_torch(scale, last_relu):
     if last_relu:
         reference = torch.relu(reference)
     expected = torch.nn.functional.cross_entropy(
-        reference, torch.from_numpy(labels), reduction="sum"
+        reference, torch.from_numpy(labels), reduction="sum", label_smoothing=smoothing
     ).item()
     # torch's argmax takes the first of tied maxima
     expected_hits = int((reference.float().argmax(dim=1) == torch.from_numpy(labels)).sum())
-    loss, hits = _cross_entropy(logits, last_relu, labels)
+    loss, hits = _cross_entropy(logits, last_relu, labels, smoothing)
     assert loss == pytest.approx(expected, rel=1e-6, abs=1e-6)
     assert hits == expected_hits
 
@@ -410,7 +411,7 @@ def test_float32_cross_entropy_matches_torch(scale, last_relu):
 def test_float32_cross_entropy_propagates_nan():
     logits = np.zeros((4, 20), dtype=np.float32)
     logits[2, 5] = np.nan
-    loss, _ = _cross_entropy(logits, False, np.zeros(20, dtype=np.int64))
+    loss, _ = _cross_entropy(logits, False, np.zeros(20, dtype=np.int64), 0.0)
     assert np.isnan(loss)
 
 
