@@ -5643,6 +5643,57 @@ def smoothed_objective_figures() -> list[Figure]:
     ]
     for pattern, label, value in texts:
         figures.append(Figure(f"smoothed objective: {label}", phrase(pattern), source, value))
+    tuned = SMOOTHED_OBJECTIVE.replace(".json", "_tuned_supermask.json")
+
+    def tuned_mean(density: str) -> Callable[[dict], float]:
+        return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+
+    def against_tuned(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, PATH_GUARDED, density, 0) - tuned_mean(density)(d)
+
+    def two_se_against_tuned(density: str) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            rival = load(tuned)["summary"]["tuned"][density]["std"]
+            ours = d["summary"][PATH_GUARDED]["std"][density]
+            return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
+
+        return value
+
+    tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (
+            rf"_objls0\.1_tuned_supermask\.md\); ({NUMBER}) / {NUMBER} / {NUMBER}%\)",
+            "tuned 5%",
+            tuned_mean("0.05"),
+        ),
+        (
+            rf"_objls0\.1_tuned_supermask\.md\); {NUMBER} / ({NUMBER}) / {NUMBER}%\)",
+            "tuned 2%",
+            tuned_mean("0.02"),
+        ),
+        (
+            rf"_objls0\.1_tuned_supermask\.md\); {NUMBER} / {NUMBER} / ({NUMBER})%\)",
+            "tuned 1%",
+            tuned_mean("0.01"),
+        ),
+        (
+            rf"the guarded pick trails it at 5% \(−({NUMBER}) points",
+            "vs tuned 5%",
+            lambda d: -against_tuned("0.05")(d),
+        ),
+        (rf"leads at 2% by ({NUMBER}) points, within noise", "vs tuned 2%", against_tuned("0.02")),
+        (
+            rf"within noise \(two standard errors ({NUMBER})\), and is ahead at",
+            "vs tuned 2%, 2 SE",
+            two_se_against_tuned("0.02"),
+        ),
+        (
+            rf"is ahead at 1% by ({NUMBER}) points, beyond them: issue 14",
+            "vs tuned 1%",
+            against_tuned("0.01"),
+        ),
+    ]
+    for pattern, label, value in tuned_texts:
+        figures.append(Figure(f"smoothed objective: {label}", phrase(pattern), source, value))
     # Issue 14 at a glance: the run's row and what its search adds to its seeds
     goal_row = "| LeNet-300-100 goal, the search on its seeds' smoothed loss |"
     adds_row = "| the same, on its seeds' smoothed loss |"
