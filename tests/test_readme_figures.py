@@ -5694,7 +5694,18 @@ def smoothed_objective_figures() -> list[Figure]:
     ]
     for pattern, label, value in tuned_texts:
         figures.append(Figure(f"smoothed objective: {label}", phrase(pattern), source, value))
-    # Issue 14 at a glance: the run's row and what its search adds to its seeds
+    # Issue 14 at a glance: the run's row, its lead over the tuned rival and what its search
+    # adds to its seeds
+    tuned_row = "| the smoothed-loss run against supermask with its smoothing,"
+    figures += [
+        Figure(
+            f"smoothed objective: at a glance vs tuned {density}",
+            _signed_cell(tuned_row, 1 + column),
+            source,
+            against_tuned(density),
+        )
+        for column, density in enumerate(DENSITIES)
+    ]
     goal_row = "| LeNet-300-100 goal, the search on its seeds' smoothed loss |"
     adds_row = "| the same, on its seeds' smoothed loss |"
     for column, density in enumerate(DENSITIES):
