@@ -122,6 +122,19 @@ def benchmarks_use_the_user_cache():
         yield
 
 
+def refused_options(name: str, *options: str) -> str:
+    """Run ``benchmarks/<name>.py`` with ``options``, which it must refuse as argparse does
+    (exit 2, before any work); returns its stderr."""
+    finished = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *options],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert finished.returncode == 2, finished.stderr
+    return finished.stderr
+
+
 def load_script(name: str) -> ModuleType:
     """Import ``benchmarks/<name>.py`` (a script, not a package module) under the name
     ``bench_<name>``."""

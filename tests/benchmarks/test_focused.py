@@ -12,7 +12,7 @@ import masksearch as ms
 from masksearch.builder import build_run
 from masksearch.methods import SupermaskPath
 
-from .conftest import load_script
+from .conftest import load_script, refused_options
 
 TARGETS = (0.2, 0.1)
 
@@ -65,6 +65,12 @@ def _masked_logits(model, layout, flat: np.ndarray, x: torch.Tensor) -> torch.Te
                 params[name].copy_(value)
 
 
+def _seed_mask(problem, seeds, density: float) -> np.ndarray:
+    """The flat mask of the supermask-path seed at ``density``."""
+    seed = seeds.genomes[seeds.labels.index(f"supermask-path@{density:g}")]
+    return problem.encoding.decode(seed[None])[0]
+
+
 def test_the_search_stays_at_its_density_and_never_ends_worse_than_its_seed(
     focused, digits_run, digits_seeds
 ) -> None:
@@ -92,8 +98,7 @@ def test_each_rows_figures_are_those_of_its_mask_computed_by_hand(
     held_out = ms.Split(problem.train_data.x[:300], problem.train_data.y[:300])
     density = TARGETS[1]
     row = focused.one_density(digits_run, digits_seeds, density, held_out)
-    seed = digits_seeds.genomes[digits_seeds.labels.index(f"supermask-path@{density:g}")]
-    seed_mask = problem.encoding.decode(seed[None])[0]
+    seed_mask = _seed_mask(problem, digits_seeds, density)
     for split, key in ((problem.data, "fitness_loss"), (held_out, "held_out_loss")):
         logits = _masked_logits(problem.model, problem.layout, seed_mask, split.x)
         assert row["seed"][key] == pytest.approx(float(F.cross_entropy(logits, split.y)), rel=1e-5)
@@ -130,8 +135,7 @@ def test_a_smoothed_problems_rows_report_its_smoothed_losses(focused, digits_see
     held_out = ms.Split(problem.train_data.x[:300], problem.train_data.y[:300])
     density = TARGETS[0]
     row = focused.one_density(run, digits_seeds, density, held_out)
-    seed = digits_seeds.genomes[digits_seeds.labels.index(f"supermask-path@{density:g}")]
-    seed_mask = problem.encoding.decode(seed[None])[0]
+    seed_mask = _seed_mask(problem, digits_seeds, density)
     for split, key in ((problem.data, "fitness_loss"), (held_out, "held_out_loss")):
         log_p = torch.log_softmax(
             _masked_logits(problem.model, problem.layout, seed_mask, split.x), dim=1
@@ -164,19 +168,7 @@ def test_smoothed_and_single_density_runs_get_their_own_files(focused) -> None:
     ],
 )
 def test_bad_options_are_refused_before_any_work(option, value, message) -> None:
-    import subprocess
-    import sys
-
-    from .conftest import BENCHMARKS
-
-    finished = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "focused.py"), option, value],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert finished.returncode == 2
-    assert message in finished.stderr
+    assert message in refused_options("focused", option, value)
 
 
 def _synthetic_runs(focused) -> list[dict]:
