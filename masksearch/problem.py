@@ -44,8 +44,9 @@ class PruningProblem:
 
     ``objectives`` are minimised and chosen from ``error`` (1 - accuracy), ``loss`` (mean
     cross-entropy; with ``label_smoothing`` ε > 0 the label-smoothed one, ``(1 − ε)·CE +
-    ε·mean_k(−log p_k)``, the loss of masks learned with smoothed labels), ``density`` (kept / prunable weights) and ``flops`` (kept / prunable
-    multiply-accumulates of one forward pass) and ``latency`` (the ``groups`` encoding only:
+    ε·mean_k(−log p_k)``, the loss of masks learned with smoothed labels), ``density`` (kept /
+    prunable weights) and ``flops`` (kept / prunable multiply-accumulates of one forward pass)
+    and ``latency`` (the ``groups`` encoding only:
     measured latency of the physically smaller model over the dense one's, from a per-layer
     :class:`~masksearch.structured.LatencyTable` timed on ``device`` and cached; pass
     ``latency`` to use a table built with other settings). ``max_density`` and ``min_accuracy`` are
