@@ -39,7 +39,8 @@ N_MAGNITUDE_POINTS = 10
 def split_scores(problem: Any, masks: np.ndarray, split: Any) -> dict[str, np.ndarray]:
     """``{"loss", "error", "accuracy"}`` of flat ``masks`` on ``split`` by an exact evaluator
     that scores as the problem does: after its repair steps and batch-norm re-estimation when
-    it has them, the loss smoothed by its ``label_smoothing``, so test figures compare like for like with the search's validation ones."""
+    it has them, the loss smoothed by its ``label_smoothing``, so test figures compare like for
+    like with the search's validation ones."""
     from masksearch.evaluators import RepairedEvaluator, make_evaluator
 
     if len(masks) == 0:

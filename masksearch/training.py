@@ -23,6 +23,7 @@ from torch import nn
 
 from masksearch.data import SplitLike, split_tensors
 from masksearch.device import as_model_input, resolve_device
+from masksearch.evaluators.base import check_label_smoothing
 
 if TYPE_CHECKING:
     from masksearch.mask import Mask
@@ -59,12 +60,15 @@ def evaluate(
     *,
     batch_size: int = 1024,
     device: str | torch.device = "cpu",
+    label_smoothing: float = 0.0,
 ) -> Scores:
-    """Accuracy and mean cross-entropy of ``model`` on ``split`` (eval mode, no gradients).
+    """Accuracy and mean cross-entropy of ``model`` on ``split`` (eval mode, no gradients); the
+    cross-entropy smoothed by ``label_smoothing``, as the evaluators smooth it.
 
     The model is moved to ``device``; its train/eval mode is restored afterwards.
     """
     _check_positive_int("batch_size", batch_size)
+    label_smoothing = check_label_smoothing(label_smoothing)
     x, y = split_tensors(split)
     target = resolve_device(device)
     model.to(target)
@@ -79,7 +83,11 @@ def evaluate(
                 inputs = as_model_input(x[start : start + batch_size], model, target)
                 labels = y[start : start + batch_size].to(target)
                 logits = model(inputs)
-                total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+                total_loss += float(
+                    F.cross_entropy(
+                        logits, labels, reduction="sum", label_smoothing=label_smoothing
+                    )
+                )
                 correct += int((logits.argmax(dim=1) == labels).sum())
     finally:
         model.train(was_training)

@@ -59,6 +59,20 @@ def test_evaluate_matches_a_hand_computation():
     assert result.error == pytest.approx(1 - expected_accuracy)
 
 
+def test_evaluate_smooths_its_loss_as_asked_and_refuses_a_bad_smoothing():
+    split = _blobs(250)
+    model = models.digits_mlp(seed=1)
+    result = training.evaluate(model, split, batch_size=64, label_smoothing=0.2)
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(split.x).double(), dim=1)
+    label = -log_p.gather(1, split.y.view(-1, 1)).squeeze(1)
+    expected = float((0.8 * label - 0.2 * log_p.mean(dim=1)).mean())
+    assert result.loss == pytest.approx(expected, rel=1e-5)
+    assert abs(result.loss - training.evaluate(model, split).loss) > 1e-3
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        training.evaluate(model, split, label_smoothing=1.0)
+
+
 def test_evaluate_uses_eval_mode_and_restores_the_mode():
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.Dropout(0.9))
     split = _blobs(100)
