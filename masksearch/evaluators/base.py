@@ -41,6 +41,7 @@ __all__ = [
     "convolutions_on_cpu",
     "cpu_conv_format",
     "empty_metrics",
+    "label_log_likelihood",
     "inner_state",
     "load_inner_state",
     "split_tensors",
@@ -335,6 +336,20 @@ def cpu_conv_format(weight: torch.Tensor) -> torch.Tensor:
     if weight.dim() == 4 and weight.device.type == "cpu":
         return weight.to(memory_format=torch.channels_last)
     return weight
+
+
+def label_log_likelihood(
+    log_probs: torch.Tensor, labels: torch.Tensor, label_smoothing: float, dim: int
+) -> torch.Tensor:
+    """Each sample's log-probability of its label from ``log_probs`` (classes along ``dim``,
+    ``labels`` broadcast against the others with size 1 there); with ``label_smoothing`` ε the
+    smoothed target's, ``(1 − ε)·log p_label + ε·mean_k log p_k``, so its negative is the loss
+    ``cross_entropy(..., label_smoothing=ε)`` gives."""
+    picked = log_probs.gather(dim, labels)
+    if label_smoothing:
+        mean = log_probs.mean(dim=dim, keepdim=True)
+        picked = (1.0 - label_smoothing) * picked + label_smoothing * mean
+    return picked
 
 
 def metrics_from_logits(

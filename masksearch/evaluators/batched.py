@@ -25,6 +25,7 @@ from masksearch.evaluators.base import (
     Metrics,
     _SplitLike,
     inner_state,
+    label_log_likelihood,
     load_inner_state,
 )
 from masksearch.evaluators.plain import _check_batch_size
@@ -129,9 +130,8 @@ def _cross_entropy_sums(
     """Sum over samples of the cross-entropy (smoothed by ``label_smoothing``), per candidate:
     logits (C, B, K) → (C,) float64."""
     log_probs = torch.log_softmax(logits, dim=-1)
-    picked = log_probs.gather(-1, labels.view(1, -1, 1).expand(len(logits), -1, 1)).squeeze(-1)
-    if label_smoothing:
-        picked = (1.0 - label_smoothing) * picked + label_smoothing * log_probs.mean(dim=-1)
+    targets = labels.view(1, -1, 1).expand(len(logits), -1, 1)
+    picked = label_log_likelihood(log_probs, targets, label_smoothing, dim=-1).squeeze(-1)
     return -picked.double().sum(dim=1)
 
 

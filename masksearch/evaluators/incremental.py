@@ -79,7 +79,7 @@ from masksearch.evaluators._packed_mask_kernels import (
 )
 from masksearch.evaluators._packed_mask_kernels import _nearest as _nearest
 from masksearch.evaluators._packed_mask_kernels import _set_bits as _set_bits
-from masksearch.evaluators.base import Evaluator, Metrics, _SplitLike
+from masksearch.evaluators.base import Evaluator, Metrics, _SplitLike, label_log_likelihood
 from masksearch.mask import Layout
 
 __all__ = ["IncrementalEvaluator", "UnsupportedModelError", "linear_stack"]
@@ -527,10 +527,9 @@ class IncrementalEvaluator(CheckpointableCache, Evaluator):
                     z += torch.from_numpy(self._bias[layer.rows])[:, None]
                 hidden = torch.relu(z) if layer.relu else z
             log_probs = torch.log_softmax(hidden, dim=0)
-            picked = log_probs.gather(0, labels.view(1, -1))
-            if self.label_smoothing:
-                smoothing = self.label_smoothing
-                picked = (1.0 - smoothing) * picked + smoothing * log_probs.mean(dim=0)
+            picked = label_log_likelihood(
+                log_probs, labels.view(1, -1), self.label_smoothing, dim=0
+            )
             loss = -float(picked.double().sum()) / self.n_samples
             error = 1.0 - int((hidden.argmax(dim=0) == labels).sum()) / self.n_samples
         return loss, error, kept
