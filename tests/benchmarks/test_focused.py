@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 import masksearch as ms
 from masksearch.builder import build_run
@@ -65,6 +64,18 @@ def _masked_logits(model, layout, flat: np.ndarray, x: torch.Tensor) -> torch.Te
                 params[name].copy_(value)
 
 
+def _losses_by_hand(problem, flat: np.ndarray, held_out, smoothing: float) -> dict[str, float]:
+    """The fitness and held-out loss of the masked model by the formula, ``(1 − ε)·(−log
+    p_label) + ε·mean_k(−log p_k)`` (the plain cross-entropy at ε = 0)."""
+    losses = {}
+    for split, key in ((problem.data, "fitness_loss"), (held_out, "held_out_loss")):
+        logits = _masked_logits(problem.model, problem.layout, flat, split.x)
+        log_p = torch.log_softmax(logits, dim=1)
+        label = -log_p.gather(1, split.y.view(-1, 1)).squeeze(1)
+        losses[key] = float(((1 - smoothing) * label - smoothing * log_p.mean(dim=1)).mean())
+    return losses
+
+
 def _seed_mask(problem, seeds, density: float) -> np.ndarray:
     """The flat mask of the supermask-path seed at ``density``."""
     seed = seeds.genomes[seeds.labels.index(f"supermask-path@{density:g}")]
@@ -99,9 +110,8 @@ def test_each_rows_figures_are_those_of_its_mask_computed_by_hand(
     density = TARGETS[1]
     row = focused.one_density(digits_run, digits_seeds, density, held_out)
     seed_mask = _seed_mask(problem, digits_seeds, density)
-    for split, key in ((problem.data, "fitness_loss"), (held_out, "held_out_loss")):
-        logits = _masked_logits(problem.model, problem.layout, seed_mask, split.x)
-        assert row["seed"][key] == pytest.approx(float(F.cross_entropy(logits, split.y)), rel=1e-5)
+    for key, expected in _losses_by_hand(problem, seed_mask, held_out, 0.0).items():
+        assert row["seed"][key] == pytest.approx(expected, rel=1e-5)
     test = problem.test_data
     logits = _masked_logits(problem.model, problem.layout, seed_mask, test.x)
     accuracy = float((logits.argmax(1) == test.y).float().mean())
@@ -136,12 +146,7 @@ def test_a_smoothed_problems_rows_report_its_smoothed_losses(focused, digits_see
     density = TARGETS[0]
     row = focused.one_density(run, digits_seeds, density, held_out)
     seed_mask = _seed_mask(problem, digits_seeds, density)
-    for split, key in ((problem.data, "fitness_loss"), (held_out, "held_out_loss")):
-        log_p = torch.log_softmax(
-            _masked_logits(problem.model, problem.layout, seed_mask, split.x), dim=1
-        )
-        label = -log_p.gather(1, split.y.view(-1, 1)).squeeze(1)
-        expected = float((0.8 * label - 0.2 * log_p.mean(dim=1)).mean())
+    for key, expected in _losses_by_hand(problem, seed_mask, held_out, 0.2).items():
         assert row["seed"][key] == pytest.approx(expected, rel=1e-5)
     # the search minimised the same smoothed loss: its pick is never above the seed's
     assert row["search's own pick"]["fitness_loss"] <= row["seed"]["fitness_loss"] + 1e-5
