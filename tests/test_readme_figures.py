@@ -5811,6 +5811,605 @@ def smoothed_objective_figures() -> list[Figure]:
     return figures
 
 
+SMOOTHED_005 = SMOOTHED_OBJECTIVE.replace("_ls0.1_", "_ls0.05_").replace("objls0.1", "objls0.05")
+
+
+def smoothed_005_figures() -> list[Figure]:
+    """Seeds and loss smoothed by 0.05: its table, its text and its at-a-glance rows."""
+    source = SMOOTHED_005
+    figures = timed_table_rows(
+        "smoothed 0.05",
+        (
+            ("| smoothed by 0.05: the seeds |", PATH_SEEDS),
+            ("| smoothed by 0.05: the search's own pick |", SEARCH),
+            ("| smoothed by 0.05: the guarded held-out pick |", PATH_GUARDED),
+            ("| smoothed by 0.05: supermask with cosine steps given equal time", PATH_EQUAL),
+        ),
+        source,
+        by_row=True,
+    )
+    figures += epoch_range(
+        "smoothed 0.05: equal-time epochs",
+        r"0\.05: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
+        source,
+    )
+
+    def difference(first: str, second: str, density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, first, density, 0) - warm(d, second, density, 0)
+
+    def own_over_seed(seed: int) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            rows = d["runs"][seed]["rows"]
+            own, seeds = rows[SEARCH]["test_accuracy"], rows[PATH_SEEDS]["test_accuracy"]
+            return percent(own["0.05"] - seeds["0.05"])
+
+        return value
+
+    def two_se_paired(d: dict) -> float:
+        differences = [own_over_seed(seed)(d) for seed in range(len(d["runs"]))]
+        return 2 * statistics.stdev(differences) / len(differences) ** 0.5
+
+    def against_01(density: str) -> Callable[[dict], float]:
+        return lambda d: (
+            warm(d, PATH_GUARDED, density, 0)
+            - warm(load(SMOOTHED_OBJECTIVE), PATH_GUARDED, density, 0)
+        )
+
+    def two_se_against_01(density: str) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            stds = (d, load(SMOOTHED_OBJECTIVE))
+            variance = sum(
+                run["summary"][PATH_GUARDED]["std"][density] ** 2 / len(run["runs"]) for run in stds
+            )
+            return percent(2 * variance**0.5)
+
+        return value
+
+    def guarded(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, PATH_GUARDED, density, 0)
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (
+            rf"own picks are ({NUMBER}) points above the seeds at 5% and {NUMBER} at 2%",
+            "own 5%",
+            difference(SEARCH, PATH_SEEDS, "0.05"),
+        ),
+        (
+            rf"own picks are {NUMBER} points above the seeds at 5% and ({NUMBER}) at 2%",
+            "own 2%",
+            difference(SEARCH, PATH_SEEDS, "0.02"),
+        ),
+        (rf"\(at 5% by −?({NUMBER}),", "seed 0", lambda d: abs(own_over_seed(0)(d))),
+        (rf"\(at 5% by −?{NUMBER}, ({NUMBER}) and", "seed 1", own_over_seed(1)),
+        (rf"\(at 5% by −?{NUMBER}, {NUMBER} and ({NUMBER}) points", "seed 2", own_over_seed(2)),
+        (rf"these paired\s+differences ({NUMBER})\), and", "2 SE paired", two_se_paired),
+        (
+            rf"and ({NUMBER}) points above them at 1%, beyond noise",
+            "own 1%",
+            difference(SEARCH, PATH_SEEDS, "0.01"),
+        ),
+        (rf"1%: ({NUMBER}) / {NUMBER} / {NUMBER}%,\s+issue", "guarded 5%", guarded("0.05")),
+        (rf"1%: {NUMBER} / ({NUMBER}) / {NUMBER}%,\s+issue", "guarded 2%", guarded("0.02")),
+        (rf"1%: {NUMBER} / {NUMBER} / ({NUMBER})%,\s+issue", "guarded 1%", guarded("0.01")),
+        (
+            rf"5% goal met by ({NUMBER}) points and its 1% goal",
+            "5% over goal",
+            lambda d: guarded("0.05")(d) - 88.5,
+        ),
+        (
+            rf"its 1% goal by ({NUMBER}), its 2% goal missed",
+            "1% over goal",
+            lambda d: guarded("0.01")(d) - 83.0,
+        ),
+        (
+            rf"by {NUMBER}, its 2% goal missed by ({NUMBER})\.",
+            "2% short",
+            lambda d: 86.5 - guarded("0.02")(d),
+        ),
+        (
+            rf"runs' differences at\s+5% and 2% \(\+({NUMBER}) and",
+            "vs 0.1 at 5%",
+            against_01("0.05"),
+        ),
+        (
+            rf"and −({NUMBER}) points\) are within two",
+            "vs 0.1 at 2%",
+            lambda d: -against_01("0.02")(d),
+        ),
+        (
+            rf"are within two standard errors \(({NUMBER}) and {NUMBER}\)",
+            "vs 0.1 2 SE 5%",
+            two_se_against_01("0.05"),
+        ),
+        (
+            rf"are within two standard errors \({NUMBER} and ({NUMBER})\)",
+            "vs 0.1 2 SE 2%",
+            two_se_against_01("0.02"),
+        ),
+        (
+            rf"given the same time is level at 5% \(\+({NUMBER})\) and behind",
+            "vs equal 5%",
+            difference(PATH_GUARDED, PATH_EQUAL, "0.05"),
+        ),
+        (
+            rf"and behind by ({NUMBER}) points at 2% and {NUMBER} at 1%",
+            "vs equal 2%",
+            difference(PATH_GUARDED, PATH_EQUAL, "0.02"),
+        ),
+        (
+            rf"and behind by {NUMBER} points at 2% and ({NUMBER}) at 1%",
+            "vs equal 1%",
+            difference(PATH_GUARDED, PATH_EQUAL, "0.01"),
+        ),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"smoothed 0.05: {label}", phrase(pattern), source, value))
+    tuned = SMOOTHED_005.replace(".json", "_tuned_supermask.json")
+
+    def tuned_mean(density: str) -> Callable[[dict], float]:
+        return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+
+    def against_tuned(density: str) -> Callable[[dict], float]:
+        return lambda d: guarded(density)(d) - tuned_mean(density)(d)
+
+    def two_se_against_tuned(density: str) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            rival = load(tuned)["summary"]["tuned"][density]["std"]
+            ours = d["summary"][PATH_GUARDED]["std"][density]
+            return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
+
+        return value
+
+    tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        *(
+            (
+                rf"about 11 minutes; {prefix}({NUMBER}){suffix}%\) the guarded",
+                f"tuned {density}",
+                tuned_mean(density),
+            )
+            for density, prefix, suffix in (
+                ("0.05", "", rf" / {NUMBER} / {NUMBER}"),
+                ("0.02", rf"{NUMBER} / ", rf" / {NUMBER}"),
+                ("0.01", rf"{NUMBER} / {NUMBER} / ", ""),
+            )
+        ),
+        (
+            rf"is behind at 5% \(−({NUMBER}) points, two\s+standard errors {NUMBER}\), level",
+            "vs tuned 5%",
+            lambda d: -against_tuned("0.05")(d),
+        ),
+        (
+            rf"is behind at 5% \(−{NUMBER} points, two\s+standard errors ({NUMBER})\), level",
+            "vs tuned 5%, 2 SE",
+            two_se_against_tuned("0.05"),
+        ),
+        (rf"level at 2% \(\+({NUMBER})\) and ahead at 1%", "vs tuned 2%", against_tuned("0.02")),
+        (
+            rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by ({NUMBER}) points \(two standard errors",
+            "vs tuned 1%",
+            against_tuned("0.01"),
+        ),
+        (
+            rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)",
+            "vs tuned 1%, 2 SE",
+            two_se_against_tuned("0.01"),
+        ),
+    ]
+    for pattern, label, value in tuned_texts:
+        figures.append(Figure(f"smoothed 0.05: {label}", phrase(pattern), source, value))
+    figures += [
+        Figure(
+            f"smoothed 0.05: at a glance vs tuned {density}",
+            _signed_cell("| the 0.05 run against supermask with its smoothing,", 1 + column),
+            source,
+            against_tuned(density),
+        )
+        for column, density in enumerate(DENSITIES)
+    ]
+    goal_row = "| LeNet-300-100 goal, seeds and loss smoothed by 0.05 |"
+    adds_row = "| the same, seeds and loss smoothed by 0.05 |"
+    for column, density in enumerate(DENSITIES):
+        figures += [
+            Figure(
+                f"smoothed 0.05: at a glance {density}",
+                cell(goal_row, 1 + column),
+                source,
+                guarded(str(density)),
+            ),
+            Figure(
+                f"smoothed 0.05: adds at a glance {density}",
+                _signed_cell(adds_row, 1 + column),
+                source,
+                difference(PATH_GUARDED, PATH_SEEDS, str(density)),
+            ),
+        ]
+    figures += [
+        Figure(
+            "smoothed 0.05: at a glance wall time",
+            cell(goal_row, 4, 1),
+            source,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "smoothed 0.05: at a glance 5% over goal",
+            cell(goal_row, 5, 1),
+            source,
+            lambda d: guarded("0.05")(d) - 88.5,
+        ),
+        Figure(
+            "smoothed 0.05: at a glance 1% over goal",
+            cell(goal_row, 5, 3),
+            source,
+            lambda d: guarded("0.01")(d) - 83.0,
+        ),
+        Figure(
+            "smoothed 0.05: at a glance 2% short",
+            cell(goal_row, 5, 5),
+            source,
+            lambda d: 86.5 - guarded("0.02")(d),
+        ),
+    ]
+    return figures
+
+
+def test_the_005_runs_picks_hold_as_the_readme_says():
+    """README (Seeds and loss smoothed by 0.05): the guard keeps the 5% and 2% seeds in every
+    seed and takes the search's 1% mask in every seed."""
+    text = " ".join(readme().split())
+    assert "keeps the seeds at 5% and 2% in every seed and takes the search's mask at 1%" in text
+    runs = load(SMOOTHED_005)["runs"]
+    assert len(runs) == 3
+    for run in runs:
+        assert sorted(run["rows"][PATH_GUARDED]["picked_a_seed_at"]) == ["0.02", "0.05"]
+    # and its rival's validation chose the longest rung at 5% in every seed
+    assert "Validation chose 16 epochs at 5% in every seed, the longest rung" in text
+    for tuned in (SMOOTHED_005, SMOOTHED_OBJECTIVE):
+        rival = load(tuned.replace(".json", "_tuned_supermask.json"))["runs"]
+        assert len(rival) == 3
+        for run in rival:
+            chosen = run["densities"]["0.05"]
+            assert chosen["chosen_epochs"] == 16 == max(r["epochs"] for r in chosen["rungs"])
+
+
+BRANCH_12 = SMOOTHED_OBJECTIVE.replace("_br4-2-0_", "_br12-2-0_")  # same path, same CPU
+
+
+def branch_12_figures() -> list[Figure]:
+    """A 5% branch of 12 epochs: its table, its text and its at-a-glance rows."""
+    source = BRANCH_12
+    figures = timed_table_rows(
+        "branch 12",
+        (
+            ("| 5% branch of 12: the seeds |", PATH_SEEDS),
+            ("| 5% branch of 12: the search's own pick |", SEARCH),
+            ("| 5% branch of 12: the guarded held-out pick |", PATH_GUARDED),
+            ("| 5% branch of 12: supermask with cosine steps given equal time", PATH_EQUAL),
+        ),
+        source,
+        by_row=True,
+    )
+    figures += epoch_range(
+        "branch 12: equal-time epochs",
+        r"branch of 12: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
+        source,
+    )
+
+    def difference(first: str, second: str, density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, first, density, 0) - warm(d, second, density, 0)
+
+    def shorter(row: str, density: str) -> Callable[[dict], float]:
+        return lambda d: warm(load(SMOOTHED_OBJECTIVE), row, density, 0)
+
+    def guarded(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, PATH_GUARDED, density, 0)
+
+    def two_se_against_equal(density: str) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            stds = (
+                d["summary"][PATH_GUARDED]["std"][density],
+                d["summary"][PATH_EQUAL]["std"][density],
+            )
+            return percent(2 * (sum(std**2 for std in stds) / len(d["runs"])) ** 0.5)
+
+        return value
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (
+            rf"lifts the 5% seeds by ({NUMBER}) points",
+            "5% seeds gain",
+            lambda d: warm(d, PATH_SEEDS, "0.05", 0) - shorter(PATH_SEEDS, "0.05")(d),
+        ),
+        (
+            rf"about ({NUMBER}) seconds more seeding",
+            "seeding extra",
+            lambda d: (
+                d["summary"][PATH_SEEDS]["wall_time"]
+                - load(SMOOTHED_OBJECTIVE)["summary"][PATH_SEEDS]["wall_time"]
+            ),
+        ),
+        (
+            rf"seeding \(({NUMBER}) s\s+a run against {NUMBER}\)",
+            "seeding",
+            lambda d: d["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        (
+            rf"seeding \({NUMBER} s\s+a run against ({NUMBER})\)",
+            "seeding before",
+            lambda d: load(SMOOTHED_OBJECTIVE)["summary"][PATH_SEEDS]["wall_time"],
+        ),
+        *(
+            (
+                rf"every 5% seed, reaches {prefix}({NUMBER}){suffix}%: issue 14",
+                f"guarded {density}",
+                guarded(density),
+            )
+            for density, prefix, suffix in (
+                ("0.05", "", rf" / {NUMBER} /\s+{NUMBER}"),
+                ("0.02", rf"{NUMBER} / ", rf" /\s+{NUMBER}"),
+                ("0.01", rf"{NUMBER} / {NUMBER} /\s+", ""),
+            )
+        ),
+        (
+            rf"5% and 1% goals met, by ({NUMBER}) and {NUMBER} points, and its 2% goal",
+            "5% over goal",
+            lambda d: guarded("0.05")(d) - 88.5,
+        ),
+        (
+            rf"5% and 1% goals met, by {NUMBER} and ({NUMBER}) points, and its 2% goal",
+            "1% over goal",
+            lambda d: guarded("0.01")(d) - 83.0,
+        ),
+        (
+            rf"its 2% goal missed by\s+({NUMBER})\. From the same",
+            "2% short",
+            lambda d: 86.5 - guarded("0.02")(d),
+        ),
+        (
+            rf"its own pick \+({NUMBER}) over the seeds here",
+            "own 2% here",
+            difference(SEARCH, PATH_SEEDS, "0.02"),
+        ),
+        (
+            rf"over the seeds here, \+({NUMBER}) there",
+            "own 2% there",
+            lambda d: shorter(SEARCH, "0.02")(d) - shorter(PATH_SEEDS, "0.02")(d),
+        ),
+        (
+            rf"the\s+guarded pick ({NUMBER})% against {NUMBER}%\)",
+            "guarded 2% here",
+            guarded("0.02"),
+        ),
+        (
+            rf"the\s+guarded pick {NUMBER}% against ({NUMBER})%\)",
+            "guarded 2% there",
+            shorter(PATH_GUARDED, "0.02"),
+        ),
+        (
+            rf"beyond two standard errors, by ({NUMBER}) points at 5% \(two",
+            "vs equal 5%",
+            difference(PATH_GUARDED, PATH_EQUAL, "0.05"),
+        ),
+        (
+            rf"points at 5% \(two standard errors ({NUMBER})\), {NUMBER} at 2%",
+            "vs equal 5%, 2 SE",
+            two_se_against_equal("0.05"),
+        ),
+        (
+            rf"standard errors {NUMBER}\), ({NUMBER}) at 2% and\s+{NUMBER} at 1%, the first",
+            "vs equal 2%",
+            difference(PATH_GUARDED, PATH_EQUAL, "0.02"),
+        ),
+        (
+            rf"standard errors {NUMBER}\), {NUMBER} at 2% and\s+({NUMBER}) at 1%, the first",
+            "vs equal 1%",
+            difference(PATH_GUARDED, PATH_EQUAL, "0.01"),
+        ),
+        (
+            rf"though\s+\(({NUMBER})% with (\d+)–(\d+) epochs in the run with the shorter",
+            "shorter run's equal 5%",
+            shorter(PATH_EQUAL, "0.05"),
+        ),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"branch 12: {label}", phrase(pattern), source, value))
+    tuned = BRANCH_12.replace(".json", "_tuned_supermask.json")
+
+    def tuned_mean(density: str) -> Callable[[dict], float]:
+        return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+
+    def against_tuned(density: str) -> Callable[[dict], float]:
+        return lambda d: guarded(density)(d) - tuned_mean(density)(d)
+
+    def two_se_against_tuned(density: str) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            rival = load(tuned)["summary"]["tuned"][density]["std"]
+            ours = d["summary"][PATH_GUARDED]["std"][density]
+            return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
+
+        return value
+
+    tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        *(
+            (
+                rf"about 10 minutes; {prefix}({NUMBER}){suffix}%, the masks of",
+                f"tuned {density}",
+                tuned_mean(density),
+            )
+            for density, prefix, suffix in (
+                ("0.05", "", rf" / {NUMBER} / {NUMBER}"),
+                ("0.02", rf"{NUMBER} / ", rf" / {NUMBER}"),
+                ("0.01", rf"{NUMBER} / {NUMBER} / ", ""),
+            )
+        ),
+        (
+            rf"the pick is level at 5% \(−({NUMBER}) points, two standard errors",
+            "vs tuned 5%",
+            lambda d: -against_tuned("0.05")(d),
+        ),
+        (
+            rf"the pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\)",
+            "vs tuned 5%, 2 SE",
+            two_se_against_tuned("0.05"),
+        ),
+        (
+            rf"and level at 2% \(\+({NUMBER}), two standard errors {NUMBER}\) and ahead at 1%",
+            "vs tuned 2%",
+            against_tuned("0.02"),
+        ),
+        (
+            rf"and level at 2% \(\+{NUMBER}, two standard errors ({NUMBER})\) and ahead at 1%",
+            "vs tuned 2%, 2 SE",
+            two_se_against_tuned("0.02"),
+        ),
+        (
+            rf"and ahead at 1% by ({NUMBER}) points \(two\s+standard errors {NUMBER}\): closer",
+            "vs tuned 1%",
+            against_tuned("0.01"),
+        ),
+        (
+            rf"and ahead at 1% by {NUMBER} points \(two\s+standard errors ({NUMBER})\): closer",
+            "vs tuned 1%, 2 SE",
+            two_se_against_tuned("0.01"),
+        ),
+        (
+            rf"closer at 5% than the run with the shorter branch \(−({NUMBER})\)",
+            "shorter run vs tuned 5%",
+            lambda d: (
+                percent(
+                    load(SMOOTHED_OBJECTIVE.replace(".json", "_tuned_supermask.json"))["summary"][
+                        "tuned"
+                    ]["0.05"]["mean"]
+                )
+                - shorter(PATH_GUARDED, "0.05")(d)
+            ),
+        ),
+        # Issue 14 at a glance: the text
+        (
+            rf"seeds train 16 epochs \(\+({NUMBER}) points, beyond two standard errors\)",
+            "glance: vs equal 5%",
+            difference(PATH_GUARDED, PATH_EQUAL, "0.05"),
+        ),
+        (
+            rf"epochs are chosen on validation \(−({NUMBER}), level; A longer",
+            "glance: vs tuned 5%",
+            lambda d: -against_tuned("0.05")(d),
+        ),
+        (
+            rf"as validation chose for that rival, lands at ({NUMBER})%",
+            "glance: 2%",
+            guarded("0.02"),
+        ),
+        (
+            rf"goals \(({NUMBER}) and {NUMBER}%\), as does smoothing",
+            "glance: 5%",
+            guarded("0.05"),
+        ),
+        (
+            rf"goals \({NUMBER} and ({NUMBER})%\), as does smoothing",
+            "glance: 1%",
+            guarded("0.01"),
+        ),
+        *(
+            (
+                rf"as does smoothing by 0\.05 \({prefix}({NUMBER}){suffix}%\)",
+                f"glance: 0.05 run at {density}",
+                lambda d, density=density: warm(load(SMOOTHED_005), PATH_GUARDED, density, 0),
+            )
+            for density, prefix, suffix in (
+                ("0.05", "", rf" / {NUMBER} / {NUMBER}"),
+                ("0.02", rf"{NUMBER} / ", rf" / {NUMBER}"),
+                ("0.01", rf"{NUMBER} / {NUMBER} / ", ""),
+            )
+        ),
+        (
+            rf"each misses one goal, by at most ({NUMBER}) points",
+            "glance: largest miss",
+            lambda d: max(
+                88.5 - warm(load(SMOOTHED_OBJECTIVE), PATH_GUARDED, "0.05", 0),
+                86.5 - warm(load(SMOOTHED_005), PATH_GUARDED, "0.02", 0),
+                86.5 - guarded("0.02")(d),
+            ),
+        ),
+    ]
+    for pattern, label, value in tuned_texts:
+        figures.append(Figure(f"branch 12: {label}", phrase(pattern), source, value))
+    # Issue 14 at a glance: the run's rows
+    rows: tuple[tuple[str, Callable[[str], Callable[[dict], float]], bool], ...] = (
+        ("| LeNet-300-100 goal, a 5% branch of 12 epochs |", guarded, False),
+        (
+            "| the same, the run with a 5% branch of 12 epochs |",
+            lambda density: difference(PATH_GUARDED, PATH_EQUAL, density),
+            True,
+        ),
+        ("| the branch-of-12 run against supermask with its smoothing,", against_tuned, True),
+        (
+            "| the same, with a 5% branch of 12 epochs |",
+            lambda density: difference(PATH_GUARDED, PATH_SEEDS, density),
+            True,
+        ),
+    )
+    for row, value, signed in rows:
+        figures += [
+            Figure(
+                f"branch 12: at a glance {row} {density}",
+                (_signed_cell if signed else cell)(row, 1 + column),
+                source,
+                value(density),
+            )
+            for column, density in enumerate(DENSITIES)
+        ]
+    goal_row = rows[0][0]
+    figures += [
+        Figure(
+            "branch 12: at a glance wall time",
+            cell(goal_row, 4, 3),
+            source,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            "branch 12: at a glance 5% over goal",
+            cell(goal_row, 5, 1),
+            source,
+            lambda d: guarded("0.05")(d) - 88.5,
+        ),
+        Figure(
+            "branch 12: at a glance 1% over goal",
+            cell(goal_row, 5, 3),
+            source,
+            lambda d: guarded("0.01")(d) - 83.0,
+        ),
+        Figure(
+            "branch 12: at a glance 2% short",
+            cell(goal_row, 5, 5),
+            source,
+            lambda d: 86.5 - guarded("0.02")(d),
+        ),
+    ]
+    figures += epoch_range(
+        "branch 12: the shorter run's equal-time epochs",
+        r"\(\d+\.\d+% with (\d+)–(\d+) epochs in the run with the shorter",
+        SMOOTHED_OBJECTIVE,
+    )
+    return figures
+
+
+def test_the_branch_12_runs_seeds_and_picks_hold_as_the_readme_says():
+    """README (A longer 5% branch): the 2% and 1% seeds are the run with the 4-epoch branch's
+    masks (the same test accuracy in every seed), and the guard keeps every 5% seed."""
+    text = " ".join(readme().split())
+    assert "the 2% and 1% seeds are the same masks as in that run" in text
+    assert "which keeps every 5% seed" in text
+    runs, shorter = load(BRANCH_12)["runs"], load(SMOOTHED_OBJECTIVE)["runs"]
+    assert len(runs) == len(shorter) == 3
+    for run, before in zip(runs, shorter, strict=True):
+        for density in ("0.02", "0.01"):
+            assert (
+                run["rows"][PATH_SEEDS]["test_accuracy"][density]
+                == before["rows"][PATH_SEEDS]["test_accuracy"][density]
+            ), (run["seed"], density)
+        assert "0.05" in run["rows"][PATH_GUARDED]["picked_a_seed_at"], run["seed"]
+
+
 LENET5_OBJECTIVE = FRESH_2_LENET5.replace(".json", "_objls0.1.json")  # same seeds, same CPU
 
 
@@ -5946,6 +6545,8 @@ FIGURES = [
     *focused_figures(),
     *structured_kd_figures(),
     *smoothed_objective_figures(),
+    *smoothed_005_figures(),
+    *branch_12_figures(),
     *lenet5_objective_figures(),
 ]
 
