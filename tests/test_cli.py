@@ -880,3 +880,39 @@ def test_export_distill_fine_tunes_from_the_dense_model(tmp_path, digits_problem
     assert (
         "--distill is how the model is fine-tuned; add --finetune EPOCHS" in capsys.readouterr().err
     )
+
+
+BEST_RUN = (
+    "benchmarks/results/epyc-avx512/"
+    "warm_start_path_e4_l2-1_br12-2-0_cos_lr0.02_bs256_ls0.1_b12288_train20000_max0.06_objls0.1.json"
+)
+
+
+def test_the_shipped_best_recipe_is_its_benchmark_runs_settings():
+    """problems/lenet300_best.toml, as `masksearch run` resolves it, holds the settings of the
+    warm_start.py run it names (its result file records them)."""
+    from masksearch.cli.config import resolve_run_config
+
+    root = Path(__file__).resolve().parent.parent
+    args = build_parser().parse_args(["run", str(root / "problems/lenet300_best.toml")])
+    config, resumes = resolve_run_config(args)
+    measured = json.loads((root / BEST_RUN).read_text(encoding="utf-8"))
+    assert not resumes
+    assert config["problem"] == measured["problem"]
+    assert config["solver"] == "nsga2" and config["pop_size"] == measured["pop_size"]
+    assert config["budget"] == measured["budget"]
+    assert list(config["objectives"]) == measured["objectives"]
+    assert config["label_smoothing"] == measured["label_smoothing"]
+    assert config["fitness_split"] == measured["fitness_split"]
+    assert config["train_samples"] == measured["fitness_samples"]
+    assert config["max_density"] == measured["max_density"]
+    assert list(config["init"]) == [measured["init_method"]]
+    assert config["init_epochs"] == measured["init_epochs"]
+    assert list(config["init_later_epochs"]) == measured["init_later_epochs"]
+    assert config["init_options"] == {
+        "branch_epochs": measured["init_branch_epochs"],
+        "lr": measured["init_lr"],
+        "lr_schedule": measured["init_lr_schedule"],
+        "batch_size": measured["init_batch_size"],
+        "label_smoothing": measured["init_label_smoothing"],
+    }

@@ -5644,21 +5644,15 @@ def smoothed_objective_figures() -> list[Figure]:
     ]
     for pattern, label, value in texts:
         figures.append(Figure(f"smoothed objective: {label}", phrase(pattern), source, value))
-    tuned = SMOOTHED_OBJECTIVE.replace(".json", "_tuned_supermask.json")
 
     def tuned_mean(density: str) -> Callable[[dict], float]:
-        return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+        return tuned_rival_mean(SMOOTHED_OBJECTIVE, density)
 
     def against_tuned(density: str) -> Callable[[dict], float]:
-        return lambda d: warm(d, PATH_GUARDED, density, 0) - tuned_mean(density)(d)
+        return guarded_against_tuned(SMOOTHED_OBJECTIVE, density)
 
-    def two_se_against_tuned(density: str) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            rival = load(tuned)["summary"]["tuned"][density]["std"]
-            ours = d["summary"][PATH_GUARDED]["std"][density]
-            return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
-
-        return value
+    def two_se(density: str) -> Callable[[dict], float]:
+        return two_se_against_tuned(SMOOTHED_OBJECTIVE, density)
 
     tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         (
@@ -5685,7 +5679,7 @@ def smoothed_objective_figures() -> list[Figure]:
         (
             rf"within noise \(two standard errors ({NUMBER})\), and is ahead at",
             "vs tuned 2%, 2 SE",
-            two_se_against_tuned("0.02"),
+            two_se("0.02"),
         ),
         (
             rf"is ahead at 1% by ({NUMBER}) points, beyond them: issue 14",
@@ -5809,6 +5803,37 @@ def smoothed_objective_figures() -> list[Figure]:
         )
     )
     return figures
+
+
+# "a / b / c" in README text: per density, what comes before and after the one captured
+SLASHED = (
+    ("0.05", "", rf" / {NUMBER} / {NUMBER}"),
+    ("0.02", rf"{NUMBER} / ", rf" / {NUMBER}"),
+    ("0.01", rf"{NUMBER} / {NUMBER} / ", ""),
+)
+
+
+def tuned_rival_mean(source: str, density: str) -> Callable[[dict], float]:
+    """The tuned supermask rival of warm_start result ``source``: its mean at ``density``."""
+    tuned = source.replace(".json", "_tuned_supermask.json")
+    return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+
+
+def guarded_against_tuned(source: str, density: str) -> Callable[[dict], float]:
+    """The guarded pick of ``source`` (the figure's file) minus its tuned rival's mean."""
+    return lambda d: warm(d, PATH_GUARDED, density, 0) - tuned_rival_mean(source, density)(d)
+
+
+def two_se_against_tuned(source: str, density: str) -> Callable[[dict], float]:
+    """Two standard errors of the difference between the guarded pick and the tuned rival."""
+
+    def value(d: dict) -> float:
+        tuned = source.replace(".json", "_tuned_supermask.json")
+        rival = load(tuned)["summary"]["tuned"][density]["std"]
+        ours = d["summary"][PATH_GUARDED]["std"][density]
+        return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
+
+    return value
 
 
 SMOOTHED_005 = SMOOTHED_OBJECTIVE.replace("_ls0.1_", "_ls0.05_").replace("objls0.1", "objls0.05")
@@ -5944,21 +5969,15 @@ def smoothed_005_figures() -> list[Figure]:
     ]
     for pattern, label, value in texts:
         figures.append(Figure(f"smoothed 0.05: {label}", phrase(pattern), source, value))
-    tuned = SMOOTHED_005.replace(".json", "_tuned_supermask.json")
 
     def tuned_mean(density: str) -> Callable[[dict], float]:
-        return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+        return tuned_rival_mean(SMOOTHED_005, density)
 
     def against_tuned(density: str) -> Callable[[dict], float]:
-        return lambda d: guarded(density)(d) - tuned_mean(density)(d)
+        return guarded_against_tuned(SMOOTHED_005, density)
 
-    def two_se_against_tuned(density: str) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            rival = load(tuned)["summary"]["tuned"][density]["std"]
-            ours = d["summary"][PATH_GUARDED]["std"][density]
-            return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
-
-        return value
+    def two_se(density: str) -> Callable[[dict], float]:
+        return two_se_against_tuned(SMOOTHED_005, density)
 
     tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         *(
@@ -5967,11 +5986,7 @@ def smoothed_005_figures() -> list[Figure]:
                 f"tuned {density}",
                 tuned_mean(density),
             )
-            for density, prefix, suffix in (
-                ("0.05", "", rf" / {NUMBER} / {NUMBER}"),
-                ("0.02", rf"{NUMBER} / ", rf" / {NUMBER}"),
-                ("0.01", rf"{NUMBER} / {NUMBER} / ", ""),
-            )
+            for density, prefix, suffix in SLASHED
         ),
         (
             rf"is behind at 5% \(−({NUMBER}) points, two\s+standard errors {NUMBER}\), level",
@@ -5981,7 +5996,7 @@ def smoothed_005_figures() -> list[Figure]:
         (
             rf"is behind at 5% \(−{NUMBER} points, two\s+standard errors ({NUMBER})\), level",
             "vs tuned 5%, 2 SE",
-            two_se_against_tuned("0.05"),
+            two_se("0.05"),
         ),
         (rf"level at 2% \(\+({NUMBER})\) and ahead at 1%", "vs tuned 2%", against_tuned("0.02")),
         (
@@ -5992,7 +6007,7 @@ def smoothed_005_figures() -> list[Figure]:
         (
             rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)",
             "vs tuned 1%, 2 SE",
-            two_se_against_tuned("0.01"),
+            two_se("0.01"),
         ),
     ]
     for pattern, label, value in tuned_texts:
@@ -6212,21 +6227,15 @@ def branch_12_figures() -> list[Figure]:
     ]
     for pattern, label, value in texts:
         figures.append(Figure(f"branch 12: {label}", phrase(pattern), source, value))
-    tuned = BRANCH_12.replace(".json", "_tuned_supermask.json")
 
     def tuned_mean(density: str) -> Callable[[dict], float]:
-        return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+        return tuned_rival_mean(BRANCH_12, density)
 
     def against_tuned(density: str) -> Callable[[dict], float]:
-        return lambda d: guarded(density)(d) - tuned_mean(density)(d)
+        return guarded_against_tuned(BRANCH_12, density)
 
-    def two_se_against_tuned(density: str) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            rival = load(tuned)["summary"]["tuned"][density]["std"]
-            ours = d["summary"][PATH_GUARDED]["std"][density]
-            return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
-
-        return value
+    def two_se(density: str) -> Callable[[dict], float]:
+        return two_se_against_tuned(BRANCH_12, density)
 
     tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         *(
@@ -6235,11 +6244,7 @@ def branch_12_figures() -> list[Figure]:
                 f"tuned {density}",
                 tuned_mean(density),
             )
-            for density, prefix, suffix in (
-                ("0.05", "", rf" / {NUMBER} / {NUMBER}"),
-                ("0.02", rf"{NUMBER} / ", rf" / {NUMBER}"),
-                ("0.01", rf"{NUMBER} / {NUMBER} / ", ""),
-            )
+            for density, prefix, suffix in SLASHED
         ),
         (
             rf"the pick is level at 5% \(−({NUMBER}) points, two standard errors",
@@ -6249,7 +6254,7 @@ def branch_12_figures() -> list[Figure]:
         (
             rf"the pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\)",
             "vs tuned 5%, 2 SE",
-            two_se_against_tuned("0.05"),
+            two_se("0.05"),
         ),
         (
             rf"and level at 2% \(\+({NUMBER}), two standard errors {NUMBER}\) and ahead at 1%",
@@ -6259,7 +6264,7 @@ def branch_12_figures() -> list[Figure]:
         (
             rf"and level at 2% \(\+{NUMBER}, two standard errors ({NUMBER})\) and ahead at 1%",
             "vs tuned 2%, 2 SE",
-            two_se_against_tuned("0.02"),
+            two_se("0.02"),
         ),
         (
             rf"and ahead at 1% by ({NUMBER}) points \(two\s+standard errors {NUMBER}\): closer",
@@ -6269,7 +6274,7 @@ def branch_12_figures() -> list[Figure]:
         (
             rf"and ahead at 1% by {NUMBER} points \(two\s+standard errors ({NUMBER})\): closer",
             "vs tuned 1%, 2 SE",
-            two_se_against_tuned("0.01"),
+            two_se("0.01"),
         ),
         (
             rf"closer at 5% than the run with the shorter branch \(−({NUMBER})\)",
@@ -6315,11 +6320,7 @@ def branch_12_figures() -> list[Figure]:
                 f"glance: 0.05 run at {density}",
                 lambda d, density=density: warm(load(SMOOTHED_005), PATH_GUARDED, density, 0),
             )
-            for density, prefix, suffix in (
-                ("0.05", "", rf" / {NUMBER} / {NUMBER}"),
-                ("0.02", rf"{NUMBER} / ", rf" / {NUMBER}"),
-                ("0.01", rf"{NUMBER} / {NUMBER} / ", ""),
-            )
+            for density, prefix, suffix in SLASHED
         ),
         (
             rf"each misses one goal, by at most ({NUMBER}) points",
@@ -6408,6 +6409,90 @@ def test_the_branch_12_runs_seeds_and_picks_hold_as_the_readme_says():
                 == before["rows"][PATH_SEEDS]["test_accuracy"][density]
             ), (run["seed"], density)
         assert "0.05" in run["rows"][PATH_GUARDED]["picked_a_seed_at"], run["seed"]
+
+
+BEST_REPORT = "docs/best_report.md"  # masksearch run problems/lenet300_best.toml --seed 0
+BEST_ERROR_REPORT = "docs/best_error_report.md"  # the same with --objectives error,density
+
+
+def held_out_pick(density: str) -> Callable[[str], float]:
+    """A report's test accuracy of its held-out pick at ``density``, in percent."""
+
+    def value(text: str) -> float:
+        section = text.split("## Chosen on held-out images", 1)[1].split("\n## ", 1)[0]
+        (line,) = [x for x in section.splitlines() if x.startswith(f"| {density} |")]
+        return float(line.strip().strip("|").split("|")[-1].strip().rstrip("%"))
+
+    return value
+
+
+def best_recipe_figures() -> list[Figure]:
+    """The shipped best recipe run from the command line: its picks and its error twin."""
+    figures = [
+        Figure(
+            f"best recipe: guarded pick at {density}",
+            phrase(
+                rf"guarded pick\s+\(`masksearch export runs/best --pick held-out`\) scores {prefix}({NUMBER}){suffix}% \(seed 0"
+            ),
+            BEST_REPORT,
+            held_out_pick(density),
+        )
+        for density, prefix, suffix in SLASHED
+    ]
+    figures += [
+        Figure(
+            f"best recipe: benchmark seed 0 at {density}",
+            phrase(rf"\(seed 0 above:\s+{prefix}({NUMBER}){suffix}%; the command"),
+            BRANCH_12,
+            lambda d, density=density: percent(
+                d["runs"][0]["rows"][PATH_GUARDED]["test_accuracy"][density]
+            ),
+        )
+        for density, prefix, suffix in SLASHED
+    ]
+    figures += [
+        Figure(
+            "best recipe: error objective 1%",
+            phrase(rf"its 1%\s+pick scores ({NUMBER})%, {NUMBER} points lower"),
+            BEST_ERROR_REPORT,
+            held_out_pick("0.01"),
+        ),
+        Figure(
+            "best recipe: error objective 1% gap",
+            phrase(rf"its 1%\s+pick scores {NUMBER}%, ({NUMBER}) points lower"),
+            BEST_ERROR_REPORT,
+            lambda text: held_out_pick("0.01")(load(BEST_REPORT)) - held_out_pick("0.01")(text),
+        ),
+        Figure(
+            "best recipe: minutes",
+            phrase(rf"\[its report\]\(docs/best_report\.md\), ({NUMBER})\s+minutes"),
+            BEST_REPORT,
+            lambda text: _report_minutes(text),
+            tolerance=0.3,
+        ),
+    ]
+    return figures
+
+
+def _report_minutes(text: str) -> float:
+    """Search plus warm start, from a report's first lines (m:ss each)."""
+    search = re.search(r"evaluations in (\d+:\d+)", text).group(1)
+    seeds = re.search(r"that took (\d+:\d+) to make", text).group(1)
+    return sum(sum(clock(part)) / 2 for part in (search, seeds)) / 60
+
+
+def test_the_best_recipes_run_learned_the_benchmarks_seed_0_seeds():
+    """README: the command-line run learns the same seeds as the benchmark's seed 0 (its held-out
+    picks at 5% and 2% are those seeds, scoring what the benchmark's seeds score)."""
+    text = " ".join(readme().split())
+    assert "it learns the same seeds as seed 0 above" in text
+    report = load(BEST_REPORT)
+    seeds = load(BRANCH_12)["runs"][0]["rows"][PATH_SEEDS]["test_accuracy"]
+    section = report.split("## Chosen on held-out images", 1)[1]
+    for density in ("0.05", "0.02"):
+        (line,) = [x for x in section.splitlines() if x.startswith(f"| {density} |")]
+        assert "warm-start seed" in line
+        assert held_out_pick(density)(report) == pytest.approx(percent(seeds[density]))
 
 
 LENET5_OBJECTIVE = FRESH_2_LENET5.replace(".json", "_objls0.1.json")  # same seeds, same CPU
@@ -6547,6 +6632,7 @@ FIGURES = [
     *smoothed_objective_figures(),
     *smoothed_005_figures(),
     *branch_12_figures(),
+    *best_recipe_figures(),
     *lenet5_objective_figures(),
 ]
 
