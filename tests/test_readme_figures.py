@@ -285,12 +285,12 @@ def gap(
 ) -> Figure:
     """A README difference of two summary rows' means at ``density`` (first minus second),
     captured by ``pattern``'s group ``group``."""
-    return Figure(
-        label,
-        phrase(pattern, group=group),
-        source,
-        lambda d: warm(d, first, density, 0) - warm(d, second, density, 0),
-    )
+    return Figure(label, phrase(pattern, group=group), source, mean_gap(first, second, density))
+
+
+def mean_gap(first: str, second: str, density: str) -> Callable[[dict], float]:
+    """Summary row ``first``'s mean at ``density`` minus row ``second``'s, in points."""
+    return lambda d: warm(d, first, density, 0) - warm(d, second, density, 0)
 
 
 def gaps(label: str, source: str, rows: tuple[tuple[str, str, str, str], ...]) -> list[Figure]:
@@ -5645,46 +5645,41 @@ def smoothed_objective_figures() -> list[Figure]:
     for pattern, label, value in texts:
         figures.append(Figure(f"smoothed objective: {label}", phrase(pattern), source, value))
 
-    def tuned_mean(density: str) -> Callable[[dict], float]:
-        return tuned_rival_mean(SMOOTHED_OBJECTIVE, density)
-
-    def against_tuned(density: str) -> Callable[[dict], float]:
-        return guarded_against_tuned(SMOOTHED_OBJECTIVE, density)
-
-    def two_se(density: str) -> Callable[[dict], float]:
-        return two_se_against_tuned(SMOOTHED_OBJECTIVE, density)
-
     tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         (
             rf"_objls0\.1_tuned_supermask\.md\); ({NUMBER}) / {NUMBER} / {NUMBER}%\)",
             "tuned 5%",
-            tuned_mean("0.05"),
+            tuned_rival_mean(SMOOTHED_OBJECTIVE, "0.05"),
         ),
         (
             rf"_objls0\.1_tuned_supermask\.md\); {NUMBER} / ({NUMBER}) / {NUMBER}%\)",
             "tuned 2%",
-            tuned_mean("0.02"),
+            tuned_rival_mean(SMOOTHED_OBJECTIVE, "0.02"),
         ),
         (
             rf"_objls0\.1_tuned_supermask\.md\); {NUMBER} / {NUMBER} / ({NUMBER})%\)",
             "tuned 1%",
-            tuned_mean("0.01"),
+            tuned_rival_mean(SMOOTHED_OBJECTIVE, "0.01"),
         ),
         (
             rf"the guarded pick trails it at 5% \(−({NUMBER}) points",
             "vs tuned 5%",
-            lambda d: -against_tuned("0.05")(d),
+            lambda d: -guarded_against_tuned(SMOOTHED_OBJECTIVE, "0.05")(d),
         ),
-        (rf"leads at 2% by ({NUMBER}) points, within noise", "vs tuned 2%", against_tuned("0.02")),
+        (
+            rf"leads at 2% by ({NUMBER}) points, within noise",
+            "vs tuned 2%",
+            guarded_against_tuned(SMOOTHED_OBJECTIVE, "0.02"),
+        ),
         (
             rf"within noise \(two standard errors ({NUMBER})\), and is ahead at",
             "vs tuned 2%, 2 SE",
-            two_se("0.02"),
+            two_se_against_tuned(SMOOTHED_OBJECTIVE, "0.02"),
         ),
         (
             rf"is ahead at 1% by ({NUMBER}) points, beyond them: issue 14",
             "vs tuned 1%",
-            against_tuned("0.01"),
+            guarded_against_tuned(SMOOTHED_OBJECTIVE, "0.01"),
         ),
     ]
     focused_smoothed = "benchmarks/results/focused_ls0.1_d0.02.json"
@@ -5734,7 +5729,7 @@ def smoothed_objective_figures() -> list[Figure]:
             f"smoothed objective: at a glance vs tuned {density}",
             _signed_cell(tuned_row, 1 + column),
             source,
-            against_tuned(density),
+            guarded_against_tuned(SMOOTHED_OBJECTIVE, density),
         )
         for column, density in enumerate(DENSITIES)
     ]
@@ -5813,27 +5808,27 @@ SLASHED = (
 )
 
 
+def _tuned_of(source: str) -> dict:
+    """``tuned_supermask.py``'s result for warm_start result ``source`` (it keeps the source
+    run's guarded pick beside its rival)."""
+    return load(source.replace(".json", "_tuned_supermask.json"))
+
+
 def tuned_rival_mean(source: str, density: str) -> Callable[[dict], float]:
     """The tuned supermask rival of warm_start result ``source``: its mean at ``density``."""
-    tuned = source.replace(".json", "_tuned_supermask.json")
-    return lambda d: percent(load(tuned)["summary"]["tuned"][density]["mean"])
+    return lambda d: _tuned(_tuned_of(source), "tuned", density)
 
 
 def guarded_against_tuned(source: str, density: str) -> Callable[[dict], float]:
-    """The guarded pick of ``source`` (the figure's file) minus its tuned rival's mean."""
-    return lambda d: warm(d, PATH_GUARDED, density, 0) - tuned_rival_mean(source, density)(d)
+    """The guarded pick of ``source`` minus its tuned rival's mean."""
+    return lambda d: (
+        _tuned(_tuned_of(source), "guarded", density) - _tuned(_tuned_of(source), "tuned", density)
+    )
 
 
 def two_se_against_tuned(source: str, density: str) -> Callable[[dict], float]:
-    """Two standard errors of the difference between the guarded pick and the tuned rival."""
-
-    def value(d: dict) -> float:
-        tuned = source.replace(".json", "_tuned_supermask.json")
-        rival = load(tuned)["summary"]["tuned"][density]["std"]
-        ours = d["summary"][PATH_GUARDED]["std"][density]
-        return percent(2 * ((rival**2 + ours**2) / len(d["runs"])) ** 0.5)
-
-    return value
+    """Two standard errors of :func:`guarded_against_tuned`."""
+    return lambda d: _tuned_two_se(_tuned_of(source), density)
 
 
 SMOOTHED_005 = SMOOTHED_OBJECTIVE.replace("_ls0.1_", "_ls0.05_").replace("objls0.1", "objls0.05")
@@ -5858,9 +5853,6 @@ def smoothed_005_figures() -> list[Figure]:
         r"0\.05: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
         source,
     )
-
-    def difference(first: str, second: str, density: str) -> Callable[[dict], float]:
-        return lambda d: warm(d, first, density, 0) - warm(d, second, density, 0)
 
     def own_over_seed(seed: int) -> Callable[[dict], float]:
         def value(d: dict) -> float:
@@ -5897,12 +5889,12 @@ def smoothed_005_figures() -> list[Figure]:
         (
             rf"own picks are ({NUMBER}) points above the seeds at 5% and {NUMBER} at 2%",
             "own 5%",
-            difference(SEARCH, PATH_SEEDS, "0.05"),
+            mean_gap(SEARCH, PATH_SEEDS, "0.05"),
         ),
         (
             rf"own picks are {NUMBER} points above the seeds at 5% and ({NUMBER}) at 2%",
             "own 2%",
-            difference(SEARCH, PATH_SEEDS, "0.02"),
+            mean_gap(SEARCH, PATH_SEEDS, "0.02"),
         ),
         (rf"\(at 5% by −?({NUMBER}),", "seed 0", lambda d: abs(own_over_seed(0)(d))),
         (rf"\(at 5% by −?{NUMBER}, ({NUMBER}) and", "seed 1", own_over_seed(1)),
@@ -5911,7 +5903,7 @@ def smoothed_005_figures() -> list[Figure]:
         (
             rf"and ({NUMBER}) points above them at 1%, beyond noise",
             "own 1%",
-            difference(SEARCH, PATH_SEEDS, "0.01"),
+            mean_gap(SEARCH, PATH_SEEDS, "0.01"),
         ),
         (rf"1%: ({NUMBER}) / {NUMBER} / {NUMBER}%,\s+issue", "guarded 5%", guarded("0.05")),
         (rf"1%: {NUMBER} / ({NUMBER}) / {NUMBER}%,\s+issue", "guarded 2%", guarded("0.02")),
@@ -5954,60 +5946,55 @@ def smoothed_005_figures() -> list[Figure]:
         (
             rf"given the same time is level at 5% \(\+({NUMBER})\) and behind",
             "vs equal 5%",
-            difference(PATH_GUARDED, PATH_EQUAL, "0.05"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
         ),
         (
             rf"and behind by ({NUMBER}) points at 2% and {NUMBER} at 1%",
             "vs equal 2%",
-            difference(PATH_GUARDED, PATH_EQUAL, "0.02"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.02"),
         ),
         (
             rf"and behind by {NUMBER} points at 2% and ({NUMBER}) at 1%",
             "vs equal 1%",
-            difference(PATH_GUARDED, PATH_EQUAL, "0.01"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.01"),
         ),
     ]
     for pattern, label, value in texts:
         figures.append(Figure(f"smoothed 0.05: {label}", phrase(pattern), source, value))
-
-    def tuned_mean(density: str) -> Callable[[dict], float]:
-        return tuned_rival_mean(SMOOTHED_005, density)
-
-    def against_tuned(density: str) -> Callable[[dict], float]:
-        return guarded_against_tuned(SMOOTHED_005, density)
-
-    def two_se(density: str) -> Callable[[dict], float]:
-        return two_se_against_tuned(SMOOTHED_005, density)
 
     tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         *(
             (
                 rf"about 11 minutes; {prefix}({NUMBER}){suffix}%\) the guarded",
                 f"tuned {density}",
-                tuned_mean(density),
+                tuned_rival_mean(SMOOTHED_005, density),
             )
             for density, prefix, suffix in SLASHED
         ),
         (
             rf"is behind at 5% \(−({NUMBER}) points, two\s+standard errors {NUMBER}\), level",
             "vs tuned 5%",
-            lambda d: -against_tuned("0.05")(d),
+            lambda d: -guarded_against_tuned(SMOOTHED_005, "0.05")(d),
         ),
         (
             rf"is behind at 5% \(−{NUMBER} points, two\s+standard errors ({NUMBER})\), level",
             "vs tuned 5%, 2 SE",
-            two_se("0.05"),
+            two_se_against_tuned(SMOOTHED_005, "0.05"),
         ),
-        (rf"level at 2% \(\+({NUMBER})\) and ahead at 1%", "vs tuned 2%", against_tuned("0.02")),
+        (
+            rf"level at 2% \(\+({NUMBER})\) and ahead at 1%",
+            "vs tuned 2%",
+            guarded_against_tuned(SMOOTHED_005, "0.02"),
+        ),
         (
             rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by ({NUMBER}) points \(two standard errors",
             "vs tuned 1%",
-            against_tuned("0.01"),
+            guarded_against_tuned(SMOOTHED_005, "0.01"),
         ),
         (
             rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)",
             "vs tuned 1%, 2 SE",
-            two_se("0.01"),
+            two_se_against_tuned(SMOOTHED_005, "0.01"),
         ),
     ]
     for pattern, label, value in tuned_texts:
@@ -6017,7 +6004,7 @@ def smoothed_005_figures() -> list[Figure]:
             f"smoothed 0.05: at a glance vs tuned {density}",
             _signed_cell("| the 0.05 run against supermask with its smoothing,", 1 + column),
             source,
-            against_tuned(density),
+            guarded_against_tuned(SMOOTHED_005, density),
         )
         for column, density in enumerate(DENSITIES)
     ]
@@ -6035,7 +6022,7 @@ def smoothed_005_figures() -> list[Figure]:
                 f"smoothed 0.05: adds at a glance {density}",
                 _signed_cell(adds_row, 1 + column),
                 source,
-                difference(PATH_GUARDED, PATH_SEEDS, str(density)),
+                mean_gap(PATH_GUARDED, PATH_SEEDS, str(density)),
             ),
         ]
     figures += [
@@ -6109,24 +6096,11 @@ def branch_12_figures() -> list[Figure]:
         source,
     )
 
-    def difference(first: str, second: str, density: str) -> Callable[[dict], float]:
-        return lambda d: warm(d, first, density, 0) - warm(d, second, density, 0)
-
     def shorter(row: str, density: str) -> Callable[[dict], float]:
         return lambda d: warm(load(SMOOTHED_OBJECTIVE), row, density, 0)
 
     def guarded(density: str) -> Callable[[dict], float]:
         return lambda d: warm(d, PATH_GUARDED, density, 0)
-
-    def two_se_against_equal(density: str) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            stds = (
-                d["summary"][PATH_GUARDED]["std"][density],
-                d["summary"][PATH_EQUAL]["std"][density],
-            )
-            return percent(2 * (sum(std**2 for std in stds) / len(d["runs"])) ** 0.5)
-
-        return value
 
     texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         (
@@ -6182,7 +6156,7 @@ def branch_12_figures() -> list[Figure]:
         (
             rf"its own pick \+({NUMBER}) over the seeds here",
             "own 2% here",
-            difference(SEARCH, PATH_SEEDS, "0.02"),
+            mean_gap(SEARCH, PATH_SEEDS, "0.02"),
         ),
         (
             rf"over the seeds here, \+({NUMBER}) there",
@@ -6202,22 +6176,22 @@ def branch_12_figures() -> list[Figure]:
         (
             rf"beyond two standard errors, by ({NUMBER}) points at 5% \(two",
             "vs equal 5%",
-            difference(PATH_GUARDED, PATH_EQUAL, "0.05"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
         ),
         (
             rf"points at 5% \(two standard errors ({NUMBER})\), {NUMBER} at 2%",
             "vs equal 5%, 2 SE",
-            two_se_against_equal("0.05"),
+            two_se_of_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
         ),
         (
             rf"standard errors {NUMBER}\), ({NUMBER}) at 2% and\s+{NUMBER} at 1%, the first",
             "vs equal 2%",
-            difference(PATH_GUARDED, PATH_EQUAL, "0.02"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.02"),
         ),
         (
             rf"standard errors {NUMBER}\), {NUMBER} at 2% and\s+({NUMBER}) at 1%, the first",
             "vs equal 1%",
-            difference(PATH_GUARDED, PATH_EQUAL, "0.01"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.01"),
         ),
         (
             rf"though\s+\(({NUMBER})% with (\d+)–(\d+) epochs in the run with the shorter",
@@ -6228,53 +6202,44 @@ def branch_12_figures() -> list[Figure]:
     for pattern, label, value in texts:
         figures.append(Figure(f"branch 12: {label}", phrase(pattern), source, value))
 
-    def tuned_mean(density: str) -> Callable[[dict], float]:
-        return tuned_rival_mean(BRANCH_12, density)
-
-    def against_tuned(density: str) -> Callable[[dict], float]:
-        return guarded_against_tuned(BRANCH_12, density)
-
-    def two_se(density: str) -> Callable[[dict], float]:
-        return two_se_against_tuned(BRANCH_12, density)
-
     tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         *(
             (
                 rf"about 10 minutes; {prefix}({NUMBER}){suffix}%, the masks of",
                 f"tuned {density}",
-                tuned_mean(density),
+                tuned_rival_mean(BRANCH_12, density),
             )
             for density, prefix, suffix in SLASHED
         ),
         (
             rf"the pick is level at 5% \(−({NUMBER}) points, two standard errors",
             "vs tuned 5%",
-            lambda d: -against_tuned("0.05")(d),
+            lambda d: -guarded_against_tuned(BRANCH_12, "0.05")(d),
         ),
         (
             rf"the pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\)",
             "vs tuned 5%, 2 SE",
-            two_se("0.05"),
+            two_se_against_tuned(BRANCH_12, "0.05"),
         ),
         (
             rf"and level at 2% \(\+({NUMBER}), two standard errors {NUMBER}\) and ahead at 1%",
             "vs tuned 2%",
-            against_tuned("0.02"),
+            guarded_against_tuned(BRANCH_12, "0.02"),
         ),
         (
             rf"and level at 2% \(\+{NUMBER}, two standard errors ({NUMBER})\) and ahead at 1%",
             "vs tuned 2%, 2 SE",
-            two_se("0.02"),
+            two_se_against_tuned(BRANCH_12, "0.02"),
         ),
         (
             rf"and ahead at 1% by ({NUMBER}) points \(two\s+standard errors {NUMBER}\): closer",
             "vs tuned 1%",
-            against_tuned("0.01"),
+            guarded_against_tuned(BRANCH_12, "0.01"),
         ),
         (
             rf"and ahead at 1% by {NUMBER} points \(two\s+standard errors ({NUMBER})\): closer",
             "vs tuned 1%, 2 SE",
-            two_se("0.01"),
+            two_se_against_tuned(BRANCH_12, "0.01"),
         ),
         (
             rf"closer at 5% than the run with the shorter branch \(−({NUMBER})\)",
@@ -6292,12 +6257,12 @@ def branch_12_figures() -> list[Figure]:
         (
             rf"seeds train 16 epochs \(\+({NUMBER}) points, beyond two standard errors\)",
             "glance: vs equal 5%",
-            difference(PATH_GUARDED, PATH_EQUAL, "0.05"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
         ),
         (
             rf"epochs are chosen on validation \(−({NUMBER}), level; A longer",
             "glance: vs tuned 5%",
-            lambda d: -against_tuned("0.05")(d),
+            lambda d: -guarded_against_tuned(BRANCH_12, "0.05")(d),
         ),
         (
             rf"as validation chose for that rival, lands at ({NUMBER})%",
@@ -6339,13 +6304,17 @@ def branch_12_figures() -> list[Figure]:
         ("| LeNet-300-100 goal, a 5% branch of 12 epochs |", guarded, False),
         (
             "| the same, the run with a 5% branch of 12 epochs |",
-            lambda density: difference(PATH_GUARDED, PATH_EQUAL, density),
+            lambda density: mean_gap(PATH_GUARDED, PATH_EQUAL, density),
             True,
         ),
-        ("| the branch-of-12 run against supermask with its smoothing,", against_tuned, True),
+        (
+            "| the branch-of-12 run against supermask with its smoothing,",
+            lambda density: guarded_against_tuned(BRANCH_12, density),
+            True,
+        ),
         (
             "| the same, with a 5% branch of 12 epochs |",
-            lambda density: difference(PATH_GUARDED, PATH_SEEDS, density),
+            lambda density: mean_gap(PATH_GUARDED, PATH_SEEDS, density),
             True,
         ),
     )

@@ -41,8 +41,8 @@ __all__ = [
     "convolutions_on_cpu",
     "cpu_conv_format",
     "empty_metrics",
-    "label_log_likelihood",
     "inner_state",
+    "label_log_likelihood",
     "load_inner_state",
     "split_tensors",
 ]
