@@ -5531,9 +5531,6 @@ def smoothed_objective_figures() -> list[Figure]:
         source,
     )
 
-    def over_seeds(row: str, density: str) -> Callable[[dict], float]:
-        return lambda d: warm(d, row, density, 0) - warm(d, PATH_SEEDS, density, 0)
-
     def plain_loss_below_seeds(density: str) -> Callable[[dict], float]:
         return lambda d: (
             warm(load(SMOOTHED_AVX512), PATH_SEEDS, density, 0)
@@ -5557,9 +5554,6 @@ def smoothed_objective_figures() -> list[Figure]:
         variance = sum(row["std"]["0.02"] ** 2 / len(d["runs"]) for row in rows)
         return percent(2 * variance**0.5)
 
-    def guarded_vs_equal(density: str) -> Callable[[dict], float]:
-        return lambda d: warm(d, PATH_GUARDED, density, 0) - warm(d, PATH_EQUAL, density, 0)
-
     def unrounded(row: str) -> Callable[[dict], float]:
         return lambda d: 100 * d["summary"][row]["mean"]["0.02"]
 
@@ -5577,9 +5571,13 @@ def smoothed_objective_figures() -> list[Figure]:
         (
             rf"level at 5% \(\+({NUMBER})\) and {NUMBER} points above them",
             "own 5%",
-            over_seeds(SEARCH, "0.05"),
+            mean_gap(SEARCH, PATH_SEEDS, "0.05"),
         ),
-        (rf"and ({NUMBER}) points above them at 2%", "own 2%", over_seeds(SEARCH, "0.02")),
+        (
+            rf"and ({NUMBER}) points above them at 2%",
+            "own 2%",
+            mean_gap(SEARCH, PATH_SEEDS, "0.02"),
+        ),
         (rf"in every seed \(by ({NUMBER}),", "seed 0", own_over_seed(0)),
         (rf"in every seed \(by {NUMBER},\s+({NUMBER}) and", "seed 1", own_over_seed(1)),
         (
@@ -5589,7 +5587,7 @@ def smoothed_objective_figures() -> list[Figure]:
         ),
         (rf"paired differences ({NUMBER}), of", "2 SE paired", two_se_paired),
         (rf"the two rows' means ({NUMBER})\)", "2 SE of means", two_se_of_means),
-        (rf"at 1%\s+it adds ({NUMBER}) points", "1% gain", over_seeds(SEARCH, "0.01")),
+        (rf"at 1%\s+it adds ({NUMBER}) points", "1% gain", mean_gap(SEARCH, PATH_SEEDS, "0.01")),
         (
             rf"seed in the third: ({NUMBER})% at 2%",
             "guarded 2%",
@@ -5629,17 +5627,17 @@ def smoothed_objective_figures() -> list[Figure]:
         (
             rf"trails the guarded pick by ({NUMBER}) points at 5% \(level\)",
             "vs equal 5%",
-            guarded_vs_equal("0.05"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
         ),
         (
             rf"\(level\) and by ({NUMBER}) at 2% and {NUMBER} at 1%, both beyond",
             "vs equal 2%",
-            guarded_vs_equal("0.02"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.02"),
         ),
         (
             rf"\(level\) and by {NUMBER} at 2% and ({NUMBER}) at 1%, both beyond",
             "vs equal 1%",
-            guarded_vs_equal("0.01"),
+            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.01"),
         ),
     ]
     for pattern, label, value in texts:
@@ -5829,6 +5827,42 @@ def guarded_against_tuned(source: str, density: str) -> Callable[[dict], float]:
 def two_se_against_tuned(source: str, density: str) -> Callable[[dict], float]:
     """Two standard errors of :func:`guarded_against_tuned`."""
     return lambda d: _tuned_two_se(_tuned_of(source), density)
+
+
+def goal_row_verdict(tag: str, source: str, goal_row: str, wall_part: int) -> list[Figure]:
+    """An at-a-glance goal row whose verdict reads "met at 5% by A and at 1% by B; 2% short by
+    C": the guarded pick's wall time (number ``wall_part`` of its run cell) and its margins to
+    issue 14's goals."""
+
+    def guarded(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, PATH_GUARDED, density, 0)
+
+    return [
+        Figure(
+            f"{tag}: at a glance wall time",
+            cell(goal_row, 4, wall_part),
+            source,
+            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
+        ),
+        Figure(
+            f"{tag}: at a glance 5% over goal",
+            cell(goal_row, 5, 1),
+            source,
+            lambda d: guarded("0.05")(d) - 88.5,
+        ),
+        Figure(
+            f"{tag}: at a glance 1% over goal",
+            cell(goal_row, 5, 3),
+            source,
+            lambda d: guarded("0.01")(d) - 83.0,
+        ),
+        Figure(
+            f"{tag}: at a glance 2% short",
+            cell(goal_row, 5, 5),
+            source,
+            lambda d: 86.5 - guarded("0.02")(d),
+        ),
+    ]
 
 
 SMOOTHED_005 = SMOOTHED_OBJECTIVE.replace("_ls0.1_", "_ls0.05_").replace("objls0.1", "objls0.05")
@@ -6025,32 +6059,7 @@ def smoothed_005_figures() -> list[Figure]:
                 mean_gap(PATH_GUARDED, PATH_SEEDS, str(density)),
             ),
         ]
-    figures += [
-        Figure(
-            "smoothed 0.05: at a glance wall time",
-            cell(goal_row, 4, 1),
-            source,
-            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
-        ),
-        Figure(
-            "smoothed 0.05: at a glance 5% over goal",
-            cell(goal_row, 5, 1),
-            source,
-            lambda d: guarded("0.05")(d) - 88.5,
-        ),
-        Figure(
-            "smoothed 0.05: at a glance 1% over goal",
-            cell(goal_row, 5, 3),
-            source,
-            lambda d: guarded("0.01")(d) - 83.0,
-        ),
-        Figure(
-            "smoothed 0.05: at a glance 2% short",
-            cell(goal_row, 5, 5),
-            source,
-            lambda d: 86.5 - guarded("0.02")(d),
-        ),
-    ]
+    figures += goal_row_verdict("smoothed 0.05", source, goal_row, wall_part=1)
     return figures
 
 
@@ -6329,32 +6338,7 @@ def branch_12_figures() -> list[Figure]:
             for column, density in enumerate(DENSITIES)
         ]
     goal_row = rows[0][0]
-    figures += [
-        Figure(
-            "branch 12: at a glance wall time",
-            cell(goal_row, 4, 3),
-            source,
-            lambda d: d["summary"][PATH_GUARDED]["wall_time"],
-        ),
-        Figure(
-            "branch 12: at a glance 5% over goal",
-            cell(goal_row, 5, 1),
-            source,
-            lambda d: guarded("0.05")(d) - 88.5,
-        ),
-        Figure(
-            "branch 12: at a glance 1% over goal",
-            cell(goal_row, 5, 3),
-            source,
-            lambda d: guarded("0.01")(d) - 83.0,
-        ),
-        Figure(
-            "branch 12: at a glance 2% short",
-            cell(goal_row, 5, 5),
-            source,
-            lambda d: 86.5 - guarded("0.02")(d),
-        ),
-    ]
+    figures += goal_row_verdict("branch 12", source, goal_row, wall_part=3)
     figures += epoch_range(
         "branch 12: the shorter run's equal-time epochs",
         r"\(\d+\.\d+% with (\d+)–(\d+) epochs in the run with the shorter",
