@@ -128,7 +128,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         "_ToldEvaluator",
     )
     # pymoo's NSGA-II with a faster optimum (no __setstate__ or __reduce__ of its own)
-    | _names("masksearch.solvers._pymoo_nsga2", "NSGA2")
+    | _names("masksearch.solvers._pymoo_nsga2", "NSGA2", "RankAndCrowding")
     | _names("masksearch.solvers.simple", "EvoPressSolver", "RandomSearch")
     | _names("deap.base", "Toolbox", "Fitness")
     | _names("pymoo.algorithms.moo.moead", "MOEAD", "ParallelMOEAD", "NeighborhoodSelection")

@@ -9,9 +9,9 @@ import numpy as np
 from masksearch.keys import row_keys
 from masksearch.mask import Mask
 
-# One dominance test for the archive and the solvers; it lives with the solvers (numpy only,
-# no torch) and stays importable from here, its old home.
-from masksearch.solvers.base import non_dominated
+# One dominance test for the archive and the solvers; it lives with the solvers (no torch)
+# and stays importable from here, its old home.
+from masksearch.solvers.base import dominated_by, non_dominated
 
 
 def hypervolume(F: np.ndarray, reference: np.ndarray) -> float:
@@ -118,22 +118,28 @@ class ParetoFront:
         """Merge evaluated genomes into the archive (only feasible, exact ones belong here).
 
         A genome already in the archive, or repeated in ``genomes``, is kept once (its first
-        occurrence). Members' keys are remembered, so each generation hashes only its new
-        genomes, and the genomes array is built once, from the survivors. With
+        occurrence; were one genome scored differently twice, its first occurrence that no
+        member dominates). Members' keys are remembered, so each generation hashes only its
+        new genomes that no member dominates, and the genomes array is built once, from the
+        survivors. With
         ``packed_bits``, ``genomes`` are bool genomes of that many genes packed as
         :func:`np.packbits` packs them (what the shipped solvers evolve).
         """
         if len(genomes) == 0:
             return
+        # a genome that a member dominates never enters, and neither does any genome it
+        # dominates (the member dominates those too): only the others are hashed, most
+        # children of a search hash nothing
+        candidates = np.flatnonzero(~dominated_by(F, self.F))
         if packed_bits is None and genomes.dtype == np.bool_:
-            keys = row_keys(np.packbits(genomes, axis=1))
+            keys = row_keys(np.packbits(genomes[candidates], axis=1))
         else:
-            keys = row_keys(genomes)
+            keys = row_keys(genomes[candidates])
         old_keys = self._member_keys()
         seen = set(old_keys)
         new_keys: list[bytes] = []
         fresh: list[int] = []
-        for i, key in enumerate(keys):
+        for i, key in zip(candidates.tolist(), keys, strict=True):
             if key not in seen:
                 seen.add(key)
                 fresh.append(i)

@@ -31,6 +31,8 @@ def row_keys(rows: np.ndarray) -> list[bytes]:
     collide). blake2b took ~45 µs for a 33 KB LeNet-300-100 genome, a tenth of the loop's
     whole time per genome; four independent xxHash64 lanes take ~3 µs."""
     rows = np.ascontiguousarray(rows)
+    if len(rows) == 0:
+        return []
     as_bytes = rows.view(np.uint8).reshape(len(rows), -1)
     return [bytes(digest) for digest in _digests(as_bytes).view(np.uint8).reshape(-1, 16)]
 

@@ -13,6 +13,7 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -126,11 +127,13 @@ class Layout:
         shapes = np.split(dims, np.cumsum(ndims)[:-1]) if len(ndims) else []
         return cls(tuple(str(n) for n in names), tuple(tuple(int(d) for d in s) for s in shapes))
 
-    @property
+    # cached: the search loop reads them every generation (a frozen dataclass still has a
+    # __dict__ for cached_property to fill)
+    @cached_property
     def sizes(self) -> tuple[int, ...]:
         return tuple(int(np.prod(s)) for s in self.shapes)
 
-    @property
+    @cached_property
     def offsets(self) -> tuple[int, ...]:
         """Start of each parameter in the flat view, plus the total at the end."""
         return tuple(int(v) for v in np.concatenate([[0], np.cumsum(self.sizes)]))

@@ -63,6 +63,26 @@ def test_update_keeps_only_non_dominated_unique_members() -> None:
     assert front.best().density == 1.0
 
 
+def test_update_hashes_only_genomes_no_member_dominates(monkeypatch) -> None:
+    import masksearch.front
+
+    hashed: list[int] = []
+    row_keys = masksearch.front.row_keys
+    monkeypatch.setattr(
+        masksearch.front, "row_keys", lambda rows: hashed.append(len(rows)) or row_keys(rows)
+    )
+    front = _front()
+    genomes = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], dtype=bool)
+    F = np.array([[0.1, 1.0], [0.2, 0.5], [0.5, 0.25]])
+    front.update(genomes, F, {"error": F[:, 0], "density": F[:, 1]})
+    children = np.array([[0, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]], dtype=bool)
+    # the first two are dominated by members, the third is not (it beats every density)
+    F_children = np.array([[0.3, 0.5], [0.6, 1.0], [0.9, 0.1]])
+    front.update(children, F_children, {"error": F_children[:, 0], "density": F_children[:, 1]})
+    assert hashed == [3, 1]
+    assert len(front) == 4 and front.F[:, 1].min() == pytest.approx(0.1)
+
+
 def test_best_explains_an_unreachable_density() -> None:
     front = _front()
     F = np.array([[0.1, 0.5]])

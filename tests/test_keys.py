@@ -20,6 +20,10 @@ def test_equal_rows_have_equal_keys_and_every_one_bit_change_a_new_key() -> None
         assert all(len(key) == 16 for key in keys)
 
 
+def test_no_rows_have_no_keys() -> None:
+    assert row_keys(np.zeros((0, 33), dtype=np.uint8)) == []
+
+
 def test_keys_see_length_and_swapped_words() -> None:
     zeros = [packed_key(np.zeros(n, dtype=np.uint8)) for n in range(0, 80)]
     assert len(set(zeros)) == len(zeros)

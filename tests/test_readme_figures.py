@@ -86,6 +86,8 @@ STRUCTURED = "benchmarks/results/structured.json"
 ENGINE_LOOP = "benchmarks/results/engine_loop.json"
 ENGINE_LOOP_EPYC = "benchmarks/results/epyc-avx2/engine_loop.json"
 ENGINE_LOOP_EPYC_BEFORE = "benchmarks/results/epyc-avx2/engine_loop_e0b41d3.json"
+ENGINE_LOOP_AVX512 = "benchmarks/results/epyc-avx512/engine_loop.json"
+ENGINE_LOOP_AVX512_BEFORE = "benchmarks/results/epyc-avx512/engine_loop_6ed6050.json"
 STRUCTURED_X3 = "benchmarks/results/structured_x3.json"
 SCALE_MEMORY = "benchmarks/results/scale_memory.json"
 TOPK = "benchmarks/results/topk.json"  # EPYC without AVX-512
@@ -3908,11 +3910,12 @@ def _loop_speed(
     return value
 
 
-def _repeat_speed(solver: str, end: int) -> Callable[[Any], float]:
-    """The slowest (``end`` 0) or fastest (1) of a packed loop row's timed repeats."""
+def _repeat_speed(solver: str, end: int, part: str = "loop") -> Callable[[Any], float]:
+    """The slowest (``end`` 0) or fastest (1) of a packed loop row's timed repeats (``part``
+    "evaluated": of the search with the real evaluator)."""
 
     def value(d: dict) -> float:
-        row = _loop_row(d, solver, True)
+        row = _loop_row(d, solver, True, part=part)
         speeds = sorted(row["evaluations"] / seconds for seconds in row["seconds_per_repeat"])
         return speeds[-1] if end else speeds[0]
 
@@ -3922,6 +3925,76 @@ def _repeat_speed(solver: str, end: int) -> Callable[[Any], float]:
 def _overhead(d: dict, solver: str) -> dict:
     """The loop benchmark's row for ``solver`` on the tiny model."""
     return next(r for r in d["overhead"] if r["solver"] == solver)
+
+
+def avx512_loop_figures() -> list[Figure]:
+    """The loop changes timed on the EPYC with AVX-512 against their parent commit: each
+    sentence names the new figure, then the parent's."""
+    tiny_us = lambda d: 1e6 / _overhead(d, "nsga2")["genomes_per_s"]  # noqa: E731
+    sentences = (
+        (
+            "pymoo",
+            rf"take pymoo's loop over the goal: ({NUMBER}) genomes/s against ({NUMBER}),",
+            _loop_speed("nsga2", True),
+        ),
+        ("DEAP", rf"DEAP's loop moves ({NUMBER}) genomes/s against ({NUMBER}),", None),
+        ("EvoPress", rf"EvoPress's ({NUMBER}) against ({NUMBER}), and", None),
+        ("tiny µs", rf"MLP falls from ({NUMBER}) µs to ({NUMBER}) µs a genome", tiny_us),
+        (
+            "incremental",
+            rf"search runs ({NUMBER}) evaluations/s against ({NUMBER}), and the repeats",
+            _loop_speed("nsga2", True, part="evaluated"),
+        ),
+    )
+    figures = []
+    for name, pattern, value in sentences:
+        value = value or _loop_speed({"DEAP": "deap-nsga2", "EvoPress": "evopress"}[name], True)
+        # the tiny model's sentence names the parent's figure first
+        first, second = (
+            (ENGINE_LOOP_AVX512_BEFORE, ENGINE_LOOP_AVX512)
+            if name == "tiny µs"
+            else (ENGINE_LOOP_AVX512, ENGINE_LOOP_AVX512_BEFORE)
+        )
+        for group, source in ((1, first), (2, second)):
+            figures.append(
+                Figure(f"loop on AVX-512: {name} {source}", phrase(pattern, group), source, value)
+            )
+    for end in (0, 1):
+        figures.append(
+            Figure(
+                f"loop on AVX-512: pymoo repeat {end}",
+                phrase(rf"its 5 repeats spanning ({NUMBER}) to ({NUMBER}), with", 1 + end),
+                ENGINE_LOOP_AVX512,
+                _repeat_speed("nsga2", end),
+            )
+        )
+        for group, source in ((1, ENGINE_LOOP_AVX512), (3, ENGINE_LOOP_AVX512_BEFORE)):
+            figures.append(
+                Figure(
+                    f"loop on AVX-512: incremental repeat {end} {source}",
+                    phrase(
+                        rf"repeats overlap \(({NUMBER}) to ({NUMBER}) against ({NUMBER}) to "
+                        rf"({NUMBER})\)",
+                        group + end,
+                    ),
+                    source,
+                    _repeat_speed("nsga2", end, part="evaluated"),
+                )
+            )
+    return figures
+
+
+def test_avx512_loop_runs_reach_the_parent_commits_fronts() -> None:
+    # "with the same fronts (same digests)": every row of both runs, solver by solver
+    def digests(path: str) -> dict[tuple, str]:
+        data = json.loads((ROOT / path).read_text())
+        return {
+            (part, r["solver"], r["packed"], bool(r.get("bool_masks"))): r["front_digest"]
+            for part in ("loop", "evaluated")
+            for r in data[part]
+        }
+
+    assert digests(ENGINE_LOOP_AVX512) == digests(ENGINE_LOOP_AVX512_BEFORE)
 
 
 def loop_figures() -> list[Figure]:
@@ -4096,6 +4169,7 @@ def loop_figures() -> list[Figure]:
         ),
     ):
         figures.append(Figure(f"loop on the EPYC: {name}", phrase(pattern), source, value))
+    figures.extend(avx512_loop_figures())
     for label, pattern in (
         ("search", r"the order after fine-tuning is the same: search"),
         ("torch-pruning magnitude", r"Torch-Pruning"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numba
 import numpy as np
 
 from masksearch._bits import same_bytes
@@ -31,6 +32,7 @@ __all__ = [
     "as_genomes",
     "check_objectives",
     "check_solver",
+    "dominated_by",
     "lexicographic_order",
     "non_dominated",
     "random_bits",
@@ -361,12 +363,6 @@ def lexicographic_order(F: np.ndarray, violation: np.ndarray) -> np.ndarray:
     return np.lexsort([*keys, violation])
 
 
-# Rows of a dominance comparison block, times the rows compared against: bounds the memory of
-# non_dominated on a large archive (2**22 bools per comparison, a few MB) without a Python
-# loop per row on the populations solvers pass (hundreds of rows: one block).
-_DOMINANCE_BLOCK = 1 << 22
-
-
 def non_dominated(F: object, violation: object | None = None) -> np.ndarray:
     """Boolean mask of the rows of ``F`` (``(n, n_obj)``, minimised) that no other row dominates.
 
@@ -375,7 +371,7 @@ def non_dominated(F: object, violation: object | None = None) -> np.ndarray:
     the front. Without it every row is feasible. Row ``j`` dominates row ``i`` when it is no
     worse in every objective and better in one, so identical rows are all kept and a row with
     NaN neither dominates nor is dominated. ``masksearch.front`` and the solvers share this
-    one function (it is numpy-only, so solvers need not import torch).
+    one function (it needs no torch, so solvers need not import it).
     """
     F = np.asarray(F, dtype=np.float64)
     if F.ndim != 2:
@@ -397,13 +393,41 @@ def non_dominated(F: object, violation: object | None = None) -> np.ndarray:
     return mask
 
 
+def dominated_by(F: object, members: object) -> np.ndarray:
+    """Boolean mask of the rows of ``F`` that some row of ``members`` dominates (both
+    ``(n, n_obj)``, minimised, every row feasible), as :func:`non_dominated` defines it."""
+    F = np.asarray(F, dtype=np.float64)
+    members = np.asarray(members, dtype=np.float64)
+    if F.ndim != 2 or members.ndim != 2 or F.shape[1] != members.shape[1]:
+        raise ValueError(
+            f"F and members must have shapes (n, n_obj) and (m, n_obj), got {F.shape} and "
+            f"{members.shape}"
+        )
+    return _dominated_among(F, members)
+
+
 def _dominated(F: np.ndarray) -> np.ndarray:
     """Which rows of ``F`` some other row dominates (all rows feasible)."""
-    dominated = np.zeros(len(F), dtype=bool)
-    step = max(1, _DOMINANCE_BLOCK // max(1, len(F) * F.shape[1]))
-    for start in range(0, len(F), step):
-        candidates = F[start : start + step, None, :]  # possible dominators, against every row
-        no_worse = (candidates <= F[None, :, :]).all(axis=2)
-        better = (candidates < F[None, :, :]).any(axis=2)
-        dominated |= (no_worse & better).any(axis=0)
+    return _dominated_among(F, F)
+
+
+@numba.njit(cache=True)
+def _dominated_among(F, members):  # pragma: no cover - compiled
+    """Which rows of ``F`` some row of ``members`` dominates: each row against the members
+    until one dominates it (a comparison with NaN is false, so a NaN row neither dominates
+    nor is dominated, and no row dominates itself)."""
+    n_rows, n_obj = F.shape
+    dominated = np.zeros(n_rows, dtype=np.bool_)
+    for row in range(n_rows):
+        for other in range(members.shape[0]):
+            no_worse, better = True, False
+            for objective in range(n_obj):
+                theirs, mine = members[other, objective], F[row, objective]
+                if not theirs <= mine:
+                    no_worse = False
+                    break
+                better = better or theirs < mine
+            if no_worse and better:
+                dominated[row] = True
+                break
     return dominated

@@ -91,9 +91,18 @@ class _ToldEvaluator(Evaluator):
 
     def _eval(self, problem, pop, evaluate_values_of, **kwargs):
         out = problem.told_values(len(pop), list(evaluate_values_of))
-        for key, values in out.items():
-            pop.set(key, values)
-        for individual in pop:
+        # what Population.set does, per member: a copy of its row (a view would keep the
+        # batch alive, pymoo#455), set as an attribute where Individual has one
+        columns = [(key, values, hasattr(Individual, key)) for key, values in out.items()]
+        for index, individual in enumerate(pop):
+            for key, values, attribute in columns:
+                value = values[index]
+                if isinstance(value, np.ndarray):
+                    value = value.copy()
+                if attribute:
+                    setattr(individual, key, value)
+                else:
+                    individual.data[key] = value
             individual.evaluated.update(out)
 
 
@@ -195,13 +204,13 @@ class _OperatorRepair(Repair):
         return _canonical(np.asarray(self.operators.repair(_canonical(X, dtype))), dtype)
 
     def do(self, problem, pop, **kwargs):
-        X = _genomes_of(pop)
-        repaired = self._do(problem, X, **kwargs)
-        # packed genomes have no invariants: their repair only checks, and returns its input
-        # untouched; any other repair may edit in place and return the same array
-        untouched = repaired is X and getattr(self.operators, "repair_only_checks", False)
-        if not untouched:
-            pop.set("X", repaired)
+        if getattr(self.operators, "repair_only_checks", False):
+            # packed genomes have no invariants, and these came from the operators' own
+            # crossover and mutation of checked parents: checking them again would copy every
+            # child once more (the search checks the shape and dtype of what it is asked)
+            return pop
+        # a repair may edit its input in place and return it: set the result either way
+        pop.set("X", self._do(problem, _genomes_of(pop), **kwargs))
         return pop
 
 
@@ -263,8 +272,14 @@ def _binary_tournament(pop, P, algorithm, **kwargs) -> np.ndarray:
     if tournament_type not in ("comp_by_dom_and_crowding", "comp_by_rank_and_crowding"):
         raise ValueError("Unknown tournament type.")
     first, second = P[:, 0], P[:, 1]
-    violation = np.array([individual.CV[0] for individual in pop], dtype=float)
-    crowding = np.array([individual.get("crowding") for individual in pop], dtype=float)
+    problem = getattr(algorithm, "problem", None)
+    if problem is not None and not problem.has_constraints():
+        # what every member's CV is without constraints, without computing it per member
+        violation = np.zeros(len(pop))
+    else:
+        violation = np.array([individual.CV[0] for individual in pop], dtype=float)
+    # "crowding" and "rank" live in each member's data (Individual.get looks there last)
+    crowding = np.array([individual.data.get("crowding") for individual in pop], dtype=float)
     winners = np.full(n_tournaments, -1, dtype=np.int64)
     tied = np.zeros(n_tournaments, dtype=bool)
 
@@ -288,7 +303,7 @@ def _binary_tournament(pop, P, algorithm, **kwargs) -> np.ndarray:
             b_somewhere_better & ~a_somewhere_better,
         )
     else:
-        rank = np.array([individual.get("rank") for individual in pop], dtype=float)
+        rank = np.array([individual.data.get("rank") for individual in pop], dtype=float)
         undecided = decide(~infeasible, rank[first] < rank[second], rank[second] < rank[first])
     ca, cb = crowding[first], crowding[second]
     tied |= decide(undecided, ca > cb, cb > ca)

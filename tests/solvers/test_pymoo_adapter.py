@@ -345,15 +345,18 @@ def test_a_repair_that_edits_in_place_reaches_pymoos_population() -> None:
 @pytest.mark.parametrize(
     "tournament_type", ["comp_by_dom_and_crowding", "comp_by_rank_and_crowding"]
 )
+@pytest.mark.parametrize("constrained", [True, False])
 @pytest.mark.parametrize("seed", range(6))
-def test_binary_tournament_picks_pymoos_winners_with_pymoos_draws(tournament_type, seed) -> None:
+def test_binary_tournament_picks_pymoos_winners_with_pymoos_draws(
+    tournament_type, constrained, seed
+) -> None:
     from types import SimpleNamespace
 
     from pymoo.algorithms.moo.nsga2 import binary_tournament
     from pymoo.core.individual import Individual
     from pymoo.core.population import Population
 
-    from masksearch.solvers.pymoo_adapter import _binary_tournament
+    from masksearch.solvers.pymoo_adapter import _AskTellProblem, _binary_tournament
 
     rng = np.random.default_rng(seed)
     n = 20
@@ -362,14 +365,21 @@ def test_binary_tournament_picks_pymoos_winners_with_pymoos_draws(tournament_typ
         individual = Individual()
         # few distinct values, so that violations, objectives and crowding tie often
         individual.F = rng.integers(0, 3, 2).astype(float)
-        individual.CV = np.array([float(rng.choice([0.0, 0.0, 0.5, 1.0]))])
+        if constrained:
+            individual.G = np.array([float(rng.choice([0.0, 0.0, 0.5, 1.0]))])
         individual.set("rank", int(rng.integers(0, 3)))
         individual.set("crowding", float(rng.choice([0.1, 0.2, np.inf])))
         individuals.append(individual)
     population = Population(individuals)
     P = rng.integers(0, n, (40, 2))
-    ours = SimpleNamespace(tournament_type=tournament_type, random_state=np.random.default_rng(9))
-    theirs = SimpleNamespace(tournament_type=tournament_type, random_state=np.random.default_rng(9))
+    # without constraints the tournament takes every violation as 0 instead of reading CV
+    problem = _AskTellProblem(4, 2, int(constrained), np.zeros(4), np.ones(4))
+    ours, theirs = (
+        SimpleNamespace(
+            tournament_type=tournament_type, random_state=np.random.default_rng(9), problem=problem
+        )
+        for _ in range(2)
+    )
     np.testing.assert_array_equal(
         _binary_tournament(population, P, ours), binary_tournament(population, P, theirs)
     )
@@ -428,3 +438,56 @@ def test_nsga2_keeps_pymoos_optimum(constrained) -> None:
         NSGA2._set_optimum(algorithm)  # pymoo's own, on the same population
         np.testing.assert_array_equal(ours, algorithm.opt.get("X"))
         assert len(ours) > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_rank_and_crowding_survives_as_pymoos_does(seed) -> None:
+    from pymoo.core.population import Population
+    from pymoo.operators.survival.rank_and_crowding import RankAndCrowding as PymooRankAndCrowding
+
+    from masksearch.solvers._pymoo_nsga2 import RankAndCrowding
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 40))
+    # few distinct values: tied objectives, duplicate rows, fronts of one or two members
+    F = rng.integers(0, 4 + seed, (n, 2 + seed % 2)).astype(float)
+    if seed % 3 == 0:
+        F[:, 0] = 1.0  # an objective with a zero range
+    if seed >= 6:  # one large front of tied pairs: the sort's stability decides the order
+        values = np.repeat(rng.permutation(30), 2).astype(float)
+        F, n = np.stack([values, 30.0 - values], axis=1), 60
+    problem = _problem_without_constraints(F.shape[1])
+    for n_survive in (1, n // 3, n // 2, n - 1, n):
+        survivors = []
+        for survival in (RankAndCrowding(), PymooRankAndCrowding()):
+            population = Population.new("X", np.arange(n)[:, None], "F", F)
+            chosen = survival.do(
+                problem, population, n_survive=n_survive, random_state=np.random.default_rng(5)
+            )
+            survivors.append(
+                (
+                    chosen.get("X").ravel().tolist(),
+                    [member.get("rank") for member in population],
+                    [member.get("crowding") for member in population],
+                )
+            )
+        assert survivors[0] == survivors[1]
+
+
+def _problem_without_constraints(n_obj: int):
+    from masksearch.solvers.pymoo_adapter import _AskTellProblem
+
+    return _AskTellProblem(1, n_obj, 0, np.zeros(1), np.ones(1))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_nsga2_asks_what_it_asks_with_pymoos_own_survival(seed) -> None:
+    from pymoo.operators.survival.rank_and_crowding import RankAndCrowding as PymooRankAndCrowding
+
+    operators = ToyBinaryOperators(24)
+    ours = run(PymooSolver("nsga2", pop_size=8), operators, 10, seed=seed)
+    theirs = run(
+        PymooSolver("nsga2", pop_size=8, survival=PymooRankAndCrowding()), operators, 10, seed=seed
+    )
+    for mine, reference in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(mine, reference)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import masksearch.front
-import masksearch.solvers.base as base
 from masksearch.solvers import (
     BinaryOperators,
     GenomeSolver,
@@ -19,6 +18,7 @@ from masksearch.solvers import (
     solver_done,
     solver_inject,
 )
+from masksearch.solvers.base import dominated_by
 from masksearch.testing import ToyLevelOperators
 
 
@@ -155,15 +155,26 @@ def test_non_dominated_of_nothing_is_empty() -> None:
     assert non_dominated(np.empty((0, 2)), np.empty(0)).tolist() == []
 
 
-def test_non_dominated_in_blocks_matches_one_block(monkeypatch) -> None:
-    # a large archive is compared in row blocks to bound memory; the answer must not change
-    rng = np.random.default_rng(3)
-    F = rng.integers(0, 6, size=(60, 3)).astype(float)
-    violation = np.where(rng.random(60) < 0.2, 1.0, 0.0)
-    whole = non_dominated(F, violation)
-    monkeypatch.setattr(base, "_DOMINANCE_BLOCK", 7)  # a few rows per block
-    assert non_dominated(F, violation).tolist() == whole.tolist()
+@pytest.mark.parametrize("n_obj", [2, 3])
+def test_non_dominated_matches_the_definition_with_nan_inf_and_strided_rows(n_obj) -> None:
+    rng = np.random.default_rng(3 + n_obj)
+    F = rng.integers(0, 6, size=(80, n_obj)).astype(float)
+    F[5, 0], F[9, -1], F[11] = np.nan, np.inf, -np.inf  # NaN compares false either way
     assert non_dominated(F).tolist() == _brute_non_dominated(F)
+    strided = np.asfortranarray(F)[::2]  # any layout
+    assert non_dominated(strided).tolist() == _brute_non_dominated(F[::2])
+
+
+def test_dominated_by_matches_the_definition() -> None:
+    rng = np.random.default_rng(11)
+    F = rng.integers(0, 5, size=(40, 2)).astype(float)
+    members = rng.integers(0, 5, size=(7, 2)).astype(float)
+    F[3, 1], members[2, 0] = np.nan, np.nan
+    expected = [any(bool(np.all(m <= f) and np.any(m < f)) for m in members) for f in F]
+    assert dominated_by(F, members).tolist() == expected
+    assert dominated_by(F, members[:0]).tolist() == [False] * len(F)  # an empty archive
+    with pytest.raises(ValueError, match="shapes"):
+        dominated_by(F, np.zeros((2, 3)))
 
 
 def test_non_dominated_checks_shapes() -> None:
