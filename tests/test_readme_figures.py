@@ -5903,6 +5903,52 @@ def two_se_against_tuned(source: str, density: str) -> Callable[[dict], float]:
     return lambda d: _tuned_two_se(_tuned_of(source), density)
 
 
+def seeding_extra(before: str) -> Callable[[dict], float]:
+    """Seconds of seeding a run takes beyond the run of the result file ``before``."""
+    return lambda d: (
+        d["summary"][PATH_SEEDS]["wall_time"] - load(before)["summary"][PATH_SEEDS]["wall_time"]
+    )
+
+
+def path_run_table(tag: str, prefix: str, source: str) -> list[Figure]:
+    """A path run's four-row table, each row named "``prefix``: the seeds", "…: the search's
+    own pick", "…: the guarded held-out pick" and "…: supermask with cosine steps given equal
+    time (N–M epochs)", with its wall time and its means ± std, and that epoch range."""
+    figures = timed_table_rows(
+        tag,
+        (
+            (f"| {prefix}: the seeds |", PATH_SEEDS),
+            (f"| {prefix}: the search's own pick |", SEARCH),
+            (f"| {prefix}: the guarded held-out pick |", PATH_GUARDED),
+            (f"| {prefix}: supermask with cosine steps given equal time", PATH_EQUAL),
+        ),
+        source,
+        by_row=True,
+    )
+    return figures + epoch_range(
+        f"{tag}: equal-time epochs",
+        re.escape(prefix)
+        + r": supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
+        source,
+    )
+
+
+def goal_margin_texts(
+    over_5: str, over_1: str, short_2: str
+) -> list[tuple[str, str, Callable[[dict], float]]]:
+    """(pattern, label, value) of a text naming the guarded pick's margins to issue 14's goals:
+    over them at 5% and 1% (``over_5``, ``over_1``), short of it at 2% (``short_2``)."""
+
+    def guarded(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, PATH_GUARDED, density, 0)
+
+    return [
+        (over_5, "5% over goal", lambda d: guarded("0.05")(d) - 88.5),
+        (over_1, "1% over goal", lambda d: guarded("0.01")(d) - 83.0),
+        (short_2, "2% short", lambda d: 86.5 - guarded("0.02")(d)),
+    ]
+
+
 def goal_row_verdict(tag: str, source: str, goal_row: str, wall_part: int) -> list[Figure]:
     """An at-a-glance goal row whose verdict reads "met at 5% by A and at 1% by B; 2% short by
     C": the guarded pick's wall time (number ``wall_part`` of its run cell) and its margins to
@@ -5945,22 +5991,7 @@ SMOOTHED_005 = SMOOTHED_OBJECTIVE.replace("_ls0.1_", "_ls0.05_").replace("objls0
 def smoothed_005_figures() -> list[Figure]:
     """Seeds and loss smoothed by 0.05: its table, its text and its at-a-glance rows."""
     source = SMOOTHED_005
-    figures = timed_table_rows(
-        "smoothed 0.05",
-        (
-            ("| smoothed by 0.05: the seeds |", PATH_SEEDS),
-            ("| smoothed by 0.05: the search's own pick |", SEARCH),
-            ("| smoothed by 0.05: the guarded held-out pick |", PATH_GUARDED),
-            ("| smoothed by 0.05: supermask with cosine steps given equal time", PATH_EQUAL),
-        ),
-        source,
-        by_row=True,
-    )
-    figures += epoch_range(
-        "smoothed 0.05: equal-time epochs",
-        r"0\.05: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
-        source,
-    )
+    figures = path_run_table("smoothed 0.05", "smoothed by 0.05", source)
 
     def own_over_seed(seed: int) -> Callable[[dict], float]:
         def value(d: dict) -> float:
@@ -6016,20 +6047,10 @@ def smoothed_005_figures() -> list[Figure]:
         (rf"1%: ({NUMBER}) / {NUMBER} / {NUMBER}%,\s+issue", "guarded 5%", guarded("0.05")),
         (rf"1%: {NUMBER} / ({NUMBER}) / {NUMBER}%,\s+issue", "guarded 2%", guarded("0.02")),
         (rf"1%: {NUMBER} / {NUMBER} / ({NUMBER})%,\s+issue", "guarded 1%", guarded("0.01")),
-        (
+        *goal_margin_texts(
             rf"5% goal met by ({NUMBER}) points and its 1% goal",
-            "5% over goal",
-            lambda d: guarded("0.05")(d) - 88.5,
-        ),
-        (
             rf"its 1% goal by ({NUMBER}), its 2% goal missed",
-            "1% over goal",
-            lambda d: guarded("0.01")(d) - 83.0,
-        ),
-        (
             rf"by {NUMBER}, its 2% goal missed by ({NUMBER})\.",
-            "2% short",
-            lambda d: 86.5 - guarded("0.02")(d),
         ),
         (
             rf"runs' differences at\s+5% and 2% \(\+({NUMBER}) and",
@@ -6162,22 +6183,7 @@ BRANCH_12 = SMOOTHED_OBJECTIVE.replace("_br4-2-0_", "_br12-2-0_")  # same path, 
 def branch_12_figures() -> list[Figure]:
     """A 5% branch of 12 epochs: its table, its text and its at-a-glance rows."""
     source = BRANCH_12
-    figures = timed_table_rows(
-        "branch 12",
-        (
-            ("| 5% branch of 12: the seeds |", PATH_SEEDS),
-            ("| 5% branch of 12: the search's own pick |", SEARCH),
-            ("| 5% branch of 12: the guarded held-out pick |", PATH_GUARDED),
-            ("| 5% branch of 12: supermask with cosine steps given equal time", PATH_EQUAL),
-        ),
-        source,
-        by_row=True,
-    )
-    figures += epoch_range(
-        "branch 12: equal-time epochs",
-        r"branch of 12: supermask with cosine steps given equal time \((\d+)–(\d+) epochs\)",
-        source,
-    )
+    figures = path_run_table("branch 12", "5% branch of 12", source)
 
     def shorter(row: str, density: str) -> Callable[[dict], float]:
         return lambda d: warm(load(SMOOTHED_OBJECTIVE), row, density, 0)
@@ -6194,10 +6200,7 @@ def branch_12_figures() -> list[Figure]:
         (
             rf"about ({NUMBER}) seconds more seeding",
             "seeding extra",
-            lambda d: (
-                d["summary"][PATH_SEEDS]["wall_time"]
-                - load(SMOOTHED_OBJECTIVE)["summary"][PATH_SEEDS]["wall_time"]
-            ),
+            seeding_extra(SMOOTHED_OBJECTIVE),
         ),
         (
             rf"seeding \(({NUMBER}) s\s+a run against {NUMBER}\)",
@@ -6221,20 +6224,10 @@ def branch_12_figures() -> list[Figure]:
                 ("0.01", rf"{NUMBER} / {NUMBER} /\s+", ""),
             )
         ),
-        (
+        *goal_margin_texts(
             rf"5% and 1% goals met, by ({NUMBER}) and {NUMBER} points, and its 2% goal",
-            "5% over goal",
-            lambda d: guarded("0.05")(d) - 88.5,
-        ),
-        (
             rf"5% and 1% goals met, by {NUMBER} and ({NUMBER}) points, and its 2% goal",
-            "1% over goal",
-            lambda d: guarded("0.01")(d) - 83.0,
-        ),
-        (
             rf"its 2% goal missed by\s+({NUMBER})\. From the same",
-            "2% short",
-            lambda d: 86.5 - guarded("0.02")(d),
         ),
         (
             rf"its own pick \+({NUMBER}) over the seeds here",
@@ -6421,21 +6414,134 @@ def branch_12_figures() -> list[Figure]:
     return figures
 
 
-def test_the_branch_12_runs_seeds_and_picks_hold_as_the_readme_says():
-    """README (A longer 5% branch): the 2% and 1% seeds are the run with the 4-epoch branch's
-    masks (the same test accuracy in every seed), and the guard keeps every 5% seed."""
+BRANCH_2 = BRANCH_12.replace("_br12-2-0_", "_br12-6-0_")  # the same path, a longer 2% branch
+
+
+def branch_2_figures() -> list[Figure]:
+    """A 2% branch of 6 epochs: its table, its text and its at-a-glance rows."""
+    source = BRANCH_2
+    figures = path_run_table("branch 2", "2% branch of 6", source)
+
+    def guarded(density: str) -> Callable[[dict], float]:
+        return lambda d: warm(d, PATH_GUARDED, density, 0)
+
+    def seed_moves(d: dict) -> list[float]:
+        """Each seed's 2% seed against the 2-epoch branch's, in points."""
+        before = load(BRANCH_12)["runs"]
+        return [
+            100
+            * (
+                run["rows"][PATH_SEEDS]["test_accuracy"]["0.02"]
+                - shorter["rows"][PATH_SEEDS]["test_accuracy"]["0.02"]
+            )
+            for run, shorter in zip(d["runs"], before, strict=True)
+        ]
+
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (
+            rf"leave the 2% seeds where they were, ({NUMBER})% against",
+            "2% seeds",
+            lambda d: warm(d, PATH_SEEDS, "0.02", 0),
+        ),
+        (
+            rf"where they were, {NUMBER}% against\s+({NUMBER})% with the 2-epoch branch",
+            "2% seeds before",
+            lambda d: warm(load(BRANCH_12), PATH_SEEDS, "0.02", 0),
+        ),
+        (
+            rf"per seed they move by −({NUMBER}) to",
+            "largest drop",
+            lambda d: -min(seed_moves(d)),
+        ),
+        (
+            rf"per seed they move by −{NUMBER} to \+({NUMBER}) points",
+            "largest rise",
+            lambda d: max(seed_moves(d)),
+        ),
+        (
+            rf"the\s+seeding takes about ({NUMBER}) s longer",
+            "seeding extra",
+            seeding_extra(BRANCH_12),
+        ),
+        *(
+            (
+                rf"so the guarded pick,\s+{prefix}({NUMBER}){suffix}%, meets",
+                f"guarded {density}",
+                guarded(density),
+            )
+            for density, prefix, suffix in SLASHED
+        ),
+        *goal_margin_texts(
+            rf"meets the 5% and 1% goals, by ({NUMBER}) and {NUMBER} points, and misses",
+            rf"meets the 5% and 1% goals, by {NUMBER} and ({NUMBER}) points, and misses",
+            rf"misses the 2%\s+goal by ({NUMBER}); the search's own",
+        ),
+        (
+            rf"the search's own 2% pick is \+({NUMBER}) over its seeds",
+            "own over seeds at 2%",
+            mean_gap(SEARCH, PATH_SEEDS, "0.02"),
+        ),
+        (
+            rf"as validation chose for\s+their rival \(({NUMBER})%; A longer 2% branch",
+            "glance: 2% seeds",
+            lambda d: warm(d, PATH_SEEDS, "0.02", 0),
+        ),
+    ]
+    for pattern, label, value in texts:
+        figures.append(Figure(f"branch 2: {label}", phrase(pattern), source, value))
+    goal_row = "| LeNet-300-100 goal, a 2% branch of 6 epochs too |"
+    figures += [
+        Figure(
+            f"branch 2: at a glance {density}",
+            cell(goal_row, 1 + column),
+            source,
+            guarded(density),
+        )
+        for column, density in enumerate(DENSITIES)
+    ]
+    figures += goal_row_verdict("branch 2", source, goal_row, wall_part=5)
+    return figures
+
+
+@pytest.mark.parametrize(
+    ("run_file", "before_file", "same_seeds", "kept_seeds", "sentences"),
+    [
+        (  # A longer 5% branch: against the run with the 4-epoch branch
+            BRANCH_12,
+            SMOOTHED_OBJECTIVE,
+            ("0.02", "0.01"),
+            {"0.05"},
+            ("the 2% and 1% seeds are the same masks as in that run", "which keeps every 5% seed"),
+        ),
+        (  # A longer 2% branch: against the branch-of-12 run
+            BRANCH_2,
+            BRANCH_12,
+            ("0.05", "0.01"),
+            {"0.05", "0.02"},
+            (
+                "so the 5% and 1% seeds are that run's masks",
+                "The guard keeps the 5% and 2% seeds in every seed",
+            ),
+        ),
+    ],
+)
+def test_a_branch_runs_seeds_and_picks_hold_as_the_readme_says(
+    run_file, before_file, same_seeds, kept_seeds, sentences
+):
+    """README: a branch leaves the path as it was, so the other targets' seeds are the earlier
+    run's masks (the same test accuracy in every seed), and the guard keeps the seeds it says."""
     text = " ".join(readme().split())
-    assert "the 2% and 1% seeds are the same masks as in that run" in text
-    assert "which keeps every 5% seed" in text
-    runs, shorter = load(BRANCH_12)["runs"], load(SMOOTHED_OBJECTIVE)["runs"]
-    assert len(runs) == len(shorter) == 3
-    for run, before in zip(runs, shorter, strict=True):
-        for density in ("0.02", "0.01"):
+    for sentence in sentences:
+        assert sentence in text
+    runs, before = load(run_file)["runs"], load(before_file)["runs"]
+    assert len(runs) == len(before) == 3
+    for run, earlier in zip(runs, before, strict=True):
+        for density in same_seeds:
             assert (
                 run["rows"][PATH_SEEDS]["test_accuracy"][density]
-                == before["rows"][PATH_SEEDS]["test_accuracy"][density]
+                == earlier["rows"][PATH_SEEDS]["test_accuracy"][density]
             ), (run["seed"], density)
-        assert "0.05" in run["rows"][PATH_GUARDED]["picked_a_seed_at"], run["seed"]
+        assert kept_seeds <= set(run["rows"][PATH_GUARDED]["picked_a_seed_at"]), run["seed"]
 
 
 BEST_REPORT = "docs/best_report.md"  # masksearch run problems/lenet300_best.toml --seed 0
@@ -6659,6 +6765,7 @@ FIGURES = [
     *smoothed_objective_figures(),
     *smoothed_005_figures(),
     *branch_12_figures(),
+    *branch_2_figures(),
     *best_recipe_figures(),
     *lenet5_objective_figures(),
 ]
