@@ -6487,6 +6487,46 @@ def branch_2_figures() -> list[Figure]:
             lambda d: warm(d, PATH_SEEDS, "0.02", 0),
         ),
     ]
+    texts += [
+        *(
+            (
+                rf"so the same masks, {prefix}({NUMBER}){suffix}%, the branch-of-12",
+                f"tuned {density}",
+                tuned_rival_mean(BRANCH_2, density),
+            )
+            for density, prefix, suffix in SLASHED
+        ),
+        (
+            rf"this pick is level at 5% \(−({NUMBER}) points, two standard errors {NUMBER}\) and at 2%\s+too",
+            "vs tuned 5%",
+            lambda d: -guarded_against_tuned(BRANCH_2, "0.05")(d),
+        ),
+        (
+            rf"this pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\) and at 2%\s+too",
+            "vs tuned 5%, 2 SE",
+            two_se_against_tuned(BRANCH_2, "0.05"),
+        ),
+        (
+            rf"and at 2%\s+too \(\+({NUMBER}), two standard errors {NUMBER}\), and ahead at 1% by",
+            "vs tuned 2%",
+            guarded_against_tuned(BRANCH_2, "0.02"),
+        ),
+        (
+            rf"and at 2%\s+too \(\+{NUMBER}, two standard errors ({NUMBER})\), and ahead at 1% by",
+            "vs tuned 2%, 2 SE",
+            two_se_against_tuned(BRANCH_2, "0.02"),
+        ),
+        (
+            rf"and ahead at 1% by ({NUMBER}) points \(two standard errors {NUMBER}\)\.\s+### On LeNet-5",
+            "vs tuned 1%",
+            guarded_against_tuned(BRANCH_2, "0.01"),
+        ),
+        (
+            rf"and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)\.\s+### On LeNet-5",
+            "vs tuned 1%, 2 SE",
+            two_se_against_tuned(BRANCH_2, "0.01"),
+        ),
+    ]
     for pattern, label, value in texts:
         figures.append(Figure(f"branch 2: {label}", phrase(pattern), source, value))
     goal_row = "| LeNet-300-100 goal, a 2% branch of 6 epochs too |"
@@ -6496,6 +6536,16 @@ def branch_2_figures() -> list[Figure]:
             cell(goal_row, 1 + column),
             source,
             guarded(density),
+        )
+        for column, density in enumerate(DENSITIES)
+    ]
+    tuned_row = "| the run with a 2% branch of 6 epochs against the same rival |"
+    figures += [
+        Figure(
+            f"branch 2: at a glance vs tuned {density}",
+            _signed_cell(tuned_row, 1 + column),
+            source,
+            guarded_against_tuned(BRANCH_2, density),
         )
         for column, density in enumerate(DENSITIES)
     ]
@@ -6542,6 +6592,17 @@ def test_a_branch_runs_seeds_and_picks_hold_as_the_readme_says(
                 == earlier["rows"][PATH_SEEDS]["test_accuracy"][density]
             ), (run["seed"], density)
         assert kept_seeds <= set(run["rows"][PATH_GUARDED]["picked_a_seed_at"]), run["seed"]
+
+
+def test_the_branch_2_runs_rival_trained_the_branch_12_runs_masks():
+    """README (A longer 2% branch): "the same rungs fit this run's budget, so the same masks"
+    as the branch-of-12 run's tuned rival: every seed's rungs score the same."""
+    assert "the same rungs fit this run's budget, so the same masks" in " ".join(readme().split())
+
+    def rungs(source: str) -> list[dict]:
+        return [run["densities"] for run in _tuned_of(source)["runs"]]
+
+    assert rungs(BRANCH_2) == rungs(BRANCH_12)
 
 
 BEST_REPORT = "docs/best_report.md"  # masksearch run problems/lenet300_best.toml --seed 0
