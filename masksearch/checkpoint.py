@@ -127,7 +127,8 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         "_OperatorSampling",
         "_ToldEvaluator",
     )
-    # pymoo's NSGA-II with a faster optimum (no __setstate__ or __reduce__ of its own)
+    # pymoo's NSGA-II with a faster survival and optimum (no __setstate__ or __reduce__ of
+    # their own)
     | _names("masksearch.solvers._pymoo_nsga2", "NSGA2", "RankAndCrowding")
     | _names("masksearch.solvers.simple", "EvoPressSolver", "RandomSearch")
     | _names("deap.base", "Toolbox", "Fitness")

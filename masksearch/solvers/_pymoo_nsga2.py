@@ -1,4 +1,4 @@
-"""pymoo's NSGA-II with two methods faster; its own module, so that importing the adapter does
+"""pymoo's NSGA-II with a faster survival and optimum; its own module, so that importing the adapter does
 not import pymoo's algorithms (a third of a second) before a search asks for one."""
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ class NSGA2(_PymooNSGA2):
     through an attribute lookup per member, every generation."""
 
     def __init__(self, *args: object, survival: object = None, **kwargs: object) -> None:
-        super().__init__(*args, survival=survival or RankAndCrowding(), **kwargs)
+        super().__init__(
+            *args, survival=RankAndCrowding() if survival is None else survival, **kwargs
+        )
 
     def _set_optimum(self, **kwargs: object) -> None:
         if self.problem.has_constraints():
