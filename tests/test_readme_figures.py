@@ -5903,6 +5903,32 @@ def two_se_against_tuned(source: str, density: str) -> Callable[[dict], float]:
     return lambda d: _tuned_two_se(_tuned_of(source), density)
 
 
+def tuned_comparison_texts(
+    source: str,
+    means: Callable[[str, str], str],
+    leads: Sequence[tuple[str, str, str | None, bool]],
+) -> list[tuple[str, str, Callable[[dict], float]]]:
+    """(pattern, label, value) of a paragraph comparing ``source``'s guarded pick with its tuned
+    rival: ``means`` is the pattern of the rival's three means, given a density's
+    :data:`SLASHED` prefix and suffix; ``leads`` holds, per density, the pattern of the pick's
+    lead, that of its two standard errors (None where the text gives none) and whether the
+    text names the lead as a deficit ("−0.07")."""
+    texts = [
+        (means(prefix, suffix), f"tuned {density}", tuned_rival_mean(source, density))
+        for density, prefix, suffix in SLASHED
+    ]
+    for density, lead, two_se, deficit in leads:
+        percent_label = f"{round(100 * float(density))}%"
+        gap = guarded_against_tuned(source, density)
+        value = (lambda d, gap=gap: -gap(d)) if deficit else gap
+        texts.append((lead, f"vs tuned {percent_label}", value))
+        if two_se is not None:
+            texts.append(
+                (two_se, f"vs tuned {percent_label}, 2 SE", two_se_against_tuned(source, density))
+            )
+    return texts
+
+
 def seeding_extra(before: str) -> Callable[[dict], float]:
     """Seconds of seeding a run takes beyond the run of the result file ``before``."""
     return lambda d: (
@@ -6091,41 +6117,25 @@ def smoothed_005_figures() -> list[Figure]:
     for pattern, label, value in texts:
         figures.append(Figure(f"smoothed 0.05: {label}", phrase(pattern), source, value))
 
-    tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
-        *(
+    tuned_texts = tuned_comparison_texts(
+        SMOOTHED_005,
+        lambda prefix, suffix: rf"about 11 minutes; {prefix}({NUMBER}){suffix}%\) the guarded",
+        (
             (
-                rf"about 11 minutes; {prefix}({NUMBER}){suffix}%\) the guarded",
-                f"tuned {density}",
-                tuned_rival_mean(SMOOTHED_005, density),
-            )
-            for density, prefix, suffix in SLASHED
+                "0.05",
+                rf"is behind at 5% \(−({NUMBER}) points, two\s+standard errors {NUMBER}\), level",
+                rf"is behind at 5% \(−{NUMBER} points, two\s+standard errors ({NUMBER})\), level",
+                True,
+            ),
+            ("0.02", rf"level at 2% \(\+({NUMBER})\) and ahead at 1%", None, False),
+            (
+                "0.01",
+                rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by ({NUMBER}) points \(two standard errors",
+                rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)",
+                False,
+            ),
         ),
-        (
-            rf"is behind at 5% \(−({NUMBER}) points, two\s+standard errors {NUMBER}\), level",
-            "vs tuned 5%",
-            lambda d: -guarded_against_tuned(SMOOTHED_005, "0.05")(d),
-        ),
-        (
-            rf"is behind at 5% \(−{NUMBER} points, two\s+standard errors ({NUMBER})\), level",
-            "vs tuned 5%, 2 SE",
-            two_se_against_tuned(SMOOTHED_005, "0.05"),
-        ),
-        (
-            rf"level at 2% \(\+({NUMBER})\) and ahead at 1%",
-            "vs tuned 2%",
-            guarded_against_tuned(SMOOTHED_005, "0.02"),
-        ),
-        (
-            rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by ({NUMBER}) points \(two standard errors",
-            "vs tuned 1%",
-            guarded_against_tuned(SMOOTHED_005, "0.01"),
-        ),
-        (
-            rf"level at 2% \(\+{NUMBER}\) and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)",
-            "vs tuned 1%, 2 SE",
-            two_se_against_tuned(SMOOTHED_005, "0.01"),
-        ),
-    ]
+    )
     for pattern, label, value in tuned_texts:
         figures.append(Figure(f"smoothed 0.05: {label}", phrase(pattern), source, value))
     figures += [
@@ -6279,43 +6289,29 @@ def branch_12_figures() -> list[Figure]:
         figures.append(Figure(f"branch 12: {label}", phrase(pattern), source, value))
 
     tuned_texts: list[tuple[str, str, Callable[[dict], Value]]] = [
-        *(
+        *tuned_comparison_texts(
+            BRANCH_12,
+            lambda prefix, suffix: rf"about 10 minutes; {prefix}({NUMBER}){suffix}%, the masks of",
             (
-                rf"about 10 minutes; {prefix}({NUMBER}){suffix}%, the masks of",
-                f"tuned {density}",
-                tuned_rival_mean(BRANCH_12, density),
-            )
-            for density, prefix, suffix in SLASHED
-        ),
-        (
-            rf"the pick is level at 5% \(−({NUMBER}) points, two standard errors",
-            "vs tuned 5%",
-            lambda d: -guarded_against_tuned(BRANCH_12, "0.05")(d),
-        ),
-        (
-            rf"the pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\)",
-            "vs tuned 5%, 2 SE",
-            two_se_against_tuned(BRANCH_12, "0.05"),
-        ),
-        (
-            rf"and level at 2% \(\+({NUMBER}), two standard errors {NUMBER}\) and ahead at 1%",
-            "vs tuned 2%",
-            guarded_against_tuned(BRANCH_12, "0.02"),
-        ),
-        (
-            rf"and level at 2% \(\+{NUMBER}, two standard errors ({NUMBER})\) and ahead at 1%",
-            "vs tuned 2%, 2 SE",
-            two_se_against_tuned(BRANCH_12, "0.02"),
-        ),
-        (
-            rf"and ahead at 1% by ({NUMBER}) points \(two\s+standard errors {NUMBER}\): closer",
-            "vs tuned 1%",
-            guarded_against_tuned(BRANCH_12, "0.01"),
-        ),
-        (
-            rf"and ahead at 1% by {NUMBER} points \(two\s+standard errors ({NUMBER})\): closer",
-            "vs tuned 1%, 2 SE",
-            two_se_against_tuned(BRANCH_12, "0.01"),
+                (
+                    "0.05",
+                    rf"the pick is level at 5% \(−({NUMBER}) points, two standard errors",
+                    rf"the pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\)",
+                    True,
+                ),
+                (
+                    "0.02",
+                    rf"and level at 2% \(\+({NUMBER}), two standard errors {NUMBER}\) and ahead at 1%",
+                    rf"and level at 2% \(\+{NUMBER}, two standard errors ({NUMBER})\) and ahead at 1%",
+                    False,
+                ),
+                (
+                    "0.01",
+                    rf"and ahead at 1% by ({NUMBER}) points \(two\s+standard errors {NUMBER}\): closer",
+                    rf"and ahead at 1% by {NUMBER} points \(two\s+standard errors ({NUMBER})\): closer",
+                    False,
+                ),
+            ),
         ),
         (
             rf"closer at 5% than the run with the shorter branch \(−({NUMBER})\)",
@@ -6487,46 +6483,30 @@ def branch_2_figures() -> list[Figure]:
             lambda d: warm(d, PATH_SEEDS, "0.02", 0),
         ),
     ]
-    texts += [
-        *(
+    texts += tuned_comparison_texts(
+        BRANCH_2,
+        lambda prefix, suffix: rf"so the same masks, {prefix}({NUMBER}){suffix}%, the branch-of-12",
+        (
             (
-                rf"so the same masks, {prefix}({NUMBER}){suffix}%, the branch-of-12",
-                f"tuned {density}",
-                tuned_rival_mean(BRANCH_2, density),
-            )
-            for density, prefix, suffix in SLASHED
+                "0.05",
+                rf"this pick is level at 5% \(−({NUMBER}) points, two standard errors {NUMBER}\) and at 2%\s+too",
+                rf"this pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\) and at 2%\s+too",
+                True,
+            ),
+            (
+                "0.02",
+                rf"and at 2%\s+too \(\+({NUMBER}), two standard errors {NUMBER}\), and ahead at 1% by",
+                rf"and at 2%\s+too \(\+{NUMBER}, two standard errors ({NUMBER})\), and ahead at 1% by",
+                False,
+            ),
+            (
+                "0.01",
+                rf"and ahead at 1% by ({NUMBER}) points \(two standard errors {NUMBER}\)\.\s+### On LeNet-5",
+                rf"and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)\.\s+### On LeNet-5",
+                False,
+            ),
         ),
-        (
-            rf"this pick is level at 5% \(−({NUMBER}) points, two standard errors {NUMBER}\) and at 2%\s+too",
-            "vs tuned 5%",
-            lambda d: -guarded_against_tuned(BRANCH_2, "0.05")(d),
-        ),
-        (
-            rf"this pick is level at 5% \(−{NUMBER} points, two standard errors ({NUMBER})\) and at 2%\s+too",
-            "vs tuned 5%, 2 SE",
-            two_se_against_tuned(BRANCH_2, "0.05"),
-        ),
-        (
-            rf"and at 2%\s+too \(\+({NUMBER}), two standard errors {NUMBER}\), and ahead at 1% by",
-            "vs tuned 2%",
-            guarded_against_tuned(BRANCH_2, "0.02"),
-        ),
-        (
-            rf"and at 2%\s+too \(\+{NUMBER}, two standard errors ({NUMBER})\), and ahead at 1% by",
-            "vs tuned 2%, 2 SE",
-            two_se_against_tuned(BRANCH_2, "0.02"),
-        ),
-        (
-            rf"and ahead at 1% by ({NUMBER}) points \(two standard errors {NUMBER}\)\.\s+### On LeNet-5",
-            "vs tuned 1%",
-            guarded_against_tuned(BRANCH_2, "0.01"),
-        ),
-        (
-            rf"and ahead at 1% by {NUMBER} points \(two standard errors ({NUMBER})\)\.\s+### On LeNet-5",
-            "vs tuned 1%, 2 SE",
-            two_se_against_tuned(BRANCH_2, "0.01"),
-        ),
-    ]
+    )
     for pattern, label, value in texts:
         figures.append(Figure(f"branch 2: {label}", phrase(pattern), source, value))
     goal_row = "| LeNet-300-100 goal, a 2% branch of 6 epochs too |"
