@@ -5698,20 +5698,17 @@ def smoothed_objective_figures() -> list[Figure]:
             "1% over goal",
             lambda d: warm(d, PATH_GUARDED, "0.01", 0) - 83.0,
         ),
-        (
+        equal_time_lead(
             rf"trails the guarded pick by ({NUMBER}) points at 5% \(level\)",
-            "vs equal 5%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
+            "0.05",
         ),
-        (
+        equal_time_lead(
             rf"\(level\) and by ({NUMBER}) at 2% and {NUMBER} at 1%, both beyond",
-            "vs equal 2%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.02"),
+            "0.02",
         ),
-        (
+        equal_time_lead(
             rf"\(level\) and by {NUMBER} at 2% and ({NUMBER}) at 1%, both beyond",
-            "vs equal 1%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.01"),
+            "0.01",
         ),
     ]
     for pattern, label, value in texts:
@@ -5903,6 +5900,21 @@ def two_se_against_tuned(source: str, density: str) -> Callable[[dict], float]:
     return lambda d: _tuned_two_se(_tuned_of(source), density)
 
 
+def percent_label(density: str) -> str:
+    """A target density as the README names it: "0.05" → "5%"."""
+    return f"{round(100 * float(density))}%"
+
+
+def equal_time_lead(pattern: str, density: str) -> tuple[str, str, Callable[[dict], float]]:
+    """(pattern, label, value) of a text naming the guarded pick's lead over supermask given
+    the same time at ``density``."""
+    return (
+        pattern,
+        f"vs equal {percent_label(density)}",
+        mean_gap(PATH_GUARDED, PATH_EQUAL, density),
+    )
+
+
 def tuned_comparison_texts(
     source: str,
     means: Callable[[str, str], str],
@@ -5918,13 +5930,16 @@ def tuned_comparison_texts(
         for density, prefix, suffix in SLASHED
     ]
     for density, lead, two_se, deficit in leads:
-        percent_label = f"{round(100 * float(density))}%"
         gap = guarded_against_tuned(source, density)
         value = (lambda d, gap=gap: -gap(d)) if deficit else gap
-        texts.append((lead, f"vs tuned {percent_label}", value))
+        texts.append((lead, f"vs tuned {percent_label(density)}", value))
         if two_se is not None:
             texts.append(
-                (two_se, f"vs tuned {percent_label}, 2 SE", two_se_against_tuned(source, density))
+                (
+                    two_se,
+                    f"vs tuned {percent_label(density)}, 2 SE",
+                    two_se_against_tuned(source, density),
+                )
             )
     return texts
 
@@ -6098,20 +6113,17 @@ def smoothed_005_figures() -> list[Figure]:
             "vs 0.1 2 SE 2%",
             two_se_against_01("0.02"),
         ),
-        (
+        equal_time_lead(
             rf"given the same time is level at 5% \(\+({NUMBER})\) and behind",
-            "vs equal 5%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
+            "0.05",
         ),
-        (
+        equal_time_lead(
             rf"and behind by ({NUMBER}) points at 2% and {NUMBER} at 1%",
-            "vs equal 2%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.02"),
+            "0.02",
         ),
-        (
+        equal_time_lead(
             rf"and behind by {NUMBER} points at 2% and ({NUMBER}) at 1%",
-            "vs equal 1%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.01"),
+            "0.01",
         ),
     ]
     for pattern, label, value in texts:
@@ -6259,25 +6271,22 @@ def branch_12_figures() -> list[Figure]:
             "guarded 2% there",
             shorter(PATH_GUARDED, "0.02"),
         ),
-        (
+        equal_time_lead(
             rf"beyond two standard errors, by ({NUMBER}) points at 5% \(two",
-            "vs equal 5%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
+            "0.05",
         ),
         (
             rf"points at 5% \(two standard errors ({NUMBER})\), {NUMBER} at 2%",
             "vs equal 5%, 2 SE",
             two_se_of_gap(PATH_GUARDED, PATH_EQUAL, "0.05"),
         ),
-        (
+        equal_time_lead(
             rf"standard errors {NUMBER}\), ({NUMBER}) at 2% and\s+{NUMBER} at 1%, the first",
-            "vs equal 2%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.02"),
+            "0.02",
         ),
-        (
+        equal_time_lead(
             rf"standard errors {NUMBER}\), {NUMBER} at 2% and\s+({NUMBER}) at 1%, the first",
-            "vs equal 1%",
-            mean_gap(PATH_GUARDED, PATH_EQUAL, "0.01"),
+            "0.01",
         ),
         (
             rf"though\s+\(({NUMBER})% with (\d+)–(\d+) epochs in the run with the shorter",
