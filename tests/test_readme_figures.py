@@ -5792,16 +5792,11 @@ def smoothed_objective_figures() -> list[Figure]:
         figures.append(Figure(f"smoothed objective: {label}", phrase(pattern), source, value))
     # Issue 14 at a glance: the run's row, its lead over the tuned rival and what its search
     # adds to its seeds
-    tuned_row = "| the smoothed-loss run against supermask with its smoothing,"
-    figures += [
-        Figure(
-            f"smoothed objective: at a glance vs tuned {density}",
-            _signed_cell(tuned_row, 1 + column),
-            source,
-            guarded_against_tuned(SMOOTHED_OBJECTIVE, density),
-        )
-        for column, density in enumerate(DENSITIES)
-    ]
+    figures += glance_vs_tuned(
+        "smoothed objective",
+        "| the smoothed-loss run against supermask with its smoothing,",
+        SMOOTHED_OBJECTIVE,
+    )
     goal_row = "| LeNet-300-100 goal, the search on its seeds' smoothed loss |"
     adds_row = "| the same, on its seeds' smoothed loss |"
     for column, density in enumerate(DENSITIES):
@@ -5898,6 +5893,20 @@ def guarded_against_tuned(source: str, density: str) -> Callable[[dict], float]:
 def two_se_against_tuned(source: str, density: str) -> Callable[[dict], float]:
     """Two standard errors of :func:`guarded_against_tuned`."""
     return lambda d: _tuned_two_se(_tuned_of(source), density)
+
+
+def glance_vs_tuned(tag: str, row: str, source: str) -> list[Figure]:
+    """Issue 14 at a glance: the signed cells of the row starting with ``row``, the guarded
+    pick of ``source`` against its tuned rival at each density."""
+    return [
+        Figure(
+            f"{tag}: at a glance vs tuned {density}",
+            _signed_cell(row, 1 + column),
+            source,
+            guarded_against_tuned(source, density),
+        )
+        for column, density in enumerate(DENSITIES)
+    ]
 
 
 def percent_label(density: str) -> str:
@@ -6150,15 +6159,9 @@ def smoothed_005_figures() -> list[Figure]:
     )
     for pattern, label, value in tuned_texts:
         figures.append(Figure(f"smoothed 0.05: {label}", phrase(pattern), source, value))
-    figures += [
-        Figure(
-            f"smoothed 0.05: at a glance vs tuned {density}",
-            _signed_cell("| the 0.05 run against supermask with its smoothing,", 1 + column),
-            source,
-            guarded_against_tuned(SMOOTHED_005, density),
-        )
-        for column, density in enumerate(DENSITIES)
-    ]
+    figures += glance_vs_tuned(
+        "smoothed 0.05", "| the 0.05 run against supermask with its smoothing,", SMOOTHED_005
+    )
     goal_row = "| LeNet-300-100 goal, seeds and loss smoothed by 0.05 |"
     adds_row = "| the same, seeds and loss smoothed by 0.05 |"
     for column, density in enumerate(DENSITIES):
@@ -6528,16 +6531,9 @@ def branch_2_figures() -> list[Figure]:
         )
         for column, density in enumerate(DENSITIES)
     ]
-    tuned_row = "| the run with a 2% branch of 6 epochs against the same rival |"
-    figures += [
-        Figure(
-            f"branch 2: at a glance vs tuned {density}",
-            _signed_cell(tuned_row, 1 + column),
-            source,
-            guarded_against_tuned(BRANCH_2, density),
-        )
-        for column, density in enumerate(DENSITIES)
-    ]
+    figures += glance_vs_tuned(
+        "branch 2", "| the run with a 2% branch of 6 epochs against the same rival |", BRANCH_2
+    )
     figures += goal_row_verdict("branch 2", source, goal_row, wall_part=5)
     return figures
 
