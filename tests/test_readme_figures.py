@@ -5584,6 +5584,27 @@ def smoothed_seeds_figures() -> list[Figure]:
 SMOOTHED_OBJECTIVE = SMOOTHED_AVX512.replace(".json", "_objls0.1.json")  # same seeds, same CPU
 
 
+def own_over_seed_at(seed: int, density: str) -> Callable[[dict], float]:
+    """Seed ``seed``'s own search pick minus its seed mask at ``density``, in points."""
+
+    def value(d: dict) -> float:
+        rows = d["runs"][seed]["rows"]
+        own, seeds = rows[SEARCH]["test_accuracy"], rows[PATH_SEEDS]["test_accuracy"]
+        return percent(own[density] - seeds[density])
+
+    return value
+
+
+def paired_two_se_of_own_over_seeds(density: str) -> Callable[[dict], float]:
+    """Two standard errors of the per-seed differences of :func:`own_over_seed_at`."""
+
+    def value(d: dict) -> float:
+        differences = [own_over_seed_at(seed, density)(d) for seed in range(len(d["runs"]))]
+        return 2 * statistics.stdev(differences) / len(differences) ** 0.5
+
+    return value
+
+
 def smoothed_objective_figures() -> list[Figure]:
     """The search on its seeds' smoothed loss: its table and its text."""
     source = SMOOTHED_OBJECTIVE
@@ -5610,18 +5631,6 @@ def smoothed_objective_figures() -> list[Figure]:
             warm(load(SMOOTHED_AVX512), PATH_SEEDS, density, 0)
             - warm(load(SMOOTHED_AVX512), SEARCH, density, 0)
         )
-
-    def own_over_seed(seed: int) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            rows = d["runs"][seed]["rows"]
-            own, seeds = rows[SEARCH]["test_accuracy"], rows[PATH_SEEDS]["test_accuracy"]
-            return percent(own["0.02"] - seeds["0.02"])
-
-        return value
-
-    def two_se_paired(d: dict) -> float:
-        differences = [own_over_seed(seed)(d) for seed in range(len(d["runs"]))]
-        return 2 * statistics.stdev(differences) / len(differences) ** 0.5
 
     def two_se_of_means(d: dict) -> float:
         rows = (d["summary"][SEARCH], d["summary"][PATH_SEEDS])
@@ -5652,14 +5661,18 @@ def smoothed_objective_figures() -> list[Figure]:
             "own 2%",
             mean_gap(SEARCH, PATH_SEEDS, "0.02"),
         ),
-        (rf"in every seed \(by ({NUMBER}),", "seed 0", own_over_seed(0)),
-        (rf"in every seed \(by {NUMBER},\s+({NUMBER}) and", "seed 1", own_over_seed(1)),
+        (rf"in every seed \(by ({NUMBER}),", "seed 0", own_over_seed_at(0, "0.02")),
+        (rf"in every seed \(by {NUMBER},\s+({NUMBER}) and", "seed 1", own_over_seed_at(1, "0.02")),
         (
             rf"in every seed \(by {NUMBER},\s+{NUMBER} and ({NUMBER}) points",
             "seed 2",
-            own_over_seed(2),
+            own_over_seed_at(2, "0.02"),
         ),
-        (rf"paired differences ({NUMBER}), of", "2 SE paired", two_se_paired),
+        (
+            rf"paired differences ({NUMBER}), of",
+            "2 SE paired",
+            paired_two_se_of_own_over_seeds("0.02"),
+        ),
         (rf"the two rows' means ({NUMBER})\)", "2 SE of means", two_se_of_means),
         (rf"at 1%\s+it adds ({NUMBER}) points", "1% gain", mean_gap(SEARCH, PATH_SEEDS, "0.01")),
         (
@@ -6043,18 +6056,6 @@ def smoothed_005_figures() -> list[Figure]:
     source = SMOOTHED_005
     figures = path_run_table("smoothed 0.05", "smoothed by 0.05", source)
 
-    def own_over_seed(seed: int) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            rows = d["runs"][seed]["rows"]
-            own, seeds = rows[SEARCH]["test_accuracy"], rows[PATH_SEEDS]["test_accuracy"]
-            return percent(own["0.05"] - seeds["0.05"])
-
-        return value
-
-    def two_se_paired(d: dict) -> float:
-        differences = [own_over_seed(seed)(d) for seed in range(len(d["runs"]))]
-        return 2 * statistics.stdev(differences) / len(differences) ** 0.5
-
     def against_01(density: str) -> Callable[[dict], float]:
         return lambda d: (
             warm(d, PATH_GUARDED, density, 0)
@@ -6085,10 +6086,18 @@ def smoothed_005_figures() -> list[Figure]:
             "own 2%",
             mean_gap(SEARCH, PATH_SEEDS, "0.02"),
         ),
-        (rf"\(at 5% by −?({NUMBER}),", "seed 0", lambda d: abs(own_over_seed(0)(d))),
-        (rf"\(at 5% by −?{NUMBER}, ({NUMBER}) and", "seed 1", own_over_seed(1)),
-        (rf"\(at 5% by −?{NUMBER}, {NUMBER} and ({NUMBER}) points", "seed 2", own_over_seed(2)),
-        (rf"these paired\s+differences ({NUMBER})\), and", "2 SE paired", two_se_paired),
+        (rf"\(at 5% by −?({NUMBER}),", "seed 0", lambda d: abs(own_over_seed_at(0, "0.05")(d))),
+        (rf"\(at 5% by −?{NUMBER}, ({NUMBER}) and", "seed 1", own_over_seed_at(1, "0.05")),
+        (
+            rf"\(at 5% by −?{NUMBER}, {NUMBER} and ({NUMBER}) points",
+            "seed 2",
+            own_over_seed_at(2, "0.05"),
+        ),
+        (
+            rf"these paired\s+differences ({NUMBER})\), and",
+            "2 SE paired",
+            paired_two_se_of_own_over_seeds("0.05"),
+        ),
         (
             rf"and ({NUMBER}) points above them at 1%, beyond noise",
             "own 1%",
