@@ -3,6 +3,8 @@
     python benchmarks/focused.py                     # 3 densities, 3 seeds (about 20 minutes)
     python benchmarks/focused.py --seeds 1 --quick   # a smoke run (a small budget)
     python benchmarks/focused.py --label-smoothing 0.1 --densities 0.02  # smoothed seeds + loss
+    python benchmarks/focused.py --problem lenet5_fashion --label-smoothing 0.1 --densities 0.01 \
+        --budget 4096                                # LeNet-5 at 1% (about 45 minutes)
 
 In the front-wide runs of ``warm_start.py`` the search adds to its supermask seeds at 1% only;
 at 5% and 2% its best masks are the seeds. A front-wide search spreads its evaluations over
@@ -23,6 +25,12 @@ which say whether the search lowers its objective and whether that carries over.
 ``--label-smoothing E`` learns the seeds with label smoothing E and gives the search, the
 held-out guard and the reported losses the same smoothed loss (``PruningProblem``'s
 ``label_smoothing``), so seeds and search lower one objective; ``--densities`` picks targets.
+
+``--problem lenet5_fashion`` asks the same of LeNet-5, from its best seeds (``warm_start.py``'s
+run with the 2% seed from fresh scores: a path of 3 epochs at 5% with a side branch of 3 more,
+the 2% and 1% seeds learned from fresh scores for 5 and 2 epochs, Adam from 0.02 annealed,
+batches of 128), each learned only at the targets asked for; its fitness is the loss on the
+first 4,000 training images (a LeNet-5 evaluation costs ~30 LeNet-300-100 ones).
 """
 
 from __future__ import annotations
@@ -37,18 +45,31 @@ import numpy as np
 from _common import build, environment, pin_dense_models, rerun, write_results
 
 import masksearch as ms
-from masksearch.methods import SupermaskPath
+from masksearch.methods import Supermask, SupermaskPath
 from masksearch.training import Scores, evaluate
 
 RESULTS = Path(__file__).parent / "results"
 DENSITIES = (0.05, 0.02, 0.01)
 BUDGET = 8192
 QUICK_BUDGET = 256
-TRAIN_SAMPLES = 20_000
+PROBLEMS = ("lenet300_fashion", "lenet5_fashion")
+TRAIN_SAMPLES = {"lenet300_fashion": 20_000, "lenet5_fashion": 4_000}
 # the plain-label seeds of warm_start.py's capped AVX-512 EPYC run
 RECIPE = {"lr": 0.02, "lr_schedule": "cosine", "batch_size": 256}
 PATH = {"epochs": 4, "later_epochs": (2, 1), "branch_epochs": (4, 2, 0)}
 QUICK_PATH = {"epochs": 1, "later_epochs": (0.25, 0.25), "branch_epochs": (0.25, 0.25, 0)}
+# LeNet-5's best seeds (warm_start.py --init-epochs 3 --init-branch-epochs 3
+# --init-sparsest-epochs 5,2): the epochs of the 5% path and its branch, then of each fresh seed
+LENET5_RECIPE = {"lr": 0.02, "lr_schedule": "cosine"}
+LENET5_PATH = {"epochs": 3, "branch_epochs": 3}
+LENET5_FRESH_EPOCHS = {0.02: 5, 0.01: 2}
+SEEDING_TEXT = {
+    "lenet300_fashion": "4 epochs at 5%, 2 at 2%, 1 at 1%, side branches of 4 and 2, Adam from "
+    "0.02 annealed, batches of 256",
+    "lenet5_fashion": "5%: a path of 3 epochs with a side branch of 3 more; 2% and 1% from fresh "
+    "scores, 5 and 2 epochs; Adam from 0.02 annealed, batches of 128",
+}
+MODEL_NAME = {"lenet300_fashion": "LeNet-300-100", "lenet5_fashion": "LeNet-5"}
 ROWS = ("seed", "search's own pick", "held-out pick, seed kept unless beaten")
 
 
@@ -61,6 +82,37 @@ def split_scores(
     return [
         evaluate(masked, split, device="cpu", label_smoothing=label_smoothing) for split in splits
     ]
+
+
+def seed_index(seeds: ms.WarmStart, density: float) -> int:
+    """The row of ``seeds`` holding the gradient-learned seed at ``density`` (the one genome
+    there that is not the magnitude mask)."""
+    rows = [
+        i
+        for i, label in enumerate(seeds.labels)
+        if label.endswith(f"@{density:g}") and not label.startswith("magnitude@")
+    ]
+    if len(rows) != 1:
+        raise ValueError(f"expected one learned seed at density {density:g}: {seeds.labels}")
+    return rows[0]
+
+
+def lenet5_seeds(
+    problem: Any, densities: tuple[float, ...], seed: int, recipe: dict[str, Any], quick: bool
+) -> ms.WarmStart:
+    """LeNet-5's best seeds at ``densities`` only, after the magnitude masks there, their costs
+    added: the 5% one from a short path with a side branch, the sparser ones from fresh
+    scores (so each is the mask warm_start.py's run learns at that density)."""
+    seeds = ms.warm_start(problem, ["magnitude"], densities=densities)
+    for density in densities:
+        if density == DENSITIES[0]:
+            path = {"epochs": 1, "branch_epochs": 0.25} if quick else LENET5_PATH
+            method: Any = SupermaskPath(seed=seed, **path, **recipe)
+        else:
+            epochs = 1 if quick else LENET5_FRESH_EPOCHS[density]
+            method = Supermask(epochs=epochs, seed=seed, **recipe)
+        seeds = seeds + ms.warm_start(problem, [method], densities=(density,))
+    return seeds
 
 
 def focused_search(run: ms.Run, seeds: ms.WarmStart, density: float) -> ms.Result:
@@ -86,7 +138,7 @@ def one_density(run: ms.Run, seeds: ms.WarmStart, density: float, held_out: Any)
     started = time.perf_counter()
     result = focused_search(run, seeds, density)
     seconds = time.perf_counter() - started
-    seed_row = seeds.labels.index(f"supermask-path@{density:g}")
+    seed_row = seed_index(seeds, density)
     genomes = np.concatenate([result.front.genomes, seeds.genomes[seed_row : seed_row + 1]])
     n_front = len(result.front.genomes)
     own = result.front.index(max_density=density)
@@ -150,14 +202,14 @@ def markdown(payload: dict[str, Any]) -> str:
     smoothing = payload.get("label_smoothing", 0.0)
     labels = f"label smoothing {smoothing:g}" if smoothing else "plain labels"
     loss = f"cross-entropy label-smoothed by {smoothing:g}" if smoothing else "cross-entropy"
+    problem = payload.get("problem", PROBLEMS[0])
     lines = [
         "# A search's whole budget at one density (issue 14)",
         "",
-        f"Command: `{payload['command']}`; {cpu}. LeNet-300-100 on Fashion-MNIST, masks only. "
-        f"Per density, a single-objective GA with gradient swaps, {payload['budget']:,} "
-        "evaluations, masks denser than the target infeasible, started from the supermask-path "
-        "seed and the magnitude mask at the target (seeds: 4 epochs at 5%, 2 at 2%, 1 at 1%, "
-        f"side branches of 4 and 2, Adam from 0.02 annealed, batches of 256, {labels}). "
+        f"Command: `{payload['command']}`; {cpu}. {MODEL_NAME[problem]} on Fashion-MNIST, masks "
+        f"only. Per density, a single-objective GA with gradient swaps, {payload['budget']:,} "
+        "evaluations, masks denser than the target infeasible, started from the supermask "
+        f"seed and the magnitude mask at the target (seeds: {SEEDING_TEXT[problem]}, {labels}). "
         f"Fitness: mean {loss} on the first {payload['train_samples']:,} training images "
         "(the held-out loss the same); held out: the "
         f"{payload['held_out_samples']:,} validation images; test accuracy on the test split. "
@@ -190,7 +242,22 @@ def markdown(payload: dict[str, Any]) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", choices=PROBLEMS, default=PROBLEMS[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--budget",
+        type=int,
+        default=None,
+        help=f"evaluations per search (default {BUDGET:,}; {QUICK_BUDGET} with --quick)",
+    )
+    parser.add_argument(
+        "--train-samples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the fitness's training images, the first N (default 20,000 on LeNet-300-100, "
+        "4,000 on LeNet-5)",
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke run: _quick files")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -208,6 +275,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.budget is not None and args.budget < 1:
+        parser.error(f"--budget must be >= 1, got {args.budget}")
+    if args.train_samples is not None and args.train_samples < 1:
+        parser.error(f"--train-samples must be >= 1, got {args.train_samples}")
     if not 0.0 <= args.label_smoothing < 1.0:
         parser.error(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     try:
@@ -222,10 +293,16 @@ def parse_args() -> argparse.Namespace:
 
 def result_stem(args: argparse.Namespace) -> str:
     stem = "focused"
+    if getattr(args, "problem", PROBLEMS[0]) != PROBLEMS[0]:
+        stem += "_lenet5"
     if args.label_smoothing:
         stem += f"_ls{args.label_smoothing:g}"
     if args.densities != DENSITIES:
         stem += "_d" + "-".join(f"{d:g}" for d in args.densities)
+    if getattr(args, "budget", None) is not None:
+        stem += f"_b{args.budget}"
+    if getattr(args, "train_samples", None) is not None:
+        stem += f"_train{args.train_samples}"
     return stem + ("_quick" if args.quick else "")
 
 
@@ -233,12 +310,15 @@ def main() -> None:
     args = parse_args()
     pin_dense_models()
     started_on = environment("cpu")
-    budget = QUICK_BUDGET if args.quick else BUDGET
+    budget = args.budget or (QUICK_BUDGET if args.quick else BUDGET)
+    train_samples = args.train_samples or TRAIN_SAMPLES[args.problem]
+    lenet5 = args.problem == "lenet5_fashion"
     smoothing = {"label_smoothing": args.label_smoothing} if args.label_smoothing else {}
-    recipe = {**RECIPE, **smoothing}  # the seeds learn the loss the search minimises
+    # the seeds learn the loss the search minimises
+    recipe = {**(LENET5_RECIPE if lenet5 else RECIPE), **smoothing}
     base = build(
         {
-            "problem": "lenet300_fashion",
+            "problem": args.problem,
             "objectives": ["loss"],
             "densities": list(DENSITIES),
             "solver": "ga",
@@ -247,7 +327,7 @@ def main() -> None:
             "local_search": "gradient-swaps",
             "init": ["magnitude"],
             "fitness_split": "train",
-            "train_samples": TRAIN_SAMPLES,
+            "train_samples": train_samples,
             **smoothing,
         }
     )
@@ -255,8 +335,11 @@ def main() -> None:
     held_out = ms.load("fashion-mnist").val  # the fitness is on training images: all of it
     runs = []
     for seed in range(args.seeds):
-        path = SupermaskPath(seed=seed, **(QUICK_PATH if args.quick else PATH), **recipe)
-        seeds = ms.warm_start(problem, ["magnitude", path])
+        if lenet5:
+            seeds = lenet5_seeds(problem, args.densities, seed, recipe, args.quick)
+        else:
+            path = SupermaskPath(seed=seed, **(QUICK_PATH if args.quick else PATH), **recipe)
+            seeds = ms.warm_start(problem, ["magnitude", path])
         rows = []
         for density in args.densities:
             row = one_density(rerun(base, seed=seed), seeds, density, held_out)
@@ -268,6 +351,7 @@ def main() -> None:
         runs.append({"seed": seed, "seeding_seconds": seeds.seconds, "densities": rows})
     payload = {
         "command": "python benchmarks/focused.py"
+        + (f" --problem {args.problem}" if lenet5 else "")
         + (f" --seeds {args.seeds}" if args.seeds != 3 else "")
         + (f" --label-smoothing {args.label_smoothing:g}" if args.label_smoothing else "")
         + (
@@ -275,11 +359,14 @@ def main() -> None:
             if args.densities != DENSITIES
             else ""
         )
+        + (f" --budget {args.budget}" if args.budget is not None else "")
+        + (f" --train-samples {args.train_samples}" if args.train_samples is not None else "")
         + (" --quick" if args.quick else ""),
+        "problem": args.problem,
         "label_smoothing": args.label_smoothing,
         "densities": list(args.densities),
         "budget": budget,
-        "train_samples": TRAIN_SAMPLES,
+        "train_samples": train_samples,
         "held_out_samples": len(held_out),
         "seeds": args.seeds,
         "environment": started_on,

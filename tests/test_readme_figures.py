@@ -5093,6 +5093,199 @@ def focused_figures() -> list[Figure]:
     return figures
 
 
+FOCUSED_LENET5 = (  # AVX-512 EPYC, 3 seeds, LeNet-5 at 1% alone, smoothed seeds and loss
+    "benchmarks/results/epyc-avx512/focused_lenet5_ls0.1_d0.01_b4096.json"
+)
+
+
+def focused_lenet5_figures() -> list[Figure]:
+    """LeNet-5 with all the budget at 1% (``focused.py --problem lenet5_fashion``): its table,
+    its paragraph and its at-a-glance row."""
+    source = FOCUSED_LENET5
+
+    def stat(row: str, metric: str, part: str = "mean") -> Callable[[dict], float]:
+        scale = 100.0 if metric == "test_accuracy" else 1.0
+        return lambda d: scale * d["table"][0][row][metric][part]
+
+    def own_over_seed(seed: int) -> Callable[[dict], float]:
+        def value(d: dict) -> float:
+            entry = d["table"][0]
+            own, mask = (
+                entry[row]["test_accuracy"]["values"] for row in (FOCUSED_OWN, FOCUSED_SEED)
+            )
+            return percent(own[seed] - mask[seed])
+
+        return value
+
+    def paired_two_se(d: dict) -> float:
+        differences = [own_over_seed(seed)(d) for seed in range(d["seeds"])]
+        return 2 * statistics.stdev(differences) / len(differences) ** 0.5
+
+    def drop(metric: str) -> Callable[[dict], float]:
+        return lambda d: stat(FOCUSED_SEED, metric)(d) - stat(FOCUSED_OWN, metric)(d)
+
+    figures = []
+    for start, row in (
+        ("| LeNet-5 at 1%: the seed |", FOCUSED_SEED),
+        ("| LeNet-5 at 1%: the search's own pick |", FOCUSED_OWN),
+        ("| LeNet-5 at 1%: the guarded held-out pick |", FOCUSED_GUARDED),
+    ):
+        for column, metric, part, index in (
+            (1, "test_accuracy", "mean", 0),
+            (1, "test_accuracy", "std", 1),
+            (2, "fitness_loss", "mean", 0),
+            (3, "held_out_loss", "mean", 0),
+        ):
+            figures.append(
+                Figure(
+                    f"focused lenet5: {start} {metric} {part}",
+                    cell(start, column, index),
+                    source,
+                    stat(row, metric, part),
+                )
+            )
+    seconds = lambda d: d["table"][0]["search_seconds"]  # noqa: E731
+    guarded_1pct = stat(FOCUSED_GUARDED, "test_accuracy")
+    texts: list[tuple[str, str, Callable[[dict], Value]]] = [
+        (rf"AVX-512 EPYC, ({NUMBER}) s of search per seed", "search s", seconds),
+        (rf"\(({NUMBER}) s for {NUMBER} evaluations\)", "search s again", seconds),
+        (
+            rf"\({NUMBER} s for ({NUMBER}) evaluations\)",
+            "evaluations",
+            lambda d: d["table"][0]["n_evals"],
+        ),
+        (
+            rf"asked of LeNet-5 at 1%: a single-objective GA with gradient swaps, ({NUMBER})",
+            "budget",
+            lambda d: d["budget"],
+        ),
+        (
+            rf"smoothed loss on the first ({NUMBER}) training images, with all ({NUMBER})",
+            "train samples",
+            lambda d: d["train_samples"],
+        ),
+        (
+            rf"lowers its fitness loss by ({NUMBER}) and the held-out loss by",
+            "fitness drop",
+            drop("fitness_loss"),
+        ),
+        (
+            rf"and the held-out loss by ({NUMBER}); the guard takes",
+            "held-out drop",
+            drop("held_out_loss"),
+        ),
+        (
+            rf"the guard takes its mask in ({NUMBER}) of 3 seeds",
+            "guard took",
+            lambda d: d["table"][0]["n_seeds"] - d["table"][0]["held_out_kept_seed"],
+        ),
+        *(
+            (
+                rf"in each seed \(by ({NUMBER}), ({NUMBER}) and ({NUMBER}) points: \+{NUMBER} on",
+                f"seed {seed} gain",
+                own_over_seed(seed),
+            )
+            for seed in range(3)
+        ),
+        (
+            rf"points: \+({NUMBER}) on average, two standard errors",
+            "mean gain",
+            lambda d: -drop("test_accuracy")(d),
+        ),
+        (
+            rf"paired differences ({NUMBER})\)\. So on LeNet-5 too",
+            "paired 2 SE",
+            paired_two_se,
+        ),
+        (
+            rf"1% goal \(84%\) stays missed, by ({NUMBER}) points",
+            "1% short by",
+            lambda d: 84.0 - guarded_1pct(d),
+        ),
+        (
+            rf"lifts LeNet-5's 1% masks by ({NUMBER}) points, beyond two",
+            "glance paragraph gain",
+            lambda d: -drop("test_accuracy")(d),
+        ),
+        (rf"and no further than ({NUMBER})% \(LeNet-5 with all", "glance paragraph", guarded_1pct),
+    ]
+    for pattern, label, value in texts:
+        group = 1
+        if label.startswith("seed ") and label.endswith(" gain"):
+            group = 1 + int(label.split()[1])
+        figures.append(Figure(f"focused lenet5: {label}", phrase(pattern, group), source, value))
+    # the LeNet-300-100 gain it is set against: All the budget at one density's, at 1%
+    figures.append(
+        Figure(
+            "focused lenet5: LeNet-300-100's 1% gain",
+            phrase(rf"than on LeNet-300-100 \(\+({NUMBER}) points at 1% there, from ({NUMBER})"),
+            FOCUSED,
+            lambda d: (
+                100
+                * (
+                    d["table"][2][FOCUSED_OWN]["test_accuracy"]["mean"]
+                    - d["table"][2][FOCUSED_SEED]["test_accuracy"]["mean"]
+                )
+            ),
+        )
+    )
+    figures.append(
+        Figure(
+            "focused lenet5: LeNet-300-100's budget",
+            phrase(rf"at 1% there, from ({NUMBER}) evaluations\)"),
+            FOCUSED,
+            lambda d: d["budget"],
+        )
+    )
+    # the at-a-glance row: the fresh-2% run's 5% and 2% seeds, this run's 1% guarded pick
+    glance = "| LeNet-5 goal, a search with all its budget at 1% |"
+    figures += [
+        Figure(
+            f"focused lenet5: glance {density}",
+            cell(glance, 1 + column),
+            FRESH_2_LENET5,
+            lambda d, density=density: warm(d, GUARDED_ERROR, density, 0),
+        )
+        for column, density in enumerate(("0.05", "0.02"))
+    ]
+    figures += [
+        Figure("focused lenet5: glance 0.01", cell(glance, 3), source, guarded_1pct),
+        Figure("focused lenet5: glance budget", cell(glance, 4, 3), source, lambda d: d["budget"]),
+        Figure(
+            "focused lenet5: glance images",
+            cell(glance, 4, 4),
+            source,
+            lambda d: d["train_samples"],
+        ),
+        Figure("focused lenet5: glance search s", cell(glance, 4, 5), source, seconds),
+        Figure(
+            "focused lenet5: glance 2% short",
+            cell(glance, 5, 3),
+            FRESH_2_LENET5,
+            lambda d: 87.0 - warm(d, GUARDED_ERROR, "0.02", 0),
+        ),
+        Figure(
+            "focused lenet5: glance 1% short",
+            cell(glance, 5, 4),
+            source,
+            lambda d: 84.0 - guarded_1pct(d),
+        ),
+    ]
+    return figures
+
+
+def test_lenet5s_focused_seeds_are_the_fresh_2_runs_1pct_seeds():
+    """The 1% search starts from the 1% seed of the run whose 5% and 2% masks its at-a-glance
+    row borrows: the same masks, seed by seed (the same test accuracy in every seed)."""
+    focused = load(FOCUSED_LENET5)["table"][0][FOCUSED_SEED]["test_accuracy"]["values"]
+    runs = load(FRESH_2_LENET5)["runs"]
+    assert focused == [run["rows"][LENET5_SEEDS]["test_accuracy"]["0.01"] for run in runs]
+    # and the borrowed 5% and 2% masks are those seeds too (the error-guarded pick kept them)
+    for density in ("0.05", "0.02"):
+        picks = [run["rows"][GUARDED_ERROR]["test_accuracy"][density] for run in runs]
+        assert picks == [run["rows"][LENET5_SEEDS]["test_accuracy"][density] for run in runs]
+
+
 def two_se_of_gap(first: str, second: str, density: str) -> Callable[[dict], float]:
     """Two standard errors of the difference of two summary rows' means at ``density``."""
     return lambda d: (
@@ -6816,6 +7009,7 @@ FIGURES = [
     *batch_256_figures(),
     *branch_capped_20k_figures(),
     *focused_figures(),
+    *focused_lenet5_figures(),
     *structured_kd_figures(),
     *smoothed_objective_figures(),
     *smoothed_005_figures(),

@@ -9,7 +9,7 @@ import torch
 
 import masksearch as ms
 from masksearch.builder import build_run
-from masksearch.methods import SupermaskPath
+from masksearch.methods import Supermask, SupermaskPath
 
 from .conftest import load_script, refused_options
 
@@ -152,16 +152,48 @@ def test_a_smoothed_problems_rows_report_its_smoothed_losses(focused, digits_see
     assert row["search's own pick"]["fitness_loss"] <= row["seed"]["fitness_loss"] + 1e-5
 
 
+def test_the_learned_seed_is_found_whatever_method_made_it(focused) -> None:
+    genomes = np.zeros((4, 3), dtype=bool)
+    labels = ("magnitude@0.05", "magnitude@0.01", "supermask-path@0.05", "supermask@0.01")
+    seeds = ms.WarmStart(genomes, labels, 1.0, 1.0)
+    assert focused.seed_index(seeds, 0.05) == 2
+    assert focused.seed_index(seeds, 0.01) == 3
+    with pytest.raises(ValueError, match="expected one learned seed at density 0.02"):
+        focused.seed_index(seeds, 0.02)
+
+
+def test_lenet5_seeds_are_learned_only_at_the_targets_asked_for(focused, digits_run) -> None:
+    problem = digits_run.problem
+    recipe = {"lr": 0.02, "lr_schedule": "cosine"}
+    seeds = focused.lenet5_seeds(problem, (0.01,), 0, recipe, quick=True)
+    assert seeds.labels == ("magnitude@0.01", "supermask@0.01")
+    # the same mask as supermask from fresh scores at 1% alone, learned by hand
+    by_hand = Supermask(epochs=1, seed=0, **recipe).prune(problem.model, problem.train_data, 0.01)
+    learned = problem.encoding.decode(seeds.genomes[1:2])[0]
+    np.testing.assert_array_equal(learned, by_hand.flat())
+    assert seeds.epochs == pytest.approx(1.0)
+
+
 def test_smoothed_and_single_density_runs_get_their_own_files(focused) -> None:
     import argparse
 
     def stem(**changes) -> str:
-        values = {"label_smoothing": 0.0, "densities": focused.DENSITIES, "quick": False}
+        values = {
+            "problem": "lenet300_fashion",
+            "label_smoothing": 0.0,
+            "densities": focused.DENSITIES,
+            "budget": None,
+            "train_samples": None,
+            "quick": False,
+        }
         return focused.result_stem(argparse.Namespace(**{**values, **changes}))
 
     assert stem() == "focused"
     assert stem(label_smoothing=0.1, densities=(0.02,)) == "focused_ls0.1_d0.02"
     assert stem(quick=True, densities=(0.05, 0.01)) == "focused_d0.05-0.01_quick"
+    lenet5 = stem(problem="lenet5_fashion", label_smoothing=0.1, densities=(0.01,), budget=4096)
+    assert lenet5 == "focused_lenet5_ls0.1_d0.01_b4096"
+    assert stem(train_samples=8000) == "focused_train8000"
 
 
 @pytest.mark.parametrize(
@@ -170,6 +202,9 @@ def test_smoothed_and_single_density_runs_get_their_own_files(focused) -> None:
         ("--label-smoothing", "1", "--label-smoothing must be in [0, 1), got 1.0"),
         ("--densities", "0.03", "--densities must be among (0.05, 0.02, 0.01)"),
         ("--densities", "x", "--densities must be numbers, got 'x'"),
+        ("--budget", "0", "--budget must be >= 1, got 0"),
+        ("--train-samples", "-5", "--train-samples must be >= 1, got -5"),
+        ("--problem", "vgg", "invalid choice: 'vgg'"),
     ],
 )
 def test_bad_options_are_refused_before_any_work(option, value, message) -> None:
@@ -230,3 +265,7 @@ def test_the_summary_and_the_page_give_each_rows_mean_and_std(focused) -> None:
         assert f"| {density:.0%} | 8,240 |" in page
         assert "| 2 of 3 seeds |" in page
     assert "Some CPU" in page and "8,192 evaluations" in page
+    assert "LeNet-300-100 on Fashion-MNIST" in page and "side branches of 4 and 2" in page
+    lenet5 = focused.markdown({**payload, "problem": "lenet5_fashion", "train_samples": 4000})
+    assert "LeNet-5 on Fashion-MNIST" in lenet5 and "2% and 1% from fresh scores" in lenet5
+    assert "on the first 4,000 training images" in lenet5
