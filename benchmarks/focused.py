@@ -293,15 +293,15 @@ def parse_args() -> argparse.Namespace:
 
 def result_stem(args: argparse.Namespace) -> str:
     stem = "focused"
-    if getattr(args, "problem", PROBLEMS[0]) != PROBLEMS[0]:
+    if args.problem != PROBLEMS[0]:
         stem += "_lenet5"
     if args.label_smoothing:
         stem += f"_ls{args.label_smoothing:g}"
     if args.densities != DENSITIES:
         stem += "_d" + "-".join(f"{d:g}" for d in args.densities)
-    if getattr(args, "budget", None) is not None:
+    if args.budget is not None:
         stem += f"_b{args.budget}"
-    if getattr(args, "train_samples", None) is not None:
+    if args.train_samples is not None:
         stem += f"_train{args.train_samples}"
     return stem + ("_quick" if args.quick else "")
 
