@@ -4992,6 +4992,31 @@ FOCUSED_SEED, FOCUSED_OWN = "seed", "search's own pick"
 FOCUSED_GUARDED = "held-out pick, seed kept unless beaten"
 
 
+#: a focused.py table row's cells: column, metric, part (mean/std), number within the cell
+FOCUSED_CELLS = (
+    (1, "test_accuracy", "mean", 0),
+    (1, "test_accuracy", "std", 1),
+    (2, "fitness_loss", "mean", 0),
+    (3, "held_out_loss", "mean", 0),
+)
+
+
+def focused_row_cells(
+    label: str, start: str, source: str, stat: Callable[[str, str], Callable[[dict], float]]
+) -> list[Figure]:
+    """The figures of the README table row ``start`` of a ``focused.py`` table: each of
+    :data:`FOCUSED_CELLS`, valued by ``stat(metric, part)``."""
+    return [
+        Figure(
+            f"{label}: {start} {metric} {part}",
+            cell(start, column, index),
+            source,
+            stat(metric, part),
+        )
+        for column, metric, part, index in FOCUSED_CELLS
+    ]
+
+
 def focused_figures() -> list[Figure]:
     """All the budget at one density (``focused.py``): its table and paragraph."""
 
@@ -5021,21 +5046,12 @@ def focused_figures() -> list[Figure]:
     figures = []
     for density in (0.05, 0.02, 0.01):
         for row, shown in ((FOCUSED_SEED, "the seed"), (FOCUSED_OWN, "the search's own pick")):
-            start = f"| {density:.0%}: {shown} |"
-            for column, metric, part, index in (
-                (1, "test_accuracy", "mean", 0),
-                (1, "test_accuracy", "std", 1),
-                (2, "fitness_loss", "mean", 0),
-                (3, "held_out_loss", "mean", 0),
-            ):
-                figures.append(
-                    Figure(
-                        f"focused: {start} {metric} {part}",
-                        cell(start, column, index),
-                        FOCUSED,
-                        stat(row, density, metric, part),
-                    )
-                )
+            figures += focused_row_cells(
+                "focused",
+                f"| {density:.0%}: {shown} |",
+                FOCUSED,
+                lambda metric, part, row=row, density=density: stat(row, density, metric, part),
+            )
     drops = r"fitness loss at every density \(by ({NUMBER}), ({NUMBER}) and ({NUMBER})\)"
     for group, density in enumerate((0.05, 0.02, 0.01), start=1):
         figures.append(
@@ -5132,20 +5148,12 @@ def focused_lenet5_figures() -> list[Figure]:
             (f"| LeNet-5 at {shown}: the search's own pick |", FOCUSED_OWN),
             (f"| LeNet-5 at {shown}: the guarded held-out pick |", FOCUSED_GUARDED),
         ):
-            for column, metric, part, index in (
-                (1, "test_accuracy", "mean", 0),
-                (1, "test_accuracy", "std", 1),
-                (2, "fitness_loss", "mean", 0),
-                (3, "held_out_loss", "mean", 0),
-            ):
-                figures.append(
-                    Figure(
-                        f"focused lenet5: {start} {metric} {part}",
-                        cell(start, column, index),
-                        table_source,
-                        stat(row, metric, part),
-                    )
-                )
+            figures += focused_row_cells(
+                "focused lenet5",
+                start,
+                table_source,
+                lambda metric, part, row=row: stat(row, metric, part),
+            )
     seconds = lambda d: d["table"][0]["search_seconds"]  # noqa: E731
     guarded_1pct = stat(FOCUSED_GUARDED, "test_accuracy")
     texts: list[tuple[str, str, Callable[[dict], Value]]] = [
