@@ -5017,27 +5017,56 @@ def focused_row_cells(
     ]
 
 
+def focused_entry(d: dict, density: float) -> dict:
+    """A ``focused.py`` payload's table entry at ``density``."""
+    (found,) = [e for e in d["table"] if e["density"] == density]
+    return found
+
+
+def focused_stat(
+    row: str, density: float, metric: str, part: str = "mean"
+) -> Callable[[dict], float]:
+    """A row's ``part`` (mean, std) of ``metric`` at ``density`` (test accuracy in percent)."""
+    scale = 100.0 if metric == "test_accuracy" else 1.0
+    return lambda d: scale * focused_entry(d, density)[row][metric][part]
+
+
+def focused_change(density: float, metric: str) -> Callable[[dict], float]:
+    """The own pick's mean minus the seed's (test accuracy in points)."""
+    return lambda d: (
+        focused_stat(FOCUSED_OWN, density, metric)(d)
+        - focused_stat(FOCUSED_SEED, density, metric)(d)
+    )
+
+
+def focused_own_over_seed(density: float, seed: int) -> Callable[[dict], float]:
+    """Seed ``seed``'s own pick minus its seed mask at ``density``, in points."""
+
+    def value(d: dict) -> float:
+        entry = focused_entry(d, density)
+        own, mask = (entry[row]["test_accuracy"]["values"] for row in (FOCUSED_OWN, FOCUSED_SEED))
+        return percent(own[seed] - mask[seed])
+
+    return value
+
+
+def focused_paired_two_se(density: float) -> Callable[[dict], float]:
+    """Two standard errors of the per-seed differences of :func:`focused_own_over_seed`."""
+
+    def value(d: dict) -> float:
+        differences = [focused_own_over_seed(density, seed)(d) for seed in range(d["seeds"])]
+        return 2 * statistics.stdev(differences) / len(differences) ** 0.5
+
+    return value
+
+
 def focused_figures() -> list[Figure]:
     """All the budget at one density (``focused.py``): its table and paragraph."""
-
-    def entry(d: dict, density: float) -> dict:
-        (found,) = [e for e in d["table"] if e["density"] == density]
-        return found
-
-    def stat(row: str, density: float, metric: str, part: str) -> Callable[[dict], float]:
-        scale = 100.0 if metric == "test_accuracy" else 1.0
-        return lambda d: scale * entry(d, density)[row][metric][part]
-
-    def change(density: float, metric: str) -> Callable[[dict], float]:
-        """The own pick's mean minus the seed's (test accuracy in points)."""
-        return lambda d: (
-            stat(FOCUSED_OWN, density, metric, "mean")(d)
-            - stat(FOCUSED_SEED, density, metric, "mean")(d)
-        )
+    stat, change = focused_stat, focused_change
 
     def two_se(density: float) -> Callable[[dict], float]:
         def value(d: dict) -> float:
-            found = entry(d, density)
+            found = focused_entry(d, density)
             stds = [100 * found[row]["test_accuracy"]["std"] for row in (FOCUSED_SEED, FOCUSED_OWN)]
             return 2 * math.sqrt(sum(x * x for x in stds) / found["n_seeds"])
 
@@ -5091,7 +5120,7 @@ def focused_figures() -> list[Figure]:
         (
             rf"keeps the seed in ({NUMBER}) of 3 seeds",
             "2% guard kept",
-            lambda d: entry(d, 0.02)["held_out_kept_seed"],
+            lambda d: focused_entry(d, 0.02)["held_out_kept_seed"],
         ),
         (
             rf"level with the seed at 5% \(\+({NUMBER}) points\)",
@@ -5120,42 +5149,27 @@ def focused_lenet5_figures() -> list[Figure]:
     1% and at 2%): its tables, its paragraphs and its at-a-glance row."""
     source = FOCUSED_LENET5
 
-    def stat(row: str, metric: str, part: str = "mean") -> Callable[[dict], float]:
-        scale = 100.0 if metric == "test_accuracy" else 1.0
-        return lambda d: scale * d["table"][0][row][metric][part]
-
-    def own_over_seed(seed: int) -> Callable[[dict], float]:
-        def value(d: dict) -> float:
-            entry = d["table"][0]
-            own, mask = (
-                entry[row]["test_accuracy"]["values"] for row in (FOCUSED_OWN, FOCUSED_SEED)
-            )
-            return percent(own[seed] - mask[seed])
-
-        return value
-
-    def paired_two_se(d: dict) -> float:
-        differences = [own_over_seed(seed)(d) for seed in range(d["seeds"])]
-        return 2 * statistics.stdev(differences) / len(differences) ** 0.5
-
-    def drop(metric: str) -> Callable[[dict], float]:
-        return lambda d: stat(FOCUSED_SEED, metric)(d) - stat(FOCUSED_OWN, metric)(d)
+    def drop(density: float, metric: str) -> Callable[[dict], float]:
+        """The seed's mean minus the own pick's."""
+        return lambda d: -focused_change(density, metric)(d)
 
     figures = []
-    for shown, table_source in (("1%", source), ("2%", FOCUSED_LENET5_2)):
+    for density, table_source in ((0.01, source), (0.02, FOCUSED_LENET5_2)):
         for start, row in (
-            (f"| LeNet-5 at {shown}: the seed |", FOCUSED_SEED),
-            (f"| LeNet-5 at {shown}: the search's own pick |", FOCUSED_OWN),
-            (f"| LeNet-5 at {shown}: the guarded held-out pick |", FOCUSED_GUARDED),
+            (f"| LeNet-5 at {density:.0%}: the seed |", FOCUSED_SEED),
+            (f"| LeNet-5 at {density:.0%}: the search's own pick |", FOCUSED_OWN),
+            (f"| LeNet-5 at {density:.0%}: the guarded held-out pick |", FOCUSED_GUARDED),
         ):
             figures += focused_row_cells(
                 "focused lenet5",
                 start,
                 table_source,
-                lambda metric, part, row=row: stat(row, metric, part),
+                lambda metric, part, row=row, density=density: focused_stat(
+                    row, density, metric, part
+                ),
             )
     seconds = lambda d: d["table"][0]["search_seconds"]  # noqa: E731
-    guarded_1pct = stat(FOCUSED_GUARDED, "test_accuracy")
+    guarded_1pct = focused_stat(FOCUSED_GUARDED, 0.01, "test_accuracy")
     texts: list[tuple[str, str, Callable[[dict], Value]]] = [
         (rf"AVX-512 EPYC, ({NUMBER}) s of search per seed", "search s", seconds),
         (rf"\(({NUMBER}) s for {NUMBER} evaluations\)", "search s again", seconds),
@@ -5177,35 +5191,27 @@ def focused_lenet5_figures() -> list[Figure]:
         (
             rf"lowers its fitness loss by ({NUMBER}) and the held-out loss by",
             "fitness drop",
-            drop("fitness_loss"),
+            drop(0.01, "fitness_loss"),
         ),
         (
             rf"and the held-out loss by ({NUMBER}); the guard takes",
             "held-out drop",
-            drop("held_out_loss"),
+            drop(0.01, "held_out_loss"),
         ),
         (
             rf"the guard takes its mask in ({NUMBER}) of 3 seeds",
             "guard took",
             lambda d: d["table"][0]["n_seeds"] - d["table"][0]["held_out_kept_seed"],
         ),
-        *(
-            (
-                rf"in each seed \(by ({NUMBER}), ({NUMBER}) and ({NUMBER}) points: \+{NUMBER} on",
-                f"seed {seed} gain",
-                own_over_seed(seed),
-            )
-            for seed in range(3)
-        ),
         (
             rf"points: \+({NUMBER}) on average, two standard errors",
             "mean gain",
-            lambda d: -drop("test_accuracy")(d),
+            focused_change(0.01, "test_accuracy"),
         ),
         (
             rf"paired differences ({NUMBER})\)\. So on LeNet-5 too",
             "paired 2 SE",
-            paired_two_se,
+            focused_paired_two_se(0.01),
         ),
         (
             rf"1% goal \(84%\) stays missed, by ({NUMBER}) points",
@@ -5215,45 +5221,54 @@ def focused_lenet5_figures() -> list[Figure]:
         (
             rf"lifts LeNet-5's 1% masks by ({NUMBER}) points, beyond two",
             "glance paragraph gain",
-            lambda d: -drop("test_accuracy")(d),
+            focused_change(0.01, "test_accuracy"),
         ),
         (rf"and no further than ({NUMBER})%, and at 2% its own", "glance paragraph", guarded_1pct),
     ]
     for pattern, label, value in texts:
-        group = 1
-        if label.startswith("seed ") and label.endswith(" gain"):
-            group = 1 + int(label.split()[1])
-        figures.append(Figure(f"focused lenet5: {label}", phrase(pattern, group), source, value))
+        figures.append(Figure(f"focused lenet5: {label}", phrase(pattern), source, value))
+    # each seed's own pick over its seed, in both paragraphs (the 2% ones printed with a sign)
+    per_seed = (
+        ("", 0.01, source, rf"in each seed \(by ({NUMBER}), ({NUMBER}) and ({NUMBER}) points"),
+        (
+            "2% ",
+            0.02,
+            FOCUSED_LENET5_2,
+            rf"\(per seed (−?{NUMBER}), (−?{NUMBER}) and (\+?{NUMBER});",
+        ),
+    )
+    figures += [
+        Figure(
+            f"focused lenet5: {prefix}seed {seed} gain",
+            phrase(pattern, 1 + seed),
+            table_source,
+            focused_own_over_seed(density, seed),
+        )
+        for prefix, density, table_source, pattern in per_seed
+        for seed in range(3)
+    ]
     # the 2% paragraph: the own pick below its seed, per seed printed with its sign
     at_2: list[tuple[str, str, Callable[[dict], Value]]] = [
         (rf"3 seeds, ({NUMBER}) s of search per seed\):", "2% search s", seconds),
         (
             rf"It lowers its fitness loss by ({NUMBER}) while the held-out loss rises",
             "2% fitness drop",
-            drop("fitness_loss"),
+            drop(0.02, "fitness_loss"),
         ),
         (
             rf"while the held-out loss rises by ({NUMBER}), and its own pick",
             "2% held-out rise",
-            lambda d: -drop("held_out_loss")(d),
+            focused_change(0.02, "held_out_loss"),
         ),
         (
             rf"is ({NUMBER}) points below its seed on the test split \(per seed",
             "2% own below seed",
-            drop("test_accuracy"),
-        ),
-        *(
-            (
-                rf"\(per seed (−?{NUMBER}), (−?{NUMBER}) and (\+?{NUMBER}); two standard",
-                f"2% seed {seed} gain",
-                own_over_seed(seed),
-            )
-            for seed in range(3)
+            drop(0.02, "test_accuracy"),
         ),
         (
             rf"two standard errors of the paired differences ({NUMBER})\); the guard kept",
             "2% paired 2 SE",
-            paired_two_se,
+            focused_paired_two_se(0.02),
         ),
         (
             rf"the guard kept the seed in ({NUMBER}) of 3 seeds\. At 2%",
@@ -5263,28 +5278,18 @@ def focused_lenet5_figures() -> list[Figure]:
         (
             rf"2% goal \(87%\) stays missed by ({NUMBER}) points",
             "2% short by",
-            lambda d: 87.0 - stat(FOCUSED_GUARDED, "test_accuracy")(d),
+            lambda d: 87.0 - focused_stat(FOCUSED_GUARDED, 0.02, "test_accuracy")(d),
         ),
     ]
     for pattern, label, value in at_2:
-        group = 1 + int(label.split()[2]) if label.startswith("2% seed ") else 1
-        locate = phrase(pattern, group)
-        if label.startswith("2% seed "):  # the README's minus sign, as a number
-            locate = lambda text, locate=locate: locate(text).replace("−", "-")  # noqa: E731
-        figures.append(Figure(f"focused lenet5: {label}", locate, FOCUSED_LENET5_2, value))
+        figures.append(Figure(f"focused lenet5: {label}", phrase(pattern), FOCUSED_LENET5_2, value))
     # the LeNet-300-100 gain it is set against: All the budget at one density's, at 1%
     figures.append(
         Figure(
             "focused lenet5: LeNet-300-100's 1% gain",
             phrase(rf"than on LeNet-300-100 \(\+({NUMBER}) points at 1% there, from ({NUMBER})"),
             FOCUSED,
-            lambda d: (
-                100
-                * (
-                    d["table"][2][FOCUSED_OWN]["test_accuracy"]["mean"]
-                    - d["table"][2][FOCUSED_SEED]["test_accuracy"]["mean"]
-                )
-            ),
+            focused_change(0.01, "test_accuracy"),
         )
     )
     figures.append(
@@ -7079,11 +7084,12 @@ FIGURES = [
 
 
 def printed_value(printed: str) -> tuple[Value, float]:
-    """A README number as a value and the half-unit of its last printed digit."""
+    """A README number as a value and the half-unit of its last printed digit (a leading
+    minus sign as the README prints it, −, read as one)."""
     if ":" in printed:
         return clock(printed), 0.0
     digits = printed.split(".")[1] if "." in printed else ""
-    return float(printed.replace(",", "")), 0.5 * 10.0 ** -len(digits) + 1e-9
+    return float(printed.replace(",", "").replace("−", "-")), 0.5 * 10.0 ** -len(digits) + 1e-9
 
 
 def test_figure_names_are_unique():
